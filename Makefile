@@ -1,0 +1,52 @@
+# The short names. `make up` and `make test` work on a fresh machine that has
+# only Python and apt/pip: they create the environments and install FFmpeg.
+PYTHON ?= python3
+VENV := .venv
+MINISTACK_VENV := .venv-ministack
+BIN := $(VENV)/bin
+
+.PHONY: up down test test-quick lint bench dev clean system-deps
+
+up: dev
+	$(BIN)/vidpipe up
+
+down:
+	$(BIN)/vidpipe down
+
+test: dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+# Unit and adapter tests only: seconds, no FFmpeg, no local stack.
+test-quick: dev
+	$(BIN)/pytest -m "not ffmpeg and not stack and not browser"
+
+lint: dev
+	$(BIN)/ruff check .
+
+bench: dev
+	$(BIN)/python scripts/bench.py
+
+dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed system-deps
+
+# FFmpeg (transcoding) and Chromium (the browser tests) come from apt.
+system-deps:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v chromium >/dev/null || { \
+		echo "installing ffmpeg and chromium with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg chromium >/dev/null; }
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+# ministack runs from an environment of its own: its Lambda workers use that
+# interpreter, and must not see our development packages.
+$(MINISTACK_VENV)/.installed: requirements/ministack.txt
+	$(PYTHON) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/ministack.txt
+	touch $@
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""The end-to-end tests' own local stack: a free port and a temporary data
+folder, so they never touch a stack the user has running. Started once per
+test session with the real `vidpipe up --json` and stopped with `vidpipe down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    api_url: str
+    web_url: str
+    aws_endpoint_url: str
+    environment: dict[str, str]
+
+    def vidpipe(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """Run the real command line against this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "vidpipe.cli.main", *args],
+            cwd=PROJECT_ROOT, env=self.environment, capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    data_dir = tmp_path_factory.mktemp("vidpipe-stack")
+    environment = {
+        **os.environ,
+        "VIDPIPE_DATA_DIR": str(data_dir),
+        "VIDPIPE_PORT": str(_free_port()),
+    }
+    environment.pop("VIDPIPE_API_URL", None)
+    up = subprocess.run(
+        [sys.executable, "-m", "vidpipe.cli.main", "up", "--json"],
+        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )
+    if up.returncode != 0:
+        log = data_dir / "ministack.log"
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        pytest.fail(f"vidpipe up failed:\n{up.stderr}\n--- ministack log ---\n{tail}")
+    endpoints = json.loads(up.stdout)
+    stack = RunningStack(
+        api_url=endpoints["api_url"],
+        web_url=endpoints["web_url"],
+        aws_endpoint_url=endpoints["aws_endpoint_url"],
+        environment=environment,
+    )
+    try:
+        yield stack
+    finally:
+        stack.vidpipe("down", timeout=120)

@@ -1,0 +1,122 @@
+"""The FFmpeg command that samples a video for the storyboard and the poster.
+
+One FFmpeg process, one pass over the file, two outputs:
+
+* ``tile_NNN.bmp``: one frame per storyboard interval, already scaled to the
+  tile size;
+* ``candidate_NN.bmp``: the few of those frames we offer as poster and
+  thumbnails, scaled to the poster size.
+
+Why one pass with ``-skip_frame nokey`` and the ``fps`` filter, rather than one
+fast seek (``-ss`` before ``-i``) per frame: a seek costs a process start or an
+extra demuxer and decoder (up to 100 tiles), and each accurate seek decodes from
+the previous keyframe anyway. With ``-skip_frame nokey`` the decoder skips every
+frame but the keyframes, so the pass costs one decode per keyframe (about
+1/30 to 1/250 of the frames) plus demuxing, which is cheap. The price is that a
+tile shows a keyframe near its cue rather than an exact frame; when keyframes
+are sparser than the tiles, tiles repeat, which :func:`count_unfilled_slots`
+measures so the caller can run the same pass with every frame decoded instead.
+
+We do not add ``-discard nokey`` (drop non-key packets in the demuxer): it was
+faster still, but with B-frames the kept packets got timestamps that put frames
+on the wrong tiles (FFmpeg 5.1, MP4).
+
+Everything here is pure: build the list, test the exact list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+TILE_PATTERN = "tile_%03d.bmp"
+CANDIDATE_PATTERN = "candidate_%02d.bmp"
+TILE_GLOB = "tile_*.bmp"
+CANDIDATE_GLOB = "candidate_*.bmp"
+
+
+def build_fps_filter(interval_ms: int) -> str:
+    """The ``fps`` filter that yields tile k for the cue starting at k * interval.
+
+    ``start_time=0`` anchors tile 0 at the start of the video even when the first
+    frame is stamped a little later (B-frame delay). ``round=near`` makes tile k
+    the last frame before the middle of its cue: decoding keyframes only, that
+    is the keyframe at the cue's start even when it is stamped a hair after it
+    (29.97 fps with a one-second GOP puts keyframes at 1.001 s, 2.002 s...,
+    which ``round=up`` pushed one tile late). ``eof_action=pass`` rounds the end
+    up, so a last, partial cue still gets its tile.
+
+    Raises ValueError for a non-positive interval."""
+    if interval_ms <= 0:
+        raise ValueError(f"interval must be positive, not {interval_ms} ms")
+    rate = Fraction(1000, interval_ms)
+    return f"fps=fps={rate}:start_time=0:round=near:eof_action=pass"
+
+
+def build_frame_grab_args(
+    input_path: Path,
+    work_dir: Path,
+    *,
+    interval_ms: int,
+    tile_count: int,
+    tile_size: tuple[int, int],
+    candidate_slots: Sequence[int],
+    candidate_size: tuple[int, int],
+    keyframes_only: bool,
+) -> list[str]:
+    """FFmpeg arguments (after the binary and global options that
+    :func:`vidpipe.media.run_ffmpeg` adds) writing ``tile_count`` tiles and one
+    candidate per slot in ``candidate_slots`` into ``work_dir``.
+
+    FFmpeg rotates the picture by the file's display matrix before our filters
+    run, so sizes are display sizes.
+
+    Raises ValueError when there is no tile or no candidate slot, or a slot is
+    outside the tiles."""
+    if tile_count <= 0:
+        raise ValueError(f"tile_count must be positive, not {tile_count}")
+    if not candidate_slots or any(not 0 <= slot < tile_count for slot in candidate_slots):
+        raise ValueError(f"candidate slots {list(candidate_slots)} not within 0..{tile_count - 1}")
+    tile_width, tile_height = tile_size
+    candidate_width, candidate_height = candidate_size
+    # After fps, the select filter's frame number n is the tile index. The
+    # quotes keep the commas inside eq() from splitting the filter chain.
+    wanted = "+".join(f"eq(n,{slot})" for slot in candidate_slots)
+    graph = ";".join(
+        [
+            # 0:V (capital) skips cover art and other attached pictures.
+            f"[0:V:0]{build_fps_filter(interval_ms)},split=2[slots][offered]",
+            # area averaging: a 1080p frame shrunk to 160 px with the default
+            # bicubic filter shimmers with aliasing. bgr24 is what BMP stores.
+            f"[slots]scale={tile_width}:{tile_height}:flags=area,format=bgr24[tiles]",
+            f"[offered]select='{wanted}',scale={candidate_width}:{candidate_height}:flags=area,"
+            "format=bgr24[candidates]",
+        ]
+    )
+    return [
+        # A decoder option, so it goes before the input it applies to.
+        *(["-skip_frame", "nokey"] if keyframes_only else []),
+        "-i", f"file:{input_path}",
+        "-filter_complex", graph,
+        # BMP: no compression to spend CPU on; Pillow reads it back at once.
+        # passthrough: the image muxer would otherwise duplicate frames to fill
+        # the gaps select leaves between candidates.
+        "-map", "[tiles]", "-frames:v", str(tile_count), "-fps_mode", "passthrough",
+        str(work_dir / TILE_PATTERN),
+        "-map", "[candidates]", "-frames:v", str(len(candidate_slots)), "-fps_mode", "passthrough",
+        str(work_dir / CANDIDATE_PATTERN),
+    ]  # fmt: skip
+
+
+def count_unfilled_slots(tile_contents: Sequence[bytes], tile_count: int) -> int:
+    """How many of ``tile_count`` tiles got no frame of their own: tiles that
+    repeat the one before byte for byte (``fps`` duplicates the last frame when
+    no new one arrived) plus tiles missing at the end (the pass stops at the
+    last keyframe). Nearly static video can repeat a tile too; that only costs
+    a slower second pass."""
+    repeated = sum(
+        1 for before, after in zip(tile_contents, tile_contents[1:], strict=False) if before == after
+    )
+    missing = max(0, tile_count - len(tile_contents))
+    return repeated + missing

@@ -1,0 +1,239 @@
+"""Make the poster, thumbnails, sprite sheet and storyboard of one video.
+
+FFmpeg samples the frames (see :mod:`thumbnails.domain_logic.frame_grab`),
+Pillow picks the poster and lays out the sprite, and the storyboard plan
+(:mod:`thumbnails.domain_logic.storyboard`) fixes the grid that both the sprite
+and the VTT follow.
+
+What can go wrong, from :func:`make_thumbnails`:
+
+* :class:`~vidpipe.errors.NotAVideo` / :class:`~vidpipe.errors.CorruptMedia`
+  (final) when probing fails or no picture can be decoded;
+* :class:`~vidpipe.errors.FfmpegError` (retryable) when FFmpeg is missing,
+  crashes, runs out of time or writes a frame Pillow cannot read;
+* :class:`OSError` when ``output_dir`` cannot be written (full or read-only disk).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from thumbnails.domain_logic.frame_grab import (
+    CANDIDATE_GLOB,
+    TILE_GLOB,
+    build_frame_grab_args,
+    count_unfilled_slots,
+)
+from thumbnails.domain_logic.poster import choose_poster
+from thumbnails.domain_logic.storyboard import (
+    StoryboardPlan,
+    fit_within,
+    pick_thumbnail_slots,
+    plan_storyboard,
+    render_vtt,
+)
+from vidpipe.errors import CorruptMedia, FfmpegError
+from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
+
+POSTER_NAME = "poster.jpg"
+SPRITE_NAME = "sprite.jpg"
+STORYBOARD_NAME = "storyboard.vtt"
+THUMBNAIL_NAME = "thumb_{:03d}.jpg"
+
+THUMBNAIL_COUNT = 5
+THUMBNAIL_BOX_PX = 320
+# Big enough for a player's poster at typical embed sizes, small enough that a
+# 4K source does not give a multi-megabyte JPEG the page must load first.
+POSTER_BOX_PX = 1280
+POSTER_QUALITY = 85
+# Tiles are seen small and briefly while scrubbing; the sprite is the largest
+# file a player fetches for them, so it gets the lower quality.
+SPRITE_QUALITY = 75
+# When more than this share of tiles would repeat their neighbour, keyframes
+# are too sparse for the interval (a short clip with one keyframe, a long GOP)
+# and we decode every frame instead. A repeated tile here and there is fine.
+MAX_UNFILLED_SHARE = 0.25
+# The sprite's unused cells (last row) are black, like the letterbox players draw.
+SPRITE_BACKGROUND = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ThumbnailResult:
+    """What :func:`make_thumbnails` wrote; file names are relative to its output_dir."""
+
+    poster: str
+    thumbnails: tuple[str, ...]
+    sprite: str
+    storyboard: str
+    tile_width: int
+    tile_height: int
+    columns: int
+    rows: int
+    tile_count: int
+    interval_s: float
+    # False when keyframes were too sparse and every frame was decoded: worth
+    # a metric, as it costs a full decode.
+    keyframes_only: bool
+
+    def to_outputs(self) -> dict[str, object]:
+        """JSON-ready description of the outputs (names relative to output_dir)."""
+        return {
+            "poster": self.poster,
+            "thumbnails": list(self.thumbnails),
+            "sprite": self.sprite,
+            "storyboard": self.storyboard,
+            "tile_width": self.tile_width,
+            "tile_height": self.tile_height,
+            "columns": self.columns,
+            "rows": self.rows,
+            "tile_count": self.tile_count,
+            "interval_s": self.interval_s,
+            "keyframes_only": self.keyframes_only,
+        }
+
+
+@dataclass(frozen=True)
+class _SampledFrames:
+    tile_paths: list[Path]
+    candidate_paths: list[Path]
+    unfilled_slots: int
+    keyframes_only: bool
+
+
+def make_thumbnails(
+    input_path: Path,
+    output_dir: Path,
+    *,
+    timeout_s: float,
+    source: SourceInfo | None = None,
+) -> ThumbnailResult:
+    """Write poster.jpg, thumb_001.jpg..., sprite.jpg and storyboard.vtt for
+    the video at ``input_path`` into ``output_dir`` (created if missing; files
+    of an earlier attempt are overwritten, so a redelivered message is harmless).
+
+    ``timeout_s`` bounds the whole call, probing included; pass ``source`` when
+    the video was already probed. See the module docstring for the errors."""
+    deadline = time.monotonic() + timeout_s
+    if source is None:
+        source = probe_media(input_path, timeout_s=_remaining(deadline))
+    plan = plan_storyboard(source.duration_s, source.display_width, source.display_height)
+    candidate_slots = pick_thumbnail_slots(plan.tile_count, THUMBNAIL_COUNT)
+    poster_size = fit_within(source.display_width, source.display_height, POSTER_BOX_PX, POSTER_BOX_PX)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vidpipe-thumbnails-") as scratch:
+        frames = _sample_frames(
+            input_path, Path(scratch) / "keyframes", plan, candidate_slots, poster_size, deadline, keyframes_only=True
+        )
+        if frames.unfilled_slots > MAX_UNFILLED_SHARE * plan.tile_count:
+            frames = _sample_frames(
+                input_path, Path(scratch) / "all", plan, candidate_slots, poster_size, deadline, keyframes_only=False
+            )
+        if not frames.tile_paths:
+            raise CorruptMedia("no picture could be decoded from the video")
+        tiles = [_load_rgb(path) for path in frames.tile_paths]
+        # Candidates past the end of the picture (a container whose audio
+        # outlasts the video) are missing; the last tile still shows what there is.
+        candidates = [_load_rgb(path) for path in frames.candidate_paths] or [tiles[-1]]
+
+    poster_index = choose_poster(candidates)
+    candidates[poster_index].save(output_dir / POSTER_NAME, "JPEG", quality=POSTER_QUALITY)
+    thumbnail_names = []
+    for number, candidate in enumerate(candidates, start=1):
+        name = THUMBNAIL_NAME.format(number)
+        thumbnail = candidate.copy()
+        thumbnail.thumbnail((THUMBNAIL_BOX_PX, THUMBNAIL_BOX_PX), Image.Resampling.LANCZOS)
+        thumbnail.save(output_dir / name, "JPEG", quality=POSTER_QUALITY)
+        thumbnail_names.append(name)
+    assemble_sprite(plan, tiles).save(output_dir / SPRITE_NAME, "JPEG", quality=SPRITE_QUALITY)
+    (output_dir / STORYBOARD_NAME).write_text(render_vtt(plan, SPRITE_NAME), encoding="utf-8")
+
+    return ThumbnailResult(
+        poster=POSTER_NAME,
+        thumbnails=tuple(thumbnail_names),
+        sprite=SPRITE_NAME,
+        storyboard=STORYBOARD_NAME,
+        tile_width=plan.tile_width,
+        tile_height=plan.tile_height,
+        columns=plan.columns,
+        rows=plan.rows,
+        tile_count=plan.tile_count,
+        interval_s=plan.interval_ms / 1000,
+        keyframes_only=frames.keyframes_only,
+    )
+
+
+def assemble_sprite(plan: StoryboardPlan, tiles: list[Image.Image]) -> Image.Image:
+    """The sprite sheet: tile k at ``plan.tile_origin(k)``. Missing tiles at the
+    end (the video stream ends before the container does) repeat the last one,
+    so every cue shows a picture; an empty list gives a black sheet.
+
+    A tile of the wrong size (a file whose aspect differs from what ffprobe
+    said) is resized into its cell so the grid still matches the VTT exactly."""
+    sprite = Image.new("RGB", (plan.sprite_width, plan.sprite_height), SPRITE_BACKGROUND)
+    cell = (plan.tile_width, plan.tile_height)
+    for index in range(plan.tile_count):
+        if not tiles:
+            break
+        tile = tiles[min(index, len(tiles) - 1)]
+        if tile.size != cell:
+            tile = tile.resize(cell, Image.Resampling.LANCZOS)
+        sprite.paste(tile, plan.tile_origin(index))
+    return sprite
+
+
+def _sample_frames(
+    input_path: Path,
+    work_dir: Path,
+    plan: StoryboardPlan,
+    candidate_slots: tuple[int, ...],
+    poster_size: tuple[int, int],
+    deadline: float,
+    *,
+    keyframes_only: bool,
+) -> _SampledFrames:
+    """Run one sampling pass into ``work_dir`` and list what it wrote."""
+    work_dir.mkdir()
+    args = build_frame_grab_args(
+        input_path,
+        work_dir,
+        interval_ms=plan.interval_ms,
+        tile_count=plan.tile_count,
+        tile_size=(plan.tile_width, plan.tile_height),
+        candidate_slots=candidate_slots,
+        candidate_size=poster_size,
+        keyframes_only=keyframes_only,
+    )
+    run_ffmpeg(args, timeout_s=_remaining(deadline))
+    tile_paths = _numbered_files(work_dir, TILE_GLOB)
+    return _SampledFrames(
+        tile_paths=tile_paths,
+        candidate_paths=_numbered_files(work_dir, CANDIDATE_GLOB),
+        unfilled_slots=count_unfilled_slots([path.read_bytes() for path in tile_paths], plan.tile_count),
+        keyframes_only=keyframes_only,
+    )
+
+
+def _numbered_files(work_dir: Path, pattern: str) -> list[Path]:
+    # By number, not by name: "tile_1000" sorts before "tile_999" as text.
+    return sorted(work_dir.glob(pattern), key=lambda path: int(path.stem.rpartition("_")[2]))
+
+
+def _load_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise FfmpegError(f"FFmpeg wrote a frame that cannot be read ({path.name}): {exc}") from exc
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise FfmpegError("thumbnails ran out of time before FFmpeg could finish")
+    return remaining

@@ -1,0 +1,160 @@
+"""The bitrate ladder: which renditions a source gets.
+
+Rungs are chosen by the *short* side of the displayed picture (rotation
+honoured), so a portrait phone clip gets portrait renditions with the same
+names and bitrates as its landscape twin. Bitrates follow the spirit of
+Apple's HLS authoring specification for 16:9 video and are scaled by picture
+area for other shapes (a 2.35:1 "720p" has 30 % more pixels than a 16:9 one).
+
+What can go wrong: :func:`plan_ladder` raises CorruptMedia for a picture
+narrower than 2 pixels (nothing can encode it as 4:2:0), and
+:class:`LadderConfig` raises ValueError for an inconsistent configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+from vidpipe.errors import CorruptMedia
+from vidpipe.media import SourceInfo
+
+# The reference shape the rung bitrates are written for.
+REFERENCE_ASPECT = 16 / 9
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the ladder: a short side in pixels and the average video bitrate
+    meant for a 16:9 picture of that size."""
+
+    short_side: int
+    video_bitrate_kbps: int
+
+
+DEFAULT_RUNGS: tuple[Rung, ...] = (
+    Rung(1080, 5000),
+    Rung(720, 2800),
+    Rung(480, 1400),
+    Rung(360, 800),
+    Rung(240, 400),
+)
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    """How to build a ladder. Rungs are listed highest first.
+
+    ``peak_ratio`` sets the VBV peak (``-maxrate``) from the average: Apple asks
+    for a VOD peak within 200 % of the average; 125 % keeps segments even so
+    players switch less. ``buffer_s`` sets the VBV buffer as seconds of peak
+    rate: two seconds lets x264 spend bits on hard scenes without breaking the
+    peak over a 4 s segment by much. Bitrates of non-16:9 pictures are scaled by
+    their area relative to the 16:9 picture of the rung, within
+    ``min_area_factor``..``max_area_factor`` so that a very thin or very wide
+    picture gets neither a starved nor an absurd bitrate."""
+
+    rungs: tuple[Rung, ...] = DEFAULT_RUNGS
+    audio_bitrate_kbps: int = 128
+    peak_ratio: float = 1.25
+    buffer_s: float = 2.0
+    min_area_factor: float = 0.25
+    max_area_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.rungs:
+            raise ValueError("a ladder needs at least one rung")
+        for higher, lower in pairwise(self.rungs):
+            if lower.short_side >= higher.short_side or lower.video_bitrate_kbps >= higher.video_bitrate_kbps:
+                raise ValueError("rungs must be listed highest first, sizes and bitrates decreasing")
+        for rung in self.rungs:
+            if rung.short_side <= 0 or rung.short_side % 2 or rung.video_bitrate_kbps <= 0:
+                raise ValueError(f"a rung needs an even positive size and a positive bitrate: {rung}")
+        if self.audio_bitrate_kbps <= 0 or self.peak_ratio < 1 or self.buffer_s <= 0:
+            raise ValueError("audio bitrate and buffer must be positive, peak_ratio at least 1")
+        if not 0 < self.min_area_factor <= 1 <= self.max_area_factor:
+            raise ValueError("area factors must bracket 1")
+
+
+DEFAULT_LADDER = LadderConfig()
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One output of the ladder. ``width``/``height`` are the displayed size (even);
+    bitrates are in kbit/s; ``audio_bitrate_kbps`` is 0 for a video-only rendition."""
+
+    name: str
+    width: int
+    height: int
+    video_bitrate_kbps: int
+    max_bitrate_kbps: int
+    buffer_kbps: int
+    audio_bitrate_kbps: int
+
+    @property
+    def bandwidth_bps(self) -> int:
+        """Peak bit rate (video peak + audio), what HLS's BANDWIDTH attribute declares."""
+        return (self.max_bitrate_kbps + self.audio_bitrate_kbps) * 1000
+
+    @property
+    def average_bandwidth_bps(self) -> int:
+        """Nominal average bit rate (video + audio), for AVERAGE-BANDWIDTH and display."""
+        return (self.video_bitrate_kbps + self.audio_bitrate_kbps) * 1000
+
+
+def plan_ladder(source: SourceInfo, config: LadderConfig = DEFAULT_LADDER) -> list[Rendition]:
+    """Renditions for ``source``, highest first.
+
+    Never upscales: a rung is used only if its short side fits the source's. A
+    source smaller than the lowest rung gets exactly one rendition at its own
+    size (rounded down to even), with the lowest rung's bitrate scaled to its
+    area. Raises CorruptMedia when the picture is thinner than 2 pixels."""
+    width, height = source.display_width, source.display_height
+    short_side = min(width, height)
+    if short_side < 2:
+        raise CorruptMedia(f"the picture {width}x{height} is too small to encode (at least 2x2)")
+    audio_kbps = config.audio_bitrate_kbps if source.has_audio else 0
+    fitting = [rung for rung in config.rungs if rung.short_side <= short_side]
+    if not fitting:
+        lowest = config.rungs[-1]
+        # Round down, not to nearest: rounding up would be a (one-pixel) upscale.
+        own_short_side = short_side - short_side % 2
+        return [_rendition(width, height, own_short_side, lowest, audio_kbps, config)]
+    return [_rendition(width, height, rung.short_side, rung, audio_kbps, config) for rung in fitting]
+
+
+def _rendition(
+    width: int, height: int, short_side: int, rung: Rung, audio_kbps: int, config: LadderConfig
+) -> Rendition:
+    out_width, out_height = scaled_size(width, height, short_side)
+    # Compare with the 16:9 picture of the *rung* (not of our short side), so a
+    # picture below the lowest rung gets a bitrate in proportion to its pixels.
+    reference_area = rung.short_side * rung.short_side * REFERENCE_ASPECT
+    area_factor = min(
+        max(out_width * out_height / reference_area, config.min_area_factor), config.max_area_factor
+    )
+    video_kbps = round(rung.video_bitrate_kbps * area_factor)
+    max_kbps = round(video_kbps * config.peak_ratio)
+    return Rendition(
+        name=f"{short_side}p",
+        width=out_width,
+        height=out_height,
+        video_bitrate_kbps=video_kbps,
+        max_bitrate_kbps=max_kbps,
+        buffer_kbps=round(max_kbps * config.buffer_s),
+        audio_bitrate_kbps=audio_kbps,
+    )
+
+
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """The (width, height) with the given even short side and the long side that
+    keeps the aspect ratio, rounded to the nearest even number (4:2:0 chroma needs
+    even sizes), so the aspect is off by at most one pixel on the long side."""
+    if width >= height:
+        return _even(width * short_side / height), short_side
+    return short_side, _even(height * short_side / width)
+
+
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))

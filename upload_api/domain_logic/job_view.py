@@ -1,0 +1,59 @@
+"""The job as the API shows it: the stored record plus URLs a plain GET fetches.
+
+Outputs are private. Images are given as presigned S3 URLs; playlists and the
+storyboard are served through the API (see :mod:`upload_api.domain_logic.playlists`)
+because the files they reference need presigned URLs of their own."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from vidpipe.events import Stage
+from vidpipe.jobs import Job, StageStatus
+
+
+class UrlSigner(Protocol):
+    def presigned_get(self, key: str, *, expires_s: int) -> str: ...
+
+
+def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int) -> dict[str, Any]:
+    """JSON-ready job for ``GET /jobs/{id}`` (the contract in ARCHITECTURE.md)."""
+    record = job.to_dict()
+    stages = {
+        stage.value: {"status": state.status.value, "progress": round(state.progress, 3)}
+        for stage, state in job.stages.items()
+    }
+    return {
+        "job_id": job.job_id,
+        "status": record["status"],
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "source": job.source,
+        "stages": stages,
+        "outputs": _outputs(job, api_url=api_url.rstrip("/"), signer=signer, url_ttl_s=url_ttl_s),
+        "error": job.error,
+    }
+
+
+def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int) -> dict[str, Any]:
+    outputs: dict[str, Any] = {}
+    job_url = f"{api_url}/jobs/{job.job_id}"
+    transcode = job.stages[Stage.TRANSCODE]
+    if transcode.status is StageStatus.COMPLETED:
+        outputs["hls_url"] = f"{job_url}/hls/master.m3u8"
+        outputs["renditions"] = [
+            {**rendition, "url": f"{job_url}/hls/{rendition['name']}/index.m3u8"}
+            for rendition in transcode.outputs.get("renditions", [])
+        ]
+    thumbnails = job.stages[Stage.THUMBNAILS]
+    if thumbnails.status is StageStatus.COMPLETED:
+        prefix = thumbnails.outputs.get("prefix", "")
+
+        def signed(name: str) -> str:
+            return signer.presigned_get(prefix + name, expires_s=url_ttl_s)
+
+        outputs["poster_url"] = signed(thumbnails.outputs["poster"])
+        outputs["sprite_url"] = signed(thumbnails.outputs["sprite"])
+        outputs["storyboard_vtt_url"] = f"{job_url}/thumbnails/storyboard.vtt"
+        outputs["thumbnail_urls"] = [signed(name) for name in thumbnails.outputs.get("thumbnails", [])]
+    return outputs

@@ -1,0 +1,204 @@
+"""HTTP API Lambda: uploads, jobs, outputs and the web page.
+
+Wiring only: routes parse the request, call upload_api.domain_logic and return.
+Errors are mapped to responses by the exception handlers below, never by
+try/except in a route."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from upload_api.domain_logic.job_view import job_view
+from upload_api.domain_logic.playlists import sign_media_playlist, sign_storyboard
+from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, create_upload
+from vidpipe.aws_clients import dynamodb_client, s3_client
+from vidpipe.errors import JobNotFound, ValidationFailed, VidpipeError
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.observability import logger
+from vidpipe.settings import get_settings
+from vidpipe.storage import S3ObjectStore
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+class UploadBody(BaseModel):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=1, max_length=255)
+    size: int = Field(gt=0)
+
+
+def _jobs() -> DynamoJobStore:
+    return DynamoJobStore(dynamodb_client(), get_settings().jobs_table)
+
+
+def _outputs_store() -> S3ObjectStore:
+    return S3ObjectStore(s3_client(), get_settings().outputs_bucket)
+
+
+def _api_url() -> str:
+    """The clients' base URL of this API: the configured one (local stack), or
+    the execute-api domain the request came in on (AWS)."""
+    import os
+
+    configured = os.environ.get("PUBLIC_API_URL", "").strip()
+    if configured:
+        return configured.rstrip("/")
+    return f"https://{app.current_event.request_context.domain_name}"
+
+
+# ------------------------------------------------------------------ uploads and jobs
+
+
+@app.post("/uploads")
+def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
+    settings = get_settings()
+    created = create_upload(
+        UploadRequest(filename=body.filename, content_type=body.content_type, size=body.size),
+        limits=UploadLimits(max_bytes=settings.max_upload_bytes, url_ttl_s=settings.upload_url_ttl_s),
+        jobs=_jobs(),
+        signer=S3ObjectStore(s3_client(), settings.uploads_bucket),
+    )
+    logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size})
+    return Response(status_code=201, content_type="application/json", body=created)
+
+
+@app.get("/jobs")
+def list_jobs() -> dict[str, Any]:
+    params = app.current_event.query_string_parameters or {}
+    try:
+        limit = min(100, max(1, int(params.get("limit", "20"))))
+    except ValueError as exc:
+        raise ValidationFailed("limit must be a whole number") from exc
+    jobs, next_token = _jobs().list_recent(limit=limit, next_token=params.get("next_token"))
+    settings, api_url, signer = get_settings(), _api_url(), _outputs_store()
+    return {
+        "jobs": [job_view(job, api_url=api_url, signer=signer, url_ttl_s=settings.output_url_ttl_s) for job in jobs],
+        "next_token": next_token,
+    }
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> dict[str, Any]:
+    job = _jobs().get(job_id)
+    return job_view(job, api_url=_api_url(), signer=_outputs_store(), url_ttl_s=get_settings().output_url_ttl_s)
+
+
+# ------------------------------------------------------------------ outputs
+
+
+@app.get("/jobs/<job_id>/hls/master.m3u8")
+def get_master_playlist(job_id: str) -> Response[str]:
+    prefix = _completed_prefix(job_id, "transcode")
+    return _text(_outputs_store().read_text(prefix + "master.m3u8"), "application/vnd.apple.mpegurl")
+
+
+@app.get("/jobs/<job_id>/hls/<rendition>/index.m3u8")
+def get_media_playlist(job_id: str, rendition: str) -> Response[str]:
+    if not set(rendition) <= RENDITION_NAME_CHARS:
+        raise JobNotFound(f"no rendition {rendition!r}")
+    prefix = _completed_prefix(job_id, "transcode") + f"{rendition}/"
+    store, ttl = _outputs_store(), get_settings().output_url_ttl_s
+    text = sign_media_playlist(
+        store.read_text(prefix + "index.m3u8"),
+        key_prefix=prefix,
+        sign=lambda key: store.presigned_get(key, expires_s=ttl),
+    )
+    return _text(text, "application/vnd.apple.mpegurl")
+
+
+@app.get("/jobs/<job_id>/thumbnails/storyboard.vtt")
+def get_storyboard(job_id: str) -> Response[str]:
+    prefix = _completed_prefix(job_id, "thumbnails")
+    store, ttl = _outputs_store(), get_settings().output_url_ttl_s
+    text = sign_storyboard(
+        store.read_text(prefix + "storyboard.vtt"),
+        key_prefix=prefix,
+        sign=lambda key: store.presigned_get(key, expires_s=ttl),
+    )
+    return _text(text, "text/vtt")
+
+
+def _completed_prefix(job_id: str, stage: str) -> str:
+    view = _jobs().get(job_id).to_dict()["stages"][stage]
+    if view["status"] != "COMPLETED":
+        raise JobNotFound(f"job {job_id} has no {stage} outputs yet")
+    return str(view["outputs"]["prefix"])
+
+
+def _text(body: str, content_type: str) -> Response[str]:
+    # Playlists carry presigned URLs that expire: never cache them for long.
+    return Response(status_code=200, content_type=content_type, body=body,
+                    headers={"Cache-Control": "private, max-age=60"})
+
+
+# ------------------------------------------------------------------ web page
+
+
+@app.get("/")
+def get_web_page() -> Response[str]:
+    return _static_file(WEB_ROOT / "index.html")
+
+
+@app.get("/static/<name>")
+def get_static(name: str) -> Response[str]:
+    return _static_file(WEB_ROOT / "static" / name)
+
+
+@app.get("/static/vendor/<name>")
+def get_vendor_static(name: str) -> Response[str]:
+    return _static_file(WEB_ROOT / "static" / "vendor" / name)
+
+
+def _static_file(path: Path) -> Response[str]:
+    resolved = path.resolve()
+    if not resolved.is_file() or WEB_ROOT.resolve() not in resolved.parents:
+        raise NotFoundError(f"no file {path.name}")
+    content_type = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
+    if content_type.startswith("text/") or content_type in {"application/javascript", "text/javascript"}:
+        content_type += "; charset=utf-8"
+    return Response(status_code=200, content_type=content_type, body=resolved.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------ errors
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(status_code=status, content_type="application/json",
+                    body={"error": {"code": code, "message": message}})
+
+
+@app.exception_handler(VidpipeError)
+def handle_vidpipe_error(exc: VidpipeError) -> Response:
+    if exc.http_status >= 500:
+        logger.exception("request failed")
+    return _error(exc.http_status, exc.code, exc.message)
+
+
+@app.exception_handler(RequestValidationError)
+def handle_invalid_request(exc: RequestValidationError) -> Response:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return _error(400, ValidationFailed.code, "; ".join(problems) or "invalid request")
+
+
+@app.not_found
+def handle_not_found(exc: NotFoundError) -> Response:
+    return _error(404, "NOT_FOUND", "no such route or file")
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

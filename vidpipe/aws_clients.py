@@ -1,0 +1,32 @@
+"""boto3 clients, created once per Lambda container and reused across invocations.
+
+They read the region, credentials and ``AWS_ENDPOINT_URL`` from the environment:
+on AWS that is the real service, on the local stack ministack sets
+``AWS_ENDPOINT_URL`` for its workers. No code path differs between the two."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_RETRIES = {"max_attempts": 5, "mode": "standard"}
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    # SigV4 for presigned URLs and POST policies (the SDK's default for
+    # presigning is still the legacy signature).
+    return boto3.client("s3", config=Config(signature_version="s3v4", retries=_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> Any:
+    return boto3.client("dynamodb", config=Config(retries=_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def events_client() -> Any:
+    return boto3.client("events", config=Config(retries=_RETRIES))

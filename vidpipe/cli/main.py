@@ -1,0 +1,183 @@
+"""`vidpipe` — run the local stack and use the pipeline from a terminal.
+
+    vidpipe up [--json]                  start ministack and deploy the template
+    vidpipe down                         stop it (its data is kept)
+    vidpipe submit FILE... [--wait] [--json]
+    vidpipe status JOB_ID [--json]
+
+The API URL comes from the running local stack, or from ``--api-url`` /
+``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from vidpipe.cli.api_client import ApiError, VidpipeClient
+from vidpipe.cli.local_stack import LocalStackError, LocalStackSettings, current_endpoints, start, stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (LocalStackError, ApiError, TimeoutError) as exc:
+        print(f"vidpipe: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidpipe", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the local stack (deploying the template if needed)")
+    up.add_argument("--json", action="store_true", help="print the endpoints as JSON")
+    up.set_defaults(run=command_up)
+
+    down = commands.add_parser("down", help="stop the local stack, keeping its data")
+    down.set_defaults(run=command_down)
+
+    submit = commands.add_parser("submit", help="upload files through the HTTP API as a browser does")
+    submit.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    submit.add_argument("--wait", action="store_true", help="follow each job until it is READY or FAILED")
+    submit.add_argument("--timeout", type=float, default=900, help="seconds to wait for each job")
+    submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    submit.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    submit.set_defaults(run=command_submit)
+
+    status = commands.add_parser("status", help="show one job")
+    status.add_argument("job_id")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    status.set_defaults(run=command_status)
+    return parser
+
+
+def command_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    endpoints = start(LocalStackSettings.from_environment(), log=log)
+    if args.json:
+        print(json.dumps({key: value for key, value in asdict(endpoints).items() if key != "outputs"}))
+    else:
+        print(f"vidpipe is up ({time.monotonic() - started:.1f} s)")
+        print(f"  web page:     {endpoints.web_url}")
+        print(f"  API:          {endpoints.api_url}")
+        print(f"  AWS endpoint: {endpoints.aws_endpoint_url}  (access key test, secret test)")
+    return 0
+
+
+def command_down(args: argparse.Namespace) -> int:
+    stopped = stop(LocalStackSettings.from_environment())
+    print("vidpipe stopped; its data is kept" if stopped else "vidpipe was not running")
+    return 0
+
+
+def _client(args: argparse.Namespace) -> VidpipeClient:
+    if args.api_url:
+        return VidpipeClient(args.api_url)
+    endpoints = current_endpoints(LocalStackSettings.from_environment())
+    if endpoints is None:
+        raise LocalStackError("the local stack is not running: start it with `vidpipe up` (or give --api-url)")
+    return VidpipeClient(endpoints.api_url)
+
+
+def command_submit(args: argparse.Namespace) -> int:
+    client = _client(args)
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        raise ApiError(0, "FILE_NOT_FOUND", f"no such file: {', '.join(missing)}")
+    progress = _Progress(enabled=not args.json and sys.stderr.isatty())
+    job_ids: list[str] = []
+    for path in args.files:
+        job_id = client.submit(path, on_progress=lambda sent, total, p=path: progress.upload(p.name, sent, total))
+        progress.done(f"{path.name}: uploaded, job {job_id}")
+        job_ids.append(job_id)
+    if not args.wait:
+        jobs = [client.get_job(job_id) for job_id in job_ids]
+    else:
+        jobs = []
+        for path, job_id in zip(args.files, job_ids, strict=True):
+            job = client.wait(job_id, timeout_s=args.timeout, on_update=lambda j, p=path: progress.job(p.name, j))
+            progress.done(f"{path.name}: {_summary(job)}")
+            jobs.append(job)
+    if args.json:
+        print(json.dumps(jobs, indent=2))
+    elif not args.wait:
+        for path, job in zip(args.files, jobs, strict=True):
+            print(f"{path.name}: {job['job_id']} {job['status']}")
+    failed = [job for job in jobs if job["status"] in ("FAILED", "EXPIRED")]
+    return 1 if args.wait and failed else 0
+
+
+def command_status(args: argparse.Namespace) -> int:
+    job = _client(args).get_job(args.job_id)
+    if args.json:
+        print(json.dumps(job, indent=2))
+        return 0
+    print(f"{job['job_id']}  {job['status']}  {job['source'].get('filename', '')}")
+    for stage, state in job["stages"].items():
+        print(f"  {stage:<11} {state['status']:<10} {state['progress'] * 100:5.1f} %")
+    if job.get("error"):
+        print(f"  error: {job['error']['code']}: {job['error']['message']}")
+    for key, value in (job.get("outputs") or {}).items():
+        if isinstance(value, str):
+            print(f"  {key}: {value}")
+    return 0
+
+
+def _summary(job: dict[str, Any]) -> str:
+    if job["status"] == "READY":
+        names = ", ".join(r["name"] for r in job["outputs"].get("renditions", []))
+        return f"READY ({names}) {job['outputs'].get('hls_url', '')}"
+    if job.get("error"):
+        return f"{job['status']} {job['error']['code']}: {job['error']['message']}"
+    return str(job["status"])
+
+
+class _Progress:
+    """One status line on the terminal, rewritten in place."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._started: dict[str, float] = {}
+
+    def upload(self, name: str, sent: int, total: int) -> None:
+        started = self._started.setdefault(name, time.monotonic())
+        rate = sent / max(time.monotonic() - started, 1e-6) / 1e6
+        self._line(f"{name}: uploading {_bar(sent / max(total, 1))} {sent / 1e6:.1f}/{total / 1e6:.1f} MB "
+                   f"{rate:.1f} MB/s")
+
+    def job(self, name: str, job: dict[str, Any]) -> None:
+        stages = "  ".join(
+            f"{stage} {_bar(state['progress'], 10)}" for stage, state in job["stages"].items()
+        )
+        self._line(f"{name}: {job['status']:<10} {stages}")
+
+    def done(self, message: str) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+        print(message)
+
+    def _line(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K" + text[:150])
+            sys.stderr.flush()
+
+
+def _bar(fraction: float, width: int = 20) -> str:
+    filled = int(max(0.0, min(1.0, fraction)) * width)
+    return "[" + "#" * filled + "." * (width - filled) + f"] {fraction * 100:3.0f}%"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The one error tree of vidpipe.
+
+Every error that can reach a user carries a stable ``code`` (part of the API
+contract: clients and tests match on it) and a readable ``message``::
+
+    VidpipeError                      code, message, http_status
+    ├── RequestError                  the caller sent something we refuse (HTTP 4xx)
+    │   ├── ValidationFailed          a field is missing or invalid (400)
+    │   ├── UploadTooLarge            declared size above the limit (413)
+    │   ├── UnsupportedMediaType      content type is not a video (415)
+    │   └── JobNotFound               no job with that id (404)
+    ├── MediaError                    the uploaded file cannot become a video (job FAILED)
+    │   ├── NotAVideo                 ffprobe found no video stream / unknown format
+    │   ├── CorruptMedia              ffprobe or ffmpeg could not decode it
+    │   └── MediaTooLong              duration above the configured limit
+    └── InfrastructureError           our side failed; the message may be retried
+        ├── StorageError              S3 call failed
+        ├── JobStoreError             DynamoDB call failed
+        │   └── ConcurrentUpdate      optimistic-lock conflict (retry the read-modify-write)
+        ├── EventPublishError         EventBridge PutEvents failed
+        └── FfmpegError               FFmpeg crashed, timed out or is missing
+
+``MediaError`` is final: retrying the same bytes gives the same answer, so a
+stage that meets one publishes a Failed event instead of raising. An
+``InfrastructureError`` is raised so that SQS redelivers the message.
+"""
+
+from __future__ import annotations
+
+
+class VidpipeError(Exception):
+    """Base of every vidpipe error. Subclasses fix ``code`` and ``http_status``."""
+
+    code = "INTERNAL_ERROR"
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class RequestError(VidpipeError):
+    code = "BAD_REQUEST"
+    http_status = 400
+
+
+class ValidationFailed(RequestError):
+    code = "VALIDATION_FAILED"
+    http_status = 400
+
+
+class UploadTooLarge(RequestError):
+    code = "UPLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class UnsupportedMediaType(RequestError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+
+
+class JobNotFound(RequestError):
+    code = "JOB_NOT_FOUND"
+    http_status = 404
+
+
+class MediaError(VidpipeError):
+    code = "MEDIA_ERROR"
+    http_status = 422
+
+
+class NotAVideo(MediaError):
+    code = "NOT_A_VIDEO"
+
+
+class CorruptMedia(MediaError):
+    code = "CORRUPT_MEDIA"
+
+
+class MediaTooLong(MediaError):
+    code = "MEDIA_TOO_LONG"
+
+
+class InfrastructureError(VidpipeError):
+    code = "INFRASTRUCTURE_ERROR"
+    http_status = 503
+
+
+class StorageError(InfrastructureError):
+    code = "STORAGE_ERROR"
+
+
+class JobStoreError(InfrastructureError):
+    code = "JOB_STORE_ERROR"
+
+
+class ConcurrentUpdate(JobStoreError):
+    code = "CONCURRENT_UPDATE"
+
+
+class EventPublishError(InfrastructureError):
+    code = "EVENT_PUBLISH_ERROR"
+
+
+class FfmpegError(InfrastructureError):
+    code = "FFMPEG_ERROR"

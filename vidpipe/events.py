@@ -1,0 +1,179 @@
+"""Versioned, typed events that the stages publish and the status function reads.
+
+Stages publish to the custom bus (``EVENT_BUS_NAME``) with
+``source = "vidpipe.<stage>"`` and ``detail-type = "<Stage> <Kind>"``, e.g.
+``"Transcode Completed"``. The detail always carries ``version`` and ``job_id``
+(the correlation id of every log line and metric).
+
+The status function also reads S3's own "Object Created" event (from the
+default bus), which marks the upload as done.
+
+What can go wrong: :func:`parse_event` raises ValidationFailed for an event it
+does not understand (a newer ``version``, a missing ``job_id``...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from vidpipe.errors import ValidationFailed
+
+EVENT_VERSION = 1
+SOURCE_PREFIX = "vidpipe."
+UPLOAD_KEY_PREFIX = "uploads/"
+
+
+class Stage(StrEnum):
+    TRANSCODE = "transcode"
+    THUMBNAILS = "thumbnails"
+
+
+class StageEventKind(StrEnum):
+    STARTED = "Started"
+    PROGRESS = "Progress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with microseconds: sortable as text, precise enough to order events."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """One step of one stage of one job.
+
+    ``progress`` is 0..1 (Progress events); ``source`` is the probed source
+    description (Started events of the transcode stage); ``outputs`` are S3 keys
+    (Completed); ``error`` is ``{code, message}`` (Failed)."""
+
+    job_id: str
+    stage: Stage
+    kind: StageEventKind
+    occurred_at: str = field(default_factory=utc_now)
+    progress: float | None = None
+    source: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    version: int = EVENT_VERSION
+
+    @property
+    def detail_type(self) -> str:
+        return f"{self.stage.value.title()} {self.kind.value}"
+
+    def detail(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "version": self.version,
+            "job_id": self.job_id,
+            "stage": self.stage.value,
+            "kind": self.kind.value,
+            "occurred_at": self.occurred_at,
+        }
+        for name in ("progress", "source", "outputs", "error"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        return body
+
+
+@dataclass(frozen=True)
+class UploadCompleted:
+    """S3 says the source object exists: the upload is done."""
+
+    job_id: str
+    bucket: str
+    key: str
+    size: int
+    occurred_at: str
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """Published by the status function when a job reaches READY or FAILED."""
+
+    job_id: str
+    status: str
+    error: dict[str, str] | None = None
+    occurred_at: str = field(default_factory=utc_now)
+
+    @property
+    def detail_type(self) -> str:
+        return "Job Ready" if self.status == "READY" else "Job Failed"
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "version": EVENT_VERSION,
+            "job_id": self.job_id,
+            "status": self.status,
+            "error": self.error,
+            "occurred_at": self.occurred_at,
+        }
+
+
+def job_id_from_upload_key(key: str) -> str:
+    """``uploads/{job_id}/source`` → job_id. Raises ValidationFailed otherwise."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != UPLOAD_KEY_PREFIX or parts[2] != "source" or not parts[1]:
+        raise ValidationFailed(f"not an upload key: {key!r}")
+    return parts[1]
+
+
+def parse_event(event: dict[str, Any]) -> StageEvent | UploadCompleted:
+    """Parse one EventBridge event (as delivered in an SQS message body)."""
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise ValidationFailed("event has no detail")
+    source = str(event.get("source", ""))
+    if source == "aws.s3" and event.get("detail-type") == "Object Created":
+        return parse_object_created(event)
+    if not source.startswith(SOURCE_PREFIX):
+        raise ValidationFailed(f"unknown event source {source!r}")
+    if detail.get("version") != EVENT_VERSION:
+        raise ValidationFailed(f"unsupported event version {detail.get('version')!r}")
+    try:
+        return StageEvent(
+            job_id=str(detail["job_id"]),
+            stage=Stage(detail["stage"]),
+            kind=StageEventKind(detail["kind"]),
+            occurred_at=str(detail["occurred_at"]),
+            progress=float(detail["progress"]) if detail.get("progress") is not None else None,
+            source=detail.get("source"),
+            outputs=detail.get("outputs"),
+            error=detail.get("error"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValidationFailed(f"malformed stage event: {exc}") from exc
+
+
+def parse_object_created(event: dict[str, Any]) -> UploadCompleted:
+    """Parse S3's EventBridge "Object Created" event for an upload key."""
+    detail = event.get("detail") or {}
+    try:
+        bucket = str(detail["bucket"]["name"])
+        key = str(detail["object"]["key"])
+        size = int(detail["object"].get("size", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationFailed(f"malformed Object Created event: {exc}") from exc
+    return UploadCompleted(
+        job_id=job_id_from_upload_key(key),
+        bucket=bucket,
+        key=key,
+        size=size,
+        occurred_at=str(event.get("time") or utc_now()),
+    )
+
+
+def parse_sqs_body(body: str) -> StageEvent | UploadCompleted:
+    """An SQS record's body holds the EventBridge event as JSON."""
+    try:
+        event = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed("SQS message body is not JSON") from exc
+    if not isinstance(event, dict):
+        raise ValidationFailed("SQS message body is not a JSON object")
+    return parse_event(event)

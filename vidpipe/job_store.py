@@ -1,0 +1,205 @@
+"""Jobs in DynamoDB, written under an optimistic lock.
+
+The table's key is ``job_id`` (S). Every item also carries ``record_type = "job"``
+so that the global secondary index ``by_created_at`` (partition ``record_type``,
+sort ``created_at``, projecting ALL attributes) lists jobs newest first with one
+Query. One partition is plenty for the job rates of this project; a busier
+deployment would shard ``record_type`` by day.
+
+We use the low-level client, not the resource: the resource hands numbers back
+as ``Decimal`` and refuses ``float``. Here floats go in as ``Decimal(str(x))``
+and come back as ``int`` when whole, ``float`` otherwise.
+
+What can go wrong: :class:`~vidpipe.errors.JobNotFound` for an unknown id,
+:class:`~vidpipe.errors.ConcurrentUpdate` when another writer got there first
+(the version moved on, or the job id already exists),
+:class:`~vidpipe.errors.ValidationFailed` for a paging token we did not issue
+or a bad limit, and :class:`~vidpipe.errors.JobStoreError` for any other
+DynamoDB or botocore failure (throttling, denied access, a value DynamoDB
+cannot store such as NaN).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidpipe.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
+from vidpipe.jobs import Job
+
+RECORD_TYPE = "job"
+CREATED_AT_INDEX = "by_created_at"
+MAX_PAGE_SIZE = 100
+_KEY_ATTRIBUTES = frozenset({"job_id", "record_type", "created_at"})
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo_value(value: Any) -> Any:
+    """Floats become Decimals through their shortest text, so 0.1 stays 0.1."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _to_dynamo_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo_value(item) for item in value]
+    return value
+
+
+def _from_dynamo_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _from_dynamo_value(item) for key, item in value.items()}
+    if isinstance(value, list | set):
+        return [_from_dynamo_value(item) for item in value]
+    return value
+
+
+def job_to_item(job: Job) -> dict[str, Any]:
+    """The job as a DynamoDB item (attribute-value format).
+
+    Raises JobStoreError for a value DynamoDB cannot hold (NaN, infinity)."""
+    record = {**job.to_dict(), "record_type": RECORD_TYPE}
+    try:
+        return {name: _serializer.serialize(_to_dynamo_value(value)) for name, value in record.items()}
+    except (TypeError, ArithmeticError) as exc:
+        raise JobStoreError(f"job {job.job_id} holds a value DynamoDB cannot store: {exc}") from exc
+
+
+def item_to_job(item: dict[str, Any]) -> Job:
+    """Read back an item written by :func:`job_to_item`."""
+    record = {name: _from_dynamo_value(_deserializer.deserialize(value)) for name, value in item.items()}
+    record.pop("record_type", None)
+    return Job.from_dict(record)
+
+
+def _encode_token(last_key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(last_key, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    """Raises ValidationFailed unless the token is one :meth:`list_recent` issued."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise ValidationFailed("invalid next_token") from exc
+    # Check the shape, so a forged token cannot start the Query in another partition.
+    if (
+        not isinstance(key, dict)
+        or set(key) != _KEY_ATTRIBUTES
+        or not all(isinstance(value, dict) and set(value) == {"S"} for value in key.values())
+        or not all(isinstance(value["S"], str) for value in key.values())
+        or key["record_type"]["S"] != RECORD_TYPE
+    ):
+        raise ValidationFailed("invalid next_token")
+    return key
+
+
+def _error_code(exc: BotoCoreError | ClientError) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return type(exc).__name__
+
+
+class DynamoJobStore:
+    """The jobs table, reached through a boto3 DynamoDB client."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+
+    def create(self, job: Job) -> None:
+        """Store a new job as it is (its version included).
+
+        Raises ConcurrentUpdate when a job with that id exists, JobStoreError
+        for any other failure."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=job_to_item(job),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(f"job {job.job_id} already exists") from exc
+            raise JobStoreError(f"cannot create job {job.job_id}: {_error_code(exc)}: {exc}") from exc
+
+    def get(self, job_id: str) -> Job:
+        """The latest saved job.
+
+        The read is strongly consistent: the read-modify-write of the status
+        function would otherwise keep losing the version check against its own
+        last write. Raises JobNotFound, or JobStoreError for any failure."""
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"job_id": {"S": job_id}},
+                ConsistentRead=True,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise JobStoreError(f"cannot read job {job_id}: {_error_code(exc)}: {exc}") from exc
+        item = response.get("Item")
+        if not item:
+            raise JobNotFound(f"no job {job_id}")
+        return item_to_job(item)
+
+    def list_recent(self, limit: int = 20, next_token: str | None = None) -> tuple[list[Job], str | None]:
+        """Up to ``limit`` jobs, newest first, and the token of the next page
+        (None at the end; the last full page may be followed by an empty one).
+
+        The index is eventually consistent: a job created a moment ago may be
+        missing. Raises ValidationFailed for a limit outside 1..100 or a token
+        we did not issue, JobStoreError for any failure."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE_SIZE}, not {limit}")
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": CREATED_AT_INDEX,
+            "KeyConditionExpression": "record_type = :record_type",
+            "ExpressionAttributeValues": {":record_type": {"S": RECORD_TYPE}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if next_token is not None:
+            query["ExclusiveStartKey"] = _decode_token(next_token)
+        try:
+            response = self._client.query(**query)
+        except (BotoCoreError, ClientError) as exc:
+            raise JobStoreError(f"cannot list jobs: {_error_code(exc)}: {exc}") from exc
+        jobs = [item_to_job(item) for item in response.get("Items", [])]
+        last_key = response.get("LastEvaluatedKey")
+        return jobs, (_encode_token(last_key) if last_key else None)
+
+    def save(self, job: Job, *, expected_version: int) -> Job:
+        """Replace the stored job with ``job`` at version ``expected_version + 1``,
+        provided the stored version is still ``expected_version``; return what
+        was written.
+
+        Raises ConcurrentUpdate when the stored version differs (or the job is
+        gone): re-read, re-apply and try again. JobStoreError for any other
+        failure."""
+        written = copy.deepcopy(job)
+        written.version = expected_version + 1
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=job_to_item(written),
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(f"job {job.job_id} is no longer at version {expected_version}") from exc
+            raise JobStoreError(f"cannot save job {job.job_id}: {_error_code(exc)}: {exc}") from exc
+        return written

@@ -1,0 +1,176 @@
+"""The job record and the rules that move it forward.
+
+A job is created AWAITING_UPLOAD by the upload API; everything after that is
+decided by :func:`apply_event`, a pure function the status Lambda calls for
+each event it receives. Events arrive at least once and in any order, so the
+rules are monotonic:
+
+* a stage's status only moves PENDING → RUNNING → COMPLETED | FAILED, and its
+  progress only grows; a terminal stage ignores everything after;
+* the job's status only moves AWAITING_UPLOAD → UPLOADED → PROCESSING →
+  READY | FAILED (a stage event before the upload event simply skips UPLOADED);
+  the first failure recorded is the job's error;
+* a READY or FAILED job keeps its status, but its stages still take their own
+  events: the other stage of a failed job goes on and may finish, and the
+  record must not depend on whether its events came before or after the
+  failure. Only an EXPIRED job ignores everything;
+* an event that changes nothing returns ``None``: the caller writes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    UPLOADED = "UPLOADED"
+    PROCESSING = "PROCESSING"
+    READY = "READY"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+class StageStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED, JobStatus.EXPIRED})
+_JOB_RANK = {
+    JobStatus.AWAITING_UPLOAD: 0,
+    JobStatus.UPLOADED: 1,
+    JobStatus.PROCESSING: 2,
+    JobStatus.READY: 3,
+    JobStatus.FAILED: 3,
+    JobStatus.EXPIRED: 3,
+}
+_STAGE_RANK = {StageStatus.PENDING: 0, StageStatus.RUNNING: 1, StageStatus.COMPLETED: 2, StageStatus.FAILED: 2}
+
+
+@dataclass
+class StageState:
+    status: StageStatus = StageStatus.PENDING
+    progress: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "progress": self.progress, "outputs": self.outputs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageState:
+        return cls(
+            status=StageStatus(data.get("status", StageStatus.PENDING)),
+            progress=float(data.get("progress", 0.0)),
+            outputs=dict(data.get("outputs") or {}),
+        )
+
+
+@dataclass
+class Job:
+    """One upload and everything made from it. ``version`` is the optimistic
+    lock the job store checks on every write."""
+
+    job_id: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    source: dict[str, Any]
+    stages: dict[Stage, StageState] = field(
+        default_factory=lambda: {stage: StageState() for stage in Stage}
+    )
+    error: dict[str, str] | None = None
+    version: int = 0
+
+    @classmethod
+    def new(cls, job_id: str, *, filename: str, content_type: str, size: int, now: str) -> Job:
+        return cls(
+            job_id=job_id,
+            status=JobStatus.AWAITING_UPLOAD,
+            created_at=now,
+            updated_at=now,
+            source={"filename": filename, "content_type": content_type, "size": size},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "source": self.source,
+            "stages": {stage.value: state.to_dict() for stage, state in self.stages.items()},
+            "error": self.error,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        stages = data.get("stages") or {}
+        return cls(
+            job_id=str(data["job_id"]),
+            status=JobStatus(data["status"]),
+            created_at=str(data["created_at"]),
+            updated_at=str(data["updated_at"]),
+            source=dict(data.get("source") or {}),
+            stages={stage: StageState.from_dict(stages.get(stage.value) or {}) for stage in Stage},
+            error=data.get("error"),
+            version=int(data.get("version", 0)),
+        )
+
+
+def apply_event(job: Job, event: StageEvent | UploadCompleted) -> Job | None:
+    """The job after ``event``, or None when the event changes nothing
+    (a duplicate, a stale progress report, an event for a finished stage,
+    anything after EXPIRED)."""
+    if job.status is JobStatus.EXPIRED:
+        return None
+    updated = copy.deepcopy(job)
+    if isinstance(event, UploadCompleted):
+        updated.source["size"] = event.size
+        _advance_job(updated, JobStatus.UPLOADED)
+    else:
+        _apply_stage_event(updated, event)
+    if updated == job:
+        return None
+    updated.updated_at = max(job.updated_at, event.occurred_at)
+    return updated
+
+
+def _apply_stage_event(job: Job, event: StageEvent) -> None:
+    stage = job.stages[event.stage]
+    # The probe result rides on the Started event, which may be delivered after
+    # the stage has already completed: keep it even then.
+    if event.source:
+        job.source.update(event.source)
+    if stage.status in (StageStatus.COMPLETED, StageStatus.FAILED):
+        return
+    if event.kind is StageEventKind.FAILED:
+        stage.status = StageStatus.FAILED
+        if job.error is None:
+            job.error = event.error or {"code": "STAGE_FAILED", "message": f"{event.stage.value} failed"}
+        _advance_job(job, JobStatus.FAILED)
+        return
+    if event.kind is StageEventKind.COMPLETED:
+        stage.status = StageStatus.COMPLETED
+        stage.progress = 1.0
+        stage.outputs = dict(event.outputs or {})
+    else:
+        if _STAGE_RANK[StageStatus.RUNNING] > _STAGE_RANK[stage.status]:
+            stage.status = StageStatus.RUNNING
+        if event.progress is not None:
+            stage.progress = max(stage.progress, min(1.0, event.progress))
+    all_done = all(state.status is StageStatus.COMPLETED for state in job.stages.values())
+    _advance_job(job, JobStatus.READY if all_done else JobStatus.PROCESSING)
+
+
+def _advance_job(job: Job, status: JobStatus) -> None:
+    if _JOB_RANK[status] > _JOB_RANK[job.status]:
+        job.status = status

@@ -1,0 +1,63 @@
+"""Settings of the Lambda functions, read once from the environment the template sets.
+
+What can go wrong: ``ValidationFailed`` naming the missing or malformed variable,
+raised at the first request (a deploy mistake, not a user's)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from vidpipe.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobs_table: str
+    uploads_bucket: str
+    outputs_bucket: str
+    event_bus_name: str
+    max_upload_bytes: int
+    max_duration_s: float
+    upload_url_ttl_s: int
+    output_url_ttl_s: int
+    # Matches maxReceiveCount of the stage queues: on the last attempt a stage
+    # reports the job FAILED instead of leaving it to the dead-letter queue.
+    max_receive_count: int
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls(
+            jobs_table=_text("JOBS_TABLE"),
+            uploads_bucket=_text("UPLOADS_BUCKET"),
+            outputs_bucket=_text("OUTPUTS_BUCKET"),
+            event_bus_name=_text("EVENT_BUS_NAME"),
+            max_upload_bytes=int(_number("MAX_UPLOAD_BYTES", 100 * 1024 * 1024)),
+            max_duration_s=_number("MAX_DURATION_SECONDS", 1800),
+            upload_url_ttl_s=int(_number("UPLOAD_URL_TTL_SECONDS", 3600)),
+            output_url_ttl_s=int(_number("OUTPUT_URL_TTL_SECONDS", 3600)),
+            max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3)),
+        )
+
+
+def _text(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ValidationFailed(f"setting {name} is not set", code="MISCONFIGURED")
+    return value
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValidationFailed(f"setting {name}={raw!r} is not a number", code="MISCONFIGURED") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_environment()

@@ -1,0 +1,141 @@
+"""What every processing stage (transcode, thumbnails) does around its own work.
+
+For one SQS record holding S3's "Object Created" event:
+
+1. find the job id in the object key and put it on every log line;
+2. publish "<Stage> Started", download the source into a scratch folder;
+3. call the stage's ``work`` function, which writes files into its output
+   folder, reports progress and returns a description of the outputs;
+4. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` and publish
+   "<Stage> Completed" with the outputs (file names relative to that ``prefix``).
+
+An event that is not an upload of ours is logged and dropped: retrying it
+would fail the same way.
+
+A :class:`~vidpipe.errors.MediaError` is final (the same bytes fail the same
+way): the stage publishes "<Stage> Failed" with its code and the record counts
+as handled. Any other error is raised so SQS delivers the record again, except
+on the last allowed attempt, where the job is failed with the reason rather
+than left to the dead-letter queue alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
+from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
+from vidpipe.observability import logger
+
+PROGRESS_MIN_INTERVAL_S = 2.0
+PROGRESS_MIN_STEP = 0.05
+
+
+class EventPublisher(Protocol):
+    def publish(self, event: Any) -> None: ...
+
+
+class SourceStore(Protocol):
+    def download(self, key: str, path: Path) -> None: ...
+
+
+class OutputStore(Protocol):
+    def upload_tree(self, local_dir: Path, prefix: str) -> list[str]: ...
+
+
+@dataclass
+class StageContext:
+    """What a stage's work function gets: where the source is, where to write,
+    and how to report progress (0..1; throttled before it reaches the bus)."""
+
+    job_id: str
+    source_path: Path
+    output_dir: Path
+    report_progress: Callable[[float], None]
+    report_source: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
+
+
+StageWork = Callable[[StageContext], dict[str, Any]]
+
+
+@dataclass
+class _ProgressThrottle:
+    publish: Callable[[float], None]
+    last_time: float = 0.0
+    last_value: float = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.last_time >= PROGRESS_MIN_INTERVAL_S and fraction - self.last_value >= PROGRESS_MIN_STEP:
+            self.last_time, self.last_value = now, fraction
+            self.publish(fraction)
+
+
+def run_stage(
+    *,
+    stage: Stage,
+    eventbridge_event: dict[str, Any],
+    receive_count: int,
+    max_receive_count: int,
+    output_folder: str,
+    source_store: SourceStore,
+    output_store: OutputStore,
+    publisher: EventPublisher,
+    work: StageWork,
+    scratch_root: Path | None = None,
+) -> None:
+    """Run ``work`` for the upload named in ``eventbridge_event``. See the module doc."""
+    try:
+        upload = parse_object_created(eventbridge_event)
+    except ValidationFailed as exc:
+        logger.error("dropping an event that is not an upload", extra={"reason": exc.message})
+        return
+    job_id = upload.job_id
+    logger.append_keys(job_id=job_id, stage=stage.value)
+
+    def publish(kind: StageEventKind, **fields: Any) -> None:
+        publisher.publish(StageEvent(job_id=job_id, stage=stage, kind=kind, **fields))
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"{stage.value}-{job_id}-", dir=scratch_root))
+    try:
+        publish(StageEventKind.STARTED)
+        source_path = scratch / "source"
+        source_store.download(upload.key, source_path)
+        context = StageContext(
+            job_id=job_id,
+            source_path=source_path,
+            output_dir=scratch / "out",
+            report_progress=_ProgressThrottle(lambda f: publish(StageEventKind.PROGRESS, progress=round(f, 3))),
+            report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
+        )
+        context.output_dir.mkdir()
+        outputs = work(context)
+        prefix = f"jobs/{job_id}/{output_folder}/"
+        output_store.upload_tree(context.output_dir, prefix)
+        outputs = {"prefix": prefix, **outputs}
+        publish(StageEventKind.COMPLETED, outputs=outputs)
+        logger.info("stage completed", extra={"outputs": outputs})
+    except MediaError as exc:
+        logger.warning("media rejected", extra={"error": exc.to_dict()})
+        publish(StageEventKind.FAILED, error=exc.to_dict())
+    except Exception as exc:
+        if receive_count < max_receive_count:
+            logger.exception("stage failed; SQS will retry", extra={"attempt": receive_count})
+            raise
+        error = exc.to_dict() if isinstance(exc, VidpipeError) else {
+            "code": "INTERNAL_ERROR",
+            "message": f"{type(exc).__name__}: {exc}",
+        }
+        error["message"] = f"gave up after {receive_count} attempts: {error['message']}"
+        logger.exception("stage failed on its last attempt", extra={"error": error})
+        publish(StageEventKind.FAILED, error=error)
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        logger.remove_keys(["job_id", "stage"])

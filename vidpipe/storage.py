@@ -1,0 +1,202 @@
+"""S3 behind one small adapter: presigned uploads and downloads, files and folders.
+
+What can go wrong: every S3 or botocore failure (a missing key, a denied call,
+an unreachable endpoint) is raised as :class:`~vidpipe.errors.StorageError`
+naming the bucket and key, chained to the botocore error. A wrong argument
+(a negative size, an expiry of zero) is a :class:`~vidpipe.errors.ValidationFailed`.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidpipe.errors import StorageError, ValidationFailed
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+# What the HLS players and browsers expect for each file our stages write.
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt",
+}
+
+# A ladder writes a few hundred small segments: a handful of parallel PUTs hides
+# the round trips without hammering a local endpoint. boto3 clients are
+# thread-safe, so the workers share ours.
+UPLOAD_WORKERS = 8
+
+# head_object answers a missing key with a bare HTTP status, get_object with NoSuchKey.
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+# boto3's transfer methods (upload_file, download_file) wrap some failures in
+# their own Boto3Error subclasses (S3UploadFailedError, RetriesExceededError).
+_S3_FAILURES = (BotoCoreError, ClientError, Boto3Error)
+_S3Failure = BotoCoreError | ClientError | Boto3Error
+
+
+class ObjectInfo(TypedDict):
+    """What :meth:`S3ObjectStore.head` tells about an object."""
+
+    size: int
+    content_type: str
+    etag: str
+    last_modified: datetime | None
+    metadata: dict[str, str]
+
+
+def content_type_for(path: Path | str) -> str:
+    """The Content-Type we store a file under, chosen by its extension."""
+    return CONTENT_TYPES.get(Path(path).suffix.lower(), DEFAULT_CONTENT_TYPE)
+
+
+def _error_code(exc: _S3Failure) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class S3ObjectStore:
+    """One bucket, reached through a boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _storage_error(self, action: str, key: str, exc: _S3Failure) -> StorageError:
+        code = _error_code(exc)
+        if code in _MISSING_CODES:
+            return StorageError(f"cannot {action} {self._where(key)}: no such object")
+        return StorageError(f"cannot {action} {self._where(key)}: {code or type(exc).__name__}: {exc}")
+
+    def presigned_post(self, key: str, *, content_type: str, size: int, expires_s: int) -> dict[str, Any]:
+        """A browser form upload (``{url, fields}``) that S3 accepts only for exactly
+        this key, this Content-Type and exactly ``size`` bytes.
+
+        Raises ValidationFailed for a negative size or a non-positive expiry,
+        StorageError when botocore cannot sign (no credentials)."""
+        if size < 0 or expires_s <= 0:
+            raise ValidationFailed(f"bad presigned POST request: size={size}, expires_s={expires_s}")
+        # The Content-Type goes into the fields (so the browser sends it) and into
+        # the conditions (so S3 refuses a form that changes it); the key condition
+        # is added by botocore itself from Key.
+        conditions: list[Any] = [
+            {"Content-Type": content_type},
+            ["content-length-range", size, size],
+        ]
+        try:
+            post: dict[str, Any] = self._client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=conditions,
+                ExpiresIn=expires_s,
+            )
+        except _S3_FAILURES as exc:
+            raise self._storage_error("presign a POST for", key, exc) from exc
+        return {"url": post["url"], "fields": post["fields"]}
+
+    def presigned_get(self, key: str, *, expires_s: int) -> str:
+        """A URL that fetches the object with a plain GET until it expires.
+
+        Signing is local: the object is not checked to exist. Raises
+        ValidationFailed for a non-positive expiry, StorageError when botocore
+        cannot sign."""
+        if expires_s <= 0:
+            raise ValidationFailed(f"bad presigned GET request: expires_s={expires_s}")
+        try:
+            return str(
+                self._client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": key},
+                    ExpiresIn=expires_s,
+                )
+            )
+        except _S3_FAILURES as exc:
+            raise self._storage_error("presign a GET for", key, exc) from exc
+
+    def download(self, key: str, path: Path) -> None:
+        """Write the object to ``path`` (its folder is created).
+
+        Raises StorageError for a missing key or any S3 failure; a partly
+        written file may be left behind."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._client.download_file(self.bucket, key, str(path))
+        except _S3_FAILURES as exc:
+            raise self._storage_error("download", key, exc) from exc
+
+    def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None:
+        """Store the local file at ``key``, with a Content-Type chosen by extension
+        unless given.
+
+        Raises StorageError for any S3 failure; OSError when ``path`` cannot be read."""
+        extra = {"ContentType": content_type or content_type_for(path)}
+        try:
+            self._client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
+        except _S3_FAILURES as exc:
+            raise self._storage_error("upload", key, exc) from exc
+
+    def upload_tree(self, local_dir: Path, prefix: str) -> list[str]:
+        """Upload every file under ``local_dir`` to ``prefix`` + its relative posix
+        path and return the keys, sorted. ``prefix`` names a folder: a missing
+        trailing slash is added.
+
+        Raises StorageError when any upload fails (after the others have run:
+        some objects may already be stored, and a retry overwrites them);
+        ValidationFailed when ``local_dir`` is not a directory."""
+        if not local_dir.is_dir():
+            raise ValidationFailed(f"not a directory: {local_dir}")
+        folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        files = sorted(path for path in local_dir.rglob("*") if path.is_file())
+        keys = [folder + path.relative_to(local_dir).as_posix() for path in files]
+        with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
+            futures = [pool.submit(self.upload_file, path, key) for path, key in zip(files, keys, strict=True)]
+        # Leaving the with-block waited for every upload; report the first failure.
+        for future in futures:
+            future.result()
+        return sorted(keys)
+
+    def read_text(self, key: str) -> str:
+        """The object's body decoded as UTF-8 (playlists, WebVTT, manifests).
+
+        Raises StorageError for a missing key or any S3 failure;
+        UnicodeDecodeError when the body is not UTF-8."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            body: bytes = response["Body"].read()
+        except _S3_FAILURES as exc:
+            raise self._storage_error("read", key, exc) from exc
+        return body.decode("utf-8")
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size, type, ETag (without quotes), date and user metadata of the object,
+        or None when there is no such object.
+
+        Raises StorageError for any other S3 failure (a denied HeadObject on a
+        bucket without ListBucket permission also answers 403, not 404)."""
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=key)
+        except _S3_FAILURES as exc:
+            if _error_code(exc) in _MISSING_CODES:
+                return None
+            raise self._storage_error("inspect", key, exc) from exc
+        return ObjectInfo(
+            size=int(response.get("ContentLength", 0)),
+            content_type=str(response.get("ContentType", DEFAULT_CONTENT_TYPE)),
+            etag=str(response.get("ETag", "")).strip('"'),
+            last_modified=response.get("LastModified"),
+            metadata=dict(response.get("Metadata") or {}),
+        )
