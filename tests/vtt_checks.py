@@ -112,9 +112,7 @@ def assert_storyboard_consistent(
         f"last cue ends at {cues[-1].end_s}, the video lasts {duration_s}"
     )
     for before, after in zip(cues, cues[1:], strict=False):
-        assert math.isclose(before.end_s, after.start_s, abs_tol=1e-9), (
-            f"gap or overlap between {before} and {after}"
-        )
+        assert math.isclose(before.end_s, after.start_s, abs_tol=1e-9), f"gap or overlap between {before} and {after}"
     for cue in cues:
         assert cue.end_s > cue.start_s, f"empty cue {cue}"
 
@@ -139,8 +137,7 @@ def assert_storyboard_consistent(
     )
     columns, rows = sprite_width // tile_w, sprite_height // tile_h
     assert rows == math.ceil(len(cues) / columns), (
-        f"{len(cues)} tiles in {columns} columns need {math.ceil(len(cues) / columns)} rows, "
-        f"the sprite has {rows}"
+        f"{len(cues)} tiles in {columns} columns need {math.ceil(len(cues) / columns)} rows, the sprite has {rows}"
     )
     for index, (x, y, _, _) in enumerate(rectangles):
         expected = ((index % columns) * tile_w, (index // columns) * tile_h)

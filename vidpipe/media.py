@@ -21,10 +21,13 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 from vidpipe.errors import CorruptMedia, FfmpegError, NotAVideo
 
@@ -177,12 +180,38 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
         raise FfmpegError(f"ffprobe could not start: {exc}") from exc
     stderr = completed.stderr.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:]
     if completed.returncode != 0:
+        container = sniff_container(path)
+        if container is not None:
+            raise CorruptMedia(f"the file starts like {container} but cannot be read: {stderr.strip()}")
         raise NotAVideo(f"ffprobe does not recognise the file as media: {stderr.strip()}")
     try:
         probe = json.loads(completed.stdout or b"{}")
     except json.JSONDecodeError as exc:
         raise FfmpegError("ffprobe printed something that is not JSON") from exc
     return parse_probe(probe)
+
+
+def sniff_container(path: Path) -> str | None:
+    """The video container a file's first bytes announce, or None.
+
+    Tells a damaged video (CORRUPT_MEDIA: the right kind of file, unreadable)
+    from something that never was one (NOT_A_VIDEO), when ffprobe refuses both."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
+        return "an MP4/QuickTime file"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "a Matroska/WebM file"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI file"
+    if head[:3] == b"FLV":
+        return "an FLV file"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "an MPEG program stream"
+    return None
 
 
 ProgressCallback = Callable[[float], None]
@@ -212,38 +241,58 @@ def run_ffmpeg(
         *(["-progress", "pipe:1", "-nostats"] if on_progress else []),
         *args,
     ]  # fmt: skip
-    try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if on_progress else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise FfmpegError(f"ffmpeg could not start: {exc}") from exc
-    try:
-        if on_progress and process.stdout is not None:
-            _follow_progress(process, on_progress, timeout_s)
-        _, stderr_bytes = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        process.kill()
-        process.communicate()
-        raise FfmpegError(f"ffmpeg did not finish within {timeout_s:.0f} s") from exc
-    stderr = stderr_bytes.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
+    # stderr goes to a temporary file, not a pipe: while we read progress from stdout
+    # nobody drains a stderr pipe, and a damaged input can log more than a pipe holds
+    # (64 KiB); FFmpeg would then block on its next write, and we with it.
+    with tempfile.TemporaryFile() as stderr_file:
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if on_progress else subprocess.DEVNULL,
+                stderr=stderr_file,
+            )
+        except OSError as exc:
+            raise FfmpegError(f"ffmpeg could not start: {exc}") from exc
+        # A timer, not a check between progress lines: an FFmpeg that hangs prints
+        # nothing, and reading its stdout would wait forever.
+        timed_out = threading.Event()
+
+        def stop_at_deadline() -> None:
+            timed_out.set()
+            process.kill()
+
+        timer = threading.Timer(timeout_s, stop_at_deadline)
+        timer.start()
+        try:
+            if on_progress and process.stdout is not None:
+                _follow_progress(process.stdout, on_progress)
+            process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:  # the progress callback raised: do not leave FFmpeg running
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        stderr = _tail(stderr_file)
+    if timed_out.is_set() and process.returncode != 0:
+        raise FfmpegError(f"ffmpeg did not finish within {timeout_s:.0f} s: {stderr}")
     if process.returncode != 0:
         if "Invalid data found" in stderr or "corrupt" in stderr.lower():
             raise CorruptMedia(f"FFmpeg could not decode the file: {stderr}")
         raise FfmpegError(f"ffmpeg exited with {process.returncode}: {stderr}")
 
 
-def _follow_progress(process: subprocess.Popen, on_progress: ProgressCallback, timeout_s: float) -> None:
-    import time
+def _tail(stderr_file: IO[bytes]) -> str:
+    """The last STDERR_TAIL_CHARS characters FFmpeg wrote to ``stderr_file``."""
+    size = stderr_file.seek(0, os.SEEK_END)
+    stderr_file.seek(max(0, size - 4 * STDERR_TAIL_CHARS))
+    return stderr_file.read().decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
 
-    deadline = time.monotonic() + timeout_s
-    assert process.stdout is not None
-    for raw in process.stdout:
-        if time.monotonic() > deadline:
-            raise subprocess.TimeoutExpired(process.args, timeout_s)
+
+def _follow_progress(stdout: IO[bytes], on_progress: ProgressCallback) -> None:
+    for raw in stdout:
         key, _, value = raw.decode("ascii", "replace").strip().partition("=")
         if key == "out_time_us" and value.isdigit():
             on_progress(int(value) / 1_000_000)

@@ -26,6 +26,7 @@ from PIL import Image
 from thumbnails.domain_logic.frame_grab import (
     CANDIDATE_GLOB,
     TILE_GLOB,
+    SkipFrames,
     build_frame_grab_args,
     count_unfilled_slots,
 )
@@ -56,7 +57,8 @@ POSTER_QUALITY = 85
 SPRITE_QUALITY = 75
 # When more than this share of tiles would repeat their neighbour, keyframes
 # are too sparse for the interval (a short clip with one keyframe, a long GOP)
-# and we decode every frame instead. A repeated tile here and there is fine.
+# and we decode every reference frame instead. A repeated tile here and there
+# is fine.
 MAX_UNFILLED_SHARE = 0.25
 # The sprite's unused cells (last row) are black, like the letterbox players draw.
 SPRITE_BACKGROUND = (0, 0, 0)
@@ -76,8 +78,8 @@ class ThumbnailResult:
     rows: int
     tile_count: int
     interval_s: float
-    # False when keyframes were too sparse and every frame was decoded: worth
-    # a metric, as it costs a full decode.
+    # False when keyframes were too sparse and every reference frame was
+    # decoded: worth a metric, as it costs most of a full decode.
     keyframes_only: bool
 
     def to_outputs(self) -> dict[str, object]:
@@ -127,13 +129,10 @@ def make_thumbnails(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vidpipe-thumbnails-") as scratch:
-        frames = _sample_frames(
-            input_path, Path(scratch) / "keyframes", plan, candidate_slots, poster_size, deadline, keyframes_only=True
-        )
+        sample = _FrameSampler(input_path, Path(scratch), plan, candidate_slots, poster_size, deadline)
+        frames = sample(SkipFrames.NON_KEY)
         if frames.unfilled_slots > MAX_UNFILLED_SHARE * plan.tile_count:
-            frames = _sample_frames(
-                input_path, Path(scratch) / "all", plan, candidate_slots, poster_size, deadline, keyframes_only=False
-            )
+            frames = sample(SkipFrames.NON_REFERENCE)
         if not frames.tile_paths:
             raise CorruptMedia("no picture could be decoded from the video")
         tiles = [_load_rgb(path) for path in frames.tile_paths]
@@ -187,36 +186,39 @@ def assemble_sprite(plan: StoryboardPlan, tiles: list[Image.Image]) -> Image.Ima
     return sprite
 
 
-def _sample_frames(
-    input_path: Path,
-    work_dir: Path,
-    plan: StoryboardPlan,
-    candidate_slots: tuple[int, ...],
-    poster_size: tuple[int, int],
-    deadline: float,
-    *,
-    keyframes_only: bool,
-) -> _SampledFrames:
-    """Run one sampling pass into ``work_dir`` and list what it wrote."""
-    work_dir.mkdir()
-    args = build_frame_grab_args(
-        input_path,
-        work_dir,
-        interval_ms=plan.interval_ms,
-        tile_count=plan.tile_count,
-        tile_size=(plan.tile_width, plan.tile_height),
-        candidate_slots=candidate_slots,
-        candidate_size=poster_size,
-        keyframes_only=keyframes_only,
-    )
-    run_ffmpeg(args, timeout_s=_remaining(deadline))
-    tile_paths = _numbered_files(work_dir, TILE_GLOB)
-    return _SampledFrames(
-        tile_paths=tile_paths,
-        candidate_paths=_numbered_files(work_dir, CANDIDATE_GLOB),
-        unfilled_slots=count_unfilled_slots([path.read_bytes() for path in tile_paths], plan.tile_count),
-        keyframes_only=keyframes_only,
-    )
+@dataclass(frozen=True)
+class _FrameSampler:
+    """One sampling pass per call, each into its own folder under ``scratch``."""
+
+    input_path: Path
+    scratch: Path
+    plan: StoryboardPlan
+    candidate_slots: tuple[int, ...]
+    poster_size: tuple[int, int]
+    deadline: float
+
+    def __call__(self, skip: SkipFrames) -> _SampledFrames:
+        work_dir = self.scratch / skip.value
+        work_dir.mkdir()
+        args = build_frame_grab_args(
+            self.input_path,
+            work_dir,
+            interval_ms=self.plan.interval_ms,
+            tile_count=self.plan.tile_count,
+            tile_size=(self.plan.tile_width, self.plan.tile_height),
+            candidate_slots=self.candidate_slots,
+            candidate_size=self.poster_size,
+            skip=skip,
+        )
+        run_ffmpeg(args, timeout_s=_remaining(self.deadline))
+        tile_paths = _numbered_files(work_dir, TILE_GLOB)
+        tile_contents = [path.read_bytes() for path in tile_paths]
+        return _SampledFrames(
+            tile_paths=tile_paths,
+            candidate_paths=_numbered_files(work_dir, CANDIDATE_GLOB),
+            unfilled_slots=count_unfilled_slots(tile_contents, self.plan.tile_count),
+            keyframes_only=skip is SkipFrames.NON_KEY,
+        )
 
 
 def _numbered_files(work_dir: Path, pattern: str) -> list[Path]:

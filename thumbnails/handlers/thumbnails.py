@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from thumbnails.domain_logic.storyboard import make_thumbnails
+from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from vidpipe.aws_clients import events_client, s3_client
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage

@@ -131,10 +131,10 @@ def _rendition(
     # Compare with the 16:9 picture of the *rung* (not of our short side), so a
     # picture below the lowest rung gets a bitrate in proportion to its pixels.
     reference_area = rung.short_side * rung.short_side * REFERENCE_ASPECT
-    area_factor = min(
-        max(out_width * out_height / reference_area, config.min_area_factor), config.max_area_factor
-    )
-    video_kbps = round(rung.video_bitrate_kbps * area_factor)
+    area_factor = min(max(out_width * out_height / reference_area, config.min_area_factor), config.max_area_factor)
+    # Nearest 10 kbit/s: keeps 16:9 ladders on their round numbers (854x480 is 0.1 %
+    # bigger than 480 x 480 x 16/9) and is far below what anyone could see.
+    video_kbps = max(10, 10 * round(rung.video_bitrate_kbps * area_factor / 10))
     max_kbps = round(video_kbps * config.peak_ratio)
     return Rendition(
         name=f"{short_side}p",
@@ -152,9 +152,11 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     keeps the aspect ratio, rounded to the nearest even number (4:2:0 chroma needs
     even sizes), so the aspect is off by at most one pixel on the long side."""
     if width >= height:
-        return _even(width * short_side / height), short_side
-    return short_side, _even(height * short_side / width)
+        return _nearest_even(width * short_side, height), short_side
+    return short_side, _nearest_even(height * short_side, width)
 
 
-def _even(value: float) -> int:
-    return max(2, 2 * round(value / 2))
+def _nearest_even(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded to the nearest even integer (halves up), at
+    least 2. Integer arithmetic, so the same size comes out on every machine."""
+    return max(2, 2 * ((numerator + denominator) // (2 * denominator)))

@@ -15,7 +15,7 @@ from upload_api.domain_logic.status import record_event
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import JobFinished, parse_sqs_body
+from vidpipe.events import parse_sqs_body
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
@@ -35,13 +35,18 @@ def handle_record(record: SQSRecord) -> None:
     try:
         update = record_event(DynamoJobStore(dynamodb_client(), settings.jobs_table), event)
         if update is None:
-            logger.info("event changed nothing", extra={"event": type(event).__name__})
+            # Jobs are created before their upload URL exists, so this is an
+            # object someone put in the bucket by hand: nothing to update.
+            logger.warning("event for an unknown job", extra={"event": type(event).__name__})
+            return
+        if not update.changed:
+            logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
             return
         logger.info("job updated", extra={"status": update.job.status.value})
-        if update.became_terminal:
+        finished = update.finished_event()
+        if finished is not None:
             publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status")
-            publisher.publish(JobFinished(job_id=update.job.job_id, status=update.job.status.value,
-                                          error=update.job.error))
+            publisher.publish(finished)
     finally:
         logger.remove_keys(["job_id"])
 

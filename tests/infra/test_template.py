@@ -1,0 +1,306 @@
+"""infra/template.yaml: it lints, it translates to plain CloudFormation, and what it
+declares keeps the promises of ARCHITECTURE.md (SQS with DLQs, partial batch
+failures, least privilege, S3 → EventBridge). Also the function packaging."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import cfnlint.api
+import pytest
+
+from vidpipe.cli.packaging import FUNCTION_SLICES, build_function
+from vidpipe.cli.template import TEMPLATE_PATH, load_template, translate_sam, with_artifact_locations
+from vidpipe.events import UPLOAD_KEY_PREFIX
+
+ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
+API_HANDLER = "upload_api.handlers.api.lambda_handler"
+# The only managed policies SAM may attach: logs, and reading the function's SQS queue.
+SAM_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+}
+SETTINGS_VARIABLES = {"JOBS_TABLE", "UPLOADS_BUCKET", "OUTPUTS_BUCKET", "EVENT_BUS_NAME"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    locations = {name: ("vidpipe-artefacts", f"{name}-0123abcd.zip") for name in ARTEFACTS}
+    return translate_sam(with_artifact_locations(template, locations), "eu-west-1")
+
+
+def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def getatt_target(value: Any) -> str:
+    """``{"Fn::GetAtt": ["Queue", "Arn"]}`` → ``"Queue"``."""
+    assert isinstance(value, dict) and "Fn::GetAtt" in value, value
+    name, attribute = value["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return str(name)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------------ lint and translation
+
+
+def test_GIVEN_the_template_WHEN_cfn_lint_runs_THEN_no_error_or_warning() -> None:
+    matches = cfnlint.api.lint_file(TEMPLATE_PATH)
+
+    assert [f"{m.rule.id} {m.message} ({m.linenumber})" for m in matches] == []
+
+
+def test_GIVEN_the_lint_api_WHEN_a_template_is_broken_THEN_it_reports_it() -> None:
+    # Guards the test above: an empty list must mean "clean", not "did not run".
+    matches = cfnlint.api.lint("Resources:\n  B:\n    Type: AWS::S3::Bucket\n    Properties:\n      Nope: 1\n")
+
+    assert matches
+
+
+def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(translated: dict[str, Any]) -> None:
+    types = {resource["Type"] for resource in translated["Resources"].values()}
+
+    assert not [t for t in types if t.startswith("AWS::Serverless::")]
+    assert "Transform" not in translated
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 4
+    assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
+    assert cfnlint.api.lint(json.dumps(translated)) == []
+
+
+def test_GIVEN_artefact_locations_WHEN_applied_THEN_every_function_and_layer_points_at_its_zip(
+    translated: dict[str, Any],
+) -> None:
+    for name, function in resources_of(translated, "AWS::Lambda::Function").items():
+        code = function["Properties"]["Code"]
+        assert code["S3Bucket"] == "vidpipe-artefacts", name
+        assert code["S3Key"].split("-0123abcd")[0] in FUNCTION_SLICES, name
+    for name, layer in resources_of(translated, "AWS::Lambda::LayerVersion").items():
+        assert layer["Properties"]["Content"]["S3Key"] in {"dependencies-0123abcd.zip", "ffmpeg-0123abcd.zip"}, name
+
+
+def test_GIVEN_a_code_folder_the_build_does_not_make_WHEN_located_THEN_key_error(template: dict[str, Any]) -> None:
+    with pytest.raises(KeyError, match="did not produce"):
+        with_artifact_locations(template, {"upload_api": ("b", "k")})
+
+
+# ------------------------------------------------------------------ queues and event sources
+
+
+def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_the_api_reads_sqs_reporting_batch_item_failures(
+    translated: dict[str, Any],
+) -> None:
+    functions = resources_of(translated, "AWS::Lambda::Function")
+    mappings = resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
+    by_function: dict[str, list[dict[str, Any]]] = {name: [] for name in functions}
+    for mapping in mappings:
+        by_function[mapping["Properties"]["FunctionName"]["Ref"]].append(mapping["Properties"])
+    queues = resources_of(translated, "AWS::SQS::Queue")
+
+    for name, function in functions.items():
+        if function["Properties"]["Handler"] == API_HANDLER:
+            assert by_function[name] == [], f"{name} is the HTTP API function: no queue"
+            continue
+        assert by_function[name], f"{name} has no event source mapping"
+        for mapping in by_function[name]:
+            assert getatt_target(mapping["EventSourceArn"]) in queues, name
+            assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+
+
+def test_GIVEN_the_api_function_WHEN_translated_THEN_the_http_api_integration_targets_it(
+    translated: dict[str, Any],
+) -> None:
+    [integration] = resources_of(translated, "AWS::ApiGatewayV2::Integration").values()
+
+    target = getatt_target(integration["Properties"]["IntegrationUri"])
+    assert translated["Resources"][target]["Properties"]["Handler"] == API_HANDLER
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a_dead_letter_queue(
+    translated: dict[str, Any],
+) -> None:
+    queues = resources_of(translated, "AWS::SQS::Queue")
+    read = {
+        getatt_target(mapping["Properties"]["EventSourceArn"])
+        for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
+    }
+    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue"}
+
+    for name in read:
+        redrive = queues[name]["Properties"].get("RedrivePolicy")
+        assert redrive, f"{name} has no RedrivePolicy"
+        dead_letter = getatt_target(redrive["deadLetterTargetArn"])
+        assert dead_letter in queues and dead_letter != name
+        assert dead_letter not in read, f"nothing should consume {dead_letter}"
+        assert "RedrivePolicy" not in queues[dead_letter]["Properties"]
+        assert 1 <= int(redrive["maxReceiveCount"]) <= 10
+
+
+def test_GIVEN_each_stage_queue_WHEN_compared_with_its_function_THEN_visibility_is_six_times_the_timeout(
+    translated: dict[str, Any],
+) -> None:
+    queues = resources_of(translated, "AWS::SQS::Queue")
+    functions = resources_of(translated, "AWS::Lambda::Function")
+
+    for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values():
+        queue = queues[getatt_target(mapping["Properties"]["EventSourceArn"])]
+        function = functions[mapping["Properties"]["FunctionName"]["Ref"]]
+        assert int(queue["Properties"]["VisibilityTimeout"]) >= 6 * int(function["Properties"]["Timeout"])
+
+
+def test_GIVEN_the_stage_queues_WHEN_compared_with_the_settings_THEN_the_last_attempt_is_the_one_sqs_gives(
+    translated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stage runner fails the job on attempt max_receive_count: it must be
+    # the queue's maxReceiveCount, or the job is failed too early or never.
+    from vidpipe.settings import Settings
+
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.setenv(name, "x")
+    queues = resources_of(translated, "AWS::SQS::Queue")
+    functions = resources_of(translated, "AWS::Lambda::Function")
+    for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values():
+        queue_name = getatt_target(mapping["Properties"]["EventSourceArn"])
+        if queue_name == "StatusQueue":
+            continue
+        variables = functions[mapping["Properties"]["FunctionName"]["Ref"]]["Properties"]["Environment"]["Variables"]
+        if "MAX_RECEIVE_COUNT" in variables:
+            monkeypatch.setenv("MAX_RECEIVE_COUNT", str(variables["MAX_RECEIVE_COUNT"]))
+        else:
+            monkeypatch.delenv("MAX_RECEIVE_COUNT", raising=False)
+        expected = int(queues[queue_name]["Properties"]["RedrivePolicy"]["maxReceiveCount"])
+        assert Settings.from_environment().max_receive_count == expected, queue_name
+
+
+# ------------------------------------------------------------------ IAM
+
+
+def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_a_wildcard_action_or_resource(
+    translated: dict[str, Any],
+) -> None:
+    roles = resources_of(translated, "AWS::IAM::Role")
+    assert len(roles) == 4
+
+    for name, role in roles.items():
+        policies = role["Properties"].get("Policies", [])
+        assert policies, f"{name} has no inline policy"
+        for policy in policies:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                assert statement["Effect"] == "Allow", name
+                assert "NotAction" not in statement and "NotResource" not in statement, name
+                for action in as_list(statement["Action"]):
+                    assert "*" not in action, f"{name} allows {action}"
+                for resource in as_list(statement["Resource"]):
+                    assert resource != "*", f"{name} allows {statement['Action']} on every resource"
+                    assert not (isinstance(resource, str) and resource.endswith(":*")), name
+
+
+def test_GIVEN_every_function_role_WHEN_inspected_THEN_only_the_sam_basic_managed_policies_are_attached(
+    translated: dict[str, Any],
+) -> None:
+    for name, role in resources_of(translated, "AWS::IAM::Role").items():
+        assert set(role["Properties"].get("ManagedPolicyArns", [])) <= SAM_MANAGED_POLICIES, name
+
+
+def test_GIVEN_the_api_role_WHEN_inspected_THEN_it_may_put_only_under_the_upload_prefix_the_api_signs(
+    translated: dict[str, Any],
+) -> None:
+    [policy] = translated["Resources"]["UploadApiFunctionRole"]["Properties"]["Policies"]
+    puts = [s for s in policy["PolicyDocument"]["Statement"] if "s3:PutObject" in as_list(s["Action"])]
+
+    assert [s["Resource"] for s in puts] == [{"Fn::Sub": "${UploadsBucket.Arn}/" + UPLOAD_KEY_PREFIX + "*"}]
+
+
+# ------------------------------------------------------------------ buckets and environment
+
+
+def test_GIVEN_the_uploads_bucket_WHEN_inspected_THEN_it_sends_its_events_to_eventbridge(
+    translated: dict[str, Any],
+) -> None:
+    bucket = translated["Resources"]["UploadsBucket"]["Properties"]
+
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"] == {"EventBridgeEnabled": True}
+    rule = translated["Resources"]["SourceUploadedRule"]["Properties"]
+    assert rule["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": "UploadsBucket"}]
+    assert rule["EventPattern"]["detail"]["object"]["key"] == [{"prefix": UPLOAD_KEY_PREFIX}]
+
+
+def test_GIVEN_the_uploads_bucket_WHEN_inspected_THEN_cors_lets_a_browser_post_put_and_read_the_etag(
+    translated: dict[str, Any],
+) -> None:
+    [rule] = translated["Resources"]["UploadsBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+
+    assert "ETag" in rule["ExposedHeaders"]
+    assert {"POST", "PUT"} <= set(rule["AllowedMethods"])
+
+
+def test_GIVEN_both_buckets_WHEN_inspected_THEN_public_access_is_blocked(translated: dict[str, Any]) -> None:
+    for name in ("UploadsBucket", "OutputsBucket"):
+        block = translated["Resources"][name]["Properties"]["PublicAccessBlockConfiguration"]
+        assert all(block[key] is True for key in
+                   ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")), name
+
+
+def test_GIVEN_every_function_WHEN_translated_THEN_it_gets_every_setting_it_needs(translated: dict[str, Any]) -> None:
+    for name, function in resources_of(translated, "AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert set(variables) >= SETTINGS_VARIABLES, name
+        assert variables["POWERTOOLS_SERVICE_NAME"], name
+
+
+# ------------------------------------------------------------------ packaging
+
+
+def test_GIVEN_a_slice_WHEN_built_THEN_its_folder_holds_the_slice_and_vidpipe_without_the_cli(tmp_path: Path) -> None:
+    folder = build_function("upload_api", tmp_path)
+
+    assert folder == tmp_path / "functions" / "upload_api"
+    assert sorted(path.name for path in folder.iterdir()) == ["upload_api", "vidpipe"]
+    assert (folder / "upload_api" / "handlers" / "api.py").is_file()
+    assert (folder / "upload_api" / "web" / "index.html").is_file()
+    assert (folder / "vidpipe" / "stage_runner.py").is_file()
+    assert not (folder / "vidpipe" / "cli").exists()
+    assert not list(folder.rglob("__pycache__")) and not list(folder.rglob("*.pyc"))
+
+
+def test_GIVEN_an_old_build_WHEN_built_again_THEN_stale_files_are_gone(tmp_path: Path) -> None:
+    stale = tmp_path / "functions" / "transcode" / "vidpipe" / "removed_module.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("x = 1\n")
+
+    build_function("transcode", tmp_path)
+
+    assert not stale.exists()
+    assert (tmp_path / "functions" / "transcode" / "transcode" / "handlers" / "transcode.py").is_file()
+
+
+def test_GIVEN_every_function_of_the_template_WHEN_built_THEN_its_handler_imports_from_the_build_folder_alone(
+    template: dict[str, Any], tmp_path: Path
+) -> None:
+    functions = resources_of(template, "AWS::Serverless::Function")
+    for name, function in functions.items():
+        slice_name = Path(function["Properties"]["CodeUri"]).name
+        folder = build_function(slice_name, tmp_path)
+        module, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        # Run from the build folder: its packages shadow the project's editable install.
+        check = (
+            f"import importlib, pathlib; m = importlib.import_module({module!r}); "
+            f"assert callable(getattr(m, {attribute!r})); "
+            f"assert pathlib.Path(m.__file__).is_relative_to(pathlib.Path.cwd()), m.__file__"
+        )
+        completed = subprocess.run([sys.executable, "-c", check], cwd=folder, capture_output=True, text=True,
+                                   timeout=120, check=False)
+        assert completed.returncode == 0, f"{name}: {completed.stderr[-2000:]}"

@@ -1,0 +1,313 @@
+"""HLS output: the FFmpeg arguments for a whole ladder, and the master playlist.
+
+The argument list is built by hand rather than with ffmpeg-python: the list *is*
+the contract we test, ffmpeg-python 0.2.0 reorders options alphabetically and
+cannot express per-stream options such as ``-b:v:1`` or ``-var_stream_map``
+any more clearly, and a plain list keeps the library out of the Lambda path.
+
+One FFmpeg process decodes the source once, ``split``s the picture into every
+rung, encodes each with libx264 (and the audio once per rung with AAC-LC
+stereo) and lets the HLS muxer write ``{name}/index.m3u8`` and
+``{name}/seg_00000.ts``... per rendition. FFmpeg 5.1 writes a master playlist
+too, but its BANDWIDTH is the *average* plus 10 % and it has no
+AVERAGE-BANDWIDTH or FRAME-RATE, so :func:`write_master_playlist` replaces it
+with one whose numbers are measured on the segments actually written.
+
+What can go wrong: :func:`build_hls_args` raises ValueError for an empty ladder
+or an output folder whose path contains ``%`` (the HLS muxer would read it as a
+pattern); :func:`measure_media_playlist` raises FfmpegError when a playlist or
+segment FFmpeg should have written is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from transcode.domain_logic.ladder import Rendition
+from vidpipe.errors import FfmpegError
+from vidpipe.media import SourceInfo
+
+DEFAULT_SEGMENT_S = 4
+MASTER_PLAYLIST_NAME = "master.m3u8"
+MEDIA_PLAYLIST_NAME = "index.m3u8"
+SEGMENT_PATTERN = "seg_%05d.ts"
+X264_PRESET = "veryfast"
+AAC_LC_CODEC = "mp4a.40.2"
+# avc1 + profile_idc 0x64 (High) + constraint flags 0x00, as x264 writes them for High.
+AVC_HIGH_PREFIX = "avc1.6400"
+# Reference frames the decoder must hold for x264's veryfast preset: 1 reference plus
+# B-pyramid makes x264 signal 4 in the SPS, and the level must have room for them.
+X264_DPB_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class _H264Level:
+    """A row of H.264 Table A-1. Bitrate and CPB are the Baseline/Main limits; the
+    High profile allows 1.25 times them."""
+
+    idc: int
+    max_mb_per_s: int
+    max_frame_mbs: int
+    max_dpb_mbs: int
+    max_kbps: int
+    max_cpb_kbits: int
+
+
+# The table starts at 3.0 on purpose: every device that plays High profile plays 3.0,
+# and declaring a higher level than a stream strictly needs is always valid.
+_H264_LEVELS: tuple[_H264Level, ...] = (
+    _H264Level(30, 40_500, 1_620, 8_100, 10_000, 10_000),
+    _H264Level(31, 108_000, 3_600, 18_000, 14_000, 14_000),
+    _H264Level(32, 216_000, 5_120, 20_480, 20_000, 20_000),
+    _H264Level(40, 245_760, 8_192, 32_768, 20_000, 25_000),
+    _H264Level(41, 245_760, 8_192, 32_768, 50_000, 62_500),
+    _H264Level(42, 522_240, 8_704, 34_816, 50_000, 62_500),
+    _H264Level(50, 589_824, 22_080, 110_400, 135_000, 135_000),
+    _H264Level(51, 983_040, 36_864, 184_320, 240_000, 240_000),
+    _H264Level(52, 2_073_600, 36_864, 184_320, 240_000, 240_000),
+    _H264Level(60, 4_177_920, 139_264, 696_320, 240_000, 240_000),
+    _H264Level(61, 8_355_840, 139_264, 696_320, 480_000, 480_000),
+    _H264Level(62, 16_711_680, 139_264, 696_320, 800_000, 800_000),
+)
+_HIGH_PROFILE_BITRATE_FACTOR = 1.25
+
+
+def h264_level_idc(rendition: Rendition, frame_rate: Fraction) -> int:
+    """The lowest H.264 level (as level_idc, e.g. 31 for 3.1) that holds the
+    rendition's picture size, macroblock rate, reference frames and VBV peak and
+    buffer at High profile. Raises ValueError beyond level 6.2 (which the 8192
+    pixel limit of the probe keeps us from)."""
+    width_mbs, height_mbs = math.ceil(rendition.width / 16), math.ceil(rendition.height / 16)
+    frame_mbs = width_mbs * height_mbs
+    # Whole frames per second, rounded up: x264 checks the level against the output
+    # frame rate, which for a 29.97 or slightly variable source can be a bit above
+    # the average ffprobe reports.
+    mb_per_s = frame_mbs * math.ceil(frame_rate)
+    for level in _H264_LEVELS:
+        side_limit = math.sqrt(8 * level.max_frame_mbs)  # Annex A: neither side above sqrt(8*MaxFS)
+        if (
+            frame_mbs <= level.max_frame_mbs
+            and width_mbs <= side_limit
+            and height_mbs <= side_limit
+            and mb_per_s <= level.max_mb_per_s
+            and frame_mbs * X264_DPB_FRAMES <= level.max_dpb_mbs
+            and rendition.max_bitrate_kbps <= level.max_kbps * _HIGH_PROFILE_BITRATE_FACTOR
+            and rendition.buffer_kbps <= level.max_cpb_kbits * _HIGH_PROFILE_BITRATE_FACTOR
+        ):
+            return level.idc
+    raise ValueError(f"no H.264 level holds {rendition} at {float(frame_rate):.3f} fps")
+
+
+def h264_level_name(level_idc: int) -> str:
+    """``31`` → ``"3.1"``, the form x264's ``-level`` takes."""
+    return f"{level_idc // 10}.{level_idc % 10}"
+
+
+def codecs_attribute(rendition: Rendition, frame_rate: Fraction, has_audio: bool) -> str:
+    """The CODECS value for the master playlist, e.g. ``avc1.64001f,mp4a.40.2``,
+    matching the profile and level we ask x264 for."""
+    video = f"{AVC_HIGH_PREFIX}{h264_level_idc(rendition, frame_rate):02x}"
+    return f"{video},{AAC_LC_CODEC}" if has_audio else video
+
+
+def gop_frames(frame_rate: Fraction, segment_s: int) -> int:
+    """Frames in one segment, rounded up (see :func:`build_hls_args` for why)."""
+    return math.ceil(frame_rate * segment_s)
+
+
+def build_hls_args(
+    input_path: Path,
+    source: SourceInfo,
+    ladder: Sequence[Rendition],
+    output_dir: Path,
+    segment_s: int = DEFAULT_SEGMENT_S,
+) -> list[str]:
+    """Arguments for one FFmpeg run (everything after the binary and the global
+    options that :func:`vidpipe.media.run_ffmpeg` adds) that writes the whole
+    ladder as HLS into ``output_dir``.
+
+    ``output_dir`` should be absolute: FFmpeg reads ``name:rest`` as a protocol.
+    It creates the rendition folders itself. Raises ValueError for an empty
+    ladder or a ``%`` in ``output_dir``."""
+    if not ladder:
+        raise ValueError("the ladder has no rendition")
+    if "%" in str(output_dir):
+        raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
+    count = len(ladder)
+    split_outputs = "".join(f"[split{index}]" for index in range(count))
+    # FFmpeg turns the picture upright (autorotate) before the graph, so the display
+    # size is what we scale to. setsar=1: square pixels, so players show WxH as is.
+    # format=yuv420p: a 4:4:4 or 10-bit source would otherwise make x264 choose a
+    # profile (High 4:4:4, High 10) that players and our CODECS string do not match.
+    branches = [
+        f"[split{index}]scale={rendition.width}:{rendition.height},setsar=1,format=yuv420p[video{index}]"
+        for index, rendition in enumerate(ladder)
+    ]
+    filter_graph = ";".join([f"[0:v:0]split={count}{split_outputs}", *branches])
+
+    args = ["-i", f"file:{input_path}", "-filter_complex", filter_graph]
+    for index in range(count):
+        args += ["-map", f"[video{index}]"]
+        if source.has_audio:
+            # Each rendition carries its own copy of the audio (muxed in its segments):
+            # -var_stream_map counts audio outputs per type, so map it once per rung.
+            args += ["-map", "0:a:0"]
+
+    # Keyframes must fall on the same instants in every rendition, or a player that
+    # switches rung mid-stream lands in the middle of a GOP. We place them by *time*
+    # with -force_key_frames (the first frame at or after every segment_s seconds),
+    # which also holds for variable or 29.97 frame rates where "N frames" drifts away
+    # from the segment grid. -sc_threshold 0 stops x264 adding scene-cut keyframes,
+    # which it would decide per rung from differently scaled pictures. -g is one
+    # segment's worth of frames, rounded up, so x264's own default keyint (250
+    # frames) cannot add a keyframe before the forced one at high frame rates.
+    args += [
+        "-c:v", "libx264",
+        "-preset", X264_PRESET,
+        "-profile:v", "high",
+        "-sc_threshold", "0",
+        "-g", str(gop_frames(source.frame_rate, segment_s)),
+        "-force_key_frames", f"expr:gte(t,n_forced*{segment_s})",
+    ]  # fmt: skip
+    for index, rendition in enumerate(ladder):
+        args += [
+            f"-b:v:{index}", f"{rendition.video_bitrate_kbps}k",
+            f"-maxrate:v:{index}", f"{rendition.max_bitrate_kbps}k",
+            f"-bufsize:v:{index}", f"{rendition.buffer_kbps}k",
+            # Pinned so the level in the stream is the one our CODECS string declares.
+            f"-level:v:{index}", h264_level_name(h264_level_idc(rendition, source.frame_rate)),
+        ]  # fmt: skip
+    if source.has_audio:
+        # -ac 2: 5.1 is downmixed and mono upmixed, so every rendition is plain stereo.
+        args += ["-c:a", "aac", "-ac", "2"]
+        for index, rendition in enumerate(ladder):
+            args += [f"-b:a:{index}", f"{rendition.audio_bitrate_kbps}k"]
+
+    stream_map = " ".join(
+        f"v:{index},a:{index},name:{rendition.name}" if source.has_audio else f"v:{index},name:{rendition.name}"
+        for index, rendition in enumerate(ladder)
+    )
+    args += [
+        "-f", "hls",
+        "-hls_time", str(segment_s),
+        "-hls_playlist_type", "vod",
+        "-hls_segment_type", "mpegts",
+        # Every segment starts with a keyframe, and saying so lets players switch
+        # rung at any segment boundary.
+        "-hls_flags", "independent_segments",
+        "-hls_segment_filename", str(output_dir / "%v" / SEGMENT_PATTERN),
+        "-master_pl_name", MASTER_PLAYLIST_NAME,
+        "-var_stream_map", stream_map,
+        str(output_dir / "%v" / MEDIA_PLAYLIST_NAME),
+    ]  # fmt: skip
+    return args
+
+
+@dataclass(frozen=True)
+class PlaylistMeasurement:
+    """A rendition as written: its length and its bit rates (bit/s) the way HLS
+    defines them."""
+
+    duration_s: float
+    peak_bps: int
+    average_bps: int
+
+
+def measure_media_playlist(playlist: Path) -> PlaylistMeasurement:
+    """Total duration, peak and average bit rate of the segments a media playlist lists.
+
+    Peak follows the HLS spec (RFC 8216, 4.3.4.2): the highest rate of any run of
+    consecutive segments lasting 0.5 to 1.5 target durations; when no run
+    qualifies (a clip shorter than half a segment) the average is the peak.
+    Raises FfmpegError when the playlist or one of its segments is missing."""
+    try:
+        lines = playlist.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise FfmpegError(f"FFmpeg did not write the playlist {playlist}: {exc}") from exc
+    segments: list[tuple[float, int]] = []  # (duration_s, size_bits)
+    target_s: float | None = None
+    duration_s: float | None = None
+    for line in (raw.strip() for raw in lines):
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            target_s = float(line.partition(":")[2])
+        elif line.startswith("#EXTINF:"):
+            duration_s = float(line.partition(":")[2].split(",")[0])
+        elif line and not line.startswith("#") and duration_s is not None:
+            segment = playlist.parent / line
+            try:
+                size_bits = segment.stat().st_size * 8
+            except OSError as exc:
+                raise FfmpegError(f"FFmpeg did not write the segment {segment}: {exc}") from exc
+            segments.append((duration_s, size_bits))
+            duration_s = None
+    total_s = sum(duration for duration, _ in segments)
+    if not segments or total_s <= 0:
+        raise FfmpegError(f"the playlist {playlist} lists no segment")
+    average_bps = sum(bits for _, bits in segments) / total_s
+    target_s = target_s or math.ceil(max(duration for duration, _ in segments))
+    peak_bps = 0.0
+    for start in range(len(segments)):
+        run_s, run_bits = 0.0, 0
+        for duration, bits in segments[start:]:
+            run_s += duration
+            run_bits += bits
+            if run_s > 1.5 * target_s:
+                break
+            if run_s >= 0.5 * target_s:
+                peak_bps = max(peak_bps, run_bits / run_s)
+    return PlaylistMeasurement(
+        duration_s=total_s,
+        peak_bps=math.ceil(max(peak_bps, average_bps)),
+        average_bps=math.ceil(average_bps),
+    )
+
+
+def render_master_playlist(
+    ladder: Sequence[Rendition],
+    has_audio: bool,
+    *,
+    frame_rate: Fraction,
+    measured: Mapping[str, PlaylistMeasurement] | None = None,
+) -> str:
+    """The master playlist text, renditions in ladder order (highest first).
+
+    BANDWIDTH and AVERAGE-BANDWIDTH are the measured rates when ``measured`` has
+    the rendition, else the nominal ones from the ladder (peak = VBV maxrate +
+    audio). Media playlists are at ``{name}/index.m3u8``."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for rendition in ladder:
+        rates = (measured or {}).get(rendition.name)
+        peak = rates.peak_bps if rates else rendition.bandwidth_bps
+        average = rates.average_bps if rates else rendition.average_bandwidth_bps
+        attributes = [
+            f"BANDWIDTH={peak}",
+            f"AVERAGE-BANDWIDTH={average}",
+            f"RESOLUTION={rendition.width}x{rendition.height}",
+            f"FRAME-RATE={float(frame_rate):.3f}",
+            f'CODECS="{codecs_attribute(rendition, frame_rate, has_audio)}"',
+        ]
+        lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{rendition.name}/{MEDIA_PLAYLIST_NAME}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_master_playlist(
+    ladder: Sequence[Rendition],
+    has_audio: bool,
+    path: Path,
+    *,
+    frame_rate: Fraction,
+    measured: Mapping[str, PlaylistMeasurement] | None = None,
+) -> None:
+    """Write (or replace FFmpeg's) master playlist at ``path``; see
+    :func:`render_master_playlist`. The file is replaced atomically, so a reader
+    never sees half of it. Raises OSError when the folder is not writable."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(
+        render_master_playlist(ladder, has_audio, frame_rate=frame_rate, measured=measured), encoding="utf-8"
+    )
+    os.replace(temporary, path)

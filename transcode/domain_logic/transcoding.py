@@ -1,0 +1,167 @@
+"""Turn one local video file into an HLS ladder in a local folder.
+
+Plain functions with no AWS in them: the Lambda handler downloads the upload,
+calls :func:`transcode_to_hls` and uploads the folder; tests and the command
+line call it directly.
+
+Layout written under ``output_dir``::
+
+    master.m3u8
+    {name}/index.m3u8          e.g. 720p/index.m3u8
+    {name}/seg_00000.ts ...
+
+What can go wrong: NotAVideo / CorruptMedia (the file is not usable media or
+is truncated, final), MediaTooLong (over ``max_duration_s``, final), FfmpegError (FFmpeg
+missing, crashed, or out of time; retryable), OSError when ``output_dir``
+cannot be written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transcode.domain_logic.hls import (
+    DEFAULT_SEGMENT_S,
+    MASTER_PLAYLIST_NAME,
+    MEDIA_PLAYLIST_NAME,
+    PlaylistMeasurement,
+    build_hls_args,
+    measure_media_playlist,
+    write_master_playlist,
+)
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
+from vidpipe.errors import CorruptMedia, MediaTooLong
+from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
+
+# ffprobe reads only the head of the file (and the index); a minute is generous, and
+# it must not eat the whole budget of a short Lambda.
+PROBE_TIMEOUT_S = 60.0
+# How much shorter than the source the renditions may come out before we call the
+# file truncated: audio and video often end a few frames apart.
+MISSING_TAIL_TOLERANCE_S = 1.0
+MISSING_TAIL_TOLERANCE_RATIO = 0.05
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    """What was written: the probed source, the renditions (highest first) and the
+    path of the master playlist (``output_dir / "master.m3u8"``)."""
+
+    source: SourceInfo
+    renditions: list[Rendition]
+    master_playlist: Path
+
+
+def transcode_to_hls(
+    input_path: Path,
+    output_dir: Path,
+    *,
+    timeout_s: float,
+    on_progress: Callable[[float], None] | None = None,
+    on_probed: Callable[[SourceInfo], None] | None = None,
+    max_duration_s: float | None = None,
+    segment_s: int = DEFAULT_SEGMENT_S,
+    ladder_config: LadderConfig = DEFAULT_LADDER,
+) -> TranscodeResult:
+    """Probe ``input_path``, plan the ladder and encode it as HLS into ``output_dir``
+    (created if missing; files of an earlier attempt are overwritten) with one
+    FFmpeg process.
+
+    ``timeout_s`` bounds probe and encode together. ``on_probed`` is called once
+    with the source description before encoding starts; ``on_progress`` receives
+    the encoded fraction, 0..1, never going backwards, and 1.0 at the end.
+
+    Raises NotAVideo / CorruptMedia for unusable input (CorruptMedia also when
+    the outputs come out clearly shorter than the source: a truncated upload),
+    MediaTooLong when the source is longer than ``max_duration_s``, FfmpegError
+    when FFmpeg fails or runs out of time."""
+    deadline = time.monotonic() + timeout_s
+    source = probe_media(input_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
+    if max_duration_s is not None and source.duration_s > max_duration_s:
+        raise MediaTooLong(
+            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
+        )
+    if on_probed is not None:
+        on_probed(source)
+    ladder = plan_ladder(source, ladder_config)
+    # Absolute, so FFmpeg cannot mistake a relative "name:..." path for a protocol.
+    output_dir = output_dir.absolute()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    args = build_hls_args(input_path, source, ladder, output_dir, segment_s)
+
+    progress = _FractionProgress(source.duration_s, on_progress) if on_progress else None
+    run_ffmpeg(args, timeout_s=max(1.0, deadline - time.monotonic()), on_progress=progress)
+
+    measured = {
+        rendition.name: measure_media_playlist(output_dir / rendition.name / MEDIA_PLAYLIST_NAME)
+        for rendition in ladder
+    }
+    _check_complete(source, measured)
+    master = output_dir / MASTER_PLAYLIST_NAME
+    write_master_playlist(ladder, source.has_audio, master, frame_rate=source.frame_rate, measured=measured)
+    if on_progress is not None:
+        on_progress(1.0)
+    return TranscodeResult(source=source, renditions=ladder, master_playlist=master)
+
+
+def _check_complete(source: SourceInfo, measured: Mapping[str, PlaylistMeasurement]) -> None:
+    """Raise CorruptMedia when the renditions are clearly shorter than the source.
+
+    A truncated upload whose header survived (moov first) probes fine, and FFmpeg
+    encodes what is there, logs "partial file" and exits 0: only the length of
+    what came out tells. The margin allows for streams of slightly unequal length."""
+    shortest_s = min(measurement.duration_s for measurement in measured.values())
+    margin_s = max(MISSING_TAIL_TOLERANCE_S, MISSING_TAIL_TOLERANCE_RATIO * source.duration_s)
+    if shortest_s < source.duration_s - margin_s:
+        raise CorruptMedia(
+            f"the file ends after {shortest_s:.1f} s of the {source.duration_s:.1f} s its header announces "
+            "(a truncated or damaged upload?)"
+        )
+
+
+class _FractionProgress:
+    """Turns FFmpeg's output time (seconds) into a fraction of the source duration.
+
+    Clamped to 0..0.99 and never decreasing: the last percent is announced only
+    once the master playlist is written, so "1.0" means the outputs are complete."""
+
+    def __init__(self, duration_s: float, on_progress: Callable[[float], None]) -> None:
+        self._duration_s = duration_s
+        self._on_progress = on_progress
+        self._last = 0.0
+
+    def __call__(self, encoded_s: float) -> None:
+        fraction = min(max(encoded_s / self._duration_s, 0.0), 0.99)
+        if fraction > self._last:
+            self._last = fraction
+            self._on_progress(fraction)
+
+
+def source_summary(source: SourceInfo) -> dict[str, Any]:
+    """The job's ``source`` fields, JSON-ready: displayed width and height
+    (rotation applied), duration in seconds, codecs, audio channels (0 without
+    audio) and the frame rate as a float."""
+    return {
+        "duration_s": round(source.duration_s, 3),
+        "width": source.display_width,
+        "height": source.display_height,
+        "video_codec": source.video_codec,
+        "audio_codec": source.audio_codec,
+        "audio_channels": source.audio_channels,
+        "frame_rate": round(float(source.frame_rate), 3),
+    }
+
+
+def rendition_summary(rendition: Rendition) -> dict[str, Any]:
+    """One entry of the job's ``outputs.renditions``, JSON-ready; ``bitrate`` is the
+    nominal average (video + audio) in bit/s."""
+    return {
+        "name": rendition.name,
+        "width": rendition.width,
+        "height": rendition.height,
+        "bitrate": rendition.average_bandwidth_bps,
+    }
