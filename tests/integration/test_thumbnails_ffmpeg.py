@@ -46,7 +46,7 @@ def _h264(*, gop: int) -> list[str]:
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
     made = {name: folder / f"{name}.mp4" for name in
-            ("fade_in", "long_gop", "rotated", "single_frame", "half_second")}  # fmt: skip
+            ("fade_in", "long_gop", "two_second_gop", "rotated", "single_frame", "half_second")}  # fmt: skip
     # One second of black, then a test pattern fading in, with sound; a keyframe
     # every second, so the cheap keyframe pass is enough.
     _ffmpeg(
@@ -58,6 +58,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )  # fmt: skip
     # A single keyframe for 4 seconds: keyframes alone cannot fill the tiles.
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=4", *_h264(gop=1000), str(made["long_gop"]))
+    # 40 s with a keyframe every 2 s, as streaming encoders write: too sparse for
+    # 1 s tiles, dense enough for 2 s ones.
+    _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=40", *_h264(gop=50), str(made["two_second_gop"])
+    )  # fmt: skip
     # Stored landscape with a display matrix turning it upright, as phones write it.
     upright = folder / "upright.mp4"
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=3", *_h264(gop=30), str(upright))
@@ -144,6 +149,23 @@ def test_given_a_single_keyframe_when_thumbnailed_then_every_tile_still_shows_it
             for x in range(0, sprite.width, result.tile_width)
         ]
     assert len(set(tiles)) == result.tile_count == 4  # testsrc2 moves: no tile repeats
+
+
+def test_given_keyframes_two_seconds_apart_when_thumbnailed_then_two_second_tiles_from_keyframes(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    result, source = _make(clips["two_second_gop"], tmp_path)
+
+    _assert_complete_outputs(result, tmp_path, source)
+    assert result.keyframes_only  # widened to the keyframe spacing instead of decoding everything
+    assert (result.interval_s, result.tile_count, result.columns, result.rows) == (2.0, 20, 10, 2)
+    with Image.open(tmp_path / result.sprite) as sprite:
+        tiles = {
+            sprite.crop((x, y, x + result.tile_width, y + result.tile_height)).tobytes()
+            for y in range(0, sprite.height, result.tile_height)
+            for x in range(0, sprite.width, result.tile_width)
+        }
+    assert len(tiles) == 20
 
 
 def test_given_a_rotated_clip_when_thumbnailed_then_tiles_poster_and_thumbnails_are_portrait(

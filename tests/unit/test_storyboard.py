@@ -108,12 +108,14 @@ def test_given_an_unusable_duration_when_planned_then_value_error(duration: floa
     duration_s=st.floats(min_value=0.0005, max_value=40_000.0, allow_nan=False),
     width=st.integers(min_value=1, max_value=8192),
     height=st.integers(min_value=1, max_value=8192),
+    min_interval_ms=st.integers(min_value=0, max_value=600_000),
 )
 def test_given_any_video_when_planned_then_tiles_tile_the_timeline_and_the_sprite(
-    duration_s: float, width: int, height: int
+    duration_s: float, width: int, height: int, min_interval_ms: int
 ) -> None:
-    plan = plan_storyboard(duration_s, width, height)
+    plan = plan_storyboard(duration_s, width, height, min_interval_ms=min_interval_ms)
 
+    assert plan.interval_ms >= min_interval_ms
     assert 1 <= plan.tile_count <= 100
     assert plan.cues[0].start_ms == 0
     assert plan.cues[-1].end_ms == plan.duration_ms == max(1, round(duration_s * 1000))
@@ -137,6 +139,23 @@ def test_given_a_duration_when_choosing_the_interval_then_the_smallest_readable_
     duration_ms: int, interval_ms: int
 ) -> None:
     assert choose_interval_ms(duration_ms) == interval_ms
+
+
+@pytest.mark.parametrize(
+    ("duration_ms", "min_interval_ms", "interval_ms"),
+    [(90_000, 2000, 2000), (90_000, 2001, 3000), (30_000, 7_000, 10_000), (60_000, 61_000, 120_000)],
+)
+def test_given_a_minimum_when_choosing_the_interval_then_the_smallest_readable_one_above_it(
+    duration_ms: int, min_interval_ms: int, interval_ms: int
+) -> None:
+    assert choose_interval_ms(duration_ms, 100, min_interval_ms) == interval_ms
+
+
+def test_given_keyframes_two_seconds_apart_when_planned_with_that_minimum_then_two_second_tiles() -> None:
+    plan = plan_storyboard(90.0, 1280, 720, min_interval_ms=2000)
+
+    assert (plan.interval_ms, plan.tile_count, plan.columns, plan.rows) == (2000, 45, 10, 5)
+    assert plan.cues[-1] == Cue(start_ms=88_000, end_ms=90_000, x=640, y=360, w=160, h=90)
 
 
 @pytest.mark.parametrize(
@@ -295,7 +314,7 @@ def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list()
     )
 
     assert args == [
-        "-skip_frame", "nokey",
+        "-skip_frame", "nokey", "-threads", "1",
         "-i", "file:/in/source",
         "-filter_complex",
         "[0:V:0]fps=fps=1/2:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"

@@ -87,17 +87,18 @@ def fit_within(width: int, height: int, max_width: int, max_height: int) -> tupl
     return max(1, round(width * max_height / height)), max_height
 
 
-def choose_interval_ms(duration_ms: int, max_tiles: int = MAX_TILES) -> int:
-    """Smallest readable interval giving at most ``max_tiles`` tiles; when even
-    one minute gives too many, the smallest whole number of minutes that fits.
+def choose_interval_ms(duration_ms: int, max_tiles: int = MAX_TILES, min_interval_ms: int = 0) -> int:
+    """Smallest readable interval of at least ``min_interval_ms`` giving at most
+    ``max_tiles`` tiles; when even one minute gives too many, the smallest whole
+    number of minutes that fits.
 
     Raises ValueError for a non-positive duration or tile limit."""
     if duration_ms <= 0 or max_tiles <= 0:
         raise ValueError(f"duration and tile limit must be positive: {duration_ms} ms, {max_tiles}")
     for interval_ms in READABLE_INTERVALS_MS:
-        if math.ceil(duration_ms / interval_ms) <= max_tiles:
+        if interval_ms >= min_interval_ms and math.ceil(duration_ms / interval_ms) <= max_tiles:
             return interval_ms
-    minutes = math.ceil(duration_ms / (max_tiles * MINUTE_MS))
+    minutes = max(math.ceil(duration_ms / (max_tiles * MINUTE_MS)), math.ceil(min_interval_ms / MINUTE_MS))
     return minutes * MINUTE_MS
 
 
@@ -109,8 +110,10 @@ def plan_storyboard(
     max_tiles: int = MAX_TILES,
     max_columns: int = MAX_COLUMNS,
     tile_box_px: int = TILE_BOX_PX,
+    min_interval_ms: int = 0,
 ) -> StoryboardPlan:
-    """Plan tiles that cover [0, duration) without gaps or overlaps.
+    """Plan tiles that cover [0, duration) without gaps or overlaps, one every
+    readable interval (at least ``min_interval_ms``), at most ``max_tiles``.
 
     Any positive duration gives at least one tile (a single-frame clip is one
     tile covering its whole length). The grid has no more columns than tiles,
@@ -126,7 +129,7 @@ def plan_storyboard(
     # zero length: a 6.0004 s clip is 6000 ms and gets 6 one-second tiles, not a
     # seventh cue from 00:00:06.000 to 00:00:06.000.
     duration_ms = max(1, round(duration_s * 1000))
-    interval_ms = choose_interval_ms(duration_ms, max_tiles)
+    interval_ms = choose_interval_ms(duration_ms, max_tiles, min_interval_ms)
     tile_count = max(1, math.ceil(duration_ms / interval_ms))
     tile_width, tile_height = fit_within(display_width, display_height, tile_box_px, tile_box_px)
     columns = min(max_columns, tile_count)

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from vidpipe.cli.api_client import ApiError, VidpipeClient
 from vidpipe.cli.local_stack import LocalStackError, LocalStackSettings, current_endpoints, start, stop
@@ -96,7 +96,8 @@ def command_submit(args: argparse.Namespace) -> int:
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
         raise ApiError(0, "FILE_NOT_FOUND", f"no such file: {', '.join(missing)}")
-    progress = _Progress(enabled=not args.json and sys.stderr.isatty())
+    # With --json, stdout carries only the JSON document; messages go to stderr.
+    progress = _Progress(enabled=sys.stderr.isatty(), messages=sys.stderr if args.json else sys.stdout)
     job_ids: list[str] = []
     for path in args.files:
         job_id = client.submit(path, on_progress=lambda sent, total, p=path: progress.upload(p.name, sent, total))
@@ -147,8 +148,9 @@ def _summary(job: dict[str, Any]) -> str:
 class _Progress:
     """One status line on the terminal, rewritten in place."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, messages: TextIO) -> None:
         self.enabled = enabled
+        self.messages = messages
         self._started: dict[str, float] = {}
 
     def upload(self, name: str, sent: int, total: int) -> None:
@@ -166,7 +168,7 @@ class _Progress:
     def done(self, message: str) -> None:
         if self.enabled:
             sys.stderr.write("\r\033[K")
-        print(message)
+        print(message, file=self.messages, flush=True)
 
     def _line(self, text: str) -> None:
         if self.enabled:
