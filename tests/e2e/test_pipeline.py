@@ -8,46 +8,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
 
+from tests import media_checks
 from tests.vtt_checks import assert_storyboard_consistent, parse_vtt
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "sample_media").glob("*.mp4"))
-# ffprobe reads the outputs over HTTP here, in the test only.
-NETWORK_PROBE = ["-protocol_whitelist", "file,http,https,tcp,tls,crypto"]
-
-
-def ffprobe_json(target: str, *extra: str) -> dict:
-    command = ["ffprobe", "-v", "error", *NETWORK_PROBE, "-print_format", "json", *extra, target]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(completed.stdout)
-
-
-def source_duration(path: Path) -> float:
-    return float(ffprobe_json(str(path), "-show_format")["format"]["duration"])
-
-
-def keyframe_times(url: str) -> list[float]:
-    probe = ffprobe_json(url, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags")
-    return [round(float(p["pts_time"]), 3) for p in probe["packets"] if "K" in p.get("flags", "")]
-
-
-def master_entries(text: str) -> list[dict[str, str]]:
-    """The attributes of each #EXT-X-STREAM-INF line of a master playlist."""
-    entries = []
-    for line in text.splitlines():
-        if line.startswith("#EXT-X-STREAM-INF:"):
-            attributes = re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1])
-            entries.append({key: value.strip('"') for key, value in attributes})
-    return entries
 
 
 @pytest.fixture(scope="module")
@@ -67,30 +39,26 @@ def test_sample_becomes_ready_with_a_checked_ladder(submitted, sample: Path) -> 
     assert job["status"] == "READY", f"{sample.name}: {job['status']} {job.get('error')}"
     assert {s["status"] for s in job["stages"].values()} == {"COMPLETED"}
     outputs = job["outputs"]
-    duration = source_duration(sample)
+    duration = media_checks.duration_s(sample)
     assert job["source"]["filename"] == sample.name
     assert abs(float(job["source"]["duration_s"]) - duration) < 0.1
 
     # AND the master playlist lists each rendition with BANDWIDTH, RESOLUTION and CODECS
-    master = requests.get(outputs["hls_url"], timeout=30)
-    assert master.status_code == 200
-    entries = master_entries(master.text)
+    variants = media_checks.master_variants(outputs["hls_url"])
     renditions = outputs["renditions"]
-    assert len(entries) == len(renditions) >= 1
-    for entry in entries:
-        assert int(entry["BANDWIDTH"]) > 0
-        assert re.fullmatch(r"\d+x\d+", entry["RESOLUTION"])
-        assert entry["CODECS"].startswith("avc1.")
-    listed = {entry["RESOLUTION"] for entry in entries}
-    assert listed == {f"{r['width']}x{r['height']}" for r in renditions}
+    assert len(variants) == len(renditions) >= 1
+    for variant in variants:
+        assert variant.bandwidth > 0
+        assert variant.codecs[0].startswith("avc1.")
+        assert len(variant.codecs) == (2 if job["source"].get("audio_codec") else 1)
+    assert {variant.resolution for variant in variants} == {(r["width"], r["height"]) for r in renditions}
 
     # AND each rendition, probed over HTTP, has its size, H.264, the source's duration
     has_audio = job["source"].get("audio_codec") is not None
     keyframes = {}
     for rendition in renditions:
-        probe = ffprobe_json(rendition["url"], "-show_streams", "-show_format")
-        video = [s for s in probe["streams"] if s["codec_type"] == "video"]
-        audio = [s for s in probe["streams"] if s["codec_type"] == "audio"]
+        probe = media_checks.probe(rendition["url"])
+        video, audio = probe.video, probe.audio
         assert len(video) == 1 and video[0]["codec_name"] == "h264"
         assert (video[0]["width"], video[0]["height"]) == (rendition["width"], rendition["height"])
         assert rendition["width"] % 2 == 0 and rendition["height"] % 2 == 0
@@ -98,8 +66,8 @@ def test_sample_becomes_ready_with_a_checked_ladder(submitted, sample: Path) -> 
             assert len(audio) == 1 and audio[0]["codec_name"] == "aac" and audio[0]["channels"] == 2
         else:
             assert audio == []
-        assert abs(float(probe["format"]["duration"]) - duration) <= 0.1, rendition["name"]
-        keyframes[rendition["name"]] = keyframe_times(rendition["url"])
+        assert abs(probe.duration_s - duration) <= 0.1, rendition["name"]
+        keyframes[rendition["name"]] = [round(t, 3) for t in media_checks.keyframe_times(rendition["url"])]
     # AND keyframes are aligned across renditions (so players can switch at any segment)
     assert len({tuple(times) for times in keyframes.values()}) == 1, keyframes
 

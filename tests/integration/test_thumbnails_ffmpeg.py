@@ -122,6 +122,7 @@ def test_given_a_clip_fading_in_from_black_when_thumbnailed_then_the_poster_show
     _assert_complete_outputs(result, tmp_path, source)
     assert result.keyframes_only  # a keyframe every second: no full decode needed
     assert (result.tile_count, result.columns, result.rows, result.interval_s) == (6, 6, 1, 1.0)
+    assert result.thumbnails == tuple(f"thumb_00{number}.jpg" for number in range(1, 6))
     with Image.open(tmp_path / result.poster) as poster:
         assert poster.size == (640, 360)
         stats = ImageStat.Stat(poster.convert("L"))

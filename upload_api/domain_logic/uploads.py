@@ -60,7 +60,9 @@ def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
     if request.size <= 0:
         raise ValidationFailed("size must be a positive number of bytes")
     if request.size > limits.max_bytes:
-        raise UploadTooLarge(f"the file is {request.size} bytes; the largest accepted upload is {limits.max_bytes} bytes")
+        raise UploadTooLarge(
+            f"the file is {request.size} bytes; the largest accepted upload is {limits.max_bytes} bytes"
+        )
 
 
 def create_upload(

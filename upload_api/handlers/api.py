@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from upload_api.domain_logic.job_view import job_view
 from upload_api.domain_logic.playlists import sign_media_playlist, sign_storyboard
@@ -33,9 +33,10 @@ app = APIGatewayHttpResolver(enable_validation=True)
 
 
 class UploadBody(BaseModel):
-    filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(min_length=1, max_length=255)
-    size: int = Field(gt=0)
+    # Strict types: JSON `true` is not a size, and 12 is not a filename.
+    filename: StrictStr = Field(min_length=1, max_length=255)
+    content_type: StrictStr = Field(min_length=1, max_length=255)
+    size: StrictInt = Field(gt=0)
 
 
 def _jobs() -> DynamoJobStore:

@@ -1,0 +1,93 @@
+"""Benchmark: prints ratios, asserts nothing. `make bench` runs it.
+
+1. `vidpipe up` from cold (fresh data folder, ministack not running), and
+   again when it is already up.
+2. Upload-to-READY time of the longest sample through the local stack's HTTP
+   API, divided by the time of ONE plain FFmpeg command making the same ladder
+   (the same argument list the transcode function runs, without Lambda, S3 or
+   events around it).
+
+Runs on a stack of its own (free port, temporary data folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from transcode.domain_logic.hls import build_hls_args  # noqa: E402
+from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
+from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
+from vidpipe.media import find_tool, probe_media  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def vidpipe(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vidpipe.cli.main", *args], cwd=PROJECT_ROOT,
+                          env=environment, capture_output=True, text=True, check=True)
+
+
+def longest_sample() -> Path:
+    samples = sorted((PROJECT_ROOT / "sample_media").glob("*.mp4"))
+    return max(samples, key=lambda path: probe_media(path).duration_s)
+
+
+def plain_ffmpeg_seconds(sample: Path) -> float:
+    source = probe_media(sample)
+    with tempfile.TemporaryDirectory() as output:
+        args = build_hls_args(sample, source, plan_ladder(source), Path(output))
+        started = time.perf_counter()
+        subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    sample = longest_sample()
+    with tempfile.TemporaryDirectory(prefix="vidpipe-bench-") as data_dir:
+        environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
+        started = time.perf_counter()
+        endpoints = json.loads(vidpipe(environment, "up", "--json").stdout)
+        cold_up = time.perf_counter() - started
+        started = time.perf_counter()
+        vidpipe(environment, "up", "--json")
+        warm_up = time.perf_counter() - started
+        try:
+            client = VidpipeClient(endpoints["api_url"])
+            # One job first so every function is warm, as in steady use.
+            client.wait(client.submit(sample), timeout_s=600)
+            pipeline = []
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                job = client.wait(client.submit(sample), timeout_s=600, poll_s=0.2)
+                pipeline.append(time.perf_counter() - started)
+                assert job["status"] == "READY", job
+        finally:
+            vidpipe(environment, "down")
+    plain = [plain_ffmpeg_seconds(sample) for _ in range(RUNS)]
+    duration = probe_media(sample).duration_s
+    best_pipeline, best_plain = min(pipeline), min(plain)
+    print(f"sample: {sample.name} ({duration:.1f} s), best of {RUNS} runs")
+    print(f"vidpipe up from cold:             {cold_up:6.1f} s")
+    print(f"vidpipe up when already up:       {warm_up:6.1f} s")
+    print(f"upload to READY (local stack):    {best_pipeline:6.2f} s")
+    print(f"one plain FFmpeg command, ladder: {best_plain:6.2f} s")
+    print(f"ratio upload-to-READY / plain FFmpeg: {best_pipeline / best_plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()
