@@ -21,6 +21,7 @@ than left to the dead-letter queue alone.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -29,9 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from vidpipe.aws_clients import events_client, s3_client
 from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
+from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
 from vidpipe.observability import logger
+from vidpipe.settings import get_settings
+from vidpipe.storage import S3ObjectStore
 
 PROGRESS_MIN_INTERVAL_S = 2.0
 PROGRESS_MIN_STEP = 0.05
@@ -139,3 +144,32 @@ def run_stage(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         logger.remove_keys(["job_id", "stage"])
+
+
+def run_stage_for_record(
+    record_body: str,
+    *,
+    receive_count: int,
+    stage: Stage,
+    output_folder: str,
+    work: StageWork,
+) -> None:
+    """:func:`run_stage` wired to the real adapters, for one SQS record of a
+    stage function (the two stage handlers differ only in their arguments)."""
+    try:
+        eventbridge_event = json.loads(record_body)
+    except json.JSONDecodeError:
+        logger.error("dropping an SQS message that is not JSON")
+        return
+    settings = get_settings()
+    run_stage(
+        stage=stage,
+        eventbridge_event=eventbridge_event,
+        receive_count=receive_count,
+        max_receive_count=settings.max_receive_count,
+        output_folder=output_folder,
+        source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+        output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
+        publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"),
+        work=work,
+    )

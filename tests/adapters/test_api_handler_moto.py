@@ -16,9 +16,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.moto_resources import create_jobs_table, use_fake_credentials
 from vidpipe import aws_clients, settings
 from vidpipe.events import Stage
-from vidpipe.job_store import CREATED_AT_INDEX, DynamoJobStore
+from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -84,11 +85,8 @@ class Aws:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    use_fake_credentials(monkeypatch)
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
         "JOBS_TABLE": TABLE,
         "UPLOADS_BUCKET": UPLOADS_BUCKET,
         "OUTPUTS_BUCKET": OUTPUTS_BUCKET,
@@ -99,35 +97,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         "OUTPUT_URL_TTL_SECONDS": "600",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
     _clear_caches()
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=UPLOADS_BUCKET)
         s3.create_bucket(Bucket=OUTPUTS_BUCKET)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        # The same key schema and index as infra/template.yaml.
-        dynamodb.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "record_type", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": CREATED_AT_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "record_type", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_jobs_table(dynamodb, TABLE)
         yield Aws(s3=s3, dynamodb=dynamodb)
     _clear_caches()
 

@@ -11,6 +11,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from tests.moto_resources import use_fake_credentials
 from vidpipe.errors import EventPublishError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import JobFinished, Stage, StageEvent, StageEventKind, parse_sqs_body
@@ -22,12 +23,7 @@ JOB_ID = "a4a7c0de-1f2e-4b3c-8d9e-0f1a2b3c4d5e"
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
     """An events client, an SQS client and the URL of a queue that gets every vidpipe event on the bus."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_credentials(monkeypatch)
     with mock_aws():
         events = boto3.client("events", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")

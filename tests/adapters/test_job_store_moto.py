@@ -11,9 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.moto_resources import create_jobs_table, use_fake_credentials
 from vidpipe.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
 from vidpipe.events import Stage, StageEvent, StageEventKind
-from vidpipe.job_store import CREATED_AT_INDEX, DynamoJobStore
+from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event
 
 TABLE = "vidpipe-test-jobs"
@@ -21,35 +22,10 @@ TABLE = "vidpipe-test-jobs"
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_credentials(monkeypatch)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        # The same key schema and index as infra/template.yaml.
-        client.create_table(
-            TableName=TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "record_type", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": CREATED_AT_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "record_type", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_jobs_table(client, TABLE)
         yield client
 
 

@@ -13,6 +13,7 @@ import pytest
 import requests
 from moto import mock_aws
 
+from tests.moto_resources import use_fake_credentials
 from vidpipe.errors import StorageError, ValidationFailed
 from vidpipe.storage import S3ObjectStore
 
@@ -23,12 +24,7 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1000
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_credentials(monkeypatch)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)

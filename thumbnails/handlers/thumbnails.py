@@ -5,7 +5,6 @@ Wiring only; the work is in thumbnails.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -13,13 +12,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
-from vidpipe.aws_clients import events_client, s3_client
-from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage
 from vidpipe.observability import logger
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, run_stage
-from vidpipe.storage import S3ObjectStore
+from vidpipe.stage_runner import StageContext, run_stage_for_record
 
 RESERVED_TIME_S = 30  # kept back from the Lambda timeout to upload and report
 
@@ -27,25 +22,19 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def thumbnails(context: StageContext, *, timeout_s: float) -> dict[str, Any]:
-    result = make_thumbnails(context.source_path, context.output_dir, timeout_s=timeout_s)
-    return result.to_outputs()
+    return make_thumbnails(context.source_path, context.output_dir, timeout_s=timeout_s).to_outputs()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings()
     timeout_s = max(20.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
 
     def handle(record: SQSRecord) -> None:
-        run_stage(
-            stage=Stage.THUMBNAILS,
-            eventbridge_event=json.loads(record.body),
+        run_stage_for_record(
+            record.body,
             receive_count=int(record.attributes.approximate_receive_count),
-            max_receive_count=settings.max_receive_count,
+            stage=Stage.THUMBNAILS,
             output_folder="thumbnails",
-            source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-            output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
-            publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.thumbnails"),
             work=lambda ctx: thumbnails(ctx, timeout_s=timeout_s),
         )
 

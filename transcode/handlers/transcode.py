@@ -4,7 +4,6 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,13 +11,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.transcoding import rendition_summary, source_summary, transcode_to_hls
-from vidpipe.aws_clients import events_client, s3_client
-from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, run_stage
-from vidpipe.storage import S3ObjectStore
+from vidpipe.stage_runner import StageContext, run_stage_for_record
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
 # failure: FFmpeg is stopped before Lambda would kill us without a word.
@@ -44,20 +40,16 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings()
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
+    max_duration_s = get_settings().max_duration_s
 
     def handle(record: SQSRecord) -> None:
-        run_stage(
-            stage=Stage.TRANSCODE,
-            eventbridge_event=json.loads(record.body),
+        run_stage_for_record(
+            record.body,
             receive_count=int(record.attributes.approximate_receive_count),
-            max_receive_count=settings.max_receive_count,
+            stage=Stage.TRANSCODE,
             output_folder="hls",
-            source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-            output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
-            publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.transcode"),
-            work=lambda ctx: transcode(ctx, timeout_s=timeout_s, max_duration_s=settings.max_duration_s),
+            work=lambda ctx: transcode(ctx, timeout_s=timeout_s, max_duration_s=max_duration_s),
         )
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
