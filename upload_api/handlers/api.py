@@ -7,6 +7,7 @@ try/except in a route."""
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,25 +110,23 @@ def get_media_playlist(job_id: str, rendition: str) -> Response[str]:
     if not set(rendition) <= RENDITION_NAME_CHARS:
         raise JobNotFound(f"no rendition {rendition!r}")
     prefix = _completed_prefix(job_id, "transcode") + f"{rendition}/"
-    store, ttl = _outputs_store(), get_settings().output_url_ttl_s
-    text = sign_media_playlist(
-        store.read_text(prefix + "index.m3u8"),
-        key_prefix=prefix,
-        sign=lambda key: store.presigned_get(key, expires_s=ttl),
-    )
-    return _text(text, "application/vnd.apple.mpegurl")
+    return _text(_signed_text(prefix, "index.m3u8", sign_media_playlist), "application/vnd.apple.mpegurl")
 
 
 @app.get("/jobs/<job_id>/thumbnails/storyboard.vtt")
 def get_storyboard(job_id: str) -> Response[str]:
     prefix = _completed_prefix(job_id, "thumbnails")
+    return _text(_signed_text(prefix, "storyboard.vtt", sign_storyboard), "text/vtt")
+
+
+def _signed_text(prefix: str, name: str, rewrite: Callable[..., str]) -> str:
+    """The output file's text with the files it references replaced by presigned URLs."""
     store, ttl = _outputs_store(), get_settings().output_url_ttl_s
-    text = sign_storyboard(
-        store.read_text(prefix + "storyboard.vtt"),
+    return rewrite(
+        store.read_text(prefix + name),
         key_prefix=prefix,
         sign=lambda key: store.presigned_get(key, expires_s=ttl),
     )
-    return _text(text, "text/vtt")
 
 
 def _completed_prefix(job_id: str, stage: str) -> str:
