@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -24,6 +25,8 @@ from vidpipe.cli.local_stack import LocalStackError, LocalStackSettings, current
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Behave as a Unix tool when piped into `head`: stop quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
