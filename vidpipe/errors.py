@@ -8,7 +8,9 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── ValidationFailed          a field is missing or invalid (400)
     │   ├── UploadTooLarge            declared size above the limit (413)
     │   ├── UnsupportedMediaType      content type is not a video (415)
-    │   └── JobNotFound               no job with that id (404)
+    │   ├── JobNotFound               no job with that id (404)
+    │   ├── UploadNotOpen             the job takes no more upload calls (409)
+    │   └── UploadIncomplete          completing with a part missing or changed (400)
     ├── MediaError                    the uploaded file cannot become a video (job FAILED)
     │   ├── NotAVideo                 ffprobe found no video stream / unknown format
     │   ├── CorruptMedia              ffprobe or ffmpeg could not decode it
@@ -67,6 +69,16 @@ class UnsupportedMediaType(RequestError):
 class JobNotFound(RequestError):
     code = "JOB_NOT_FOUND"
     http_status = 404
+
+
+class UploadNotOpen(RequestError):
+    code = "UPLOAD_NOT_OPEN"
+    http_status = 409
+
+
+class UploadIncomplete(RequestError):
+    code = "UPLOAD_INCOMPLETE"
+    http_status = 400
 
 
 class MediaError(VidpipeError):

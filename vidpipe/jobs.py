@@ -87,6 +87,10 @@ class Job:
         default_factory=lambda: {stage: StageState() for stage in Stage}
     )
     error: dict[str, str] | None = None
+    # How the bytes come in: empty for a single presigned POST; for a multipart
+    # upload {upload_id, part_size, part_count}, which the parts/complete/abort
+    # calls need. Never shown to clients as is.
+    upload: dict[str, Any] = field(default_factory=dict)
     version: int = 0
 
     @classmethod
@@ -108,6 +112,7 @@ class Job:
             "source": self.source,
             "stages": {stage.value: state.to_dict() for stage, state in self.stages.items()},
             "error": self.error,
+            "upload": self.upload,
             "version": self.version,
         }
 
@@ -122,6 +127,7 @@ class Job:
             source=dict(data.get("source") or {}),
             stages={stage: StageState.from_dict(stages.get(stage.value) or {}) for stage in Stage},
             error=data.get("error"),
+            upload=dict(data.get("upload") or {}),
             version=int(data.get("version", 0)),
         )
 
@@ -169,6 +175,19 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
             stage.progress = max(stage.progress, min(1.0, event.progress))
     all_done = all(state.status is StageStatus.COMPLETED for state in job.stages.values())
     _advance_job(job, JobStatus.READY if all_done else JobStatus.PROCESSING)
+
+
+def end_upload(job: Job, *, status: JobStatus, error: dict[str, str] | None, now: str) -> Job | None:
+    """The job ended before its upload arrived: cancelled by the user (FAILED
+    with UPLOAD_CANCELLED) or abandoned (EXPIRED). None when the upload already
+    arrived (or the job already ended): then there is nothing to end."""
+    if job.status is not JobStatus.AWAITING_UPLOAD or status not in (JobStatus.FAILED, JobStatus.EXPIRED):
+        return None
+    ended = copy.deepcopy(job)
+    ended.status = status
+    ended.error = error
+    ended.updated_at = max(job.updated_at, now)
+    return ended
 
 
 def _advance_job(job: Job, status: JobStatus) -> None:

@@ -19,6 +19,8 @@ class Settings:
     outputs_bucket: str
     event_bus_name: str
     max_upload_bytes: int
+    multipart_threshold_bytes: int
+    upload_expiry_s: int
     max_duration_s: float
     upload_url_ttl_s: int
     output_url_ttl_s: int
@@ -33,7 +35,9 @@ class Settings:
             uploads_bucket=_text("UPLOADS_BUCKET"),
             outputs_bucket=_text("OUTPUTS_BUCKET"),
             event_bus_name=_text("EVENT_BUS_NAME"),
-            max_upload_bytes=int(_number("MAX_UPLOAD_BYTES", 100 * 1024 * 1024)),
+            max_upload_bytes=int(_number("MAX_UPLOAD_BYTES", 50 * 1024**3)),
+            multipart_threshold_bytes=int(_number("MULTIPART_THRESHOLD_BYTES", 100 * 1024**2)),
+            upload_expiry_s=int(_number("UPLOAD_EXPIRY_SECONDS", 86400)),
             max_duration_s=_number("MAX_DURATION_SECONDS", 1800),
             upload_url_ttl_s=int(_number("UPLOAD_URL_TTL_SECONDS", 3600)),
             output_url_ttl_s=int(_number("OUTPUT_URL_TTL_SECONDS", 3600)),

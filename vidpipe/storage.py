@@ -54,6 +54,14 @@ class ObjectInfo(TypedDict):
     metadata: dict[str, str]
 
 
+class UploadedPart(TypedDict):
+    """One part S3 already holds of a multipart upload."""
+
+    part_number: int
+    etag: str
+    size: int
+
+
 def content_type_for(path: Path | str) -> str:
     """The Content-Type we store a file under, chosen by its extension."""
     return CONTENT_TYPES.get(Path(path).suffix.lower(), DEFAULT_CONTENT_TYPE)
@@ -200,3 +208,71 @@ class S3ObjectStore:
             last_modified=response.get("LastModified"),
             metadata=dict(response.get("Metadata") or {}),
         )
+
+    # ---------------------------------------------------------- multipart uploads
+
+    def start_multipart(self, key: str, *, content_type: str) -> str:
+        """Begin a multipart upload of ``key``; returns its upload id. Raises StorageError."""
+        try:
+            response = self._client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+        except _S3_FAILURES as exc:
+            raise self._storage_error("start a multipart upload of", key, exc) from exc
+        return str(response["UploadId"])
+
+    def presigned_part(self, key: str, *, upload_id: str, part_number: int, expires_s: int) -> str:
+        """A URL that PUTs one part of this upload (and of no other: the upload id,
+        the key and the part number are all signed). Raises ValidationFailed, StorageError."""
+        if not 1 <= part_number <= 10_000 or expires_s <= 0:
+            raise ValidationFailed(f"bad part URL request: part_number={part_number}, expires_s={expires_s}")
+        try:
+            return str(
+                self._client.generate_presigned_url(
+                    "upload_part",
+                    Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+                    ExpiresIn=expires_s,
+                )
+            )
+        except _S3_FAILURES as exc:
+            raise self._storage_error("presign a part of", key, exc) from exc
+
+    def list_parts(self, key: str, *, upload_id: str) -> list[UploadedPart]:
+        """Every part S3 holds of this upload, by part number. Raises StorageError
+        (also when the upload is unknown: completed or aborted)."""
+        parts: list[UploadedPart] = []
+        marker = 0
+        try:
+            while True:
+                response = self._client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker, MaxParts=1000
+                )
+                parts.extend(
+                    UploadedPart(part_number=int(p["PartNumber"]), etag=str(p["ETag"]), size=int(p["Size"]))
+                    for p in response.get("Parts", [])
+                )
+                if not response.get("IsTruncated"):
+                    return parts
+                marker = int(response["NextPartNumberMarker"])
+        except _S3_FAILURES as exc:
+            raise self._storage_error("list the parts of", key, exc) from exc
+
+    def complete_multipart(self, key: str, *, upload_id: str, parts: list[UploadedPart]) -> None:
+        """Join the parts into the object. Raises StorageError."""
+        ordered = sorted(parts, key=lambda part: part["part_number"])
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": p["part_number"], "ETag": p["etag"]} for p in ordered]},
+            )
+        except _S3_FAILURES as exc:
+            raise self._storage_error("complete the upload of", key, exc) from exc
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None:
+        """Drop the upload and its parts; an upload already gone is fine. Raises StorageError."""
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except _S3_FAILURES as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                return
+            raise self._storage_error("abort the upload of", key, exc) from exc

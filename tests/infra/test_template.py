@@ -19,6 +19,7 @@ from vidpipe.events import UPLOAD_KEY_PREFIX
 
 ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
+EXPIRE_HANDLER = "upload_api.handlers.expire.lambda_handler"
 # The only managed policies SAM may attach: logs, and reading the function's SQS queue.
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -75,7 +76,7 @@ def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(tr
 
     assert not [t for t in types if t.startswith("AWS::Serverless::")]
     assert "Transform" not in translated
-    assert len(resources_of(translated, "AWS::Lambda::Function")) == 4
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 5
     assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
     assert cfnlint.api.lint(json.dumps(translated)) == []
 
@@ -99,7 +100,7 @@ def test_GIVEN_a_code_folder_the_build_does_not_make_WHEN_located_THEN_key_error
 # ------------------------------------------------------------------ queues and event sources
 
 
-def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_the_api_reads_sqs_reporting_batch_item_failures(
+def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_api_and_sweep_reads_sqs_reporting_batch_item_failures(
     translated: dict[str, Any],
 ) -> None:
     functions = resources_of(translated, "AWS::Lambda::Function")
@@ -110,8 +111,8 @@ def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_the_api_reads_sqs_rep
     queues = resources_of(translated, "AWS::SQS::Queue")
 
     for name, function in functions.items():
-        if function["Properties"]["Handler"] == API_HANDLER:
-            assert by_function[name] == [], f"{name} is the HTTP API function: no queue"
+        if function["Properties"]["Handler"] in (API_HANDLER, EXPIRE_HANDLER):
+            assert by_function[name] == [], f"{name} is invoked directly (HTTP API, schedule): no queue"
             continue
         assert by_function[name], f"{name} has no event source mapping"
         for mapping in by_function[name]:
@@ -192,7 +193,7 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_
     translated: dict[str, Any],
 ) -> None:
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert len(roles) == 4
+    assert len(roles) == 5
 
     for name, role in roles.items():
         policies = role["Properties"].get("Policies", [])
@@ -304,3 +305,24 @@ def test_GIVEN_every_function_of_the_template_WHEN_built_THEN_its_handler_import
         completed = subprocess.run([sys.executable, "-c", check], cwd=folder, capture_output=True, text=True,
                                    timeout=120, check=False)
         assert completed.returncode == 0, f"{name}: {completed.stderr[-2000:]}"
+
+
+def test_GIVEN_the_expiry_sweep_WHEN_translated_THEN_a_schedule_rule_invokes_it(translated: dict[str, Any]) -> None:
+    functions = resources_of(translated, "AWS::Lambda::Function")
+    [sweep] = [name for name, f in functions.items() if f["Properties"]["Handler"] == EXPIRE_HANDLER]
+    schedules = [
+        rule["Properties"]
+        for rule in resources_of(translated, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in rule["Properties"]
+    ]
+    assert len(schedules) == 1
+    assert schedules[0]["ScheduleExpression"] == {"Ref": "ExpirySweepSchedule"}
+    assert getatt_target(schedules[0]["Targets"][0]["Arn"]) == sweep
+
+
+def test_GIVEN_the_uploads_bucket_WHEN_read_THEN_a_lifecycle_rule_aborts_incomplete_multipart_uploads(
+    template: dict[str, Any],
+) -> None:
+    rules = template["Resources"]["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    aborts = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule and rule["Status"] == "Enabled"]
+    assert aborts and aborts[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1

@@ -1,30 +1,70 @@
-"""Creating an upload: check the request, record the job, sign the S3 POST.
+"""Creating and finishing uploads: check the request, record the job, sign S3 requests.
 
-What can go wrong: ValidationFailed (bad filename), UploadTooLarge,
-UnsupportedMediaType (each a 4xx with the reason), StorageError/JobStoreError.
+Up to the multipart threshold a file goes up in ONE presigned POST whose policy
+pins the key, the content type and the exact size. Above it, S3 multipart:
+the client PUTs parts to presigned part URLs (fetching more as it goes), can
+ask which parts S3 already has (to resume), and asks us to complete, which
+checks every part against what S3 holds. Either way S3 sends one "Object
+Created" event and the job moves on the same way.
+
+What can go wrong: ValidationFailed (bad filename or part numbers),
+UploadTooLarge, UnsupportedMediaType, UploadNotOpen (the job takes no more
+upload calls), UploadIncomplete (a part missing, resized or changed), each a
+4xx with the reason; StorageError/JobStoreError for our own failures.
 """
 
 from __future__ import annotations
 
+import math
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from vidpipe.errors import UnsupportedMediaType, UploadTooLarge, ValidationFailed
+from vidpipe.errors import (
+    UnsupportedMediaType,
+    UploadIncomplete,
+    UploadNotOpen,
+    UploadTooLarge,
+    ValidationFailed,
+)
 from vidpipe.events import UPLOAD_KEY_PREFIX, utc_now
-from vidpipe.jobs import Job
+from vidpipe.jobs import Job, JobStatus, end_upload
+from vidpipe.storage import UploadedPart
 
 MAX_FILENAME_CHARS = 255
+MiB = 1024 * 1024
+# S3's limits: parts of 5 MiB to 5 GiB (the last may be smaller), 10,000 at most.
+MIN_PART_BYTES = 8 * MiB  # above S3's 5 MiB floor: fewer requests, same resume granularity in practice
+MAX_PART_BYTES = 5 * 1024 * MiB
+MAX_PARTS = 10_000
+FIRST_PART_BATCH = 50  # part URLs handed out with the plan; more on request
+MAX_PART_URLS_PER_CALL = 100
 
 
 class JobCreator(Protocol):
     def create(self, job: Job) -> None: ...
 
 
+class JobSaver(Protocol):
+    def save(self, job: Job, *, expected_version: int) -> Job: ...
+
+
 class UploadSigner(Protocol):
     def presigned_post(self, key: str, *, content_type: str, size: int, expires_s: int) -> dict[str, Any]: ...
+
+
+class MultipartStore(Protocol):
+    def start_multipart(self, key: str, *, content_type: str) -> str: ...
+
+    def presigned_part(self, key: str, *, upload_id: str, part_number: int, expires_s: int) -> str: ...
+
+    def list_parts(self, key: str, *, upload_id: str) -> list[UploadedPart]: ...
+
+    def complete_multipart(self, key: str, *, upload_id: str, parts: list[UploadedPart]) -> None: ...
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +78,7 @@ class UploadRequest:
 class UploadLimits:
     max_bytes: int
     url_ttl_s: int
+    multipart_threshold_bytes: int = 100 * MiB
 
 
 def upload_key(job_id: str) -> str:
@@ -59,10 +100,24 @@ def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
         raise UnsupportedMediaType(f"content type {request.content_type!r} is not a video type (video/...)")
     if request.size <= 0:
         raise ValidationFailed("size must be a positive number of bytes")
-    if request.size > limits.max_bytes:
+    if request.size > min(limits.max_bytes, MAX_PART_BYTES * MAX_PARTS):
         raise UploadTooLarge(
             f"the file is {request.size} bytes; the largest accepted upload is {limits.max_bytes} bytes"
         )
+
+
+def plan_parts(size: int) -> tuple[int, int]:
+    """(part_size, part_count) for a multipart upload of ``size`` bytes: parts of
+    at least MIN_PART_BYTES, whole MiB, few enough to stay within 10,000."""
+    part_size = max(MIN_PART_BYTES, math.ceil(size / MAX_PARTS / MiB) * MiB)
+    if part_size > MAX_PART_BYTES:
+        raise UploadTooLarge(f"{size} bytes cannot be uploaded in {MAX_PARTS} parts of at most 5 GiB")
+    return part_size, math.ceil(size / part_size)
+
+
+def _expires_at(ttl_s: int) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def create_upload(
@@ -70,26 +125,127 @@ def create_upload(
     *,
     limits: UploadLimits,
     jobs: JobCreator,
-    signer: UploadSigner,
+    signer: UploadSigner | MultipartStore,
     new_job_id: str | None = None,
 ) -> dict[str, Any]:
-    """Record a job AWAITING_UPLOAD and return ``{job_id, upload}`` for the client."""
+    """Record a job AWAITING_UPLOAD and return ``{job_id, upload}`` for the client:
+    a presigned POST, or above the threshold a multipart plan with the first part URLs."""
     check_upload_request(request, limits)
     job_id = new_job_id or uuid.uuid4().hex
-    now = utc_now()
     content_type = request.content_type.strip().lower()
-    job = Job.new(job_id, filename=request.filename.strip(), content_type=content_type, size=request.size, now=now)
-    jobs.create(job)
-    post = signer.presigned_post(
-        upload_key(job_id), content_type=content_type, size=request.size, expires_s=limits.url_ttl_s
-    )
-    expires_at = datetime.now(UTC) + timedelta(seconds=limits.url_ttl_s)
+    key = upload_key(job_id)
+    job = Job.new(job_id, filename=request.filename.strip(), content_type=content_type, size=request.size,
+                  now=utc_now())
+    if request.size <= limits.multipart_threshold_bytes:
+        jobs.create(job)
+        post = signer.presigned_post(  # type: ignore[union-attr]
+            key, content_type=content_type, size=request.size, expires_s=limits.url_ttl_s
+        )
+        upload = {"method": "POST", "url": post["url"], "fields": post["fields"]}
+    else:
+        part_size, part_count = plan_parts(request.size)
+        # Started before the job is recorded: if recording fails, the bucket's
+        # lifecycle rule aborts the orphan upload.
+        upload_id = signer.start_multipart(key, content_type=content_type)  # type: ignore[union-attr]
+        job.upload = {"upload_id": upload_id, "part_size": part_size, "part_count": part_count}
+        jobs.create(job)
+        first = range(1, min(part_count, FIRST_PART_BATCH) + 1)
+        upload = {
+            "method": "MULTIPART",
+            "upload_id": upload_id,
+            "part_size": part_size,
+            "part_count": part_count,
+            "parts": _part_urls(job, first, signer, limits.url_ttl_s),  # type: ignore[arg-type]
+        }
+    return {"job_id": job_id, "upload": {**upload, "expires_at": _expires_at(limits.url_ttl_s)}}
+
+
+def _open_multipart(job: Job) -> dict[str, Any]:
+    """The job's multipart plan; UploadNotOpen unless it still awaits a multipart upload."""
+    if not job.upload.get("upload_id"):
+        raise UploadNotOpen(f"job {job.job_id} was not created for a multipart upload")
+    if job.status is not JobStatus.AWAITING_UPLOAD:
+        raise UploadNotOpen(f"job {job.job_id} is {job.status.value}: its upload is closed")
+    return job.upload
+
+
+def _part_urls(job: Job, numbers: Any, store: MultipartStore, ttl_s: int) -> list[dict[str, Any]]:
+    upload_id = job.upload["upload_id"]
+    return [
+        {"part_number": n, "url": store.presigned_part(upload_key(job.job_id), upload_id=upload_id,
+                                                       part_number=n, expires_s=ttl_s)}
+        for n in numbers
+    ]
+
+
+def sign_parts(job: Job, part_numbers: list[int], *, store: MultipartStore, ttl_s: int) -> dict[str, Any]:
+    """Fresh part URLs for the job's own upload (never another's: the URLs sign its key and upload id)."""
+    plan = _open_multipart(job)
+    if not part_numbers or len(part_numbers) > MAX_PART_URLS_PER_CALL:
+        raise ValidationFailed(f"ask for 1 to {MAX_PART_URLS_PER_CALL} part numbers at a time")
+    bad = [n for n in part_numbers if not 1 <= n <= plan["part_count"]]
+    if bad:
+        raise ValidationFailed(f"part numbers out of range 1..{plan['part_count']}: {bad[:5]}")
+    numbers = sorted(set(part_numbers))
+    return {"parts": _part_urls(job, numbers, store, ttl_s), "expires_at": _expires_at(ttl_s)}
+
+
+def uploaded_parts(job: Job, *, store: MultipartStore) -> dict[str, Any]:
+    """What S3 already holds of the job's upload, for a client that resumes."""
+    plan = _open_multipart(job)
+    parts = store.list_parts(upload_key(job.job_id), upload_id=plan["upload_id"])
     return {
-        "job_id": job_id,
-        "upload": {
-            "method": "POST",
-            "url": post["url"],
-            "fields": post["fields"],
-            "expires_at": expires_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        },
+        "upload_id": plan["upload_id"],
+        "part_size": plan["part_size"],
+        "part_count": plan["part_count"],
+        "parts": [dict(part) for part in parts],
     }
+
+
+def complete_upload(job: Job, claimed: list[dict[str, Any]], *, store: MultipartStore) -> dict[str, Any]:
+    """Complete the job's multipart upload once every part the client lists is
+    the one S3 holds (same ETag), every part is there, and the sizes add up to
+    the size declared when the upload was created."""
+    plan = _open_multipart(job)
+    expected_numbers = set(range(1, plan["part_count"] + 1))
+    claimed_etags = {int(part["part_number"]): str(part["etag"]).strip('"') for part in claimed}
+    if set(claimed_etags) != expected_numbers or len(claimed) != len(expected_numbers):
+        missing = sorted(expected_numbers - set(claimed_etags))[:5]
+        raise UploadIncomplete(f"list every part 1..{plan['part_count']} exactly once (missing e.g. {missing})")
+    held = {part["part_number"]: part for part in store.list_parts(upload_key(job.job_id),
+                                                                  upload_id=plan["upload_id"])}
+    for number in sorted(expected_numbers):
+        part = held.get(number)
+        if part is None:
+            raise UploadIncomplete(f"S3 has no part {number} yet")
+        if part["etag"].strip('"') != claimed_etags[number]:
+            raise UploadIncomplete(f"part {number} differs from what S3 holds (ETag mismatch)")
+    total = sum(part["size"] for part in held.values() if part["part_number"] in expected_numbers)
+    declared = int(job.source.get("size", 0))
+    if total != declared:
+        raise UploadIncomplete(f"the parts hold {total} bytes, the upload was declared as {declared} bytes")
+    store.complete_multipart(upload_key(job.job_id), upload_id=plan["upload_id"],
+                             parts=[held[n] for n in sorted(expected_numbers)])
+    return {"job_id": job.job_id, "status": job.status.value}
+
+
+CANCELLED = {"code": "UPLOAD_CANCELLED", "message": "the upload was cancelled before it finished"}
+EXPIRED = {"code": "UPLOAD_EXPIRED", "message": "the upload did not arrive in time"}
+
+
+def end_awaiting_upload(
+    job: Job, *, status: JobStatus, jobs: JobSaver, store: MultipartStore, now: str | None = None
+) -> Job:
+    """Cancel (FAILED, UPLOAD_CANCELLED) or expire (EXPIRED) a job whose upload
+    has not arrived, aborting its multipart upload if it has one.
+
+    Raises UploadNotOpen when the upload already arrived or the job ended;
+    ConcurrentUpdate when the job changed meanwhile (the upload just arrived)."""
+    error = CANCELLED if status is JobStatus.FAILED else EXPIRED
+    ended = end_upload(job, status=status, error=error, now=now or utc_now())
+    if ended is None:
+        raise UploadNotOpen(f"job {job.job_id} is {job.status.value}: there is no upload to end")
+    saved = jobs.save(ended, expected_version=job.version)
+    if job.upload.get("upload_id"):
+        store.abort_multipart(upload_key(job.job_id), upload_id=job.upload["upload_id"])
+    return saved

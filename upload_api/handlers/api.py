@@ -19,10 +19,19 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from upload_api.domain_logic.job_view import job_view
 from upload_api.domain_logic.playlists import sign_media_playlist, sign_storyboard
-from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, create_upload
+from upload_api.domain_logic.uploads import (
+    UploadLimits,
+    UploadRequest,
+    complete_upload,
+    create_upload,
+    end_awaiting_upload,
+    sign_parts,
+    uploaded_parts,
+)
 from vidpipe.aws_clients import dynamodb_client, s3_client
-from vidpipe.errors import JobNotFound, ValidationFailed, VidpipeError
+from vidpipe.errors import ConcurrentUpdate, JobNotFound, ValidationFailed, VidpipeError
 from vidpipe.job_store import DynamoJobStore
+from vidpipe.jobs import JobStatus
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
@@ -31,6 +40,19 @@ WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 app = APIGatewayHttpResolver(enable_validation=True)
+
+
+class PartNumbersBody(BaseModel):
+    part_numbers: list[StrictInt] = Field(min_length=1, max_length=100)
+
+
+class CompletedPart(BaseModel):
+    part_number: StrictInt
+    etag: StrictStr = Field(min_length=1, max_length=200)
+
+
+class CompleteBody(BaseModel):
+    parts: list[CompletedPart] = Field(min_length=1, max_length=10_000)
 
 
 class UploadBody(BaseModel):
@@ -42,6 +64,10 @@ class UploadBody(BaseModel):
 
 def _jobs() -> DynamoJobStore:
     return DynamoJobStore(dynamodb_client(), get_settings().jobs_table)
+
+
+def _uploads_store() -> S3ObjectStore:
+    return S3ObjectStore(s3_client(), get_settings().uploads_bucket)
 
 
 def _outputs_store() -> S3ObjectStore:
@@ -67,12 +93,44 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
     settings = get_settings()
     created = create_upload(
         UploadRequest(filename=body.filename, content_type=body.content_type, size=body.size),
-        limits=UploadLimits(max_bytes=settings.max_upload_bytes, url_ttl_s=settings.upload_url_ttl_s),
+        limits=UploadLimits(
+            max_bytes=settings.max_upload_bytes,
+            url_ttl_s=settings.upload_url_ttl_s,
+            multipart_threshold_bytes=settings.multipart_threshold_bytes,
+        ),
         jobs=_jobs(),
-        signer=S3ObjectStore(s3_client(), settings.uploads_bucket),
+        signer=_uploads_store(),
     )
-    logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size})
+    logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
+                                         "method": created["upload"]["method"]})
     return Response(status_code=201, content_type="application/json", body=created)
+
+
+@app.post("/uploads/<job_id>/parts")
+def post_upload_parts(job_id: str, body: PartNumbersBody) -> dict[str, Any]:
+    return sign_parts(_jobs().get(job_id), body.part_numbers, store=_uploads_store(),
+                      ttl_s=get_settings().upload_url_ttl_s)
+
+
+@app.get("/uploads/<job_id>/parts")
+def get_upload_parts(job_id: str) -> dict[str, Any]:
+    return uploaded_parts(_jobs().get(job_id), store=_uploads_store())
+
+
+@app.post("/uploads/<job_id>/complete")
+def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
+    claimed = [part.model_dump() for part in body.parts]
+    completed = complete_upload(_jobs().get(job_id), claimed, store=_uploads_store())
+    logger.info("multipart upload completed", extra={"job_id": job_id, "parts": len(claimed)})
+    return completed
+
+
+@app.delete("/uploads/<job_id>")
+def delete_upload(job_id: str) -> dict[str, Any]:
+    jobs = _jobs()
+    ended = end_awaiting_upload(jobs.get(job_id), status=JobStatus.FAILED, jobs=jobs, store=_uploads_store())
+    logger.info("upload cancelled", extra={"job_id": job_id})
+    return {"job_id": ended.job_id, "status": ended.status.value}
 
 
 @app.get("/jobs")
@@ -183,6 +241,13 @@ def handle_vidpipe_error(exc: VidpipeError) -> Response:
     if exc.http_status >= 500:
         logger.exception("request failed")
     return _error(exc.http_status, exc.code, exc.message)
+
+
+@app.exception_handler(ConcurrentUpdate)
+def handle_concurrent_update(exc: ConcurrentUpdate) -> Response:
+    # Someone else changed the job between our read and our write (the upload
+    # arrived while it was being cancelled): the caller should look again.
+    return _error(409, exc.code, "the job changed meanwhile; read it again and retry if still needed")
 
 
 @app.exception_handler(RequestValidationError)

@@ -1,0 +1,79 @@
+// The vidpipe HTTP API as the page sees it.
+//
+// Every URL is relative and resolved against document.baseURI, because the API
+// is served under a prefix (/_aws/execute-api/{apiId}/ on the local stack, a
+// stage name on AWS).
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = "" } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function apiUrl(path) {
+  return new URL(path, document.baseURI).toString();
+}
+
+// The API answers errors as {error: {code, message}}; API Gateway itself (a
+// timeout, a missing route) answers {message}. Fall back to the HTTP status.
+async function toApiError(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (_) {
+    // Not JSON: keep the status line below.
+  }
+  if (body && body.error && body.error.message) {
+    return new ApiError(body.error.message, { status: response.status, code: body.error.code || "" });
+  }
+  const message = body && typeof body.message === "string"
+    ? body.message
+    : `The server answered ${response.status} ${response.statusText}`.trim();
+  return new ApiError(message, { status: response.status });
+}
+
+export async function apiJson(path, { method = "GET", body, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(apiUrl(path), {
+      method,
+      signal,
+      headers: body === undefined ? undefined : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    // status 0 marks "never got an answer": callers may retry those.
+    throw new ApiError("The server could not be reached (network error).", { status: 0 });
+  }
+  if (!response.ok) throw await toApiError(response);
+  return response.json();
+}
+
+const job = (jobId) => encodeURIComponent(jobId);
+
+export const api = {
+  createUpload: (file, signal) => apiJson("uploads", {
+    method: "POST",
+    signal,
+    body: {
+      filename: file.name,
+      // Browsers leave type empty for extensions they do not know; let the API
+      // decide whether that is acceptable rather than guessing here.
+      content_type: file.type || "application/octet-stream",
+      size: file.size,
+    },
+  }),
+  partUrls: (jobId, partNumbers, signal) =>
+    apiJson(`uploads/${job(jobId)}/parts`, { method: "POST", body: { part_numbers: partNumbers }, signal }),
+  uploadedParts: (jobId, signal) => apiJson(`uploads/${job(jobId)}/parts`, { signal }),
+  completeUpload: (jobId, parts, signal) =>
+    apiJson(`uploads/${job(jobId)}/complete`, { method: "POST", body: { parts }, signal }),
+  abortUpload: (jobId) => apiJson(`uploads/${job(jobId)}`, { method: "DELETE" }),
+  getJob: (jobId) => apiJson(`jobs/${job(jobId)}`),
+  listJobs: (nextToken) =>
+    apiJson(`jobs?limit=20${nextToken ? `&next_token=${encodeURIComponent(nextToken)}` : ""}`),
+};
