@@ -1,17 +1,27 @@
 """A client of vidpipe's HTTP API that uploads exactly as the web page does:
-``POST /uploads``, then the presigned POST to S3 with ``requests``, then
-polling ``GET /jobs/{id}``.
+``POST /uploads``, then the presigned POST to S3 with ``requests`` (or, for a
+large file, its parts in parallel to presigned part URLs, then ``complete``),
+then polling ``GET /jobs/{id}``.
+
+A multipart upload is resumable: the job id is written to a journal before the
+first part goes up, so running the same upload again (same file, same size and
+modification time) asks the API which parts S3 already has and sends only the
+others.
 
 What can go wrong: ``ApiError`` carrying the API's error code and message, or
 S3's message when the upload itself is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import mimetypes
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +30,8 @@ import requests
 
 FINAL_STATUSES = frozenset({"READY", "FAILED", "EXPIRED"})
 UPLOAD_CHUNK_BYTES = 256 * 1024
+PART_ATTEMPTS = 5
+PART_URL_BATCH = 100
 
 
 class ApiError(RuntimeError):
@@ -28,15 +40,44 @@ class ApiError(RuntimeError):
         self.status, self.code, self.message = status, code, message
 
 
+class UploadJournal:
+    """Remembers which job a multipart upload of a given file belongs to, so an
+    interrupted upload resumes. One small JSON file per upload in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, api_url: str, file: Path) -> Path:
+        stat = file.stat()
+        identity = f"{api_url}|{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return self.folder / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+
+    def find(self, api_url: str, file: Path) -> str | None:
+        try:
+            return str(json.loads(self._path(api_url, file).read_text())["job_id"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def remember(self, api_url: str, file: Path, job_id: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._path(api_url, file).write_text(json.dumps({"job_id": job_id, "file": str(file.resolve())}))
+
+    def forget(self, api_url: str, file: Path) -> None:
+        self._path(api_url, file).unlink(missing_ok=True)
+
+
 @dataclass
 class VidpipeClient:
     api_url: str
     session: requests.Session | None = None
     timeout_s: float = 30.0
+    journal: UploadJournal | None = None
+    concurrency: int = 4
 
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/")
         self.session = self.session or requests.Session()
+        self._thread_sessions = threading.local()
 
     # ------------------------------------------------------------- API calls
 
@@ -53,9 +94,22 @@ class VidpipeClient:
             params["next_token"] = next_token
         return self._call("GET", "/jobs", params=params)
 
+    def uploaded_parts(self, job_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/uploads/{job_id}/parts")
+
+    def part_urls(self, job_id: str, part_numbers: list[int]) -> dict[int, str]:
+        answer = self._call("POST", f"/uploads/{job_id}/parts", json={"part_numbers": part_numbers})
+        return {int(part["part_number"]): str(part["url"]) for part in answer["parts"]}
+
+    def complete_upload(self, job_id: str, parts: dict[int, str]) -> dict[str, Any]:
+        body = {"parts": [{"part_number": n, "etag": etag} for n, etag in sorted(parts.items())]}
+        return self._call("POST", f"/uploads/{job_id}/complete", json=body)
+
+    def cancel_upload(self, job_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/uploads/{job_id}")
+
     def _call(self, method: str, path: str, *, expected: int = 200, **kwargs: Any) -> dict[str, Any]:
-        assert self.session is not None
-        response = self.session.request(method, self.api_url + path, timeout=self.timeout_s, **kwargs)
+        response = self._session().request(method, self.api_url + path, timeout=self.timeout_s, **kwargs)
         if response.status_code != expected:
             raise _api_error(response)
         return response.json()
@@ -69,13 +123,28 @@ class VidpipeClient:
         content_type: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> str:
-        """Upload one file; returns its job id once S3 has the bytes."""
+        """Upload one file; returns its job id once S3 has the bytes.
+
+        A multipart upload of this file that was interrupted earlier resumes."""
         size = path.stat().st_size
+        resumable = self.journal.find(self.api_url, path) if self.journal else None
+        if resumable is not None:
+            try:
+                plan = self.uploaded_parts(resumable)
+            except ApiError:
+                plan = None  # finished, cancelled or expired meanwhile: start afresh
+            if plan is not None:
+                self._upload_parts(path, resumable, plan, on_progress)
+                return resumable
         content_type = content_type or guess_content_type(path)
         created = self.create_upload(path.name, content_type, size)
-        upload = created["upload"]
-        if upload["method"] != "POST":
-            raise ApiError(0, "UNSUPPORTED_UPLOAD", f"upload method {upload['method']} is not supported")
+        upload, job_id = created["upload"], str(created["job_id"])
+        if upload["method"] == "MULTIPART":
+            if self.journal:
+                self.journal.remember(self.api_url, path, job_id)
+            known = {int(part["part_number"]): str(part["url"]) for part in upload["parts"]}
+            self._upload_parts(path, job_id, {**upload, "parts": []}, on_progress, known_urls=known)
+            return job_id
         with path.open("rb") as handle:
             body = _MultipartFormBody(upload["fields"], handle, size, path.name, content_type, on_progress)
             assert self.session is not None
@@ -84,7 +153,87 @@ class VidpipeClient:
             )
         if response.status_code not in (200, 201, 204):
             raise ApiError(response.status_code, "UPLOAD_REFUSED", _s3_message(response.text))
-        return str(created["job_id"])
+        return job_id
+
+    def _upload_parts(
+        self,
+        path: Path,
+        job_id: str,
+        plan: dict[str, Any],
+        on_progress: Callable[[int, int], None] | None,
+        known_urls: dict[int, str] | None = None,
+    ) -> None:
+        """Send the parts S3 does not hold yet, ``concurrency`` at a time, each
+        retried with backoff; then complete. ``plan["parts"]`` lists the parts
+        S3 already has (resuming)."""
+        size, part_size, part_count = path.stat().st_size, int(plan["part_size"]), int(plan["part_count"])
+        etags = {int(part["part_number"]): str(part["etag"]) for part in plan["parts"]}
+        missing = [n for n in range(1, part_count + 1) if n not in etags]
+        urls = dict(known_urls or {})
+        lock = threading.Lock()
+        sent = [sum(min(part_size, size - (n - 1) * part_size) for n in etags)]
+        if on_progress:
+            on_progress(sent[0], size)
+
+        def url_for(number: int, *, fresh: bool = False) -> str:
+            with lock:
+                if fresh or number not in urls:
+                    # Ask for this part and the next ones still to send, in one call.
+                    batch = [n for n in missing if n >= number][:PART_URL_BATCH]
+                    urls.update(self.part_urls(job_id, batch or [number]))
+                return urls[number]
+
+        def send(number: int) -> None:
+            offset = (number - 1) * part_size
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(min(part_size, size - offset))
+            etag = self._put_part(number, data, url_for)
+            with lock:
+                etags[number] = etag
+                sent[0] += len(data)
+                if on_progress:
+                    on_progress(sent[0], size)
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            for future in [pool.submit(send, n) for n in missing]:
+                future.result()
+        except BaseException:
+            # Interrupted (Ctrl-C) or a part gave up: drop the queued parts at
+            # once; the journal lets the next run resume.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        self.complete_upload(job_id, etags)
+        if self.journal:
+            self.journal.forget(self.api_url, path)
+
+    def _put_part(self, number: int, data: bytes, url_for: Callable[..., str]) -> str:
+        """PUT one part; retried with exponential backoff, with a fresh URL after
+        a 403 (expired signature). Returns the part's ETag."""
+        delay, fresh = 1.0, False
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            try:
+                response = self._session().put(url_for(number, fresh=fresh), data=data, timeout=300)
+                if response.status_code == 200 and response.headers.get("ETag"):
+                    return str(response.headers["ETag"])
+                fresh = response.status_code == 403
+                problem = f"S3 answered {response.status_code}: {_s3_message(response.text)}"
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if attempt < PART_ATTEMPTS:
+                time.sleep(delay)
+                delay *= 2
+        raise ApiError(0, "PART_UPLOAD_FAILED", f"part {number} failed {PART_ATTEMPTS} times: {problem}")
+
+    def _session(self) -> requests.Session:
+        """One requests session per thread (a Session is not thread-safe)."""
+        session = getattr(self._thread_sessions, "session", None)
+        if session is None:
+            session = self.session if threading.current_thread() is threading.main_thread() else requests.Session()
+            self._thread_sessions.session = session
+        return session
 
     def wait(
         self,

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from vidpipe.cli.api_client import ApiError, VidpipeClient
+from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
 from vidpipe.cli.local_stack import LocalStackError, LocalStackSettings, current_endpoints, start, stop
 
 
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="follow each job until it is READY or FAILED")
     submit.add_argument("--timeout", type=float, default=900, help="seconds to wait for each job")
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    submit.add_argument("--concurrency", type=int, default=4, help="parts uploaded at once (large files)")
     submit.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
     submit.set_defaults(run=command_submit)
 
@@ -86,12 +87,16 @@ def command_down(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> VidpipeClient:
+    settings = LocalStackSettings.from_environment()
+    # Interrupted multipart uploads are remembered here, so `submit` resumes them.
+    journal = UploadJournal(settings.data_dir / "uploads-in-progress")
+    concurrency = getattr(args, "concurrency", 4)
     if args.api_url:
-        return VidpipeClient(args.api_url)
-    endpoints = current_endpoints(LocalStackSettings.from_environment())
+        return VidpipeClient(args.api_url, journal=journal, concurrency=concurrency)
+    endpoints = current_endpoints(settings)
     if endpoints is None:
         raise LocalStackError("the local stack is not running: start it with `vidpipe up` (or give --api-url)")
-    return VidpipeClient(endpoints.api_url)
+    return VidpipeClient(endpoints.api_url, journal=journal, concurrency=concurrency)
 
 
 def command_submit(args: argparse.Namespace) -> int:
