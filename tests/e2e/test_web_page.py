@@ -1,12 +1,14 @@
 """The web page served at the API's root, driven in headless Chromium against the local stack.
 
-What these tests prove that the API tests do not: the page's relative URLs resolve under the
-API's prefix, the browser's presigned POST passes S3's policy and CORS, the page follows the job
-to READY, and the HLS output actually plays in a browser.
+What these tests prove that the API tests do not: the page's relative URLs and ES modules resolve
+under the API's prefix, the browser's presigned POST passes S3's policy and CORS, the page follows
+the job to READY, the HLS output plays through hls.js with a quality menu, and the storyboard
+previews show sprite tiles over the seek bar.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,10 +32,22 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# A phone-sized screen: the narrow layout is the one under test.
+PHONE_VIEWPORT = {"width": 375, "height": 812}
 
 # Transcoding and thumbnails run in ministack's Lambda workers on a 2-core machine.
 READY_TIMEOUT_MS = 120_000
 TERMINAL_STATUSES = ("READY", "FAILED", "EXPIRED")
+
+# Records every value #upload-progress takes, from the moment the page starts.
+RECORD_UPLOAD_PROGRESS = """
+window.__uploadProgress = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const bar = document.getElementById("upload-progress");
+  new MutationObserver(() => window.__uploadProgress.push(bar.value))
+    .observe(bar, { attributes: true, attributeFilter: ["value"] });
+});
+"""
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +61,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def web_page(browser: Browser, local_stack) -> Iterator[Page]:
     """The page, freshly loaded, with uncaught script errors collected on `page.script_errors`."""
-    # A phone-ish width keeps the narrow layout under test too.
-    context = browser.new_context(viewport={"width": 420, "height": 900})
+    context = browser.new_context(viewport=PHONE_VIEWPORT)
+    context.add_init_script(RECORD_UPLOAD_PROGRESS)
     page = context.new_page()
     script_errors: list[str] = []
     page.on("pageerror", lambda exc: script_errors.append(str(exc)))
@@ -67,7 +81,24 @@ def wait_for_terminal_status(page: Page) -> str:
     return page.locator("#job-status").inner_text()
 
 
-def test_uploaded_video_becomes_ready_and_plays(web_page: Page) -> None:
+def hover_until_storyboard_tile(page: Page, timeout_s: float = 20) -> str:
+    """Hover the seek bar (at a few places, as a user would) until the preview shows a sprite
+    tile; the storyboard loads in the background, so the first hovers may show the time only."""
+    seek_bar = page.locator("#seek-bar")
+    preview = page.locator("#storyboard-preview")
+    for attempt in range(int(timeout_s / 0.5)):
+        box = seek_bar.bounding_box()
+        assert box is not None
+        fraction = (0.25, 0.5, 0.75)[attempt % 3]
+        seek_bar.hover(position={"x": box["width"] * fraction, "y": box["height"] / 2})
+        background = preview.evaluate("el => el.hidden ? '' : getComputedStyle(el).backgroundImage")
+        if background.startswith("url("):
+            return background
+        page.wait_for_timeout(500)
+    raise AssertionError("hovering the seek bar never showed a storyboard tile")
+
+
+def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_stack) -> None:
     # GIVEN the page and a real stereo 16:9 video
     assert SAMPLE_VIDEO.is_file(), f"missing sample video {SAMPLE_VIDEO}"
 
@@ -75,11 +106,18 @@ def test_uploaded_video_becomes_ready_and_plays(web_page: Page) -> None:
     web_page.set_input_files("#file-input", SAMPLE_VIDEO)
     web_page.click("#upload-button")
 
-    # THEN the upload bar fills up
+    # THEN its row and the upload bar fill up, from 0 to full and never backwards
+    row = web_page.locator(".upload-item").first
+    expect(row).to_have_attribute("data-state", "done", timeout=60_000)
+    assert row.locator(".upload-progress").evaluate("bar => bar.value") == 100
     web_page.wait_for_function(
-        "() => { const bar = document.getElementById('upload-progress'); return bar.value === bar.max; }",
-        timeout=60_000,
+        "() => { const bar = document.getElementById('upload-progress'); return bar.value === bar.max; }"
     )
+    seen = web_page.evaluate("window.__uploadProgress")
+    assert seen and seen[0] < 100 and seen[-1] == 100, seen
+    assert seen == sorted(seen), f"the upload bar went backwards: {seen}"
+    job_id = row.get_attribute("data-job-id")
+    assert job_id
 
     # AND the job reaches READY, not FAILED
     status = wait_for_terminal_status(web_page)
@@ -87,17 +125,39 @@ def test_uploaded_video_becomes_ready_and_plays(web_page: Page) -> None:
     assert status == "READY", f"job ended {status}: {error_text}"
     expect(web_page.locator("#error")).to_be_hidden()
 
-    # AND the player shows the poster and plays the HLS output
+    # AND the player shows the poster and plays the HLS output through hls.js (MediaSource)
     player = web_page.locator("#player")
     expect(player).to_be_visible()
-    poster = player.get_attribute("poster")
-    assert poster, "the player has no poster"
-    web_page.evaluate(
-        "async () => { const video = document.getElementById('player');"
-        " video.muted = true; await video.play(); }"
-    )
+    assert player.get_attribute("poster"), "the player has no poster"
+    web_page.click("#mute-button")
+    web_page.click("#play-button")
     web_page.wait_for_function("() => document.getElementById('player').currentTime > 1.0", timeout=30_000)
-    expect(web_page.locator("#renditions li").first).to_be_visible()
+    assert player.evaluate("video => video.currentSrc").startswith("blob:"), "not played through hls.js"
+
+    # AND the quality menu offers Auto and every rendition of the job
+    job = web_page.request.get(f"{local_stack.api_url.rstrip('/')}/jobs/{job_id}").json()
+    heights = sorted((r["height"] for r in job["outputs"]["renditions"]), reverse=True)
+    quality = web_page.locator("#quality-select option")
+    expect(quality).to_have_count(len(heights) + 1)
+    labels = quality.all_text_contents()
+    assert labels[0].startswith("Auto"), labels
+    assert [int(re.match(r"(\d+)p", label).group(1)) for label in labels[1:]] == heights, labels  # type: ignore[union-attr]
+
+    # AND hovering the seek bar shows a storyboard tile cut from the sprite
+    background = hover_until_storyboard_tile(web_page)
+    preview = web_page.locator("#storyboard-preview")
+    expect(preview).to_be_visible()
+    sprite_url = re.fullmatch(r'url\("(.+)"\)', background).group(1)  # type: ignore[union-attr]
+    sprite = web_page.request.get(sprite_url)
+    assert sprite.ok and sprite.headers["content-type"].startswith("image/"), sprite.status
+    tile = preview.evaluate("el => [el.offsetWidth, el.offsetHeight]")
+    assert tile[0] > 0 and tile[1] > 0
+
+    # AND with a fixed quality picked, the video plays again from the start
+    web_page.select_option("#quality-select", index=len(heights))
+    player.evaluate("video => { video.currentTime = 0; return video.play(); }")
+    web_page.wait_for_function("() => document.getElementById('player').currentTime > 1.0", timeout=30_000)
+    expect(web_page.locator("#error")).to_be_hidden()
     assert web_page.script_errors == []  # type: ignore[attr-defined]
 
 
@@ -119,6 +179,32 @@ def test_rejected_file_shows_the_api_error(web_page: Page, local_stack) -> None:
     error = web_page.locator("#error")
     expect(error).to_be_visible()
     expect(error).to_have_text(expected_message)
+    expect(web_page.locator(".upload-item")).to_have_attribute("data-state", "failed")
     expect(web_page.locator("#job")).to_be_hidden()
     assert web_page.locator("#upload-progress").evaluate("bar => bar.value") == 0
+    assert web_page.script_errors == []  # type: ignore[attr-defined]
+
+
+def test_several_dropped_files_each_get_a_row(web_page: Page) -> None:
+    # GIVEN two small videos dropped on the drop zone together
+    data = SAMPLE_VIDEO.read_bytes()
+    web_page.evaluate(
+        """async ([bytes, names]) => {
+            const transfer = new DataTransfer();
+            for (const name of names) {
+                transfer.items.add(new File([new Uint8Array(bytes)], name, { type: "video/mp4" }));
+            }
+            const zone = document.getElementById("drop-zone");
+            zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }""",
+        [list(data[:64 * 1024]), ["first.mp4", "second.mp4"]],
+    )
+    # THEN both upload, each in its own row with its own job
+    rows = web_page.locator(".upload-item")
+    expect(rows).to_have_count(2)
+    for index in range(2):
+        expect(rows.nth(index)).to_have_attribute("data-state", "done", timeout=60_000)
+    job_ids = {rows.nth(index).get_attribute("data-job-id") for index in range(2)}
+    assert len(job_ids) == 2 and None not in job_ids
     assert web_page.script_errors == []  # type: ignore[attr-defined]

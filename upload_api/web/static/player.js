@@ -193,11 +193,11 @@ function renderControls() {
   seek.setAttribute("aria-valuetext", `${formatClock(video.currentTime)} of ${formatClock(duration)}`);
   els.time.textContent = `${formatClock(video.currentTime)} / ${formatClock(duration)}`;
   const playing = !video.paused && !video.ended;
-  els.play.textContent = playing ? "Pause" : "Play";
+  els.box.dataset.playing = String(playing);
+  els.box.dataset.muted = String(video.muted);
   els.play.setAttribute("aria-label", playing ? "Pause" : "Play");
-  els.mute.textContent = video.muted ? "Unmute" : "Mute";
   els.mute.setAttribute("aria-pressed", String(video.muted));
-  els.fullscreen.textContent = document.fullscreenElement ? "Exit full screen" : "Full screen";
+  els.fullscreen.setAttribute("aria-label", document.fullscreenElement ? "Exit full screen" : "Full screen");
 }
 
 function onSeekKey(event) {

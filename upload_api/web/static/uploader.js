@@ -218,7 +218,7 @@ export class FileUpload extends EventTarget {
       memory.forget(this.file);
       this.doneBytes = this.file.size;
       this.inflight.clear();
-      this.setState("done", plan.method === "DONE" ? "This file had already finished uploading." : "");
+      this.setState("done", plan.method === "DONE" ? "This file had already finished uploading." : this.resumeNote());
     } catch (error) {
       if (this.cancelRequested) await this.cleanUpCancelled();
       else this.setState("failed", error.message);
@@ -328,6 +328,11 @@ export class FileUpload extends EventTarget {
     });
   }
 
+  resumeNote() {
+    if (!this.resumedParts) return "";
+    return `Resumed: ${this.resumedParts} of ${Math.ceil(this.file.size / this.partSize)} parts were already on the server.`;
+  }
+
   partRange(partNumber) {
     const start = (partNumber - 1) * this.partSize;
     return [start, Math.min(start + this.partSize, this.file.size)];
@@ -350,8 +355,7 @@ export class FileUpload extends EventTarget {
       }
     }
     this.resumedParts = this.etags.size;
-    this.setState("uploading", this.resumedParts
-      ? `Resumed: ${this.resumedParts} of ${count} parts were already on the server.` : "");
+    this.setState("uploading", this.resumeNote());
 
     for (let pass = 1; ; pass += 1) {
       const todo = [];
