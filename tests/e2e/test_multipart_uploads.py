@@ -131,9 +131,10 @@ def test_cancel_aborts_the_multipart_upload_and_fails_the_job(local_stack) -> No
 
 
 def test_completing_with_a_wrong_etag_is_refused(local_stack) -> None:
-    created = start_multipart(local_stack, size=20 * 1024 * 1024)
+    size = 101 * 1024 * 1024  # just above the multipart threshold
+    created = start_multipart(local_stack, size=size)
     job_id, upload = created["job_id"], created["upload"]
-    data = os.urandom(20 * 1024 * 1024)
+    data = os.urandom(size)
     parts = []
     for part in upload["parts"]:
         start = (part["part_number"] - 1) * upload["part_size"]

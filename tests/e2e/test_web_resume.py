@@ -166,9 +166,10 @@ def test_reload_during_a_multipart_upload_resumes_without_resending_parts(
     expect(paused).to_have_attribute("data-state", "paused")
     expect(paused).to_contain_text("Choose the same file")
 
-    # WHEN the user chooses the same file again
-    page.set_input_files("#file-input", path)
-    page.click("#upload-button")
+    # WHEN the user chooses the same file again from the paused row
+    with page.expect_file_chooser() as chooser:
+        paused.locator(".resume-upload").click()
+    chooser.value.set_files(path)
 
     # THEN the same job's upload finishes, sending only what the server did not have
     resumed = page.locator(f".upload-item[data-job-id='{job_id}']")

@@ -11,9 +11,10 @@ Settings (environment): ``VIDPIPE_DATA_DIR`` (default ``<project>/.vidpipe``),
 ``<project>/.venv-ministack/bin/python``).
 
 ministack gaps worked around here, each in one visible place:
-* the bucket property ``NotificationConfiguration.EventBridgeConfiguration`` is
-  not applied by its CloudFormation: :func:`_apply_bucket_event_notifications`
-  sets it after each deploy;
+* the bucket properties ``NotificationConfiguration.EventBridgeConfiguration``
+  and ``LifecycleConfiguration`` are not applied by its CloudFormation:
+  :func:`_apply_bucket_settings_ministack_ignores` sets them, from the
+  template, after each deploy;
 * Lambda layers are not mounted at /opt and their ``bin/`` is not on PATH, so
   the functions find FFmpeg on the PATH we give ministack (see vidpipe/media.py).
 
@@ -292,7 +293,7 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
         )
         _wait_for_stack(cloudformation, ("CREATE_COMPLETE",))
     outputs = _stack_outputs(cloudformation)
-    _apply_bucket_event_notifications(s3, outputs["UploadsBucketName"])
+    _apply_bucket_settings_ministack_ignores(s3, outputs["UploadsBucketName"], load_template())
     if outputs["ApiId"] != STACK_NAME:
         raise LocalStackError(f"the HTTP API got id {outputs['ApiId']!r}, not {STACK_NAME!r}")
     return Endpoints(
@@ -347,12 +348,35 @@ def _stack_outputs(cloudformation: Any) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
-def _apply_bucket_event_notifications(s3: Any, bucket: str) -> None:
-    """ministack gap: its CloudFormation ignores the bucket's EventBridgeConfiguration.
-    The template declares it (and AWS applies it); here we set the same thing."""
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
-    )
+def _apply_bucket_settings_ministack_ignores(s3: Any, bucket: str, template: dict[str, Any]) -> None:
+    """ministack gap: its CloudFormation ignores two properties of the uploads
+    bucket that the template declares (and AWS applies): the EventBridge
+    notifications and the lifecycle rules. Here we set them from the template
+    itself, so the template stays the one source of truth."""
+    properties = template["Resources"]["UploadsBucket"]["Properties"]
+    if "EventBridgeConfiguration" in properties.get("NotificationConfiguration", {}):
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+    rules = properties.get("LifecycleConfiguration", {}).get("Rules", [])
+    if rules:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]}
+        )
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the shape of the S3 API."""
+    converted: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": rule["ExpirationInDays"]}
+    return converted
 
 
 if __name__ == "__main__":  # pragma: no cover - handy while developing

@@ -18,7 +18,9 @@ import { ApiError, api } from "./api.js";
 import * as memory from "./upload-memory.js";
 
 export const DEFAULT_CONCURRENCY = 4;
-const MAX_ATTEMPTS = 6; // per part: 5 retries, ~0.5+1+2+4+8 s of backoff
+// Per part: 7 retries spread over about a minute (0.5, 1, 2 … 20 s), enough to ride out a
+// flaky connection; after that the upload fails and Retry (or choosing the file again) resumes it.
+const MAX_ATTEMPTS = 8;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 20_000;
 // Ask for fresh part URLs this long before the old ones expire: a 100 MiB part
