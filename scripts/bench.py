@@ -6,11 +6,15 @@
    API, divided by the time of ONE plain FFmpeg command making the same ladder
    (the same argument list the transcode function runs, without Lambda, S3 or
    events around it).
+3. Upload throughput of a 1 GiB file through the API's multipart plan
+   (4 parts in parallel, as `vidpipe submit` does), divided by boto3's own
+   `upload_file` of the same file to the same endpoint.
 
 Runs on a stack of its own (free port, temporary data folder)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -56,6 +60,31 @@ def plain_ffmpeg_seconds(sample: Path) -> float:
         return time.perf_counter() - started
 
 
+def multipart_vs_boto3(endpoints: dict, data_dir: str) -> tuple[float, float]:
+    """Seconds for 1 GiB through our multipart upload, and through boto3's upload_file."""
+    from vidpipe.cli.api_client import UploadJournal
+    from vidpipe.cli.local_stack import aws_client
+
+    path = Path(data_dir) / "bench-1gib.mp4"
+    with path.open("wb") as handle:
+        for _ in range(64):
+            handle.write(os.urandom(16 * 1024 * 1024))
+    client = VidpipeClient(endpoints["api_url"], journal=UploadJournal(Path(data_dir) / "journal"), concurrency=4)
+    started = time.perf_counter()
+    job_id = client.submit(path)
+    ours = time.perf_counter() - started
+    s3 = aws_client("s3", endpoints["aws_endpoint_url"])
+    bucket = f"bench-{hashlib.sha256(job_id.encode()).hexdigest()[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    started = time.perf_counter()
+    s3.upload_file(str(path), bucket, "boto3-upload")
+    theirs = time.perf_counter() - started
+    # Let the pipeline fail the random bytes before the stack stops.
+    client.wait(job_id, timeout_s=600)
+    path.unlink()
+    return ours, theirs
+
+
 def main() -> None:
     sample = longest_sample()
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-") as data_dir:
@@ -76,6 +105,7 @@ def main() -> None:
                 job = client.wait(client.submit(sample), timeout_s=600, poll_s=0.2)
                 pipeline.append(time.perf_counter() - started)
                 assert job["status"] == "READY", job
+            ours, theirs = multipart_vs_boto3(endpoints, data_dir)
         finally:
             vidpipe(environment, "down")
     plain = [plain_ffmpeg_seconds(sample) for _ in range(RUNS)]
@@ -87,6 +117,9 @@ def main() -> None:
     print(f"upload to READY (local stack):    {best_pipeline:6.2f} s")
     print(f"one plain FFmpeg command, ladder: {best_plain:6.2f} s")
     print(f"ratio upload-to-READY / plain FFmpeg: {best_pipeline / best_plain:.2f}")
+    print(f"1 GiB multipart, 4 parallel parts:  {ours:6.1f} s ({1024 / ours:5.0f} MiB/s)")
+    print(f"1 GiB boto3 upload_file:            {theirs:6.1f} s ({1024 / theirs:5.0f} MiB/s)")
+    print(f"ratio multipart throughput / boto3 upload_file: {theirs / ours:.2f}")
 
 
 if __name__ == "__main__":
