@@ -36,10 +36,14 @@ from vidpipe.jobs import Job, JobStatus
 
 RECORD_TYPE = "job"
 CREATED_AT_INDEX = "by_created_at"
-# A sparse index: only jobs still AWAITING_UPLOAD carry ``awaiting_upload_since``,
-# so the expiry sweep reads just those, however many jobs the table holds.
-AWAITING_UPLOAD_INDEX = "by_awaiting_upload"
-AWAITING_UPLOAD_ATTRIBUTE = "awaiting_upload_since"
+# A sparse index of the jobs that are not finished: only they carry
+# ``open_state`` (AWAITING_UPLOAD, or IN_PROGRESS for UPLOADED and PROCESSING)
+# and ``open_since`` (creation time while awaiting the upload, last update
+# while in progress). The sweep reads just those, however many jobs the table
+# holds, to expire abandoned uploads and to fail jobs that stopped moving.
+OPEN_JOBS_INDEX = "by_open_state"
+AWAITING_UPLOAD = "AWAITING_UPLOAD"
+IN_PROGRESS = "IN_PROGRESS"
 MAX_PAGE_SIZE = 100
 _KEY_ATTRIBUTES = frozenset({"job_id", "record_type", "created_at"})
 
@@ -76,7 +80,9 @@ def job_to_item(job: Job) -> dict[str, Any]:
     Raises JobStoreError for a value DynamoDB cannot hold (NaN, infinity)."""
     record = {**job.to_dict(), "record_type": RECORD_TYPE}
     if job.status is JobStatus.AWAITING_UPLOAD:
-        record[AWAITING_UPLOAD_ATTRIBUTE] = job.created_at
+        record["open_state"], record["open_since"] = AWAITING_UPLOAD, job.created_at
+    elif job.status in (JobStatus.UPLOADED, JobStatus.PROCESSING):
+        record["open_state"], record["open_since"] = IN_PROGRESS, job.updated_at
     try:
         return {name: _serializer.serialize(_to_dynamo_value(value)) for name, value in record.items()}
     except (TypeError, ArithmeticError) as exc:
@@ -87,7 +93,8 @@ def item_to_job(item: dict[str, Any]) -> Job:
     """Read back an item written by :func:`job_to_item`."""
     record = {name: _from_dynamo_value(_deserializer.deserialize(value)) for name, value in item.items()}
     record.pop("record_type", None)
-    record.pop(AWAITING_UPLOAD_ATTRIBUTE, None)
+    record.pop("open_state", None)
+    record.pop("open_since", None)
     return Job.from_dict(record)
 
 
@@ -188,20 +195,20 @@ class DynamoJobStore:
         last_key = response.get("LastEvaluatedKey")
         return jobs, (_encode_token(last_key) if last_key else None)
 
-    def list_awaiting_upload(self, *, created_before: str, limit: int = 100) -> list[Job]:
-        """Up to ``limit`` jobs still AWAITING_UPLOAD that were created before
-        ``created_before`` (ISO-8601 UTC), oldest first. Raises JobStoreError."""
+    def list_open(self, state: str, *, since_before: str, limit: int = 100) -> list[Job]:
+        """Up to ``limit`` unfinished jobs in ``state`` (AWAITING_UPLOAD or
+        IN_PROGRESS) whose ``open_since`` is before ``since_before`` (ISO-8601
+        UTC), oldest first. Raises JobStoreError."""
         try:
             response = self._client.query(
                 TableName=self.table_name,
-                IndexName=AWAITING_UPLOAD_INDEX,
-                KeyConditionExpression="record_type = :record_type AND #since < :before",
-                ExpressionAttributeNames={"#since": AWAITING_UPLOAD_ATTRIBUTE},
-                ExpressionAttributeValues={":record_type": {"S": RECORD_TYPE}, ":before": {"S": created_before}},
+                IndexName=OPEN_JOBS_INDEX,
+                KeyConditionExpression="open_state = :state AND open_since < :before",
+                ExpressionAttributeValues={":state": {"S": state}, ":before": {"S": since_before}},
                 Limit=limit,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise JobStoreError(f"cannot list jobs awaiting upload: {_error_code(exc)}: {exc}") from exc
+            raise JobStoreError(f"cannot list {state} jobs: {_error_code(exc)}: {exc}") from exc
         return [item_to_job(item) for item in response.get("Items", [])]
 
     def save(self, job: Job, *, expected_version: int) -> Job:

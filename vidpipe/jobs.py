@@ -190,6 +190,21 @@ def end_upload(job: Job, *, status: JobStatus, error: dict[str, str] | None, now
     return ended
 
 
+def fail_stalled(job: Job, *, error: dict[str, str], now: str) -> Job | None:
+    """The job FAILED because it stopped moving (its stage function was killed or
+    timed out on every attempt, so nothing reported). None unless in progress."""
+    if job.status not in (JobStatus.UPLOADED, JobStatus.PROCESSING):
+        return None
+    failed = copy.deepcopy(job)
+    failed.status = JobStatus.FAILED
+    failed.error = error
+    for state in failed.stages.values():
+        if state.status in (StageStatus.PENDING, StageStatus.RUNNING):
+            state.status = StageStatus.FAILED
+    failed.updated_at = max(job.updated_at, now)
+    return failed
+
+
 def _advance_job(job: Job, status: JobStatus) -> None:
     if _JOB_RANK[status] > _JOB_RANK[job.status]:
         job.status = status

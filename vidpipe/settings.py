@@ -21,6 +21,7 @@ class Settings:
     max_upload_bytes: int
     multipart_threshold_bytes: int
     upload_expiry_s: int
+    stall_limit_s: int
     max_duration_s: float
     upload_url_ttl_s: int
     output_url_ttl_s: int
@@ -38,6 +39,7 @@ class Settings:
             max_upload_bytes=int(_number("MAX_UPLOAD_BYTES", 50 * 1024**3)),
             multipart_threshold_bytes=int(_number("MULTIPART_THRESHOLD_BYTES", 100 * 1024**2)),
             upload_expiry_s=int(_number("UPLOAD_EXPIRY_SECONDS", 86400)),
+            stall_limit_s=int(_number("STALL_LIMIT_SECONDS", 6 * 3600)),
             max_duration_s=_number("MAX_DURATION_SECONDS", 1800),
             upload_url_ttl_s=int(_number("UPLOAD_URL_TTL_SECONDS", 3600)),
             output_url_ttl_s=int(_number("OUTPUT_URL_TTL_SECONDS", 3600)),

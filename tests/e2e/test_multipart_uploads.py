@@ -168,7 +168,7 @@ def test_an_abandoned_upload_is_expired_by_the_scheduled_sweep(local_stack) -> N
     created = start_multipart(local_stack)
     job_id = created["job_id"]
     stack = aws(local_stack, "cloudformation")
-    function = stack.describe_stack_resource(StackName="vidpipe", LogicalResourceId="ExpireUploadsFunction")
+    function = stack.describe_stack_resource(StackName="vidpipe", LogicalResourceId="SweepFunction")
     name = function["StackResourceDetail"]["PhysicalResourceId"]
     # WHEN the sweep runs as its schedule would, a day and a minute later
     # (a Scheduled Event carries the time it fired; the sweep expires by it)

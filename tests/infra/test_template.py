@@ -19,7 +19,7 @@ from vidpipe.events import UPLOAD_KEY_PREFIX
 
 ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
-EXPIRE_HANDLER = "upload_api.handlers.expire.lambda_handler"
+SWEEP_HANDLER = "upload_api.handlers.sweep.lambda_handler"
 # The only managed policies SAM may attach: logs, and reading the function's SQS queue.
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -111,7 +111,7 @@ def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_api_and_sweep_reads_s
     queues = resources_of(translated, "AWS::SQS::Queue")
 
     for name, function in functions.items():
-        if function["Properties"]["Handler"] in (API_HANDLER, EXPIRE_HANDLER):
+        if function["Properties"]["Handler"] in (API_HANDLER, SWEEP_HANDLER):
             assert by_function[name] == [], f"{name} is invoked directly (HTTP API, schedule): no queue"
             continue
         assert by_function[name], f"{name} has no event source mapping"
@@ -309,14 +309,14 @@ def test_GIVEN_every_function_of_the_template_WHEN_built_THEN_its_handler_import
 
 def test_GIVEN_the_expiry_sweep_WHEN_translated_THEN_a_schedule_rule_invokes_it(translated: dict[str, Any]) -> None:
     functions = resources_of(translated, "AWS::Lambda::Function")
-    [sweep] = [name for name, f in functions.items() if f["Properties"]["Handler"] == EXPIRE_HANDLER]
+    [sweep] = [name for name, f in functions.items() if f["Properties"]["Handler"] == SWEEP_HANDLER]
     schedules = [
         rule["Properties"]
         for rule in resources_of(translated, "AWS::Events::Rule").values()
         if "ScheduleExpression" in rule["Properties"]
     ]
     assert len(schedules) == 1
-    assert schedules[0]["ScheduleExpression"] == {"Ref": "ExpirySweepSchedule"}
+    assert schedules[0]["ScheduleExpression"] == {"Ref": "SweepSchedule"}
     assert getatt_target(schedules[0]["Targets"][0]["Arn"]) == sweep
 
 

@@ -1,15 +1,18 @@
-"""Expiry Lambda: run by a scheduled EventBridge rule, it EXPIREs jobs whose
-upload never arrived. Wiring only; the rule is in upload_api.domain_logic.expiry."""
+"""Sweep Lambda: run by a scheduled EventBridge rule, it EXPIREs jobs whose
+upload never arrived and FAILs jobs that stopped moving. Wiring only; the rules
+are in upload_api.domain_logic.sweep."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.expiry import expire_abandoned_uploads
-from vidpipe.aws_clients import dynamodb_client, s3_client
+from upload_api.domain_logic.sweep import sweep
+from vidpipe.aws_clients import dynamodb_client, events_client, s3_client
+from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
@@ -30,12 +33,16 @@ def sweep_time(event: dict[str, Any]) -> datetime:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    expired = expire_abandoned_uploads(
+    result = sweep(
         DynamoJobStore(dynamodb_client(), settings.jobs_table),
         S3ObjectStore(s3_client(), settings.uploads_bucket),
+        EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status"),
         now=sweep_time(event),
-        expiry_s=settings.upload_expiry_s,
+        upload_expiry_s=settings.upload_expiry_s,
+        stall_limit_s=settings.stall_limit_s,
     )
-    for job_id in expired:
+    for job_id in result.expired:
         logger.info("upload expired", extra={"job_id": job_id})
-    return {"expired": expired}
+    for job_id in result.stalled:
+        logger.warning("stalled job failed", extra={"job_id": job_id})
+    return asdict(result)

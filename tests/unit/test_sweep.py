@@ -1,0 +1,130 @@
+"""The sweep: abandoned uploads EXPIRE, stalled jobs FAIL, moving jobs are left alone."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+from upload_api.domain_logic.sweep import iso_utc, sweep
+from vidpipe.errors import ConcurrentUpdate
+from vidpipe.events import Stage
+from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
+from vidpipe.jobs import Job, JobStatus, StageStatus
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+class FakeJobs:
+    """Keeps jobs in memory and checks versions like the real store."""
+
+    def __init__(self, *jobs: Job) -> None:
+        self.jobs = {job.job_id: copy.deepcopy(job) for job in jobs}
+
+    def list_open(self, state: str, *, since_before: str, limit: int = 100) -> list[Job]:
+        def open_since(job: Job) -> str | None:
+            if state == AWAITING_UPLOAD and job.status is JobStatus.AWAITING_UPLOAD:
+                return job.created_at
+            if state == IN_PROGRESS and job.status in (JobStatus.UPLOADED, JobStatus.PROCESSING):
+                return job.updated_at
+            return None
+
+        found = [j for j in self.jobs.values() if (since := open_since(j)) is not None and since < since_before]
+        return [copy.deepcopy(j) for j in found][:limit]
+
+    def save(self, job: Job, *, expected_version: int) -> Job:
+        if self.jobs[job.job_id].version != expected_version:
+            raise ConcurrentUpdate("version moved")
+        stored = copy.deepcopy(job)
+        stored.version = expected_version + 1
+        self.jobs[job.job_id] = stored
+        return stored
+
+
+class FakeUploads:
+    def __init__(self) -> None:
+        self.aborted: list[str] = []
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None:
+        self.aborted.append(upload_id)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def publish(self, event) -> None:
+        self.events.append(event)
+
+
+def job(job_id: str, status: JobStatus, *, age: timedelta, upload_id: str | None = None) -> Job:
+    stamp = iso_utc(NOW - age)
+    made = Job.new(job_id, filename="a.mp4", content_type="video/mp4", size=10, now=stamp)
+    made.status = status
+    if upload_id:
+        made.upload = {"upload_id": upload_id, "part_size": 8, "part_count": 2}
+    if status is JobStatus.PROCESSING:
+        made.stages[Stage.THUMBNAILS].status = StageStatus.COMPLETED
+        made.stages[Stage.TRANSCODE].status = StageStatus.RUNNING
+    return made
+
+
+def run(jobs: FakeJobs, uploads: FakeUploads | None = None, publisher: FakePublisher | None = None):
+    return sweep(jobs, uploads or FakeUploads(), publisher or FakePublisher(), now=NOW,
+                 upload_expiry_s=3600, stall_limit_s=7200)
+
+
+def test_GIVEN_an_upload_older_than_the_expiry_WHEN_swept_THEN_it_is_expired_and_its_multipart_aborted() -> None:
+    jobs = FakeJobs(job("old", JobStatus.AWAITING_UPLOAD, age=timedelta(hours=2), upload_id="u-1"))
+    uploads = FakeUploads()
+    result = run(jobs, uploads)
+    assert result.expired == ["old"]
+    assert jobs.jobs["old"].status is JobStatus.EXPIRED
+    assert jobs.jobs["old"].error["code"] == "UPLOAD_EXPIRED"
+    assert uploads.aborted == ["u-1"]
+
+
+def test_GIVEN_a_recent_upload_WHEN_swept_THEN_it_is_left_alone() -> None:
+    jobs = FakeJobs(job("new", JobStatus.AWAITING_UPLOAD, age=timedelta(minutes=10)))
+    assert run(jobs).expired == []
+    assert jobs.jobs["new"].status is JobStatus.AWAITING_UPLOAD
+
+
+def test_GIVEN_a_job_that_stopped_moving_WHEN_swept_THEN_it_fails_stalled_and_job_failed_is_published() -> None:
+    jobs, publisher = FakeJobs(job("stuck", JobStatus.PROCESSING, age=timedelta(hours=3))), FakePublisher()
+    result = run(jobs, publisher=publisher)
+    stuck = jobs.jobs["stuck"]
+    assert result.stalled == ["stuck"]
+    assert stuck.status is JobStatus.FAILED and stuck.error["code"] == "STAGE_STALLED"
+    assert "transcode" in stuck.error["message"]
+    assert stuck.stages[Stage.TRANSCODE].status is StageStatus.FAILED
+    assert stuck.stages[Stage.THUMBNAILS].status is StageStatus.COMPLETED
+    assert [(e.job_id, e.status) for e in publisher.events] == [("stuck", "FAILED")]
+
+
+def test_GIVEN_a_job_still_moving_or_finished_WHEN_swept_THEN_nothing_changes() -> None:
+    jobs = FakeJobs(
+        job("moving", JobStatus.PROCESSING, age=timedelta(minutes=5)),
+        job("ready", JobStatus.READY, age=timedelta(days=2)),
+        job("failed", JobStatus.FAILED, age=timedelta(days=2)),
+    )
+    before = copy.deepcopy(jobs.jobs)
+    result = run(jobs)
+    assert result.expired == [] and result.stalled == []
+    assert jobs.jobs == before
+
+
+def test_GIVEN_the_job_moved_between_read_and_write_WHEN_swept_THEN_it_is_skipped() -> None:
+    jobs = FakeJobs(job("racing", JobStatus.PROCESSING, age=timedelta(hours=3)))
+    listed = jobs.list_open
+
+    def list_then_move(state: str, **kwargs):
+        found = listed(state, **kwargs)
+        if state == IN_PROGRESS:
+            jobs.jobs["racing"].version += 1  # a stage event landed meanwhile
+        return found
+
+    jobs.list_open = list_then_move  # type: ignore[method-assign]
+    publisher = FakePublisher()
+    assert run(jobs, publisher=publisher).stalled == []
+    assert jobs.jobs["racing"].status is JobStatus.PROCESSING
+    assert publisher.events == []
