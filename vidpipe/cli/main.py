@@ -4,6 +4,7 @@
     vidpipe down                         stop it (its data is kept)
     vidpipe submit FILE... [--wait] [--json]
     vidpipe status JOB_ID [--json]
+    vidpipe redrive [--queue NAME] [--dry-run]  dead-lettered messages back to their queues
 
 The API URL comes from the running local stack, or from ``--api-url`` /
 ``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
@@ -21,7 +22,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
-from vidpipe.cli.local_stack import LocalStackError, LocalStackSettings, current_endpoints, start, stop
+from vidpipe.cli.local_stack import (
+    LocalStackError,
+    LocalStackSettings,
+    aws_client,
+    current_endpoints,
+    start,
+    stop,
+)
+from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--concurrency", type=int, default=4, help="parts uploaded at once (large files)")
     submit.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
     submit.set_defaults(run=command_submit)
+
+    redrive_command = commands.add_parser("redrive", help="send dead-lettered messages back to their queues")
+    redrive_command.add_argument("--queue", choices=[*QUEUES, "all"], default="all")
+    redrive_command.add_argument("--dry-run", action="store_true", help="only count what waits")
+    redrive_command.set_defaults(run=command_redrive)
 
     status = commands.add_parser("status", help="show one job")
     status.add_argument("job_id")
@@ -141,6 +155,20 @@ def command_status(args: argparse.Namespace) -> int:
     for key, value in (job.get("outputs") or {}).items():
         if isinstance(value, str):
             print(f"  {key}: {value}")
+    return 0
+
+
+def command_redrive(args: argparse.Namespace) -> int:
+    settings = LocalStackSettings.from_environment()
+    endpoints = current_endpoints(settings)
+    if endpoints is None:
+        raise LocalStackError("the local stack is not running: start it with `vidpipe up`")
+    sqs = aws_client("sqs", endpoints.aws_endpoint_url)
+    print("waiting in dead-letter queues:", dead_letter_counts(sqs, endpoints.outputs))
+    if not args.dry_run:
+        queues = list(QUEUES) if args.queue == "all" else [args.queue]
+        for result in redrive(sqs, endpoints.outputs, queues):
+            print(f"{result.queue}: {result.moved} message(s) sent back")
     return 0
 
 
