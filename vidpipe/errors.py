@@ -12,9 +12,16 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── UploadNotOpen             the job takes no more upload calls (409)
     │   └── UploadIncomplete          completing with a part missing or changed (400)
     ├── MediaError                    the uploaded file cannot become a video (job FAILED)
-    │   ├── NotAVideo                 ffprobe found no video stream / unknown format
-    │   ├── CorruptMedia              ffprobe or ffmpeg could not decode it
-    │   └── MediaTooLong              duration above the configured limit
+    │   ├── NotAVideo                 not media at all: text, a still image, unknown bytes
+    │   │   └── NoVideoStream         media without a picture: audio only
+    │   ├── CorruptMedia              the right kind of file, but ffprobe/ffmpeg cannot decode it
+    │   │                             (truncated, damaged, or crashing the decoder)
+    │   ├── MediaTooLong              duration above the configured limit (read from the header)
+    │   ├── UnsupportedDimensions     picture size outside what we encode (2..8192 a side, 8K pixels)
+    │   ├── UnsupportedFrameRate      frame rate missing, infinite (timestamps stand still) or absurd
+    │   ├── ForbiddenReference        a playlist or script (HLS, concat, DASH, SDP...), or a file
+    │   │                             embedding one, that would make FFmpeg open other files or URLs
+    │   └── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
     └── InfrastructureError           our side failed; the message may be retried
         ├── StorageError              S3 call failed
         ├── JobStoreError             DynamoDB call failed
@@ -94,8 +101,34 @@ class CorruptMedia(MediaError):
     code = "CORRUPT_MEDIA"
 
 
+class NoVideoStream(NotAVideo):
+    code = "NO_VIDEO_STREAM"
+
+
 class MediaTooLong(MediaError):
     code = "MEDIA_TOO_LONG"
+
+
+class UnsupportedDimensions(MediaError):
+    code = "UNSUPPORTED_DIMENSIONS"
+
+
+class UnsupportedFrameRate(MediaError):
+    code = "UNSUPPORTED_FRAME_RATE"
+
+
+class ForbiddenReference(MediaError):
+    code = "FORBIDDEN_REFERENCE"
+
+
+class MemoryLimitExceeded(MediaError):
+    """Final, like every MediaError: the same bytes under the same limit fail the
+    same way. The limit is sized so that a valid video within our size limits
+    never reaches it, so reaching it is the input's doing (a decoder led astray
+    by hostile headers); the message names the setting for an operator who
+    set it too low."""
+
+    code = "MEMORY_LIMIT_EXCEEDED"
 
 
 class InfrastructureError(VidpipeError):

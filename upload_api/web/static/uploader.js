@@ -178,6 +178,7 @@ export class FileUpload extends EventTarget {
     this.transferred = 0; // monotonic: every byte put on the wire, retries included
     this.meter = new RateMeter();
     this.controller = new AbortController();
+    this.cancelRequested = false; // set by cancel(), to tell a cancel from a failure
   }
 
   get signal() { return this.controller.signal; }
@@ -297,7 +298,7 @@ export class FileUpload extends EventTarget {
         const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (tries - 1)) * (0.5 + Math.random() / 2);
         this.setNote(`${label} failed (${error.message}); retrying in ${Math.ceil(delay / 1000)} s.`);
         await sleep(delay, this.signal);
-        this.setNote("");
+        this.setNote(this.resumeNote());
       }
     }
   }
