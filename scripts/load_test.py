@@ -1,0 +1,102 @@
+"""Load run: N small jobs submitted concurrently through the HTTP API, on a
+local stack of its own. Prints what happened (and returns it as JSON for
+scripts/reliability_report.py); asserts nothing.
+
+    .venv/bin/python scripts/load_test.py [--jobs 100] [--concurrency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
+from vidpipe.cli.local_stack import aws_client  # noqa: E402
+from vidpipe.cli.redrive import dead_letter_counts  # noqa: E402
+
+SAMPLE = PROJECT_ROOT / "sample_media" / "tiny_160x90.mp4"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def run_load(api_url: str, jobs: int, concurrency: int) -> dict[str, Any]:
+    client = VidpipeClient(api_url)
+    api_latencies: list[float] = []
+    original_call = client._call
+
+    def timed_call(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            return original_call(*args, **kwargs)
+        finally:
+            api_latencies.append(time.perf_counter() - started)
+
+    client._call = timed_call  # type: ignore[method-assign]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        job_ids = list(pool.map(lambda _: client.submit(SAMPLE), range(jobs)))
+    submitted_s = time.perf_counter() - started
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        finals = list(pool.map(lambda job_id: client.wait(job_id, timeout_s=1800, poll_s=2.0), job_ids))
+    total_s = time.perf_counter() - started
+    statuses: dict[str, int] = {}
+    for job in finals:
+        statuses[job["status"]] = statuses.get(job["status"], 0) + 1
+    return {
+        "jobs": jobs,
+        "concurrency": concurrency,
+        "statuses": statuses,
+        "submitted_in_s": round(submitted_s, 1),
+        "all_final_in_s": round(total_s, 1),
+        "jobs_per_minute": round(jobs / (total_s / 60), 1),
+        "api_calls": len(api_latencies),
+        "api_p50_ms": round(statistics.median(api_latencies) * 1000, 1),
+        "api_p99_ms": round(percentile(api_latencies, 0.99) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vidpipe-load-") as data_dir:
+        environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
+        command = [sys.executable, "-m", "vidpipe.cli.main"]
+        up = subprocess.run([*command, "up", "--json"], cwd=PROJECT_ROOT, env=environment,
+                            capture_output=True, text=True, check=True)
+        endpoints = json.loads(up.stdout)
+        try:
+            result = run_load(endpoints["api_url"], args.jobs, args.concurrency)
+            stack = json.loads((Path(data_dir) / "stack.json").read_text())["endpoints"]
+            sqs = aws_client("sqs", endpoints["aws_endpoint_url"])
+            result["dead_letter_messages"] = dead_letter_counts(sqs, stack["outputs"])
+        finally:
+            subprocess.run([*command, "down"], cwd=PROJECT_ROOT, env=environment, capture_output=True, check=False)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
