@@ -30,3 +30,8 @@ def dynamodb_client() -> Any:
 @lru_cache(maxsize=1)
 def events_client() -> Any:
     return boto3.client("events", config=Config(retries=_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def secrets_client() -> Any:
+    return boto3.client("secretsmanager", config=Config(retries=_RETRIES))

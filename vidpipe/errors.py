@@ -8,7 +8,8 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── ValidationFailed          a field is missing or invalid (400)
     │   ├── UploadTooLarge            declared size above the limit (413)
     │   ├── UnsupportedMediaType      content type is not a video (415)
-    │   ├── JobNotFound               no job with that id (404)
+    │   ├── Unauthenticated           no valid API token or output grant (401)
+    │   ├── JobNotFound               no job with that id, or not the caller's (404)
     │   ├── UploadNotOpen             the job takes no more upload calls (409)
     │   └── UploadIncomplete          completing with a part missing or changed (400)
     ├── MediaError                    the uploaded file cannot become a video (job FAILED)
@@ -71,6 +72,11 @@ class UploadTooLarge(RequestError):
 class UnsupportedMediaType(RequestError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     http_status = 415
+
+
+class Unauthenticated(RequestError):
+    code = "UNAUTHENTICATED"
+    http_status = 401
 
 
 class JobNotFound(RequestError):

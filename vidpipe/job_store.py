@@ -1,10 +1,8 @@
 """Jobs in DynamoDB, written under an optimistic lock.
 
-The table's key is ``job_id`` (S). Every item also carries ``record_type = "job"``
-so that the global secondary index ``by_created_at`` (partition ``record_type``,
-sort ``created_at``, projecting ALL attributes) lists jobs newest first with one
-Query. One partition is plenty for the job rates of this project; a busier
-deployment would shard ``record_type`` by day.
+The table's key is ``job_id`` (S). The global secondary index ``by_owner``
+(partition ``owner``, sort ``created_at``, projecting ALL attributes) lists one
+user's jobs newest first with one Query.
 
 We use the low-level client, not the resource: the resource hands numbers back
 as ``Decimal`` and refuses ``float``. Here floats go in as ``Decimal(str(x))``
@@ -34,8 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from vidpipe.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
 from vidpipe.jobs import Job, JobStatus
 
-RECORD_TYPE = "job"
-CREATED_AT_INDEX = "by_created_at"
+OWNER_INDEX = "by_owner"
 # A sparse index of the jobs that are not finished: only they carry
 # ``open_state`` (AWAITING_UPLOAD, or IN_PROGRESS for UPLOADED and PROCESSING)
 # and ``open_since`` (creation time while awaiting the upload, last update
@@ -45,7 +42,7 @@ OPEN_JOBS_INDEX = "by_open_state"
 AWAITING_UPLOAD = "AWAITING_UPLOAD"
 IN_PROGRESS = "IN_PROGRESS"
 MAX_PAGE_SIZE = 100
-_KEY_ATTRIBUTES = frozenset({"job_id", "record_type", "created_at"})
+_KEY_ATTRIBUTES = frozenset({"job_id", "owner", "created_at"})
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -78,7 +75,7 @@ def job_to_item(job: Job) -> dict[str, Any]:
     """The job as a DynamoDB item (attribute-value format).
 
     Raises JobStoreError for a value DynamoDB cannot hold (NaN, infinity)."""
-    record = {**job.to_dict(), "record_type": RECORD_TYPE}
+    record = job.to_dict()
     if job.status is JobStatus.AWAITING_UPLOAD:
         record["open_state"], record["open_since"] = AWAITING_UPLOAD, job.created_at
     elif job.status in (JobStatus.UPLOADED, JobStatus.PROCESSING):
@@ -92,7 +89,6 @@ def job_to_item(job: Job) -> dict[str, Any]:
 def item_to_job(item: dict[str, Any]) -> Job:
     """Read back an item written by :func:`job_to_item`."""
     record = {name: _from_dynamo_value(_deserializer.deserialize(value)) for name, value in item.items()}
-    record.pop("record_type", None)
     record.pop("open_state", None)
     record.pop("open_since", None)
     return Job.from_dict(record)
@@ -102,19 +98,20 @@ def _encode_token(last_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(last_key, sort_keys=True).encode()).decode()
 
 
-def _decode_token(token: str) -> dict[str, Any]:
-    """Raises ValidationFailed unless the token is one :meth:`list_recent` issued."""
+def _decode_token(token: str, owner: str) -> dict[str, Any]:
+    """Raises ValidationFailed unless the token is one :meth:`list_recent` issued to ``owner``."""
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError) as exc:
         raise ValidationFailed("invalid next_token") from exc
-    # Check the shape, so a forged token cannot start the Query in another partition.
+    # Check the shape and the owner, so a forged token cannot start the Query
+    # in another user's partition.
     if (
         not isinstance(key, dict)
         or set(key) != _KEY_ATTRIBUTES
         or not all(isinstance(value, dict) and set(value) == {"S"} for value in key.values())
         or not all(isinstance(value["S"], str) for value in key.values())
-        or key["record_type"]["S"] != RECORD_TYPE
+        or key["owner"]["S"] != owner
     ):
         raise ValidationFailed("invalid next_token")
     return key
@@ -168,8 +165,10 @@ class DynamoJobStore:
             raise JobNotFound(f"no job {job_id}")
         return item_to_job(item)
 
-    def list_recent(self, limit: int = 20, next_token: str | None = None) -> tuple[list[Job], str | None]:
-        """Up to ``limit`` jobs, newest first, and the token of the next page
+    def list_recent(
+        self, owner: str, limit: int = 20, next_token: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Up to ``limit`` of ``owner``'s jobs, newest first, and the token of the next page
         (None at the end; the last full page may be followed by an empty one).
 
         The index is eventually consistent: a job created a moment ago may be
@@ -179,14 +178,15 @@ class DynamoJobStore:
             raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE_SIZE}, not {limit}")
         query: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": CREATED_AT_INDEX,
-            "KeyConditionExpression": "record_type = :record_type",
-            "ExpressionAttributeValues": {":record_type": {"S": RECORD_TYPE}},
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
             "ScanIndexForward": False,
             "Limit": limit,
         }
         if next_token is not None:
-            query["ExclusiveStartKey"] = _decode_token(next_token)
+            query["ExclusiveStartKey"] = _decode_token(next_token, owner)
         try:
             response = self._client.query(**query)
         except (BotoCoreError, ClientError) as exc:

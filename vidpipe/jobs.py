@@ -91,12 +91,17 @@ class Job:
     # upload {upload_id, part_size, part_count}, which the parts/complete/abort
     # calls need. Never shown to clients as is.
     upload: dict[str, Any] = field(default_factory=dict)
+    # The API user who created the job; only they see it.
+    owner: str = "anonymous"
     version: int = 0
 
     @classmethod
-    def new(cls, job_id: str, *, filename: str, content_type: str, size: int, now: str) -> Job:
+    def new(
+        cls, job_id: str, *, filename: str, content_type: str, size: int, now: str, owner: str = "anonymous"
+    ) -> Job:
         return cls(
             job_id=job_id,
+            owner=owner,
             status=JobStatus.AWAITING_UPLOAD,
             created_at=now,
             updated_at=now,
@@ -113,6 +118,7 @@ class Job:
             "stages": {stage.value: state.to_dict() for stage, state in self.stages.items()},
             "error": self.error,
             "upload": self.upload,
+            "owner": self.owner,
             "version": self.version,
         }
 
@@ -128,6 +134,7 @@ class Job:
             stages={stage: StageState.from_dict(stages.get(stage.value) or {}) for stage in Stage},
             error=data.get("error"),
             upload=dict(data.get("upload") or {}),
+            owner=str(data.get("owner") or "anonymous"),
             version=int(data.get("version", 0)),
         )
 

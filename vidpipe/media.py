@@ -4,22 +4,39 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
 :func:`probe_media`, so the safety rules live in one place:
 
 * an argument list, never a shell string;
-* a timeout, kept below the Lambda timeout so we can still report the failure;
-* input protocols restricted to local files (``-protocol_whitelist file``), so a
-  hostile playlist inside an upload cannot make FFmpeg fetch URLs;
+* FFmpeg opens the one uploaded file and nothing else. ``-protocol_whitelist
+  file`` alone is not enough: it stops URLs, but an HLS playlist or a concat
+  script is *itself* a local file that makes FFmpeg's demuxer open other local
+  files (``/etc/passwd``, a sibling in the scratch folder). So the format is
+  decided before anything is decoded: :func:`refuse_references` turns away
+  playlists and scripts by their first bytes (and AVI files that carry one in a
+  GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
+  pick a demuxer from :data:`SAFE_DEMUXERS` (plain containers that never open
+  another file), and every later FFmpeg run names that demuxer with ``-f`` and
+  allows only it with ``-format_whitelist``, which FFmpeg also hands to any
+  nested demuxer (an AVI's GAB2 subtitles), so none can be reached;
+* a time limit (our timer kills FFmpeg; ``RLIMIT_CPU`` stops it too should we
+  die first) and a memory limit (``RLIMIT_AS``, ``FFMPEG_MEMORY_LIMIT_MB``) on
+  every process, set in the child before FFmpeg starts;
 * stderr kept, and its tail put into the error message.
 
-What can go wrong: :class:`~vidpipe.errors.NotAVideo` or
-:class:`~vidpipe.errors.CorruptMedia` when the input is not usable media (final),
-:class:`~vidpipe.errors.FfmpegError` when the binary is missing, crashes or
-times out (retryable).
+What can go wrong: :class:`~vidpipe.errors.MediaError` subclasses when the input
+cannot become a video (final: NotAVideo, NoVideoStream, CorruptMedia,
+UnsupportedDimensions, UnsupportedFrameRate, ForbiddenReference,
+MemoryLimitExceeded), :class:`~vidpipe.errors.FfmpegError` when the binary is
+missing, fails on our side or runs out of time (retryable), ValueError when a
+caller builds an FFmpeg input without the restrictions (a programming error).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -29,12 +46,76 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
-from vidpipe.errors import CorruptMedia, FfmpegError, NotAVideo
+from vidpipe.errors import (
+    CorruptMedia,
+    FfmpegError,
+    ForbiddenReference,
+    MemoryLimitExceeded,
+    NotAVideo,
+    NoVideoStream,
+    UnsupportedDimensions,
+    UnsupportedFrameRate,
+)
 
 # Where the FFmpeg layer puts its binaries on AWS. On the local stack layers are
 # unpacked elsewhere and not put on PATH (a ministack gap), so we fall back to PATH.
 LAYER_BIN_DIR = Path("/opt/bin")
 STDERR_TAIL_CHARS = 2000
+
+# Demuxers we let FFmpeg use, by the first name ffprobe reports (``mov`` is the
+# demuxer of mp4, m4a, 3gp, 3g2 and mj2; ``matroska`` also reads webm). Each is a
+# plain container that reads only its own file: the mov demuxer's external data
+# references stay off (``enable_drefs`` defaults to 0), and the AVI demuxer's
+# GAB2 subtitles open a nested demuxer only through the same whitelist. Before
+# adding one here, check that it can never open another file or URL.
+SAFE_DEMUXERS = frozenset({"mov", "matroska", "avi", "mpegts", "flv", "mpeg", "ogg", "asf"})
+_SAFE_DEMUXER_LIST = ",".join(sorted(SAFE_DEMUXERS))
+# Demuxers whose input names other files or URLs to open: never allowed.
+REFERENCE_DEMUXERS = frozenset(
+    {"hls", "applehttp", "concat", "dash", "sdp", "rtsp", "rtp", "imf", "lavfi", "ffmetadata", "tee", "avisynth",
+     "vapoursynth"}
+)
+AUDIO_DEMUXERS = frozenset(
+    {"mp3", "wav", "w64", "flac", "aac", "ac3", "eac3", "aiff", "amr", "amrnb", "amrwb", "ape", "dts", "dtshd",
+     "caf", "wv", "tta", "mpc", "mpc8", "au", "voc", "truehd", "mlp", "loas", "spdif", "sox", "xwma"}
+)
+IMAGE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "ico", "bmp_pipe"})
+
+# The picture sizes we encode: at least 2x2 (4:2:0 needs even sizes), at most 8192
+# a side and 8K UHD's pixel count, which bounds what one decoded frame can cost.
+MIN_SIDE_PX = 2
+MAX_SIDE_PX = 8192
+MAX_PIXELS = 7680 * 4320
+MAX_FRAME_RATE = 240
+
+# The memory limit (address space, RLIMIT_AS) of every FFmpeg and ffprobe process,
+# unless FFMPEG_MEMORY_LIMIT_MB sets it (0 turns it off). Address space, not
+# resident memory: thread stacks and malloc arenas reserve far more than they
+# use, and they grow with the threads FFmpeg starts, one set per core. Measured
+# on a 1080p ladder (5 x264 encoders, FFmpeg 5.1): peak address space 0.8 GB with
+# 1 thread, 1.5 GB on 2 cores, 2.7 GB with 6 threads, 4.5 GB with 12 (resident:
+# 0.4, 0.5, 0.8, 1.2 GB); a 4K source needs slightly less (the ladder tops at
+# 1080p). Base plus a share per core keeps a margin of about 1.7 on each.
+MEMORY_LIMIT_BASE_MB = 1536
+MEMORY_LIMIT_PER_CPU_MB = 512
+MEMORY_LIMIT_SETTING = "FFMPEG_MEMORY_LIMIT_MB"
+# RLIMIT_CPU is only the backstop for an FFmpeg that outlives us (our timer kills
+# it first): every core busy for the whole timeout, plus a margin.
+CPU_LIMIT_MARGIN_S = 30
+
+# What FFmpeg and the libraries it loads print when an allocation fails.
+_OUT_OF_MEMORY_MARKERS = (
+    "Cannot allocate memory",
+    "malloc of size",
+    "failed to allocate",
+    "out of memory",
+    "std::bad_alloc",
+    "failed to map segment",
+)
+# Signals of a process that crashed on its own (a decoder bug hit by the input);
+# SIGKILL is not among them: that is our timer, the OS or Lambda.
+_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT})
+_PROBED_FORMAT = re.compile(r"Format (\S+) probed with size=\d+ and score=\d+")
 
 
 def find_tool(name: str) -> str:
@@ -80,15 +161,121 @@ class SourceInfo:
     def display_height(self) -> int:
         return self.width if self.rotation in (90, 270) else self.height
 
+    @property
+    def demuxer(self) -> str:
+        """The demuxer that read the file, as ``-f`` names it (``mov`` for
+        ffprobe's ``mov,mp4,m4a,3gp,3g2,mj2``)."""
+        return self.format_name.split(",")[0]
+
+
+# ---------------------------------------------------------------- what the file is
+
+
+def refuse_format(demuxer: str) -> None:
+    """Raise the MediaError for a demuxer we do not let FFmpeg use (nothing for a
+    safe one): ForbiddenReference for playlists and scripts, NoVideoStream for
+    audio files, NotAVideo for images, text and everything else."""
+    if demuxer in SAFE_DEMUXERS:
+        return
+    if demuxer in REFERENCE_DEMUXERS:
+        raise ForbiddenReference(
+            f"the file is read as '{demuxer}', a playlist or script that makes FFmpeg open other files or URLs; "
+            "upload the video itself"
+        )
+    if demuxer in AUDIO_DEMUXERS:
+        raise NoVideoStream(f"the file is an audio file ({demuxer}) with no video stream")
+    if demuxer in IMAGE_DEMUXERS or demuxer.endswith("_pipe"):
+        raise NotAVideo(f"the file is a still image ({demuxer}), not a video")
+    if demuxer == "tty":
+        raise NotAVideo("the file is text, not a video")
+    raise NotAVideo(f"the file is read as '{demuxer}', which is not a video container we accept")
+
+
+@dataclass(frozen=True)
+class _Signature:
+    marker: bytes
+    what: str
+
+
+# Text formats whose FFmpeg demuxer opens the files or URLs the text names. Each
+# is recognised as FFmpeg's own probe recognises it, or more broadly.
+_PLAYLIST_SIGNATURES = (
+    _Signature(b"#EXTM3U", "an HLS playlist"),
+    _Signature(b"ffconcat version", "an FFmpeg concat script"),
+)
+_HEAD_BYTES = 4096
+_SCAN_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def refuse_references(path: Path) -> None:
+    """Raise ForbiddenReference when the file is a playlist or script (HLS,
+    ffconcat, DASH, SDP, IMF) rather than media, or an AVI that carries an HLS
+    playlist or concat script in a chunk: FFmpeg's AVI demuxer hands GAB2
+    subtitle chunks to whatever demuxer their content looks like, which is how
+    an "AVI" made old FFmpeg builds read local files into the video. FFmpeg 5.1
+    takes only SRT and ASS there, and our format whitelist blocks the rest
+    anyway; refusing the file outright gives the uploader a clear reason.
+
+    Only AVI files are read to the end (the only accepted container with a
+    nested demuxer); others are judged by their first bytes. A file that
+    cannot be read is left to ffprobe to report."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    for signature in _PLAYLIST_SIGNATURES:
+        if text.startswith(signature.marker):
+            raise ForbiddenReference(
+                f"the file is {signature.what}, text that makes FFmpeg open the files or URLs it lists, "
+                "not a video; upload the video itself"
+            )
+    lowered = text.lower()
+    if lowered.startswith(b"v=0") and (b"\nm=" in lowered or b"\nc=in ip" in lowered):
+        raise ForbiddenReference("the file is an SDP session description, which makes FFmpeg receive network streams")
+    if lowered.startswith(b"<") and (b"<mpd" in lowered or b"<compositionplaylist" in lowered):
+        raise ForbiddenReference("the file is a DASH or IMF manifest that makes FFmpeg open the files it lists")
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        found = _find_embedded_playlist(path)
+        if found is not None:
+            offset, signature = found
+            raise ForbiddenReference(
+                f"the AVI file carries {signature.what} at byte {offset} (the known FFmpeg local-file/SSRF "
+                "pattern: a playlist hidden in a subtitle chunk); refused"
+            )
+
+
+def _find_embedded_playlist(path: Path) -> tuple[int, _Signature] | None:
+    """Offset and kind of the first playlist/script signature anywhere in the file."""
+    overlap = max(len(signature.marker) for signature in _PLAYLIST_SIGNATURES) - 1
+    offset, carry = 0, b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_SCAN_CHUNK_BYTES):
+            block = carry + chunk
+            for signature in _PLAYLIST_SIGNATURES:
+                index = block.find(signature.marker)
+                if index >= 0:
+                    return offset - len(carry) + index, signature
+            offset += len(chunk)
+            carry = block[-overlap:]
+    return None
+
 
 def parse_probe(probe: dict) -> SourceInfo:
     """Turn ffprobe's JSON (``-show_format -show_streams``) into a SourceInfo.
 
-    Raises NotAVideo when there is no real video stream (audio only, a still
-    image, a text file ffprobe half-recognised) and CorruptMedia when the
-    numbers needed to plan an encode are missing or absurd."""
+    Raises (checked in this order) the error of :func:`refuse_format` for a
+    container we do not accept, NoVideoStream when there is no real video
+    stream (audio only; cover art does not count), CorruptMedia when the
+    picture has no size, UnsupportedDimensions outside 2..8192 a side or
+    above 8K UHD's pixel count, UnsupportedFrameRate when the frame rate is
+    missing, infinite or above 240, and CorruptMedia when the duration cannot
+    be read."""
     streams = probe.get("streams") or []
     fmt = probe.get("format") or {}
+    format_name = str(fmt.get("format_name", ""))
+    refuse_format(format_name.split(",")[0])
     video = next(
         (
             s
@@ -99,19 +286,17 @@ def parse_probe(probe: dict) -> SourceInfo:
         None,
     )
     if video is None:
-        raise NotAVideo("the file has no video stream")
-    format_name = str(fmt.get("format_name", ""))
-    if format_name in {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif_pipe", "tty"}:
-        raise NotAVideo(f"the file is a still image or text ({format_name}), not a video")
+        if any(s.get("codec_type") == "audio" for s in streams):
+            raise NoVideoStream("the file has audio but no video stream")
+        raise NoVideoStream("the file has no video stream")
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
         raise CorruptMedia("the video stream has no picture size")
-    if width > 8192 or height > 8192:
-        raise CorruptMedia(f"the picture size {width}x{height} is beyond what we accept (8192)")
+    _check_dimensions(width, height)
+    frame_rate = _frame_rate(video)
     duration = _first_number(fmt.get("duration"), video.get("duration"))
     if duration is None or duration <= 0:
         raise CorruptMedia("the duration of the video cannot be read")
-    frame_rate = _frame_rate(video)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     return SourceInfo(
         duration_s=duration,
@@ -126,26 +311,53 @@ def parse_probe(probe: dict) -> SourceInfo:
     )
 
 
+def _check_dimensions(width: int, height: int) -> None:
+    if min(width, height) < MIN_SIDE_PX:
+        raise UnsupportedDimensions(f"the picture {width}x{height} is too small to encode (at least 2x2)")
+    if max(width, height) > MAX_SIDE_PX or width * height > MAX_PIXELS:
+        raise UnsupportedDimensions(
+            f"the picture size {width}x{height} is beyond what we accept "
+            f"({MAX_SIDE_PX} pixels a side, {MAX_PIXELS // 1_000_000} megapixels)"
+        )
+
+
 def _first_number(*values: object) -> float | None:
     for value in values:
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             continue
-        if number == number and number not in (float("inf"), float("-inf")):
+        if math.isfinite(number):
             return number
     return None
 
 
 def _frame_rate(video: dict) -> Fraction:
+    """The average frame rate, else the stream's base rate, whichever is first
+    within (0, 240]. A base rate of ``N/0`` means timestamps that do not
+    advance: no frame rate at all, whatever the average says."""
+    rates: list[Fraction] = []
     for key in ("avg_frame_rate", "r_frame_rate"):
+        numerator, _, denominator = str(video.get(key, "0/0")).partition("/")
         try:
-            rate = Fraction(str(video.get(key, "0/0")))
-        except (ValueError, ZeroDivisionError):
+            top, bottom = int(numerator), int(denominator or 1)
+        except ValueError:
             continue
-        if 0 < rate <= 240:
+        if key == "r_frame_rate" and bottom == 0 and top != 0:
+            raise UnsupportedFrameRate(
+                f"the video's timestamps do not advance (frame rate {top}/0): it has no usable frame rate"
+            )
+        if bottom != 0:
+            rates.append(Fraction(top, bottom))
+    for rate in rates:
+        if 0 < rate <= MAX_FRAME_RATE:
             return rate
-    raise CorruptMedia("the video has no usable frame rate")
+    absurd = [rate for rate in rates if rate > MAX_FRAME_RATE]
+    if absurd:
+        raise UnsupportedFrameRate(
+            f"the video declares {float(absurd[0]):.0f} frames per second; we accept up to {MAX_FRAME_RATE}"
+        )
+    raise UnsupportedFrameRate("the video has no usable frame rate (zero or missing)")
 
 
 def _rotation(video: dict) -> int:
@@ -162,33 +374,81 @@ def _rotation(video: dict) -> int:
 
 
 def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
-    """Run ffprobe on a local file and parse it. See :func:`parse_probe` for errors."""
-    args = [
-        find_tool("ffprobe"),
-        "-v", "error",
-        "-protocol_whitelist", "file",
-        "-print_format", "json",
-        "-show_format",
-        "-show_streams",
-        f"file:{path}",
-    ]  # fmt: skip
-    try:
-        completed = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise CorruptMedia(f"ffprobe did not finish within {timeout_s:.0f} s") from exc
-    except OSError as exc:
-        raise FfmpegError(f"ffprobe could not start: {exc}") from exc
-    stderr = completed.stderr.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:]
+    """Decide what the local file is and describe it, before anything decodes it.
+
+    :func:`refuse_references` first, then ffprobe restricted to the one file
+    and to :data:`SAFE_DEMUXERS`. Raises the errors of
+    :func:`refuse_references`, :func:`refuse_format` and :func:`parse_probe`;
+    CorruptMedia for a recognisable but unreadable container (or ffprobe out of
+    time), NotAVideo for unknown bytes, MemoryLimitExceeded, and FfmpegError
+    when ffprobe cannot run."""
+    refuse_references(path)
+    limits = _process_limits(timeout_s)
+    completed = _run_ffprobe(
+        ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"], path, limits, timeout_s=timeout_s
+    )
+    stderr = completed.stderr.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
     if completed.returncode != 0:
-        container = sniff_container(path)
-        if container is not None:
-            raise CorruptMedia(f"the file starts like {container} but cannot be read: {stderr.strip()}")
-        raise NotAVideo(f"ffprobe does not recognise the file as media: {stderr.strip()}")
+        _raise_for_probe_failure(path, completed.returncode, stderr, limits, timeout_s)
+    if "not on whitelist" in stderr:
+        # The container itself was allowed, so a demuxer or protocol *inside* it was refused.
+        raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
     try:
         probe = json.loads(completed.stdout or b"{}")
     except json.JSONDecodeError as exc:
         raise FfmpegError("ffprobe printed something that is not JSON") from exc
     return parse_probe(probe)
+
+
+def _run_ffprobe(
+    options: list[str], path: Path, limits: _ProcessLimits, *, timeout_s: float
+) -> subprocess.CompletedProcess[bytes]:
+    args = [
+        find_tool("ffprobe"),
+        *options,
+        "-protocol_whitelist", "file",
+        "-format_whitelist", _SAFE_DEMUXER_LIST,
+        f"file:{path}",
+    ]  # fmt: skip
+    try:
+        return subprocess.run(
+            args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+            preexec_fn=limits.apply,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CorruptMedia(f"ffprobe did not finish within {timeout_s:.0f} s") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FfmpegError(f"ffprobe could not start: {exc}") from exc
+
+
+def _raise_for_probe_failure(
+    path: Path, returncode: int, stderr: str, limits: _ProcessLimits, timeout_s: float
+) -> None:
+    limits.raise_if_exceeded(returncode, stderr, tool="ffprobe")
+    if "Format not on whitelist" in stderr:
+        # FFmpeg recognised the file as something we refuse; ask which (FFmpeg
+        # names it only in debug output) so the error says what the file is.
+        refuse_format(_detected_format(path, limits, timeout_s) or "unknown")
+    if "not on whitelist" in stderr:
+        raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
+    if -returncode in _CRASH_SIGNALS:
+        raise CorruptMedia(f"ffprobe crashed ({signal.Signals(-returncode).name}) reading the file")
+    container = sniff_container(path)
+    if container is not None:
+        raise CorruptMedia(f"the file starts like {container} but cannot be read: {stderr}")
+    raise NotAVideo(f"ffprobe does not recognise the file as media: {stderr}")
+
+
+def _detected_format(path: Path, limits: _ProcessLimits, timeout_s: float) -> str | None:
+    """The demuxer FFmpeg's probe chose for a file the whitelist then refused.
+    The refusal happens before the demuxer reads anything, so this is safe."""
+    completed = _run_ffprobe(["-v", "debug"], path, limits, timeout_s=timeout_s)
+    match = _PROBED_FORMAT.search(completed.stderr.decode("utf-8", "replace"))
+    return match.group(1) if match else None
 
 
 def sniff_container(path: Path) -> str | None:
@@ -214,6 +474,109 @@ def sniff_container(path: Path) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- running FFmpeg
+
+
+def input_args(path: Path, demuxer: str) -> list[str]:
+    """The options and ``-i`` for reading the upload at ``path`` with the demuxer
+    the probe found (:attr:`SourceInfo.demuxer`): only the file protocol, only
+    that demuxer, for this input and anything nested in it. Put decoder options
+    (``-skip_frame``...) before them.
+
+    Raises ValueError for a demuxer outside :data:`SAFE_DEMUXERS`."""
+    if demuxer not in SAFE_DEMUXERS:
+        raise ValueError(f"demuxer {demuxer!r} is not one FFmpeg may use on an upload")
+    return [
+        "-protocol_whitelist", "file",
+        "-f", demuxer,
+        "-format_whitelist", demuxer,
+        "-i", f"file:{path}",
+    ]  # fmt: skip
+
+
+def _check_inputs(args: Sequence[str]) -> None:
+    """Raise ValueError unless every ``-i`` was built by :func:`input_args`."""
+    start = 0
+    for index, arg in enumerate(args):
+        if arg != "-i":
+            continue
+        options = list(args[start:index])
+        source = args[index + 1] if index + 1 < len(args) else ""
+        demuxer = _option_value(options, "-f")
+        if not (
+            source.startswith("file:")
+            and _option_value(options, "-protocol_whitelist") == "file"
+            and demuxer in SAFE_DEMUXERS
+            and _option_value(options, "-format_whitelist") == demuxer
+        ):
+            raise ValueError(f"FFmpeg input {source!r} is not restricted: build it with vidpipe.media.input_args")
+        start = index + 2
+
+
+def _option_value(options: list[str], name: str) -> str | None:
+    positions = [index for index, option in enumerate(options[:-1]) if option == name]
+    return options[positions[-1] + 1] if positions else None
+
+
+@dataclass(frozen=True)
+class _ProcessLimits:
+    """Resource limits for one FFmpeg/ffprobe child, applied between fork and exec."""
+
+    memory_bytes: int | None
+    cpu_seconds: int
+
+    def apply(self) -> None:
+        # Runs in the child before exec: only setrlimit, which takes no lock, so it
+        # is safe even though the parent has other threads.
+        if self.memory_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 5))
+
+    def raise_if_exceeded(self, returncode: int, stderr: str, *, tool: str) -> None:
+        """MemoryLimitExceeded or FfmpegError when the failure was one of our limits."""
+        if self.memory_bytes is not None and any(marker in stderr for marker in _OUT_OF_MEMORY_MARKERS):
+            raise MemoryLimitExceeded(
+                f"{tool} needed more than the {self.memory_bytes // 2**20} MiB of memory it may use "
+                f"({MEMORY_LIMIT_SETTING}) to read this file: {stderr}"
+            )
+        if -returncode == signal.SIGXCPU:
+            raise FfmpegError(f"{tool} used up its CPU time limit of {self.cpu_seconds} s")
+
+
+def memory_limit_mb() -> int | None:
+    """FFMPEG_MEMORY_LIMIT_MB, or the default for this machine's cores; None when
+    set to 0 (no limit). Raises FfmpegError for a value that is not a whole number."""
+    raw = os.environ.get(MEMORY_LIMIT_SETTING, "").strip()
+    if not raw:
+        return MEMORY_LIMIT_BASE_MB + MEMORY_LIMIT_PER_CPU_MB * _cpu_count()
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise FfmpegError(f"setting {MEMORY_LIMIT_SETTING}={raw!r} is not a whole number of MiB") from exc
+    return value if value > 0 else None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _process_limits(timeout_s: float) -> _ProcessLimits:
+    limit_mb = memory_limit_mb()
+    memory_bytes = None
+    if limit_mb is not None:
+        # Never above the hard limit we run under: setrlimit in the child would fail.
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        memory_bytes = limit_mb * 2**20 if hard == resource.RLIM_INFINITY else min(limit_mb * 2**20, hard)
+    cpu_seconds = math.ceil(timeout_s * _cpu_count()) + CPU_LIMIT_MARGIN_S
+    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    if cpu_hard != resource.RLIM_INFINITY:
+        cpu_seconds = min(cpu_seconds, cpu_hard - 5)
+    return _ProcessLimits(memory_bytes=memory_bytes, cpu_seconds=cpu_seconds)
+
+
 ProgressCallback = Callable[[float], None]
 
 
@@ -223,21 +586,26 @@ def run_ffmpeg(
     timeout_s: float,
     on_progress: ProgressCallback | None = None,
 ) -> None:
-    """Run ``ffmpeg`` with ``args`` (everything after the binary's name).
+    """Run ``ffmpeg`` with ``args`` (everything after the binary's name), whose
+    every input must come from :func:`input_args`.
 
-    Global safety options are added in front. When ``on_progress`` is given,
-    FFmpeg's ``-progress`` output is read and the callback receives the output
-    time in seconds as it advances.
+    Global options are added in front, and the process runs under the time and
+    memory limits. When ``on_progress`` is given, FFmpeg's ``-progress`` output
+    is read and the callback receives the output time in seconds as it advances.
 
-    Raises CorruptMedia when FFmpeg reports invalid data in the input, and
-    FfmpegError for any other failure or the timeout (stderr tail included)."""
+    Raises ValueError for an unrestricted input; ForbiddenReference when FFmpeg
+    refused to open something the file pointed at (even if it went on without
+    it); MemoryLimitExceeded; CorruptMedia when FFmpeg reports invalid data or
+    crashes on the input; FfmpegError for any other failure or the timeout
+    (stderr tail included)."""
+    _check_inputs(args)
+    limits = _process_limits(timeout_s)
     command = [
         find_tool("ffmpeg"),
         "-hide_banner",
         "-nostdin",
         "-y",
         "-loglevel", "error",
-        "-protocol_whitelist", "file,pipe",
         *(["-progress", "pipe:1", "-nostats"] if on_progress else []),
         *args,
     ]  # fmt: skip
@@ -251,8 +619,9 @@ def run_ffmpeg(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if on_progress else subprocess.DEVNULL,
                 stderr=stderr_file,
+                preexec_fn=limits.apply,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             raise FfmpegError(f"ffmpeg could not start: {exc}") from exc
         # A timer, not a check between progress lines: an FFmpeg that hangs prints
         # nothing, and reading its stdout would wait forever.
@@ -278,7 +647,13 @@ def run_ffmpeg(
         stderr = _tail(stderr_file)
     if timed_out.is_set() and process.returncode != 0:
         raise FfmpegError(f"ffmpeg did not finish within {timeout_s:.0f} s: {stderr}")
+    if "not on whitelist" in stderr:
+        raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
     if process.returncode != 0:
+        limits.raise_if_exceeded(process.returncode, stderr, tool="ffmpeg")
+        if -process.returncode in _CRASH_SIGNALS:
+            # Deterministic for these bytes: retrying would only run the crash again.
+            raise CorruptMedia(f"FFmpeg crashed ({signal.Signals(-process.returncode).name}) decoding the file")
         if "Invalid data found" in stderr or "corrupt" in stderr.lower():
             raise CorruptMedia(f"FFmpeg could not decode the file: {stderr}")
         raise FfmpegError(f"ffmpeg exited with {process.returncode}: {stderr}")

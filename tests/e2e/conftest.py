@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,15 @@ class RunningStack:
     api_url: str
     web_url: str
     aws_endpoint_url: str
+    api_token: str
     environment: dict[str, str]
+
+    @property
+    def http(self) -> requests.Session:
+        """A session that calls the API as the local user (with the API token)."""
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.api_token}"
+        return session
 
     def vidpipe(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run the real command line against this stack."""
@@ -61,6 +70,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         api_url=endpoints["api_url"],
         web_url=endpoints["web_url"],
         aws_endpoint_url=endpoints["aws_endpoint_url"],
+        api_token=endpoints["api_token"],
         environment=environment,
     )
     try:

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -117,7 +116,7 @@ def test_duplicate_upload_events_give_one_set_of_outputs_and_one_terminal_status
     wait_until_drained(sqs, queues)
     # THEN the outputs are the same files, the job is READY as before, and no second "Job Ready" went out
     assert output_keys() == keys_before
-    after = requests.get(f"{local_stack.api_url}/jobs/{job['job_id']}", timeout=30).json()
+    after = local_stack.http.get(f"{local_stack.api_url}/jobs/{job['job_id']}", timeout=30).json()
     assert after["status"] == "READY"
     assert after["outputs"]["renditions"] == job["outputs"]["renditions"]
     assert job_ready_listener(job["job_id"]) == []
@@ -125,7 +124,7 @@ def test_duplicate_upload_events_give_one_set_of_outputs_and_one_terminal_status
 
 def test_shuffled_and_repeated_stage_events_end_in_one_ready(local_stack, job_ready_listener) -> None:
     # GIVEN a job whose upload was created but whose events we deliver ourselves
-    created = requests.post(f"{local_stack.api_url}/uploads", timeout=30,
+    created = local_stack.http.post(f"{local_stack.api_url}/uploads", timeout=30,
                             json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000}).json()
     job_id = created["job_id"]
     found = outputs(local_stack)
@@ -151,7 +150,7 @@ def test_shuffled_and_repeated_stage_events_end_in_one_ready(local_stack, job_re
         sqs.send_message(QueueUrl=found["StatusQueueUrl"], MessageBody=json.dumps(envelope))
     wait_until_drained(sqs, [found["StatusQueueUrl"]])
     # THEN the job is READY with both stages' outputs, and "Job Ready" was published exactly once
-    job = requests.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
+    job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     assert job["status"] == "READY"
     assert {s["status"] for s in job["stages"].values()} == {"COMPLETED"}
     assert [r["name"] for r in job["outputs"]["renditions"]] == ["240p"]

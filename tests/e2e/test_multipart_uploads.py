@@ -49,7 +49,7 @@ def sha256_of_object(stack: Any, key: str) -> str:
 
 
 def start_multipart(stack: Any, size: int = 300 * 1024 * 1024) -> dict[str, Any]:
-    response = requests.post(f"{stack.api_url}/uploads", timeout=30,
+    response = stack.http.post(f"{stack.api_url}/uploads", timeout=30,
                              json={"filename": "big.mp4", "content_type": "video/mp4", "size": size})
     assert response.status_code == 201, response.text
     assert response.json()["upload"]["method"] == "MULTIPART"
@@ -83,7 +83,7 @@ def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(lo
         entries = list(journal.glob("*.json")) if journal.exists() else []
         if entries:
             job_id = json.loads(entries[0].read_text())["job_id"]
-            answer = requests.get(f"{local_stack.api_url}/uploads/{job_id}/parts", timeout=30).json()
+            answer = local_stack.http.get(f"{local_stack.api_url}/uploads/{job_id}/parts", timeout=30).json()
             parts_before = answer.get("parts", [])
             if len(parts_before) >= 3:
                 break
@@ -91,7 +91,7 @@ def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(lo
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert job_id is not None, "the CLI never wrote its journal"
-    plan = requests.get(f"{local_stack.api_url}/uploads/{job_id}/parts", timeout=30).json()
+    plan = local_stack.http.get(f"{local_stack.api_url}/uploads/{job_id}/parts", timeout=30).json()
     assert 3 <= len(plan["parts"]) < plan["part_count"], "the upload was not interrupted part-way"
 
     # AND the same command runs again
@@ -104,11 +104,11 @@ def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(lo
     assert not list(journal.glob("*.json")), "the journal entry outlived the upload"
     assert sha256_of_object(local_stack, f"uploads/{job_id}/source") == expected_sha256
     # AND the job moves on as after a single upload (random bytes: it ends FAILED, not a video)
-    final = requests.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
+    final = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     deadline = time.monotonic() + 300
     while final["status"] not in ("READY", "FAILED") and time.monotonic() < deadline:
         time.sleep(2)
-        final = requests.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
+        final = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     assert final["status"] == "FAILED" and final["error"]["code"] == "NOT_A_VIDEO", final
     assert final["source"]["size"] == GIB
 
@@ -119,14 +119,14 @@ def test_cancel_aborts_the_multipart_upload_and_fails_the_job(local_stack) -> No
     part = requests.put(upload["parts"][0]["url"], data=os.urandom(upload["part_size"]), timeout=60)
     assert part.status_code == 200
     # WHEN the upload is cancelled
-    cancelled = requests.delete(f"{local_stack.api_url}/uploads/{job_id}", timeout=30)
+    cancelled = local_stack.http.delete(f"{local_stack.api_url}/uploads/{job_id}", timeout=30)
     # THEN the job is FAILED with UPLOAD_CANCELLED, S3 holds no upload, and the upload takes no more calls
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "FAILED"
-    job = requests.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
+    job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     assert job["status"] == "FAILED" and job["error"]["code"] == "UPLOAD_CANCELLED"
     pending = aws(local_stack, "s3").list_multipart_uploads(Bucket=uploads_bucket(local_stack)).get("Uploads", [])
     assert upload["upload_id"] not in {u["UploadId"] for u in pending}
-    again = requests.get(f"{local_stack.api_url}/uploads/{job_id}/parts", timeout=30)
+    again = local_stack.http.get(f"{local_stack.api_url}/uploads/{job_id}/parts", timeout=30)
     assert again.status_code == 409 and again.json()["error"]["code"] == "UPLOAD_NOT_OPEN"
 
 
@@ -141,9 +141,10 @@ def test_completing_with_a_wrong_etag_is_refused(local_stack) -> None:
         answer = requests.put(part["url"], data=data[start : start + upload["part_size"]], timeout=60)
         parts.append({"part_number": part["part_number"], "etag": answer.headers["ETag"]})
     tampered = [{**parts[0], "etag": '"0123456789abcdef0123456789abcdef"'}, *parts[1:]]
-    refused = requests.post(f"{local_stack.api_url}/uploads/{job_id}/complete", json={"parts": tampered}, timeout=30)
+    complete_url = f"{local_stack.api_url}/uploads/{job_id}/complete"
+    refused = local_stack.http.post(complete_url, json={"parts": tampered}, timeout=30)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "UPLOAD_INCOMPLETE"
-    accepted = requests.post(f"{local_stack.api_url}/uploads/{job_id}/complete", json={"parts": parts}, timeout=30)
+    accepted = local_stack.http.post(complete_url, json={"parts": parts}, timeout=30)
     assert accepted.status_code == 200
 
 
@@ -158,7 +159,7 @@ def test_a_part_url_cannot_write_another_jobs_upload(local_stack) -> None:
     assert requests.put(forged_upload, data=body, timeout=60).status_code == 403
     assert requests.put(forged_key, data=body, timeout=60).status_code == 403
     # AND asking the API for part URLs of a job signs that job's own upload only
-    fresh = requests.post(f"{local_stack.api_url}/uploads/{second['job_id']}/parts",
+    fresh = local_stack.http.post(f"{local_stack.api_url}/uploads/{second['job_id']}/parts",
                           json={"part_numbers": [1]}, timeout=30).json()
     assert second["upload"]["upload_id"] in fresh["parts"][0]["url"]
     assert first["upload"]["upload_id"] not in fresh["parts"][0]["url"]
@@ -179,7 +180,7 @@ def test_an_abandoned_upload_is_expired_by_the_scheduled_sweep(local_stack) -> N
     result = json.loads(answer["Payload"].read())
     # THEN the job is EXPIRED with a reason, and its multipart upload is gone
     assert job_id in result["expired"], result
-    job = requests.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
+    job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     assert job["status"] == "EXPIRED" and job["error"]["code"] == "UPLOAD_EXPIRED"
     pending = aws(local_stack, "s3").list_multipart_uploads(Bucket=uploads_bucket(local_stack)).get("Uploads", [])
     assert created["upload"]["upload_id"] not in {u["UploadId"] for u in pending}

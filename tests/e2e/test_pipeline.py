@@ -133,7 +133,7 @@ def _without_moov(whole: bytes) -> bytes:
 
 
 def test_api_refuses_a_non_video_type_up_front(local_stack) -> None:
-    response = requests.post(
+    response = local_stack.http.post(
         f"{local_stack.api_url}/uploads",
         json={"filename": "notes.txt", "content_type": "text/plain", "size": 10},
         timeout=30,
@@ -143,6 +143,6 @@ def test_api_refuses_a_non_video_type_up_front(local_stack) -> None:
 
 
 def test_unknown_job_is_404(local_stack) -> None:
-    response = requests.get(f"{local_stack.api_url}/jobs/does-not-exist", timeout=30)
+    response = local_stack.http.get(f"{local_stack.api_url}/jobs/does-not-exist", timeout=30)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "JOB_NOT_FOUND"

@@ -19,7 +19,7 @@ from tests import media_checks
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
 from vidpipe.errors import CorruptMedia, MediaTooLong, NotAVideo
-from vidpipe.media import run_ffmpeg
+from vidpipe.media import input_args, run_ffmpeg
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -225,7 +225,7 @@ def test_GIVEN_mp4_cut_after_its_header_WHEN_transcoded_THEN_corrupt_media(tmp_p
 def test_GIVEN_mp4_cut_before_its_index_WHEN_transcoded_THEN_corrupt_media(tmp_path: Path) -> None:
     # The same bytes with the moov atom at the end, cut in half: nothing can be read.
     remuxed = tmp_path / "moov_last.mp4"
-    run_ffmpeg(["-i", f"file:{SAMPLES / 'tiny_160x90.mp4'}", "-c", "copy", str(remuxed)], timeout_s=30)
+    run_ffmpeg([*input_args(SAMPLES / "tiny_160x90.mp4", "mov"), "-c", "copy", str(remuxed)], timeout_s=30)
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(remuxed.read_bytes()[: remuxed.stat().st_size // 2])
 

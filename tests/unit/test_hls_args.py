@@ -47,6 +47,7 @@ def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_wit
     args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
 
     assert args == [
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/scratch/job/source",
         "-filter_complex",
         "[0:v:0]split=4[split0][split1][split2][split3];"
@@ -81,6 +82,7 @@ def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_s
     args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
 
     assert args == [
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/scratch/job/source",
         "-filter_complex",
         "[0:v:0]split=2[split0][split1];"
@@ -107,6 +109,7 @@ def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and
     args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT, segment_s=6)
 
     assert args == [
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/scratch/job/source",
         "-filter_complex",
         "[0:v:0]split=3[split0][split1][split2];"

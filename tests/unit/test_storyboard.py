@@ -311,10 +311,12 @@ def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list()
         candidate_slots=(6, 18, 30),
         candidate_size=(1280, 720),
         skip=SkipFrames.NON_KEY,
+        demuxer="mov",
     )
 
     assert args == [
         "-skip_frame", "nokey", "-threads", "1",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/in/source",
         "-filter_complex",
         "[0:V:0]fps=fps=1/2:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"
@@ -335,10 +337,15 @@ def test_given_sparse_keyframes_when_building_the_fallback_grab_then_reference_f
         candidate_slots=(0,),
         candidate_size=(720, 1280),
         skip=SkipFrames.NON_REFERENCE,
+        demuxer="matroska",
     )
 
-    assert args[:4] == ["-skip_frame", "noref", "-i", "file:clip.mp4"]
-    assert "select='eq(n,0)',scale=720:1280" in args[5]
+    assert args[:10] == [
+        "-skip_frame", "noref",
+        "-protocol_whitelist", "file", "-f", "matroska", "-format_whitelist", "matroska",
+        "-i", "file:clip.mp4",
+    ]  # fmt: skip
+    assert "select='eq(n,0)',scale=720:1280" in args[11]
 
 
 @pytest.mark.parametrize(("tile_count", "slots"), [(0, (0,)), (3, ()), (3, (3,)), (3, (-1,))])
@@ -355,6 +362,7 @@ def test_given_slots_outside_the_tiles_when_building_the_grab_then_value_error(
             candidate_slots=slots,
             candidate_size=(16, 9),
             skip=SkipFrames.NON_KEY,
+            demuxer="mov",
         )
 
 

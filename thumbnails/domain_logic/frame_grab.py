@@ -33,6 +33,8 @@ from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 
+from vidpipe.media import input_args
+
 TILE_PATTERN = "tile_%03d.bmp"
 CANDIDATE_PATTERN = "candidate_%02d.bmp"
 TILE_GLOB = "tile_*.bmp"
@@ -74,16 +76,18 @@ def build_frame_grab_args(
     candidate_slots: Sequence[int],
     candidate_size: tuple[int, int],
     skip: SkipFrames,
+    demuxer: str,
 ) -> list[str]:
     """FFmpeg arguments (after the binary and global options that
     :func:`vidpipe.media.run_ffmpeg` adds) writing ``tile_count`` tiles and one
     candidate per slot in ``candidate_slots`` into ``work_dir``.
 
     FFmpeg rotates the picture by the file's display matrix before our filters
-    run, so sizes are display sizes.
+    run, so sizes are display sizes. ``demuxer`` is the one the probe found
+    (:attr:`vidpipe.media.SourceInfo.demuxer`); FFmpeg may use no other.
 
-    Raises ValueError when there is no tile or no candidate slot, or a slot is
-    outside the tiles."""
+    Raises ValueError when there is no tile or no candidate slot, a slot is
+    outside the tiles, or the demuxer is not one FFmpeg may use on uploads."""
     if tile_count <= 0:
         raise ValueError(f"tile_count must be positive, not {tile_count}")
     if not candidate_slots or any(not 0 <= slot < tile_count for slot in candidate_slots):
@@ -112,7 +116,7 @@ def build_frame_grab_args(
         # 2-minute 720p clip). The reference-frame pass is real decoding: let
         # FFmpeg use every core.
         *(["-threads", "1"] if skip is SkipFrames.NON_KEY else []),
-        "-i", f"file:{input_path}",
+        *input_args(input_path, demuxer),
         "-filter_complex", graph,
         # BMP: no compression to spend CPU on; Pillow reads it back at once.
         # passthrough: the image muxer would otherwise duplicate frames to fill

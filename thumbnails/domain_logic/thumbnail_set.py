@@ -201,7 +201,7 @@ def _sample_cheaply(
 
     def sample(plan: StoryboardPlan, skip: SkipFrames) -> _SampledFrames:
         work_dir = scratch / f"{skip.value}-{plan.interval_ms}"
-        return _sample_frames(input_path, work_dir, plan, poster_size, deadline, skip)
+        return _sample_frames(input_path, source.demuxer, work_dir, plan, poster_size, deadline, skip)
 
     plan = plan_storyboard(source.duration_s, *display_size)
     frames = sample(plan, SkipFrames.NON_KEY)
@@ -224,6 +224,7 @@ def _too_sparse(frames: _SampledFrames, plan: StoryboardPlan) -> bool:
 
 def _sample_frames(
     input_path: Path,
+    demuxer: str,
     work_dir: Path,
     plan: StoryboardPlan,
     poster_size: tuple[int, int],
@@ -241,6 +242,7 @@ def _sample_frames(
         candidate_slots=pick_thumbnail_slots(plan.tile_count, THUMBNAIL_COUNT),
         candidate_size=poster_size,
         skip=skip,
+        demuxer=demuxer,
     )
     run_ffmpeg(args, timeout_s=_remaining(deadline))
     tile_paths = _numbered_files(work_dir, TILE_GLOB)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from transcode.domain_logic.ladder import Rendition
 from vidpipe.errors import FfmpegError
-from vidpipe.media import SourceInfo
+from vidpipe.media import SourceInfo, input_args
 
 DEFAULT_SEGMENT_S = 4
 MASTER_PLAYLIST_NAME = "master.m3u8"
@@ -133,7 +133,8 @@ def build_hls_args(
 
     ``output_dir`` should be absolute: FFmpeg reads ``name:rest`` as a protocol.
     It creates the rendition folders itself. Raises ValueError for an empty
-    ladder or a ``%`` in ``output_dir``."""
+    ladder, a ``%`` in ``output_dir`` or a source read by a demuxer FFmpeg may
+    not use on uploads."""
     if not ladder:
         raise ValueError("the ladder has no rendition")
     if "%" in str(output_dir):
@@ -150,7 +151,8 @@ def build_hls_args(
     ]
     filter_graph = ";".join([f"[0:v:0]split={count}{split_outputs}", *branches])
 
-    args = ["-i", f"file:{input_path}", "-filter_complex", filter_graph]
+    # The demuxer the probe found, and only it: see vidpipe.media.input_args.
+    args = [*input_args(input_path, source.demuxer), "-filter_complex", filter_graph]
     for index in range(count):
         args += ["-map", f"[video{index}]"]
         if source.has_audio:

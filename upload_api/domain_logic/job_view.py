@@ -16,8 +16,11 @@ class UrlSigner(Protocol):
     def presigned_get(self, key: str, *, expires_s: int) -> str: ...
 
 
-def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int) -> dict[str, Any]:
-    """JSON-ready job for ``GET /jobs/{id}`` (the contract in ARCHITECTURE.md)."""
+def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant: str = "") -> dict[str, Any]:
+    """JSON-ready job for ``GET /jobs/{id}`` (the contract in ARCHITECTURE.md).
+
+    ``grant`` is the query string that lets a plain GET fetch the job's
+    playlists and storyboard through the API (see vidpipe.access)."""
     record = job.to_dict()
     stages = {
         stage.value: {"status": state.status.value, "progress": round(state.progress, 3)}
@@ -30,19 +33,20 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int) -> di
         "updated_at": job.updated_at,
         "source": job.source,
         "stages": stages,
-        "outputs": _outputs(job, api_url=api_url.rstrip("/"), signer=signer, url_ttl_s=url_ttl_s),
+        "outputs": _outputs(job, api_url=api_url.rstrip("/"), signer=signer, url_ttl_s=url_ttl_s, grant=grant),
         "error": job.error,
     }
 
 
-def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int) -> dict[str, Any]:
+def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant: str) -> dict[str, Any]:
     outputs: dict[str, Any] = {}
     job_url = f"{api_url}/jobs/{job.job_id}"
+    query = f"?{grant}" if grant else ""
     transcode = job.stages[Stage.TRANSCODE]
     if transcode.status is StageStatus.COMPLETED:
-        outputs["hls_url"] = f"{job_url}/hls/master.m3u8"
+        outputs["hls_url"] = f"{job_url}/hls/master.m3u8{query}"
         outputs["renditions"] = [
-            {**rendition, "url": f"{job_url}/hls/{rendition['name']}/index.m3u8"}
+            {**rendition, "url": f"{job_url}/hls/{rendition['name']}/index.m3u8{query}"}
             for rendition in transcode.outputs.get("renditions", [])
         ]
     thumbnails = job.stages[Stage.THUMBNAILS]
@@ -54,6 +58,6 @@ def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int) -> di
 
         outputs["poster_url"] = signed(thumbnails.outputs["poster"])
         outputs["sprite_url"] = signed(thumbnails.outputs["sprite"])
-        outputs["storyboard_vtt_url"] = f"{job_url}/thumbnails/storyboard.vtt"
+        outputs["storyboard_vtt_url"] = f"{job_url}/thumbnails/storyboard.vtt{query}"
         outputs["thumbnail_urls"] = [signed(name) for name in thumbnails.outputs.get("thumbnails", [])]
     return outputs

@@ -51,3 +51,17 @@ def _signed(reference: str, key_prefix: str, sign: SignUrl) -> str:
     if "://" in reference:
         return reference
     return sign(key_prefix + reference)
+
+
+def sign_master_playlist(text: str, *, query: str) -> str:
+    """Append ``query`` (the output grant) to every media playlist reference of
+    a master playlist: a relative reference would otherwise drop it."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and "://" not in stripped:
+            separator = "&" if "?" in stripped else "?"
+            lines.append(f"{stripped}{separator}{query}")
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"

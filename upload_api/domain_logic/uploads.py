@@ -34,6 +34,9 @@ from vidpipe.jobs import Job, JobStatus, end_upload
 from vidpipe.storage import UploadedPart
 
 MAX_FILENAME_CHARS = 255
+# Bidirectional overrides and isolates: "clip\u202Egnp.mp4" displays as "clipmp4.png".
+# Joiners and other format characters stay allowed (emoji sequences need them).
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 MiB = 1024 * 1024
 # S3's limits: parts of 5 MiB to 5 GiB (the last may be smaller), 10,000 at most.
 MIN_PART_BYTES = 8 * MiB  # above S3's 5 MiB floor: fewer requests, same resume granularity in practice
@@ -87,7 +90,12 @@ def upload_key(job_id: str) -> str:
 
 
 def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
-    """Refuse up front what would fail later anyway."""
+    """Refuse up front what would fail later anyway, and filenames no browser
+    sends. The name never reaches a key, but it is shown in pages and may one
+    day name a download, so it must be one name: no path separators (a
+    browser's File.name never has one), no control characters, no
+    bidirectional overrides, at most MAX_FILENAME_CHARS characters (code
+    points, so 200 CJK characters are fine)."""
     name = request.filename.strip()
     if not name:
         raise ValidationFailed("filename must not be empty")
@@ -95,6 +103,10 @@ def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
         raise ValidationFailed(f"filename is longer than {MAX_FILENAME_CHARS} characters")
     if any(unicodedata.category(char) == "Cc" for char in name):
         raise ValidationFailed("filename contains control characters")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ValidationFailed("filename must be a file's name, not a path (no '/' or '\\', not '.' or '..')")
+    if any(char in BIDI_CONTROLS for char in name):
+        raise ValidationFailed("filename contains bidirectional text controls, which can disguise its extension")
     content_type = request.content_type.strip().lower()
     if not content_type.startswith("video/") or content_type == "video/":
         raise UnsupportedMediaType(f"content type {request.content_type!r} is not a video type (video/...)")
@@ -126,6 +138,7 @@ def create_upload(
     limits: UploadLimits,
     jobs: JobCreator,
     signer: UploadSigner | MultipartStore,
+    owner: str = "anonymous",
     new_job_id: str | None = None,
 ) -> dict[str, Any]:
     """Record a job AWAITING_UPLOAD and return ``{job_id, upload}`` for the client:
@@ -135,7 +148,7 @@ def create_upload(
     content_type = request.content_type.strip().lower()
     key = upload_key(job_id)
     job = Job.new(job_id, filename=request.filename.strip(), content_type=content_type, size=request.size,
-                  now=utc_now())
+                  now=utc_now(), owner=owner)
     if request.size <= limits.multipart_threshold_bytes:
         jobs.create(job)
         post = signer.presigned_post(  # type: ignore[union-attr]

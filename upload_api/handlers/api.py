@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from upload_api.domain_logic.job_view import job_view
-from upload_api.domain_logic.playlists import sign_media_playlist, sign_storyboard
+from upload_api.domain_logic.playlists import sign_master_playlist, sign_media_playlist, sign_storyboard
 from upload_api.domain_logic.uploads import (
     UploadLimits,
     UploadRequest,
@@ -28,10 +28,11 @@ from upload_api.domain_logic.uploads import (
     sign_parts,
     uploaded_parts,
 )
+from vidpipe.access import deployment_secret, grant_is_valid, output_grant
 from vidpipe.aws_clients import dynamodb_client, s3_client
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, ValidationFailed, VidpipeError
+from vidpipe.errors import ConcurrentUpdate, JobNotFound, Unauthenticated, ValidationFailed, VidpipeError
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import JobStatus
+from vidpipe.jobs import Job, JobStatus
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
@@ -74,6 +75,30 @@ def _outputs_store() -> S3ObjectStore:
     return S3ObjectStore(s3_client(), get_settings().outputs_bucket)
 
 
+def _caller() -> str:
+    """The user the HTTP API's authorizer let in (every route but the page and
+    the outputs sits behind it)."""
+    context = app.current_event.request_context.authorizer.get_lambda or {}
+    user = context.get("user")
+    if not user:
+        raise Unauthenticated("send an API token: Authorization: Bearer <token>")
+    return str(user)
+
+
+def _owned_job(job_id: str) -> Job:
+    """The caller's job; someone else's is as unknown as a missing one."""
+    job = _jobs().get(job_id)
+    if job.owner != _caller():
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+def _view(job: Job) -> dict[str, Any]:
+    ttl = get_settings().output_url_ttl_s
+    grant = output_grant(deployment_secret(), job.job_id, ttl_s=ttl)
+    return job_view(job, api_url=_api_url(), signer=_outputs_store(), url_ttl_s=ttl, grant=grant)
+
+
 def _api_url() -> str:
     """The clients' base URL of this API: the configured one (local stack), or
     the execute-api domain the request came in on (AWS)."""
@@ -100,6 +125,7 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
         ),
         jobs=_jobs(),
         signer=_uploads_store(),
+        owner=_caller(),
     )
     logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
                                          "method": created["upload"]["method"]})
@@ -108,27 +134,26 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
 
 @app.post("/uploads/<job_id>/parts")
 def post_upload_parts(job_id: str, body: PartNumbersBody) -> dict[str, Any]:
-    return sign_parts(_jobs().get(job_id), body.part_numbers, store=_uploads_store(),
+    return sign_parts(_owned_job(job_id), body.part_numbers, store=_uploads_store(),
                       ttl_s=get_settings().upload_url_ttl_s)
 
 
 @app.get("/uploads/<job_id>/parts")
 def get_upload_parts(job_id: str) -> dict[str, Any]:
-    return uploaded_parts(_jobs().get(job_id), store=_uploads_store())
+    return uploaded_parts(_owned_job(job_id), store=_uploads_store())
 
 
 @app.post("/uploads/<job_id>/complete")
 def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
     claimed = [part.model_dump() for part in body.parts]
-    completed = complete_upload(_jobs().get(job_id), claimed, store=_uploads_store())
+    completed = complete_upload(_owned_job(job_id), claimed, store=_uploads_store())
     logger.info("multipart upload completed", extra={"job_id": job_id, "parts": len(claimed)})
     return completed
 
 
 @app.delete("/uploads/<job_id>")
 def delete_upload(job_id: str) -> dict[str, Any]:
-    jobs = _jobs()
-    ended = end_awaiting_upload(jobs.get(job_id), status=JobStatus.FAILED, jobs=jobs, store=_uploads_store())
+    ended = end_awaiting_upload(_owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store())
     logger.info("upload cancelled", extra={"job_id": job_id})
     return {"job_id": ended.job_id, "status": ended.status.value}
 
@@ -140,18 +165,13 @@ def list_jobs() -> dict[str, Any]:
         limit = min(100, max(1, int(params.get("limit", "20"))))
     except ValueError as exc:
         raise ValidationFailed("limit must be a whole number") from exc
-    jobs, next_token = _jobs().list_recent(limit=limit, next_token=params.get("next_token"))
-    settings, api_url, signer = get_settings(), _api_url(), _outputs_store()
-    return {
-        "jobs": [job_view(job, api_url=api_url, signer=signer, url_ttl_s=settings.output_url_ttl_s) for job in jobs],
-        "next_token": next_token,
-    }
+    jobs, next_token = _jobs().list_recent(_caller(), limit=limit, next_token=params.get("next_token"))
+    return {"jobs": [_view(job) for job in jobs], "next_token": next_token}
 
 
 @app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> dict[str, Any]:
-    job = _jobs().get(job_id)
-    return job_view(job, api_url=_api_url(), signer=_outputs_store(), url_ttl_s=get_settings().output_url_ttl_s)
+    return _view(_owned_job(job_id))
 
 
 # ------------------------------------------------------------------ outputs
@@ -160,7 +180,9 @@ def get_job(job_id: str) -> dict[str, Any]:
 @app.get("/jobs/<job_id>/hls/master.m3u8")
 def get_master_playlist(job_id: str) -> Response[str]:
     prefix = _completed_prefix(job_id, "transcode")
-    return _text(_outputs_store().read_text(prefix + "master.m3u8"), "application/vnd.apple.mpegurl")
+    master = _outputs_store().read_text(prefix + "master.m3u8")
+    grant = "&".join(f"{k}={v}" for k, v in _granted_query(job_id).items())
+    return _text(sign_master_playlist(master, query=grant), "application/vnd.apple.mpegurl")
 
 
 @app.get("/jobs/<job_id>/hls/<rendition>/index.m3u8")
@@ -187,7 +209,17 @@ def _signed_text(prefix: str, name: str, rewrite: Callable[..., str]) -> str:
     )
 
 
+def _granted_query(job_id: str) -> dict[str, str]:
+    """The output grant of this request; Unauthenticated unless it is valid for the job."""
+    query = app.current_event.query_string_parameters or {}
+    if not grant_is_valid(deployment_secret(), job_id, query):
+        raise Unauthenticated("this output URL is not valid (or has expired): get a fresh one from GET /jobs/{id}")
+    return {"expires": query["expires"], "grant": query["grant"]}
+
+
 def _completed_prefix(job_id: str, stage: str) -> str:
+    """Where the stage wrote the job's outputs; the request must carry the job's output grant."""
+    _granted_query(job_id)
     view = _jobs().get(job_id).to_dict()["stages"][stage]
     if view["status"] != "COMPLETED":
         raise JobNotFound(f"job {job_id} has no {stage} outputs yet")

@@ -73,6 +73,7 @@ class VidpipeClient:
     timeout_s: float = 30.0
     journal: UploadJournal | None = None
     concurrency: int = 4
+    token: str = ""  # the API token, sent to the API only (never to S3)
 
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/")
@@ -109,7 +110,10 @@ class VidpipeClient:
         return self._call("DELETE", f"/uploads/{job_id}")
 
     def _call(self, method: str, path: str, *, expected: int = 200, **kwargs: Any) -> dict[str, Any]:
-        response = self._session().request(method, self.api_url + path, timeout=self.timeout_s, **kwargs)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = self._session().request(
+            method, self.api_url + path, timeout=self.timeout_s, headers=headers, **kwargs
+        )
         if response.status_code != expected:
             raise _api_error(response)
         return response.json()

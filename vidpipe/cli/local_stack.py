@@ -40,6 +40,7 @@ import boto3
 import requests
 from botocore.config import Config
 
+from vidpipe.access import mint_api_token
 from vidpipe.cli.packaging import PROJECT_ROOT, BuildOutput, build_all
 from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
 
@@ -47,6 +48,7 @@ REGION = "us-east-1"
 ACCESS_KEY = "test"  # ministack's root credentials with AUTH=true
 SECRET_KEY = "test"
 STACK_NAME = "vidpipe"
+LOCAL_USER = "local"  # whose token `vidpipe up` prints
 ARTIFACT_BUCKET = "vidpipe-deploy-artifacts"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 60
@@ -61,6 +63,7 @@ class Endpoints:
     api_url: str
     web_url: str
     aws_endpoint_url: str
+    api_token: str
     stack_name: str
     outputs: dict[str, str]
 
@@ -296,13 +299,22 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     _apply_bucket_settings_ministack_ignores(s3, outputs["UploadsBucketName"], load_template())
     if outputs["ApiId"] != STACK_NAME:
         raise LocalStackError(f"the HTTP API got id {outputs['ApiId']!r}, not {STACK_NAME!r}")
+    token = mint_token(settings, outputs, LOCAL_USER)
     return Endpoints(
         api_url=api_url,
-        web_url=f"{api_url}/",
+        # The page keeps the token from the fragment (never sent to a server).
+        web_url=f"{api_url}/#token={token}",
         aws_endpoint_url=endpoint,
+        api_token=token,
         stack_name=STACK_NAME,
         outputs=outputs,
     )
+
+
+def mint_token(settings: LocalStackSettings, outputs: dict[str, str], user: str) -> str:
+    """An API token for ``user``, signed with the stack's secret (read with the admin keys)."""
+    secret = aws_client("secretsmanager", settings.endpoint_url).get_secret_value(SecretId=outputs["ApiSecretArn"])
+    return mint_api_token(str(secret["SecretString"]), user)
 
 
 def _stack_exists(settings: LocalStackSettings) -> bool:

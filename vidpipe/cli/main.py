@@ -23,10 +23,12 @@ from typing import Any, TextIO
 
 from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
 from vidpipe.cli.local_stack import (
+    LOCAL_USER,
     LocalStackError,
     LocalStackSettings,
     aws_client,
     current_endpoints,
+    mint_token,
     start,
     stop,
 )
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
     submit.add_argument("--concurrency", type=int, default=4, help="parts uploaded at once (large files)")
     submit.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    submit.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
     submit.set_defaults(run=command_submit)
 
     redrive_command = commands.add_parser("redrive", help="send dead-lettered messages back to their queues")
@@ -76,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
     status.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    status.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
     status.set_defaults(run=command_status)
+
+    token = commands.add_parser("token", help="mint an API token for a user of the local stack")
+    token.add_argument("user")
+    token.set_defaults(run=command_token)
     return parser
 
 
@@ -90,6 +98,7 @@ def command_up(args: argparse.Namespace) -> int:
         print(f"vidpipe is up ({time.monotonic() - started:.1f} s)")
         print(f"  web page:     {endpoints.web_url}")
         print(f"  API:          {endpoints.api_url}")
+        print(f"  API token:    {endpoints.api_token}  (user {LOCAL_USER}; send as Authorization: Bearer ...)")
         print(f"  AWS endpoint: {endpoints.aws_endpoint_url}  (access key test, secret test)")
     return 0
 
@@ -106,11 +115,22 @@ def _client(args: argparse.Namespace) -> VidpipeClient:
     journal = UploadJournal(settings.data_dir / "uploads-in-progress")
     concurrency = getattr(args, "concurrency", 4)
     if args.api_url:
-        return VidpipeClient(args.api_url, journal=journal, concurrency=concurrency)
+        return VidpipeClient(args.api_url, journal=journal, concurrency=concurrency, token=args.api_token or "")
     endpoints = current_endpoints(settings)
     if endpoints is None:
         raise LocalStackError("the local stack is not running: start it with `vidpipe up` (or give --api-url)")
-    return VidpipeClient(endpoints.api_url, journal=journal, concurrency=concurrency)
+    return VidpipeClient(
+        endpoints.api_url, journal=journal, concurrency=concurrency, token=args.api_token or endpoints.api_token
+    )
+
+
+def command_token(args: argparse.Namespace) -> int:
+    settings = LocalStackSettings.from_environment()
+    endpoints = current_endpoints(settings)
+    if endpoints is None:
+        raise LocalStackError("the local stack is not running: start it with `vidpipe up`")
+    print(mint_token(settings, endpoints.outputs, args.user))
+    return 0
 
 
 def command_submit(args: argparse.Namespace) -> int:
