@@ -77,11 +77,11 @@ def grant_is_valid(secret: str, job_id: str, query: dict[str, str] | None, now: 
 
 @lru_cache(maxsize=1)
 def deployment_secret() -> str:
-    """The secret, read once per container from Secrets Manager (``API_SECRET_ARN``)."""
+    """The secret, read once per container from Secrets Manager (``API_SECRET_ID``)."""
     from vidpipe.aws_clients import secrets_client
 
-    arn = os.environ.get("API_SECRET_ARN", "")
-    if not arn:
-        raise RuntimeError("API_SECRET_ARN is not set")
-    answer: dict[str, Any] = secrets_client().get_secret_value(SecretId=arn)
+    secret_id = os.environ.get("API_SECRET_ID", "")
+    if not secret_id:
+        raise RuntimeError("API_SECRET_ID is not set")
+    answer: dict[str, Any] = secrets_client().get_secret_value(SecretId=secret_id)
     return str(answer["SecretString"])

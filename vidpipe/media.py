@@ -116,6 +116,8 @@ _OUT_OF_MEMORY_MARKERS = (
 # SIGKILL is not among them: that is our timer, the OS or Lambda.
 _CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT})
 _PROBED_FORMAT = re.compile(r"Format (\S+) probed with size=\d+ and score=\d+")
+# FFmpeg's log prefix, "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5581e7d2f280] ": noise to a user.
+_LOG_CONTEXT = re.compile(r"\[[^\]\n]* @ 0x[0-9a-f]+\] ")
 
 
 def find_tool(name: str) -> str:
@@ -387,7 +389,7 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     completed = _run_ffprobe(
         ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"], path, limits, timeout_s=timeout_s
     )
-    stderr = completed.stderr.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
+    stderr = _readable(completed.stderr.decode("utf-8", "replace"), [path])
     if completed.returncode != 0:
         _raise_for_probe_failure(path, completed.returncode, stderr, limits, timeout_s)
     if "not on whitelist" in stderr:
@@ -439,8 +441,8 @@ def _raise_for_probe_failure(
         raise CorruptMedia(f"ffprobe crashed ({signal.Signals(-returncode).name}) reading the file")
     container = sniff_container(path)
     if container is not None:
-        raise CorruptMedia(f"the file starts like {container} but cannot be read: {stderr}")
-    raise NotAVideo(f"ffprobe does not recognise the file as media: {stderr}")
+        raise CorruptMedia(f"the file starts like {container} but cannot be read ({stderr})")
+    raise NotAVideo(f"the file is in no media format FFmpeg recognises ({stderr})")
 
 
 def _detected_format(path: Path, limits: _ProcessLimits, timeout_s: float) -> str | None:
@@ -494,9 +496,10 @@ def input_args(path: Path, demuxer: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _check_inputs(args: Sequence[str]) -> None:
-    """Raise ValueError unless every ``-i`` was built by :func:`input_args`."""
-    start = 0
+def _check_inputs(args: Sequence[str]) -> list[str]:
+    """The paths of the inputs (``file:`` taken off); ValueError unless every
+    ``-i`` was built by :func:`input_args`."""
+    start, paths = 0, []
     for index, arg in enumerate(args):
         if arg != "-i":
             continue
@@ -510,7 +513,9 @@ def _check_inputs(args: Sequence[str]) -> None:
             and _option_value(options, "-format_whitelist") == demuxer
         ):
             raise ValueError(f"FFmpeg input {source!r} is not restricted: build it with vidpipe.media.input_args")
+        paths.append(source.removeprefix("file:"))
         start = index + 2
+    return paths
 
 
 def _option_value(options: list[str], name: str) -> str | None:
@@ -598,7 +603,7 @@ def run_ffmpeg(
     it); MemoryLimitExceeded; CorruptMedia when FFmpeg reports invalid data or
     crashes on the input; FfmpegError for any other failure or the timeout
     (stderr tail included)."""
-    _check_inputs(args)
+    inputs = _check_inputs(args)
     limits = _process_limits(timeout_s)
     command = [
         find_tool("ffmpeg"),
@@ -644,7 +649,7 @@ def run_ffmpeg(
                 process.wait()
             if process.stdout is not None:
                 process.stdout.close()
-        stderr = _tail(stderr_file)
+        stderr = _readable(_tail(stderr_file), inputs)
     if timed_out.is_set() and process.returncode != 0:
         raise FfmpegError(f"ffmpeg did not finish within {timeout_s:.0f} s: {stderr}")
     if "not on whitelist" in stderr:
@@ -657,6 +662,16 @@ def run_ffmpeg(
         if "Invalid data found" in stderr or "corrupt" in stderr.lower():
             raise CorruptMedia(f"FFmpeg could not decode the file: {stderr}")
         raise FfmpegError(f"ffmpeg exited with {process.returncode}: {stderr}")
+
+
+def _readable(stderr: str, inputs: Sequence[Path | str]) -> str:
+    """FFmpeg's stderr fit for an error message a user reads: the tail, without
+    log prefixes, and our scratch paths replaced by what they are."""
+    text = _LOG_CONTEXT.sub("", stderr)
+    for path in inputs:
+        text = text.replace(f"file:{path}", "the upload").replace(str(path), "the upload")
+    lines = [line.strip() for line in text[-STDERR_TAIL_CHARS:].splitlines()]
+    return "; ".join(line for line in lines if line)
 
 
 def _tail(stderr_file: IO[bytes]) -> str:

@@ -68,8 +68,14 @@ def web_page(browser: Browser, local_stack) -> Iterator[Page]:
     page.on("pageerror", lambda exc: script_errors.append(str(exc)))
     page.script_errors = script_errors  # type: ignore[attr-defined]
     page.goto(local_stack.web_url)
+    # The token came in the address's fragment; the page keeps it and takes it out of the address.
+    page.wait_for_function("() => !location.hash.includes('token=')")
     yield page
     context.close()
+
+
+def auth(stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.api_token}"}
 
 
 def wait_for_terminal_status(page: Page) -> str:
@@ -135,7 +141,7 @@ def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_s
     assert player.evaluate("video => video.currentSrc").startswith("blob:"), "not played through hls.js"
 
     # AND the quality menu offers Auto and every rendition of the job
-    job = web_page.request.get(f"{local_stack.api_url.rstrip('/')}/jobs/{job_id}").json()
+    job = web_page.request.get(f"{local_stack.api_url.rstrip('/')}/jobs/{job_id}", headers=auth(local_stack)).json()
     heights = sorted((r["height"] for r in job["outputs"]["renditions"]), reverse=True)
     quality = web_page.locator("#quality-select option")
     expect(quality).to_have_count(len(heights) + 1)
@@ -164,7 +170,7 @@ def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_s
 def test_rejected_file_shows_the_api_error(web_page: Page, local_stack) -> None:
     # GIVEN a text file, and the API's own reason for refusing one
     payload = {"filename": "notes.txt", "content_type": "text/plain", "size": 12}
-    answer = web_page.request.post(f"{local_stack.api_url.rstrip('/')}/uploads", data=payload)
+    answer = web_page.request.post(f"{local_stack.api_url.rstrip('/')}/uploads", data=payload, headers=auth(local_stack))
     assert 400 <= answer.status < 500, answer.text()
     expected_message = answer.json()["error"]["message"]
 
@@ -208,3 +214,23 @@ def test_several_dropped_files_each_get_a_row(web_page: Page) -> None:
     job_ids = {rows.nth(index).get_attribute("data-job-id") for index in range(2)}
     assert len(job_ids) == 2 and None not in job_ids
     assert web_page.script_errors == []  # type: ignore[attr-defined]
+
+
+def test_without_a_token_the_page_asks_for_one(browser: Browser, local_stack) -> None:
+    # GIVEN the page opened without the token in its address
+    context = browser.new_context(viewport=PHONE_VIEWPORT)
+    page = context.new_page()
+    page.goto(local_stack.web_url.split("#", 1)[0])
+
+    # THEN it asks for a token (the API refused its first call)
+    expect(page.locator("#access")).to_be_visible()
+    expect(page.locator("#api-token")).to_be_focused()
+
+    # WHEN the user enters the token
+    page.fill("#api-token", local_stack.api_token)
+    page.click("#token-save")
+
+    # THEN the page calls the API with it: the request for recent jobs succeeds
+    expect(page.locator("#access")).to_be_hidden()
+    expect(page.locator("#recent-empty")).not_to_contain_text("Could not load")
+    context.close()

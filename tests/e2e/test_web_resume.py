@@ -127,7 +127,8 @@ def stored_sha256(stack: Any, job_id: str) -> str:
 
 
 def get_job(page: Page, stack: Any, job_id: str) -> dict[str, Any]:
-    answer = page.request.get(f"{stack.api_url.rstrip('/')}/jobs/{job_id}")
+    answer = page.request.get(f"{stack.api_url.rstrip('/')}/jobs/{job_id}",
+                              headers={"Authorization": f"Bearer {stack.api_token}"})
     assert answer.ok, answer.text()
     return answer.json()
 

@@ -313,7 +313,7 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
 
 def mint_token(settings: LocalStackSettings, outputs: dict[str, str], user: str) -> str:
     """An API token for ``user``, signed with the stack's secret (read with the admin keys)."""
-    secret = aws_client("secretsmanager", settings.endpoint_url).get_secret_value(SecretId=outputs["ApiSecretArn"])
+    secret = aws_client("secretsmanager", settings.endpoint_url).get_secret_value(SecretId=outputs["ApiSecretId"])
     return mint_api_token(str(secret["SecretString"]), user)
 
 

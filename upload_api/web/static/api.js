@@ -17,6 +17,53 @@ export function apiUrl(path) {
   return new URL(path, document.baseURI).toString();
 }
 
+// --- the API token -------------------------------------------------------------
+// `vidpipe up` prints the page's address with the token in the fragment
+// (#token=…), which browsers never send to a server. The page keeps it in
+// localStorage (this origin only, so it survives a reload) and takes it out of
+// the address bar, so a copied link does not hand it on.
+
+const TOKEN_KEY = "vidpipe.apiToken";
+// Fired on window when the API refuses the token (or its absence).
+export const UNAUTHORIZED_EVENT = "vidpipe:unauthorized";
+let memoryToken = "";
+
+export function apiToken() {
+  try {
+    return window.localStorage.getItem(TOKEN_KEY) || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+export function setApiToken(token) {
+  try {
+    if (token) window.localStorage.setItem(TOKEN_KEY, token);
+    else window.localStorage.removeItem(TOKEN_KEY);
+  } catch (_) {
+    // Storage disabled: the token lasts as long as this page.
+  }
+  memoryToken = token;
+}
+
+/** Moves #token=… from the address into storage; answers the fragment's other parameters. */
+export function adoptTokenFromUrl() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token");
+  if (token) {
+    setApiToken(token);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", rest ? `#${rest}` : location.pathname + location.search);
+  }
+  return params;
+}
+
+function authHeaders() {
+  const token = apiToken() || memoryToken;
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 // The API answers errors as {error: {code, message}}; API Gateway itself (a
 // timeout, a missing route) answers {message}. Fall back to the HTTP status.
 async function toApiError(response) {
@@ -28,6 +75,11 @@ async function toApiError(response) {
   }
   if (body && body.error && body.error.message) {
     return new ApiError(body.error.message, { status: response.status, code: body.error.code || "" });
+  }
+  if (response.status === 401 || response.status === 403) {
+    // API Gateway's own refusal ({message: "Unauthorized"|"Forbidden"}): no or a wrong token.
+    return new ApiError("The API needs a valid API token: open the address `vidpipe up` printed, or enter a token.",
+      { status: response.status, code: "UNAUTHENTICATED" });
   }
   const message = body && typeof body.message === "string"
     ? body.message
@@ -41,7 +93,7 @@ export async function apiJson(path, { method = "GET", body, signal } = {}) {
     response = await fetch(apiUrl(path), {
       method,
       signal,
-      headers: body === undefined ? undefined : { "Content-Type": "application/json" },
+      headers: { ...authHeaders(), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
@@ -49,7 +101,11 @@ export async function apiJson(path, { method = "GET", body, signal } = {}) {
     // status 0 marks "never got an answer": callers may retry those.
     throw new ApiError("The server could not be reached (network error).", { status: 0 });
   }
-  if (!response.ok) throw await toApiError(response);
+  if (!response.ok) {
+    const error = await toApiError(response);
+    if (error.code === "UNAUTHENTICATED") window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+    throw error;
+  }
   return response.json();
 }
 

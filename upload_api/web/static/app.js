@@ -9,6 +9,7 @@
 //   player.js        hls.js, quality menu, seek bar with storyboard previews
 //   storyboard.js    the storyboard VTT
 
+import { UNAUTHORIZED_EVENT, adoptTokenFromUrl, setApiToken } from "./api.js";
 import { followJob, initJobs, openJob, refreshRecentJobs, shownJobId, showJob } from "./jobs-view.js";
 import { initPlayer } from "./player.js";
 import { DEFAULT_CONCURRENCY } from "./uploader.js";
@@ -93,7 +94,30 @@ function wireDropZone() {
   }
 }
 
+function wireTokenForm() {
+  window.addEventListener(UNAUTHORIZED_EVENT, () => {
+    if (!$("access").hidden) return;
+    $("access").hidden = false;
+    $("api-token").focus();
+  });
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("api-token").value.trim();
+    if (!token) return;
+    setApiToken(token);
+    $("api-token").value = "";
+    $("access").hidden = true;
+    clearError();
+    refreshRecentJobs();
+    const jobId = shownJobId();
+    if (jobId) openJob(jobId, { scroll: false });
+  });
+}
+
 function start() {
+  // First, before anything calls the API: #token=… moves into storage.
+  const fragment = adoptTokenFromUrl();
+  wireTokenForm();
   initPlayer(showError);
   initJobs({ error: showError, clear: clearError });
   initUploads({
@@ -118,8 +142,8 @@ function start() {
   wireDropZone();
   refreshRecentJobs();
   // #job=ID keeps the job in view across a reload and makes it shareable.
-  const match = /^#job=([\w-]+)$/.exec(location.hash);
-  if (match) openJob(match[1], { scroll: false });
+  const jobId = fragment.get("job");
+  if (jobId && /^[\w-]+$/.test(jobId)) openJob(jobId, { scroll: false });
 }
 
 start();

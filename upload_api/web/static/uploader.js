@@ -253,8 +253,9 @@ export class FileUpload extends EventTarget {
       try {
         listing = await api.uploadedParts(record.job_id, this.signal);
       } catch (error) {
-        // Unreachable: keep the record so choosing the file again later still resumes.
-        if (!(error instanceof ApiError) || error.status === 0) throw error;
+        // Unreachable or refused (no valid token yet): keep the record, so that
+        // choosing the file again later still resumes.
+        if (!(error instanceof ApiError) || error.status === 0 || error.code === "UNAUTHENTICATED") throw error;
       }
       if (listing && listing.part_size === record.part_size && listing.part_count === record.part_count) {
         return { method: "MULTIPART", ...listing, done: listing.parts || [], parts: [] };

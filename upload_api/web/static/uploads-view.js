@@ -239,7 +239,8 @@ async function checkRemembered(row) {
     li.querySelector(".upload-state").textContent = `${STATE_LABELS.paused} at ${percent} %`;
     li.querySelector(".upload-stats").textContent = `${formatBytes(held)} of ${formatBytes(record.size)}`;
   } catch (error) {
-    if (!(error instanceof ApiError) || error.status === 0) return; // offline: ask again later
+    // Offline, or no valid token yet: the server did not say the upload is gone.
+    if (!(error instanceof ApiError) || error.status === 0 || error.code === "UNAUTHENTICATED") return;
     if (!rows.has(row.key)) return; // resumed meanwhile
     const job = await api.getJob(record.job_id).catch(() => null);
     memory.forget(row.key);
