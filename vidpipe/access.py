@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 TOKEN_PREFIX = "vp1"
-USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
 
 
 def _mac(secret: str, message: str) -> str:
@@ -48,7 +48,7 @@ def user_of_token(secret: str, token: str) -> str | None:
     user, _, mac = rest.rpartition(".")
     if prefix != TOKEN_PREFIX or not USER_PATTERN.match(user):
         return None
-    return user if hmac.compare_digest(mac, _mac(secret, "api:" + user)) else None
+    return user if hmac.compare_digest(mac.encode(), _mac(secret, "api:" + user).encode()) else None
 
 
 def bearer_token(headers: dict[str, str] | None) -> str:
@@ -72,7 +72,7 @@ def grant_is_valid(secret: str, job_id: str, query: dict[str, str] | None, now: 
         return False
     if expires < (now or time.time()):
         return False
-    return hmac.compare_digest(query.get("grant", ""), _mac(secret, f"outputs:{job_id}:{expires}"))
+    return hmac.compare_digest(query.get("grant", "").encode(), _mac(secret, f"outputs:{job_id}:{expires}").encode())
 
 
 @lru_cache(maxsize=1)

@@ -1,11 +1,17 @@
-"""The HTTP API Lambda end to end in one process: API Gateway HTTP API (payload 2.0)
-events in, real S3 and DynamoDB calls against moto."""
+"""The HTTP API Lambda (and its authorizer) end to end in one process: API Gateway
+HTTP API (payload 2.0) events in, real S3, DynamoDB and Secrets Manager calls
+against moto.
+
+Requests behind the authorizer carry ``requestContext.authorizer.lambda.user``,
+as API Gateway passes on what the authorizer answered; the public routes (the
+page, a job's playlists and storyboard) carry no authorizer context."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +23,8 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import create_jobs_table, use_fake_credentials
-from vidpipe import aws_clients, settings
+from vidpipe import access, aws_clients, settings
+from vidpipe.access import grant_is_valid, output_grant
 from vidpipe.events import Stage
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
@@ -29,6 +36,12 @@ UPLOADS_BUCKET = "vidpipe-test-uploads"
 OUTPUTS_BUCKET = "vidpipe-test-outputs"
 API_URL = "http://127.0.0.1:4566/_aws/execute-api/vidpipe"
 JOB_ID = "3f2b8c1e7d4a4e2b9c612a5d8e0f4b17"
+OTHER_JOB_ID = "9a7c5e3b1d2f4a6c8e0b2d4f6a8c0e1d"
+# The recorded event's Authorization header holds alice's token for this secret.
+SECRET = "vidpipe-test-secret-6d0f2b8e4a1c9e3b7f5a0d2c8e6b4a19"
+SECRET_NAME = "vidpipe-test/api-secret"
+MiB = 1024 * 1024
+MULTIPART_THRESHOLD = 10 * MiB
 
 MASTER_PLAYLIST = """\
 #EXTM3U
@@ -71,6 +84,8 @@ def _clear_caches() -> None:
     aws_clients.s3_client.cache_clear()
     aws_clients.dynamodb_client.cache_clear()
     aws_clients.events_client.cache_clear()
+    aws_clients.secrets_client.cache_clear()
+    access.deployment_secret.cache_clear()
 
 
 @dataclass
@@ -81,6 +96,9 @@ class Aws:
     @property
     def jobs(self) -> DynamoJobStore:
         return DynamoJobStore(self.dynamodb, TABLE)
+
+    def job_count(self) -> int:
+        return int(self.dynamodb.scan(TableName=TABLE, Select="COUNT")["Count"])
 
 
 @pytest.fixture
@@ -93,8 +111,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         "EVENT_BUS_NAME": "vidpipe-test-events",
         "PUBLIC_API_URL": API_URL + "/",
         "MAX_UPLOAD_BYTES": str(100 * 1024 * 1024),
+        "MULTIPART_THRESHOLD_BYTES": str(MULTIPART_THRESHOLD),
         "UPLOAD_URL_TTL_SECONDS": "900",
         "OUTPUT_URL_TTL_SECONDS": "600",
+        "API_SECRET_ID": SECRET_NAME,
     }.items():
         monkeypatch.setenv(name, value)
     _clear_caches()
@@ -104,14 +124,25 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         s3.create_bucket(Bucket=OUTPUTS_BUCKET)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_jobs_table(dynamodb, TABLE)
+        boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString=SECRET)
         yield Aws(s3=s3, dynamodb=dynamodb)
     _clear_caches()
 
 
-def http_event(method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None) -> dict[str, Any]:
-    """The recorded POST /uploads event, turned into another request."""
+def http_event(
+    method: str, path: str, *, body: Any = None, query: dict[str, str] | None = None, user: str | None = "alice"
+) -> dict[str, Any]:
+    """The recorded POST /uploads event (alice's), turned into another request:
+    ``user`` is who the authorizer let in, None for a request that did not pass
+    through the authorizer (a public route)."""
     event: dict[str, Any] = json.loads((EVENTS / "http_api_post_uploads.json").read_text())
     event = copy.deepcopy(event)
+    if user is None:
+        event["requestContext"].pop("authorizer")
+        event["headers"].pop("authorization")
+    elif user != "alice":
+        event["requestContext"]["authorizer"] = {"lambda": {"user": user}}
+        event["headers"]["authorization"] = f"Bearer {access.mint_api_token(SECRET, user)}"
     event["rawPath"] = path
     event["requestContext"]["http"].update(method=method, path=path)
     if query:
@@ -145,16 +176,36 @@ def call_json(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return status, data
 
 
-def post_upload(**overrides: Any) -> tuple[int, dict[str, Any]]:
+def post_upload(user: str = "alice", **overrides: Any) -> tuple[int, dict[str, Any]]:
     body = {"filename": "holiday.mp4", "content_type": "video/mp4", "size": 7_340_032, **overrides}
-    return call_json(http_event("POST", "/uploads", body=body))
+    return call_json(http_event("POST", "/uploads", body=body, user=user))
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
+def grant_query(grant: str) -> dict[str, str]:
+    """``expires=..&grant=..`` as the query parameters API Gateway hands over."""
+    return dict(pair.split("=", 1) for pair in grant.split("&"))
+
+
+def granted(job_id: str = JOB_ID, user: str = "alice") -> dict[str, str]:
+    """The output grant the owner gets in GET /jobs/{id}."""
+    status, job = call_json(http_event("GET", f"/jobs/{job_id}", user=user))
+    assert status == 200, job
+    outputs = job["outputs"]
+    return query_of(outputs.get("hls_url") or outputs["storyboard_vtt_url"])
+
+
+def new_job(job_id: str, owner: str = "alice", now: str = "2025-03-14T09:26:41.000000Z") -> Job:
+    return Job.new(job_id, filename="holiday.mp4", content_type="video/mp4", size=7_340_032, now=now, owner=owner)
 
 
 def transcoded_job(aws: Aws, job_id: str = JOB_ID) -> Job:
-    """A job whose transcode finished, with its playlists in the outputs bucket."""
+    """Alice's job whose transcode finished, with its playlists in the outputs bucket."""
     prefix = f"jobs/{job_id}/hls/"
-    job = Job.new(job_id, filename="holiday.mp4", content_type="video/mp4", size=7_340_032,
-                  now="2025-03-14T09:26:41.000000Z")
+    job = new_job(job_id)
     job.status = JobStatus.PROCESSING
     job.stages[Stage.TRANSCODE] = StageState(
         StageStatus.COMPLETED,
@@ -168,6 +219,19 @@ def transcoded_job(aws: Aws, job_id: str = JOB_ID) -> Job:
     aws.jobs.create(job)
     aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=prefix + "master.m3u8", Body=MASTER_PLAYLIST.encode())
     aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=prefix + "360p/index.m3u8", Body=MEDIA_PLAYLIST.encode())
+    return job
+
+
+def thumbnailed_job(aws: Aws, job_id: str = JOB_ID) -> Job:
+    """Alice's job whose thumbnails finished, with its storyboard in the outputs bucket."""
+    job = new_job(job_id)
+    prefix = f"jobs/{job_id}/thumbnails/"
+    job.stages[Stage.THUMBNAILS] = StageState(
+        StageStatus.COMPLETED, 1.0,
+        {"prefix": prefix, "poster": "poster.jpg", "sprite": "sprite.jpg", "storyboard": "storyboard.vtt"},
+    )
+    aws.jobs.create(job)
+    aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=prefix + "storyboard.vtt", Body=STORYBOARD.encode())
     return job
 
 
@@ -193,6 +257,17 @@ def test_GIVEN_the_recorded_post_uploads_event_WHEN_handled_THEN_201_with_a_pres
     assert {"key": f"uploads/{job_id}/source"} in policy["conditions"]
     assert {"Content-Type": "video/mp4"} in policy["conditions"]
     assert ["content-length-range", 7_340_032, 7_340_032] in policy["conditions"]
+    # The recorded event came through the authorizer as alice: the job is hers.
+    assert aws.jobs.get(job_id).owner == "alice"
+
+
+@pytest.mark.parametrize("user", ["alice", "bob", "user@example.com"])
+def test_GIVEN_a_caller_WHEN_an_upload_is_created_THEN_the_job_is_owned_by_the_caller(aws: Aws, user: str) -> None:
+    status, created = post_upload(user=user)
+
+    assert status == 201
+    assert aws.jobs.get(created["job_id"]).owner == user
+    assert [job.job_id for job in aws.jobs.list_recent(user)[0]] == [created["job_id"]]
 
 
 def test_GIVEN_a_created_upload_WHEN_its_job_is_read_THEN_it_is_awaiting_upload_with_the_source(aws: Aws) -> None:
@@ -219,6 +294,7 @@ def test_GIVEN_a_created_upload_WHEN_its_job_is_read_THEN_it_is_awaiting_upload_
         ({"filename": "   ", "content_type": "video/mp4", "size": 10}, "filename"),
         ({"filename": "a\x00.mp4", "content_type": "video/mp4", "size": 10}, "control"),
         ({"filename": "a" * 256, "content_type": "video/mp4", "size": 10}, "filename"),
+        ({"filename": "../../etc/passwd.mp4", "content_type": "video/mp4", "size": 10}, "not a path"),
         ("this is not json", ""),
     ],
 )
@@ -231,7 +307,7 @@ def test_GIVEN_an_invalid_upload_body_WHEN_posted_THEN_400_validation_failed_wit
     assert response["error"]["code"] == "VALIDATION_FAILED"
     assert response["error"]["message"]
     assert reason in response["error"]["message"]
-    assert aws.jobs.list_recent()[0] == []
+    assert aws.job_count() == 0
 
 
 def test_GIVEN_a_text_file_WHEN_posted_THEN_415_and_no_job(aws: Aws) -> None:
@@ -240,7 +316,7 @@ def test_GIVEN_a_text_file_WHEN_posted_THEN_415_and_no_job(aws: Aws) -> None:
     assert status == 415
     assert response["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert "text/plain" in response["error"]["message"]
-    assert aws.jobs.list_recent()[0] == []
+    assert aws.job_count() == 0
 
 
 def test_GIVEN_a_file_over_the_limit_WHEN_posted_THEN_413_and_no_job(aws: Aws) -> None:
@@ -248,7 +324,7 @@ def test_GIVEN_a_file_over_the_limit_WHEN_posted_THEN_413_and_no_job(aws: Aws) -
 
     assert status == 413
     assert response["error"]["code"] == "UPLOAD_TOO_LARGE"
-    assert aws.jobs.list_recent()[0] == []
+    assert aws.job_count() == 0
 
 
 # ------------------------------------------------------------------ GET /jobs
@@ -256,8 +332,7 @@ def test_GIVEN_a_file_over_the_limit_WHEN_posted_THEN_413_and_no_job(aws: Aws) -
 
 def test_GIVEN_jobs_created_at_different_times_WHEN_listed_THEN_newest_first(aws: Aws) -> None:
     for n, minute in enumerate([10, 30, 20]):
-        aws.jobs.create(Job.new(f"job-{n}", filename=f"{n}.mp4", content_type="video/mp4", size=1,
-                                now=f"2025-03-14T09:{minute}:00.000000Z"))
+        aws.jobs.create(new_job(f"job-{n}", now=f"2025-03-14T09:{minute}:00.000000Z"))
 
     status, body = call_json(http_event("GET", "/jobs"))
 
@@ -266,16 +341,48 @@ def test_GIVEN_jobs_created_at_different_times_WHEN_listed_THEN_newest_first(aws
     assert body["next_token"] is None
 
 
+def test_GIVEN_jobs_of_two_users_WHEN_each_lists_THEN_each_sees_only_their_own(aws: Aws) -> None:
+    # GIVEN bob's jobs interleaved in time with alice's
+    for n, minute in enumerate([10, 15, 20, 25, 30]):
+        aws.jobs.create(new_job(f"job-{n}", owner="bob" if n % 2 else "alice",
+                                now=f"2025-03-14T09:{minute}:00.000000Z"))
+
+    # WHEN
+    _, alices = call_json(http_event("GET", "/jobs"))
+    _, bobs = call_json(http_event("GET", "/jobs", user="bob"))
+    _, carols = call_json(http_event("GET", "/jobs", user="carol"))
+
+    # THEN
+    assert [job["job_id"] for job in alices["jobs"]] == ["job-4", "job-2", "job-0"]
+    assert [job["job_id"] for job in bobs["jobs"]] == ["job-3", "job-1"]
+    assert carols == {"jobs": [], "next_token": None}
+
+
 def test_GIVEN_more_jobs_than_the_limit_WHEN_listed_THEN_pages_follow_with_next_token(aws: Aws) -> None:
     for n in range(3):
-        aws.jobs.create(Job.new(f"job-{n}", filename="a.mp4", content_type="video/mp4", size=1,
-                                now=f"2025-03-14T09:0{n}:00.000000Z"))
+        aws.jobs.create(new_job(f"job-{n}", now=f"2025-03-14T09:0{n}:00.000000Z"))
+        aws.jobs.create(new_job(f"bobs-{n}", owner="bob", now=f"2025-03-14T09:0{n}:30.000000Z"))
 
     _, first = call_json(http_event("GET", "/jobs", query={"limit": "2"}))
     _, second = call_json(http_event("GET", "/jobs", query={"limit": "2", "next_token": first["next_token"]}))
 
     assert [job["job_id"] for job in first["jobs"]] == ["job-2", "job-1"]
     assert [job["job_id"] for job in second["jobs"]] == ["job-0"]
+
+
+def test_GIVEN_a_page_token_issued_to_another_user_WHEN_listed_with_it_THEN_400_and_none_of_their_jobs(
+    aws: Aws,
+) -> None:
+    for n in range(3):
+        aws.jobs.create(new_job(f"bobs-{n}", owner="bob", now=f"2025-03-14T09:0{n}:00.000000Z"))
+    _, bobs_first = call_json(http_event("GET", "/jobs", query={"limit": "1"}, user="bob"))
+    assert bobs_first["next_token"]
+
+    status, body = call_json(http_event("GET", "/jobs", query={"limit": "1", "next_token": bobs_first["next_token"]}))
+
+    assert status == 400
+    assert body["error"]["code"] == "VALIDATION_FAILED"
+    assert "jobs" not in body
 
 
 @pytest.mark.parametrize("query", [{"limit": "many"}, {"next_token": "bm90LWEtdG9rZW4="}])
@@ -291,6 +398,115 @@ def test_GIVEN_an_unknown_job_id_WHEN_read_THEN_404_job_not_found(aws: Aws) -> N
 
     assert status == 404
     assert body["error"]["code"] == "JOB_NOT_FOUND"
+
+
+# ------------------------------------------------------------------ authentication and ownership
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/uploads", {"filename": "a.mp4", "content_type": "video/mp4", "size": 10}),
+        ("GET", "/jobs", None),
+        ("GET", f"/jobs/{JOB_ID}", None),
+        ("POST", f"/uploads/{JOB_ID}/parts", {"part_numbers": [1]}),
+        ("GET", f"/uploads/{JOB_ID}/parts", None),
+        ("POST", f"/uploads/{JOB_ID}/complete", {"parts": [{"part_number": 1, "etag": "abc"}]}),
+        ("DELETE", f"/uploads/{JOB_ID}", None),
+    ],
+)
+def test_GIVEN_a_request_without_authorizer_context_WHEN_handled_THEN_401_unauthenticated_and_nothing_changes(
+    aws: Aws, method: str, path: str, body: Any
+) -> None:
+    # GIVEN alice's job exists, and a request API Gateway did not pass through the authorizer
+    aws.jobs.create(new_job(JOB_ID))
+
+    status, response = call_json(http_event(method, path, body=body, user=None))
+
+    assert status == 401
+    assert response["error"]["code"] == "UNAUTHENTICATED"
+    assert "token" in response["error"]["message"]
+    assert aws.job_count() == 1
+    assert aws.jobs.get(JOB_ID).status is JobStatus.AWAITING_UPLOAD
+
+
+@pytest.mark.parametrize("authorizer", [{}, {"lambda": None}, {"lambda": {}}, {"lambda": {"user": ""}}])
+def test_GIVEN_an_authorizer_context_without_a_user_WHEN_posting_THEN_401_and_no_job(
+    aws: Aws, authorizer: dict[str, Any]
+) -> None:
+    event = http_event("POST", "/uploads", body={"filename": "a.mp4", "content_type": "video/mp4", "size": 10})
+    event["requestContext"]["authorizer"] = authorizer
+
+    status, response = call_json(event)
+
+    assert status == 401
+    assert response["error"]["code"] == "UNAUTHENTICATED"
+    assert aws.job_count() == 0
+
+
+def multipart_upload() -> str:
+    """Alice's job awaiting a multipart upload (3 parts of 8 MiB at most)."""
+    status, created = post_upload(size=2 * MULTIPART_THRESHOLD)
+    assert status == 201 and created["upload"]["method"] == "MULTIPART", created
+    return str(created["job_id"])
+
+
+def test_GIVEN_alices_job_WHEN_bob_reads_it_THEN_404_as_if_it_did_not_exist(aws: Aws) -> None:
+    _, created = post_upload()
+
+    bobs_status, bobs_view = call_json(http_event("GET", f"/jobs/{created['job_id']}", user="bob"))
+    _, unknown = call_json(http_event("GET", "/jobs/unknown", user="bob"))
+    alices_status, _ = call_json(http_event("GET", f"/jobs/{created['job_id']}"))
+
+    assert bobs_status == 404
+    assert bobs_view["error"]["code"] == "JOB_NOT_FOUND"
+    # Nothing tells bob the job exists: the answer is the one for an unknown id.
+    assert bobs_view["error"]["message"] == unknown["error"]["message"].replace("unknown", created["job_id"])
+    assert alices_status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("POST", "/parts", {"part_numbers": [1, 2]}),
+        ("GET", "/parts", None),
+        ("POST", "/complete", {"parts": [{"part_number": n, "etag": "abc"} for n in (1, 2, 3)]}),
+        ("DELETE", "", None),
+    ],
+    ids=["sign-parts", "list-parts", "complete", "cancel"],
+)
+def test_GIVEN_alices_multipart_upload_WHEN_bob_calls_its_routes_THEN_404_and_the_upload_is_untouched(
+    aws: Aws, method: str, suffix: str, body: Any
+) -> None:
+    job_id = multipart_upload()
+
+    status, response = call_json(http_event(method, f"/uploads/{job_id}{suffix}", body=body, user="bob"))
+
+    assert status == 404
+    assert response["error"]["code"] == "JOB_NOT_FOUND"
+    assert "parts" not in response
+    job = aws.jobs.get(job_id)
+    assert job.status is JobStatus.AWAITING_UPLOAD
+    assert job.version == 0
+    # The multipart upload is still open: alice can go on with it.
+    alices_status, parts = call_json(http_event("GET", f"/uploads/{job_id}/parts"))
+    assert alices_status == 200
+    assert parts["upload_id"] == job.upload["upload_id"]
+
+
+def test_GIVEN_alices_multipart_upload_WHEN_alice_calls_its_routes_THEN_they_answer_her(aws: Aws) -> None:
+    job_id = multipart_upload()
+
+    signed_status, signed = call_json(http_event("POST", f"/uploads/{job_id}/parts", body={"part_numbers": [2]}))
+    listed_status, listed = call_json(http_event("GET", f"/uploads/{job_id}/parts"))
+    cancelled_status, cancelled = call_json(http_event("DELETE", f"/uploads/{job_id}"))
+
+    assert signed_status == 200
+    assert [part["part_number"] for part in signed["parts"]] == [2]
+    assert listed_status == 200
+    assert listed["parts"] == []
+    assert cancelled_status == 200
+    assert cancelled == {"job_id": job_id, "status": "FAILED"}
 
 
 # ------------------------------------------------------------------ web page
@@ -323,31 +539,61 @@ def test_GIVEN_a_missing_file_or_route_WHEN_requested_THEN_404(aws: Aws, path: s
 # ------------------------------------------------------------------ outputs
 
 
-def test_GIVEN_a_transcoded_job_WHEN_read_THEN_its_hls_urls_point_at_the_api(aws: Aws) -> None:
+def test_GIVEN_a_transcoded_job_WHEN_read_THEN_its_hls_urls_point_at_the_api_with_the_jobs_grant(aws: Aws) -> None:
     transcoded_job(aws)
+    before = time.time()
 
     _, job = call_json(http_event("GET", f"/jobs/{JOB_ID}"))
 
+    hls_url, rendition_url = job["outputs"]["hls_url"], job["outputs"]["renditions"][0]["url"]
     # PUBLIC_API_URL ends with a slash: the URLs still have a single one.
-    assert job["outputs"]["hls_url"] == f"{API_URL}/jobs/{JOB_ID}/hls/master.m3u8"
-    assert job["outputs"]["renditions"][0]["url"] == f"{API_URL}/jobs/{JOB_ID}/hls/360p/index.m3u8"
+    assert hls_url.partition("?")[0] == f"{API_URL}/jobs/{JOB_ID}/hls/master.m3u8"
+    assert rendition_url.partition("?")[0] == f"{API_URL}/jobs/{JOB_ID}/hls/360p/index.m3u8"
+    grant = query_of(hls_url)
+    assert set(grant) == {"expires", "grant"}
+    assert query_of(rendition_url) == grant
+    assert grant_is_valid(SECRET, JOB_ID, grant)
+    assert not grant_is_valid(SECRET, OTHER_JOB_ID, grant)
+    # It lasts OUTPUT_URL_TTL_SECONDS, like the presigned URLs it leads to.
+    assert before + 600 - 1 <= int(grant["expires"]) <= time.time() + 600
 
 
-def test_GIVEN_a_transcoded_job_WHEN_the_master_playlist_is_requested_THEN_its_text_as_is(aws: Aws) -> None:
+def test_GIVEN_a_thumbnailed_job_WHEN_listed_THEN_its_storyboard_url_carries_the_jobs_grant(aws: Aws) -> None:
+    thumbnailed_job(aws)
+
+    _, listed = call_json(http_event("GET", "/jobs"))
+
+    [job] = listed["jobs"]
+    url = job["outputs"]["storyboard_vtt_url"]
+    assert url.partition("?")[0] == f"{API_URL}/jobs/{JOB_ID}/thumbnails/storyboard.vtt"
+    assert grant_is_valid(SECRET, JOB_ID, query_of(url))
+
+
+def test_GIVEN_a_transcoded_job_WHEN_the_master_playlist_is_requested_with_its_grant_THEN_renditions_carry_it(
+    aws: Aws,
+) -> None:
     transcoded_job(aws)
+    grant = granted()
 
-    status, headers, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/master.m3u8"))
+    # A player fetches it with a plain GET: no token, so no authorizer context.
+    status, headers, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/master.m3u8", query=grant, user=None))
 
     assert status == 200
     assert headers["content-type"] == "application/vnd.apple.mpegurl"
     assert "max-age=60" in headers["cache-control"]
-    assert body == MASTER_PLAYLIST
+    # The playlist as written, but for the relative rendition reference, which
+    # would otherwise drop the grant.
+    assert body == MASTER_PLAYLIST.replace(
+        "360p/index.m3u8", f"360p/index.m3u8?expires={grant['expires']}&grant={grant['grant']}"
+    )
 
 
 def test_GIVEN_a_transcoded_job_WHEN_a_media_playlist_is_requested_THEN_segments_are_presigned_urls(aws: Aws) -> None:
     transcoded_job(aws)
 
-    status, headers, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/360p/index.m3u8"))
+    status, headers, body = call(
+        http_event("GET", f"/jobs/{JOB_ID}/hls/360p/index.m3u8", query=granted(), user=None)
+    )
 
     assert status == 200
     assert headers["content-type"] == "application/vnd.apple.mpegurl"
@@ -369,16 +615,12 @@ def test_GIVEN_a_transcoded_job_WHEN_a_media_playlist_is_requested_THEN_segments
 
 
 def test_GIVEN_a_thumbnailed_job_WHEN_the_storyboard_is_requested_THEN_the_sprite_is_presigned(aws: Aws) -> None:
-    job = Job.new(JOB_ID, filename="a.mp4", content_type="video/mp4", size=1, now="2025-03-14T09:26:41.000000Z")
+    thumbnailed_job(aws)
     prefix = f"jobs/{JOB_ID}/thumbnails/"
-    job.stages[Stage.THUMBNAILS] = StageState(
-        StageStatus.COMPLETED, 1.0,
-        {"prefix": prefix, "poster": "poster.jpg", "sprite": "sprite.jpg", "storyboard": "storyboard.vtt"},
-    )
-    aws.jobs.create(job)
-    aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=prefix + "storyboard.vtt", Body=STORYBOARD.encode())
 
-    status, headers, body = call(http_event("GET", f"/jobs/{JOB_ID}/thumbnails/storyboard.vtt"))
+    status, headers, body = call(
+        http_event("GET", f"/jobs/{JOB_ID}/thumbnails/storyboard.vtt", query=granted(), user=None)
+    )
 
     assert status == 200
     assert headers["content-type"] == "text/vtt"
@@ -390,24 +632,80 @@ def test_GIVEN_a_thumbnailed_job_WHEN_the_storyboard_is_requested_THEN_the_sprit
     assert "X-Amz-Signature" in parse_qs(urlsplit(url).query)
 
 
+OUTPUT_PATHS = ["hls/master.m3u8", "hls/360p/index.m3u8", "thumbnails/storyboard.vtt"]
+
+
+def _tampered(grant: dict[str, str]) -> dict[str, str]:
+    mac = grant["grant"]
+    return {**grant, "grant": ("A" if mac[0] != "A" else "B") + mac[1:]}
+
+
+BAD_GRANTS: dict[str, Any] = {
+    "none": lambda grant: {},
+    "tampered-grant": _tampered,
+    "extended-expiry": lambda grant: {**grant, "expires": str(int(grant["expires"]) + 86_400)},
+    "expired": lambda grant: grant_query(output_grant(SECRET, JOB_ID, ttl_s=600, now=time.time() - 3600)),
+    "other-jobs-grant": lambda grant: grant_query(output_grant(SECRET, OTHER_JOB_ID, ttl_s=600)),
+    "other-secret": lambda grant: grant_query(output_grant("not-" + SECRET, JOB_ID, ttl_s=600)),
+    "expires-only": lambda grant: {"expires": grant["expires"]},
+    "grant-only": lambda grant: {"grant": grant["grant"]},
+    "expires-not-a-number": lambda grant: {**grant, "expires": "tomorrow"},
+    # API Gateway hands over the query decoded: %C3%A9 arrives as "é".
+    "non-ascii-grant": lambda grant: {**grant, "grant": "é" + grant["grant"][1:]},
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_GRANTS))
+@pytest.mark.parametrize("path", OUTPUT_PATHS)
+def test_GIVEN_a_finished_job_WHEN_an_output_is_requested_without_a_valid_grant_THEN_401(
+    aws: Aws, path: str, bad: str
+) -> None:
+    # GIVEN alice's finished job, and another job of hers with outputs of its own
+    job = transcoded_job(aws)
+    job.stages[Stage.THUMBNAILS] = StageState(
+        StageStatus.COMPLETED, 1.0,
+        {"prefix": f"jobs/{JOB_ID}/thumbnails/", "poster": "p.jpg", "sprite": "sprite.jpg",
+         "storyboard": "storyboard.vtt"},
+    )
+    aws.jobs.save(job, expected_version=job.version)
+    aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=f"jobs/{JOB_ID}/thumbnails/storyboard.vtt", Body=STORYBOARD.encode())
+    transcoded_job(aws, OTHER_JOB_ID)
+    query = BAD_GRANTS[bad](granted())
+
+    # WHEN (as a player would, and as the owner would: neither helps)
+    for user in (None, "alice"):
+        status, body = call_json(http_event("GET", f"/jobs/{JOB_ID}/{path}", query=query or None, user=user))
+
+        # THEN
+        assert status == 401, user
+        assert body["error"]["code"] == "UNAUTHENTICATED"
+        assert "GET /jobs/{id}" in body["error"]["message"]
+    # while the genuine grant works
+    assert call(http_event("GET", f"/jobs/{JOB_ID}/{path}", query=granted(), user=None))[0] == 200
+
+
 @pytest.mark.parametrize("rendition", ["..", "360p%2F..%2F..", "..%2F..%2Fthumbnails", "360P"])
 def test_GIVEN_a_rendition_name_that_is_not_ours_WHEN_requested_THEN_404(aws: Aws, rendition: str) -> None:
     transcoded_job(aws)
 
-    status, body = call_json(http_event("GET", f"/jobs/{JOB_ID}/hls/{rendition}/index.m3u8"))
+    status, body = call_json(
+        http_event("GET", f"/jobs/{JOB_ID}/hls/{rendition}/index.m3u8", query=granted(), user=None)
+    )
 
     assert status == 404
     assert body["error"]["code"] == "JOB_NOT_FOUND"
     assert "no rendition" in body["error"]["message"]
 
 
-@pytest.mark.parametrize("path", ["hls/master.m3u8", "hls/360p/index.m3u8", "thumbnails/storyboard.vtt"])
+@pytest.mark.parametrize("path", OUTPUT_PATHS)
 def test_GIVEN_a_job_not_yet_processed_WHEN_its_outputs_are_requested_THEN_404_job_not_found(
     aws: Aws, path: str
 ) -> None:
     _, created = post_upload()
+    # Its view has no output URLs yet; a grant for it is still well formed.
+    grant = grant_query(output_grant(SECRET, created["job_id"], ttl_s=600))
 
-    status, body = call_json(http_event("GET", f"/jobs/{created['job_id']}/{path}"))
+    status, body = call_json(http_event("GET", f"/jobs/{created['job_id']}/{path}", query=grant, user=None))
 
     assert status == 404
     assert body["error"]["code"] == "JOB_NOT_FOUND"
@@ -415,8 +713,82 @@ def test_GIVEN_a_job_not_yet_processed_WHEN_its_outputs_are_requested_THEN_404_j
 
 
 @pytest.mark.parametrize("path", ["hls/master.m3u8", "hls/360p/index.m3u8"])
-def test_GIVEN_an_unknown_job_WHEN_its_playlists_are_requested_THEN_404_job_not_found(aws: Aws, path: str) -> None:
-    status, body = call_json(http_event("GET", f"/jobs/unknown/{path}"))
+def test_GIVEN_an_unknown_job_WHEN_its_playlists_are_requested_THEN_404_with_a_grant_401_without(
+    aws: Aws, path: str
+) -> None:
+    grant = grant_query(output_grant(SECRET, "unknown", ttl_s=600))
 
-    assert status == 404
-    assert body["error"]["code"] == "JOB_NOT_FOUND"
+    granted_status, granted_body = call_json(http_event("GET", f"/jobs/unknown/{path}", query=grant, user=None))
+    bare_status, bare_body = call_json(http_event("GET", f"/jobs/unknown/{path}", user=None))
+
+    assert granted_status == 404
+    assert granted_body["error"]["code"] == "JOB_NOT_FOUND"
+    # Without a grant, nothing tells whether the job exists.
+    assert bare_status == 401
+    assert bare_body["error"]["code"] == "UNAUTHENTICATED"
+
+
+# ------------------------------------------------------------------ authorizer
+
+
+def authorizer_event(headers: dict[str, str]) -> dict[str, Any]:
+    """What API Gateway sends a REQUEST authorizer (payload 2.0) for the recorded request."""
+    recorded: dict[str, Any] = json.loads((EVENTS / "http_api_post_uploads.json").read_text())
+    recorded["requestContext"].pop("authorizer")
+    authorization = headers.get("authorization")
+    return {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": "arn:aws:execute-api:eu-west-1:111122223333:k3x9q7wz2a/$default/POST/uploads",
+        "identitySource": [authorization] if authorization else [],
+        "routeKey": "$default",
+        "rawPath": recorded["rawPath"],
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": recorded["requestContext"],
+    }
+
+
+def authorize(headers: dict[str, str]) -> dict[str, Any]:
+    from upload_api.handlers.authorizer import lambda_handler
+
+    answer: dict[str, Any] = lambda_handler(authorizer_event(headers), FakeLambdaContext())
+    return answer
+
+
+def test_GIVEN_the_recorded_requests_token_WHEN_authorized_THEN_alice_is_let_in_as_the_api_expects(aws: Aws) -> None:
+    recorded = http_event("POST", "/uploads")
+
+    answer = authorize(recorded["headers"])
+
+    # The simple response: API Gateway hands its context to the API as
+    # requestContext.authorizer.lambda, which is what the recorded event holds.
+    assert answer == {"isAuthorized": True, "context": recorded["requestContext"]["authorizer"]["lambda"]}
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "",
+        "Bearer",
+        "Bearer vp1.alice.not-the-right-signature",
+        "Basic YWxpY2U6cGFzc3dvcmQ=",
+        f"Bearer {access.mint_api_token('another-deployments-secret', 'alice')}",
+        f"Token {access.mint_api_token(SECRET, 'alice')}",
+        f"Bearer {access.mint_api_token(SECRET, 'alice').replace('vp1.alice.', 'vp1.bob.')}",
+        "Bearer vp1.alice.é",
+    ],
+    ids=["empty", "no-token", "forged", "basic", "other-secret", "other-scheme", "user-swapped", "non-ascii"],
+)
+def test_GIVEN_no_valid_token_WHEN_authorized_THEN_refused(aws: Aws, authorization: str) -> None:
+    headers = {"content-type": "application/json"}
+    if authorization:
+        headers["authorization"] = authorization
+
+    assert authorize(headers) == {"isAuthorized": False}
+
+
+def test_GIVEN_a_users_token_WHEN_authorized_THEN_that_user_whatever_the_header_case(aws: Aws) -> None:
+    token = access.mint_api_token(SECRET, "bob")
+
+    assert authorize({"Authorization": f"bearer {token}"}) == {"isAuthorized": True, "context": {"user": "bob"}}

@@ -34,14 +34,31 @@ def store(dynamodb: Any) -> DynamoJobStore:
     return DynamoJobStore(dynamodb, TABLE)
 
 
-def new_job(n: int) -> Job:
+def new_job(n: int, owner: str = "alice") -> Job:
     return Job.new(
         f"job-{n:03d}",
         filename=f"clip {n}.mp4",
         content_type="video/mp4",
         size=1000 + n,
         now=f"2025-01-01T10:{n // 60:02d}:{n % 60:02d}.000000Z",
+        owner=owner,
     )
+
+
+def token_of(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def all_pages(store: DynamoJobStore, owner: str, limit: int) -> list[list[str]]:
+    pages: list[list[str]] = []
+    token: str | None = None
+    for _ in range(20):
+        page, token = store.list_recent(owner, limit=limit, next_token=token)
+        assert len(page) <= limit
+        pages.append([job.job_id for job in page])
+        if token is None:
+            return pages
+    raise AssertionError("paging never ended")
 
 
 def test_GIVEN_a_created_job_WHEN_read_THEN_it_is_the_same_job(store: DynamoJobStore) -> None:
@@ -120,25 +137,54 @@ def test_GIVEN_jobs_created_over_time_WHEN_listed_in_pages_THEN_newest_first_and
     for n in [3, 1, 4, 0, 2, 6, 5]:
         store.create(new_job(n))
 
-    seen: list[str] = []
-    token: str | None = None
-    for _ in range(10):
-        page, token = store.list_recent(limit=3, next_token=token)
-        assert len(page) <= 3
-        seen += [job.job_id for job in page]
-        if token is None:
-            break
+    pages = all_pages(store, "alice", limit=3)
 
-    assert seen == [f"job-{n:03d}" for n in [6, 5, 4, 3, 2, 1, 0]]
+    assert sum(pages, []) == [f"job-{n:03d}" for n in [6, 5, 4, 3, 2, 1, 0]]
+
+
+def test_GIVEN_jobs_of_two_owners_WHEN_each_lists_THEN_each_sees_only_theirs_newest_first_in_pages(
+    store: DynamoJobStore,
+) -> None:
+    # GIVEN interleaved creation times, so a listing that ignored the owner would mix them
+    for n in range(9):
+        store.create(new_job(n, owner="alice" if n % 3 else "bob"))
+
+    # WHEN
+    alice = all_pages(store, "alice", limit=2)
+    bob = all_pages(store, "bob", limit=2)
+
+    # THEN
+    assert sum(alice, []) == [f"job-{n:03d}" for n in [8, 7, 5, 4, 2, 1]]
+    assert sum(bob, []) == [f"job-{n:03d}" for n in [6, 3, 0]]
+    assert all(len(page) == 2 for page in alice[:3]) and all(len(page) == 2 for page in bob[:1])
+    assert store.list_recent("carol") == ([], None)
 
 
 def test_GIVEN_a_listed_page_WHEN_read_THEN_jobs_are_whole(store: DynamoJobStore) -> None:
     store.create(new_job(1))
 
-    page, token = store.list_recent()
+    page, token = store.list_recent("alice")
 
     assert page == [new_job(1)]
+    assert page[0].owner == "alice"
     assert token is None
+
+
+def test_GIVEN_a_token_issued_to_one_owner_WHEN_another_owner_pages_with_it_THEN_validation_failed(
+    store: DynamoJobStore,
+) -> None:
+    for n in range(3):
+        store.create(new_job(n, owner="alice"))
+        store.create(new_job(10 + n, owner="bob"))
+    _, alices_token = store.list_recent("alice", limit=1)
+    assert alices_token is not None
+
+    with pytest.raises(ValidationFailed):
+        store.list_recent("bob", limit=1, next_token=alices_token)
+
+    # The token still works for the owner it was issued to.
+    page, _ = store.list_recent("alice", limit=1, next_token=alices_token)
+    assert [job.job_id for job in page] == ["job-001"]
 
 
 @pytest.mark.parametrize(
@@ -147,22 +193,38 @@ def test_GIVEN_a_listed_page_WHEN_read_THEN_jobs_are_whole(store: DynamoJobStore
         "not base64 !",
         base64.urlsafe_b64encode(b"not json").decode(),
         base64.urlsafe_b64encode(b"[1]").decode(),
-        base64.urlsafe_b64encode(json.dumps({"job_id": {"S": "x"}}).encode()).decode(),
-        base64.urlsafe_b64encode(
-            json.dumps({"job_id": {"S": "x"}, "record_type": {"S": "secret"}, "created_at": {"S": "2025"}}).encode()
-        ).decode(),
+        token_of({"job_id": {"S": "x"}}),
+        token_of({"job_id": {"S": "x"}, "owner": {"S": "bob"}, "created_at": {"S": "2025"}}),
+        token_of({"job_id": {"S": "x"}, "owner": {"S": "alice"}, "created_at": {"S": "2025"},
+                  "record_type": {"S": "secret"}}),
+        token_of({"job_id": {"S": "x"}, "record_type": {"S": "secret"}, "created_at": {"S": "2025"}}),
+        token_of({"job_id": {"S": "x"}, "owner": {"N": "1"}, "created_at": {"S": "2025"}}),
+        token_of({"job_id": {"S": "x"}, "owner": {"S": ["alice"]}, "created_at": {"S": "2025"}}),
+        token_of({"job_id": {"S": "x"}, "owner": "alice", "created_at": {"S": "2025"}}),
     ],
-    ids=["not-base64", "not-json", "not-an-object", "missing-keys", "other-partition"],
+    ids=["not-base64", "not-json", "not-an-object", "missing-keys", "other-partition", "extra-key",
+         "old-index-keys", "owner-not-a-string-type", "owner-not-a-string", "not-attribute-values"],
 )
 def test_GIVEN_a_token_we_did_not_issue_WHEN_listing_THEN_validation_failed(store: DynamoJobStore, token: str) -> None:
     with pytest.raises(ValidationFailed):
-        store.list_recent(next_token=token)
+        store.list_recent("alice", next_token=token)
 
 
-@pytest.mark.parametrize("limit", [0, 101])
+@pytest.mark.parametrize("limit", [0, -1, 101])
 def test_GIVEN_a_limit_out_of_range_WHEN_listing_THEN_validation_failed(store: DynamoJobStore, limit: int) -> None:
-    with pytest.raises(ValidationFailed):
-        store.list_recent(limit=limit)
+    with pytest.raises(ValidationFailed, match="limit"):
+        store.list_recent("alice", limit=limit)
+
+
+@pytest.mark.parametrize("limit", [1, 100])
+def test_GIVEN_a_limit_at_the_bounds_WHEN_listing_THEN_at_most_that_many(store: DynamoJobStore, limit: int) -> None:
+    for n in range(3):
+        store.create(new_job(n))
+
+    page, token = store.list_recent("alice", limit=limit)
+
+    assert [job.job_id for job in page] == ["job-002", "job-001", "job-000"][:limit]
+    assert (token is None) == (limit >= 3)
 
 
 def test_GIVEN_no_table_WHEN_reading_THEN_job_store_error(dynamodb: Any) -> None:

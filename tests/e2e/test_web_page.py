@@ -37,6 +37,8 @@ PHONE_VIEWPORT = {"width": 375, "height": 812}
 
 # Transcoding and thumbnails run in ministack's Lambda workers on a 2-core machine.
 READY_TIMEOUT_MS = 120_000
+# The page and its modules are each a Lambda invocation; cold workers on a busy machine take seconds.
+PAGE_LOAD_TIMEOUT_MS = 90_000
 TERMINAL_STATUSES = ("READY", "FAILED", "EXPIRED")
 
 # Records every value #upload-progress takes, from the moment the page starts.
@@ -67,7 +69,7 @@ def web_page(browser: Browser, local_stack) -> Iterator[Page]:
     script_errors: list[str] = []
     page.on("pageerror", lambda exc: script_errors.append(str(exc)))
     page.script_errors = script_errors  # type: ignore[attr-defined]
-    page.goto(local_stack.web_url)
+    page.goto(local_stack.web_url, timeout=PAGE_LOAD_TIMEOUT_MS)
     # The token came in the address's fragment; the page keeps it and takes it out of the address.
     page.wait_for_function("() => !location.hash.includes('token=')")
     yield page
@@ -170,7 +172,8 @@ def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_s
 def test_rejected_file_shows_the_api_error(web_page: Page, local_stack) -> None:
     # GIVEN a text file, and the API's own reason for refusing one
     payload = {"filename": "notes.txt", "content_type": "text/plain", "size": 12}
-    answer = web_page.request.post(f"{local_stack.api_url.rstrip('/')}/uploads", data=payload, headers=auth(local_stack))
+    api = local_stack.api_url.rstrip("/")
+    answer = web_page.request.post(f"{api}/uploads", data=payload, headers=auth(local_stack))
     assert 400 <= answer.status < 500, answer.text()
     expected_message = answer.json()["error"]["message"]
 
@@ -220,7 +223,7 @@ def test_without_a_token_the_page_asks_for_one(browser: Browser, local_stack) ->
     # GIVEN the page opened without the token in its address
     context = browser.new_context(viewport=PHONE_VIEWPORT)
     page = context.new_page()
-    page.goto(local_stack.web_url.split("#", 1)[0])
+    page.goto(local_stack.web_url.split("#", 1)[0], timeout=PAGE_LOAD_TIMEOUT_MS)
 
     # THEN it asks for a token (the API refused its first call)
     expect(page.locator("#access")).to_be_visible()

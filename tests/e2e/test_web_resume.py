@@ -22,7 +22,7 @@ import pytest
 from botocore.config import Config
 from playwright.sync_api import Browser, Error, Page, Request, Response, Route, expect, sync_playwright
 
-from tests.e2e.test_web_page import CHROMIUM_ARGS, CHROMIUM_PATH, PHONE_VIEWPORT
+from tests.e2e.test_web_page import CHROMIUM_ARGS, CHROMIUM_PATH, PAGE_LOAD_TIMEOUT_MS, PHONE_VIEWPORT
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -103,7 +103,7 @@ def page(browser: Browser, local_stack) -> Iterator[Page]:
     page.on("pageerror", lambda exc: script_errors.append(str(exc)))
     page.script_errors = script_errors  # type: ignore[attr-defined]
     page.route(PART_NUMBER, slow_part_puts)
-    page.goto(local_stack.web_url)
+    page.goto(local_stack.web_url, timeout=PAGE_LOAD_TIMEOUT_MS)
     yield page
     context.close()
 
@@ -158,7 +158,7 @@ def test_reload_during_a_multipart_upload_resumes_without_resending_parts(
     assert plan["job_id"] == job_id
 
     # WHEN the page is reloaded mid-upload
-    page.reload()
+    page.reload(timeout=PAGE_LOAD_TIMEOUT_MS)
     traffic.reloaded = True
     done_before = set(traffic.done_before)
 

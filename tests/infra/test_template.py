@@ -20,6 +20,19 @@ from vidpipe.events import UPLOAD_KEY_PREFIX
 ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
 SWEEP_HANDLER = "upload_api.handlers.sweep.lambda_handler"
+AUTHORIZER_HANDLER = "upload_api.handlers.authorizer.lambda_handler"
+# Invoked directly (HTTP API, authorizer, schedule): they read no queue.
+DIRECT_HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, SWEEP_HANDLER)
+# Reached without an API token: the web page and its assets, and a job's
+# playlists and storyboard (which check the output grant in their URL).
+PUBLIC_ROUTES = {
+    "GET /",
+    "GET /static/{proxy+}",
+    "GET /jobs/{job_id}/hls/{proxy+}",
+    "GET /jobs/{job_id}/thumbnails/{proxy+}",
+}
+# The roles of the functions that read the deployment secret (vidpipe.access).
+SECRET_READERS = {"UploadApiFunctionRole", "AuthorizerFunctionRole"}
 # The only managed policies SAM may attach: logs, and reading the function's SQS queue.
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -76,7 +89,7 @@ def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(tr
 
     assert not [t for t in types if t.startswith("AWS::Serverless::")]
     assert "Transform" not in translated
-    assert len(resources_of(translated, "AWS::Lambda::Function")) == 5
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 6
     assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
     assert cfnlint.api.lint(json.dumps(translated)) == []
 
@@ -100,7 +113,7 @@ def test_GIVEN_a_code_folder_the_build_does_not_make_WHEN_located_THEN_key_error
 # ------------------------------------------------------------------ queues and event sources
 
 
-def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_api_and_sweep_reads_sqs_reporting_batch_item_failures(
+def test_GIVEN_the_functions_WHEN_translated_THEN_each_not_invoked_directly_reads_sqs_reporting_batch_item_failures(
     translated: dict[str, Any],
 ) -> None:
     functions = resources_of(translated, "AWS::Lambda::Function")
@@ -111,8 +124,8 @@ def test_GIVEN_the_functions_WHEN_translated_THEN_each_but_api_and_sweep_reads_s
     queues = resources_of(translated, "AWS::SQS::Queue")
 
     for name, function in functions.items():
-        if function["Properties"]["Handler"] in (API_HANDLER, SWEEP_HANDLER):
-            assert by_function[name] == [], f"{name} is invoked directly (HTTP API, schedule): no queue"
+        if function["Properties"]["Handler"] in DIRECT_HANDLERS:
+            assert by_function[name] == [], f"{name} is invoked directly (HTTP API, authorizer, schedule): no queue"
             continue
         assert by_function[name], f"{name} has no event source mapping"
         for mapping in by_function[name]:
@@ -128,6 +141,52 @@ def test_GIVEN_the_api_function_WHEN_translated_THEN_the_http_api_integration_ta
     target = getatt_target(integration["Properties"]["IntegrationUri"])
     assert translated["Resources"][target]["Properties"]["Handler"] == API_HANDLER
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guards_it(
+    translated: dict[str, Any],
+) -> None:
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in
+              resources_of(translated, "AWS::ApiGatewayV2::Route").values()}
+    [(authorizer_name, authorizer)] = resources_of(translated, "AWS::ApiGatewayV2::Authorizer").items()
+
+    default = routes["$default"]
+    assert default["AuthorizationType"] == "CUSTOM"
+    assert default["AuthorizerId"] == {"Ref": authorizer_name}
+    properties = authorizer["Properties"]
+    assert properties["AuthorizerType"] == "REQUEST"
+    # The authorizer answers {"isAuthorized": ..., "context": {"user": ...}}: the
+    # simple response of payload 2.0, which the API reads at
+    # requestContext.authorizer.lambda.user.
+    assert properties["AuthorizerPayloadFormatVersion"] == "2.0"
+    assert properties["EnableSimpleResponses"] is True
+    assert properties["IdentitySource"] == ["$request.header.Authorization"]
+    uri = properties["AuthorizerUri"]["Fn::Sub"]
+    assert "${AuthorizerFunction.Arn}" in uri
+    assert translated["Resources"]["AuthorizerFunction"]["Properties"]["Handler"] == AUTHORIZER_HANDLER
+    permissions = [
+        p["Properties"] for p in resources_of(translated, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": "AuthorizerFunction"}
+    ]
+    assert [p["Principal"] for p in permissions] == ["apigateway.amazonaws.com"]
+
+
+def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_outputs_skip_the_authorizer(
+    translated: dict[str, Any],
+) -> None:
+    routes = resources_of(translated, "AWS::ApiGatewayV2::Route").values()
+    [integration_name] = resources_of(translated, "AWS::ApiGatewayV2::Integration")
+
+    public = {r["Properties"]["RouteKey"] for r in routes
+              if r["Properties"].get("AuthorizationType", "NONE") == "NONE"}
+    assert public == PUBLIC_ROUTES
+    for route in routes:
+        properties = route["Properties"]
+        assert properties["Target"] == {"Fn::Sub": f"integrations/${{{integration_name}}}"}, properties["RouteKey"]
+        if properties["RouteKey"] in PUBLIC_ROUTES:
+            assert "AuthorizerId" not in properties, properties["RouteKey"]
+        else:
+            assert properties["AuthorizationType"] == "CUSTOM", properties["RouteKey"]
 
 
 def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a_dead_letter_queue(
@@ -193,7 +252,7 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_
     translated: dict[str, Any],
 ) -> None:
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert len(roles) == 5
+    assert len(roles) == 6
 
     for name, role in roles.items():
         policies = role["Properties"].get("Policies", [])
@@ -223,6 +282,49 @@ def test_GIVEN_the_api_role_WHEN_inspected_THEN_it_may_put_only_under_the_upload
     puts = [s for s in policy["PolicyDocument"]["Statement"] if "s3:PutObject" in as_list(s["Action"])]
 
     assert [s["Resource"] for s in puts] == [{"Fn::Sub": "${UploadsBucket.Arn}/" + UPLOAD_KEY_PREFIX + "*"}]
+
+
+def _names_the_api_secret(resource: Any, secret_name: Any) -> bool:
+    """The secret's ARN (``!Ref``), or the ARN pattern of its name: Secrets
+    Manager appends ``-`` and six random characters to a secret's name."""
+    if resource == {"Ref": "ApiSecret"}:
+        return True
+    if secret_name is None:
+        return False
+    name = secret_name["Fn::Sub"] if isinstance(secret_name, dict) else secret_name
+    prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    return isinstance(resource, dict) and resource.get("Fn::Sub") in {f"{prefix}{name}-*", f"{prefix}{name}-??????"}
+
+
+def test_GIVEN_the_roles_WHEN_inspected_THEN_only_the_api_and_authorizer_read_the_api_secret_and_nothing_else(
+    translated: dict[str, Any],
+) -> None:
+    secret_name = translated["Resources"]["ApiSecret"]["Properties"].get("Name")
+    secret_statements: dict[str, list[dict[str, Any]]] = {}
+    for name, role in resources_of(translated, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"])):
+                    secret_statements.setdefault(name, []).append(statement)
+
+    assert set(secret_statements) == SECRET_READERS
+    for name, statements in secret_statements.items():
+        [statement] = statements
+        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
+        resources = as_list(statement["Resource"])
+        assert len(resources) == 1 and _names_the_api_secret(resources[0], secret_name), f"{name}: {resources}"
+
+
+def test_GIVEN_the_secret_readers_WHEN_translated_THEN_their_secret_id_names_the_api_secret(
+    translated: dict[str, Any],
+) -> None:
+    secret = translated["Resources"]["ApiSecret"]["Properties"]
+
+    assert "GenerateSecretString" in secret and "SecretString" not in secret
+    for role in SECRET_READERS:
+        function = translated["Resources"][role.removesuffix("Role")]["Properties"]
+        secret_id = function["Environment"]["Variables"]["API_SECRET_ID"]
+        assert secret_id in (secret.get("Name"), {"Ref": "ApiSecret"}), role
 
 
 # ------------------------------------------------------------------ buckets and environment
