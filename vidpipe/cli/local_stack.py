@@ -15,6 +15,8 @@ ministack gaps worked around here, each in one visible place:
   and ``LifecycleConfiguration`` are not applied by its CloudFormation:
   :func:`_apply_bucket_settings_ministack_ignores` sets them, from the
   template, after each deploy;
+* messages in flight when it stopped stay invisible for their visibility
+  timeout after a restart: :func:`_release_messages_in_flight`;
 * Lambda layers are not mounted at /opt and their ``bin/`` is not on PATH, so
   the functions find FFmpeg on the PATH we give ministack (see vidpipe/media.py).
 
@@ -137,7 +139,10 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
 
 
 def stop(settings: LocalStackSettings) -> bool:
-    """SIGTERM ministack and wait for it to save its state. False when it was not running."""
+    """SIGTERM ministack and wait for it to save its state. False when it was not running.
+
+    Stages running at that moment are cut off; their messages are released
+    again at the next start (see :func:`_release_messages_in_flight`)."""
     pid = _read_pid(settings)
     if pid is None or not _pid_alive(pid):
         settings.pid_file.unlink(missing_ok=True)
@@ -150,6 +155,35 @@ def stop(settings: LocalStackSettings) -> bool:
         raise LocalStackError(f"ministack (pid {pid}) did not stop within {STOP_TIMEOUT_S} s")
     settings.pid_file.unlink(missing_ok=True)
     return True
+
+
+def _release_messages_in_flight(state_dir: Path) -> int:
+    """ministack gap, worked around here: it saves a message that was being
+    processed when it stopped as still in flight, so after a restart the message
+    would wait out its queue's visibility timeout (90 minutes for transcode)
+    although its consumer died with the old process. Before starting, we make
+    such messages visible again, as if that timeout had passed; consumers are
+    idempotent, so running them again is safe. Returns how many were released.
+
+    This edits ministack's own state file (format 2 of the pinned version) and
+    does nothing for a format it does not know."""
+    state_file = state_dir / "sqs.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return 0
+    if state.get("__ministack_format__") != 2:
+        return 0
+    released, now = 0, time.time()
+    for queue in state.get("payload", {}).get("queues", {}).get("data", {}).values():
+        for message in queue.get("messages", []) if isinstance(queue, dict) else []:
+            if message.get("receipt_handle") is not None:
+                message["receipt_handle"] = None
+                message["visible_at"] = min(float(message.get("visible_at") or now), now)
+                released += 1
+    if released:
+        state_file.write_text(json.dumps(state))
+    return released
 
 
 def current_endpoints(settings: LocalStackSettings) -> Endpoints | None:
@@ -170,7 +204,11 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         raise LocalStackError(
             f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port"
         )
-    tmp_dir = settings.data_dir / "tmp"
+    # A fresh folder per run for ministack's Lambda workers: a previous run's
+    # leftovers (or its cleanup) must not meet this run's workers.
+    tmp_root = settings.data_dir / "tmp"
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    tmp_dir = tmp_root / f"run-{int(time.time())}"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     environment = {
         # Only what ministack needs: nothing of our environment leaks into
@@ -188,6 +226,9 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         "TMPDIR": str(tmp_dir),
         "LOG_LEVEL": "INFO",
     }
+    released = _release_messages_in_flight(settings.data_dir / "state")
+    if released:
+        log(f"released {released} message(s) that were being processed when the stack stopped")
     log(f"starting ministack on {settings.endpoint_url} (data in {settings.data_dir}) ...")
     with settings.log_file.open("ab") as log_handle:
         process = subprocess.Popen(
