@@ -35,3 +35,8 @@ def events_client() -> Any:
 @lru_cache(maxsize=1)
 def secrets_client() -> Any:
     return boto3.client("secretsmanager", config=Config(retries=_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def sqs_client() -> Any:
+    return boto3.client("sqs", config=Config(retries=_RETRIES))

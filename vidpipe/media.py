@@ -7,7 +7,8 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
 * FFmpeg opens the one uploaded file and nothing else. ``-protocol_whitelist
   file`` alone is not enough: it stops URLs, but an HLS playlist or a concat
   script is *itself* a local file that makes FFmpeg's demuxer open other local
-  files (``/etc/passwd``, a sibling in the scratch folder). So the format is
+  files (any with a media extension, say another job's upload in ``/tmp``:
+  FFmpeg 5.1's own checks stop ``/etc/passwd``, not those). So the format is
   decided before anything is decoded: :func:`refuse_references` turns away
   playlists and scripts by their first bytes (and AVI files that carry one in a
   GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
@@ -40,6 +41,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -69,7 +71,11 @@ STDERR_TAIL_CHARS = 2000
 # GAB2 subtitles open a nested demuxer only through the same whitelist. Before
 # adding one here, check that it can never open another file or URL.
 SAFE_DEMUXERS = frozenset({"mov", "matroska", "avi", "mpegts", "flv", "mpeg", "ogg", "asf"})
-_SAFE_DEMUXER_LIST = ",".join(sorted(SAFE_DEMUXERS))
+# Demuxers a safe one may open *inside* its own file, on data it holds: the AVI
+# demuxer reads GAB2 subtitle chunks with the SRT or ASS text demuxer (and, since
+# FFmpeg 3.3.2, only with those). Whitelisting them keeps such AVI files readable.
+NESTED_DEMUXERS: dict[str, tuple[str, ...]] = {"avi": ("srt", "ass")}
+_PROBE_FORMAT_WHITELIST = ",".join(sorted(SAFE_DEMUXERS.union(*NESTED_DEMUXERS.values())))
 # Demuxers whose input names other files or URLs to open: never allowed.
 REFERENCE_DEMUXERS = frozenset(
     {"hls", "applehttp", "concat", "dash", "sdp", "rtsp", "rtp", "imf", "lavfi", "ffmetadata", "tee", "avisynth",
@@ -95,12 +101,20 @@ MAX_FRAME_RATE = 240
 # on a 1080p ladder (5 x264 encoders, FFmpeg 5.1): peak address space 0.8 GB with
 # 1 thread, 1.5 GB on 2 cores, 2.7 GB with 6 threads, 4.5 GB with 12 (resident:
 # 0.4, 0.5, 0.8, 1.2 GB); a 4K source needs slightly less (the ladder tops at
-# 1080p). Base plus a share per core keeps a margin of about 1.7 on each.
+# 1080p). Base plus a share per core keeps a margin of about 1.7 on each. The
+# thumbnail passes peak at 0.55 GB on 2 cores, within a 1024 MB function.
 MEMORY_LIMIT_BASE_MB = 1536
 MEMORY_LIMIT_PER_CPU_MB = 512
 MEMORY_LIMIT_SETTING = "FFMPEG_MEMORY_LIMIT_MB"
+# A failed run whose sampled peak address space came this close to the limit ran
+# into it (measured: failures peak at 0.95-1.0 of the limit, successes stayed below 0.89).
+MEMORY_LIMIT_HIT_RATIO = 0.93
+PEAK_SAMPLE_INTERVAL_S = 0.01
+PEAK_SAMPLE_START_INTERVAL_S = 0.001
+PEAK_SAMPLE_START_S = 2.0
 # RLIMIT_CPU is only the backstop for an FFmpeg that outlives us (our timer kills
-# it first): every core busy for the whole timeout, plus a margin.
+# it first): every core busy for the whole timeout, plus a margin. ffprobe dies of
+# SIGXCPU; ffmpeg catches it and exits with 255. Either way an FfmpegError.
 CPU_LIMIT_MARGIN_S = 30
 
 # What FFmpeg and the libraries it loads print when an allocation fails.
@@ -111,6 +125,8 @@ _OUT_OF_MEMORY_MARKERS = (
     "out of memory",
     "std::bad_alloc",
     "failed to map segment",
+    "get_buffer() failed",
+    "Resource temporarily unavailable",
 )
 # Signals of a process that crashed on its own (a decoder bug hit by the input);
 # SIGKILL is not among them: that is our timer, the OS or Lambda.
@@ -391,7 +407,7 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     )
     stderr = _readable(completed.stderr.decode("utf-8", "replace"), [path])
     if completed.returncode != 0:
-        _raise_for_probe_failure(path, completed.returncode, stderr, limits, timeout_s)
+        _raise_for_probe_failure(path, completed, stderr, limits, timeout_s)
     if "not on whitelist" in stderr:
         # The container itself was allowed, so a demuxer or protocol *inside* it was refused.
         raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
@@ -402,35 +418,47 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     return parse_probe(probe)
 
 
-def _run_ffprobe(
-    options: list[str], path: Path, limits: _ProcessLimits, *, timeout_s: float
-) -> subprocess.CompletedProcess[bytes]:
+@dataclass(frozen=True)
+class _Finished:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    peak_memory_bytes: int
+
+
+def _run_ffprobe(options: list[str], path: Path, limits: _ProcessLimits, *, timeout_s: float) -> _Finished:
     args = [
         find_tool("ffprobe"),
         *options,
         "-protocol_whitelist", "file",
-        "-format_whitelist", _SAFE_DEMUXER_LIST,
+        "-format_whitelist", _PROBE_FORMAT_WHITELIST,
         f"file:{path}",
     ]  # fmt: skip
     try:
-        return subprocess.run(
+        process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             preexec_fn=limits.apply,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise CorruptMedia(f"ffprobe did not finish within {timeout_s:.0f} s") from exc
     except (OSError, subprocess.SubprocessError) as exc:
         raise FfmpegError(f"ffprobe could not start: {exc}") from exc
+    with _PeakMemorySampler(process.pid) as sampler:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            raise CorruptMedia(f"ffprobe did not finish within {timeout_s:.0f} s") from exc
+    return _Finished(process.returncode, stdout, stderr, sampler.peak_bytes)
 
 
 def _raise_for_probe_failure(
-    path: Path, returncode: int, stderr: str, limits: _ProcessLimits, timeout_s: float
+    path: Path, finished: _Finished, stderr: str, limits: _ProcessLimits, timeout_s: float
 ) -> None:
-    limits.raise_if_exceeded(returncode, stderr, tool="ffprobe")
+    returncode = finished.returncode
+    limits.raise_if_exceeded(returncode, stderr, finished.peak_memory_bytes, tool="ffprobe")
     if "Format not on whitelist" in stderr:
         # FFmpeg recognised the file as something we refuse; ask which (FFmpeg
         # names it only in debug output) so the error says what the file is.
@@ -482,18 +510,24 @@ def sniff_container(path: Path) -> str | None:
 def input_args(path: Path, demuxer: str) -> list[str]:
     """The options and ``-i`` for reading the upload at ``path`` with the demuxer
     the probe found (:attr:`SourceInfo.demuxer`): only the file protocol, only
-    that demuxer, for this input and anything nested in it. Put decoder options
-    (``-skip_frame``...) before them.
+    that demuxer (and the text demuxers it may nest), for this input and
+    anything nested in it. Put decoder options (``-skip_frame``...) before them.
 
     Raises ValueError for a demuxer outside :data:`SAFE_DEMUXERS`."""
-    if demuxer not in SAFE_DEMUXERS:
-        raise ValueError(f"demuxer {demuxer!r} is not one FFmpeg may use on an upload")
     return [
         "-protocol_whitelist", "file",
         "-f", demuxer,
-        "-format_whitelist", demuxer,
+        "-format_whitelist", _format_whitelist(demuxer),
         "-i", f"file:{path}",
     ]  # fmt: skip
+
+
+def _format_whitelist(demuxer: str) -> str:
+    """The demuxer and the ones it may nest (:data:`NESTED_DEMUXERS`). ValueError
+    for a demuxer outside :data:`SAFE_DEMUXERS`."""
+    if demuxer not in SAFE_DEMUXERS:
+        raise ValueError(f"demuxer {demuxer!r} is not one FFmpeg may use on an upload")
+    return ",".join((demuxer, *NESTED_DEMUXERS.get(demuxer, ())))
 
 
 def _check_inputs(args: Sequence[str]) -> list[str]:
@@ -505,12 +539,12 @@ def _check_inputs(args: Sequence[str]) -> list[str]:
             continue
         options = list(args[start:index])
         source = args[index + 1] if index + 1 < len(args) else ""
-        demuxer = _option_value(options, "-f")
+        demuxer = _option_value(options, "-f") or ""
         if not (
             source.startswith("file:")
             and _option_value(options, "-protocol_whitelist") == "file"
             and demuxer in SAFE_DEMUXERS
-            and _option_value(options, "-format_whitelist") == demuxer
+            and _option_value(options, "-format_whitelist") == _format_whitelist(demuxer)
         ):
             raise ValueError(f"FFmpeg input {source!r} is not restricted: build it with vidpipe.media.input_args")
         paths.append(source.removeprefix("file:"))
@@ -537,11 +571,30 @@ class _ProcessLimits:
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 5))
 
-    def raise_if_exceeded(self, returncode: int, stderr: str, *, tool: str) -> None:
-        """MemoryLimitExceeded or FfmpegError when the failure was one of our limits."""
-        if self.memory_bytes is not None and any(marker in stderr for marker in _OUT_OF_MEMORY_MARKERS):
+    def describe(self, peak_memory_bytes: int) -> str:
+        """`` (memory limit N MiB, peak seen M MiB)`` for an error message, so an
+        operator can tell a limit set too low from a real FFmpeg failure."""
+        if self.memory_bytes is None:
+            return ""
+        return (
+            f" (memory limit {self.memory_bytes // 2**20} MiB, {MEMORY_LIMIT_SETTING}; "
+            f"peak seen {peak_memory_bytes // 2**20} MiB)"
+        )
+
+    def raise_if_exceeded(self, returncode: int, stderr: str, peak_memory_bytes: int, *, tool: str) -> None:
+        """MemoryLimitExceeded or FfmpegError when a failed process hit one of our limits.
+
+        Hitting the memory limit shows in two ways, and neither alone is enough:
+        FFmpeg reports a failed allocation in its own words only sometimes ("get_buffer()
+        failed", "Resource temporarily unavailable" from a thread that got no stack, or
+        just "Error while opening encoder"), and the sampled peak address space can
+        miss one huge failed request that stopped well short of the limit. So: an
+        allocation message, or a peak within MEMORY_LIMIT_HIT_RATIO of the limit."""
+        near_limit = self.memory_bytes is not None and peak_memory_bytes >= MEMORY_LIMIT_HIT_RATIO * self.memory_bytes
+        said_so = self.memory_bytes is not None and any(marker in stderr for marker in _OUT_OF_MEMORY_MARKERS)
+        if near_limit or said_so:
             raise MemoryLimitExceeded(
-                f"{tool} needed more than the {self.memory_bytes // 2**20} MiB of memory it may use "
+                f"{tool} needed more than the {(self.memory_bytes or 0) // 2**20} MiB of memory it may use "
                 f"({MEMORY_LIMIT_SETTING}) to read this file: {stderr}"
             )
         if -returncode == signal.SIGXCPU:
@@ -549,11 +602,16 @@ class _ProcessLimits:
 
 
 def memory_limit_mb() -> int | None:
-    """FFMPEG_MEMORY_LIMIT_MB, or the default for this machine's cores; None when
-    set to 0 (no limit). Raises FfmpegError for a value that is not a whole number."""
+    """FFMPEG_MEMORY_LIMIT_MB, or the default: base plus a share per core, and in
+    Lambda never more than the function's memory (address space bounds resident
+    memory, so FFmpeg alone cannot get the function killed for running out of
+    it). None when set to 0 (no limit). Raises FfmpegError for a value that is
+    not a whole number."""
     raw = os.environ.get(MEMORY_LIMIT_SETTING, "").strip()
     if not raw:
-        return MEMORY_LIMIT_BASE_MB + MEMORY_LIMIT_PER_CPU_MB * _cpu_count()
+        default = MEMORY_LIMIT_BASE_MB + MEMORY_LIMIT_PER_CPU_MB * _cpu_count()
+        function_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
+        return min(default, int(function_mb)) if function_mb.isdigit() else default
     try:
         value = int(raw)
     except ValueError as exc:
@@ -580,6 +638,43 @@ def _process_limits(timeout_s: float) -> _ProcessLimits:
     if cpu_hard != resource.RLIM_INFINITY:
         cpu_seconds = min(cpu_seconds, cpu_hard - 5)
     return _ProcessLimits(memory_bytes=memory_bytes, cpu_seconds=cpu_seconds)
+
+
+class _PeakMemorySampler:
+    """Reads a child's VmPeak (its address-space high-water mark, which the kernel
+    keeps) every PEAK_SAMPLE_INTERVAL_S while it runs. Being a high-water mark, a
+    late sample still sees an early peak; only growth in the last few
+    milliseconds before exit can be missed. Zero where /proc is missing."""
+
+    def __init__(self, pid: int) -> None:
+        self._status = Path(f"/proc/{pid}/status")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name=f"vmpeak:{pid}", daemon=True)
+        self.peak_bytes = 0
+
+    def _sample(self) -> None:
+        started = time.monotonic()
+        while True:
+            try:
+                for line in self._status.read_text().splitlines():
+                    if line.startswith("VmPeak:"):
+                        self.peak_bytes = max(self.peak_bytes, int(line.split()[1]) * 1024)
+                        break
+            except (OSError, ValueError, IndexError):
+                pass  # not started yet, or gone: the last good sample stands
+            # Fast while FFmpeg starts (demuxer, decoder, encoders and their threads all
+            # allocate in its first moments, and a process that fails there exits at once).
+            starting = time.monotonic() - started < PEAK_SAMPLE_START_S
+            if self._stop.wait(PEAK_SAMPLE_START_INTERVAL_S if starting else PEAK_SAMPLE_INTERVAL_S):
+                return
+
+    def __enter__(self) -> _PeakMemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 ProgressCallback = Callable[[float], None]
@@ -638,30 +733,31 @@ def run_ffmpeg(
 
         timer = threading.Timer(timeout_s, stop_at_deadline)
         timer.start()
-        try:
-            if on_progress and process.stdout is not None:
-                _follow_progress(process.stdout, on_progress)
-            process.wait()
-        finally:
-            timer.cancel()
-            if process.poll() is None:  # the progress callback raised: do not leave FFmpeg running
-                process.kill()
+        with _PeakMemorySampler(process.pid) as sampler:
+            try:
+                if on_progress and process.stdout is not None:
+                    _follow_progress(process.stdout, on_progress)
                 process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            finally:
+                timer.cancel()
+                if process.poll() is None:  # the progress callback raised: do not leave FFmpeg running
+                    process.kill()
+                    process.wait()
+                if process.stdout is not None:
+                    process.stdout.close()
         stderr = _readable(_tail(stderr_file), inputs)
     if timed_out.is_set() and process.returncode != 0:
         raise FfmpegError(f"ffmpeg did not finish within {timeout_s:.0f} s: {stderr}")
     if "not on whitelist" in stderr:
         raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
     if process.returncode != 0:
-        limits.raise_if_exceeded(process.returncode, stderr, tool="ffmpeg")
+        limits.raise_if_exceeded(process.returncode, stderr, sampler.peak_bytes, tool="ffmpeg")
         if -process.returncode in _CRASH_SIGNALS:
             # Deterministic for these bytes: retrying would only run the crash again.
             raise CorruptMedia(f"FFmpeg crashed ({signal.Signals(-process.returncode).name}) decoding the file")
         if "Invalid data found" in stderr or "corrupt" in stderr.lower():
             raise CorruptMedia(f"FFmpeg could not decode the file: {stderr}")
-        raise FfmpegError(f"ffmpeg exited with {process.returncode}: {stderr}")
+        raise FfmpegError(f"ffmpeg exited with {process.returncode}{limits.describe(sampler.peak_bytes)}: {stderr}")
 
 
 def _readable(stderr: str, inputs: Sequence[Path | str]) -> str:

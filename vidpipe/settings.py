@@ -28,6 +28,10 @@ class Settings:
     # Matches maxReceiveCount of the stage queues: on the last attempt a stage
     # reports the job FAILED instead of leaving it to the dead-letter queue.
     max_receive_count: int
+    # The queue a stage function reads (empty for other functions), and the
+    # first retry delay after a failed attempt (see stage_runner.retry_delay_s).
+    queue_url: str = ""
+    retry_base_s: int = 30
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -44,6 +48,8 @@ class Settings:
             upload_url_ttl_s=int(_number("UPLOAD_URL_TTL_SECONDS", 3600)),
             output_url_ttl_s=int(_number("OUTPUT_URL_TTL_SECONDS", 3600)),
             max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3)),
+            queue_url=os.environ.get("QUEUE_URL", ""),
+            retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
         )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vidpipe.aws_clients import events_client, s3_client
+from vidpipe.aws_clients import events_client, s3_client, sqs_client
 from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
@@ -146,6 +146,12 @@ def run_stage(
         logger.remove_keys(["job_id", "stage"])
 
 
+def retry_delay_s(attempt: int, base_s: int) -> int:
+    """How long a failed message waits before its next attempt: base, 4x base,
+    16x base..., at most 15 minutes."""
+    return int(min(900, base_s * 4 ** max(0, attempt - 1)))
+
+
 def run_stage_for_record(
     record_body: str,
     *,
@@ -153,23 +159,44 @@ def run_stage_for_record(
     stage: Stage,
     output_folder: str,
     work: StageWork,
+    receipt_handle: str | None = None,
 ) -> None:
     """:func:`run_stage` wired to the real adapters, for one SQS record of a
-    stage function (the two stage handlers differ only in their arguments)."""
+    stage function (the two stage handlers differ only in their arguments).
+
+    When an attempt fails, the message's visibility is cut to a short backoff
+    (to zero after the last attempt, so it goes to the dead-letter queue at
+    once): otherwise SQS would act on it only after the queue's visibility
+    timeout, which must exceed the longest transcode (90 minutes)."""
     try:
         eventbridge_event = json.loads(record_body)
     except json.JSONDecodeError:
         logger.error("dropping an SQS message that is not JSON")
         return
     settings = get_settings()
-    run_stage(
-        stage=stage,
-        eventbridge_event=eventbridge_event,
-        receive_count=receive_count,
-        max_receive_count=settings.max_receive_count,
-        output_folder=output_folder,
-        source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-        output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
-        publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"),
-        work=work,
-    )
+    try:
+        run_stage(
+            stage=stage,
+            eventbridge_event=eventbridge_event,
+            receive_count=receive_count,
+            max_receive_count=settings.max_receive_count,
+            output_folder=output_folder,
+            source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+            output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
+            publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"),
+            work=work,
+        )
+    except Exception:
+        if receipt_handle and settings.queue_url:
+            # After the last attempt: visible at once, so SQS moves it to the
+            # dead-letter queue now rather than after the visibility timeout.
+            last = receive_count >= settings.max_receive_count
+            delay = 0 if last else retry_delay_s(receive_count, settings.retry_base_s)
+            try:
+                sqs_client().change_message_visibility(
+                    QueueUrl=settings.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+                )
+                logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
+            except Exception:  # the retry then simply comes later, after the visibility timeout
+                logger.exception("could not shorten the retry delay")
+        raise

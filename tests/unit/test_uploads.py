@@ -197,6 +197,21 @@ def test_GIVEN_a_filename_that_looks_like_a_path_WHEN_created_THEN_the_key_never
     assert jobs.created[0].source["filename"] == filename
 
 
+@pytest.mark.parametrize(
+    "filename", ["../../etc/passwd.mp4", "..\\..\\boot.ini.mp4", "uploads/other-job/source", "a/b/c.mp4"]
+)
+def test_GIVEN_a_filename_with_path_parts_WHEN_created_THEN_refused_before_any_job_or_key(filename: str) -> None:
+    jobs, signer = FakeJobs(), FakeSigner()
+
+    with pytest.raises(ValidationFailed, match="not a path") as caught:
+        create_upload(request(filename=filename), limits=LIMITS, jobs=jobs, signer=signer, new_job_id="job-3")
+
+    assert caught.value.http_status == 400
+    assert caught.value.code == "VALIDATION_FAILED"
+    assert jobs.created == []
+    assert signer.calls == []
+
+
 def test_GIVEN_a_ttl_WHEN_created_THEN_expires_at_is_iso_utc_with_z_about_ttl_from_now() -> None:
     before = datetime.now(UTC).replace(microsecond=0)
 

@@ -7,8 +7,10 @@ and the VTT follow.
 
 What can go wrong, from :func:`make_thumbnails`:
 
-* :class:`~vidpipe.errors.NotAVideo` / :class:`~vidpipe.errors.CorruptMedia`
-  (final) when probing fails or no picture can be decoded;
+* a :class:`~vidpipe.errors.MediaError` (final) when probing refuses the file
+  (see :func:`vidpipe.media.probe_media`: not a video, no video stream,
+  unsupported size or frame rate, a playlist or script), FFmpeg runs out of its
+  memory limit on it, or no picture can be decoded;
 * :class:`~vidpipe.errors.FfmpegError` (retryable) when FFmpeg is missing,
   crashes, runs out of time or writes a frame Pillow cannot read;
 * :class:`OSError` when ``output_dir`` cannot be written (full or read-only disk).

@@ -33,6 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         run_stage_for_record(
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
+            receipt_handle=record.receipt_handle,
             stage=Stage.THUMBNAILS,
             output_folder="thumbnails",
             work=lambda ctx: thumbnails(ctx, timeout_s=timeout_s),

@@ -10,10 +10,13 @@ Layout written under ``output_dir``::
     {name}/index.m3u8          e.g. 720p/index.m3u8
     {name}/seg_00000.ts ...
 
-What can go wrong: NotAVideo / CorruptMedia (the file is not usable media or
-is truncated, final), MediaTooLong (over ``max_duration_s``, final), FfmpegError (FFmpeg
-missing, crashed, or out of time; retryable), OSError when ``output_dir``
-cannot be written.
+What can go wrong: a MediaError (final) when the file cannot become a video:
+the ones :func:`vidpipe.media.probe_media` raises before anything is decoded
+(NotAVideo, NoVideoStream, CorruptMedia, UnsupportedDimensions,
+UnsupportedFrameRate, ForbiddenReference), MediaTooLong (over
+``max_duration_s``, read from the header), CorruptMedia (truncated),
+MemoryLimitExceeded; FfmpegError (FFmpeg missing, failing on our side, or out
+of time; retryable), OSError when ``output_dir`` cannot be written.
 """
 
 from __future__ import annotations
@@ -75,10 +78,11 @@ def transcode_to_hls(
     with the source description before encoding starts; ``on_progress`` receives
     the encoded fraction, 0..1, never going backwards, and 1.0 at the end.
 
-    Raises NotAVideo / CorruptMedia for unusable input (CorruptMedia also when
-    the outputs come out clearly shorter than the source: a truncated upload),
-    MediaTooLong when the source is longer than ``max_duration_s``, FfmpegError
-    when FFmpeg fails or runs out of time."""
+    Raises the MediaError of :func:`vidpipe.media.probe_media` for unusable
+    input, CorruptMedia also when the outputs come out clearly shorter than the
+    source (a truncated upload), MediaTooLong when the source is longer than
+    ``max_duration_s`` (checked before encoding), MemoryLimitExceeded, and
+    FfmpegError when FFmpeg fails or runs out of time."""
     deadline = time.monotonic() + timeout_s
     source = probe_media(input_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
     if max_duration_s is not None and source.duration_s > max_duration_s:

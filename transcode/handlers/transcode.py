@@ -47,6 +47,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         run_stage_for_record(
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
+            receipt_handle=record.receipt_handle,
             stage=Stage.TRANSCODE,
             output_folder="hls",
             work=lambda ctx: transcode(ctx, timeout_s=timeout_s, max_duration_s=max_duration_s),

@@ -8,7 +8,8 @@ saves its state; the next ``start`` finds the earlier jobs and outputs.
 
 Settings (environment): ``VIDPIPE_DATA_DIR`` (default ``<project>/.vidpipe``),
 ``VIDPIPE_PORT`` (default 4566), ``VIDPIPE_MINISTACK_PYTHON`` (default
-``<project>/.venv-ministack/bin/python``).
+``<project>/.venv-ministack/bin/python``), ``VIDPIPE_PARAMETERS`` (template
+parameter overrides, ``Key=Value,Key=Value``; the tests use it for faster retries).
 
 ministack gaps worked around here, each in one visible place:
 * the bucket properties ``NotificationConfiguration.EventBridgeConfiguration``
@@ -75,6 +76,7 @@ class LocalStackSettings:
     data_dir: Path
     port: int
     ministack_python: str
+    parameters: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_environment(cls) -> LocalStackSettings:
@@ -84,6 +86,7 @@ class LocalStackSettings:
             ministack_python=os.environ.get(
                 "VIDPIPE_MINISTACK_PYTHON", str(PROJECT_ROOT / ".venv-ministack" / "bin" / "python")
             ),
+            parameters=_parse_parameters(os.environ.get("VIDPIPE_PARAMETERS", "")),
         )
 
     @property
@@ -101,6 +104,16 @@ class LocalStackSettings:
     @property
     def log_file(self) -> Path:
         return self.data_dir / "ministack.log"
+
+
+def _parse_parameters(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sign, value = item.partition("=")
+        if not sign or not key:
+            raise LocalStackError(f"VIDPIPE_PARAMETERS wants Key=Value pairs, not {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:
@@ -125,7 +138,7 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
     if not _is_healthy(settings):
         _launch_ministack(settings, log=log)
     build = build_all(settings.ministack_python, PROJECT_ROOT / "build")
-    fingerprint = f"{build.fingerprint()}:{_template_fingerprint()}:{settings.port}"
+    fingerprint = f"{build.fingerprint()}:{_template_fingerprint()}:{settings.port}:{settings.parameters}"
     previous = _read_endpoints_file(settings)
     if previous and previous.get("fingerprint") == fingerprint and _stack_exists(settings):
         endpoints = Endpoints(**previous["endpoints"])
@@ -320,7 +333,9 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
     # API's public URL is known before the stack exists.
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
-    parameters = [{"ParameterKey": "PublicApiUrl", "ParameterValue": api_url}]
+    parameters = [{"ParameterKey": "PublicApiUrl", "ParameterValue": api_url}] + [
+        {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
+    ]
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     if _stack_exists(settings):
         try:

@@ -1,0 +1,98 @@
+"""Faults on the local stack: a transcode killed mid-way is retried and
+finishes; one killed on every attempt ends FAILED with the reason, its message
+in the dead-letter queue, and `vidpipe redrive` sends it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "landscape_16x9_stereo.mp4"
+
+
+def ffmpeg_pids_of(job_id: str) -> list[int]:
+    """FFmpeg processes transcoding this job (their input path names the job)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command and command[0].endswith(b"ffmpeg") and any(f"transcode-{job_id}".encode() in a for a in command):
+            found.append(int(entry.name))
+    return found
+
+
+class FfmpegKiller(threading.Thread):
+    """Kills the job's transcoding FFmpeg each time one appears, up to ``times``."""
+
+    def __init__(self, job_id: str, times: int) -> None:
+        super().__init__(daemon=True)
+        self.job_id, self.times, self.killed, self.stop = job_id, times, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.killed < self.times:
+            for pid in ffmpeg_pids_of(self.job_id):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed += 1
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+
+def upload(local_stack) -> str:
+    submitted = local_stack.vidpipe("submit", str(SAMPLE), "--json", timeout=300)
+    assert submitted.returncode == 0, submitted.stderr
+    return str(json.loads(submitted.stdout)[0]["job_id"])
+
+
+def wait_final(local_stack, job_id: str, timeout_s: float = 300) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=60).json()
+        if job["status"] in ("READY", "FAILED", "EXPIRED"):
+            return job
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} did not finish within {timeout_s} s")
+
+
+def test_a_transcode_killed_mid_way_is_retried_and_finishes(local_stack) -> None:
+    job_id = upload(local_stack)
+    killer = FfmpegKiller(job_id, times=1)
+    killer.start()
+    job = wait_final(local_stack, job_id)
+    killer.stop.set()
+    assert killer.killed == 1, "FFmpeg was never caught running"
+    assert job["status"] == "READY", job
+
+
+def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(local_stack) -> None:
+    job_id = upload(local_stack)
+    killer = FfmpegKiller(job_id, times=3)  # maxReceiveCount of the transcode queue
+    killer.start()
+    job = wait_final(local_stack, job_id)
+    killer.stop.set()
+    assert job["status"] == "FAILED", job
+    assert job["error"]["code"] == "FFMPEG_ERROR"
+    assert "gave up after 3 attempts" in job["error"]["message"]
+    # the message waits in the dead-letter queue, and redrive sends it back
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        counted = local_stack.vidpipe("redrive", "--queue", "transcode", "--dry-run", timeout=120)
+        if "'transcode': 1" in counted.stdout:
+            break
+        time.sleep(1)
+    assert "'transcode': 1" in counted.stdout, counted.stdout
+    redriven = local_stack.vidpipe("redrive", "--queue", "transcode", timeout=120)
+    assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
