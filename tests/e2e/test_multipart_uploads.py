@@ -19,7 +19,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from tests.e2e.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
 
