@@ -41,8 +41,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run_load(api_url: str, jobs: int, concurrency: int) -> dict[str, Any]:
-    client = VidpipeClient(api_url)
+def run_load(api_url: str, api_token: str, jobs: int, concurrency: int) -> dict[str, Any]:
+    client = VidpipeClient(api_url, token=api_token)
     api_latencies: list[float] = []
     original_call = client._call
 
@@ -89,7 +89,7 @@ def main() -> None:
                             capture_output=True, text=True, check=True)
         endpoints = json.loads(up.stdout)
         try:
-            result = run_load(endpoints["api_url"], args.jobs, args.concurrency)
+            result = run_load(endpoints["api_url"], endpoints["api_token"], args.jobs, args.concurrency)
             stack = json.loads((Path(data_dir) / "stack.json").read_text())["endpoints"]
             sqs = aws_client("sqs", endpoints["aws_endpoint_url"])
             result["dead_letter_messages"] = dead_letter_counts(sqs, stack["outputs"])
