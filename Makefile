@@ -5,7 +5,7 @@ VENV := .venv
 MINISTACK_VENV := .venv-ministack
 BIN := $(VENV)/bin
 
-.PHONY: up down test test-quick lint bench dev clean system-deps
+.PHONY: up down test test-quick lint bench reliability load dev clean system-deps
 
 up: dev
 	$(BIN)/vidpipe up
@@ -26,6 +26,13 @@ lint: dev
 
 bench: dev
 	$(BIN)/python scripts/bench.py
+
+# Hostile corpus + 100 concurrent jobs on a fresh stack; writes docs/RELIABILITY.md.
+reliability: dev
+	$(BIN)/python scripts/reliability_report.py
+
+load: dev
+	$(BIN)/python scripts/load_test.py
 
 dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed system-deps
 
