@@ -69,7 +69,10 @@ def multipart_vs_boto3(endpoints: dict, data_dir: str) -> tuple[float, float]:
     with path.open("wb") as handle:
         for _ in range(64):
             handle.write(os.urandom(16 * 1024 * 1024))
-    client = VidpipeClient(endpoints["api_url"], journal=UploadJournal(Path(data_dir) / "journal"), concurrency=4)
+    client = VidpipeClient(
+        endpoints["api_url"], journal=UploadJournal(Path(data_dir) / "journal"), concurrency=4,
+        token=endpoints["api_token"],
+    )
     started = time.perf_counter()
     job_id = client.submit(path)
     ours = time.perf_counter() - started
@@ -96,7 +99,7 @@ def main() -> None:
         vidpipe(environment, "up", "--json")
         warm_up = time.perf_counter() - started
         try:
-            client = VidpipeClient(endpoints["api_url"])
+            client = VidpipeClient(endpoints["api_url"], token=endpoints["api_token"])
             # One job first so every function is warm, as in steady use.
             client.wait(client.submit(sample), timeout_s=600)
             pipeline = []
