@@ -15,9 +15,7 @@ Runs on a stack of its own (free port, temporary data folder)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,23 +25,13 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
 from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
 from vidpipe.media import find_tool, probe_media  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def vidpipe(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vidpipe.cli.main", *args], cwd=PROJECT_ROOT,
-                          env=environment, capture_output=True, text=True, check=True)
 
 
 def longest_sample() -> Path:
@@ -90,27 +78,23 @@ def multipart_vs_boto3(endpoints: dict, data_dir: str) -> tuple[float, float]:
 
 def main() -> None:
     sample = longest_sample()
-    with tempfile.TemporaryDirectory(prefix="vidpipe-bench-") as data_dir:
-        environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
+    started = time.perf_counter()
+    with throwaway_stack("vidpipe-bench-") as stack:
+        cold_up = time.perf_counter() - started  # ministack not running, a fresh data folder
         started = time.perf_counter()
-        endpoints = json.loads(vidpipe(environment, "up", "--json").stdout)
-        cold_up = time.perf_counter() - started
-        started = time.perf_counter()
-        vidpipe(environment, "up", "--json")
+        stack.vidpipe("up", "--json")
         warm_up = time.perf_counter() - started
-        try:
-            client = VidpipeClient(endpoints["api_url"], token=endpoints["api_token"])
-            # One job first so every function is warm, as in steady use.
-            client.wait(client.submit(sample), timeout_s=600)
-            pipeline = []
-            for _ in range(RUNS):
-                started = time.perf_counter()
-                job = client.wait(client.submit(sample), timeout_s=600, poll_s=0.2)
-                pipeline.append(time.perf_counter() - started)
-                assert job["status"] == "READY", job
-            ours, theirs = multipart_vs_boto3(endpoints, data_dir)
-        finally:
-            vidpipe(environment, "down")
+        endpoints = stack.endpoints
+        client = VidpipeClient(endpoints["api_url"], token=endpoints["api_token"])
+        # One job first so every function is warm, as in steady use.
+        client.wait(client.submit(sample), timeout_s=600)
+        pipeline = []
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            job = client.wait(client.submit(sample), timeout_s=600, poll_s=0.2)
+            pipeline.append(time.perf_counter() - started)
+            assert job["status"] == "READY", job
+        ours, theirs = multipart_vs_boto3(endpoints, str(stack.data_dir))
     plain = [plain_ffmpeg_seconds(sample) for _ in range(RUNS)]
     duration = probe_media(sample).duration_s
     best_pipeline, best_plain = min(pipeline), min(plain)

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,17 +19,12 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
 from vidpipe.cli.local_stack import aws_client  # noqa: E402
 from vidpipe.cli.redrive import dead_letter_counts  # noqa: E402
 
 SAMPLE = PROJECT_ROOT / "sample_media" / "tiny_160x90.mp4"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -82,19 +73,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="vidpipe-load-") as data_dir:
-        environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
-        command = [sys.executable, "-m", "vidpipe.cli.main"]
-        up = subprocess.run([*command, "up", "--json"], cwd=PROJECT_ROOT, env=environment,
-                            capture_output=True, text=True, check=True)
-        endpoints = json.loads(up.stdout)
-        try:
-            result = run_load(endpoints["api_url"], endpoints["api_token"], args.jobs, args.concurrency)
-            stack = json.loads((Path(data_dir) / "stack.json").read_text())["endpoints"]
-            sqs = aws_client("sqs", endpoints["aws_endpoint_url"])
-            result["dead_letter_messages"] = dead_letter_counts(sqs, stack["outputs"])
-        finally:
-            subprocess.run([*command, "down"], cwd=PROJECT_ROOT, env=environment, capture_output=True, check=False)
+    with throwaway_stack("vidpipe-load-") as stack:
+        result = run_load(stack.endpoints["api_url"], stack.endpoints["api_token"], args.jobs, args.concurrency)
+        sqs = aws_client("sqs", stack.endpoints["aws_endpoint_url"])
+        result["dead_letter_messages"] = dead_letter_counts(sqs, stack.outputs)
     print(json.dumps(result, indent=2))
 
 

@@ -11,19 +11,17 @@ by the test suite; the report names those tests."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from scripts.load_test import free_port, run_load  # noqa: E402
+from scripts.load_test import run_load  # noqa: E402
+from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from tests.hostile.corpus import case, format_table, outcome_matches, run_corpus  # noqa: E402
 from vidpipe.cli.local_stack import aws_client  # noqa: E402
 from vidpipe.cli.redrive import dead_letter_counts  # noqa: E402
@@ -64,19 +62,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "RELIABILITY.md")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="vidpipe-reliability-") as data_dir:
-        environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
-        command = [sys.executable, "-m", "vidpipe.cli.main"]
-        up = subprocess.run([*command, "up", "--json"], cwd=PROJECT_ROOT, env=environment,
-                            capture_output=True, text=True, check=True)
-        endpoints = json.loads(up.stdout)
-        try:
-            rows = run_corpus(endpoints["api_url"], api_token=endpoints["api_token"])
-            load = run_load(endpoints["api_url"], endpoints["api_token"], args.jobs, args.concurrency)
-            outputs = json.loads((Path(data_dir) / "stack.json").read_text())["endpoints"]["outputs"]
-            dead_letters = dead_letter_counts(aws_client("sqs", endpoints["aws_endpoint_url"]), outputs)
-        finally:
-            subprocess.run([*command, "down"], cwd=PROJECT_ROOT, env=environment, capture_output=True, check=False)
+    with throwaway_stack("vidpipe-reliability-") as stack:
+        api_url, token = stack.endpoints["api_url"], stack.endpoints["api_token"]
+        rows = run_corpus(api_url, api_token=token)
+        load = run_load(api_url, token, args.jobs, args.concurrency)
+        dead_letters = dead_letter_counts(aws_client("sqs", stack.endpoints["aws_endpoint_url"]), stack.outputs)
     matched = sum(outcome_matches(case(row["case"]), row) for row in rows)
     report = f"""# Reliability and security
 

@@ -13,25 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_VIDEO = REPO_ROOT / "sample_media" / "landscape_16x9_stereo.mp4"
 
-# Debian's Chromium, never a downloaded browser build. QUIC, sync, component updates and
-# background networking are off so the browser talks to nothing but the local stack.
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A phone-sized screen: the narrow layout is the one under test.
 PHONE_VIEWPORT = {"width": 375, "height": 812}
 
@@ -50,14 +38,6 @@ document.addEventListener("DOMContentLoaded", () => {
     .observe(bar, { attributes: true, attributeFilter: ["value"] });
 });
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

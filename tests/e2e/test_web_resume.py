@@ -20,9 +20,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from playwright.sync_api import Browser, Error, Page, Request, Response, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Error, Page, Request, Response, Route, expect
 
-from tests.e2e.test_web_page import CHROMIUM_ARGS, CHROMIUM_PATH, PAGE_LOAD_TIMEOUT_MS, PHONE_VIEWPORT
+from tests.e2e.test_web_page import PAGE_LOAD_TIMEOUT_MS, PHONE_VIEWPORT
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -47,14 +47,6 @@ def big_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
             digest.update(chunk)
             handle.write(chunk)
     return path, digest.hexdigest()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass
