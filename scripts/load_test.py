@@ -33,7 +33,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def run_load(api_url: str, api_token: str, jobs: int, concurrency: int) -> dict[str, Any]:
-    client = VidpipeClient(api_url, token=api_token)
+    # A generous timeout: on a 2-core machine the first burst makes ministack
+    # start a Lambda worker per concurrent call, each importing its packages.
+    client = VidpipeClient(api_url, token=api_token, timeout_s=180)
     api_latencies: list[float] = []
     original_call = client._call
 
@@ -71,7 +73,7 @@ def run_load(api_url: str, api_token: str, jobs: int, concurrency: int) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
     with throwaway_stack("vidpipe-load-") as stack:
         result = run_load(stack.endpoints["api_url"], stack.endpoints["api_token"], args.jobs, args.concurrency)

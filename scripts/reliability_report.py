@@ -59,7 +59,7 @@ def proven_by_tests_table() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "RELIABILITY.md")
     args = parser.parse_args()
     with throwaway_stack("vidpipe-reliability-") as stack:
