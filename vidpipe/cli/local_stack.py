@@ -137,14 +137,15 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not _is_healthy(settings):
         _launch_ministack(settings, log=log)
-    build = build_all(settings.ministack_python, PROJECT_ROOT / "build")
-    fingerprint = f"{build.fingerprint()}:{_template_fingerprint()}:{settings.port}:{settings.parameters}"
+    # What was deployed is known by a hash of its sources, so an unchanged stack
+    # answers at once, without building anything.
+    fingerprint = f"{_source_fingerprint(settings)}:{settings.port}:{settings.parameters}"
     previous = _read_endpoints_file(settings)
     if previous and previous.get("fingerprint") == fingerprint and _stack_exists(settings):
         endpoints = Endpoints(**previous["endpoints"])
     else:
         log("deploying infra/template.yaml into the local stack ...")
-        endpoints = deploy(settings, build)
+        endpoints = deploy(settings, build_all(settings.ministack_python, PROJECT_ROOT / "build"))
         settings.endpoints_file.write_text(
             json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
         )
@@ -305,10 +306,25 @@ def _read_endpoints_file(settings: LocalStackSettings) -> dict[str, Any] | None:
         return None
 
 
-def _template_fingerprint() -> str:
+def _source_fingerprint(settings: LocalStackSettings) -> str:
+    """A hash of everything a deploy is made from: the template, the packages
+    that go into the functions, the pinned Lambda requirements and the
+    interpreter the dependencies are built for."""
     import hashlib
 
-    return hashlib.sha256((PROJECT_ROOT / "infra" / "template.yaml").read_bytes()).hexdigest()
+    digest = hashlib.sha256(settings.ministack_python.encode())
+    sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
+    for package in ("vidpipe", "upload_api", "transcode", "thumbnails"):
+        sources += sorted(
+            path for path in (PROJECT_ROOT / package).rglob("*")
+            if path.is_file()
+            and not {"__pycache__", "cli"} & set(path.relative_to(PROJECT_ROOT).parts)
+            and path.suffix != ".pyc"
+        )
+    for path in sources:
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------ deploy

@@ -24,7 +24,7 @@ FUNCTION_SLICES = ("upload_api", "transcode", "thumbnails")
 SHARED_PACKAGE = "vidpipe"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "cli")
 # A fixed timestamp makes the zips byte-identical when nothing changed, so an
-# unchanged build does not trigger a redeploy.
+# unchanged zip keeps its content-addressed key in the artefacts bucket.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
@@ -38,13 +38,6 @@ class BuildOutput:
 
     functions: dict[str, Path]
     layers: dict[str, Path]
-
-    def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for path in sorted([*self.functions.values(), *self.layers.values()]):
-            digest.update(path.name.encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return digest.hexdigest()
 
 
 def build_all(python: str, build_dir: Path | None = None) -> BuildOutput:
