@@ -32,6 +32,8 @@ class Settings:
     # first retry delay after a failed attempt (see stage_runner.retry_delay_s).
     queue_url: str = ""
     retry_base_s: int = 30
+    # Where clients reach the HTTP API (empty on AWS: taken from the request).
+    public_api_url: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -50,6 +52,7 @@ class Settings:
             max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3)),
             queue_url=os.environ.get("QUEUE_URL", ""),
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
+            public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
         )
 
 

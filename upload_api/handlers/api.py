@@ -102,9 +102,7 @@ def _view(job: Job) -> dict[str, Any]:
 def _api_url() -> str:
     """The clients' base URL of this API: the configured one (local stack), or
     the execute-api domain the request came in on (AWS)."""
-    import os
-
-    configured = os.environ.get("PUBLIC_API_URL", "").strip()
+    configured = get_settings().public_api_url
     if configured:
         return configured.rstrip("/")
     return f"https://{app.current_event.request_context.domain_name}"
