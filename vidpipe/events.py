@@ -39,9 +39,13 @@ class StageEventKind(StrEnum):
     FAILED = "Failed"
 
 
-def utc_now() -> str:
+def iso_utc(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds: sortable as text, precise enough to order events."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def utc_now() -> str:
+    return iso_utc(datetime.now(UTC))
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Protocol
 
 from upload_api.domain_logic.uploads import JobSaver, MultipartStore, end_awaiting_upload
 from vidpipe.errors import ConcurrentUpdate, UploadNotOpen
-from vidpipe.events import JobFinished
+from vidpipe.events import JobFinished, iso_utc
 from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
-from vidpipe.jobs import Job, JobStatus, fail_stalled
+from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
 
 SWEEP_BATCH = 100
 
@@ -40,11 +40,6 @@ class EventPublisher(Protocol):
 class SweepResult:
     expired: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
-
-
-def iso_utc(moment: datetime) -> str:
-    """The same text form as job timestamps, so the two compare as strings."""
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def sweep(
@@ -69,7 +64,9 @@ def sweep(
 
     cutoff = iso_utc(now - timedelta(seconds=stall_limit_s))
     for job in jobs.list_open(IN_PROGRESS, since_before=cutoff, limit=SWEEP_BATCH):
-        unfinished = sorted(stage.value for stage, state in job.stages.items() if state.status.value != "COMPLETED")
+        unfinished = sorted(
+            stage.value for stage, state in job.stages.items() if state.status is not StageStatus.COMPLETED
+        )
         error = {
             "code": "STAGE_STALLED",
             "message": f"no progress for {stall_limit_s} s: {', '.join(unfinished) or 'a stage'} did not finish "

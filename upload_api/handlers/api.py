@@ -31,8 +31,9 @@ from upload_api.domain_logic.uploads import (
 from vidpipe.access import deployment_secret, grant_is_valid, output_grant
 from vidpipe.aws_clients import dynamodb_client, s3_client
 from vidpipe.errors import ConcurrentUpdate, JobNotFound, Unauthenticated, ValidationFailed, VidpipeError
+from vidpipe.events import Stage
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus
+from vidpipe.jobs import Job, JobStatus, StageStatus
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
@@ -177,9 +178,8 @@ def get_job(job_id: str) -> dict[str, Any]:
 
 @app.get("/jobs/<job_id>/hls/master.m3u8")
 def get_master_playlist(job_id: str) -> Response[str]:
-    prefix = _completed_prefix(job_id, "transcode")
+    prefix, grant = _granted_outputs(job_id, Stage.TRANSCODE)
     master = _outputs_store().read_text(prefix + "master.m3u8")
-    grant = "&".join(f"{k}={v}" for k, v in _granted_query(job_id).items())
     return _text(sign_master_playlist(master, query=grant), "application/vnd.apple.mpegurl")
 
 
@@ -187,13 +187,13 @@ def get_master_playlist(job_id: str) -> Response[str]:
 def get_media_playlist(job_id: str, rendition: str) -> Response[str]:
     if not set(rendition) <= RENDITION_NAME_CHARS:
         raise JobNotFound(f"no rendition {rendition!r}")
-    prefix = _completed_prefix(job_id, "transcode") + f"{rendition}/"
+    prefix = _granted_outputs(job_id, Stage.TRANSCODE)[0] + f"{rendition}/"
     return _text(_signed_text(prefix, "index.m3u8", sign_media_playlist), "application/vnd.apple.mpegurl")
 
 
 @app.get("/jobs/<job_id>/thumbnails/storyboard.vtt")
 def get_storyboard(job_id: str) -> Response[str]:
-    prefix = _completed_prefix(job_id, "thumbnails")
+    prefix = _granted_outputs(job_id, Stage.THUMBNAILS)[0]
     return _text(_signed_text(prefix, "storyboard.vtt", sign_storyboard), "text/vtt")
 
 
@@ -207,21 +207,17 @@ def _signed_text(prefix: str, name: str, rewrite: Callable[..., str]) -> str:
     )
 
 
-def _granted_query(job_id: str) -> dict[str, str]:
-    """The output grant of this request; Unauthenticated unless it is valid for the job."""
+def _granted_outputs(job_id: str, stage: Stage) -> tuple[str, str]:
+    """Where the stage wrote the job's outputs, and the request's output grant
+    (as a query string). Unauthenticated unless the grant is valid for the job;
+    JobNotFound until the stage has completed."""
     query = app.current_event.query_string_parameters or {}
     if not grant_is_valid(deployment_secret(), job_id, query):
         raise Unauthenticated("this output URL is not valid (or has expired): get a fresh one from GET /jobs/{id}")
-    return {"expires": query["expires"], "grant": query["grant"]}
-
-
-def _completed_prefix(job_id: str, stage: str) -> str:
-    """Where the stage wrote the job's outputs; the request must carry the job's output grant."""
-    _granted_query(job_id)
-    view = _jobs().get(job_id).to_dict()["stages"][stage]
-    if view["status"] != "COMPLETED":
-        raise JobNotFound(f"job {job_id} has no {stage} outputs yet")
-    return str(view["outputs"]["prefix"])
+    state = _jobs().get(job_id).stages[stage]
+    if state.status is not StageStatus.COMPLETED:
+        raise JobNotFound(f"job {job_id} has no {stage.value} outputs yet")
+    return str(state.outputs["prefix"]), f"expires={query['expires']}&grant={query['grant']}"
 
 
 def _text(body: str, content_type: str) -> Response[str]:

@@ -27,6 +27,7 @@ not installed, deploy failed with the failing resource's status reason).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -310,8 +311,6 @@ def _source_fingerprint(settings: LocalStackSettings) -> str:
     """A hash of everything a deploy is made from: the template, the packages
     that go into the functions, the pinned Lambda requirements and the
     interpreter the dependencies are built for."""
-    import hashlib
-
     digest = hashlib.sha256(settings.ministack_python.encode())
     sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
     for package in ("vidpipe", "upload_api", "transcode", "thumbnails"):
@@ -338,12 +337,11 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
         s3.create_bucket(Bucket=ARTIFACT_BUCKET)
     locations: dict[str, tuple[str, str]] = {}
     for name, path in [*build.functions.items(), *build.layers.items()]:
-        import hashlib
-
         key = f"{name}/{hashlib.sha256(path.read_bytes()).hexdigest()}.zip"
         s3.upload_file(str(path), ARTIFACT_BUCKET, key)
         locations[name] = (ARTIFACT_BUCKET, key)
-    template = translate_sam(with_artifact_locations(load_template(), locations), REGION)
+    declared = load_template()
+    template = translate_sam(with_artifact_locations(declared, locations), REGION)
     cloudformation = aws_client("cloudformation", endpoint)
     body = json.dumps(template)
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
@@ -368,7 +366,7 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
         )
         _wait_for_stack(cloudformation, ("CREATE_COMPLETE",))
     outputs = _stack_outputs(cloudformation)
-    _apply_bucket_settings_ministack_ignores(s3, outputs["UploadsBucketName"], load_template())
+    _apply_bucket_settings_ministack_ignores(s3, outputs["UploadsBucketName"], declared)
     if outputs["ApiId"] != STACK_NAME:
         raise LocalStackError(f"the HTTP API got id {outputs['ApiId']!r}, not {STACK_NAME!r}")
     token = mint_token(settings, outputs, LOCAL_USER)
