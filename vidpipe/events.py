@@ -65,6 +65,10 @@ class StageEvent:
     outputs: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     version: int = EVENT_VERSION
+    # Who published it: {function, request_id, attempt, queued_at} of the stage
+    # invocation, for the job's timeline (vidpipe.timeline). Optional: events
+    # without it are read as before.
+    trace: dict[str, Any] | None = None
 
     @property
     def detail_type(self) -> str:
@@ -78,7 +82,7 @@ class StageEvent:
             "kind": self.kind.value,
             "occurred_at": self.occurred_at,
         }
-        for name in ("progress", "source", "outputs", "error"):
+        for name in ("progress", "source", "outputs", "error", "trace"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
@@ -149,6 +153,7 @@ def parse_event(event: dict[str, Any]) -> StageEvent | UploadCompleted:
             source=detail.get("source"),
             outputs=detail.get("outputs"),
             error=detail.get("error"),
+            trace=detail["trace"] if isinstance(detail.get("trace"), dict) else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise ValidationFailed(f"malformed stage event: {exc}") from exc

@@ -34,6 +34,8 @@ class Settings:
     retry_base_s: int = 30
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
+    # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
+    job_events_table: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             queue_url=os.environ.get("QUEUE_URL", ""),
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
+            job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
         )
 
 

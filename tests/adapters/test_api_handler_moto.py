@@ -22,7 +22,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.moto_resources import create_jobs_table, use_fake_credentials
+from tests.moto_resources import create_job_events_table, create_jobs_table, use_fake_credentials
 from vidpipe import access, aws_clients, settings
 from vidpipe.access import grant_is_valid, output_grant
 from vidpipe.events import Stage
@@ -32,6 +32,7 @@ from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
 EVENTS = Path(__file__).parent.parent / "events"
 REGION = "us-east-1"
 TABLE = "vidpipe-test-jobs"
+EVENTS_TABLE = "vidpipe-test-job-events"
 UPLOADS_BUCKET = "vidpipe-test-uploads"
 OUTPUTS_BUCKET = "vidpipe-test-outputs"
 API_URL = "http://127.0.0.1:4566/_aws/execute-api/vidpipe"
@@ -115,6 +116,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         "UPLOAD_URL_TTL_SECONDS": "900",
         "OUTPUT_URL_TTL_SECONDS": "600",
         "API_SECRET_ID": SECRET_NAME,
+        "JOB_EVENTS_TABLE": EVENTS_TABLE,
+        "POWERTOOLS_SERVICE_NAME": "upload-api",
     }.items():
         monkeypatch.setenv(name, value)
     _clear_caches()
@@ -124,6 +127,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         s3.create_bucket(Bucket=OUTPUTS_BUCKET)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_jobs_table(dynamodb, TABLE)
+        create_job_events_table(dynamodb, EVENTS_TABLE)
         boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString=SECRET)
         yield Aws(s3=s3, dynamodb=dynamodb)
     _clear_caches()
@@ -792,3 +796,37 @@ def test_GIVEN_a_users_token_WHEN_authorized_THEN_that_user_whatever_the_header_
     token = access.mint_api_token(SECRET, "bob")
 
     assert authorize({"Authorization": f"bearer {token}"}) == {"isAuthorized": True, "context": {"user": "bob"}}
+
+
+# ------------------------------------------------------------------ timeline
+
+
+def test_GIVEN_a_new_upload_WHEN_its_events_are_read_THEN_created_by_this_request_of_the_api(aws: Aws) -> None:
+    _, created = post_upload()
+
+    status, answer = call_json(http_event("GET", f"/jobs/{created['job_id']}/events"))
+
+    assert status == 200
+    assert (answer["job_id"], answer["status"]) == (created["job_id"], "AWAITING_UPLOAD")
+    [entry] = answer["events"]
+    assert (entry["what"], entry["function"], entry["request_id"]) == (
+        "job.created", "upload-api", FakeLambdaContext().aws_request_id)
+    assert entry["details"] == {"filename": "holiday.mp4", "size": 7_340_032, "method": "POST"}
+
+
+def test_GIVEN_a_cancelled_upload_WHEN_its_events_are_read_THEN_created_then_cancelled(aws: Aws) -> None:
+    _, created = post_upload()
+    call_json(http_event("DELETE", f"/uploads/{created['job_id']}"))
+
+    _, answer = call_json(http_event("GET", f"/jobs/{created['job_id']}/events"))
+
+    assert [e["what"] for e in answer["events"]] == ["job.created", "upload.cancelled"]
+    assert answer["events"][1]["details"]["error"]["code"] == "UPLOAD_CANCELLED"
+
+
+def test_GIVEN_alices_job_WHEN_bob_reads_its_events_THEN_404_as_if_it_did_not_exist(aws: Aws) -> None:
+    _, created = post_upload()
+
+    status, answer = call_json(http_event("GET", f"/jobs/{created['job_id']}/events", user="bob"))
+
+    assert status == 404 and answer["error"]["code"] == "JOB_NOT_FOUND"

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from vidpipe.events import Stage
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger
 from vidpipe.stage_runner import StageContext, run_stage_for_record
 
 RESERVED_TIME_S = 30  # kept back from the Lambda timeout to upload and report
@@ -34,6 +34,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
             receipt_handle=record.receipt_handle,
+            invocation=Invocation.of(context),
+            sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.THUMBNAILS,
             output_folder="thumbnails",
             work=lambda ctx: thumbnails(ctx, timeout_s=timeout_s),

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.transcoding import rendition_summary, source_summary, transcode_to_hls
 from vidpipe.events import Stage
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, run_stage_for_record
 
@@ -48,6 +48,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
             receipt_handle=record.receipt_handle,
+            invocation=Invocation.of(context),
+            sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.TRANSCODE,
             output_folder="hls",
             work=lambda ctx: transcode(ctx, timeout_s=timeout_s, max_duration_s=max_duration_s),

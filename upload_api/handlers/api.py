@@ -31,12 +31,13 @@ from upload_api.domain_logic.uploads import (
 from vidpipe.access import deployment_secret, grant_is_valid, output_grant
 from vidpipe.aws_clients import dynamodb_client, s3_client
 from vidpipe.errors import ConcurrentUpdate, JobNotFound, Unauthenticated, ValidationFailed, VidpipeError
-from vidpipe.events import Stage
+from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
+from vidpipe.timeline import DynamoTimeline, TimelineEntry
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -128,6 +129,8 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
     )
     logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
                                          "method": created["upload"]["method"]})
+    _record(created["job_id"], "job.created", {"filename": body.filename, "size": body.size,
+                                               "method": created["upload"]["method"]})
     return Response(status_code=201, content_type="application/json", body=created)
 
 
@@ -147,6 +150,7 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
     claimed = [part.model_dump() for part in body.parts]
     completed = complete_upload(_owned_job(job_id), claimed, store=_uploads_store())
     logger.info("multipart upload completed", extra={"job_id": job_id, "parts": len(claimed)})
+    _record(job_id, "upload.completed", {"parts": len(claimed)})
     return completed
 
 
@@ -154,6 +158,7 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
 def delete_upload(job_id: str) -> dict[str, Any]:
     ended = end_awaiting_upload(_owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store())
     logger.info("upload cancelled", extra={"job_id": job_id})
+    _record(job_id, "upload.cancelled", {"status": ended.status.value, "error": ended.error})
     return {"job_id": ended.job_id, "status": ended.status.value}
 
 
@@ -171,6 +176,24 @@ def list_jobs() -> dict[str, Any]:
 @app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> dict[str, Any]:
     return _view(_owned_job(job_id))
+
+
+@app.get("/jobs/<job_id>/events")
+def get_job_events(job_id: str) -> dict[str, Any]:
+    job = _owned_job(job_id)
+    entries = DynamoTimeline(dynamodb_client(), get_settings().job_events_table).entries(job.job_id)
+    return {"job_id": job.job_id, "status": job.status.value, "events": [entry.to_dict() for entry in entries]}
+
+
+def _record(job_id: str, what: str, details: dict[str, Any]) -> None:
+    """Best effort: the caller's request has succeeded, a missing timeline entry must not fail it."""
+    invocation = Invocation.of(app.lambda_context)
+    entry = TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
+                          request_id=invocation.request_id, identity=invocation.request_id, details=details)
+    try:
+        DynamoTimeline(dynamodb_client(), get_settings().job_events_table).record(entry)
+    except VidpipeError:
+        logger.exception("could not write to the job's timeline", extra={"job_id": job_id, "what": what})
 
 
 # ------------------------------------------------------------------ outputs

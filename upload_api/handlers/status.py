@@ -5,6 +5,7 @@ upload_api.domain_logic.status (read, apply, conditional write, retry)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -17,13 +18,14 @@ from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import parse_sqs_body
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger
 from vidpipe.settings import get_settings
+from vidpipe.timeline import DynamoTimeline, entry_for_event, entry_for_finished, event_identity
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def handle_record(record: SQSRecord) -> None:
+def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     settings = get_settings()
     try:
         event = parse_sqs_body(record.body)
@@ -39,12 +41,23 @@ def handle_record(record: SQSRecord) -> None:
             # object someone put in the bucket by hand: nothing to update.
             logger.warning("event for an unknown job", extra={"event": type(event).__name__})
             return
+        invocation = Invocation.of(lambda_context)
+        timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
+        if timeline is not None:
+            # Every delivery is recorded, duplicates included: they land on the
+            # same entry (its deliveries count), so the timeline shows them once.
+            timeline.record(entry_for_event(
+                event, identity=event_identity(json.loads(record.body)), recorded_by=invocation,
+                job_status=update.job.status.value if update.changed else None,
+            ))
         if not update.changed:
             logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
             return
         logger.info("job updated", extra={"status": update.job.status.value})
         finished = update.finished_event()
         if finished is not None:
+            if timeline is not None:
+                timeline.record(entry_for_finished(finished, recorded_by=invocation))
             publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status")
             publisher.publish(finished)
     finally:

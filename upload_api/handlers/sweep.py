@@ -10,13 +10,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.sweep import sweep
+from upload_api.domain_logic.sweep import SweepResult, sweep
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client
+from vidpipe.errors import VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
+from vidpipe.events import utc_now
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
+from vidpipe.timeline import DynamoTimeline, TimelineEntry
 
 
 def sweep_time(event: dict[str, Any]) -> datetime:
@@ -45,4 +48,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("upload expired", extra={"job_id": job_id})
     for job_id in result.stalled:
         logger.warning("stalled job failed", extra={"job_id": job_id})
+    _record_on_timelines(result, Invocation.of(context))
     return asdict(result)
+
+
+def _record_on_timelines(result: SweepResult, invocation: Invocation) -> None:
+    """Best effort: the jobs are already ended; a timeline entry is their story, not their state."""
+    settings = get_settings()
+    if not settings.job_events_table:
+        return
+    timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table)
+    for what, job_ids in (("job.expired", result.expired), ("job.stalled", result.stalled)):
+        for job_id in job_ids:
+            try:
+                timeline.record(TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
+                                              request_id=invocation.request_id, identity=what))
+            except VidpipeError:
+                logger.exception("could not write to the job's timeline", extra={"job_id": job_id})

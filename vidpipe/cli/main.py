@@ -5,6 +5,7 @@
     vidpipe submit FILE... [--wait] [--json]
     vidpipe status JOB_ID [--json]
     vidpipe redrive [--queue NAME] [--dry-run]  dead-lettered messages back to their queues
+    vidpipe trace JOB_ID [--json]        what happened to a job, and where the time went
 
 The API URL comes from the running local stack, or from ``--api-url`` /
 ``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
@@ -33,6 +34,7 @@ from vidpipe.cli.local_stack import (
     stop,
 )
 from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
+from vidpipe.cli.trace import format_trace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
     status.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
     status.set_defaults(run=command_status)
+
+    trace = commands.add_parser("trace", help="a job's timeline, and where its time went")
+    trace.add_argument("job_id")
+    trace.add_argument("--json", action="store_true", help="print the timeline as the API returns it")
+    trace.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    trace.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
+    trace.set_defaults(run=command_trace)
 
     token = commands.add_parser("token", help="mint an API token for a user of the local stack")
     token.add_argument("user")
@@ -175,6 +184,12 @@ def command_status(args: argparse.Namespace) -> int:
     for key, value in (job.get("outputs") or {}).items():
         if isinstance(value, str):
             print(f"  {key}: {value}")
+    return 0
+
+
+def command_trace(args: argparse.Namespace) -> int:
+    answer = _client(args).get_events(args.job_id)
+    print(json.dumps(answer, indent=2) if args.json else format_trace(answer))
     return 0
 
 
