@@ -36,6 +36,10 @@ class Settings:
     public_api_url: str = ""
     # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
     job_events_table: str = ""
+    # Registered webhooks (vidpipe.webhook_store), and whether plain http:// URLs
+    # are accepted (the local stack's receivers; https only on AWS by default).
+    webhooks_table: str = ""
+    webhook_allow_http: bool = False
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -56,6 +60,8 @@ class Settings:
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
+            webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
+            webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
         )
 
 

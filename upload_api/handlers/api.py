@@ -28,9 +28,17 @@ from upload_api.domain_logic.uploads import (
     sign_parts,
     uploaded_parts,
 )
+from upload_api.domain_logic.webhooks import register_webhook
 from vidpipe.access import deployment_secret, grant_is_valid, output_grant
 from vidpipe.aws_clients import dynamodb_client, s3_client
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, Unauthenticated, ValidationFailed, VidpipeError
+from vidpipe.errors import (
+    ConcurrentUpdate,
+    JobNotFound,
+    Unauthenticated,
+    ValidationFailed,
+    VidpipeError,
+    WebhookNotFound,
+)
 from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
@@ -38,6 +46,7 @@ from vidpipe.observability import Invocation, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
+from vidpipe.webhook_store import DynamoWebhookStore
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -63,6 +72,10 @@ class UploadBody(BaseModel):
     filename: StrictStr = Field(min_length=1, max_length=255)
     content_type: StrictStr = Field(min_length=1, max_length=255)
     size: StrictInt = Field(gt=0)
+
+
+class WebhookBody(BaseModel):
+    url: StrictStr = Field(min_length=1, max_length=2048)
 
 
 def _jobs() -> DynamoJobStore:
@@ -183,6 +196,34 @@ def get_job_events(job_id: str) -> dict[str, Any]:
     job = _owned_job(job_id)
     entries = DynamoTimeline(dynamodb_client(), get_settings().job_events_table).entries(job.job_id)
     return {"job_id": job.job_id, "status": job.status.value, "events": [entry.to_dict() for entry in entries]}
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def _webhooks() -> DynamoWebhookStore:
+    return DynamoWebhookStore(dynamodb_client(), get_settings().webhooks_table)
+
+
+@app.post("/webhooks")
+def post_webhook(body: WebhookBody) -> Response[dict[str, Any]]:
+    registered = register_webhook(_caller(), body.url, registry=_webhooks(), deployment_secret=deployment_secret(),
+                                  allow_http=get_settings().webhook_allow_http)
+    logger.info("webhook registered", extra={"webhook_id": registered["webhook_id"]})
+    return Response(status_code=201, content_type="application/json", body=registered)
+
+
+@app.get("/webhooks")
+def list_webhooks() -> dict[str, Any]:
+    return {"webhooks": [hook.to_dict() for hook in _webhooks().list(_caller())]}
+
+
+@app.delete("/webhooks/<webhook_id>")
+def delete_webhook(webhook_id: str) -> dict[str, Any]:
+    if not _webhooks().delete(_caller(), webhook_id):
+        raise WebhookNotFound(f"no webhook {webhook_id}")
+    logger.info("webhook deleted", extra={"webhook_id": webhook_id})
+    return {"webhook_id": webhook_id, "deleted": True}
 
 
 def _record(job_id: str, what: str, details: dict[str, Any]) -> None:

@@ -347,7 +347,9 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
     # API's public URL is known before the stack exists.
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
-    parameters = [{"ParameterKey": "PublicApiUrl", "ParameterValue": api_url}] + [
+    # Receivers on this machine listen on plain http:// (the template's default is https only).
+    parameters = [{"ParameterKey": "PublicApiUrl", "ParameterValue": api_url},
+                  {"ParameterKey": "WebhookAllowHttp", "ParameterValue": "true"}] + [
         {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
     ]
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]

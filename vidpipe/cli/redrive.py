@@ -21,6 +21,7 @@ QUEUES = {
     "transcode": ("TranscodeQueueUrl", "TranscodeDeadLetterQueueUrl"),
     "thumbnails": ("ThumbnailsQueueUrl", "ThumbnailsDeadLetterQueueUrl"),
     "status": ("StatusQueueUrl", "StatusDeadLetterQueueUrl"),
+    "webhooks": ("WebhookQueueUrl", "WebhookDeadLetterQueueUrl"),
 }
 
 
