@@ -168,3 +168,14 @@ def test_GIVEN_no_such_job_WHEN_recording_THEN_none_and_nothing_written(store: I
 
     assert record_event(store, stray) is None
     assert store.saves == 0
+
+
+def test_GIVEN_an_event_that_moves_the_job_WHEN_recorded_THEN_the_update_knows_the_status_before() -> None:
+    store = InMemoryJobStore()
+    store.jobs[JOB_ID] = Job.new(JOB_ID, filename="a.mp4", content_type="video/mp4", size=10,
+                                 now="2025-01-01T10:00:00Z")
+
+    update = record_event(store, uploaded())
+
+    assert update is not None
+    assert (update.previous_status, update.job.status) == (JobStatus.AWAITING_UPLOAD, JobStatus.UPLOADED)

@@ -165,7 +165,7 @@ def deliver(
             "Vidpipe-Event": notice.kind,
             SIGNATURE_HEADER: sign(signing_secret(deployment_secret, owner, hook.webhook_id), body),
         }
-        started = time.monotonic()
+        started, started_at = time.monotonic(), utc_now()
         details: dict[str, Any] = {"webhook_id": hook.webhook_id, "url": _shown_url(hook.url),
                                    "delivery_id": notice.delivery_id, "event": notice.kind, "attempt": attempt}
         try:
@@ -179,7 +179,7 @@ def deliver(
         details["duration_ms"] = round((time.monotonic() - started) * 1000)
         details["outcome"] = "delivered" if ok else ("gave_up" if last_attempt else "failed")
         timeline.record(TimelineEntry(
-            job_id=notice.job_id, at=utc_now(), what="webhook.attempt", function=invocation.function,
+            job_id=notice.job_id, at=started_at, what="webhook.attempt", function=invocation.function,
             request_id=invocation.request_id, identity=f"{notice.delivery_id}|{hook.webhook_id}|{attempt}",
             details=details,
         ))

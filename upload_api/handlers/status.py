@@ -46,9 +46,11 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
         if timeline is not None:
             # Every delivery is recorded, duplicates included: they land on the
             # same entry (its deliveries count), so the timeline shows them once.
+            # job_status marks the events that moved the job to a new status.
             timeline.record(entry_for_event(
                 event, identity=event_identity(json.loads(record.body)), recorded_by=invocation,
-                job_status=update.job.status.value if update.changed else None,
+                job_status=update.job.status.value
+                if update.changed and update.job.status != update.previous_status else None,
             ))
         if not update.changed:
             logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
