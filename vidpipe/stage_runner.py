@@ -35,7 +35,7 @@ from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_c
 from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, parse_object_created, utc_now
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import Invocation, correlate, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry, TimelineRecorder
@@ -137,7 +137,8 @@ def run_stage(
         logger.error("dropping an event that is not an upload", extra={"reason": exc.message})
         return
     job_id = upload.job_id
-    logger.append_keys(job_id=job_id, stage=stage.value)
+    correlate(job_id)
+    logger.append_keys(stage=stage.value)
 
     def publish(kind: StageEventKind, **fields: Any) -> None:
         trace = attempt.trace() if attempt else None
@@ -180,7 +181,7 @@ def run_stage(
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        logger.remove_keys(["job_id", "stage"])
+        logger.remove_keys(["job_id", "correlation_id", "stage"])
 
 
 def _record_failed_attempt(

@@ -4,6 +4,7 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.transcoding import rendition_summary, source_summary, transcode_to_hls
 from vidpipe.events import Stage
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import Invocation, logger, metrics, record_transcode
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, run_stage_for_record
 
@@ -24,14 +25,22 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float) -> dict[str, Any]:
+    probed: dict[str, Any] = {}
+
+    def on_probed(source: Any) -> None:
+        probed.update(source_summary(source))
+        context.report_source(probed)
+
+    started = time.monotonic()
     result = transcode_to_hls(
         context.source_path,
         context.output_dir,
         timeout_s=timeout_s,
         on_progress=context.report_progress,
-        on_probed=lambda source: context.report_source(source_summary(source)),
+        on_probed=on_probed,
         max_duration_s=max_duration_s,
     )
+    record_transcode(time.monotonic() - started, probed.get("duration_s"))
     return {
         "master_playlist": result.master_playlist.name,
         "renditions": [rendition_summary(r) for r in result.renditions],
@@ -39,6 +48,7 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
     max_duration_s = get_settings().max_duration_s

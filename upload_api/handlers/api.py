@@ -42,7 +42,7 @@ from vidpipe.errors import (
 from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import Invocation, correlate, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
@@ -105,6 +105,7 @@ def _owned_job(job_id: str) -> Job:
     job = _jobs().get(job_id)
     if job.owner != _caller():
         raise JobNotFound(f"no job {job_id}")
+    correlate(job.job_id)
     return job
 
 
@@ -140,6 +141,7 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
         signer=_uploads_store(),
         owner=_caller(),
     )
+    correlate(created["job_id"])
     logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
                                          "method": created["upload"]["method"]})
     _record(created["job_id"], "job.created", {"filename": body.filename, "size": body.size,
@@ -354,6 +356,7 @@ def handle_not_found(exc: NotFoundError) -> Response:
     return _error(404, "NOT_FOUND", "no such route or file")
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+# clear_state: a job id put on the lines of one request must not stay for the next.
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -16,9 +16,16 @@ from upload_api.domain_logic.status import record_event
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import parse_sqs_body
+from vidpipe.events import UploadCompleted, parse_sqs_body
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import (
+    Invocation,
+    correlate,
+    logger,
+    metrics,
+    record_job_finished,
+    record_upload_size,
+)
 from vidpipe.settings import get_settings
 from vidpipe.timeline import DynamoTimeline, entry_for_event, entry_for_finished, event_identity
 
@@ -33,7 +40,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
         # Retrying cannot make a malformed event readable: log it and move on.
         logger.error("dropping an unreadable event", extra={"reason": exc.message})
         return
-    logger.append_keys(job_id=event.job_id)
+    correlate(event.job_id)
     try:
         update = record_event(DynamoJobStore(dynamodb_client(), settings.jobs_table), event)
         if update is None:
@@ -56,17 +63,21 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
             return
         logger.info("job updated", extra={"status": update.job.status.value})
+        if isinstance(event, UploadCompleted):
+            record_upload_size(event.size)
         finished = update.finished_event()
         if finished is not None:
             if timeline is not None:
                 timeline.record(entry_for_finished(finished, recorded_by=invocation))
+            record_job_finished(finished.status, (finished.error or {}).get("code"))
             publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status")
             publisher.publish(finished)
     finally:
-        logger.remove_keys(["job_id"])
+        logger.remove_keys(["job_id", "correlation_id"])
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=handle_record, processor=processor,
                                     context=context)

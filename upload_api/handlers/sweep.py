@@ -16,7 +16,7 @@ from vidpipe.errors import VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import utc_now
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import Invocation, logger, metrics, record_job_finished
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
@@ -34,6 +34,7 @@ def sweep_time(event: dict[str, Any]) -> datetime:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     result = sweep(
@@ -48,6 +49,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("upload expired", extra={"job_id": job_id})
     for job_id in result.stalled:
         logger.warning("stalled job failed", extra={"job_id": job_id})
+        record_job_finished("FAILED", "STAGE_STALLED")
     _record_on_timelines(result, Invocation.of(context))
     return asdict(result)
 

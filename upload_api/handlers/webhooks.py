@@ -16,7 +16,7 @@ from vidpipe.access import deployment_secret
 from vidpipe.aws_clients import dynamodb_client, sqs_client
 from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import Invocation, correlate, logger
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import retry_delay_s
 from vidpipe.timeline import DynamoTimeline
@@ -34,7 +34,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
     except (ValueError, ValidationFailed) as exc:
         logger.error("dropping a message that is not a job finished event", extra={"reason": str(exc)})
         return
-    logger.append_keys(job_id=notice.job_id)
+    correlate(notice.job_id)
     attempt = int(record.attributes.approximate_receive_count)
     try:
         outcome = deliver(
@@ -63,7 +63,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             )
         raise
     finally:
-        logger.remove_keys(["job_id"])
+        logger.remove_keys(["job_id", "correlation_id"])
 
 
 @logger.inject_lambda_context
