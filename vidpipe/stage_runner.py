@@ -146,6 +146,7 @@ def run_stage(
 
     scratch = Path(tempfile.mkdtemp(prefix=f"{stage.value}-{job_id}-", dir=scratch_root))
     try:
+        logger.info("stage started", extra={"attempt": receive_count})
         publish(StageEventKind.STARTED)
         source_path = scratch / "source"
         source_store.download(upload.key, source_path)

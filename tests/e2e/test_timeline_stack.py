@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,19 @@ def test_GIVEN_a_normal_run_WHEN_its_timeline_is_read_THEN_every_step_once_in_or
     assert "transcode attempt 1: waiting in its queue" in traced.stdout
     assert "transcode attempt 1: work (completed)" in traced.stdout
     assert "total: created → ready" in traced.stdout
+
+    # AND `vidpipe logs` shows the job's lines from every function, merged in time order
+    wanted = {"upload-api", "status", "transcode", "thumbnails"}
+    deadline = time.monotonic() + 60
+    while True:
+        logged = local_stack.vidpipe("logs", job["job_id"], timeout=60)
+        lines = logged.stdout.splitlines()
+        if wanted <= {line.split()[1] for line in lines} or time.monotonic() > deadline:
+            break
+        time.sleep(2)  # a function's lines reach CloudWatch Logs when its invocation ends
+    assert wanted <= {line.split()[1] for line in lines}, logged.stdout + logged.stderr
+    assert [line.split()[0] for line in lines] == sorted(line.split()[0] for line in lines)
+    assert any("stage started" in line and "transcode" in line for line in lines)
 
 
 def test_GIVEN_a_transcode_killed_once_WHEN_its_timeline_is_read_THEN_the_failed_attempt_and_the_retry_are_there(

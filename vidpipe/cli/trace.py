@@ -85,7 +85,7 @@ def time_spent(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
     for attempt in stage_attempts(events):
         label = f"{attempt.stage} attempt {attempt.number or '?'}"
         if attempt.queue_wait_s is not None:
-            spent.append((f"{label}: waiting in its queue", attempt.queue_wait_s))
+            spent.append((f"{label}: waiting in its queue", attempt.queue_wait_s))  # cold start included
         if attempt.work_s is not None:
             spent.append((f"{label}: work ({attempt.outcome.replace('_', ' ')})", attempt.work_s))
     lags = [seconds_between(e["at"], e["recorded_at"]) for e in events
