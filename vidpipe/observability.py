@@ -17,10 +17,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger()
+# X-Ray on AWS (Tracing: Active): each invocation and its boto3 calls. It
+# switches itself off outside Lambda (tests, the command line).
+tracer = Tracer()
 # The template sets the namespace; the default keeps tests and tools from failing on a missing one.
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "vidpipe"
 metrics = Metrics(namespace=METRICS_NAMESPACE)

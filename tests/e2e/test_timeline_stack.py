@@ -68,7 +68,7 @@ def test_GIVEN_a_normal_run_WHEN_its_timeline_is_read_THEN_every_step_once_in_or
     traced = local_stack.vidpipe("trace", job["job_id"], timeout=60)
     assert traced.returncode == 0, traced.stderr
     assert "where the time went:" in traced.stdout
-    assert "transcode attempt 1: waiting in its queue" in traced.stdout
+    assert "transcode attempt 1: queued until started" in traced.stdout
     assert "transcode attempt 1: work (completed)" in traced.stdout
     assert "total: created → ready" in traced.stdout
 
@@ -112,7 +112,7 @@ def test_GIVEN_a_transcode_killed_once_WHEN_its_timeline_is_read_THEN_the_failed
 
     traced = local_stack.vidpipe("trace", job_id, timeout=60)
     assert "transcode attempt 1: work (attempt failed)" in traced.stdout, traced.stdout
-    assert "transcode attempt 2: waiting in its queue" in traced.stdout
+    assert "transcode attempt 2: queued until started" in traced.stdout
 
 
 def test_GIVEN_stage_events_delivered_three_times_WHEN_the_timeline_is_read_THEN_one_entry_each_counted_thrice(

@@ -33,10 +33,12 @@ PUBLIC_ROUTES = {
 }
 # The roles of the functions that read the deployment secret (vidpipe.access).
 SECRET_READERS = {"UploadApiFunctionRole", "AuthorizerFunctionRole", "WebhookFunctionRole"}
-# The only managed policies SAM may attach: logs, and reading the function's SQS queue.
+# The only managed policies SAM may attach: logs, reading the function's SQS queue,
+# and sending X-Ray traces (Tracing: Active).
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
 SETTINGS_VARIABLES = {"JOBS_TABLE", "UPLOADS_BUCKET", "OUTPUTS_BUCKET", "EVENT_BUS_NAME"}
 
@@ -428,3 +430,12 @@ def test_GIVEN_the_uploads_bucket_WHEN_read_THEN_a_lifecycle_rule_aborts_incompl
     rules = template["Resources"]["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     aborts = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule and rule["Status"] == "Enabled"]
     assert aborts and aborts[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+
+
+def test_GIVEN_every_function_WHEN_translated_THEN_x_ray_tracing_is_active_without_responses_in_traces(
+    translated: dict[str, Any],
+) -> None:
+    for name, function in resources_of(translated, "AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name

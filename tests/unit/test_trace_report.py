@@ -50,7 +50,7 @@ def test_GIVEN_a_finished_job_WHEN_time_is_split_THEN_upload_queue_work_total_an
 
     assert spent["upload (created → S3 has the file)"] == 5.0
     assert round(spent["transcode attempt 2: work (completed)"], 3) == 4.0
-    assert round(spent["thumbnails attempt 1: waiting in its queue"], 3) == 0.5
+    assert round(spent["thumbnails attempt 1: queued until started"], 3) == 0.5
     assert round(spent["total: created → ready"], 3) == 14.7
     assert round(spent["webhook: job finished → first delivery attempt"], 3) == 0.3
 
@@ -63,7 +63,7 @@ def test_GIVEN_a_timeline_WHEN_printed_THEN_every_entry_in_order_with_steps_and_
     whats = [line.split()[2] for line in lines[2:12]]
     assert whats == [e["what"] for e in retried_job()]
     assert "retry in 3 s" in lines[6] and "FFMPEG_ERROR: killed" in lines[6]
-    assert "waited 0.40 s in queue" in lines[4]
+    assert "queued 0.40 s before it" in lines[4]
     assert lines[12] == "where the time went:"
     assert any("transcode attempt 1: work (attempt failed)" in line and "2.000 s" in line for line in lines[13:])
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from vidpipe.events import Stage
-from vidpipe.observability import Invocation, logger
+from vidpipe.observability import Invocation, logger, tracer
 from vidpipe.stage_runner import StageContext, run_stage_for_record
 
 RESERVED_TIME_S = 30  # kept back from the Lambda timeout to upload and report
@@ -26,6 +26,7 @@ def thumbnails(context: StageContext, *, timeout_s: float) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(20.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.transcoding import rendition_summary, source_summary, transcode_to_hls
 from vidpipe.events import Stage
-from vidpipe.observability import Invocation, logger, metrics, record_transcode
+from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, run_stage_for_record
 
@@ -49,6 +49,7 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
     max_duration_s = get_settings().max_duration_s

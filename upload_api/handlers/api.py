@@ -42,7 +42,7 @@ from vidpipe.errors import (
 from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.observability import Invocation, correlate, logger
+from vidpipe.observability import Invocation, correlate, logger, tracer
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
@@ -358,5 +358,6 @@ def handle_not_found(exc: NotFoundError) -> Response:
 
 # clear_state: a job id put on the lines of one request must not stay for the next.
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -25,6 +25,7 @@ from vidpipe.observability import (
     metrics,
     record_job_finished,
     record_upload_size,
+    tracer,
 )
 from vidpipe.settings import get_settings
 from vidpipe.timeline import DynamoTimeline, entry_for_event, entry_for_finished, event_identity
@@ -78,6 +79,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=handle_record, processor=processor,
                                     context=context)

@@ -16,7 +16,7 @@ from vidpipe.errors import VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import utc_now
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, logger, metrics, record_job_finished
+from vidpipe.observability import Invocation, logger, metrics, record_job_finished, tracer
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
@@ -35,6 +35,7 @@ def sweep_time(event: dict[str, Any]) -> datetime:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     result = sweep(

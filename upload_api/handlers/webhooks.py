@@ -16,7 +16,7 @@ from vidpipe.access import deployment_secret
 from vidpipe.aws_clients import dynamodb_client, sqs_client
 from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, correlate, logger
+from vidpipe.observability import Invocation, correlate, logger, tracer
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import retry_delay_s
 from vidpipe.timeline import DynamoTimeline
@@ -67,6 +67,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=handle_record, processor=processor,
                                     context=context)

@@ -85,7 +85,8 @@ def time_spent(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
     for attempt in stage_attempts(events):
         label = f"{attempt.stage} attempt {attempt.number or '?'}"
         if attempt.queue_wait_s is not None:
-            spent.append((f"{label}: waiting in its queue", attempt.queue_wait_s))  # cold start included
+            # From SQS's send to the function's start: a cold start counts here too.
+            spent.append((f"{label}: queued until started", attempt.queue_wait_s))
         if attempt.work_s is not None:
             spent.append((f"{label}: work ({attempt.outcome.replace('_', ' ')})", attempt.work_s))
     lags = [seconds_between(e["at"], e["recorded_at"]) for e in events
@@ -117,7 +118,7 @@ def describe(event: dict[str, Any]) -> str:
     if "filename" in details:
         words.append(str(details["filename"]))
     if details.get("queued_at") and event["what"].endswith(".started"):
-        words.append(f"waited {seconds_between(details['queued_at'], event['at']):.2f} s in queue")
+        words.append(f"queued {seconds_between(details['queued_at'], event['at']):.2f} s before it")
     outputs = details.get("outputs") or {}
     if outputs.get("renditions"):
         words.append("renditions " + ",".join(outputs["renditions"]))
