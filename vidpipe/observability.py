@@ -14,6 +14,7 @@ failed ones by error code."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ tracer = Tracer()
 # The template sets the namespace; the default keeps tests and tools from failing on a missing one.
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "vidpipe"
 metrics = Metrics(namespace=METRICS_NAMESPACE)
+# Most invocations (a progress update, a duplicate) have no figure to publish:
+# that is normal here, not worth a warning in every cold start's log.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def correlate(job_id: str) -> None:
