@@ -32,8 +32,13 @@ class Settings:
     # first retry delay after a failed attempt (see stage_runner.retry_delay_s).
     queue_url: str = ""
     retry_base_s: int = 30
+    # How long a stage holds its message at a time (renewed while it works);
+    # 0 turns the lease off. See vidpipe.message_lease.
+    lease_s: int = 120
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
+    # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead).
+    outputs_cdn_url: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -52,7 +57,9 @@ class Settings:
             max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3)),
             queue_url=os.environ.get("QUEUE_URL", ""),
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
+            lease_s=int(_number("STAGE_LEASE_SECONDS", 120)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
+            outputs_cdn_url=os.environ.get("OUTPUTS_CDN_URL", "").strip(),
         )
 
 

@@ -1,6 +1,8 @@
 """Faults on the local stack: a transcode killed mid-way is retried and
 finishes; one killed on every attempt ends FAILED with the reason, its message
-in the dead-letter queue, and `vidpipe redrive` sends it back."""
+in the dead-letter queue, and `vidpipe redrive` sends it back. A function that
+dies without a word (its whole worker killed, as Lambda does past its timeout)
+has its message back within one lease, not the queue's 90-minute visibility."""
 
 from __future__ import annotations
 
@@ -51,6 +53,35 @@ class FfmpegKiller(threading.Thread):
             time.sleep(0.02)
 
 
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+class WorkerKiller(threading.Thread):
+    """Kills the Lambda worker process running the job's transcode (FFmpeg's
+    parent) and FFmpeg with it, once: the function dies without reporting
+    anything, as when Lambda ends it at its timeout."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(daemon=True)
+        self.job_id, self.killed_at, self.worker_command, self.stop = job_id, 0.0, b"", threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.killed_at:
+            for pid in ffmpeg_pids_of(self.job_id):
+                try:
+                    worker = parent_of(pid)
+                    self.worker_command = Path(f"/proc/{worker}/cmdline").read_bytes()
+                    os.kill(worker, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+                except (OSError, ValueError):
+                    continue
+                self.killed_at = time.monotonic()
+                break
+            time.sleep(0.02)
+
+
 def upload(local_stack) -> str:
     submitted = local_stack.vidpipe("submit", str(SAMPLE), "--json", timeout=300)
     assert submitted.returncode == 0, submitted.stderr
@@ -75,6 +106,24 @@ def test_a_transcode_killed_mid_way_is_retried_and_finishes(local_stack) -> None
     killer.stop.set()
     assert killer.killed == 1, "FFmpeg was never caught running"
     assert job["status"] == "READY", job
+
+
+def test_a_transcode_whose_function_dies_without_a_word_is_retried_within_one_lease(local_stack) -> None:
+    # GIVEN a job whose transcode worker is killed while FFmpeg runs
+    job_id = upload(local_stack)
+    killer = WorkerKiller(job_id)
+    killer.start()
+
+    # WHEN the stack carries on
+    job = wait_final(local_stack, job_id)
+    killer.stop.set()
+
+    # THEN the message came back after the lease (10 s on the test stack), not
+    # after the queue's 90-minute visibility timeout, and the retry finished it
+    assert killer.killed_at, "the transcode was never caught running"
+    assert killer.worker_command.split(b"\0")[1:3] != [b"-m", b"ministack"], "killed ministack, not a worker"
+    assert job["status"] == "READY", job
+    assert job["stages"]["transcode"]["status"] == "COMPLETED"
 
 
 def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(local_stack) -> None:

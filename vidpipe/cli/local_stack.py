@@ -347,7 +347,12 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
     # API's public URL is known before the stack exists.
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
-    parameters = [{"ParameterKey": "PublicApiUrl", "ParameterValue": api_url}] + [
+    # ministack's CloudFront answers 502 for an S3 origin, so locally players
+    # get presigned S3 GETs; the distribution is still deployed, unused.
+    parameters = [
+        {"ParameterKey": "PublicApiUrl", "ParameterValue": api_url},
+        {"ParameterKey": "OutputsDelivery", "ParameterValue": "s3-presigned"},
+    ] + [
         {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
     ]
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
