@@ -39,6 +39,8 @@ class Settings:
     public_api_url: str = ""
     # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead).
     outputs_cdn_url: str = ""
+    # The sweep's view of the stages' dead-letter queues: ((stage, queue URL), ...).
+    stage_dead_letter_queues: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             lease_s=int(_number("STAGE_LEASE_SECONDS", 120)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
             outputs_cdn_url=os.environ.get("OUTPUTS_CDN_URL", "").strip(),
+            stage_dead_letter_queues=_pairs("STAGE_DEAD_LETTER_QUEUES"),
         )
 
 
@@ -68,6 +71,17 @@ def _text(name: str) -> str:
     if not value:
         raise ValidationFailed(f"setting {name} is not set", code="MISCONFIGURED")
     return value
+
+
+def _pairs(name: str) -> tuple[tuple[str, str], ...]:
+    """``key=value,key=value`` (empty: none)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in os.environ.get(name, "").split(","))):
+        key, equals, value = item.partition("=")
+        if not (equals and key.strip() and value.strip()):
+            raise ValidationFailed(f"setting {name} wants key=value pairs, not {item!r}", code="MISCONFIGURED")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def _number(name: str, default: float) -> float:

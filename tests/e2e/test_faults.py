@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
@@ -51,6 +52,11 @@ class FfmpegKiller(threading.Thread):
                 except ProcessLookupError:
                     pass
             time.sleep(0.02)
+
+
+def aws(stack, service: str):
+    return boto3.client(service, endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
 
 
 def parent_of(pid: int) -> int:
@@ -143,5 +149,49 @@ def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(
             break
         time.sleep(1)
     assert "'transcode': 1" in counted.stdout, counted.stdout
+    redriven = local_stack.vidpipe("redrive", "--queue", "transcode", timeout=120)
+    assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
+
+
+def test_a_transcode_that_dies_without_a_word_on_every_attempt_is_failed_by_the_sweep(local_stack) -> None:
+    # GIVEN a job whose transcode worker is killed on each of its 3 attempts, so
+    # no attempt reports anything and the message goes to the dead-letter queue
+    job_id = upload(local_stack)
+    killers = []
+    for _ in range(3):
+        killer = WorkerKiller(job_id)
+        killer.start()
+        killer.join(timeout=120)
+        killers.append(killer)
+    assert all(k.killed_at for k in killers), "an attempt was never caught running"
+    cloudformation = aws(local_stack, "cloudformation")
+
+    def resource(logical_id: str) -> str:
+        found = cloudformation.describe_stack_resource(StackName="vidpipe", LogicalResourceId=logical_id)
+        return str(found["StackResourceDetail"]["PhysicalResourceId"])
+
+    # WHEN the message has reached the dead-letter queue and the sweep runs
+    sweep = {"version": "0", "id": "test", "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "region": "us-east-1", "resources": [], "detail": {}}
+    deadline, result = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:
+        answer = aws(local_stack, "lambda").invoke(FunctionName=resource("SweepFunction"),
+                                                   Payload=json.dumps(sweep).encode())
+        result = json.loads(answer["Payload"].read())
+        if job_id in result.get("dead_lettered", []):
+            break
+        time.sleep(3)
+
+    # THEN the job is FAILED with the reason at once (not after the stall
+    # limit), and the message is still in the dead-letter queue for redrive
+    assert job_id in result.get("dead_lettered", []), result
+    job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=60).json()
+    assert job["status"] == "FAILED", job
+    assert job["error"]["code"] == "DEAD_LETTERED"
+    assert "transcode stage gave up after 3 attempts" in job["error"]["message"]
+    counted = local_stack.vidpipe("redrive", "--queue", "transcode", "--dry-run", timeout=120)
+    assert "'transcode': 1" in counted.stdout, counted.stdout
+    # (sent back so the dead-letter queue is empty again for the tests after this one)
     redriven = local_stack.vidpipe("redrive", "--queue", "transcode", timeout=120)
     assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
