@@ -39,7 +39,7 @@ PROVEN_BY_TESTS = [
     ("faults", "the Lambda worker itself killed mid-transcode (as at Lambda's hard timeout): the message is "
      "back within one lease (StageLeaseSeconds), retried, READY", "tests/e2e/test_faults.py"),
     ("faults", "the worker killed on every attempt: message in the DLQ, the sweep fails the job DEAD_LETTERED "
-     "at its next run, the message stays for redrive", "tests/e2e/test_faults.py"),
+     "at its next run; `vidpipe redrive` then finishes it READY", "tests/e2e/test_faults.py"),
     ("faults", "a job that stops moving for any other reason: the sweep fails it STAGE_STALLED",
      "tests/unit/test_sweep.py"),
     ("restarts", "`vidpipe down` / `up` in the middle of a batch: every job READY", "tests/e2e/test_restart.py"),

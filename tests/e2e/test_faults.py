@@ -153,7 +153,7 @@ def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(
     assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
 
 
-def test_a_transcode_that_dies_without_a_word_on_every_attempt_is_failed_by_the_sweep(local_stack) -> None:
+def test_a_transcode_that_dies_on_every_attempt_is_failed_by_the_sweep_and_redrive_finishes_it(local_stack) -> None:
     # GIVEN a job whose transcode worker is killed on each of its 3 attempts, so
     # no attempt reports anything and the message goes to the dead-letter queue
     job_id = upload(local_stack)
@@ -192,6 +192,14 @@ def test_a_transcode_that_dies_without_a_word_on_every_attempt_is_failed_by_the_
     assert "transcode stage gave up after 3 attempts" in job["error"]["message"]
     counted = local_stack.vidpipe("redrive", "--queue", "transcode", "--dry-run", timeout=120)
     assert "'transcode': 1" in counted.stdout, counted.stdout
-    # (sent back so the dead-letter queue is empty again for the tests after this one)
+
+    # AND WHEN the message is sent back once the cause is gone
     redriven = local_stack.vidpipe("redrive", "--queue", "transcode", timeout=120)
     assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
+
+    # THEN the finished transcode overrides the sweep's verdict: the job is READY
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and job["status"] != "READY":
+        time.sleep(1)
+        job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=60).json()
+    assert job["status"] == "READY" and job["error"] is None, job
