@@ -27,6 +27,7 @@ not installed, deploy failed with the failing resource's status reason).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -146,7 +147,13 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
         endpoints = Endpoints(**previous["endpoints"])
     else:
         log("deploying infra/template.yaml into the local stack ...")
-        endpoints = deploy(settings, build_all(settings.ministack_python, PROJECT_ROOT / "build"))
+        build_dir = PROJECT_ROOT / "build"
+        build_dir.mkdir(exist_ok=True)
+        # Two stacks of one checkout (the user's and the tests', say) share the
+        # build folder: one builds and uploads its zips while the other waits.
+        with open(build_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            endpoints = deploy(settings, build_all(settings.ministack_python, build_dir))
         settings.endpoints_file.write_text(
             json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
         )
