@@ -28,7 +28,8 @@ contract: clients and tests match on it) and a readable ``message``::
         ├── JobStoreError             DynamoDB call failed
         │   └── ConcurrentUpdate      optimistic-lock conflict (retry the read-modify-write)
         ├── EventPublishError         EventBridge PutEvents failed
-        └── FfmpegError               FFmpeg crashed, timed out or is missing
+        ├── FfmpegError               FFmpeg crashed, timed out or is missing
+        └── MediaConvertError         MediaConvert refused a job, or the job ended in ERROR/CANCELED
 
 ``MediaError`` is final: retrying the same bytes gives the same answer, so a
 stage that meets one publishes a Failed event instead of raising. An
@@ -160,3 +161,9 @@ class EventPublishError(InfrastructureError):
 
 class FfmpegError(InfrastructureError):
     code = "FFMPEG_ERROR"
+
+
+class MediaConvertError(InfrastructureError):
+    """MediaConvert refused a job, or a job it ran ended in ERROR or CANCELED."""
+
+    code = "MEDIACONVERT_ERROR"
