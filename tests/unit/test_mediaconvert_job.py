@@ -273,9 +273,8 @@ def test_GIVEN_CBR_WHEN_built_THEN_each_rung_has_its_average_bitrate_and_no_QVBR
     probed = source()
     request = request_for(probed, rate_control="CBR")
 
-    settings = [
-        o["VideoDescription"]["CodecSettings"]["H264Settings"] for o in request["Settings"]["OutputGroups"][0]["Outputs"]
-    ]
+    outputs = request["Settings"]["OutputGroups"][0]["Outputs"]
+    settings = [o["VideoDescription"]["CodecSettings"]["H264Settings"] for o in outputs]
     assert [s["Bitrate"] for s in settings] == [r.video_bitrate_kbps * 1000 for r in plan_ladder(probed)]
     assert all(s["RateControlMode"] == "CBR" and "QvbrSettings" not in s for s in settings)
     ParamValidator().validate(request, mediaconvert().meta.service_model.operation_model("CreateJob").input_shape)
