@@ -22,9 +22,10 @@ from transcode.domain_logic.mediaconvert_job import (
     stereo_remix,
 )
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
-from vidpipe.errors import MediaConvertError, MediaTooLong, UnsupportedDimensions
+from vidpipe.errors import MediaConvertError, MediaTooLong, UnsupportedDimensions, ValidationFailed
 from vidpipe.media import SourceInfo
 from vidpipe.mediaconvert import MediaConvertJobs
+from vidpipe.settings import Settings
 
 JOB_ID = "0b9f5a4c2d8e4f1a9c3b7d6e5f4a3b2c"
 SAMPLE_MEDIA = Path(__file__).resolve().parents[2] / "sample_media"
@@ -380,3 +381,28 @@ def test_GIVEN_MediaConvert_refuses_WHEN_submitting_THEN_a_retryable_MediaConver
 
         with pytest.raises(MediaConvertError, match="role cannot be assumed"):
             MediaConvertJobs(client).submit(request_for(source()))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("TRANSCODE_BACKEND", "gpu"), ("MEDIACONVERT_RATE_CONTROL", "VBR")]
+)
+def test_GIVEN_a_backend_setting_outside_its_choices_WHEN_settings_are_read_THEN_MISCONFIGURED(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    for name in ("JOBS_TABLE", "UPLOADS_BUCKET", "OUTPUTS_BUCKET", "EVENT_BUS_NAME"):
+        monkeypatch.setenv(name, name.lower())
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValidationFailed) as raised:
+        Settings.from_environment()
+    assert raised.value.code == "MISCONFIGURED" and variable in raised.value.message
+
+
+def test_GIVEN_no_backend_setting_WHEN_settings_are_read_THEN_ffmpeg_and_QVBR(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JOBS_TABLE", "UPLOADS_BUCKET", "OUTPUTS_BUCKET", "EVENT_BUS_NAME"):
+        monkeypatch.setenv(name, name.lower())
+    monkeypatch.delenv("TRANSCODE_BACKEND", raising=False)
+    monkeypatch.delenv("MEDIACONVERT_RATE_CONTROL", raising=False)
+
+    settings = Settings.from_environment()
+    assert (settings.transcode_backend, settings.mediaconvert_rate_control) == ("ffmpeg", "QVBR")
