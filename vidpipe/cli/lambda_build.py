@@ -141,9 +141,9 @@ def check_static_x86_64(path: Path) -> None:
         (machine,) = struct.unpack_from("<H", header, 18)
         if machine != _EM_X86_64:
             raise PackagingError(f"{path.name} is built for machine {machine}, not x86_64")
-        program_headers, entry_size, entry_count = struct.unpack_from("<Q", header, 32)[0], *struct.unpack_from(
-            "<HH", header, 54
-        )
+        # e_phoff (where the program headers are), e_phentsize and e_phnum.
+        (program_headers,) = struct.unpack_from("<Q", header, 32)
+        entry_size, entry_count = struct.unpack_from("<HH", header, 54)
         handle.seek(program_headers)
         table = handle.read(entry_size * entry_count)
     for index in range(entry_count):
