@@ -4,6 +4,7 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -18,7 +19,7 @@ from vidpipe.events import UPLOAD_KEY_PREFIX, Stage
 from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, run_stage_for_record
+from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
 # failure: FFmpeg is stopped before Lambda would kill us without a word.
@@ -67,10 +68,11 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
     max_duration_s = get_settings().max_duration_s
-    if get_settings().transcode_backend == "mediaconvert":
-        work = lambda ctx: submit_to_mediaconvert(ctx, timeout_s=timeout_s)  # noqa: E731
-    else:
-        work = lambda ctx: transcode(ctx, timeout_s=timeout_s, max_duration_s=max_duration_s)  # noqa: E731
+    work: StageWork = (
+        partial(submit_to_mediaconvert, timeout_s=timeout_s)
+        if get_settings().transcode_backend == "mediaconvert"
+        else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s)
+    )
 
     def handle(record: SQSRecord) -> None:
         run_stage_for_record(
