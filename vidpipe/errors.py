@@ -30,8 +30,10 @@ contract: clients and tests match on it) and a readable ``message``::
         ├── JobStoreError             DynamoDB call failed
         │   └── ConcurrentUpdate      optimistic-lock conflict (retry the read-modify-write)
         ├── EventPublishError         EventBridge PutEvents failed
+        ├── QueueError                SQS call failed
         ├── WebhookDeliveryFailed     a receiver did not answer 2xx (retried with backoff)
-        └── FfmpegError               FFmpeg crashed, timed out or is missing
+        ├── FfmpegError               FFmpeg crashed, timed out or is missing
+        └── MediaConvertError         MediaConvert refused a job, or the job ended in ERROR/CANCELED
 
 ``MediaError`` is final: retrying the same bytes gives the same answer, so a
 stage that meets one publishes a Failed event instead of raising. An
@@ -177,5 +179,15 @@ class WebhookDeliveryFailed(InfrastructureError):
     code = "WEBHOOK_DELIVERY_FAILED"
 
 
+class QueueError(InfrastructureError):
+    code = "QUEUE_ERROR"
+
+
 class FfmpegError(InfrastructureError):
     code = "FFMPEG_ERROR"
+
+
+class MediaConvertError(InfrastructureError):
+    """MediaConvert refused a job, or a job it ran ended in ERROR or CANCELED."""
+
+    code = "MEDIACONVERT_ERROR"

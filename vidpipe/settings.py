@@ -32,8 +32,24 @@ class Settings:
     # first retry delay after a failed attempt (see stage_runner.retry_delay_s).
     queue_url: str = ""
     retry_base_s: int = 30
+    # How long a stage holds its message at a time (renewed while it works);
+    # 0 turns the lease off. See vidpipe.message_lease.
+    lease_s: int = 120
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
+    # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead).
+    outputs_cdn_url: str = ""
+    # The sweep's view of the stages' dead-letter queues: ((stage, queue URL), ...).
+    stage_dead_letter_queues: tuple[tuple[str, str], ...] = ()
+    # Which backend encodes the ladder: "ffmpeg" (the transcode function itself)
+    # or "mediaconvert" (a MediaConvert job, run with mediaconvert_role_arn).
+    transcode_backend: str = "ffmpeg"
+    mediaconvert_role_arn: str = ""
+    mediaconvert_rate_control: str = "QVBR"
+    # The stack's name, which the MediaConvert rules match jobs on.
+    stack_name: str = ""
+    # The ladder's rungs as "short_side:kbit/s,..." (empty: the default ladder).
+    ladder_rungs: str = ""
     # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
     job_events_table: str = ""
     # Registered webhooks (vidpipe.webhook_store), and whether plain http:// URLs
@@ -58,7 +74,15 @@ class Settings:
             max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3)),
             queue_url=os.environ.get("QUEUE_URL", ""),
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
+            lease_s=int(_number("STAGE_LEASE_SECONDS", 120)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
+            outputs_cdn_url=os.environ.get("OUTPUTS_CDN_URL", "").strip(),
+            stage_dead_letter_queues=_pairs("STAGE_DEAD_LETTER_QUEUES"),
+            transcode_backend=_choice("TRANSCODE_BACKEND", ("ffmpeg", "mediaconvert"), "ffmpeg"),
+            mediaconvert_role_arn=os.environ.get("MEDIACONVERT_ROLE_ARN", "").strip(),
+            mediaconvert_rate_control=_choice("MEDIACONVERT_RATE_CONTROL", ("QVBR", "CBR"), "QVBR"),
+            stack_name=os.environ.get("STACK_NAME", "").strip(),
+            ladder_rungs=os.environ.get("LADDER_RUNGS", "").strip(),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
@@ -72,6 +96,17 @@ def _text(name: str) -> str:
     return value
 
 
+def _pairs(name: str) -> tuple[tuple[str, str], ...]:
+    """``key=value,key=value`` (empty: none)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in os.environ.get(name, "").split(","))):
+        key, equals, value = item.partition("=")
+        if not (equals and key.strip() and value.strip()):
+            raise ValidationFailed(f"setting {name} wants key=value pairs, not {item!r}", code="MISCONFIGURED")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
 def _number(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -80,6 +115,13 @@ def _number(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValidationFailed(f"setting {name}={raw!r} is not a number", code="MISCONFIGURED") from exc
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise ValidationFailed(f"setting {name}={value!r} is not one of {allowed}", code="MISCONFIGURED")
+    return value
 
 
 @lru_cache(maxsize=1)

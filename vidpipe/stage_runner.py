@@ -12,6 +12,12 @@ For one SQS record holding S3's "Object Created" event:
 An event that is not an upload of ours is logged and dropped: retrying it
 would fail the same way.
 
+Two variations (both optional arguments): a stage may read something else than
+the upload (``read_input``: the thumbnails function reads MediaConvert's frame
+captures), and its work may hand the job to a service that reports completion
+on its own (``work`` returns None: the MediaConvert backend), in which case
+nothing is uploaded and no "Completed" is published here.
+
 A :class:`~vidpipe.errors.MediaError` is final (the same bytes fail the same
 way): the stage publishes "<Stage> Failed" with its code and the record counts
 as handled. Any other error is raised so SQS delivers the record again, except
@@ -26,6 +32,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +42,7 @@ from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_c
 from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, parse_object_created, utc_now
+from vidpipe.message_lease import MessageLease
 from vidpipe.observability import Invocation, correlate, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
@@ -66,9 +74,27 @@ class StageContext:
     output_dir: Path
     report_progress: Callable[[float], None]
     report_source: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
+    # Every object fetched for the stage, by local name (``source`` for an upload).
+    inputs: dict[str, Path] = field(default_factory=dict)
 
 
-StageWork = Callable[[StageContext], dict[str, Any]]
+# The outputs' description, or None when another service finishes the stage.
+StageWork = Callable[[StageContext], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """The job a stage message is about, and the objects to fetch for it
+    (local file name → key in the stage's input bucket)."""
+
+    job_id: str
+    objects: dict[str, str]
+
+
+def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
+    """S3's "Object Created" for an upload: fetch the source. Raises ValidationFailed otherwise."""
+    upload = parse_object_created(eventbridge_event)
+    return StageInput(job_id=upload.job_id, objects={"source": upload.key})
 
 
 @dataclass(frozen=True)
@@ -123,20 +149,22 @@ def run_stage(
     publisher: EventPublisher,
     work: StageWork,
     scratch_root: Path | None = None,
+    read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
     attempt: StageAttempt | None = None,
     timeline: TimelineRecorder | None = None,
 ) -> None:
-    """Run ``work`` for the upload named in ``eventbridge_event``. See the module doc.
+    """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
+    ``read_input`` finds in it). See the module doc.
 
     With ``attempt``, every event carries its trace; with ``timeline``, a failed
     attempt is written to the job's timeline (its retry delay, or that the
     message now goes to the dead-letter queue)."""
     try:
-        upload = parse_object_created(eventbridge_event)
+        stage_input = read_input(eventbridge_event)
     except ValidationFailed as exc:
-        logger.error("dropping an event that is not an upload", extra={"reason": exc.message})
+        logger.error("dropping an event this stage does not read", extra={"reason": exc.message})
         return
-    job_id = upload.job_id
+    job_id = stage_input.job_id
     correlate(job_id)
     logger.append_keys(stage=stage.value)
 
@@ -148,17 +176,23 @@ def run_stage(
     try:
         logger.info("stage started", extra={"attempt": receive_count})
         publish(StageEventKind.STARTED)
+        inputs = {name: scratch / name for name in stage_input.objects}
+        for name, key in stage_input.objects.items():
+            source_store.download(key, inputs[name])
         source_path = scratch / "source"
-        source_store.download(upload.key, source_path)
         context = StageContext(
             job_id=job_id,
             source_path=source_path,
             output_dir=scratch / "out",
             report_progress=_ProgressThrottle(lambda f: publish(StageEventKind.PROGRESS, progress=round(f, 3))),
             report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
+            inputs=inputs,
         )
         context.output_dir.mkdir()
         outputs = work(context)
+        if outputs is None:
+            logger.info("stage handed over; its completion is reported by the service that took it")
+            return
         prefix = f"jobs/{job_id}/{output_folder}/"
         output_store.upload_tree(context.output_dir, prefix)
         outputs = {"prefix": prefix, **outputs}
@@ -231,6 +265,8 @@ def run_stage_for_record(
     output_folder: str,
     work: StageWork,
     receipt_handle: str | None = None,
+    read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
+    input_bucket: str | None = None,
     invocation: Invocation | None = None,
     sent_timestamp_ms: str | int | None = None,
 ) -> None:
@@ -240,7 +276,12 @@ def run_stage_for_record(
     When an attempt fails, the message's visibility is cut to a short backoff
     (to zero after the last attempt, so it goes to the dead-letter queue at
     once): otherwise SQS would act on it only after the queue's visibility
-    timeout, which must exceed the longest transcode (90 minutes)."""
+    timeout, which must exceed the longest transcode (90 minutes). While the
+    attempt runs, the message is held in short leases (:mod:`vidpipe.message_lease`),
+    so an attempt that dies without a word is retried within one lease.
+
+    ``input_bucket`` is where ``read_input``'s objects are (the uploads bucket
+    by default)."""
     try:
         eventbridge_event = json.loads(record_body)
     except json.JSONDecodeError:
@@ -256,19 +297,23 @@ def run_stage_for_record(
     )
     timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
     try:
-        run_stage(
-            stage=stage,
-            eventbridge_event=eventbridge_event,
-            receive_count=receive_count,
-            max_receive_count=settings.max_receive_count,
-            output_folder=output_folder,
-            source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-            output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
-            publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"),
-            work=work,
-            attempt=attempt,
-            timeline=timeline,
-        )
+        with _message_lease(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+            run_stage(
+                stage=stage,
+                eventbridge_event=eventbridge_event,
+                receive_count=receive_count,
+                max_receive_count=settings.max_receive_count,
+                output_folder=output_folder,
+                source_store=S3ObjectStore(s3_client(), input_bucket or settings.uploads_bucket),
+                output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
+                publisher=EventBridgePublisher(
+                    events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"
+                ),
+                work=work,
+                read_input=read_input,
+                attempt=attempt,
+                timeline=timeline,
+            )
     except Exception:
         if receipt_handle and settings.queue_url:
             # After the last attempt: visible at once, so SQS moves it to the
@@ -283,3 +328,17 @@ def run_stage_for_record(
             except Exception:  # the retry then simply comes later, after the visibility timeout
                 logger.exception("could not shorten the retry delay")
         raise
+
+
+def _message_lease(receipt_handle: str | None, *, queue_url: str, lease_s: int) -> AbstractContextManager[Any]:
+    """A lease on the record's message, or nothing when there is no message to
+    hold (a direct invocation, or leases turned off with lease_s=0)."""
+    if not (receipt_handle and queue_url and lease_s > 0):
+        return nullcontext()
+
+    def set_visibility(seconds: int) -> None:
+        sqs_client().change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
+    return MessageLease(set_visibility, lease_s=lease_s)

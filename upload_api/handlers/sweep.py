@@ -1,5 +1,6 @@
 """Sweep Lambda: run by a scheduled EventBridge rule, it EXPIREs jobs whose
-upload never arrived and FAILs jobs that stopped moving. Wiring only; the rules
+upload never arrived and FAILs jobs whose stage was dead-lettered or that
+stopped moving. Wiring only; the rules
 are in upload_api.domain_logic.sweep."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_api.domain_logic.sweep import SweepResult, sweep
-from vidpipe.aws_clients import dynamodb_client, events_client, s3_client
+from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
+from vidpipe.dead_letters import DeadLetterQueues
 from vidpipe.errors import VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import utc_now
@@ -45,9 +47,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=sweep_time(event),
         upload_expiry_s=settings.upload_expiry_s,
         stall_limit_s=settings.stall_limit_s,
+        dead_letters=DeadLetterQueues(sqs_client(), dict(settings.stage_dead_letter_queues)),
+        max_attempts=settings.max_receive_count,
     )
     for job_id in result.expired:
         logger.info("upload expired", extra={"job_id": job_id})
+    for job_id in result.dead_lettered:
+        logger.warning("dead-lettered job failed", extra={"job_id": job_id})
+        record_job_finished("FAILED", "DEAD_LETTERED")
     for job_id in result.stalled:
         logger.warning("stalled job failed", extra={"job_id": job_id})
         record_job_finished("FAILED", "STAGE_STALLED")
@@ -61,7 +68,8 @@ def _record_on_timelines(result: SweepResult, invocation: Invocation) -> None:
     if not settings.job_events_table:
         return
     timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table)
-    for what, job_ids in (("job.expired", result.expired), ("job.stalled", result.stalled)):
+    for what, job_ids in (("job.expired", result.expired), ("job.dead_lettered", result.dead_lettered),
+                          ("job.stalled", result.stalled)):
         for job_id in job_ids:
             try:
                 timeline.record(TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
