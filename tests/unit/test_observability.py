@@ -23,6 +23,12 @@ from vidpipe.observability import (
 )
 
 
+@pytest.fixture(autouse=True)
+def no_earlier_figures() -> None:
+    """Other tests (the transcode function run in-process) leave figures in the shared Metrics."""
+    metrics.clear_metrics()
+
+
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """What the logger writes (its handler keeps the stdout of import time, out of pytest's reach)."""
