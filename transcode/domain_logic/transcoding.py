@@ -104,7 +104,7 @@ def transcode_to_hls(
         rendition.name: measure_media_playlist(output_dir / rendition.name / MEDIA_PLAYLIST_NAME)
         for rendition in ladder
     }
-    _check_complete(source, measured)
+    check_complete(source, measured)
     master = output_dir / MASTER_PLAYLIST_NAME
     write_master_playlist(ladder, source.has_audio, master, frame_rate=source.frame_rate, measured=measured)
     if on_progress is not None:
@@ -112,7 +112,7 @@ def transcode_to_hls(
     return TranscodeResult(source=source, renditions=ladder, master_playlist=master)
 
 
-def _check_complete(source: SourceInfo, measured: Mapping[str, PlaylistMeasurement]) -> None:
+def check_complete(source: SourceInfo, measured: Mapping[str, PlaylistMeasurement]) -> None:
     """Raise CorruptMedia when the renditions are clearly shorter than the source.
 
     A truncated upload whose header survived (moov first) probes fine, and FFmpeg
