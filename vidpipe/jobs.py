@@ -60,9 +60,15 @@ class StageState:
     status: StageStatus = StageStatus.PENDING
     progress: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
+    # A chunked transcode: {"total": n, "done": k, "finished": [chunk indexes]};
+    # empty otherwise (and then left out of the record).
+    chunks: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "progress": self.progress, "outputs": self.outputs}
+        record = {"status": self.status.value, "progress": self.progress, "outputs": self.outputs}
+        if self.chunks:
+            record["chunks"] = self.chunks
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageState:
@@ -70,6 +76,7 @@ class StageState:
             status=StageStatus(data.get("status", StageStatus.PENDING)),
             progress=float(data.get("progress", 0.0)),
             outputs=dict(data.get("outputs") or {}),
+            chunks=dict(data.get("chunks") or {}),
         )
 
 
@@ -171,6 +178,8 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
             job.error = event.error or {"code": "STAGE_FAILED", "message": f"{event.stage.value} failed"}
         _advance_job(job, JobStatus.FAILED)
         return
+    if event.chunks:
+        _count_chunks(stage, event.chunks)
     if event.kind is StageEventKind.COMPLETED:
         stage.status = StageStatus.COMPLETED
         stage.progress = 1.0
@@ -182,6 +191,27 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
             stage.progress = max(stage.progress, min(1.0, event.progress))
     all_done = all(state.status is StageStatus.COMPLETED for state in job.stages.values())
     _advance_job(job, JobStatus.READY if all_done else JobStatus.PROCESSING)
+
+
+# Share of a chunked transcode's progress that the split stands for; the chunks
+# share the rest, up to 0.99 (1.0 is for the stitched, completed stage).
+_SPLIT_SHARE = 0.05
+
+
+def _count_chunks(stage: StageState, report: dict[str, Any]) -> None:
+    """Record a chunk plan or finished chunks. A set union: a chunk reported twice
+    (at-least-once delivery, a retried encode) counts once, in any order."""
+    total = int(report.get("total") or stage.chunks.get("total") or 0)
+    finished = sorted(set(stage.chunks.get("finished", [])) | {int(index) for index in report.get("finished", [])})
+    stage.chunks = {"total": total, "done": len(finished), "finished": finished}
+    if total:
+        stage.progress = max(stage.progress, min(0.99, _SPLIT_SHARE + (1 - _SPLIT_SHARE) * len(finished) / total))
+
+
+def all_chunks_done(stage: StageState) -> bool:
+    """The stage was chunked and every chunk is encoded (the stitch may run)."""
+    total = int(stage.chunks.get("total") or 0)
+    return total > 0 and int(stage.chunks.get("done") or 0) >= total
 
 
 def end_upload(job: Job, *, status: JobStatus, error: dict[str, str] | None, now: str) -> Job | None:

@@ -34,6 +34,10 @@ class Settings:
     retry_base_s: int = 30
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
+    # Sources longer than this are transcoded in chunks of chunk_s seconds by
+    # many functions at once (a multiple of the 4 s HLS segment).
+    chunk_threshold_s: float = 120.0
+    chunk_s: int = 32
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -53,6 +57,8 @@ class Settings:
             queue_url=os.environ.get("QUEUE_URL", ""),
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
+            chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
+            chunk_s=int(_number("CHUNK_SECONDS", 32)),
         )
 
 

@@ -66,7 +66,9 @@ class StageContext:
     report_source: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
 
 
-StageWork = Callable[[StageContext], dict[str, Any]]
+# The outputs to publish with "<Stage> Completed", or None when the stage goes on
+# elsewhere (a chunked transcode: the chunk functions finish it).
+StageWork = Callable[[StageContext], dict[str, Any] | None]
 
 
 @dataclass
@@ -121,6 +123,9 @@ def run_stage(
         )
         context.output_dir.mkdir()
         outputs = work(context)
+        if outputs is None:
+            logger.info("stage handed on (chunked)")
+            return
         prefix = f"jobs/{job_id}/{output_folder}/"
         output_store.upload_tree(context.output_dir, prefix)
         outputs = {"prefix": prefix, **outputs}
@@ -187,16 +192,24 @@ def run_stage_for_record(
             work=work,
         )
     except Exception:
-        if receipt_handle and settings.queue_url:
-            # After the last attempt: visible at once, so SQS moves it to the
-            # dead-letter queue now rather than after the visibility timeout.
-            last = receive_count >= settings.max_receive_count
-            delay = 0 if last else retry_delay_s(receive_count, settings.retry_base_s)
-            try:
-                sqs_client().change_message_visibility(
-                    QueueUrl=settings.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
-                )
-                logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
-            except Exception:  # the retry then simply comes later, after the visibility timeout
-                logger.exception("could not shorten the retry delay")
+        if receipt_handle:
+            schedule_retry(receipt_handle, receive_count)
         raise
+
+
+def schedule_retry(receipt_handle: str, receive_count: int) -> None:
+    """Cut a failed message's wait to the backoff of its attempt (to zero after
+    the last one, so SQS moves it to the dead-letter queue now rather than after
+    the visibility timeout). Never raises: the retry then simply comes later."""
+    settings = get_settings()
+    if not settings.queue_url:
+        return
+    last = receive_count >= settings.max_receive_count
+    delay = 0 if last else retry_delay_s(receive_count, settings.retry_base_s)
+    try:
+        sqs_client().change_message_visibility(
+            QueueUrl=settings.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+        )
+        logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
+    except Exception:
+        logger.exception("could not shorten the retry delay")

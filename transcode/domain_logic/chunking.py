@@ -464,7 +464,7 @@ def transcode_chunked(
     started = time.monotonic()
     measured = stitch_playlists(outputs, ladder, has_audio=source.has_audio, frame_rate=source.frame_rate,
                                 output_dir=output_dir)
-    check_complete(source, measured)
+    check_complete(source.duration_s, measured)
     if on_timings is not None:
         on_timings(ChunkedTimings(split_s, tuple(chunk_times), time.monotonic() - started))
     return TranscodeResult(source=source, renditions=ladder, master_playlist=output_dir / MASTER_PLAYLIST_NAME)

@@ -104,7 +104,7 @@ def transcode_to_hls(
         rendition.name: measure_media_playlist(output_dir / rendition.name / MEDIA_PLAYLIST_NAME)
         for rendition in ladder
     }
-    check_complete(source, measured)
+    check_complete(source.duration_s, measured)
     master = output_dir / MASTER_PLAYLIST_NAME
     write_master_playlist(ladder, source.has_audio, master, frame_rate=source.frame_rate, measured=measured)
     if on_progress is not None:
@@ -112,17 +112,17 @@ def transcode_to_hls(
     return TranscodeResult(source=source, renditions=ladder, master_playlist=master)
 
 
-def check_complete(source: SourceInfo, measured: Mapping[str, PlaylistMeasurement]) -> None:
+def check_complete(source_duration_s: float, measured: Mapping[str, PlaylistMeasurement]) -> None:
     """Raise CorruptMedia when the renditions are clearly shorter than the source.
 
     A truncated upload whose header survived (moov first) probes fine, and FFmpeg
     encodes what is there, logs "partial file" and exits 0: only the length of
     what came out tells. The margin allows for streams of slightly unequal length."""
     shortest_s = min(measurement.duration_s for measurement in measured.values())
-    margin_s = max(MISSING_TAIL_TOLERANCE_S, MISSING_TAIL_TOLERANCE_RATIO * source.duration_s)
-    if shortest_s < source.duration_s - margin_s:
+    margin_s = max(MISSING_TAIL_TOLERANCE_S, MISSING_TAIL_TOLERANCE_RATIO * source_duration_s)
+    if shortest_s < source_duration_s - margin_s:
         raise CorruptMedia(
-            f"the file ends after {shortest_s:.1f} s of the {source.duration_s:.1f} s its header announces "
+            f"the file ends after {shortest_s:.1f} s of the {source_duration_s:.1f} s its header announces "
             "(a truncated or damaged upload?)"
         )
 

@@ -26,6 +26,9 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
         stage.value: {"status": state.status.value, "progress": round(state.progress, 3)}
         for stage, state in job.stages.items()
     }
+    for stage, state in job.stages.items():
+        if state.chunks:  # a chunked transcode: how many of its chunks are encoded
+            stages[stage.value]["chunks"] = {"total": state.chunks["total"], "done": state.chunks["done"]}
     return {
         "job_id": job.job_id,
         "status": record["status"],
