@@ -101,6 +101,8 @@ class Job:
     # The API user who created the job; only they see it.
     owner: str = "anonymous"
     version: int = 0
+    # When the first rendition could be played (early playback), before READY.
+    playable_at: str | None = None
 
     @classmethod
     def new(
@@ -127,7 +129,7 @@ class Job:
             "upload": self.upload,
             "owner": self.owner,
             "version": self.version,
-        }
+        } | ({"playable_at": self.playable_at} if self.playable_at else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
@@ -143,6 +145,7 @@ class Job:
             upload=dict(data.get("upload") or {}),
             owner=str(data.get("owner") or "anonymous"),
             version=int(data.get("version", 0)),
+            playable_at=data.get("playable_at"),
         )
 
 
@@ -170,6 +173,13 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
     # the stage has already completed: keep it even then.
     if event.source:
         job.source.update(event.source)
+    if event.stage is Stage.TRANSCODE and (
+        event.kind is StageEventKind.COMPLETED or (event.outputs or {}).get("playable")
+    ):
+        # Playable from the first playable outputs (the lowest rung) or, at the
+        # latest, from the completed ladder; the earliest report wins, in
+        # whatever order they arrive.
+        job.playable_at = min(job.playable_at or event.occurred_at, event.occurred_at)
     if stage.status in (StageStatus.COMPLETED, StageStatus.FAILED):
         return
     if event.kind is StageEventKind.FAILED:
@@ -185,6 +195,8 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
         stage.progress = 1.0
         stage.outputs = dict(event.outputs or {})
     else:
+        if (event.outputs or {}).get("playable"):
+            stage.outputs = dict(event.outputs or {})  # the preview, until the ladder completes
         if _STAGE_RANK[StageStatus.RUNNING] > _STAGE_RANK[stage.status]:
             stage.status = StageStatus.RUNNING
         if event.progress is not None:

@@ -64,6 +64,9 @@ class StageContext:
     output_dir: Path
     report_progress: Callable[[float], None]
     report_source: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
+    # Early playback: upload what output_dir holds now and announce these outputs
+    # as playable (a Progress event with outputs and "playable": true).
+    publish_playable: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
 
 
 # The outputs to publish with "<Stage> Completed", or None when the stage goes on
@@ -121,12 +124,19 @@ def run_stage(
             report_progress=_ProgressThrottle(lambda f: publish(StageEventKind.PROGRESS, progress=round(f, 3))),
             report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
         )
+        prefix = f"jobs/{job_id}/{output_folder}/"
+
+        def publish_playable(outputs: dict[str, Any]) -> None:
+            output_store.upload_tree(context.output_dir, prefix)
+            publish(StageEventKind.PROGRESS, outputs={"prefix": prefix, **outputs, "playable": True})
+            logger.info("first outputs playable", extra={"outputs": outputs})
+
+        context.publish_playable = publish_playable
         context.output_dir.mkdir()
         outputs = work(context)
         if outputs is None:
             logger.info("stage handed on (chunked)")
             return
-        prefix = f"jobs/{job_id}/{output_folder}/"
         output_store.upload_tree(context.output_dir, prefix)
         outputs = {"prefix": prefix, **outputs}
         publish(StageEventKind.COMPLETED, outputs=outputs)

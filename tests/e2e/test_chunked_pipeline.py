@@ -63,3 +63,18 @@ def test_every_rendition_plays_frame_exact_over_http(chunked_job) -> None:
         assert decoded.returncode == 0 and decoded.stderr.strip() == "", decoded.stderr
     # AND keyframes are aligned across renditions
     assert len({tuple(times) for times in keyframes.values()}) == 1, keyframes
+
+
+def test_chunked_job_says_when_it_became_playable(chunked_job) -> None:
+    assert chunked_job["playable_at"] is not None
+    assert chunked_job["created_at"] < chunked_job["playable_at"] <= chunked_job["updated_at"]
+
+
+def test_single_process_job_is_playable_before_ready(local_stack) -> None:
+    # GIVEN a short sample (the single-process path) WHEN submitted and awaited
+    sample = SAMPLE.parent / "landscape_16x9_stereo.mp4"
+    result = local_stack.vidpipe("submit", str(sample), "--wait", "--json", "--timeout", "600")
+    (job,) = json.loads(result.stdout)
+    # THEN its lowest rung was playable before the job was READY (its last update)
+    assert job["status"] == "READY", job.get("error")
+    assert job["playable_at"] is not None and job["playable_at"] < job["updated_at"]

@@ -141,3 +141,52 @@ def test_GIVEN_a_stitch_request_WHEN_parsed_THEN_the_same() -> None:
 def test_GIVEN_a_malformed_work_order_THEN_validation_failed(event: dict) -> None:
     with pytest.raises(ValidationFailed):
         parse_chunk_work(event)
+
+
+# ------------------------------------------------------------------ early playback
+
+
+def playable_event(second: int) -> StageEvent:
+    return StageEvent(
+        job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
+        occurred_at=f"2025-01-01T10:00:{second:02d}.000000Z",
+        outputs={"prefix": f"jobs/{JOB_ID}/hls/", "master_playlist": "master.m3u8",
+                 "renditions": [{"name": "240p", "width": 426, "height": 240, "bitrate": 528000}], "playable": True},
+    )  # fmt: skip
+
+
+def completed_event(second: int) -> StageEvent:
+    return StageEvent(
+        job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED,
+        occurred_at=f"2025-01-01T10:00:{second:02d}.000000Z",
+        outputs={"prefix": f"jobs/{JOB_ID}/hls/", "master_playlist": "master.m3u8",
+                 "renditions": [{"name": "360p", "width": 640, "height": 360, "bitrate": 928000},
+                                {"name": "240p", "width": 426, "height": 240, "bitrate": 528000}]},
+    )  # fmt: skip
+
+
+class Signer:
+    def presigned_get(self, key: str, *, expires_s: int) -> str:
+        return f"https://s3/{key}"
+
+
+def test_GIVEN_the_lowest_rung_is_out_WHEN_applied_THEN_playable_with_a_preview_before_ready() -> None:
+    job = apply_all(new_job(), [playable_event(5)])
+
+    assert job.playable_at == "2025-01-01T10:00:05.000000Z"
+    assert job.stages[Stage.TRANSCODE].status is StageStatus.RUNNING
+    view = job_view(job, api_url="https://api", signer=Signer(), url_ttl_s=60)
+    assert view["playable_at"] == job.playable_at and view["status"] == "PROCESSING"
+    assert view["outputs"]["hls_url"] == f"https://api/jobs/{JOB_ID}/hls/master.m3u8"
+    assert [r["name"] for r in view["outputs"]["renditions"]] == ["240p"]
+
+
+def test_GIVEN_playable_then_completed_in_any_order_THEN_playable_at_is_the_early_time_and_outputs_the_ladder() -> None:
+    for order in ([playable_event(5), completed_event(9)], [completed_event(9), playable_event(5)]):
+        job = apply_all(new_job(), order)
+
+        assert job.playable_at == "2025-01-01T10:00:05.000000Z"
+        assert [r["name"] for r in job.stages[Stage.TRANSCODE].outputs["renditions"]] == ["360p", "240p"]
+    # a completed ladder without an early report (the chunked path) is playable when it completes
+    assert apply_all(new_job(), [completed_event(9)]).playable_at == "2025-01-01T10:00:09.000000Z"
+    assert Job.from_dict(apply_all(new_job(), [playable_event(5)]).to_dict()).playable_at is not None

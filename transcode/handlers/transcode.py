@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.fanout import fan_out
+from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from vidpipe.aws_clients import events_client, s3_client
 from vidpipe.event_bus import EventBridgePublisher
@@ -55,6 +56,10 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         on_progress=context.report_progress,
         on_probed=lambda source: context.report_source(source_summary(source)),
         max_duration_s=max_duration_s,
+        # Early playback: the lowest rung goes out (and the job is playable) first.
+        on_lowest_rung=lambda rendition: context.publish_playable(
+            {"master_playlist": MASTER_PLAYLIST_NAME, "renditions": [rendition_summary(rendition)]}
+        ),
     )
     return {
         "master_playlist": result.master_playlist.name,
