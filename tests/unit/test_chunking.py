@@ -156,3 +156,11 @@ def test_GIVEN_chunk_output_WHEN_sent_as_json_and_back_THEN_unchanged() -> None:
     output = ChunkOutput(4, {"240p": [Segment("c0004_000.ts", 4.0, 123)]})
 
     assert ChunkOutput.from_dict(output.to_dict()) == output
+
+
+def test_GIVEN_a_one_chunk_plan_WHEN_split_args_built_THEN_the_segment_muxer_never_cuts() -> None:
+    args = build_split_args(Path("/w/source"), SOURCE, ChunkPlan((0.0,), False), Path("/w/chunks"),
+                            audio_bitrate_kbps=128, chunk_s=32)
+
+    assert "-segment_times" not in args
+    assert args[args.index("-segment_time") + 1] == str(10**9)

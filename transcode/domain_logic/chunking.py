@@ -74,6 +74,7 @@ CHUNK_VIDEO_PATTERN = "video_%04d.ts"
 CHUNK_AUDIO_PATTERN = "audio_%04d.ts"
 # Half a millisecond before a keyframe, so float rounding cannot push a cut one GOP late.
 _CUT_EARLY_S = 0.0005
+_NEVER_S = 10**9
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ def build_split_args(
     """The FFmpeg arguments of :func:`split_source` (one process, one read of the source)."""
     cuts = ",".join(f"{start + TIMELINE_OFFSET_S - _CUT_EARLY_S:.6f}" for start in plan.starts_s[1:])
     segment = ["-f", "segment", "-segment_format", CHUNK_CONTAINER, "-output_ts_offset", str(TIMELINE_OFFSET_S)]
-    if cuts:
-        segment += ["-segment_times", cuts]
+    # Without cut times the segment muxer cuts every 2 s (its default segment_time).
+    segment += ["-segment_times", cuts] if cuts else ["-segment_time", str(_NEVER_S)]
     # -copyts: keep the source's own timestamps, so video and audio chunks of the
     # same instant carry the same times and the encoded chunks join without a gap.
     args = ["-copyts", *input_args(input_path, source.demuxer), "-map", "0:v:0"]
@@ -185,6 +186,8 @@ def split_source(
         if not video.exists():
             raise CorruptMedia(f"the video ends before chunk {index + 1} of {plan.total} (a truncated upload?)")
         chunks.append(ChunkInput(index, video, audio if audio.exists() else None))
+    if (output_dir / (CHUNK_VIDEO_PATTERN % plan.total)).exists():
+        raise FfmpegError(f"the split made more than the {plan.total} chunks planned")
     return chunks
 
 
