@@ -45,6 +45,7 @@ from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg  # noqa
 
 SOURCE_S = int(os.environ.get("BENCH_SOURCE_S", "60"))
 CHUNK_S = int(os.environ.get("BENCH_CHUNK_S", "32" if SOURCE_S >= 64 else "8"))
+RUNS = int(os.environ.get("BENCH_RUNS", "2"))
 REPORT = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
 TIMEOUT_S = 3600.0
 
@@ -66,14 +67,22 @@ class Measured:
 
 
 def measure(run: Callable[[], Any]) -> tuple[Measured, Any]:
-    """Wall time, CPU of the child processes (FFmpeg) and the largest child's peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    result = run()
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Measured(wall, cpu, after.ru_maxrss / 1024), result
+    """Wall time, CPU of the child processes (FFmpeg) and the largest child's peak
+    RSS: the best (lowest) of RUNS runs, as other work on the machine only ever
+    adds time. The result is the last run's."""
+    best: Measured | None = None
+    result = None
+    for _ in range(RUNS):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        result = run()
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        this = Measured(wall, cpu, after.ru_maxrss / 1024)
+        best = this if best is None else Measured(min(best.wall_s, wall), min(best.cpu_s, cpu), this.peak_rss_mb)
+    assert best is not None
+    return best, result
 
 
 def generate_source(folder: Path) -> Path:
@@ -100,8 +109,7 @@ def main() -> None:
         ladder = plan_ladder(source)
 
         def plain() -> None:
-            out = root / "plain"
-            out.mkdir()
+            out = Path(tempfile.mkdtemp(dir=root))
             run_ffmpeg(build_hls_args(source_path, source, ladder, out), timeout_s=TIMEOUT_S)
 
         plain_m, _ = measure(plain)
@@ -111,18 +119,22 @@ def main() -> None:
 
         def pipeline() -> None:
             started_at.append(time.perf_counter())
-            transcode_to_hls(source_path, root / "pipeline", timeout_s=TIMEOUT_S,
+            transcode_to_hls(source_path, Path(tempfile.mkdtemp(dir=root)), timeout_s=TIMEOUT_S,
                              on_lowest_rung=lambda _: first_playable.append(time.perf_counter()))
 
         pipeline_m, _ = measure(pipeline)
-        playable_s = first_playable[0] - started_at[0]
+        playable_s = min(playable - start for playable, start in zip(first_playable, started_at, strict=True))
 
         timings: list[ChunkedTimings] = []
-        chunked_m, _ = measure(lambda: transcode_chunked(source_path, root / "chunked", timeout_s=TIMEOUT_S,
-                                                         chunk_s=CHUNK_S, on_timings=timings.append))
-        chunk_times = timings[0]
+        chunked_m, _ = measure(lambda: transcode_chunked(
+            source_path, Path(tempfile.mkdtemp(dir=root)) / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S,
+            on_timings=timings.append,
+        ))
+        chunk_times = min(timings, key=lambda t: sum(t.chunks_s))
 
-        thumbs_m, _ = measure(lambda: make_thumbnails(source_path, root / "thumbs", timeout_s=TIMEOUT_S))
+        thumbs_m, _ = measure(
+            lambda: make_thumbnails(source_path, Path(tempfile.mkdtemp(dir=root)), timeout_s=TIMEOUT_S)
+        )
         decode_m, _ = measure(lambda: run_ffmpeg([*input_args(source_path, source.demuxer), "-f", "null", "-"],
                                                  timeout_s=TIMEOUT_S))
 
@@ -130,6 +142,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     ratios = {
         "pipeline": pipeline_m.wall_s / plain_m.wall_s,
+        "pipeline_cpu": pipeline_m.cpu_s / plain_m.cpu_s,
         "chunked_cpu": chunked_m.cpu_s / plain_m.cpu_s,
         "playable": playable_s / pipeline_m.wall_s,
         "thumbnails": thumbs_m.wall_s / decode_m.wall_s,
@@ -201,12 +214,13 @@ def render(**m: Any) -> str:
         "",
         f"Written by `make bench` (scripts/transcode_bench.py) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{m['cores']} CPU cores, FFmpeg from PATH. Source: generated 1080p30, stereo, keyframe every second, "
-        f"{SOURCE_S} s ({', '.join(m['ladder_names'])}); chunks of {CHUNK_S} s. One run, wall-clock and "
-        "child-process CPU seconds.",
+        f"{SOURCE_S} s ({', '.join(m['ladder_names'])}); chunks of {CHUNK_S} s. Best of {RUNS} runs, wall-clock and "
+        "child-process CPU seconds; wall-clock ratios need a quiet machine.",
         "",
         "| Ratio | Value |",
         "| --- | --- |",
         f"| single-process pipeline ÷ one plain FFmpeg ladder (wall) | {goal(r['pipeline'], 1.10)} |",
+        f"| the same in CPU seconds (the cost of the early-playback pass) | {r['pipeline_cpu']:.2f} |",
         f"| chunked total CPU ÷ single-pass CPU | {goal(r['chunked_cpu'], 1.05)} |",
         f"| time to first playable ÷ time to READY (single-process) | {goal(r['playable'], 0.35)} |",
         f"| thumbnails + sprite ÷ full-rate decode (wall) | {goal(r['thumbnails'], 0.1)} |",
