@@ -36,7 +36,11 @@ PROVEN_BY_TESTS = [
     ("faults", "FFmpeg killed mid-transcode: retried after a short backoff, READY", "tests/e2e/test_faults.py"),
     ("faults", "killed on every attempt: FAILED \"gave up after 3 attempts\", message in the DLQ, "
      "`vidpipe redrive` sends it back", "tests/e2e/test_faults.py"),
-    ("faults", "a stage that never reports (killed, timed out): the sweep fails the job STAGE_STALLED",
+    ("faults", "the Lambda worker itself killed mid-transcode (as at Lambda's hard timeout): the message is "
+     "back within one lease (StageLeaseSeconds), retried, READY", "tests/e2e/test_faults.py"),
+    ("faults", "the worker killed on every attempt: message in the DLQ, the sweep fails the job DEAD_LETTERED "
+     "at its next run; `vidpipe redrive` then finishes it READY", "tests/e2e/test_faults.py"),
+    ("faults", "a job that stops moving for any other reason: the sweep fails it STAGE_STALLED",
      "tests/unit/test_sweep.py"),
     ("restarts", "`vidpipe down` / `up` in the middle of a batch: every job READY", "tests/e2e/test_restart.py"),
     ("security", "no token 401, forged token 403; a user sees only their own jobs; output URLs need their grant",

@@ -28,6 +28,7 @@ contract: clients and tests match on it) and a readable ``message``::
         ├── JobStoreError             DynamoDB call failed
         │   └── ConcurrentUpdate      optimistic-lock conflict (retry the read-modify-write)
         ├── EventPublishError         EventBridge PutEvents failed
+        ├── QueueError                SQS call failed
         └── FfmpegError               FFmpeg crashed, timed out or is missing
 
 ``MediaError`` is final: retrying the same bytes gives the same answer, so a
@@ -156,6 +157,10 @@ class ConcurrentUpdate(JobStoreError):
 
 class EventPublishError(InfrastructureError):
     code = "EVENT_PUBLISH_ERROR"
+
+
+class QueueError(InfrastructureError):
+    code = "QUEUE_ERROR"
 
 
 class FfmpegError(InfrastructureError):

@@ -15,6 +15,12 @@ rules are monotonic:
   record must not depend on whether its events came before or after the
   failure. Only an EXPIRED job ignores everything;
 * an event that changes nothing returns ``None``: the caller writes nothing.
+
+One exception, on purpose: the sweep fails a job from silence (its stage's
+message was dead-lettered, or nothing moved for hours; see :data:`SWEEP_VERDICTS`).
+That is a guess, not a report. If the stage does finish after all (its message
+was sent back with ``vidpipe redrive``), its COMPLETED event overrides the guess:
+the stage completes, and when every stage has, the job becomes READY.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class StageStatus(StrEnum):
 
 
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED, JobStatus.EXPIRED})
+# Error codes of failures the sweep infers from silence; a late COMPLETED report overrides them.
+SWEEP_VERDICTS = frozenset({"DEAD_LETTERED", "STAGE_STALLED"})
 _JOB_RANK = {
     JobStatus.AWAITING_UPLOAD: 0,
     JobStatus.UPLOADED: 1,
@@ -173,17 +181,31 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
     # the stage has already completed: keep it even then.
     if event.source:
         job.source.update(event.source)
-    if event.stage is Stage.TRANSCODE and (
-        event.kind is StageEventKind.COMPLETED or (event.outputs or {}).get("playable")
+    overrides_the_sweep = _completes_a_stage_the_sweep_failed(job, stage, event)
+    if (
+        event.stage is Stage.TRANSCODE
+        and (event.kind is StageEventKind.COMPLETED or (event.outputs or {}).get("playable"))
+        and (stage.status is not StageStatus.FAILED or overrides_the_sweep)
     ):
         # Playable from the first playable outputs (the lowest rung) or, at the
         # latest, from the completed ladder; the earliest report wins, in
-        # whatever order they arrive.
+        # whatever order they arrive. A transcode that failed is not playable.
         job.playable_at = min(job.playable_at or event.occurred_at, event.occurred_at)
+    if overrides_the_sweep:
+        stage.status = StageStatus.COMPLETED
+        stage.progress = 1.0
+        stage.outputs = dict(event.outputs or {})
+        if all(state.status is StageStatus.COMPLETED for state in job.stages.values()):
+            job.status, job.error = JobStatus.READY, None
+        return
     if stage.status in (StageStatus.COMPLETED, StageStatus.FAILED):
         return
     if event.kind is StageEventKind.FAILED:
         stage.status = StageStatus.FAILED
+        if event.stage is Stage.TRANSCODE:
+            # Whatever played early is not the job's video: the same record
+            # whichever of "playable" and "failed" came first.
+            job.playable_at = None
         if job.error is None:
             job.error = event.error or {"code": "STAGE_FAILED", "message": f"{event.stage.value} failed"}
         _advance_job(job, JobStatus.FAILED)
@@ -224,6 +246,13 @@ def all_chunks_done(stage: StageState) -> bool:
     """The stage was chunked and every chunk is encoded (the stitch may run)."""
     total = int(stage.chunks.get("total") or 0)
     return total > 0 and int(stage.chunks.get("done") or 0) >= total
+def _completes_a_stage_the_sweep_failed(job: Job, stage: StageState, event: StageEvent) -> bool:
+    return (
+        event.kind is StageEventKind.COMPLETED
+        and stage.status is StageStatus.FAILED
+        and job.status is JobStatus.FAILED
+        and (job.error or {}).get("code") in SWEEP_VERDICTS
+    )
 
 
 def end_upload(job: Job, *, status: JobStatus, error: dict[str, str] | None, now: str) -> Job | None:

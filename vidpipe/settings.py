@@ -32,8 +32,15 @@ class Settings:
     # first retry delay after a failed attempt (see stage_runner.retry_delay_s).
     queue_url: str = ""
     retry_base_s: int = 30
+    # How long a stage holds its message at a time (renewed while it works);
+    # 0 turns the lease off. See vidpipe.message_lease.
+    lease_s: int = 120
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
+    # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead).
+    outputs_cdn_url: str = ""
+    # The sweep's view of the stages' dead-letter queues: ((stage, queue URL), ...).
+    stage_dead_letter_queues: tuple[tuple[str, str], ...] = ()
     # Sources longer than this are transcoded in chunks of chunk_s seconds by
     # many functions at once (a multiple of the 4 s HLS segment).
     chunk_threshold_s: float = 120.0
@@ -56,7 +63,10 @@ class Settings:
             max_receive_count=int(_number("MAX_RECEIVE_COUNT", 3)),
             queue_url=os.environ.get("QUEUE_URL", ""),
             retry_base_s=int(_number("RETRY_BASE_SECONDS", 30)),
+            lease_s=int(_number("STAGE_LEASE_SECONDS", 120)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
+            outputs_cdn_url=os.environ.get("OUTPUTS_CDN_URL", "").strip(),
+            stage_dead_letter_queues=_pairs("STAGE_DEAD_LETTER_QUEUES"),
             chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
             chunk_s=int(_number("CHUNK_SECONDS", 32)),
         )
@@ -67,6 +77,17 @@ def _text(name: str) -> str:
     if not value:
         raise ValidationFailed(f"setting {name} is not set", code="MISCONFIGURED")
     return value
+
+
+def _pairs(name: str) -> tuple[tuple[str, str], ...]:
+    """``key=value,key=value`` (empty: none)."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in os.environ.get(name, "").split(","))):
+        key, equals, value = item.partition("=")
+        if not (equals and key.strip() and value.strip()):
+            raise ValidationFailed(f"setting {name} wants key=value pairs, not {item!r}", code="MISCONFIGURED")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def _number(name: str, default: float) -> float:

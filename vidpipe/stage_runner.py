@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from vidpipe.aws_clients import events_client, s3_client, sqs_client
 from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
+from vidpipe.message_lease import MessageLease
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
@@ -182,7 +184,9 @@ def run_stage_for_record(
     When an attempt fails, the message's visibility is cut to a short backoff
     (to zero after the last attempt, so it goes to the dead-letter queue at
     once): otherwise SQS would act on it only after the queue's visibility
-    timeout, which must exceed the longest transcode (90 minutes)."""
+    timeout, which must exceed the longest transcode (90 minutes). While the
+    attempt runs, the message is held in short leases (:mod:`vidpipe.message_lease`),
+    so an attempt that dies without a word is retried within one lease."""
     try:
         eventbridge_event = json.loads(record_body)
     except json.JSONDecodeError:
@@ -190,17 +194,20 @@ def run_stage_for_record(
         return
     settings = get_settings()
     try:
-        run_stage(
-            stage=stage,
-            eventbridge_event=eventbridge_event,
-            receive_count=receive_count,
-            max_receive_count=settings.max_receive_count,
-            output_folder=output_folder,
-            source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-            output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
-            publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"),
-            work=work,
-        )
+        with message_lease(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+            run_stage(
+                stage=stage,
+                eventbridge_event=eventbridge_event,
+                receive_count=receive_count,
+                max_receive_count=settings.max_receive_count,
+                output_folder=output_folder,
+                source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+                output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
+                publisher=EventBridgePublisher(
+                    events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"
+                ),
+                work=work,
+            )
     except Exception:
         if receipt_handle:
             schedule_retry(receipt_handle, receive_count)
@@ -223,3 +230,17 @@ def schedule_retry(receipt_handle: str, receive_count: int) -> None:
         logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
     except Exception:
         logger.exception("could not shorten the retry delay")
+
+
+def message_lease(receipt_handle: str | None, *, queue_url: str, lease_s: int) -> AbstractContextManager[Any]:
+    """A lease on the record's message, or nothing when there is no message to
+    hold (a direct invocation, or leases turned off with lease_s=0)."""
+    if not (receipt_handle and queue_url and lease_s > 0):
+        return nullcontext()
+
+    def set_visibility(seconds: int) -> None:
+        sqs_client().change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
+    return MessageLease(set_visibility, lease_s=lease_s)

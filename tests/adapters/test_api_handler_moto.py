@@ -792,3 +792,39 @@ def test_GIVEN_a_users_token_WHEN_authorized_THEN_that_user_whatever_the_header_
     token = access.mint_api_token(SECRET, "bob")
 
     assert authorize({"Authorization": f"bearer {token}"}) == {"isAuthorized": True, "context": {"user": "bob"}}
+
+
+# ------------------------------------------------------------------ outputs through the CDN
+
+CDN_URL = "https://d111111abcdef8.cloudfront.net"
+
+
+def test_GIVEN_a_stack_with_an_outputs_cdn_WHEN_a_media_playlist_is_requested_THEN_segments_point_at_the_cdn(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTPUTS_CDN_URL", CDN_URL)
+    settings.get_settings.cache_clear()
+    transcoded_job(aws)
+
+    status, _, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/360p/index.m3u8", query=granted(), user=None))
+
+    assert status == 200
+    segments = [line for line in body.splitlines() if line and not line.startswith("#")]
+    assert segments == [f"{CDN_URL}/jobs/{JOB_ID}/hls/360p/seg_0000{number}.ts" for number in range(2)]
+
+
+def test_GIVEN_a_stack_with_an_outputs_cdn_WHEN_a_thumbnailed_job_is_read_THEN_images_come_from_the_cdn(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTPUTS_CDN_URL", CDN_URL + "/")
+    settings.get_settings.cache_clear()
+    thumbnailed_job(aws)
+
+    status, _, body = call(http_event("GET", f"/jobs/{JOB_ID}"))
+
+    assert status == 200
+    outputs = json.loads(body)["outputs"]
+    assert outputs["poster_url"] == f"{CDN_URL}/jobs/{JOB_ID}/thumbnails/poster.jpg"
+    assert outputs["sprite_url"] == f"{CDN_URL}/jobs/{JOB_ID}/thumbnails/sprite.jpg"
+    # The storyboard still comes through the API, behind the job's grant.
+    assert outputs["storyboard_vtt_url"].startswith(f"{API_URL}/jobs/{JOB_ID}/thumbnails/storyboard.vtt?")

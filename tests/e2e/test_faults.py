@@ -1,6 +1,8 @@
 """Faults on the local stack: a transcode killed mid-way is retried and
 finishes; one killed on every attempt ends FAILED with the reason, its message
-in the dead-letter queue, and `vidpipe redrive` sends it back."""
+in the dead-letter queue, and `vidpipe redrive` sends it back. A function that
+dies without a word (its whole worker killed, as Lambda does past its timeout)
+has its message back within one lease, not the queue's 90-minute visibility."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
@@ -51,6 +54,40 @@ class FfmpegKiller(threading.Thread):
             time.sleep(0.02)
 
 
+def aws(stack, service: str):
+    return boto3.client(service, endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+class WorkerKiller(threading.Thread):
+    """Kills the Lambda worker process running the job's transcode (FFmpeg's
+    parent) and FFmpeg with it, once: the function dies without reporting
+    anything, as when Lambda ends it at its timeout."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(daemon=True)
+        self.job_id, self.killed_at, self.worker_command, self.stop = job_id, 0.0, b"", threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.killed_at:
+            for pid in ffmpeg_pids_of(self.job_id):
+                try:
+                    worker = parent_of(pid)
+                    self.worker_command = Path(f"/proc/{worker}/cmdline").read_bytes()
+                    os.kill(worker, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+                except (OSError, ValueError):
+                    continue
+                self.killed_at = time.monotonic()
+                break
+            time.sleep(0.02)
+
+
 def upload(local_stack) -> str:
     submitted = local_stack.vidpipe("submit", str(SAMPLE), "--json", timeout=300)
     assert submitted.returncode == 0, submitted.stderr
@@ -77,6 +114,24 @@ def test_a_transcode_killed_mid_way_is_retried_and_finishes(local_stack) -> None
     assert job["status"] == "READY", job
 
 
+def test_a_transcode_whose_function_dies_without_a_word_is_retried_within_one_lease(local_stack) -> None:
+    # GIVEN a job whose transcode worker is killed while FFmpeg runs
+    job_id = upload(local_stack)
+    killer = WorkerKiller(job_id)
+    killer.start()
+
+    # WHEN the stack carries on
+    job = wait_final(local_stack, job_id)
+    killer.stop.set()
+
+    # THEN the message came back after the lease (10 s on the test stack), not
+    # after the queue's 90-minute visibility timeout, and the retry finished it
+    assert killer.killed_at, "the transcode was never caught running"
+    assert killer.worker_command.split(b"\0")[1:3] != [b"-m", b"ministack"], "killed ministack, not a worker"
+    assert job["status"] == "READY", job
+    assert job["stages"]["transcode"]["status"] == "COMPLETED"
+
+
 def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(local_stack) -> None:
     job_id = upload(local_stack)
     killer = FfmpegKiller(job_id, times=3)  # maxReceiveCount of the transcode queue
@@ -96,3 +151,55 @@ def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(
     assert "'transcode': 1" in counted.stdout, counted.stdout
     redriven = local_stack.vidpipe("redrive", "--queue", "transcode", timeout=120)
     assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
+
+
+def test_a_transcode_that_dies_on_every_attempt_is_failed_by_the_sweep_and_redrive_finishes_it(local_stack) -> None:
+    # GIVEN a job whose transcode worker is killed on each of its 3 attempts, so
+    # no attempt reports anything and the message goes to the dead-letter queue
+    job_id = upload(local_stack)
+    killers = []
+    for _ in range(3):
+        killer = WorkerKiller(job_id)
+        killer.start()
+        killer.join(timeout=120)
+        killers.append(killer)
+    assert all(k.killed_at for k in killers), "an attempt was never caught running"
+    cloudformation = aws(local_stack, "cloudformation")
+
+    def resource(logical_id: str) -> str:
+        found = cloudformation.describe_stack_resource(StackName="vidpipe", LogicalResourceId=logical_id)
+        return str(found["StackResourceDetail"]["PhysicalResourceId"])
+
+    # WHEN the message has reached the dead-letter queue and the sweep runs
+    sweep = {"version": "0", "id": "test", "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "region": "us-east-1", "resources": [], "detail": {}}
+    deadline, result = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:
+        answer = aws(local_stack, "lambda").invoke(FunctionName=resource("SweepFunction"),
+                                                   Payload=json.dumps(sweep).encode())
+        result = json.loads(answer["Payload"].read())
+        if job_id in result.get("dead_lettered", []):
+            break
+        time.sleep(3)
+
+    # THEN the job is FAILED with the reason at once (not after the stall
+    # limit), and the message is still in the dead-letter queue for redrive
+    assert job_id in result.get("dead_lettered", []), result
+    job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=60).json()
+    assert job["status"] == "FAILED", job
+    assert job["error"]["code"] == "DEAD_LETTERED"
+    assert "transcode stage gave up after 3 attempts" in job["error"]["message"]
+    counted = local_stack.vidpipe("redrive", "--queue", "transcode", "--dry-run", timeout=120)
+    assert "'transcode': 1" in counted.stdout, counted.stdout
+
+    # AND WHEN the message is sent back once the cause is gone
+    redriven = local_stack.vidpipe("redrive", "--queue", "transcode", timeout=120)
+    assert "transcode: 1 message(s) sent back" in redriven.stdout, redriven.stdout + redriven.stderr
+
+    # THEN the finished transcode overrides the sweep's verdict: the job is READY
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and job["status"] != "READY":
+        time.sleep(1)
+        job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=60).json()
+    assert job["status"] == "READY" and job["error"] is None, job

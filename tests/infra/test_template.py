@@ -428,3 +428,44 @@ def test_GIVEN_the_uploads_bucket_WHEN_read_THEN_a_lifecycle_rule_aborts_incompl
     rules = template["Resources"]["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     aborts = [rule for rule in rules if "AbortIncompleteMultipartUpload" in rule and rule["Status"] == "Enabled"]
     assert aborts and aborts[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+
+
+def test_GIVEN_the_outputs_cdn_WHEN_inspected_THEN_only_the_distribution_reads_the_private_bucket(
+    template: dict[str, Any],
+) -> None:
+    # The bucket refuses public access of every kind...
+    outputs = template["Resources"]["OutputsBucket"]["Properties"]
+    assert all(outputs["PublicAccessBlockConfiguration"].values())
+    # ...the distribution reaches it through an origin access control that signs every request...
+    [access_control] = resources_of(template, "AWS::CloudFront::OriginAccessControl").values()
+    oac_config = access_control["Properties"]["OriginAccessControlConfig"]
+    assert (oac_config["OriginAccessControlOriginType"], oac_config["SigningBehavior"]) == ("s3", "always")
+    [distribution] = resources_of(template, "AWS::CloudFront::Distribution").values()
+    [origin] = distribution["Properties"]["DistributionConfig"]["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["OutputsBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OutputsOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"]["OriginAccessIdentity"] == ""
+    behaviour = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert set(behaviour["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS"}
+    # ...and the bucket policy lets that one distribution read the outputs, nothing more.
+    [policy] = resources_of(template, "AWS::S3::BucketPolicy").values()
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert statement["Action"] == "s3:GetObject"
+    source_arn = json.dumps(statement["Condition"]["StringEquals"]["AWS:SourceArn"])
+    assert "distribution/${OutputsDistribution}" in source_arn
+
+
+def test_GIVEN_the_api_function_WHEN_inspected_THEN_it_gets_the_cdn_url_only_when_delivering_through_cloudfront(
+    template: dict[str, Any],
+) -> None:
+    variables = template["Resources"]["UploadApiFunction"]["Properties"]["Environment"]["Variables"]
+    condition, when_cdn, otherwise = variables["OUTPUTS_CDN_URL"]["Fn::If"]
+    assert condition == "DeliverThroughCloudFront"
+    assert "OutputsDistribution.DomainName" in json.dumps(when_cdn)
+    assert otherwise == ""
+    assert template["Conditions"]["DeliverThroughCloudFront"] == {
+        "Fn::Equals": [{"Ref": "OutputsDelivery"}, "cloudfront"]
+    }

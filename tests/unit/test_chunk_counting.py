@@ -190,3 +190,14 @@ def test_GIVEN_playable_then_completed_in_any_order_THEN_playable_at_is_the_earl
     # a completed ladder without an early report (the chunked path) is playable when it completes
     assert apply_all(new_job(), [completed_event(9)]).playable_at == "2025-01-01T10:00:09.000000Z"
     assert Job.from_dict(apply_all(new_job(), [playable_event(5)]).to_dict()).playable_at is not None
+
+
+def test_GIVEN_a_transcode_that_fails_after_playing_early_THEN_not_playable_whatever_the_order() -> None:
+    failed = StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.FAILED,
+                        occurred_at="2025-01-01T10:00:07.000000Z", error={"code": "FFMPEG_ERROR", "message": "x"})
+
+    for order in ([playable_event(5), failed], [failed, playable_event(5)]):
+        job = apply_all(new_job(), order)
+
+        assert job.playable_at is None and job.status.value == "FAILED"
+        assert "hls_url" not in job_view(job, api_url="https://api", signer=Signer(), url_ttl_s=60)["outputs"]

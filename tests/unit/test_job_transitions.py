@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
-from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event
+from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event, fail_stalled
 
 JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 SIZE = 1_048_576
@@ -198,3 +198,36 @@ def test_GIVEN_any_delivery_order_with_duplicates_WHEN_applied_THEN_the_outcome_
             assert after.status is JobStatus.FAILED and after.error == before.error
         for stage in Stage:
             assert after.stages[stage].progress >= before.stages[stage].progress
+
+
+def test_GIVEN_a_job_the_sweep_failed_from_silence_WHEN_its_stage_completes_after_all_THEN_the_job_is_ready() -> None:
+    # GIVEN thumbnails done, transcode silent, and the sweep's DEAD_LETTERED verdict
+    processing = deliver(new_job(), SUCCESS_EVENTS[:-1])[-1]
+    verdict = {"code": "DEAD_LETTERED", "message": "the transcode stage gave up"}
+    failed = fail_stalled(processing, error=verdict, now="2026-11-27T12:00:00Z")
+    assert failed is not None and failed.stages[T].status is StageStatus.FAILED
+
+    # WHEN the redriven transcode reports COMPLETED
+    revived = apply_event(failed, SUCCESS_EVENTS[-1])
+
+    # THEN the stage completes and the job is READY without the guessed error;
+    # a duplicate of that report changes nothing more
+    assert revived is not None
+    assert revived.status is JobStatus.READY and revived.error is None
+    assert revived.stages[T].status is StageStatus.COMPLETED
+    assert revived.stages[T].outputs == TRANSCODE_OUTPUTS
+    assert apply_event(revived, SUCCESS_EVENTS[-1]) is None
+
+
+def test_GIVEN_a_job_failed_by_a_stages_own_report_WHEN_a_stage_completes_later_THEN_it_stays_failed() -> None:
+    failed = deliver(new_job(), FAILURE_EVENTS)[-1]
+
+    assert apply_event(failed, stage_event(T, COMPLETED, 9, outputs=TRANSCODE_OUTPUTS)) is None
+
+
+def test_GIVEN_a_sweep_failure_WHEN_only_a_late_progress_or_started_arrives_THEN_it_stays_failed() -> None:
+    processing = deliver(new_job(), SUCCESS_EVENTS[:-1])[-1]
+    failed = fail_stalled(processing, error={"code": "STAGE_STALLED", "message": "m"}, now="2026-11-27T12:00:00Z")
+
+    for late in (stage_event(T, STARTED, 9), stage_event(T, PROGRESS, 9, progress=0.9)):
+        assert apply_event(failed, late) is None

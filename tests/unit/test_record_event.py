@@ -10,7 +10,7 @@ import pytest
 from upload_api.domain_logic.status import record_event
 from vidpipe.errors import ConcurrentUpdate, JobNotFound
 from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
-from vidpipe.jobs import Job, JobStatus, StageStatus
+from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
 
 JOB_ID = "5b1c9a1e-4f0e-4d2c-9a57-0c4d1d0bb6a1"
 
@@ -168,3 +168,23 @@ def test_GIVEN_no_such_job_WHEN_recording_THEN_none_and_nothing_written(store: I
 
     assert record_event(store, stray) is None
     assert store.saves == 0
+
+
+def test_GIVEN_a_job_the_sweep_failed_WHEN_the_redriven_stage_completes_THEN_job_ready_is_reported_once(
+    store: InMemoryJobStore,
+) -> None:
+    record_event(store, uploaded())
+    record_event(store, stage_event(Stage.THUMBNAILS, StageEventKind.COMPLETED, outputs={"poster_key": "p"}))
+    current = store.get(JOB_ID)
+    verdict = fail_stalled(current, error={"code": "DEAD_LETTERED", "message": "m"}, now="2026-11-27T12:00:00Z")
+    assert verdict is not None
+    store.save(verdict, expected_version=current.version)
+    completed = stage_event(Stage.TRANSCODE, StageEventKind.COMPLETED, outputs={"hls_key": "k"})
+
+    first = record_event(store, completed)
+    second = record_event(store, completed)
+
+    assert first is not None and first.became_terminal and first.job.status is JobStatus.READY
+    finished = first.finished_event()
+    assert finished is not None and finished.detail_type == "Job Ready"
+    assert second is not None and not second.became_terminal

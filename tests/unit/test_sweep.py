@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 from upload_api.domain_logic.sweep import iso_utc, sweep
-from vidpipe.errors import ConcurrentUpdate
+from vidpipe.errors import ConcurrentUpdate, JobNotFound
 from vidpipe.events import Stage
 from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
 from vidpipe.jobs import Job, JobStatus, StageStatus
@@ -30,6 +30,11 @@ class FakeJobs:
 
         found = [j for j in self.jobs.values() if (since := open_since(j)) is not None and since < since_before]
         return [copy.deepcopy(j) for j in found][:limit]
+
+    def get(self, job_id: str) -> Job:
+        if job_id not in self.jobs:
+            raise JobNotFound(f"no job {job_id}")
+        return copy.deepcopy(self.jobs[job_id])
 
     def save(self, job: Job, *, expected_version: int) -> Job:
         if self.jobs[job.job_id].version != expected_version:
@@ -68,9 +73,18 @@ def job(job_id: str, status: JobStatus, *, age: timedelta, upload_id: str | None
     return made
 
 
-def run(jobs: FakeJobs, uploads: FakeUploads | None = None, publisher: FakePublisher | None = None):
+class FakeDeadLetters:
+    def __init__(self, stranded: dict[str, str]) -> None:
+        self.stranded = stranded
+
+    def stranded_jobs(self) -> dict[str, str]:
+        return dict(self.stranded)
+
+
+def run(jobs: FakeJobs, uploads: FakeUploads | None = None, publisher: FakePublisher | None = None,
+        dead_letters: FakeDeadLetters | None = None):
     return sweep(jobs, uploads or FakeUploads(), publisher or FakePublisher(), now=NOW,
-                 upload_expiry_s=3600, stall_limit_s=7200)
+                 upload_expiry_s=3600, stall_limit_s=7200, dead_letters=dead_letters)
 
 
 def test_GIVEN_an_upload_older_than_the_expiry_WHEN_swept_THEN_it_is_expired_and_its_multipart_aborted() -> None:
@@ -128,3 +142,38 @@ def test_GIVEN_the_job_moved_between_read_and_write_WHEN_swept_THEN_it_is_skippe
     assert run(jobs, publisher=publisher).stalled == []
     assert jobs.jobs["racing"].status is JobStatus.PROCESSING
     assert publisher.events == []
+
+
+def test_GIVEN_a_job_whose_stage_message_is_dead_lettered_WHEN_swept_THEN_it_fails_at_once_naming_the_stage() -> None:
+    # GIVEN a job still PROCESSING, recent (far from the stall limit), whose
+    # transcode message reached the dead-letter queue; and a finished job there too
+    jobs = FakeJobs(
+        job("killed", JobStatus.PROCESSING, age=timedelta(minutes=20)),
+        job("done", JobStatus.READY, age=timedelta(minutes=20)),
+    )
+    publisher = FakePublisher()
+    dead_letters = FakeDeadLetters({"killed": "transcode", "done": "thumbnails", "gone": "transcode"})
+
+    # WHEN the sweep runs
+    result = run(jobs, publisher=publisher, dead_letters=dead_letters)
+
+    # THEN the job in progress is FAILED with DEAD_LETTERED, the finished one
+    # and the unknown one are left alone, and Job Failed is published once
+    killed = jobs.jobs["killed"]
+    assert result.dead_lettered == ["killed"] and result.stalled == []
+    assert killed.status is JobStatus.FAILED and killed.error["code"] == "DEAD_LETTERED"
+    assert "transcode stage gave up after 3 attempts" in killed.error["message"]
+    assert "vidpipe redrive" in killed.error["message"]
+    assert jobs.jobs["done"].status is JobStatus.READY
+    assert [(e.job_id, e.status) for e in publisher.events] == [("killed", "FAILED")]
+
+
+def test_GIVEN_a_dead_lettered_job_already_failed_WHEN_swept_again_THEN_nothing_more_happens() -> None:
+    jobs = FakeJobs(job("killed", JobStatus.PROCESSING, age=timedelta(minutes=20)))
+    dead_letters = FakeDeadLetters({"killed": "transcode"})
+    run(jobs, dead_letters=dead_letters)
+    publisher = FakePublisher()
+
+    result = run(jobs, publisher=publisher, dead_letters=dead_letters)
+
+    assert result.dead_lettered == [] and publisher.events == []

@@ -22,7 +22,7 @@ from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import parse_chunk_work
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import schedule_retry
+from vidpipe.stage_runner import message_lease, schedule_retry
 from vidpipe.storage import S3ObjectStore
 
 # Kept back from the Lambda timeout for uploading segments and reporting a failure.
@@ -46,16 +46,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         receive_count = int(record.attributes.approximate_receive_count)
         scratch = Path(tempfile.mkdtemp(prefix=f"chunk-{order.job_id}-"))
         try:
-            run_work_order(
-                order, scratch,
-                receive_count=receive_count,
-                max_receive_count=settings.max_receive_count,
-                timeout_s=timeout_s,
-                work_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-                output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
-                publish=EventBridgePublisher(events_client(), settings.event_bus_name,
-                                             source="vidpipe.transcode").publish,
-            )  # fmt: skip
+            # Held in short leases, as the stages' messages are: a chunk whose
+            # function dies without a word is offered again within one lease.
+            with message_lease(record.receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+                run_work_order(
+                    order, scratch,
+                    receive_count=receive_count,
+                    max_receive_count=settings.max_receive_count,
+                    timeout_s=timeout_s,
+                    work_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+                    output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
+                    publish=EventBridgePublisher(events_client(), settings.event_bus_name,
+                                                 source="vidpipe.transcode").publish,
+                )  # fmt: skip
         except Exception:
             logger.exception("chunk work failed", extra={"attempt": receive_count})
             schedule_retry(record.receipt_handle, receive_count)

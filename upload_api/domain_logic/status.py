@@ -86,7 +86,8 @@ def record_event(
             if attempt == max_attempts:
                 raise
             continue
-        became_terminal = current.status not in FINISHED_STATUSES and saved.status in FINISHED_STATUSES
+        # (FAILED → READY is a move too: a stage finishing after the sweep's verdict, see vidpipe.jobs.)
+        became_terminal = saved.status in FINISHED_STATUSES and saved.status is not current.status
         return JobUpdate(job=saved, changed=True, became_terminal=became_terminal)
     raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
 

@@ -5,9 +5,11 @@ first, and
 
 * EXPIREs a job whose upload never arrived within the expiry (aborting its
   multipart upload, if any);
-* FAILs a job that has not moved for the stall limit: every attempt of a stage
-  was killed or timed out, so nothing reported, and its message waits in a
-  dead-letter queue (``vidpipe redrive`` sends it back once the cause is fixed).
+* FAILs a job whose stage message is in a dead-letter queue (DEAD_LETTERED):
+  the last attempt died without a word (killed, past its timeout), so nothing
+  reported; the message stays there for ``vidpipe redrive``;
+* FAILs a job that has not moved for the stall limit (STAGE_STALLED), the
+  backstop for whatever else leaves a job without news.
 
 A job that moves while it is being swept keeps going: the conditional write
 loses and we skip it.
@@ -20,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from upload_api.domain_logic.uploads import JobSaver, MultipartStore, end_awaiting_upload
-from vidpipe.errors import ConcurrentUpdate, UploadNotOpen
+from vidpipe.errors import ConcurrentUpdate, JobNotFound, UploadNotOpen
 from vidpipe.events import JobFinished, iso_utc
 from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
 from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
@@ -31,6 +33,14 @@ SWEEP_BATCH = 100
 class OpenJobs(JobSaver, Protocol):
     def list_open(self, state: str, *, since_before: str, limit: int = SWEEP_BATCH) -> list[Job]: ...
 
+    def get(self, job_id: str) -> Job: ...
+
+
+class DeadLetters(Protocol):
+    def stranded_jobs(self) -> dict[str, str]:
+        """``{job_id: stage}`` for the messages waiting in the stages' dead-letter queues."""
+        ...
+
 
 class EventPublisher(Protocol):
     def publish(self, event: JobFinished) -> None: ...
@@ -39,6 +49,7 @@ class EventPublisher(Protocol):
 @dataclass
 class SweepResult:
     expired: list[str] = field(default_factory=list)
+    dead_lettered: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
 
 
@@ -50,9 +61,11 @@ def sweep(
     now: datetime,
     upload_expiry_s: int,
     stall_limit_s: int,
+    dead_letters: DeadLetters | None = None,
+    max_attempts: int = 3,
 ) -> SweepResult:
-    """One pass: expire abandoned uploads, fail stalled jobs (at most
-    SWEEP_BATCH of each; the next run takes the rest)."""
+    """One pass: expire abandoned uploads, fail dead-lettered and stalled jobs
+    (at most SWEEP_BATCH of each kind; the next run takes the rest)."""
     result = SweepResult()
     cutoff = iso_utc(now - timedelta(seconds=upload_expiry_s))
     for job in jobs.list_open(AWAITING_UPLOAD, since_before=cutoff, limit=SWEEP_BATCH):
@@ -62,6 +75,20 @@ def sweep(
             continue  # the upload arrived meanwhile (or the index lagged): not abandoned
         result.expired.append(job.job_id)
 
+    stranded = dead_letters.stranded_jobs() if dead_letters else {}
+    for job_id, stage in sorted(stranded.items())[:SWEEP_BATCH]:
+        try:
+            job = jobs.get(job_id)
+        except JobNotFound:
+            continue
+        error = {
+            "code": "DEAD_LETTERED",
+            "message": f"the {stage} stage gave up after {max_attempts} attempts that ended without a report "
+            "(killed or timed out); its message waits in the dead-letter queue for `vidpipe redrive`",
+        }
+        if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
+            result.dead_lettered.append(job_id)
+
     cutoff = iso_utc(now - timedelta(seconds=stall_limit_s))
     for job in jobs.list_open(IN_PROGRESS, since_before=cutoff, limit=SWEEP_BATCH):
         unfinished = sorted(
@@ -69,16 +96,22 @@ def sweep(
         )
         error = {
             "code": "STAGE_STALLED",
-            "message": f"no progress for {stall_limit_s} s: {', '.join(unfinished) or 'a stage'} did not finish "
-            "(its function was stopped or timed out on every attempt; the message is in a dead-letter queue)",
+            "message": f"no progress for {stall_limit_s} s: {', '.join(unfinished) or 'a stage'} did not finish",
         }
-        failed = fail_stalled(job, error=error, now=iso_utc(now))
-        if failed is None:
-            continue
-        try:
-            jobs.save(failed, expected_version=job.version)
-        except ConcurrentUpdate:
-            continue  # it moved after all
-        publisher.publish(JobFinished(job_id=job.job_id, status=JobStatus.FAILED.value, error=error))
-        result.stalled.append(job.job_id)
+        if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
+            result.stalled.append(job.job_id)
     return result
+
+
+def _fail(job: Job, error: dict[str, str], *, jobs: OpenJobs, publisher: EventPublisher, now: datetime) -> bool:
+    """Save ``job`` FAILED with ``error`` and announce it; False when it is not
+    in progress or moved meanwhile (the conditional write lost)."""
+    failed = fail_stalled(job, error=error, now=iso_utc(now))
+    if failed is None:
+        return False
+    try:
+        jobs.save(failed, expected_version=job.version)
+    except ConcurrentUpdate:
+        return False
+    publisher.publish(JobFinished(job_id=job.job_id, status=JobStatus.FAILED.value, error=error))
+    return True

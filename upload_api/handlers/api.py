@@ -36,7 +36,7 @@ from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
-from vidpipe.storage import S3ObjectStore
+from vidpipe.storage import CdnOutputUrls, S3ObjectStore
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -76,6 +76,13 @@ def _outputs_store() -> S3ObjectStore:
     return S3ObjectStore(s3_client(), get_settings().outputs_bucket)
 
 
+def _output_urls() -> S3ObjectStore | CdnOutputUrls:
+    """Where players fetch segments and images: the CDN when the stack has one
+    in use (OutputsDelivery=cloudfront), otherwise presigned S3 GETs."""
+    cdn_url = get_settings().outputs_cdn_url
+    return CdnOutputUrls(cdn_url) if cdn_url else _outputs_store()
+
+
 def _caller() -> str:
     """The user the HTTP API's authorizer let in (every route but the page and
     the outputs sits behind it)."""
@@ -97,7 +104,7 @@ def _owned_job(job_id: str) -> Job:
 def _view(job: Job) -> dict[str, Any]:
     ttl = get_settings().output_url_ttl_s
     grant = output_grant(deployment_secret(), job.job_id, ttl_s=ttl)
-    return job_view(job, api_url=_api_url(), signer=_outputs_store(), url_ttl_s=ttl, grant=grant)
+    return job_view(job, api_url=_api_url(), signer=_output_urls(), url_ttl_s=ttl, grant=grant)
 
 
 def _api_url() -> str:
@@ -199,11 +206,11 @@ def get_storyboard(job_id: str) -> Response[str]:
 
 def _signed_text(prefix: str, name: str, rewrite: Callable[..., str]) -> str:
     """The output file's text with the files it references replaced by presigned URLs."""
-    store, ttl = _outputs_store(), get_settings().output_url_ttl_s
+    urls, ttl = _output_urls(), get_settings().output_url_ttl_s
     return rewrite(
-        store.read_text(prefix + name),
+        _outputs_store().read_text(prefix + name),
         key_prefix=prefix,
-        sign=lambda key: store.presigned_get(key, expires_s=ttl),
+        sign=lambda key: urls.presigned_get(key, expires_s=ttl),
     )
 
 

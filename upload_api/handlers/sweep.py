@@ -1,5 +1,6 @@
 """Sweep Lambda: run by a scheduled EventBridge rule, it EXPIREs jobs whose
-upload never arrived and FAILs jobs that stopped moving. Wiring only; the rules
+upload never arrived and FAILs jobs whose stage was dead-lettered or that
+stopped moving. Wiring only; the rules
 are in upload_api.domain_logic.sweep."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_api.domain_logic.sweep import sweep
-from vidpipe.aws_clients import dynamodb_client, events_client, s3_client
+from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
+from vidpipe.dead_letters import DeadLetterQueues
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.observability import logger
@@ -40,9 +42,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=sweep_time(event),
         upload_expiry_s=settings.upload_expiry_s,
         stall_limit_s=settings.stall_limit_s,
+        dead_letters=DeadLetterQueues(sqs_client(), dict(settings.stage_dead_letter_queues)),
+        max_attempts=settings.max_receive_count,
     )
     for job_id in result.expired:
         logger.info("upload expired", extra={"job_id": job_id})
+    for job_id in result.dead_lettered:
+        logger.warning("dead-lettered job failed", extra={"job_id": job_id})
     for job_id in result.stalled:
         logger.warning("stalled job failed", extra={"job_id": job_id})
     return asdict(result)

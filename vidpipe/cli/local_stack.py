@@ -27,6 +27,7 @@ not installed, deploy failed with the failing resource's status reason).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -146,7 +147,13 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
         endpoints = Endpoints(**previous["endpoints"])
     else:
         log("deploying infra/template.yaml into the local stack ...")
-        endpoints = deploy(settings, build_all(settings.ministack_python, PROJECT_ROOT / "build"))
+        build_dir = PROJECT_ROOT / "build"
+        build_dir.mkdir(exist_ok=True)
+        # Two stacks of one checkout (the user's and the tests', say) share the
+        # build folder: one builds and uploads its zips while the other waits.
+        with open(build_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            endpoints = deploy(settings, build_all(settings.ministack_python, build_dir))
         settings.endpoints_file.write_text(
             json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
         )
@@ -347,7 +354,12 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
     # API's public URL is known before the stack exists.
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
-    parameters = [{"ParameterKey": "PublicApiUrl", "ParameterValue": api_url}] + [
+    # ministack's CloudFront answers 502 for an S3 origin, so locally players
+    # get presigned S3 GETs; the distribution is still deployed, unused.
+    parameters = [
+        {"ParameterKey": "PublicApiUrl", "ParameterValue": api_url},
+        {"ParameterKey": "OutputsDelivery", "ParameterValue": "s3-presigned"},
+    ] + [
         {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
     ]
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]

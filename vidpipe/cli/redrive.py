@@ -4,9 +4,10 @@ A message lands in a dead-letter queue after its consumer failed on every
 attempt (a crash, a timeout, an outage, a bug since fixed). Once the cause is
 fixed, ``vidpipe redrive`` puts each message back on its source queue, where
 it is consumed as if it were new; every consumer is idempotent, so a message
-that did partly succeed does no harm. A job already FAILED stays FAILED (the
-status function never moves a job backwards): redrive repairs what has not
-failed the job yet, such as status updates that could not be written.
+that did partly succeed does no harm. A job the sweep failed from silence
+(DEAD_LETTERED, STAGE_STALLED) becomes READY once its redriven stage completes;
+a job failed by a stage's own report stays FAILED (the status function never
+overrides a real failure).
 
 What can go wrong: botocore errors are raised as they are (this is an
 operator's command; the message says which call failed)."""
