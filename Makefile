@@ -3,9 +3,13 @@
 PYTHON ?= python3
 VENV := .venv
 MINISTACK_VENV := .venv-ministack
+# AWS SAM CLI (sam build/validate/deploy) in an environment of its own: its
+# pins would fight ours.
+SAM_VENV := .venv-sam
+SAM_CLI_VERSION := 1.170.0
 BIN := $(VENV)/bin
 
-.PHONY: up down test test-quick lint bench reliability load dev clean system-deps
+.PHONY: up down test test-quick lint bench reliability load dev clean system-deps aws-build
 
 up: dev
 	$(BIN)/vidpipe up
@@ -34,7 +38,13 @@ reliability: dev
 load: dev
 	$(BIN)/python scripts/load_test.py
 
-dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed system-deps
+dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed $(SAM_VENV)/.installed system-deps
+
+# Lambda artefacts (functions, dependencies for python3.12 x86_64, static FFmpeg
+# from a pinned, checksummed wheel) into build/, then `sam build`. See docs/DEPLOY.md.
+aws-build: dev
+	$(BIN)/python -m vidpipe.cli.lambda_build
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template infra/template.yaml
 
 # FFmpeg (transcoding) and Chromium (the browser tests) come from apt.
 system-deps:
@@ -55,5 +65,10 @@ $(MINISTACK_VENV)/.installed: requirements/ministack.txt
 	$(MINISTACK_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/ministack.txt
 	touch $@
 
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
 clean:
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .aws-sam .pytest_cache .ruff_cache

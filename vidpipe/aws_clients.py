@@ -40,3 +40,10 @@ def secrets_client() -> Any:
 @lru_cache(maxsize=1)
 def sqs_client() -> Any:
     return boto3.client("sqs", config=Config(retries=_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def mediaconvert_client() -> Any:
+    # The regional endpoint: MediaConvert no longer needs the account-specific
+    # one from DescribeEndpoints.
+    return boto3.client("mediaconvert", config=Config(retries=_RETRIES))

@@ -29,7 +29,8 @@ contract: clients and tests match on it) and a readable ``message``::
         │   └── ConcurrentUpdate      optimistic-lock conflict (retry the read-modify-write)
         ├── EventPublishError         EventBridge PutEvents failed
         ├── QueueError                SQS call failed
-        └── FfmpegError               FFmpeg crashed, timed out or is missing
+        ├── FfmpegError               FFmpeg crashed, timed out or is missing
+        └── MediaConvertError         MediaConvert refused a job, or the job ended in ERROR/CANCELED
 
 ``MediaError`` is final: retrying the same bytes gives the same answer, so a
 stage that meets one publishes a Failed event instead of raising. An
@@ -165,3 +166,9 @@ class QueueError(InfrastructureError):
 
 class FfmpegError(InfrastructureError):
     code = "FFMPEG_ERROR"
+
+
+class MediaConvertError(InfrastructureError):
+    """MediaConvert refused a job, or a job it ran ended in ERROR or CANCELED."""
+
+    code = "MEDIACONVERT_ERROR"

@@ -6,7 +6,9 @@ Stages publish to the custom bus (``EVENT_BUS_NAME``) with
 (the correlation id of every log line and metric).
 
 The status function also reads S3's own "Object Created" event (from the
-default bus), which marks the upload as done.
+default bus), which marks the upload as done, and MediaConvert's "MediaConvert
+Job State Change" events, read as transcode events (see
+:mod:`vidpipe.mediaconvert_events`).
 
 What can go wrong: :func:`parse_event` raises ValidationFailed for an event it
 does not understand (a newer ``version``, a missing ``job_id``...).
@@ -138,6 +140,12 @@ def parse_event(event: dict[str, Any]) -> StageEvent | UploadCompleted:
     source = str(event.get("source", ""))
     if source == "aws.s3" and event.get("detail-type") == "Object Created":
         return parse_object_created(event)
+    if source == "aws.mediaconvert":
+        # The MediaConvert backend's state changes stand for transcode events.
+        # Imported here: that module builds on this one.
+        from vidpipe.mediaconvert_events import parse_state_change
+
+        return parse_state_change(event)
     if not source.startswith(SOURCE_PREFIX):
         raise ValidationFailed(f"unknown event source {source!r}")
     if detail.get("version") != EVENT_VERSION:

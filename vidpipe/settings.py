@@ -41,6 +41,15 @@ class Settings:
     outputs_cdn_url: str = ""
     # The sweep's view of the stages' dead-letter queues: ((stage, queue URL), ...).
     stage_dead_letter_queues: tuple[tuple[str, str], ...] = ()
+    # Which backend encodes the ladder: "ffmpeg" (the transcode function itself)
+    # or "mediaconvert" (a MediaConvert job, run with mediaconvert_role_arn).
+    transcode_backend: str = "ffmpeg"
+    mediaconvert_role_arn: str = ""
+    mediaconvert_rate_control: str = "QVBR"
+    # The stack's name, which the MediaConvert rules match jobs on.
+    stack_name: str = ""
+    # The ladder's rungs as "short_side:kbit/s,..." (empty: the default ladder).
+    ladder_rungs: str = ""
     # Sources longer than this are transcoded in chunks of chunk_s seconds by
     # many functions at once (a multiple of the 4 s HLS segment).
     chunk_threshold_s: float = 120.0
@@ -67,6 +76,11 @@ class Settings:
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
             outputs_cdn_url=os.environ.get("OUTPUTS_CDN_URL", "").strip(),
             stage_dead_letter_queues=_pairs("STAGE_DEAD_LETTER_QUEUES"),
+            transcode_backend=_choice("TRANSCODE_BACKEND", ("ffmpeg", "mediaconvert"), "ffmpeg"),
+            mediaconvert_role_arn=os.environ.get("MEDIACONVERT_ROLE_ARN", "").strip(),
+            mediaconvert_rate_control=_choice("MEDIACONVERT_RATE_CONTROL", ("QVBR", "CBR"), "QVBR"),
+            stack_name=os.environ.get("STACK_NAME", "").strip(),
+            ladder_rungs=os.environ.get("LADDER_RUNGS", "").strip(),
             chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
             chunk_s=int(_number("CHUNK_SECONDS", 32)),
         )
@@ -98,6 +112,13 @@ def _number(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValidationFailed(f"setting {name}={raw!r} is not a number", code="MISCONFIGURED") from exc
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise ValidationFailed(f"setting {name}={value!r} is not one of {allowed}", code="MISCONFIGURED")
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,12 @@ For one SQS record holding S3's "Object Created" event:
 An event that is not an upload of ours is logged and dropped: retrying it
 would fail the same way.
 
+Two variations (both optional arguments): a stage may read something else than
+the upload (``read_input``: the thumbnails function reads MediaConvert's frame
+captures), and its work may hand the job to a service that reports completion
+on its own (``work`` returns None: the MediaConvert backend), in which case
+nothing is uploaded and no "Completed" is published here.
+
 A :class:`~vidpipe.errors.MediaError` is final (the same bytes fail the same
 way): the stage publishes "<Stage> Failed" with its code and the record counts
 as handled. Any other error is raised so SQS delivers the record again, except
@@ -69,11 +75,27 @@ class StageContext:
     # Early playback: upload what output_dir holds now and announce these outputs
     # as playable (a Progress event with outputs and "playable": true).
     publish_playable: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
+    # Every object fetched for the stage, by local name (``source`` for an upload).
+    inputs: dict[str, Path] = field(default_factory=dict)
 
 
-# The outputs to publish with "<Stage> Completed", or None when the stage goes on
-# elsewhere (a chunked transcode: the chunk functions finish it).
+# The outputs' description, or None when another service finishes the stage.
 StageWork = Callable[[StageContext], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """The job a stage message is about, and the objects to fetch for it
+    (local file name → key in the stage's input bucket)."""
+
+    job_id: str
+    objects: dict[str, str]
+
+
+def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
+    """S3's "Object Created" for an upload: fetch the source. Raises ValidationFailed otherwise."""
+    upload = parse_object_created(eventbridge_event)
+    return StageInput(job_id=upload.job_id, objects={"source": upload.key})
 
 
 @dataclass
@@ -101,14 +123,16 @@ def run_stage(
     publisher: EventPublisher,
     work: StageWork,
     scratch_root: Path | None = None,
+    read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
 ) -> None:
-    """Run ``work`` for the upload named in ``eventbridge_event``. See the module doc."""
+    """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
+    ``read_input`` finds in it). See the module doc."""
     try:
-        upload = parse_object_created(eventbridge_event)
+        stage_input = read_input(eventbridge_event)
     except ValidationFailed as exc:
-        logger.error("dropping an event that is not an upload", extra={"reason": exc.message})
+        logger.error("dropping an event this stage does not read", extra={"reason": exc.message})
         return
-    job_id = upload.job_id
+    job_id = stage_input.job_id
     logger.append_keys(job_id=job_id, stage=stage.value)
 
     def publish(kind: StageEventKind, **fields: Any) -> None:
@@ -117,14 +141,17 @@ def run_stage(
     scratch = Path(tempfile.mkdtemp(prefix=f"{stage.value}-{job_id}-", dir=scratch_root))
     try:
         publish(StageEventKind.STARTED)
+        inputs = {name: scratch / name for name in stage_input.objects}
+        for name, key in stage_input.objects.items():
+            source_store.download(key, inputs[name])
         source_path = scratch / "source"
-        source_store.download(upload.key, source_path)
         context = StageContext(
             job_id=job_id,
             source_path=source_path,
             output_dir=scratch / "out",
             report_progress=_ProgressThrottle(lambda f: publish(StageEventKind.PROGRESS, progress=round(f, 3))),
             report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
+            inputs=inputs,
         )
         prefix = f"jobs/{job_id}/{output_folder}/"
 
@@ -137,7 +164,7 @@ def run_stage(
         context.output_dir.mkdir()
         outputs = work(context)
         if outputs is None:
-            logger.info("stage handed on (chunked)")
+            logger.info("stage handed over; its completion is reported by the service that took it")
             return
         output_store.upload_tree(context.output_dir, prefix)
         outputs = {"prefix": prefix, **outputs}
@@ -177,6 +204,8 @@ def run_stage_for_record(
     output_folder: str,
     work: StageWork,
     receipt_handle: str | None = None,
+    read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
+    input_bucket: str | None = None,
 ) -> None:
     """:func:`run_stage` wired to the real adapters, for one SQS record of a
     stage function (the two stage handlers differ only in their arguments).
@@ -186,7 +215,10 @@ def run_stage_for_record(
     once): otherwise SQS would act on it only after the queue's visibility
     timeout, which must exceed the longest transcode (90 minutes). While the
     attempt runs, the message is held in short leases (:mod:`vidpipe.message_lease`),
-    so an attempt that dies without a word is retried within one lease."""
+    so an attempt that dies without a word is retried within one lease.
+
+    ``input_bucket`` is where ``read_input``'s objects are (the uploads bucket
+    by default)."""
     try:
         eventbridge_event = json.loads(record_body)
     except json.JSONDecodeError:
@@ -201,12 +233,13 @@ def run_stage_for_record(
                 receive_count=receive_count,
                 max_receive_count=settings.max_receive_count,
                 output_folder=output_folder,
-                source_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+                source_store=S3ObjectStore(s3_client(), input_bucket or settings.uploads_bucket),
                 output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
                 publisher=EventBridgePublisher(
                     events_client(), settings.event_bus_name, source=f"vidpipe.{stage.value}"
                 ),
                 work=work,
+                read_input=read_input,
             )
     except Exception:
         if receipt_handle:

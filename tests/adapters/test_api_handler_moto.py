@@ -828,3 +828,85 @@ def test_GIVEN_a_stack_with_an_outputs_cdn_WHEN_a_thumbnailed_job_is_read_THEN_i
     assert outputs["sprite_url"] == f"{CDN_URL}/jobs/{JOB_ID}/thumbnails/sprite.jpg"
     # The storyboard still comes through the API, behind the job's grant.
     assert outputs["storyboard_vtt_url"].startswith(f"{API_URL}/jobs/{JOB_ID}/thumbnails/storyboard.vtt?")
+
+# ------------------------------------------------------------------ MediaConvert outputs
+# MediaConvert writes every media playlist next to the master (hls/master_360p.m3u8,
+# its segments beside it); GET /jobs/{id} points each rendition at it.
+
+FLAT_MEDIA_PLAYLIST = """\
+#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:1
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXTINF:4,
+master_360p_00001.ts
+#EXTINF:2,
+master_360p_00002.ts
+#EXT-X-ENDLIST
+"""
+
+
+def mediaconvert_job(aws: Aws) -> None:
+    prefix = f"jobs/{JOB_ID}/hls/"
+    job = new_job(JOB_ID)
+    job.status = JobStatus.PROCESSING
+    job.stages[Stage.TRANSCODE] = StageState(
+        StageStatus.COMPLETED,
+        1.0,
+        {
+            "prefix": prefix,
+            "master_playlist": "master.m3u8",
+            "renditions": [
+                {"name": "360p", "width": 640, "height": 360, "bitrate": 928_000, "playlist": "master_360p.m3u8"}
+            ],
+        },
+    )
+    aws.jobs.create(job)
+    aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=prefix + "master_360p.m3u8", Body=FLAT_MEDIA_PLAYLIST.encode())
+
+
+def test_GIVEN_a_mediaconvert_job_WHEN_read_THEN_the_rendition_url_names_its_flat_playlist_and_nothing_internal(
+    aws: Aws,
+) -> None:
+    mediaconvert_job(aws)
+
+    status, body = call_json(http_event("GET", f"/jobs/{JOB_ID}"))
+
+    assert status == 200
+    [rendition] = body["outputs"]["renditions"]
+    assert set(rendition) == {"name", "width", "height", "bitrate", "url"}
+    assert urlsplit(rendition["url"]).path.endswith(f"/jobs/{JOB_ID}/hls/master_360p.m3u8")
+
+
+def test_GIVEN_a_mediaconvert_job_WHEN_its_flat_playlist_is_requested_THEN_segments_are_presigned(aws: Aws) -> None:
+    mediaconvert_job(aws)
+
+    status, headers, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/master_360p.m3u8", query=granted(), user=None))
+
+    assert status == 200
+    assert headers["content-type"] == "application/vnd.apple.mpegurl"
+    segments = [line for line in body.splitlines() if line and not line.startswith("#")]
+    assert [urlsplit(url).path.rsplit("/", 4)[-4:] for url in segments] == [
+        ["jobs", JOB_ID, "hls", "master_360p_00001.ts"],
+        ["jobs", JOB_ID, "hls", "master_360p_00002.ts"],
+    ]
+    assert all("X-Amz-Signature" in url for url in segments)
+
+
+@pytest.mark.parametrize("playlist", ["master_360p.ts", "..%2Fthumbnails.m3u8", ".m3u8", "MASTER.m3u8"])
+def test_GIVEN_a_name_that_is_not_a_playlist_of_ours_WHEN_requested_THEN_404(aws: Aws, playlist: str) -> None:
+    mediaconvert_job(aws)
+
+    status, body = call_json(http_event("GET", f"/jobs/{JOB_ID}/hls/{playlist}", query=granted(), user=None))
+
+    assert status == 404
+    assert body["error"]["code"] == "JOB_NOT_FOUND"
+
+
+def test_GIVEN_no_grant_WHEN_the_flat_playlist_is_requested_THEN_401(aws: Aws) -> None:
+    mediaconvert_job(aws)
+
+    status, body = call_json(http_event("GET", f"/jobs/{JOB_ID}/hls/master_360p.m3u8", user=None))
+
+    assert status == 401

@@ -78,6 +78,10 @@ def job_ready_listener(local_stack) -> Any:
         while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=1).get("Messages", []):
             seen += [json.loads(m["Body"]) for m in batch]
+            # Taken for good: left in place, a message would be seen again once
+            # its visibility timeout (30 s) ran out, as a second "Job Ready".
+            for message in batch:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return [e for e in seen if e["detail"]["job_id"] == job_id]
 
     return finished_events

@@ -139,6 +139,22 @@ def make_thumbnails(
         # outlasts the video) are missing; the last tile still shows what there is.
         candidates = [_load_rgb(path) for path in frames.candidate_paths] or [tiles[-1]]
 
+    return write_thumbnail_set(plan, tiles, candidates, output_dir, keyframes_only=frames.keyframes_only)
+
+
+def write_thumbnail_set(
+    plan: StoryboardPlan,
+    tiles: list[Image.Image],
+    candidates: list[Image.Image],
+    output_dir: Path,
+    *,
+    keyframes_only: bool,
+) -> ThumbnailResult:
+    """Write the poster (the candidate with the most detail), the thumbnails
+    (every candidate, shrunk), the sprite of ``tiles`` and the storyboard VTT,
+    all following ``plan``. Shared by both backends: the FFmpeg path samples
+    the frames itself, the MediaConvert path takes the job's frame captures."""
+    output_dir.mkdir(parents=True, exist_ok=True)
     thumbnails = [_shrink(candidate, THUMBNAIL_BOX_PX) for candidate in candidates]
     # Score the thumbnails, not the full frames: choose_poster looks at a small
     # copy anyway, so the full frames would only cost more.
@@ -163,7 +179,7 @@ def make_thumbnails(
         rows=plan.rows,
         tile_count=plan.tile_count,
         interval_s=plan.interval_ms / 1000,
-        keyframes_only=frames.keyframes_only,
+        keyframes_only=keyframes_only,
     )
 
 

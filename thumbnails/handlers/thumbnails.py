@@ -1,20 +1,26 @@
 """Thumbnails Lambda: an SQS batch of "Object Created" events → poster,
-thumbnails, sprite sheet and WebVTT storyboard.
+thumbnails, sprite sheet and WebVTT storyboard. With the MediaConvert backend
+the batch holds MediaConvert "COMPLETE" events instead, and the same files are
+made from the job's frame captures.
 
 Wiring only; the work is in thumbnails.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from thumbnails.domain_logic.captures import thumbnails_from_captures
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from vidpipe.events import Stage
+from vidpipe.mediaconvert_events import is_state_change, parse_captures_ready
 from vidpipe.observability import logger
-from vidpipe.stage_runner import StageContext, run_stage_for_record
+from vidpipe.settings import get_settings
+from vidpipe.stage_runner import StageContext, StageInput, run_stage_for_record
 
 RESERVED_TIME_S = 30  # kept back from the Lambda timeout to upload and report
 
@@ -25,11 +31,40 @@ def thumbnails(context: StageContext, *, timeout_s: float) -> dict[str, Any]:
     return make_thumbnails(context.source_path, context.output_dir, timeout_s=timeout_s).to_outputs()
 
 
+def captures_input(eventbridge_event: dict[str, Any]) -> StageInput:
+    """A MediaConvert COMPLETE event: fetch its frame captures, numbered in time order."""
+    captures = parse_captures_ready(eventbridge_event)
+    return StageInput(job_id=captures.job_id, objects={f"capture_{i:05d}.jpg": k for i, k in enumerate(captures.keys)})
+
+
+def thumbnails_of_captures(context: StageContext, eventbridge_event: dict[str, Any]) -> dict[str, Any]:
+    captures = parse_captures_ready(eventbridge_event)
+    return thumbnails_from_captures(
+        [context.inputs[name] for name in sorted(context.inputs)],
+        context.output_dir,
+        interval_ms=captures.interval_ms,
+        duration_s=captures.duration_s,
+    ).to_outputs()
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(20.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
 
     def handle(record: SQSRecord) -> None:
+        event = _json_or_none(record.body)
+        if event is not None and is_state_change(event):
+            run_stage_for_record(
+                record.body,
+                receive_count=int(record.attributes.approximate_receive_count),
+                receipt_handle=record.receipt_handle,
+                stage=Stage.THUMBNAILS,
+                output_folder="thumbnails",
+                work=lambda ctx: thumbnails_of_captures(ctx, event),
+                read_input=captures_input,
+                input_bucket=get_settings().outputs_bucket,
+            )
+            return
         run_stage_for_record(
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
@@ -40,3 +75,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+
+
+def _json_or_none(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        return None  # run_stage_for_record logs and drops it

@@ -36,7 +36,7 @@ from transcode.domain_logic.chunking import (
     stitch_playlists,
 )
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
-from transcode.domain_logic.ladder import Rendition, plan_ladder
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
 from transcode.domain_logic.transcoding import check_complete, rendition_summary
 from vidpipe.errors import MediaError, VidpipeError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
@@ -78,6 +78,7 @@ def fan_out(
     work_store: WorkStore,
     publish: Publish,
     segment_s: int = DEFAULT_SEGMENT_S,
+    ladder_config: LadderConfig = DEFAULT_LADDER,
 ) -> int:
     """Split the source into chunks, store them, and order one encode per chunk;
     return the number of chunks.
@@ -87,7 +88,7 @@ def fan_out(
     its plan is stored. Raises ValueError for a chunk length that is not a
     multiple of ``segment_s``."""
     check_chunk_length(chunk_s, segment_s)
-    ladder = plan_ladder(source)
+    ladder = plan_ladder(source, ladder_config)  # the deployment's ladder, as the single-process path
     plan = plan_chunks(probe_keyframes(source_path, source, timeout_s=timeout_s), source.duration_s, chunk_s=chunk_s)
     inputs = split_source(
         source_path, source, plan, scratch / "chunks",

@@ -160,3 +160,21 @@ def _nearest_even(numerator: int, denominator: int) -> int:
     """numerator / denominator rounded to the nearest even integer (halves up), at
     least 2. Integer arithmetic, so the same size comes out on every machine."""
     return max(2, 2 * ((numerator + denominator) // (2 * denominator)))
+
+
+def ladder_from_text(text: str) -> LadderConfig:
+    """The ladder a deployment configures (template parameter ``LadderRungs``):
+    ``"1080:5000,720:2800,480:1400"`` is three rungs, short side in pixels and
+    video kbit/s, highest first. Empty text is the default ladder.
+
+    Raises ValueError naming what is wrong (a deploy mistake, found at the
+    first upload)."""
+    if not text.strip():
+        return DEFAULT_LADDER
+    rungs = []
+    for item in text.split(","):
+        size, colon, kbps = item.strip().partition(":")
+        if not colon or not size.strip().isdigit() or not kbps.strip().isdigit():
+            raise ValueError(f"a rung is written short_side:kbps (e.g. 720:2800), not {item.strip()!r}")
+        rungs.append(Rung(int(size), int(kbps)))
+    return LadderConfig(rungs=tuple(rungs))

@@ -4,6 +4,7 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,14 +13,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
+from transcode.domain_logic.ladder import ladder_from_text
+from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
-from vidpipe.aws_clients import events_client, s3_client
+from vidpipe.aws_clients import events_client, mediaconvert_client, s3_client
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import CHUNKS_SOURCE, Stage, StageEvent
+from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, Stage, StageEvent
 from vidpipe.media import probe_media
+from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import logger
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, run_stage_for_record
+from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
 from vidpipe.storage import S3ObjectStore
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
@@ -46,6 +50,7 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         total = fan_out(
             context.job_id, context.source_path, source, context.output_dir.parent,
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
+            ladder_config=ladder_from_text(settings.ladder_rungs),
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
@@ -56,6 +61,7 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         on_progress=context.report_progress,
         on_probed=lambda source: context.report_source(source_summary(source)),
         max_duration_s=max_duration_s,
+        ladder_config=ladder_from_text(get_settings().ladder_rungs),
         # Early playback: the lowest rung goes out (and the job is playable) first.
         on_lowest_rung=lambda rendition: context.publish_playable(
             {"master_playlist": MASTER_PLAYLIST_NAME, "renditions": [rendition_summary(rendition)]}
@@ -67,10 +73,35 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
     }
 
 
+def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
+    """The MediaConvert backend: the job's state changes finish the stage."""
+    settings = get_settings()
+    job_id = submit_ladder_job(
+        context.source_path,
+        job_id=context.job_id,
+        source_url=f"s3://{settings.uploads_bucket}/{UPLOAD_KEY_PREFIX}{context.job_id}/source",
+        outputs_url=f"s3://{settings.outputs_bucket}/jobs/{context.job_id}/",
+        stack_name=settings.stack_name,
+        role_arn=settings.mediaconvert_role_arn,
+        submitter=MediaConvertJobs(mediaconvert_client()),
+        timeout_s=timeout_s,
+        max_duration_s=settings.max_duration_s,
+        rate_control=settings.mediaconvert_rate_control,
+        ladder_config=ladder_from_text(settings.ladder_rungs),
+        on_probed=lambda source: context.report_source(source_summary(source)),
+    )
+    logger.info("MediaConvert job submitted", extra={"mediaconvert_job_id": job_id})
+
+
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
     max_duration_s = get_settings().max_duration_s
+    work: StageWork = (
+        partial(submit_to_mediaconvert, timeout_s=timeout_s)
+        if get_settings().transcode_backend == "mediaconvert"
+        else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s)
+    )
 
     def handle(record: SQSRecord) -> None:
         run_stage_for_record(
@@ -79,7 +110,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             receipt_handle=record.receipt_handle,
             stage=Stage.TRANSCODE,
             output_folder="hls",
-            work=lambda ctx: transcode(ctx, timeout_s=timeout_s, max_duration_s=max_duration_s),
+            work=work,
         )
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

@@ -53,7 +53,7 @@ def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
     ):
         outputs["hls_url"] = f"{job_url}/hls/master.m3u8{query}"
         outputs["renditions"] = [
-            {**rendition, "url": f"{job_url}/hls/{rendition['name']}/index.m3u8{query}"}
+            {**_public(rendition), "url": f"{job_url}/hls/{_media_playlist(rendition)}{query}"}
             for rendition in transcode.outputs.get("renditions", [])
         ]
     thumbnails = job.stages[Stage.THUMBNAILS]
@@ -68,3 +68,14 @@ def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
         outputs["storyboard_vtt_url"] = f"{job_url}/thumbnails/storyboard.vtt{query}"
         outputs["thumbnail_urls"] = [signed(name) for name in thumbnails.outputs.get("thumbnails", [])]
     return outputs
+
+
+def _media_playlist(rendition: dict[str, Any]) -> str:
+    """The rendition's media playlist under ``hls/``: ``{name}/index.m3u8`` from
+    FFmpeg; MediaConvert records where it wrote it (``master_720p.m3u8``)."""
+    return str(rendition.get("playlist") or f"{rendition['name']}/index.m3u8")
+
+
+def _public(rendition: dict[str, Any]) -> dict[str, Any]:
+    # Where the playlist lives is ours to know; the contract gives its URL.
+    return {key: value for key, value in rendition.items() if key != "playlist"}

@@ -198,6 +198,17 @@ def get_media_playlist(job_id: str, rendition: str) -> Response[str]:
     return _text(_signed_text(prefix, "index.m3u8", sign_media_playlist), "application/vnd.apple.mpegurl")
 
 
+# The MediaConvert backend writes every media playlist next to the master
+# (hls/master_720p.m3u8): one folder per HLS group is all it can do.
+@app.get("/jobs/<job_id>/hls/<playlist>")
+def get_flat_media_playlist(job_id: str, playlist: str) -> Response[str]:
+    name = playlist.removesuffix(".m3u8")
+    if not playlist.endswith(".m3u8") or not name or not set(name) <= RENDITION_NAME_CHARS:
+        raise JobNotFound(f"no playlist {playlist!r}")
+    prefix = _granted_outputs(job_id, Stage.TRANSCODE)[0]
+    return _text(_signed_text(prefix, playlist, sign_media_playlist), "application/vnd.apple.mpegurl")
+
+
 @app.get("/jobs/<job_id>/thumbnails/storyboard.vtt")
 def get_storyboard(job_id: str) -> Response[str]:
     prefix = _granted_outputs(job_id, Stage.THUMBNAILS)[0]

@@ -1,0 +1,112 @@
+"""The transcode function with TRANSCODE_BACKEND=mediaconvert (moto for S3 and
+EventBridge, real ffprobe, botocore's MediaConvert model for the request): the
+upload is probed, the job submitted with the template's role, and the stage
+left RUNNING for MediaConvert's own events to finish."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.validate import ParamValidator
+from moto import mock_aws
+
+import transcode.handlers.transcode as transcode_handler
+from tests.adapters.test_api_handler_moto import FakeLambdaContext, _clear_caches
+from tests.moto_resources import REGION, use_fake_credentials
+from vidpipe.mediaconvert_events import META_JOB_ID, META_STACK
+
+pytestmark = pytest.mark.ffmpeg
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "portrait_rotated.mp4"
+JOB_ID = "3f2b8c1e7d4a4e2b9c612a5d8e0f4b17"
+UPLOADS, OUTPUTS, BUS = "vidpipe-uploads-test", "vidpipe-outputs-test", "vidpipe-test-events"
+ROLE = "arn:aws:iam::111122223333:role/vidpipe-MediaConvertRole-1A2B3C"
+
+
+class RecordingMediaConvert:
+    """A mediaconvert client that checks each request against botocore's model."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self._shape = boto3.client("mediaconvert", region_name=REGION).meta.service_model.operation_model(
+            "CreateJob"
+        ).input_shape
+
+    def create_job(self, **request: Any) -> dict[str, Any]:
+        report = ParamValidator().validate(request, self._shape)
+        assert not report.has_errors(), report.generate_report()
+        self.requests.append(request)
+        return {"Job": {"Id": "1671476818694-phptj0"}}
+
+
+@pytest.fixture
+def mediaconvert(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingMediaConvert]:
+    use_fake_credentials(monkeypatch)
+    for name, value in {
+        "JOBS_TABLE": "jobs",
+        "UPLOADS_BUCKET": UPLOADS,
+        "OUTPUTS_BUCKET": OUTPUTS,
+        "EVENT_BUS_NAME": BUS,
+        "TRANSCODE_BACKEND": "mediaconvert",
+        "MEDIACONVERT_ROLE_ARN": ROLE,
+        "STACK_NAME": "vidpipe-prod",
+        "LADDER_RUNGS": "720:2800,360:800",
+    }.items():
+        monkeypatch.setenv(name, value)
+    _clear_caches()
+    recording = RecordingMediaConvert()
+    monkeypatch.setattr(transcode_handler, "mediaconvert_client", lambda: recording)
+    with mock_aws():
+        yield recording
+    _clear_caches()
+
+
+def sqs_event_for_upload() -> dict[str, Any]:
+    upload = json.loads((EVENTS / "s3_object_created.json").read_text())
+    upload["detail"]["bucket"]["name"] = UPLOADS
+    upload["detail"]["object"]["key"] = f"uploads/{JOB_ID}/source"
+    record = copy.deepcopy(json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())["Records"][0])
+    record["body"] = json.dumps(upload)
+    return {"Records": [record]}
+
+
+def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_submitted_from_the_probed_ladder(
+    mediaconvert: RecordingMediaConvert,
+) -> None:
+    s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
+    for bucket in (UPLOADS, OUTPUTS):
+        s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(SAMPLE), UPLOADS, f"uploads/{JOB_ID}/source")
+    events.create_event_bus(Name=BUS)
+    queue = sqs.create_queue(QueueName="published")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": "vidpipe."}]}))
+    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    response = transcode_handler.lambda_handler(sqs_event_for_upload(), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    [request] = mediaconvert.requests
+    assert request["Role"] == ROLE
+    assert request["UserMetadata"][META_JOB_ID] == JOB_ID
+    assert request["UserMetadata"][META_STACK] == "vidpipe-prod"
+    assert request["Settings"]["Inputs"][0]["FileInput"] == f"s3://{UPLOADS}/uploads/{JOB_ID}/source"
+    hls = request["Settings"]["OutputGroups"][0]
+    assert hls["OutputGroupSettings"]["HlsGroupSettings"]["Destination"] == f"s3://{OUTPUTS}/jobs/{JOB_ID}/hls/master"
+    # The deployment's ladder (LADDER_RUNGS), portrait because the clip is rotated.
+    assert [(o["NameModifier"], o["VideoDescription"]["Width"] < o["VideoDescription"]["Height"])
+            for o in hls["Outputs"]] == [("_720p", True), ("_360p", True)]
+    # Nothing was encoded or uploaded here, and the stage is left running.
+    assert s3.list_objects_v2(Bucket=OUTPUTS).get("KeyCount", 0) == 0
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    kinds = [json.loads(m["Body"])["detail-type"] for m in messages]
+    assert kinds == ["Transcode Started", "Transcode Progress"]
+    probed = json.loads(messages[1]["Body"])["detail"]["source"]
+    assert probed["width"] < probed["height"]

@@ -1,0 +1,67 @@
+"""Hand one upload to MediaConvert: probe it, plan the ladder, submit the job.
+
+The MediaConvert path plans exactly as the FFmpeg path does (ffprobe on the
+downloaded source, the same duration limit, :func:`plan_ladder`), so a source
+gets the same renditions whichever backend a deployment uses. The job's
+progress and outputs come back later as "MediaConvert Job State Change" events.
+
+What can go wrong: the MediaError of :func:`vidpipe.media.probe_media`,
+MediaTooLong, UnsupportedDimensions (final: the job FAILS); MediaConvertError
+and FfmpegError (retryable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, plan_ladder
+from transcode.domain_logic.mediaconvert_job import build_create_job_request
+from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S
+from vidpipe.errors import MediaTooLong
+from vidpipe.media import SourceInfo, probe_media
+
+
+class JobSubmitter(Protocol):
+    def submit(self, request: dict[str, Any]) -> str:
+        """Create the job; return the service's job id."""
+        ...
+
+
+def submit_ladder_job(
+    source_path: Path,
+    *,
+    job_id: str,
+    source_url: str,
+    outputs_url: str,
+    stack_name: str,
+    role_arn: str,
+    submitter: JobSubmitter,
+    timeout_s: float,
+    max_duration_s: float | None = None,
+    rate_control: str = "QVBR",
+    ladder_config: LadderConfig = DEFAULT_LADDER,
+    on_probed: Callable[[SourceInfo], None] | None = None,
+) -> str:
+    """Probe ``source_path`` (the upload found at ``source_url``), plan its ladder
+    and submit the MediaConvert job writing under ``outputs_url``; return
+    MediaConvert's job id."""
+    source = probe_media(source_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
+    if max_duration_s is not None and source.duration_s > max_duration_s:
+        raise MediaTooLong(
+            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
+        )
+    if on_probed is not None:
+        on_probed(source)
+    request = build_create_job_request(
+        job_id=job_id,
+        stack_name=stack_name,
+        role_arn=role_arn,
+        source_url=source_url,
+        outputs_url=outputs_url,
+        source=source,
+        ladder=plan_ladder(source, ladder_config),
+        rate_control=rate_control,
+    )
+    return submitter.submit(request)
