@@ -50,6 +50,10 @@ class Settings:
     stack_name: str = ""
     # The ladder's rungs as "short_side:kbit/s,..." (empty: the default ladder).
     ladder_rungs: str = ""
+    # Sources longer than this are transcoded in chunks of chunk_s seconds by
+    # many functions at once (a multiple of the 4 s HLS segment).
+    chunk_threshold_s: float = 120.0
+    chunk_s: int = 32
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -77,6 +81,8 @@ class Settings:
             mediaconvert_rate_control=_choice("MEDIACONVERT_RATE_CONTROL", ("QVBR", "CBR"), "QVBR"),
             stack_name=os.environ.get("STACK_NAME", "").strip(),
             ladder_rungs=os.environ.get("LADDER_RUNGS", "").strip(),
+            chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
+            chunk_s=int(_number("CHUNK_SECONDS", 32)),
         )
 
 
