@@ -49,9 +49,9 @@ from transcode.domain_logic.hls import (
     write_master_playlist,
 )
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
-from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, TranscodeResult, check_complete
-from vidpipe.errors import CorruptMedia, FfmpegError, MediaTooLong
-from vidpipe.media import SourceInfo, input_args, probe_keyframes, probe_media, run_ffmpeg
+from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, TranscodeResult, check_complete, probe_source
+from vidpipe.errors import CorruptMedia, FfmpegError
+from vidpipe.media import SourceInfo, input_args, probe_keyframes, run_ffmpeg
 
 # Default chunk length: 30 s of 1080p ladder encodes in well under a minute on a
 # 6-vCPU function (see docs/PERFORMANCE.md), and 120 chunks cover an hour.
@@ -441,11 +441,7 @@ def transcode_chunked(
     transcode_to_hls does."""
     check_chunk_length(chunk_s, segment_s)
     deadline = time.monotonic() + timeout_s
-    source = probe_media(input_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
-    if max_duration_s is not None and source.duration_s > max_duration_s:
-        raise MediaTooLong(
-            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
-        )
+    source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     ladder = plan_ladder(source, ladder_config)
     output_dir = output_dir.absolute()
     work_dir = (work_dir or output_dir.parent / f"{output_dir.name}-chunks").absolute()

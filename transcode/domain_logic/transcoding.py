@@ -59,6 +59,19 @@ class TranscodeResult:
     master_playlist: Path
 
 
+def probe_source(path: Path, *, timeout_s: float, max_duration_s: float | None) -> SourceInfo:
+    """:func:`vidpipe.media.probe_media` within the stage's time, and the
+    deployment's duration limit read from the header, before anything decodes.
+
+    Raises what probe_media raises, and MediaTooLong."""
+    source = probe_media(path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
+    if max_duration_s is not None and source.duration_s > max_duration_s:
+        raise MediaTooLong(
+            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
+        )
+    return source
+
+
 def transcode_to_hls(
     input_path: Path,
     output_dir: Path,
@@ -91,11 +104,7 @@ def transcode_to_hls(
     ``max_duration_s`` (checked before encoding), MemoryLimitExceeded, and
     FfmpegError when FFmpeg fails or runs out of time."""
     deadline = time.monotonic() + timeout_s
-    source = probe_media(input_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
-    if max_duration_s is not None and source.duration_s > max_duration_s:
-        raise MediaTooLong(
-            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
-        )
+    source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     if on_probed is not None:
         on_probed(source)
     ladder = plan_ladder(source, ladder_config)
