@@ -93,6 +93,17 @@ echo "generating sample clips in $HERE"
   -c:a aac -b:a 64k -shortest "${COMMON_OUT[@]}" \
   "$HERE/unusual_aspect_21x9.mp4"
 
+# 640x360, stereo, 20 s with a keyframe every 2 s: long enough to be cut into several
+# chunks (the chunked transcode path; tests use 8 s chunks) and give two rungs (360p,
+# 240p). The split copies the video on these keyframes.
+"$FFMPEG" "${COMMON_IN[@]}" \
+  -f lavfi -i "testsrc2=s=640x360:r=30:d=20" \
+  -f lavfi -i "$(stereo_tone 20)" \
+  -vf "format=yuv420p" \
+  -c:v libx264 -preset medium -b:v 100k -maxrate 150k -bufsize 300k -g 60 -keyint_min 60 -sc_threshold 0 \
+  -c:a aac -b:a 48k "${COMMON_OUT[@]}" \
+  "$HERE/long_20s_640x360.mp4"
+
 # The portrait clip is only useful if the display matrix is really there.
 rotation="$("$FFPROBE" -v error -select_streams v:0 -show_entries stream_side_data=rotation \
   -of default=noprint_wrappers=1:nokey=1 "$HERE/portrait_rotated.mp4")"

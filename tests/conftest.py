@@ -57,8 +57,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         "VIDPIPE_PORT": str(_free_port()),
         # Retry a failed stage after 3 s (then 12 s) rather than 30 s, and hold
         # stage messages in 10 s leases rather than 120 s, so the fault tests
-        # see every attempt within a minute.
-        "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10",
+        # see every attempt within a minute. Chunk sources over 10 s into 8 s
+        # chunks: only the 20 s sample takes the chunked path (the others last
+        # 6 s or less), in three chunks.
+        "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8",
     }
     environment.pop("VIDPIPE_API_URL", None)
     up = subprocess.run(

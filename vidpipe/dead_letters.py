@@ -6,12 +6,13 @@ reaches the dead-letter queue and nothing has told the job. The sweep asks this
 adapter which jobs have a message waiting there and fails them with the reason.
 The messages stay where they are, for ``vidpipe redrive``.
 
-What can go wrong: SQS errors become ``QueueError``; a message that is not an
-upload event of ours is skipped (it names no job)."""
+What can go wrong: SQS errors become ``QueueError``; a message that names no
+job is skipped."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,11 +26,12 @@ LOOKS_PER_QUEUE = 10
 
 
 class DeadLetterQueues:
-    """The stages' dead-letter queues, by stage name (``{"transcode": url}``)."""
+    """The stages' dead-letter queues as ``(stage, queue URL)`` pairs; a stage
+    may have several (the transcode stage's own and its chunks')."""
 
-    def __init__(self, sqs: Any, queue_urls: dict[str, str]) -> None:
+    def __init__(self, sqs: Any, queues: Iterable[tuple[str, str]]) -> None:
         self._sqs = sqs
-        self.queue_urls = queue_urls
+        self.queues = tuple(queues)
 
     def stranded_jobs(self) -> dict[str, str]:
         """``{job_id: stage}`` for every job with a message in a stage's dead-letter queue.
@@ -38,7 +40,7 @@ class DeadLetterQueues:
         visible and in place; SQS may then show the same message twice, which
         only repeats a key here."""
         stranded: dict[str, str] = {}
-        for stage, url in self.queue_urls.items():
+        for stage, url in self.queues:
             for _ in range(LOOKS_PER_QUEUE):
                 try:
                     messages = self._sqs.receive_message(
@@ -56,7 +58,16 @@ class DeadLetterQueues:
 
 
 def _job_id_of(body: str) -> str | None:
+    """The job of an upload event (transcode, thumbnails) or of one of our own
+    events that names it (a chunk or stitch order)."""
     try:
-        return parse_object_created(json.loads(body)).job_id
-    except (json.JSONDecodeError, ValidationFailed, AttributeError, TypeError):
+        event = json.loads(body)
+    except json.JSONDecodeError:
         return None
+    try:
+        return parse_object_created(event).job_id
+    except (ValidationFailed, AttributeError, TypeError):
+        pass
+    detail = event.get("detail") if isinstance(event, dict) else None
+    job_id = detail.get("job_id") if isinstance(detail, dict) else None
+    return job_id if isinstance(job_id, str) and job_id else None

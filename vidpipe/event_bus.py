@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vidpipe.errors import EventPublishError
-from vidpipe.events import SOURCE_PREFIX, JobFinished, StageEvent
+from vidpipe.events import SOURCE_PREFIX, ChunkRequested, JobFinished, StageEvent, StitchRequested
 
 
 class EventBridgePublisher:
@@ -30,7 +30,7 @@ class EventBridgePublisher:
         self.bus_name = bus_name
         self.source = source
 
-    def publish(self, event: StageEvent | JobFinished) -> None:
+    def publish(self, event: StageEvent | JobFinished | ChunkRequested | StitchRequested) -> None:
         """Put one event on the bus; its detail carries the job id.
 
         Raises EventPublishError when the event was not accepted."""

@@ -67,6 +67,9 @@ class StageEvent:
     outputs: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     version: int = EVENT_VERSION
+    # Chunked transcodes (Progress events): {"total": n} when the source is split,
+    # {"total": n, "finished": [index]} when a chunk's encode is done.
+    chunks: dict[str, Any] | None = None
     # Who published it: {function, request_id, attempt, queued_at} of the stage
     # invocation, for the job's timeline (vidpipe.timeline). Optional: events
     # without it are read as before.
@@ -84,7 +87,7 @@ class StageEvent:
             "kind": self.kind.value,
             "occurred_at": self.occurred_at,
         }
-        for name in ("progress", "source", "outputs", "error", "trace"):
+        for name in ("progress", "source", "outputs", "error", "chunks", "trace"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
@@ -161,6 +164,7 @@ def parse_event(event: dict[str, Any]) -> StageEvent | UploadCompleted:
             source=detail.get("source"),
             outputs=detail.get("outputs"),
             error=detail.get("error"),
+            chunks=detail.get("chunks"),
             trace=detail["trace"] if isinstance(detail.get("trace"), dict) else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
@@ -194,3 +198,81 @@ def parse_sqs_body(body: str) -> StageEvent | UploadCompleted:
     if not isinstance(event, dict):
         raise ValidationFailed("SQS message body is not a JSON object")
     return parse_event(event)
+
+
+# ---------------------------------------------------------------- chunked transcodes
+# Work orders for the chunk-encode function, on the vidpipe bus under their own
+# source, so the status function's rule does not pick them up.
+CHUNKS_SOURCE = "vidpipe.chunks"
+
+
+@dataclass(frozen=True)
+class ChunkRequested:
+    """Encode one chunk: published by the transcode planner, once per chunk.
+
+    ``task`` is the encoding task (transcode.domain_logic.chunking.ChunkTask as a
+    dict); the keys name the chunk's video and audio in the uploads bucket."""
+
+    job_id: str
+    index: int
+    total: int
+    task: dict[str, Any]
+    video_key: str
+    audio_key: str | None
+    occurred_at: str = field(default_factory=utc_now)
+
+    detail_type = "Chunk Requested"
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "version": EVENT_VERSION,
+            "job_id": self.job_id,
+            "index": self.index,
+            "total": self.total,
+            "task": self.task,
+            "video_key": self.video_key,
+            "audio_key": self.audio_key,
+            "occurred_at": self.occurred_at,
+        }
+
+
+@dataclass(frozen=True)
+class StitchRequested:
+    """Every chunk of the job is encoded: write the playlists. Published by the
+    status function when the job record counts the last chunk."""
+
+    job_id: str
+    total: int
+    occurred_at: str = field(default_factory=utc_now)
+
+    detail_type = "Stitch Requested"
+
+    def detail(self) -> dict[str, Any]:
+        return {"version": EVENT_VERSION, "job_id": self.job_id, "total": self.total, "occurred_at": self.occurred_at}
+
+
+def parse_chunk_work(event: dict[str, Any]) -> ChunkRequested | StitchRequested:
+    """Parse a "Chunk Requested" or "Stitch Requested" event. Raises ValidationFailed."""
+    detail = event.get("detail")
+    if event.get("source") != CHUNKS_SOURCE or not isinstance(detail, dict):
+        raise ValidationFailed(f"not a chunk work order: source {event.get('source')!r}")
+    if detail.get("version") != EVENT_VERSION:
+        raise ValidationFailed(f"unsupported event version {detail.get('version')!r}")
+    try:
+        if event.get("detail-type") == ChunkRequested.detail_type:
+            return ChunkRequested(
+                job_id=str(detail["job_id"]),
+                index=int(detail["index"]),
+                total=int(detail["total"]),
+                task=dict(detail["task"]),
+                video_key=str(detail["video_key"]),
+                audio_key=str(detail["audio_key"]) if detail.get("audio_key") else None,
+                occurred_at=str(detail["occurred_at"]),
+            )
+        if event.get("detail-type") == StitchRequested.detail_type:
+            return StitchRequested(
+                job_id=str(detail["job_id"]), total=int(detail["total"]), occurred_at=str(detail["occurred_at"])
+            )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValidationFailed(f"malformed chunk work order: {exc}") from exc
+    raise ValidationFailed(f"unknown chunk work order {event.get('detail-type')!r}")

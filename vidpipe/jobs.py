@@ -68,9 +68,15 @@ class StageState:
     status: StageStatus = StageStatus.PENDING
     progress: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
+    # A chunked transcode: {"total": n, "done": k, "finished": [chunk indexes]};
+    # empty otherwise (and then left out of the record).
+    chunks: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "progress": self.progress, "outputs": self.outputs}
+        record = {"status": self.status.value, "progress": self.progress, "outputs": self.outputs}
+        if self.chunks:
+            record["chunks"] = self.chunks
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageState:
@@ -78,6 +84,7 @@ class StageState:
             status=StageStatus(data.get("status", StageStatus.PENDING)),
             progress=float(data.get("progress", 0.0)),
             outputs=dict(data.get("outputs") or {}),
+            chunks=dict(data.get("chunks") or {}),
         )
 
 
@@ -102,6 +109,8 @@ class Job:
     # The API user who created the job; only they see it.
     owner: str = "anonymous"
     version: int = 0
+    # When the first rendition could be played (early playback), before READY.
+    playable_at: str | None = None
 
     @classmethod
     def new(
@@ -128,7 +137,7 @@ class Job:
             "upload": self.upload,
             "owner": self.owner,
             "version": self.version,
-        }
+        } | ({"playable_at": self.playable_at} if self.playable_at else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
@@ -144,6 +153,7 @@ class Job:
             upload=dict(data.get("upload") or {}),
             owner=str(data.get("owner") or "anonymous"),
             version=int(data.get("version", 0)),
+            playable_at=data.get("playable_at"),
         )
 
 
@@ -171,7 +181,17 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
     # the stage has already completed: keep it even then.
     if event.source:
         job.source.update(event.source)
-    if _completes_a_stage_the_sweep_failed(job, stage, event):
+    overrides_the_sweep = _completes_a_stage_the_sweep_failed(job, stage, event)
+    if (
+        event.stage is Stage.TRANSCODE
+        and (event.kind is StageEventKind.COMPLETED or (event.outputs or {}).get("playable"))
+        and (stage.status is not StageStatus.FAILED or overrides_the_sweep)
+    ):
+        # Playable from the first playable outputs (the lowest rung) or, at the
+        # latest, from the completed ladder; the earliest report wins, in
+        # whatever order they arrive. A transcode that failed is not playable.
+        job.playable_at = min(job.playable_at or event.occurred_at, event.occurred_at)
+    if overrides_the_sweep:
         stage.status = StageStatus.COMPLETED
         stage.progress = 1.0
         stage.outputs = dict(event.outputs or {})
@@ -182,15 +202,23 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
         return
     if event.kind is StageEventKind.FAILED:
         stage.status = StageStatus.FAILED
+        if event.stage is Stage.TRANSCODE:
+            # Whatever played early is not the job's video: the same record
+            # whichever of "playable" and "failed" came first.
+            job.playable_at = None
         if job.error is None:
             job.error = event.error or {"code": "STAGE_FAILED", "message": f"{event.stage.value} failed"}
         _advance_job(job, JobStatus.FAILED)
         return
+    if event.chunks:
+        _count_chunks(stage, event.chunks)
     if event.kind is StageEventKind.COMPLETED:
         stage.status = StageStatus.COMPLETED
         stage.progress = 1.0
         stage.outputs = dict(event.outputs or {})
     else:
+        if (event.outputs or {}).get("playable"):
+            stage.outputs = dict(event.outputs or {})  # the preview, until the ladder completes
         if _STAGE_RANK[StageStatus.RUNNING] > _STAGE_RANK[stage.status]:
             stage.status = StageStatus.RUNNING
         if event.progress is not None:
@@ -199,6 +227,25 @@ def _apply_stage_event(job: Job, event: StageEvent) -> None:
     _advance_job(job, JobStatus.READY if all_done else JobStatus.PROCESSING)
 
 
+# Share of a chunked transcode's progress that the split stands for; the chunks
+# share the rest, up to 0.99 (1.0 is for the stitched, completed stage).
+_SPLIT_SHARE = 0.05
+
+
+def _count_chunks(stage: StageState, report: dict[str, Any]) -> None:
+    """Record a chunk plan or finished chunks. A set union: a chunk reported twice
+    (at-least-once delivery, a retried encode) counts once, in any order."""
+    total = int(report.get("total") or stage.chunks.get("total") or 0)
+    finished = sorted(set(stage.chunks.get("finished", [])) | {int(index) for index in report.get("finished", [])})
+    stage.chunks = {"total": total, "done": len(finished), "finished": finished}
+    if total:
+        stage.progress = max(stage.progress, min(0.99, _SPLIT_SHARE + (1 - _SPLIT_SHARE) * len(finished) / total))
+
+
+def all_chunks_done(stage: StageState) -> bool:
+    """The stage was chunked and every chunk is encoded (the stitch may run)."""
+    total = int(stage.chunks.get("total") or 0)
+    return total > 0 and int(stage.chunks.get("done") or 0) >= total
 def _completes_a_stage_the_sweep_failed(job: Job, stage: StageState, event: StageEvent) -> bool:
     return (
         event.kind is StageEventKind.COMPLETED

@@ -418,6 +418,32 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     return parse_probe(probe)
 
 
+def probe_keyframes(path: Path, source: SourceInfo, *, timeout_s: float = 60.0) -> list[float]:
+    """Presentation times (s, ascending) of the first video stream's keyframes in a
+    file :func:`probe_media` has already accepted as ``source``.
+
+    Read from packet flags, so nothing is decoded: about a second for an hour of
+    video. Raises CorruptMedia when ffprobe cannot read the packets (or runs out
+    of time), MemoryLimitExceeded, FfmpegError when ffprobe cannot run."""
+    limits = _process_limits(timeout_s)
+    # Only the demuxer the probe chose, as for every later FFmpeg run.
+    completed = _run_ffprobe(
+        ["-v", "error", "-f", source.demuxer, "-select_streams", "v:0",
+         "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"],
+        path, limits, timeout_s=timeout_s,
+    )  # fmt: skip
+    stderr = _readable(completed.stderr.decode("utf-8", "replace"), [path])
+    if completed.returncode != 0:
+        limits.raise_if_exceeded(completed.returncode, stderr, completed.peak_memory_bytes, tool="ffprobe")
+        raise CorruptMedia(f"the video's packets cannot be read: {stderr}")
+    times = []
+    for line in completed.stdout.decode("ascii", "replace").splitlines():
+        pts, _, flags = line.strip().partition(",")
+        if "K" in flags and pts not in ("", "N/A"):
+            times.append(float(pts))
+    return sorted(times)
+
+
 @dataclass(frozen=True)
 class _Finished:
     returncode: int

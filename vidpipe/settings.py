@@ -50,6 +50,10 @@ class Settings:
     stack_name: str = ""
     # The ladder's rungs as "short_side:kbit/s,..." (empty: the default ladder).
     ladder_rungs: str = ""
+    # Sources longer than this are transcoded in chunks of chunk_s seconds by
+    # many functions at once (a multiple of the 4 s HLS segment).
+    chunk_threshold_s: float = 120.0
+    chunk_s: int = 32
     # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
     job_events_table: str = ""
     # Registered webhooks (vidpipe.webhook_store), and whether plain http:// URLs
@@ -83,6 +87,8 @@ class Settings:
             mediaconvert_rate_control=_choice("MEDIACONVERT_RATE_CONTROL", ("QVBR", "CBR"), "QVBR"),
             stack_name=os.environ.get("STACK_NAME", "").strip(),
             ladder_rungs=os.environ.get("LADDER_RUNGS", "").strip(),
+            chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
+            chunk_s=int(_number("CHUNK_SECONDS", 32)),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",

@@ -74,6 +74,9 @@ class StageContext:
     output_dir: Path
     report_progress: Callable[[float], None]
     report_source: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
+    # Early playback: upload what output_dir holds now and announce these outputs
+    # as playable (a Progress event with outputs and "playable": true).
+    publish_playable: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
     # Every object fetched for the stage, by local name (``source`` for an upload).
     inputs: dict[str, Path] = field(default_factory=dict)
 
@@ -188,12 +191,19 @@ def run_stage(
             report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
             inputs=inputs,
         )
+        prefix = f"jobs/{job_id}/{output_folder}/"
+
+        def publish_playable(outputs: dict[str, Any]) -> None:
+            output_store.upload_tree(context.output_dir, prefix)
+            publish(StageEventKind.PROGRESS, outputs={"prefix": prefix, **outputs, "playable": True})
+            logger.info("first outputs playable", extra={"outputs": outputs})
+
+        context.publish_playable = publish_playable
         context.output_dir.mkdir()
         outputs = work(context)
         if outputs is None:
             logger.info("stage handed over; its completion is reported by the service that took it")
             return
-        prefix = f"jobs/{job_id}/{output_folder}/"
         output_store.upload_tree(context.output_dir, prefix)
         outputs = {"prefix": prefix, **outputs}
         publish(StageEventKind.COMPLETED, outputs=outputs)
@@ -297,7 +307,7 @@ def run_stage_for_record(
     )
     timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
     try:
-        with _message_lease(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+        with message_lease(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
             run_stage(
                 stage=stage,
                 eventbridge_event=eventbridge_event,
@@ -315,22 +325,30 @@ def run_stage_for_record(
                 timeline=timeline,
             )
     except Exception:
-        if receipt_handle and settings.queue_url:
-            # After the last attempt: visible at once, so SQS moves it to the
-            # dead-letter queue now rather than after the visibility timeout.
-            last = receive_count >= settings.max_receive_count
-            delay = 0 if last else retry_delay_s(receive_count, settings.retry_base_s)
-            try:
-                sqs_client().change_message_visibility(
-                    QueueUrl=settings.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
-                )
-                logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
-            except Exception:  # the retry then simply comes later, after the visibility timeout
-                logger.exception("could not shorten the retry delay")
+        if receipt_handle:
+            schedule_retry(receipt_handle, receive_count)
         raise
 
 
-def _message_lease(receipt_handle: str | None, *, queue_url: str, lease_s: int) -> AbstractContextManager[Any]:
+def schedule_retry(receipt_handle: str, receive_count: int) -> None:
+    """Cut a failed message's wait to the backoff of its attempt (to zero after
+    the last one, so SQS moves it to the dead-letter queue now rather than after
+    the visibility timeout). Never raises: the retry then simply comes later."""
+    settings = get_settings()
+    if not settings.queue_url:
+        return
+    last = receive_count >= settings.max_receive_count
+    delay = 0 if last else retry_delay_s(receive_count, settings.retry_base_s)
+    try:
+        sqs_client().change_message_visibility(
+            QueueUrl=settings.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+        )
+        logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
+    except Exception:
+        logger.exception("could not shorten the retry delay")
+
+
+def message_lease(receipt_handle: str | None, *, queue_url: str, lease_s: int) -> AbstractContextManager[Any]:
     """A lease on the record's message, or nothing when there is no message to
     hold (a direct invocation, or leases turned off with lease_s=0)."""
     if not (receipt_handle and queue_url and lease_s > 0):

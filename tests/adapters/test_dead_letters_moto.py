@@ -43,7 +43,7 @@ def test_GIVEN_dead_lettered_uploads_WHEN_looked_at_THEN_each_job_is_named_with_
     sqs.send_message(QueueUrl=urls["thumbnails"], MessageBody=upload_event("job-c"))
     sqs.send_message(QueueUrl=urls["thumbnails"], MessageBody="not an upload event")
 
-    stranded = DeadLetterQueues(sqs, urls).stranded_jobs()
+    stranded = DeadLetterQueues(sqs, urls.items()).stranded_jobs()
 
     assert stranded == {"job-a": "transcode", "job-b": "transcode", "job-c": "thumbnails"}
     # every message is still there, visible, for `vidpipe redrive`
@@ -57,7 +57,7 @@ def test_GIVEN_empty_dead_letter_queues_WHEN_looked_at_THEN_no_job(
     dead_letter_queues: tuple[Any, dict[str, str]],
 ) -> None:
     sqs, urls = dead_letter_queues
-    assert DeadLetterQueues(sqs, urls).stranded_jobs() == {}
+    assert DeadLetterQueues(sqs, urls.items()).stranded_jobs() == {}
 
 
 def test_GIVEN_a_queue_that_does_not_exist_WHEN_looked_at_THEN_queue_error_naming_the_stage(
@@ -66,4 +66,18 @@ def test_GIVEN_a_queue_that_does_not_exist_WHEN_looked_at_THEN_queue_error_namin
     sqs, urls = dead_letter_queues
     missing = {"transcode": urls["transcode"].replace("transcode-dlq", "gone")}
     with pytest.raises(QueueError, match="transcode dead-letter queue"):
-        DeadLetterQueues(sqs, missing).stranded_jobs()
+        DeadLetterQueues(sqs, missing.items()).stranded_jobs()
+
+
+def test_GIVEN_a_dead_lettered_chunk_order_WHEN_looked_at_THEN_its_job_is_named_under_its_stage(
+    dead_letter_queues: tuple[Any, dict[str, str]],
+) -> None:
+    sqs, urls = dead_letter_queues
+    chunk_queue = sqs.create_queue(QueueName="chunk-dlq")["QueueUrl"]
+    order = {"version": "0", "detail-type": "Chunk Requested", "source": "vidpipe.transcode",
+             "detail": {"version": 1, "job_id": "job-d", "index": 2, "total": 3}}
+    sqs.send_message(QueueUrl=chunk_queue, MessageBody=json.dumps(order))
+
+    stranded = DeadLetterQueues(sqs, [*urls.items(), ("transcode", chunk_queue)]).stranded_jobs()
+
+    assert stranded == {"job-d": "transcode"}

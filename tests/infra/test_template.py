@@ -91,7 +91,7 @@ def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(tr
 
     assert not [t for t in types if t.startswith("AWS::Serverless::")]
     assert "Transform" not in translated
-    assert len(resources_of(translated, "AWS::Lambda::Function")) == 7
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 8
     assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
     assert cfnlint.api.lint(json.dumps(translated)) == []
 
@@ -199,7 +199,7 @@ def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a
         getatt_target(mapping["Properties"]["EventSourceArn"])
         for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "WebhookQueue"}
+    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "ChunkQueue", "WebhookQueue"}
 
     for name in read:
         redrive = queues[name]["Properties"].get("RedrivePolicy")
@@ -254,7 +254,7 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_
     translated: dict[str, Any],
 ) -> None:
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert len(roles) == 8  # seven functions and the role MediaConvert assumes
+    assert len(roles) == 9  # eight functions and the role MediaConvert assumes
 
     for name, role in roles.items():
         policies = role["Properties"].get("Policies", [])

@@ -140,19 +140,8 @@ def build_hls_args(
     if "%" in str(output_dir):
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
     count = len(ladder)
-    split_outputs = "".join(f"[split{index}]" for index in range(count))
-    # FFmpeg turns the picture upright (autorotate) before the graph, so the display
-    # size is what we scale to. setsar=1: square pixels, so players show WxH as is.
-    # format=yuv420p: a 4:4:4 or 10-bit source would otherwise make x264 choose a
-    # profile (High 4:4:4, High 10) that players and our CODECS string do not match.
-    branches = [
-        f"[split{index}]scale={rendition.width}:{rendition.height},setsar=1,format=yuv420p[video{index}]"
-        for index, rendition in enumerate(ladder)
-    ]
-    filter_graph = ";".join([f"[0:v:0]split={count}{split_outputs}", *branches])
-
     # The demuxer the probe found, and only it: see vidpipe.media.input_args.
-    args = [*input_args(input_path, source.demuxer), "-filter_complex", filter_graph]
+    args = [*input_args(input_path, source.demuxer), "-filter_complex", ladder_filter_graph(ladder)]
     for index in range(count):
         args += ["-map", f"[video{index}]"]
         if source.has_audio:
@@ -160,30 +149,7 @@ def build_hls_args(
             # -var_stream_map counts audio outputs per type, so map it once per rung.
             args += ["-map", "0:a:0"]
 
-    # Keyframes must fall on the same instants in every rendition, or a player that
-    # switches rung mid-stream lands in the middle of a GOP. We place them by *time*
-    # with -force_key_frames (the first frame at or after every segment_s seconds),
-    # which also holds for variable or 29.97 frame rates where "N frames" drifts away
-    # from the segment grid. -sc_threshold 0 stops x264 adding scene-cut keyframes,
-    # which it would decide per rung from differently scaled pictures. -g is one
-    # segment's worth of frames, rounded up, so x264's own default keyint (250
-    # frames) cannot add a keyframe before the forced one at high frame rates.
-    args += [
-        "-c:v", "libx264",
-        "-preset", X264_PRESET,
-        "-profile:v", "high",
-        "-sc_threshold", "0",
-        "-g", str(gop_frames(source.frame_rate, segment_s)),
-        "-force_key_frames", f"expr:gte(t,n_forced*{segment_s})",
-    ]  # fmt: skip
-    for index, rendition in enumerate(ladder):
-        args += [
-            f"-b:v:{index}", f"{rendition.video_bitrate_kbps}k",
-            f"-maxrate:v:{index}", f"{rendition.max_bitrate_kbps}k",
-            f"-bufsize:v:{index}", f"{rendition.buffer_kbps}k",
-            # Pinned so the level in the stream is the one our CODECS string declares.
-            f"-level:v:{index}", h264_level_name(h264_level_idc(rendition, source.frame_rate)),
-        ]  # fmt: skip
+    args += video_encoder_args(ladder, source.frame_rate, segment_s)
     if source.has_audio:
         # -ac 2: 5.1 is downmixed and mono upmixed, so every rendition is plain stereo.
         args += ["-c:a", "aac", "-ac", "2"]
@@ -207,6 +173,63 @@ def build_hls_args(
         "-var_stream_map", stream_map,
         str(output_dir / "%v" / MEDIA_PLAYLIST_NAME),
     ]  # fmt: skip
+    return args
+
+
+def ladder_filter_graph(ladder: Sequence[Rendition], video_input: str = "0:v:0") -> str:
+    """The ``-filter_complex`` graph that splits ``video_input`` into one scaled
+    picture per rung, labelled ``[video0]``, ``[video1]``... in ladder order."""
+    count = len(ladder)
+    split_outputs = "".join(f"[split{index}]" for index in range(count))
+    # FFmpeg turns the picture upright (autorotate) before the graph, so the display
+    # size is what we scale to. setsar=1: square pixels, so players show WxH as is.
+    # format=yuv420p: a 4:4:4 or 10-bit source would otherwise make x264 choose a
+    # profile (High 4:4:4, High 10) that players and our CODECS string do not match.
+    branches = [
+        f"[split{index}]scale={rendition.width}:{rendition.height},setsar=1,format=yuv420p[video{index}]"
+        for index, rendition in enumerate(ladder)
+    ]
+    return ";".join([f"[{video_input}]split={count}{split_outputs}", *branches])
+
+
+def video_encoder_args(
+    ladder: Sequence[Rendition], frame_rate: Fraction, segment_s: int, *, chunk_relative: bool = False
+) -> list[str]:
+    """The x264 options of every rung: the one place they are written, so a chunk
+    encoded on its own gets exactly the parameters of the single-process ladder.
+
+    Keyframes fall every ``segment_s`` seconds counted from time 0, or, with
+    ``chunk_relative``, from the first frame (a chunk keeps the source's
+    timestamps, so its first frame is not at 0)."""
+    keyframes = f"expr:gte(t,n_forced*{segment_s})"
+    if chunk_relative:
+        # The first frame, then the first frame at least segment_s after the last
+        # forced one (a millisecond early, so timestamp rounding cannot skip one).
+        keyframes = f"expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+{segment_s}-0.001))"
+    # Keyframes must fall on the same instants in every rendition, or a player that
+    # switches rung mid-stream lands in the middle of a GOP. We place them by *time*
+    # with -force_key_frames (the first frame at or after every segment_s seconds),
+    # which also holds for variable or 29.97 frame rates where "N frames" drifts away
+    # from the segment grid. -sc_threshold 0 stops x264 adding scene-cut keyframes,
+    # which it would decide per rung from differently scaled pictures. -g is one
+    # segment's worth of frames, rounded up, so x264's own default keyint (250
+    # frames) cannot add a keyframe before the forced one at high frame rates.
+    args = [
+        "-c:v", "libx264",
+        "-preset", X264_PRESET,
+        "-profile:v", "high",
+        "-sc_threshold", "0",
+        "-g", str(gop_frames(frame_rate, segment_s)),
+        "-force_key_frames", keyframes,
+    ]  # fmt: skip
+    for index, rendition in enumerate(ladder):
+        args += [
+            f"-b:v:{index}", f"{rendition.video_bitrate_kbps}k",
+            f"-maxrate:v:{index}", f"{rendition.max_bitrate_kbps}k",
+            f"-bufsize:v:{index}", f"{rendition.buffer_kbps}k",
+            # Pinned so the level in the stream is the one our CODECS string declares.
+            f"-level:v:{index}", h264_level_name(h264_level_idc(rendition, frame_rate)),
+        ]  # fmt: skip
     return args
 
 
@@ -250,6 +273,17 @@ def measure_media_playlist(playlist: Path) -> PlaylistMeasurement:
     total_s = sum(duration for duration, _ in segments)
     if not segments or total_s <= 0:
         raise FfmpegError(f"the playlist {playlist} lists no segment")
+    return measure_segments(segments, target_s)
+
+
+def measure_segments(segments: Sequence[tuple[float, int]], target_s: float | None = None) -> PlaylistMeasurement:
+    """:func:`measure_media_playlist` for segments given as (duration_s, size_bits),
+    e.g. read from chunk manifests rather than from local files. ``target_s`` is
+    the playlist's target duration (the longest segment rounded up when None).
+    Raises ValueError when there is no segment or no duration."""
+    total_s = sum(duration for duration, _ in segments)
+    if not segments or total_s <= 0:
+        raise ValueError("no segment to measure")
     average_bps = sum(bits for _, bits in segments) / total_s
     target_s = target_s or math.ceil(max(duration for duration, _ in segments))
     peak_bps = 0.0

@@ -18,9 +18,8 @@ from typing import Any, Protocol
 
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, plan_ladder
 from transcode.domain_logic.mediaconvert_job import build_create_job_request
-from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S
-from vidpipe.errors import MediaTooLong
-from vidpipe.media import SourceInfo, probe_media
+from transcode.domain_logic.transcoding import probe_source
+from vidpipe.media import SourceInfo
 
 
 class JobSubmitter(Protocol):
@@ -47,11 +46,7 @@ def submit_ladder_job(
     """Probe ``source_path`` (the upload found at ``source_url``), plan its ladder
     and submit the MediaConvert job writing under ``outputs_url``; return
     MediaConvert's job id."""
-    source = probe_media(source_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
-    if max_duration_s is not None and source.duration_s > max_duration_s:
-        raise MediaTooLong(
-            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
-        )
+    source = probe_source(source_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     if on_probed is not None:
         on_probed(source)
     request = build_create_job_request(

@@ -59,6 +59,19 @@ class TranscodeResult:
     master_playlist: Path
 
 
+def probe_source(path: Path, *, timeout_s: float, max_duration_s: float | None) -> SourceInfo:
+    """:func:`vidpipe.media.probe_media` within the stage's time, and the
+    deployment's duration limit read from the header, before anything decodes.
+
+    Raises what probe_media raises, and MediaTooLong."""
+    source = probe_media(path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
+    if max_duration_s is not None and source.duration_s > max_duration_s:
+        raise MediaTooLong(
+            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
+        )
+    return source
+
+
 def transcode_to_hls(
     input_path: Path,
     output_dir: Path,
@@ -69,10 +82,17 @@ def transcode_to_hls(
     max_duration_s: float | None = None,
     segment_s: int = DEFAULT_SEGMENT_S,
     ladder_config: LadderConfig = DEFAULT_LADDER,
+    on_lowest_rung: Callable[[Rendition], None] | None = None,
 ) -> TranscodeResult:
     """Probe ``input_path``, plan the ladder and encode it as HLS into ``output_dir``
     (created if missing; files of an earlier attempt are overwritten) with one
     FFmpeg process.
+
+    With ``on_lowest_rung`` (early playback), the lowest rung is encoded first,
+    on its own, and the callback is called with it once ``output_dir`` holds that
+    rendition and a master playlist listing it alone; the other rungs follow in
+    a second FFmpeg process (one more decode of the source: the price of
+    playing early).
 
     ``timeout_s`` bounds probe and encode together. ``on_probed`` is called once
     with the source description before encoding starts; ``on_progress`` receives
@@ -84,27 +104,38 @@ def transcode_to_hls(
     ``max_duration_s`` (checked before encoding), MemoryLimitExceeded, and
     FfmpegError when FFmpeg fails or runs out of time."""
     deadline = time.monotonic() + timeout_s
-    source = probe_media(input_path, timeout_s=min(PROBE_TIMEOUT_S, timeout_s))
-    if max_duration_s is not None and source.duration_s > max_duration_s:
-        raise MediaTooLong(
-            f"the video lasts {source.duration_s:.0f} s, longer than the {max_duration_s:.0f} s we accept"
-        )
+    source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     if on_probed is not None:
         on_probed(source)
     ladder = plan_ladder(source, ladder_config)
     # Absolute, so FFmpeg cannot mistake a relative "name:..." path for a protocol.
     output_dir = output_dir.absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
-    args = build_hls_args(input_path, source, ladder, output_dir, segment_s)
-
-    progress = _FractionProgress(source.duration_s, on_progress) if on_progress else None
-    run_ffmpeg(args, timeout_s=max(1.0, deadline - time.monotonic()), on_progress=progress)
+    passes = [ladder]
+    if on_lowest_rung is not None and len(ladder) > 1:
+        passes = [ladder[-1:], ladder[:-1]]
+    done_share = 0.0
+    for rungs in passes:
+        # Each pass's share of the progress bar, by the pixels it encodes.
+        share = sum(r.width * r.height for r in rungs) / sum(r.width * r.height for r in ladder)
+        args = build_hls_args(input_path, source, rungs, output_dir, segment_s)
+        progress = (
+            _FractionProgress(source.duration_s, on_progress, start=done_share, share=share) if on_progress else None
+        )
+        run_ffmpeg(args, timeout_s=max(1.0, deadline - time.monotonic()), on_progress=progress)
+        done_share += share
+        if on_lowest_rung is not None and len(passes) > 1 and rungs is passes[0]:
+            lowest = rungs[0]
+            measured_lowest = {lowest.name: measure_media_playlist(output_dir / lowest.name / MEDIA_PLAYLIST_NAME)}
+            write_master_playlist(rungs, source.has_audio, output_dir / MASTER_PLAYLIST_NAME,
+                                  frame_rate=source.frame_rate, measured=measured_lowest)  # fmt: skip
+            on_lowest_rung(lowest)
 
     measured = {
         rendition.name: measure_media_playlist(output_dir / rendition.name / MEDIA_PLAYLIST_NAME)
         for rendition in ladder
     }
-    _check_complete(source, measured)
+    check_complete(source.duration_s, measured)
     master = output_dir / MASTER_PLAYLIST_NAME
     write_master_playlist(ladder, source.has_audio, master, frame_rate=source.frame_rate, measured=measured)
     if on_progress is not None:
@@ -112,17 +143,17 @@ def transcode_to_hls(
     return TranscodeResult(source=source, renditions=ladder, master_playlist=master)
 
 
-def _check_complete(source: SourceInfo, measured: Mapping[str, PlaylistMeasurement]) -> None:
+def check_complete(source_duration_s: float, measured: Mapping[str, PlaylistMeasurement]) -> None:
     """Raise CorruptMedia when the renditions are clearly shorter than the source.
 
     A truncated upload whose header survived (moov first) probes fine, and FFmpeg
     encodes what is there, logs "partial file" and exits 0: only the length of
     what came out tells. The margin allows for streams of slightly unequal length."""
     shortest_s = min(measurement.duration_s for measurement in measured.values())
-    margin_s = max(MISSING_TAIL_TOLERANCE_S, MISSING_TAIL_TOLERANCE_RATIO * source.duration_s)
-    if shortest_s < source.duration_s - margin_s:
+    margin_s = max(MISSING_TAIL_TOLERANCE_S, MISSING_TAIL_TOLERANCE_RATIO * source_duration_s)
+    if shortest_s < source_duration_s - margin_s:
         raise CorruptMedia(
-            f"the file ends after {shortest_s:.1f} s of the {source.duration_s:.1f} s its header announces "
+            f"the file ends after {shortest_s:.1f} s of the {source_duration_s:.1f} s its header announces "
             "(a truncated or damaged upload?)"
         )
 
@@ -133,13 +164,16 @@ class _FractionProgress:
     Clamped to 0..0.99 and never decreasing: the last percent is announced only
     once the master playlist is written, so "1.0" means the outputs are complete."""
 
-    def __init__(self, duration_s: float, on_progress: Callable[[float], None]) -> None:
+    def __init__(
+        self, duration_s: float, on_progress: Callable[[float], None], *, start: float = 0.0, share: float = 1.0
+    ) -> None:
         self._duration_s = duration_s
         self._on_progress = on_progress
+        self._start, self._share = start, share
         self._last = 0.0
 
     def __call__(self, encoded_s: float) -> None:
-        fraction = min(max(encoded_s / self._duration_s, 0.0), 0.99)
+        fraction = min(max(self._start + self._share * encoded_s / self._duration_s, 0.0), 0.99)
         if fraction > self._last:
             self._last = fraction
             self._on_progress(fraction)

@@ -12,15 +12,20 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from transcode.domain_logic.fanout import fan_out
+from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
-from transcode.domain_logic.transcoding import rendition_summary, source_summary, transcode_to_hls
-from vidpipe.aws_clients import mediaconvert_client
-from vidpipe.events import UPLOAD_KEY_PREFIX, Stage
+from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
+from vidpipe.aws_clients import events_client, mediaconvert_client, s3_client
+from vidpipe.event_bus import EventBridgePublisher
+from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, Stage, StageEvent
+from vidpipe.media import probe_media
 from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
+from vidpipe.storage import S3ObjectStore
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
 # failure: FFmpeg is stopped before Lambda would kill us without a word.
@@ -29,11 +34,31 @@ RESERVED_TIME_S = 90
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float) -> dict[str, Any]:
+def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float) -> dict[str, Any] | None:
+    settings = get_settings()
+    source = probe_media(context.source_path, timeout_s=PROBE_TIMEOUT_S)
+    if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
+        # Long: split here, encode the chunks on many functions (chunk_encode), and
+        # let the last of them stitch and report Transcode Completed.
+        context.report_source(source_summary(source))
+        work_store = S3ObjectStore(s3_client(), settings.uploads_bucket)
+        publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE)
+        stage_publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.transcode")
+
+        def publish(event: Any) -> None:
+            (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
+
+        total = fan_out(
+            context.job_id, context.source_path, source, context.output_dir.parent,
+            chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
+            ladder_config=ladder_from_text(settings.ladder_rungs),
+        )  # fmt: skip
+        logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
+        return None
     probed: dict[str, Any] = {}
 
-    def on_probed(source: Any) -> None:
-        probed.update(source_summary(source))
+    def on_probed(probed_source: Any) -> None:
+        probed.update(source_summary(probed_source))
         context.report_source(probed)
 
     started = time.monotonic()
@@ -45,6 +70,10 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         on_probed=on_probed,
         max_duration_s=max_duration_s,
         ladder_config=ladder_from_text(get_settings().ladder_rungs),
+        # Early playback: the lowest rung goes out (and the job is playable) first.
+        on_lowest_rung=lambda rendition: context.publish_playable(
+            {"master_playlist": MASTER_PLAYLIST_NAME, "renditions": [rendition_summary(rendition)]}
+        ),
     )
     record_transcode(time.monotonic() - started, probed.get("duration_s"))
     return {

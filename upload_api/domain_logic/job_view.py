@@ -26,6 +26,9 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
         stage.value: {"status": state.status.value, "progress": round(state.progress, 3)}
         for stage, state in job.stages.items()
     }
+    for stage, state in job.stages.items():
+        if state.chunks:  # a chunked transcode: how many of its chunks are encoded
+            stages[stage.value]["chunks"] = {"total": state.chunks["total"], "done": state.chunks["done"]}
     return {
         "job_id": job.job_id,
         "status": record["status"],
@@ -35,6 +38,7 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
         "stages": stages,
         "outputs": _outputs(job, api_url=api_url.rstrip("/"), signer=signer, url_ttl_s=url_ttl_s, grant=grant),
         "error": job.error,
+        "playable_at": job.playable_at,
     }
 
 
@@ -43,7 +47,10 @@ def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
     job_url = f"{api_url}/jobs/{job.job_id}"
     query = f"?{grant}" if grant else ""
     transcode = job.stages[Stage.TRANSCODE]
-    if transcode.status is StageStatus.COMPLETED:
+    # Completed, or playable early (the lowest rung, before the rest of the ladder).
+    if transcode.status is StageStatus.COMPLETED or (
+        transcode.status is StageStatus.RUNNING and transcode.outputs.get("playable")
+    ):
         outputs["hls_url"] = f"{job_url}/hls/master.m3u8{query}"
         outputs["renditions"] = [
             {**_public(rendition), "url": f"{job_url}/hls/{_media_playlist(rendition)}{query}"}

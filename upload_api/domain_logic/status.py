@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vidpipe.errors import ConcurrentUpdate, JobNotFound
-from vidpipe.events import JobFinished, StageEvent, UploadCompleted
-from vidpipe.jobs import Job, JobStatus, apply_event
+from vidpipe.events import JobFinished, Stage, StageEvent, StitchRequested, UploadCompleted
+from vidpipe.jobs import Job, JobStatus, StageStatus, all_chunks_done, apply_event
 
 # Enough for the few stage events of one job that land together; beyond it the
 # error goes back to SQS, which redelivers later when the burst is over.
@@ -92,3 +92,22 @@ def record_event(
         became_terminal = saved.status in FINISHED_STATUSES and saved.status is not current.status
         return JobUpdate(job=saved, changed=True, became_terminal=became_terminal, previous_status=current.status)
     raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+
+
+def stitch_request(event: StageEvent | UploadCompleted, update: JobUpdate) -> StitchRequested | None:
+    """The "Stitch Requested" work order to publish after a finished-chunk report,
+    once the job counts every chunk of its transcode; None otherwise.
+
+    Normally only the report that completed the count asks (the version check
+    lets one save make that move). A report that changed nothing asks again
+    while the stage is still not COMPLETED: had the status function died between
+    saving the last chunk and publishing, nothing else would ever ask. The stitch
+    is idempotent, so an extra request costs a few playlist writes."""
+    if not isinstance(event, StageEvent) or event.stage is not Stage.TRANSCODE or not (event.chunks or {}).get(
+        "finished"
+    ):
+        return None
+    stage = update.job.stages[Stage.TRANSCODE]
+    if stage.status in (StageStatus.COMPLETED, StageStatus.FAILED) or not all_chunks_done(stage):
+        return None
+    return StitchRequested(job_id=update.job.job_id, total=int(stage.chunks["total"]))

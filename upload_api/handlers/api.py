@@ -299,7 +299,8 @@ def _granted_outputs(job_id: str, stage: Stage) -> tuple[str, str]:
     if not grant_is_valid(deployment_secret(), job_id, query):
         raise Unauthenticated("this output URL is not valid (or has expired): get a fresh one from GET /jobs/{id}")
     state = _jobs().get(job_id).stages[stage]
-    if state.status is not StageStatus.COMPLETED:
+    playable_early = state.status is StageStatus.RUNNING and state.outputs.get("playable")
+    if state.status is not StageStatus.COMPLETED and not playable_early:
         raise JobNotFound(f"job {job_id} has no {stage.value} outputs yet")
     return str(state.outputs["prefix"]), f"expires={query['expires']}&grant={query['grant']}"
 

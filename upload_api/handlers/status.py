@@ -12,11 +12,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.status import record_event
+from upload_api.domain_logic.status import record_event, stitch_request
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import UploadCompleted, parse_sqs_body
+from vidpipe.events import CHUNKS_SOURCE, UploadCompleted, parse_sqs_body
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.observability import (
     Invocation,
@@ -49,6 +49,10 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             # object someone put in the bucket by hand: nothing to update.
             logger.warning("event for an unknown job", extra={"event": type(event).__name__})
             return
+        stitch = stitch_request(event, update)
+        if stitch is not None:  # a chunked transcode has all its chunks: stitch them
+            EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE).publish(stitch)
+            logger.info("stitch requested", extra={"chunks": stitch.total})
         invocation = Invocation.of(lambda_context)
         timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
         if timeline is not None:

@@ -47,7 +47,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=sweep_time(event),
         upload_expiry_s=settings.upload_expiry_s,
         stall_limit_s=settings.stall_limit_s,
-        dead_letters=DeadLetterQueues(sqs_client(), dict(settings.stage_dead_letter_queues)),
+        dead_letters=DeadLetterQueues(sqs_client(), settings.stage_dead_letter_queues),
         max_attempts=settings.max_receive_count,
     )
     for job_id in result.expired:

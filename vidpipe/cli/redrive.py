@@ -21,6 +21,7 @@ from typing import Any
 QUEUES = {
     "transcode": ("TranscodeQueueUrl", "TranscodeDeadLetterQueueUrl"),
     "thumbnails": ("ThumbnailsQueueUrl", "ThumbnailsDeadLetterQueueUrl"),
+    "chunk": ("ChunkQueueUrl", "ChunkDeadLetterQueueUrl"),
     "status": ("StatusQueueUrl", "StatusDeadLetterQueueUrl"),
     "webhooks": ("WebhookQueueUrl", "WebhookDeadLetterQueueUrl"),
 }

@@ -83,8 +83,12 @@ function renderJob(job) {
   } else if (job.status === "FAILED" || job.status === "EXPIRED") {
     report.error(error.message || STATUS_HINTS[job.status]);
   }
-  if (job.status === "READY" && view.playerJobId !== job.job_id) {
-    view.playerJobId = job.job_id;
+  // Early playback: the lowest rung plays while the job is still PROCESSING
+  // (the API gives hls_url as soon as it is playable); READY brings the ladder.
+  const playable = job.status === "READY" || (job.status === "PROCESSING" && job.outputs?.hls_url);
+  const playerKey = `${job.job_id}:${job.status === "READY" ? "ready" : "early"}`;
+  if (playable && view.playerJobId !== playerKey) {
+    view.playerJobId = playerKey;
     $("playback").hidden = false;
     showVideo(job.outputs || {});
     renderRenditions(job.outputs?.renditions || []);

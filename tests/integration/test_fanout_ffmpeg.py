@@ -1,0 +1,169 @@
+"""Real FFmpeg, fake stores: the chunked transcode as the functions run it
+(planner → one encode per chunk order → the job counts the chunks → stitch),
+with the failure policy of the chunk-encode function."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import media_checks
+from transcode.domain_logic.fanout import fan_out, hls_prefix, run_work_order
+from upload_api.domain_logic.status import JobUpdate, stitch_request
+from vidpipe.errors import StorageError
+from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
+from vidpipe.jobs import Job, StageStatus, apply_event
+from vidpipe.media import probe_media
+
+pytestmark = pytest.mark.ffmpeg
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "long_20s_640x360.mp4"
+JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+@dataclass
+class FolderStore:
+    """An S3 bucket as a local folder (keys are relative paths)."""
+
+    root: Path
+    fail_downloads: bool = False
+
+    def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+    def download(self, key: str, path: Path) -> None:
+        if self.fail_downloads:
+            raise StorageError(f"cannot download {key}: SlowDown")
+        shutil.copyfile(self.root / key, path)
+
+    def read_text(self, key: str) -> str:
+        return (self.root / key).read_text(encoding="utf-8")
+
+    def upload_tree(self, local_dir: Path, prefix: str) -> list[str]:
+        keys = []
+        for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+            key = prefix + path.relative_to(local_dir).as_posix()
+            self.upload_file(path, key)
+            keys.append(key)
+        return keys
+
+
+@dataclass
+class Bus:
+    events: list[Any] = field(default_factory=list)
+
+    def publish(self, event: Any) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+
+@pytest.fixture(scope="module")
+def fanned_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[FolderStore, FolderStore, Bus]:
+    """GIVEN the 20 s sample WHEN the planner fans it out in 8 s chunks."""
+    root = tmp_path_factory.mktemp("fanout")
+    work, outputs, bus = FolderStore(root / "uploads"), FolderStore(root / "outputs"), Bus()
+    scratch = root / "planner"
+    scratch.mkdir()
+    fan_out(JOB_ID, SAMPLE, probe_media(SAMPLE), scratch, chunk_s=8, timeout_s=120, work_store=work,
+            publish=bus.publish)  # fmt: skip
+    return work, outputs, bus
+
+
+def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_stitch_and_a_playable_ladder(
+    fanned_out, tmp_path: Path
+) -> None:
+    work, outputs, bus = fanned_out
+    orders = bus.of(ChunkRequested)
+    assert [order.index for order in orders] == [0, 1, 2]
+    # THEN the job learns the total before any chunk can be reported
+    first_stage_event = bus.of(StageEvent)[0]
+    assert first_stage_event.chunks == {"total": 3}
+
+    job = Job.new(JOB_ID, filename="long.mp4", content_type="video/mp4", size=1, now="2025-01-01T10:00:00.000000Z")
+    job = apply_event(job, first_stage_event) or job
+    stitches = []
+    # WHEN the orders run (the middle one twice: SQS delivers at least once) and the status function counts
+    for attempt, order in enumerate([orders[2], orders[0], orders[1], orders[1]]):
+        chunk_bus = Bus()
+        scratch = tmp_path / f"chunk{attempt}"
+        scratch.mkdir()
+        run_work_order(order, scratch, receive_count=1, max_receive_count=3, timeout_s=120, work_store=work,
+                       output_store=outputs, publish=chunk_bus.publish)  # fmt: skip
+        (report,) = chunk_bus.events
+        updated = apply_event(job, report)
+        update = JobUpdate(updated or job, changed=updated is not None, became_terminal=False)
+        job = update.job
+        if update.changed and (request := stitch_request(report, update)) is not None:
+            stitches.append(request)
+
+    # THEN the count is exact and exactly one stitch was asked for
+    assert job.stages[Stage.TRANSCODE].chunks["done"] == 3
+    assert stitches == [StitchRequested(job_id=JOB_ID, total=3, occurred_at=stitches[0].occurred_at)]
+
+    stitch_bus = Bus()
+    run_work_order(stitches[0], tmp_path / "stitch", receive_count=1, max_receive_count=3, timeout_s=60,
+                   work_store=work, output_store=outputs, publish=stitch_bus.publish)  # fmt: skip
+    (completed,) = stitch_bus.events
+    assert completed.kind is StageEventKind.COMPLETED
+    assert completed.outputs["prefix"] == hls_prefix(JOB_ID)
+    assert [r["name"] for r in completed.outputs["renditions"]] == ["360p", "240p"]
+    job = apply_event(job, completed)
+    assert job is not None and job.stages[Stage.TRANSCODE].status is StageStatus.COMPLETED
+
+    # AND the uploaded ladder has every frame, and no chunk playlist is left among the outputs
+    hls = outputs.root / hls_prefix(JOB_ID)
+    for rendition in completed.outputs["renditions"]:
+        playlist = hls / rendition["name"] / "index.m3u8"
+        data = media_checks.ffprobe_json(playlist, "-select_streams", "v:0", "-count_packets",
+                                         "-show_entries", "stream=nb_read_packets")
+        assert int(data["streams"][0]["nb_read_packets"]) == 600
+        assert not list((hls / rendition["name"]).glob("chunk_*.m3u8"))
+    assert media_checks.master_variants(hls / "master.m3u8")
+
+
+def test_GIVEN_a_chunk_that_keeps_failing_WHEN_the_last_attempt_fails_THEN_the_transcode_fails_with_a_reason(
+    fanned_out, tmp_path: Path
+) -> None:
+    work, outputs, bus = fanned_out
+    order = bus.of(ChunkRequested)[1]
+    broken = FolderStore(work.root, fail_downloads=True)
+    published = Bus()
+
+    # attempts 1 and 2: raised for SQS to retry, nothing published
+    for attempt in (1, 2):
+        with pytest.raises(StorageError):
+            run_work_order(order, tmp_path, receive_count=attempt, max_receive_count=3, timeout_s=60,
+                           work_store=broken, output_store=outputs, publish=published.publish)  # fmt: skip
+    assert published.events == []
+    # attempt 3: the transcode fails, with which chunk and why
+    with pytest.raises(StorageError):
+        run_work_order(order, tmp_path, receive_count=3, max_receive_count=3, timeout_s=60,
+                       work_store=broken, output_store=outputs, publish=published.publish)  # fmt: skip
+    (failed,) = published.events
+    assert failed.kind is StageEventKind.FAILED and failed.stage is Stage.TRANSCODE
+    assert failed.error["code"] == "STORAGE_ERROR"
+    assert failed.error["message"].startswith("chunk 2 of 3 gave up after 3 attempts: ")
+
+
+def test_GIVEN_a_chunk_without_the_audio_its_ladder_needs_THEN_the_transcode_fails_at_once(
+    fanned_out, tmp_path: Path
+) -> None:
+    work, outputs, bus = fanned_out
+    order = dataclasses.replace(bus.of(ChunkRequested)[0], audio_key=None)
+    published = Bus()
+
+    run_work_order(order, tmp_path, receive_count=1, max_receive_count=3, timeout_s=60, work_store=work,
+                   output_store=outputs, publish=published.publish)  # fmt: skip
+
+    (failed,) = published.events
+    assert failed.kind is StageEventKind.FAILED and failed.error["code"] == "CORRUPT_MEDIA"
+    assert failed.error["message"].startswith("chunk 1 of 3: ")

@@ -1,0 +1,238 @@
+"""The chunked transcode across functions: plan and split (transcode function),
+encode one chunk (chunk-encode function), stitch (chunk-encode function, once
+the job record counts every chunk).
+
+The steps pass work through the uploads bucket, under ``chunks/{job_id}/``
+(deleted by a lifecycle rule): ``plan.json`` (what the stitch needs), each
+chunk's ``video_NNNN.ts`` and ``audio_NNNN.ts``, and ``done_NNNN.json`` (the
+segments a chunk wrote). Segments go straight to their final place in the
+outputs bucket, ``jobs/{job_id}/hls/{rendition}/cNNNN_NNN.ts``; the stitch
+writes only playlists.
+
+Ports, not boto3: ``work_store`` and ``output_store`` are S3ObjectStores in
+Lambda, fakes in tests; ``publish`` puts an event on the bus.
+
+What can go wrong: what :mod:`transcode.domain_logic.chunking` raises,
+StorageError from the stores, EventPublishError from ``publish``, and
+CorruptMedia from the stitch when the renditions come out shorter than the source.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+from transcode.domain_logic.chunking import (
+    ChunkOutput,
+    ChunkTask,
+    check_chunk_length,
+    chunk_playlist_name,
+    encode_chunk,
+    plan_chunks,
+    split_source,
+    stitch_playlists,
+)
+from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
+from transcode.domain_logic.transcoding import check_complete, rendition_summary
+from vidpipe.errors import MediaError, VidpipeError
+from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
+from vidpipe.media import SourceInfo, probe_keyframes
+
+WORK_PREFIX = "chunks/"
+PLAN_NAME = "plan.json"
+
+
+class WorkStore(Protocol):
+    def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None: ...
+    def download(self, key: str, path: Path) -> None: ...
+    def read_text(self, key: str) -> str: ...
+
+
+class OutputStore(Protocol):
+    def upload_tree(self, local_dir: Path, prefix: str) -> list[str]: ...
+
+
+Publish = Callable[[Any], None]
+
+
+def work_prefix(job_id: str) -> str:
+    return f"{WORK_PREFIX}{job_id}/"
+
+
+def hls_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/hls/"
+
+
+def fan_out(
+    job_id: str,
+    source_path: Path,
+    source: SourceInfo,
+    scratch: Path,
+    *,
+    chunk_s: int,
+    timeout_s: float,
+    work_store: WorkStore,
+    publish: Publish,
+    segment_s: int = DEFAULT_SEGMENT_S,
+    ladder_config: LadderConfig = DEFAULT_LADDER,
+) -> int:
+    """Split the source into chunks, store them, and order one encode per chunk;
+    return the number of chunks.
+
+    Before the orders, a "Transcode Progress" event tells the job how many
+    chunks to expect; the orders come last, so a chunk is never encoded before
+    its plan is stored. Raises ValueError for a chunk length that is not a
+    multiple of ``segment_s``."""
+    check_chunk_length(chunk_s, segment_s)
+    ladder = plan_ladder(source, ladder_config)  # the deployment's ladder, as the single-process path
+    plan = plan_chunks(probe_keyframes(source_path, source, timeout_s=timeout_s), source.duration_s, chunk_s=chunk_s)
+    inputs = split_source(
+        source_path, source, plan, scratch / "chunks",
+        audio_bitrate_kbps=ladder[0].audio_bitrate_kbps, chunk_s=chunk_s, timeout_s=timeout_s,
+    )  # fmt: skip
+    prefix = work_prefix(job_id)
+    plan_file = scratch / PLAN_NAME
+    plan_file.write_text(json.dumps({
+        "total": plan.total,
+        "ladder": [rendition.__dict__ for rendition in ladder],
+        "frame_rate": f"{source.frame_rate.numerator}/{source.frame_rate.denominator}",
+        "has_audio": source.has_audio,
+        "duration_s": source.duration_s,
+        "split_reencoded": plan.reencode,
+    }), encoding="utf-8")  # fmt: skip
+    work_store.upload_file(plan_file, prefix + PLAN_NAME, content_type="application/json")
+    requests = []
+    for chunk in inputs:
+        video_key = prefix + chunk.video_path.name
+        work_store.upload_file(chunk.video_path, video_key, content_type="video/mp2t")
+        audio_key = None
+        if chunk.audio_path is not None:
+            audio_key = prefix + chunk.audio_path.name
+            work_store.upload_file(chunk.audio_path, audio_key, content_type="video/mp2t")
+        task = ChunkTask(chunk.index, plan.total, tuple(ladder), source.frame_rate, source.has_audio, segment_s)
+        requests.append(ChunkRequested(job_id, chunk.index, plan.total, task.to_dict(), video_key, audio_key))
+    publish(StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
+                       progress=0.05, chunks={"total": plan.total}))  # fmt: skip
+    for request in requests:
+        publish(request)
+    return plan.total
+
+
+def encode_one_chunk(
+    request: ChunkRequested,
+    scratch: Path,
+    *,
+    timeout_s: float,
+    work_store: WorkStore,
+    output_store: OutputStore,
+    publish: Publish,
+) -> ChunkOutput:
+    """Encode one chunk's rungs, put its segments in place and its segment list in
+    the work area, then report the chunk finished (which the job record counts).
+
+    Idempotent: a repeated order rewrites the same segments and reports the same
+    chunk, which the count takes once."""
+    task = ChunkTask.from_dict(request.task)
+    video_path = scratch / "video.ts"
+    work_store.download(request.video_key, video_path)
+    audio_path = None
+    if request.audio_key:
+        audio_path = scratch / "audio.ts"
+        work_store.download(request.audio_key, audio_path)
+    out = scratch / "out"
+    output = encode_chunk(task, video_path, audio_path, out, timeout_s=timeout_s)
+    for rendition in task.ladder:  # the stitched playlists replace the chunk's own
+        (out / rendition.name / chunk_playlist_name(task.index)).unlink(missing_ok=True)
+    output_store.upload_tree(out, hls_prefix(request.job_id))
+    manifest = scratch / "done.json"
+    manifest.write_text(json.dumps(output.to_dict()), encoding="utf-8")
+    work_store.upload_file(manifest, f"{work_prefix(request.job_id)}{done_name(task.index)}",
+                           content_type="application/json")
+    publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
+                       chunks={"total": task.total, "finished": [task.index]}))  # fmt: skip
+    return output
+
+
+def done_name(index: int) -> str:
+    return f"done_{index:04d}.json"
+
+
+def stitch(
+    request: StitchRequested,
+    scratch: Path,
+    *,
+    work_store: WorkStore,
+    output_store: OutputStore,
+    publish: Publish,
+) -> dict[str, Any]:
+    """Write every rendition's media playlist and the master playlist from the
+    chunks' segment lists, upload them and publish "Transcode Completed" with the
+    same outputs as the single-process path; return those outputs.
+
+    Raises CorruptMedia when the stitched renditions are clearly shorter than the
+    source, StorageError when a chunk's segment list is missing."""
+    prefix = work_prefix(request.job_id)
+    plan = json.loads(work_store.read_text(prefix + PLAN_NAME))
+    ladder = [Rendition(**rendition) for rendition in plan["ladder"]]
+    outputs = [
+        ChunkOutput.from_dict(json.loads(work_store.read_text(prefix + done_name(index))))
+        for index in range(int(plan["total"]))
+    ]
+    out = scratch / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    measured = stitch_playlists(outputs, ladder, has_audio=bool(plan["has_audio"]),
+                                frame_rate=Fraction(plan["frame_rate"]), output_dir=out)  # fmt: skip
+    check_complete(float(plan["duration_s"]), measured)
+    output_store.upload_tree(out, hls_prefix(request.job_id))
+    result = {
+        "prefix": hls_prefix(request.job_id),
+        "master_playlist": MASTER_PLAYLIST_NAME,
+        "renditions": [rendition_summary(rendition) for rendition in ladder],
+        "chunks": int(plan["total"]),
+    }
+    publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=result))
+    return result
+
+
+def run_work_order(
+    order: ChunkRequested | StitchRequested,
+    scratch: Path,
+    *,
+    receive_count: int,
+    max_receive_count: int,
+    timeout_s: float,
+    work_store: WorkStore,
+    output_store: OutputStore,
+    publish: Publish,
+) -> None:
+    """Encode a chunk or stitch, with the stage runner's failure policy: a
+    MediaError (these bytes will fail again) fails the transcode at once; any
+    other error is raised for SQS to retry, and on the last allowed attempt the
+    transcode is failed with the reason too, so the job does not wait forever."""
+    what = f"chunk {order.index + 1} of {order.total}" if isinstance(order, ChunkRequested) else "stitch"
+
+    def fail(error: dict[str, str]) -> None:
+        publish(StageEvent(job_id=order.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.FAILED, error=error))
+
+    try:
+        if isinstance(order, ChunkRequested):
+            encode_one_chunk(order, scratch, timeout_s=timeout_s, work_store=work_store, output_store=output_store,
+                             publish=publish)  # fmt: skip
+        else:
+            stitch(order, scratch, work_store=work_store, output_store=output_store, publish=publish)
+    except MediaError as exc:
+        error = exc.to_dict()
+        fail({**error, "message": f"{what}: {error['message']}"})
+    except Exception as exc:
+        if receive_count < max_receive_count:
+            raise
+        error = exc.to_dict() if isinstance(exc, VidpipeError) else {
+            "code": "INTERNAL_ERROR",
+            "message": f"{type(exc).__name__}: {exc}",
+        }
+        fail({**error, "message": f"{what} gave up after {receive_count} attempts: {error['message']}"})
+        raise

@@ -1,0 +1,71 @@
+"""Chunk-encode Lambda: an SQS batch of chunk work orders ("Chunk Requested",
+"Stitch Requested") from the vidpipe bus → HLS segments, then playlists.
+
+Wiring only; the work is in transcode.domain_logic.fanout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from transcode.domain_logic.fanout import run_work_order
+from vidpipe.aws_clients import events_client, s3_client
+from vidpipe.errors import ValidationFailed
+from vidpipe.event_bus import EventBridgePublisher
+from vidpipe.events import parse_chunk_work
+from vidpipe.observability import correlate, logger, tracer
+from vidpipe.settings import get_settings
+from vidpipe.stage_runner import message_lease, schedule_retry
+from vidpipe.storage import S3ObjectStore
+
+# Kept back from the Lambda timeout for uploading segments and reporting a failure.
+RESERVED_TIME_S = 60
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
+
+    def handle(record: SQSRecord) -> None:
+        settings = get_settings()
+        try:
+            order = parse_chunk_work(json.loads(record.body))
+        except (ValidationFailed, json.JSONDecodeError) as exc:
+            logger.error("dropping a message that is not a chunk work order", extra={"reason": str(exc)})
+            return
+        correlate(order.job_id)
+        receive_count = int(record.attributes.approximate_receive_count)
+        scratch = Path(tempfile.mkdtemp(prefix=f"chunk-{order.job_id}-"))
+        try:
+            # Held in short leases, as the stages' messages are: a chunk whose
+            # function dies without a word is offered again within one lease.
+            with message_lease(record.receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+                run_work_order(
+                    order, scratch,
+                    receive_count=receive_count,
+                    max_receive_count=settings.max_receive_count,
+                    timeout_s=timeout_s,
+                    work_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+                    output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
+                    publish=EventBridgePublisher(events_client(), settings.event_bus_name,
+                                                 source="vidpipe.transcode").publish,
+                )  # fmt: skip
+        except Exception:
+            logger.exception("chunk work failed", extra={"attempt": receive_count})
+            schedule_retry(record.receipt_handle, receive_count)
+            raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            logger.remove_keys(["job_id", "correlation_id"])
+
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
