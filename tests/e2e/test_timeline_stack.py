@@ -21,6 +21,9 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "tiny_160x90.mp4
 
 
 def timeline(local_stack: Any, job_id: str) -> list[dict[str, Any]]:
+    """The job's timeline once every delivery is in: a job can be READY while a
+    late copy of an earlier event (a Started behind a cold status worker) still waits."""
+    wait_until_drained(client(local_stack, "sqs"), [outputs(local_stack)["StatusQueueUrl"]])
     response = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}/events", timeout=30)
     assert response.status_code == 200, response.text
     events: list[dict[str, Any]] = response.json()["events"]
