@@ -36,3 +36,25 @@ def create_jobs_table(client: Any, table_name: str) -> None:
         KeySchema=properties["KeySchema"],
         GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
     )
+
+
+def create_job_events_table(client: Any, table_name: str) -> None:
+    """The job events table (timelines) as the template's JobEventsTable declares it."""
+    properties = load_template()["Resources"]["JobEventsTable"]["Properties"]
+    client.create_table(
+        TableName=table_name,
+        BillingMode=properties["BillingMode"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+    )
+
+
+def create_webhooks_table(client: Any, table_name: str) -> None:
+    """The webhooks table as the template's WebhooksTable declares it."""
+    properties = load_template()["Resources"]["WebhooksTable"]["Properties"]
+    client.create_table(
+        TableName=table_name,
+        BillingMode=properties["BillingMode"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+    )

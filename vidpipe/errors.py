@@ -10,8 +10,10 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── UnsupportedMediaType      content type is not a video (415)
     │   ├── Unauthenticated           no valid API token or output grant (401)
     │   ├── JobNotFound               no job with that id, or not the caller's (404)
+    │   ├── WebhookNotFound           no webhook with that id among the caller's (404)
     │   ├── UploadNotOpen             the job takes no more upload calls (409)
-    │   └── UploadIncomplete          completing with a part missing or changed (400)
+    │   ├── UploadIncomplete          completing with a part missing or changed (400)
+    │   └── WebhookSignatureInvalid   a webhook delivery's signature is wrong or stale (401, receivers)
     ├── MediaError                    the uploaded file cannot become a video (job FAILED)
     │   ├── NotAVideo                 not media at all: text, a still image, unknown bytes
     │   │   └── NoVideoStream         media without a picture: audio only
@@ -29,6 +31,7 @@ contract: clients and tests match on it) and a readable ``message``::
         │   └── ConcurrentUpdate      optimistic-lock conflict (retry the read-modify-write)
         ├── EventPublishError         EventBridge PutEvents failed
         ├── QueueError                SQS call failed
+        ├── WebhookDeliveryFailed     a receiver did not answer 2xx (retried with backoff)
         ├── FfmpegError               FFmpeg crashed, timed out or is missing
         └── MediaConvertError         MediaConvert refused a job, or the job ended in ERROR/CANCELED
 
@@ -86,6 +89,11 @@ class JobNotFound(RequestError):
     http_status = 404
 
 
+class WebhookNotFound(RequestError):
+    code = "WEBHOOK_NOT_FOUND"
+    http_status = 404
+
+
 class UploadNotOpen(RequestError):
     code = "UPLOAD_NOT_OPEN"
     http_status = 409
@@ -94,6 +102,13 @@ class UploadNotOpen(RequestError):
 class UploadIncomplete(RequestError):
     code = "UPLOAD_INCOMPLETE"
     http_status = 400
+
+
+class WebhookSignatureInvalid(RequestError):
+    """Raised by vidpipe.webhooks.verify_signature, on the receiver's side."""
+
+    code = "WEBHOOK_SIGNATURE_INVALID"
+    http_status = 401
 
 
 class MediaError(VidpipeError):
@@ -158,6 +173,10 @@ class ConcurrentUpdate(JobStoreError):
 
 class EventPublishError(InfrastructureError):
     code = "EVENT_PUBLISH_ERROR"
+
+
+class WebhookDeliveryFailed(InfrastructureError):
+    code = "WEBHOOK_DELIVERY_FAILED"
 
 
 class QueueError(InfrastructureError):

@@ -70,6 +70,10 @@ class StageEvent:
     # Chunked transcodes (Progress events): {"total": n} when the source is split,
     # {"total": n, "finished": [index]} when a chunk's encode is done.
     chunks: dict[str, Any] | None = None
+    # Who published it: {function, request_id, attempt, queued_at} of the stage
+    # invocation, for the job's timeline (vidpipe.timeline). Optional: events
+    # without it are read as before.
+    trace: dict[str, Any] | None = None
 
     @property
     def detail_type(self) -> str:
@@ -83,7 +87,7 @@ class StageEvent:
             "kind": self.kind.value,
             "occurred_at": self.occurred_at,
         }
-        for name in ("progress", "source", "outputs", "error", "chunks"):
+        for name in ("progress", "source", "outputs", "error", "chunks", "trace"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
@@ -161,6 +165,7 @@ def parse_event(event: dict[str, Any]) -> StageEvent | UploadCompleted:
             outputs=detail.get("outputs"),
             error=detail.get("error"),
             chunks=detail.get("chunks"),
+            trace=detail["trace"] if isinstance(detail.get("trace"), dict) else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise ValidationFailed(f"malformed stage event: {exc}") from exc

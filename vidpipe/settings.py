@@ -54,6 +54,12 @@ class Settings:
     # many functions at once (a multiple of the 4 s HLS segment).
     chunk_threshold_s: float = 120.0
     chunk_s: int = 32
+    # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
+    job_events_table: str = ""
+    # Registered webhooks (vidpipe.webhook_store), and whether plain http:// URLs
+    # are accepted (the local stack's receivers; https only on AWS by default).
+    webhooks_table: str = ""
+    webhook_allow_http: bool = False
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -83,6 +89,9 @@ class Settings:
             ladder_rungs=os.environ.get("LADDER_RUNGS", "").strip(),
             chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
             chunk_s=int(_number("CHUNK_SECONDS", 32)),
+            job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
+            webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
+            webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
         )
 
 

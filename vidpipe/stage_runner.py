@@ -34,17 +34,19 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from vidpipe.aws_clients import events_client, s3_client, sqs_client
+from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
 from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
+from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, parse_object_created, utc_now
 from vidpipe.message_lease import MessageLease
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, correlate, logger
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
+from vidpipe.timeline import DynamoTimeline, TimelineEntry, TimelineRecorder
 
 PROGRESS_MIN_INTERVAL_S = 2.0
 PROGRESS_MIN_STEP = 0.05
@@ -98,6 +100,33 @@ def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
     return StageInput(job_id=upload.job_id, objects={"source": upload.key})
 
 
+@dataclass(frozen=True)
+class StageAttempt:
+    """Which invocation runs this attempt, and since when its message waited:
+    carried on every event of the attempt (``trace``) so the job's timeline can
+    tell queue wait from work; ``retry_in_s`` is the backoff if it fails."""
+
+    function: str = ""
+    request_id: str = ""
+    number: int = 1
+    queued_at: str | None = None
+    retry_in_s: int | None = None
+
+    def trace(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"function": self.function, "request_id": self.request_id, "attempt": self.number}
+        if self.queued_at:
+            found["queued_at"] = self.queued_at
+        return found
+
+
+def queued_at_of(sent_timestamp_ms: str | int | None) -> str | None:
+    """SQS's SentTimestamp (epoch milliseconds) as ISO-8601 UTC, None when absent."""
+    try:
+        return iso_utc(datetime.fromtimestamp(int(sent_timestamp_ms) / 1000, UTC))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 @dataclass
 class _ProgressThrottle:
     publish: Callable[[float], None]
@@ -124,22 +153,31 @@ def run_stage(
     work: StageWork,
     scratch_root: Path | None = None,
     read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
+    attempt: StageAttempt | None = None,
+    timeline: TimelineRecorder | None = None,
 ) -> None:
     """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
-    ``read_input`` finds in it). See the module doc."""
+    ``read_input`` finds in it). See the module doc.
+
+    With ``attempt``, every event carries its trace; with ``timeline``, a failed
+    attempt is written to the job's timeline (its retry delay, or that the
+    message now goes to the dead-letter queue)."""
     try:
         stage_input = read_input(eventbridge_event)
     except ValidationFailed as exc:
         logger.error("dropping an event this stage does not read", extra={"reason": exc.message})
         return
     job_id = stage_input.job_id
-    logger.append_keys(job_id=job_id, stage=stage.value)
+    correlate(job_id)
+    logger.append_keys(stage=stage.value)
 
     def publish(kind: StageEventKind, **fields: Any) -> None:
-        publisher.publish(StageEvent(job_id=job_id, stage=stage, kind=kind, **fields))
+        trace = attempt.trace() if attempt else None
+        publisher.publish(StageEvent(job_id=job_id, stage=stage, kind=kind, trace=trace, **fields))
 
     scratch = Path(tempfile.mkdtemp(prefix=f"{stage.value}-{job_id}-", dir=scratch_root))
     try:
+        logger.info("stage started", extra={"attempt": receive_count})
         publish(StageEventKind.STARTED)
         inputs = {name: scratch / name for name in stage_input.objects}
         for name, key in stage_input.objects.items():
@@ -174,6 +212,7 @@ def run_stage(
         logger.warning("media rejected", extra={"error": exc.to_dict()})
         publish(StageEventKind.FAILED, error=exc.to_dict())
     except Exception as exc:
+        _record_failed_attempt(timeline, job_id, stage, attempt, exc, receive_count, max_receive_count)
         if receive_count < max_receive_count:
             logger.exception("stage failed; SQS will retry", extra={"attempt": receive_count})
             raise
@@ -187,7 +226,39 @@ def run_stage(
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        logger.remove_keys(["job_id", "stage"])
+        logger.remove_keys(["job_id", "correlation_id", "stage"])
+
+
+def _record_failed_attempt(
+    timeline: TimelineRecorder | None,
+    job_id: str,
+    stage: Stage,
+    attempt: StageAttempt | None,
+    exc: Exception,
+    receive_count: int,
+    max_receive_count: int,
+) -> None:
+    """Best effort: the retry must happen even when the timeline cannot be written."""
+    if timeline is None:
+        return
+    attempt = attempt or StageAttempt(number=receive_count)
+    last = receive_count >= max_receive_count
+    details: dict[str, Any] = {
+        "attempt": receive_count,
+        "error": exc.to_dict() if isinstance(exc, VidpipeError) else {"code": "INTERNAL_ERROR",
+                                                                       "message": f"{type(exc).__name__}: {exc}"},
+    }
+    if last:
+        details["dead_letter"] = True
+    elif attempt.retry_in_s is not None:
+        details["retry_in_s"] = attempt.retry_in_s
+    try:
+        timeline.record(TimelineEntry(
+            job_id=job_id, at=utc_now(), what=f"{stage.value}.attempt_failed", function=attempt.function,
+            request_id=attempt.request_id, identity=f"{attempt.request_id}|{receive_count}", details=details,
+        ))
+    except Exception:
+        logger.exception("could not write the failed attempt to the job's timeline")
 
 
 def retry_delay_s(attempt: int, base_s: int) -> int:
@@ -206,6 +277,8 @@ def run_stage_for_record(
     receipt_handle: str | None = None,
     read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
     input_bucket: str | None = None,
+    invocation: Invocation | None = None,
+    sent_timestamp_ms: str | int | None = None,
 ) -> None:
     """:func:`run_stage` wired to the real adapters, for one SQS record of a
     stage function (the two stage handlers differ only in their arguments).
@@ -225,6 +298,14 @@ def run_stage_for_record(
         logger.error("dropping an SQS message that is not JSON")
         return
     settings = get_settings()
+    attempt = StageAttempt(
+        function=invocation.function if invocation else "",
+        request_id=invocation.request_id if invocation else "",
+        number=receive_count,
+        queued_at=queued_at_of(sent_timestamp_ms),
+        retry_in_s=retry_delay_s(receive_count, settings.retry_base_s),
+    )
+    timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
     try:
         with message_lease(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
             run_stage(
@@ -240,6 +321,8 @@ def run_stage_for_record(
                 ),
                 work=work,
                 read_input=read_input,
+                attempt=attempt,
+                timeline=timeline,
             )
     except Exception:
         if receipt_handle:

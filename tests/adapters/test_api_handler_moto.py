@@ -22,16 +22,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.moto_resources import create_jobs_table, use_fake_credentials
+from tests.moto_resources import (
+    create_job_events_table,
+    create_jobs_table,
+    create_webhooks_table,
+    use_fake_credentials,
+)
 from vidpipe import access, aws_clients, settings
 from vidpipe.access import grant_is_valid, output_grant
 from vidpipe.events import Stage
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
+from vidpipe.webhooks import signing_secret
 
 EVENTS = Path(__file__).parent.parent / "events"
 REGION = "us-east-1"
 TABLE = "vidpipe-test-jobs"
+EVENTS_TABLE = "vidpipe-test-job-events"
+WEBHOOKS_TABLE = "vidpipe-test-webhooks"
 UPLOADS_BUCKET = "vidpipe-test-uploads"
 OUTPUTS_BUCKET = "vidpipe-test-outputs"
 API_URL = "http://127.0.0.1:4566/_aws/execute-api/vidpipe"
@@ -115,6 +123,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         "UPLOAD_URL_TTL_SECONDS": "900",
         "OUTPUT_URL_TTL_SECONDS": "600",
         "API_SECRET_ID": SECRET_NAME,
+        "JOB_EVENTS_TABLE": EVENTS_TABLE,
+        "WEBHOOKS_TABLE": WEBHOOKS_TABLE,
+        "POWERTOOLS_SERVICE_NAME": "upload-api",
     }.items():
         monkeypatch.setenv(name, value)
     _clear_caches()
@@ -124,6 +135,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         s3.create_bucket(Bucket=OUTPUTS_BUCKET)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_jobs_table(dynamodb, TABLE)
+        create_job_events_table(dynamodb, EVENTS_TABLE)
+        create_webhooks_table(dynamodb, WEBHOOKS_TABLE)
         boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString=SECRET)
         yield Aws(s3=s3, dynamodb=dynamodb)
     _clear_caches()
@@ -910,3 +923,69 @@ def test_GIVEN_no_grant_WHEN_the_flat_playlist_is_requested_THEN_401(aws: Aws) -
     status, body = call_json(http_event("GET", f"/jobs/{JOB_ID}/hls/master_360p.m3u8", user=None))
 
     assert status == 401
+
+
+# ------------------------------------------------------------------ timeline
+
+
+def test_GIVEN_a_new_upload_WHEN_its_events_are_read_THEN_created_by_this_request_of_the_api(aws: Aws) -> None:
+    _, created = post_upload()
+
+    status, answer = call_json(http_event("GET", f"/jobs/{created['job_id']}/events"))
+
+    assert status == 200
+    assert (answer["job_id"], answer["status"]) == (created["job_id"], "AWAITING_UPLOAD")
+    [entry] = answer["events"]
+    assert (entry["what"], entry["function"], entry["request_id"]) == (
+        "job.created", "upload-api", FakeLambdaContext().aws_request_id)
+    assert entry["details"] == {"filename": "holiday.mp4", "size": 7_340_032, "method": "POST"}
+
+
+def test_GIVEN_a_cancelled_upload_WHEN_its_events_are_read_THEN_created_then_cancelled(aws: Aws) -> None:
+    _, created = post_upload()
+    call_json(http_event("DELETE", f"/uploads/{created['job_id']}"))
+
+    _, answer = call_json(http_event("GET", f"/jobs/{created['job_id']}/events"))
+
+    assert [e["what"] for e in answer["events"]] == ["job.created", "upload.cancelled"]
+    assert answer["events"][1]["details"]["error"]["code"] == "UPLOAD_CANCELLED"
+
+
+def test_GIVEN_alices_job_WHEN_bob_reads_its_events_THEN_404_as_if_it_did_not_exist(aws: Aws) -> None:
+    _, created = post_upload()
+
+    status, answer = call_json(http_event("GET", f"/jobs/{created['job_id']}/events", user="bob"))
+
+    assert status == 404 and answer["error"]["code"] == "JOB_NOT_FOUND"
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def test_GIVEN_an_https_url_WHEN_registered_THEN_201_with_its_secret_once_and_listed_without_it(aws: Aws) -> None:
+    status, registered = call_json(http_event("POST", "/webhooks", body={"url": "https://example.com/hooks"}))
+    _, listed = call_json(http_event("GET", "/webhooks"))
+
+    assert status == 201
+    assert registered["secret"] == signing_secret(SECRET, "alice", registered["webhook_id"])
+    assert listed == {"webhooks": [{k: v for k, v in registered.items() if k != "secret"}]}
+
+
+def test_GIVEN_an_http_url_on_a_deployment_that_wants_https_WHEN_registered_THEN_400(aws: Aws) -> None:
+    status, answer = call_json(http_event("POST", "/webhooks", body={"url": "http://example.com/hooks"}))
+
+    assert status == 400 and "https://" in answer["error"]["message"]
+
+
+def test_GIVEN_alices_webhook_WHEN_bob_lists_or_deletes_it_THEN_he_sees_nothing_and_it_stays(aws: Aws) -> None:
+    _, registered = call_json(http_event("POST", "/webhooks", body={"url": "https://example.com/hooks"}))
+    path = f"/webhooks/{registered['webhook_id']}"
+
+    _, bobs = call_json(http_event("GET", "/webhooks", user="bob"))
+    bobs_status, bobs_answer = call_json(http_event("DELETE", path, user="bob"))
+    alices_status, _ = call_json(http_event("DELETE", path))
+    again_status, _ = call_json(http_event("DELETE", path))
+
+    assert bobs == {"webhooks": []}
+    assert bobs_status == 404 and bobs_answer["error"]["code"] == "WEBHOOK_NOT_FOUND"
+    assert (alices_status, again_status) == (200, 404)

@@ -32,11 +32,13 @@ PUBLIC_ROUTES = {
     "GET /jobs/{job_id}/thumbnails/{proxy+}",
 }
 # The roles of the functions that read the deployment secret (vidpipe.access).
-SECRET_READERS = {"UploadApiFunctionRole", "AuthorizerFunctionRole"}
-# The only managed policies SAM may attach: logs, and reading the function's SQS queue.
+SECRET_READERS = {"UploadApiFunctionRole", "AuthorizerFunctionRole", "WebhookFunctionRole"}
+# The only managed policies SAM may attach: logs, reading the function's SQS queue,
+# and sending X-Ray traces (Tracing: Active).
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
 SETTINGS_VARIABLES = {"JOBS_TABLE", "UPLOADS_BUCKET", "OUTPUTS_BUCKET", "EVENT_BUS_NAME"}
 
@@ -89,7 +91,7 @@ def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(tr
 
     assert not [t for t in types if t.startswith("AWS::Serverless::")]
     assert "Transform" not in translated
-    assert len(resources_of(translated, "AWS::Lambda::Function")) == 7
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 8
     assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
     assert cfnlint.api.lint(json.dumps(translated)) == []
 
@@ -197,7 +199,7 @@ def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a
         getatt_target(mapping["Properties"]["EventSourceArn"])
         for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "ChunkQueue"}
+    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "ChunkQueue", "WebhookQueue"}
 
     for name in read:
         redrive = queues[name]["Properties"].get("RedrivePolicy")
@@ -252,7 +254,7 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_
     translated: dict[str, Any],
 ) -> None:
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert len(roles) == 8  # seven functions and the role MediaConvert assumes
+    assert len(roles) == 9  # eight functions and the role MediaConvert assumes
 
     for name, role in roles.items():
         policies = role["Properties"].get("Policies", [])
@@ -469,3 +471,12 @@ def test_GIVEN_the_api_function_WHEN_inspected_THEN_it_gets_the_cdn_url_only_whe
     assert template["Conditions"]["DeliverThroughCloudFront"] == {
         "Fn::Equals": [{"Ref": "OutputsDelivery"}, "cloudfront"]
     }
+
+
+def test_GIVEN_every_function_WHEN_translated_THEN_x_ray_tracing_is_active_without_responses_in_traces(
+    translated: dict[str, Any],
+) -> None:
+    for name, function in resources_of(translated, "AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name

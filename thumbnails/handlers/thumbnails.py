@@ -18,7 +18,7 @@ from thumbnails.domain_logic.captures import thumbnails_from_captures
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from vidpipe.events import Stage
 from vidpipe.mediaconvert_events import is_state_change, parse_captures_ready
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger, tracer
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, StageInput, run_stage_for_record
 
@@ -48,6 +48,7 @@ def thumbnails_of_captures(context: StageContext, eventbridge_event: dict[str, A
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(20.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
 
@@ -58,6 +59,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 record.body,
                 receive_count=int(record.attributes.approximate_receive_count),
                 receipt_handle=record.receipt_handle,
+                invocation=Invocation.of(context),
+                sent_timestamp_ms=record.attributes.sent_timestamp,
                 stage=Stage.THUMBNAILS,
                 output_folder="thumbnails",
                 work=lambda ctx: thumbnails_of_captures(ctx, event),
@@ -69,6 +72,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
             receipt_handle=record.receipt_handle,
+            invocation=Invocation.of(context),
+            sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.THUMBNAILS,
             output_folder="thumbnails",
             work=lambda ctx: thumbnails(ctx, timeout_s=timeout_s),

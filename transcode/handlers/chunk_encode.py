@@ -20,7 +20,7 @@ from vidpipe.aws_clients import events_client, s3_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import parse_chunk_work
-from vidpipe.observability import logger
+from vidpipe.observability import correlate, logger, tracer
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import message_lease, schedule_retry
 from vidpipe.storage import S3ObjectStore
@@ -32,6 +32,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
 
@@ -42,7 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         except (ValidationFailed, json.JSONDecodeError) as exc:
             logger.error("dropping a message that is not a chunk work order", extra={"reason": str(exc)})
             return
-        logger.append_keys(job_id=order.job_id)
+        correlate(order.job_id)
         receive_count = int(record.attributes.approximate_receive_count)
         scratch = Path(tempfile.mkdtemp(prefix=f"chunk-{order.job_id}-"))
         try:
@@ -65,6 +66,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            logger.remove_keys(["job_id"])
+            logger.remove_keys(["job_id", "correlation_id"])
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

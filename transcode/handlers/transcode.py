@@ -4,6 +4,7 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -21,7 +22,7 @@ from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, Stage, StageEvent
 from vidpipe.media import probe_media
 from vidpipe.mediaconvert import MediaConvertJobs
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
 from vidpipe.storage import S3ObjectStore
@@ -54,12 +55,19 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
+    probed: dict[str, Any] = {}
+
+    def on_probed(probed_source: Any) -> None:
+        probed.update(source_summary(probed_source))
+        context.report_source(probed)
+
+    started = time.monotonic()
     result = transcode_to_hls(
         context.source_path,
         context.output_dir,
         timeout_s=timeout_s,
         on_progress=context.report_progress,
-        on_probed=lambda source: context.report_source(source_summary(source)),
+        on_probed=on_probed,
         max_duration_s=max_duration_s,
         ladder_config=ladder_from_text(get_settings().ladder_rungs),
         # Early playback: the lowest rung goes out (and the job is playable) first.
@@ -67,6 +75,7 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
             {"master_playlist": MASTER_PLAYLIST_NAME, "renditions": [rendition_summary(rendition)]}
         ),
     )
+    record_transcode(time.monotonic() - started, probed.get("duration_s"))
     return {
         "master_playlist": result.master_playlist.name,
         "renditions": [rendition_summary(r) for r in result.renditions],
@@ -94,6 +103,8 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
     max_duration_s = get_settings().max_duration_s
@@ -108,6 +119,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
             receipt_handle=record.receipt_handle,
+            invocation=Invocation.of(context),
+            sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.TRANSCODE,
             output_folder="hls",
             work=work,

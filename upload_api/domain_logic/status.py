@@ -47,6 +47,8 @@ class JobUpdate:
     job: Job
     changed: bool
     became_terminal: bool
+    # The job's status before this event (for the timeline's "state change").
+    previous_status: JobStatus | None = None
 
     def finished_event(self) -> JobFinished | None:
         """The "Job Ready" / "Job Failed" event to publish, only for the update that finished the job."""
@@ -88,7 +90,7 @@ def record_event(
             continue
         # (FAILED → READY is a move too: a stage finishing after the sweep's verdict, see vidpipe.jobs.)
         became_terminal = saved.status in FINISHED_STATUSES and saved.status is not current.status
-        return JobUpdate(job=saved, changed=True, became_terminal=became_terminal)
+        return JobUpdate(job=saved, changed=True, became_terminal=became_terminal, previous_status=current.status)
     raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
 
 

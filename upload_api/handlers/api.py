@@ -28,15 +28,25 @@ from upload_api.domain_logic.uploads import (
     sign_parts,
     uploaded_parts,
 )
+from upload_api.domain_logic.webhooks import register_webhook
 from vidpipe.access import deployment_secret, grant_is_valid, output_grant
 from vidpipe.aws_clients import dynamodb_client, s3_client
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, Unauthenticated, ValidationFailed, VidpipeError
-from vidpipe.events import Stage
+from vidpipe.errors import (
+    ConcurrentUpdate,
+    JobNotFound,
+    Unauthenticated,
+    ValidationFailed,
+    VidpipeError,
+    WebhookNotFound,
+)
+from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, correlate, logger, tracer
 from vidpipe.settings import get_settings
 from vidpipe.storage import CdnOutputUrls, S3ObjectStore
+from vidpipe.timeline import DynamoTimeline, TimelineEntry
+from vidpipe.webhook_store import DynamoWebhookStore
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -62,6 +72,10 @@ class UploadBody(BaseModel):
     filename: StrictStr = Field(min_length=1, max_length=255)
     content_type: StrictStr = Field(min_length=1, max_length=255)
     size: StrictInt = Field(gt=0)
+
+
+class WebhookBody(BaseModel):
+    url: StrictStr = Field(min_length=1, max_length=2048)
 
 
 def _jobs() -> DynamoJobStore:
@@ -98,6 +112,7 @@ def _owned_job(job_id: str) -> Job:
     job = _jobs().get(job_id)
     if job.owner != _caller():
         raise JobNotFound(f"no job {job_id}")
+    correlate(job.job_id)
     return job
 
 
@@ -133,8 +148,11 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
         signer=_uploads_store(),
         owner=_caller(),
     )
+    correlate(created["job_id"])
     logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
                                          "method": created["upload"]["method"]})
+    _record(created["job_id"], "job.created", {"filename": body.filename, "size": body.size,
+                                               "method": created["upload"]["method"]})
     return Response(status_code=201, content_type="application/json", body=created)
 
 
@@ -154,6 +172,7 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
     claimed = [part.model_dump() for part in body.parts]
     completed = complete_upload(_owned_job(job_id), claimed, store=_uploads_store())
     logger.info("multipart upload completed", extra={"job_id": job_id, "parts": len(claimed)})
+    _record(job_id, "upload.completed", {"parts": len(claimed)})
     return completed
 
 
@@ -161,6 +180,7 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
 def delete_upload(job_id: str) -> dict[str, Any]:
     ended = end_awaiting_upload(_owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store())
     logger.info("upload cancelled", extra={"job_id": job_id})
+    _record(job_id, "upload.cancelled", {"status": ended.status.value, "error": ended.error})
     return {"job_id": ended.job_id, "status": ended.status.value}
 
 
@@ -178,6 +198,52 @@ def list_jobs() -> dict[str, Any]:
 @app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> dict[str, Any]:
     return _view(_owned_job(job_id))
+
+
+@app.get("/jobs/<job_id>/events")
+def get_job_events(job_id: str) -> dict[str, Any]:
+    job = _owned_job(job_id)
+    entries = DynamoTimeline(dynamodb_client(), get_settings().job_events_table).entries(job.job_id)
+    return {"job_id": job.job_id, "status": job.status.value, "events": [entry.to_dict() for entry in entries]}
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def _webhooks() -> DynamoWebhookStore:
+    return DynamoWebhookStore(dynamodb_client(), get_settings().webhooks_table)
+
+
+@app.post("/webhooks")
+def post_webhook(body: WebhookBody) -> Response[dict[str, Any]]:
+    registered = register_webhook(_caller(), body.url, registry=_webhooks(), deployment_secret=deployment_secret(),
+                                  allow_http=get_settings().webhook_allow_http)
+    logger.info("webhook registered", extra={"webhook_id": registered["webhook_id"]})
+    return Response(status_code=201, content_type="application/json", body=registered)
+
+
+@app.get("/webhooks")
+def list_webhooks() -> dict[str, Any]:
+    return {"webhooks": [hook.to_dict() for hook in _webhooks().list(_caller())]}
+
+
+@app.delete("/webhooks/<webhook_id>")
+def delete_webhook(webhook_id: str) -> dict[str, Any]:
+    if not _webhooks().delete(_caller(), webhook_id):
+        raise WebhookNotFound(f"no webhook {webhook_id}")
+    logger.info("webhook deleted", extra={"webhook_id": webhook_id})
+    return {"webhook_id": webhook_id, "deleted": True}
+
+
+def _record(job_id: str, what: str, details: dict[str, Any]) -> None:
+    """Best effort: the caller's request has succeeded, a missing timeline entry must not fail it."""
+    invocation = Invocation.of(app.lambda_context)
+    entry = TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
+                          request_id=invocation.request_id, identity=invocation.request_id, details=details)
+    try:
+        DynamoTimeline(dynamodb_client(), get_settings().job_events_table).record(entry)
+    except VidpipeError:
+        logger.exception("could not write to the job's timeline", extra={"job_id": job_id, "what": what})
 
 
 # ------------------------------------------------------------------ outputs
@@ -309,6 +375,8 @@ def handle_not_found(exc: NotFoundError) -> Response:
     return _error(404, "NOT_FOUND", "no such route or file")
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+# clear_state: a job id put on the lines of one request must not stay for the next.
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId", clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

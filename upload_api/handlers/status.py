@@ -5,6 +5,7 @@ upload_api.domain_logic.status (read, apply, conditional write, retry)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -15,15 +16,24 @@ from upload_api.domain_logic.status import record_event, stitch_request
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import CHUNKS_SOURCE, parse_sqs_body
+from vidpipe.events import CHUNKS_SOURCE, UploadCompleted, parse_sqs_body
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import logger
+from vidpipe.observability import (
+    Invocation,
+    correlate,
+    logger,
+    metrics,
+    record_job_finished,
+    record_upload_size,
+    tracer,
+)
 from vidpipe.settings import get_settings
+from vidpipe.timeline import DynamoTimeline, entry_for_event, entry_for_finished, event_identity
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def handle_record(record: SQSRecord) -> None:
+def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     settings = get_settings()
     try:
         event = parse_sqs_body(record.body)
@@ -31,7 +41,7 @@ def handle_record(record: SQSRecord) -> None:
         # Retrying cannot make a malformed event readable: log it and move on.
         logger.error("dropping an unreadable event", extra={"reason": exc.message})
         return
-    logger.append_keys(job_id=event.job_id)
+    correlate(event.job_id)
     try:
         update = record_event(DynamoJobStore(dynamodb_client(), settings.jobs_table), event)
         if update is None:
@@ -43,19 +53,37 @@ def handle_record(record: SQSRecord) -> None:
         if stitch is not None:  # a chunked transcode has all its chunks: stitch them
             EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE).publish(stitch)
             logger.info("stitch requested", extra={"chunks": stitch.total})
+        invocation = Invocation.of(lambda_context)
+        timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
+        if timeline is not None:
+            # Every delivery is recorded, duplicates included: they land on the
+            # same entry (its deliveries count), so the timeline shows them once.
+            # job_status marks the events that moved the job to a new status.
+            timeline.record(entry_for_event(
+                event, identity=event_identity(json.loads(record.body)), recorded_by=invocation,
+                job_status=update.job.status.value
+                if update.changed and update.job.status != update.previous_status else None,
+            ))
         if not update.changed:
             logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
             return
         logger.info("job updated", extra={"status": update.job.status.value})
+        if isinstance(event, UploadCompleted):
+            record_upload_size(event.size)
         finished = update.finished_event()
         if finished is not None:
+            if timeline is not None:
+                timeline.record(entry_for_finished(finished, recorded_by=invocation))
+            record_job_finished(finished.status, (finished.error or {}).get("code"))
             publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status")
             publisher.publish(finished)
     finally:
-        logger.remove_keys(["job_id"])
+        logger.remove_keys(["job_id", "correlation_id"])
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=handle_record, processor=processor,
                                     context=context)

@@ -11,14 +11,17 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.sweep import sweep
+from upload_api.domain_logic.sweep import SweepResult, sweep
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
 from vidpipe.dead_letters import DeadLetterQueues
+from vidpipe.errors import VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
+from vidpipe.events import utc_now
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import logger
+from vidpipe.observability import Invocation, logger, metrics, record_job_finished, tracer
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
+from vidpipe.timeline import DynamoTimeline, TimelineEntry
 
 
 def sweep_time(event: dict[str, Any]) -> datetime:
@@ -33,6 +36,8 @@ def sweep_time(event: dict[str, Any]) -> datetime:
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     result = sweep(
@@ -49,6 +54,25 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("upload expired", extra={"job_id": job_id})
     for job_id in result.dead_lettered:
         logger.warning("dead-lettered job failed", extra={"job_id": job_id})
+        record_job_finished("FAILED", "DEAD_LETTERED")
     for job_id in result.stalled:
         logger.warning("stalled job failed", extra={"job_id": job_id})
+        record_job_finished("FAILED", "STAGE_STALLED")
+    _record_on_timelines(result, Invocation.of(context))
     return asdict(result)
+
+
+def _record_on_timelines(result: SweepResult, invocation: Invocation) -> None:
+    """Best effort: the jobs are already ended; a timeline entry is their story, not their state."""
+    settings = get_settings()
+    if not settings.job_events_table:
+        return
+    timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table)
+    for what, job_ids in (("job.expired", result.expired), ("job.dead_lettered", result.dead_lettered),
+                          ("job.stalled", result.stalled)):
+        for job_id in job_ids:
+            try:
+                timeline.record(TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
+                                              request_id=invocation.request_id, identity=what))
+            except VidpipeError:
+                logger.exception("could not write to the job's timeline", extra={"job_id": job_id})

@@ -89,6 +89,10 @@ class VidpipeClient:
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/jobs/{job_id}")
 
+    def get_events(self, job_id: str) -> dict[str, Any]:
+        """The job's timeline: ``{job_id, status, events: [...]}``, oldest first."""
+        return self._call("GET", f"/jobs/{job_id}/events")
+
     def list_jobs(self, limit: int = 20, next_token: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if next_token:

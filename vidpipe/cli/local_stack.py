@@ -356,9 +356,11 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
     # ministack's CloudFront answers 502 for an S3 origin, so locally players
     # get presigned S3 GETs; the distribution is still deployed, unused.
+    # Receivers on this machine listen on plain http:// (the template's default is https only).
     parameters = [
         {"ParameterKey": "PublicApiUrl", "ParameterValue": api_url},
         {"ParameterKey": "OutputsDelivery", "ParameterValue": "s3-presigned"},
+        {"ParameterKey": "WebhookAllowHttp", "ParameterValue": "true"},
     ] + [
         {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
     ]

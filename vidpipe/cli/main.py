@@ -5,6 +5,8 @@
     vidpipe submit FILE... [--wait] [--json]
     vidpipe status JOB_ID [--json]
     vidpipe redrive [--queue NAME] [--dry-run]  dead-lettered messages back to their queues
+    vidpipe trace JOB_ID [--json]        what happened to a job, and where the time went
+    vidpipe logs JOB_ID                  the job's log lines from every function, in time order
 
 The API URL comes from the running local stack, or from ``--api-url`` /
 ``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
+from vidpipe.cli.job_logs import fetch_job_lines, format_line
 from vidpipe.cli.local_stack import (
     LOCAL_USER,
     LocalStackError,
@@ -33,6 +36,7 @@ from vidpipe.cli.local_stack import (
     stop,
 )
 from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
+from vidpipe.cli.trace import format_trace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
     status.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
     status.set_defaults(run=command_status)
+
+    trace = commands.add_parser("trace", help="a job's timeline, and where its time went")
+    trace.add_argument("job_id")
+    trace.add_argument("--json", action="store_true", help="print the timeline as the API returns it")
+    trace.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    trace.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
+    trace.set_defaults(run=command_trace)
+
+    logs = commands.add_parser("logs", help="a job's log lines from every function of the local stack")
+    logs.add_argument("job_id")
+    logs.set_defaults(run=command_logs)
 
     token = commands.add_parser("token", help="mint an API token for a user of the local stack")
     token.add_argument("user")
@@ -175,6 +190,27 @@ def command_status(args: argparse.Namespace) -> int:
     for key, value in (job.get("outputs") or {}).items():
         if isinstance(value, str):
             print(f"  {key}: {value}")
+    return 0
+
+
+def command_trace(args: argparse.Namespace) -> int:
+    answer = _client(args).get_events(args.job_id)
+    print(json.dumps(answer, indent=2) if args.json else format_trace(answer))
+    return 0
+
+
+def command_logs(args: argparse.Namespace) -> int:
+    settings = LocalStackSettings.from_environment()
+    endpoints = current_endpoints(settings)
+    if endpoints is None:
+        raise LocalStackError("the local stack is not running: start it with `vidpipe up`")
+    logs = aws_client("logs", endpoints.aws_endpoint_url)
+    lines = fetch_job_lines(logs, args.job_id, group_prefix=f"/aws/lambda/{endpoints.stack_name}-")
+    if not lines:
+        print(f"no log lines mention job {args.job_id}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(format_line(line))
     return 0
 
 

@@ -23,6 +23,7 @@ QUEUES = {
     "thumbnails": ("ThumbnailsQueueUrl", "ThumbnailsDeadLetterQueueUrl"),
     "chunk": ("ChunkQueueUrl", "ChunkDeadLetterQueueUrl"),
     "status": ("StatusQueueUrl", "StatusDeadLetterQueueUrl"),
+    "webhooks": ("WebhookQueueUrl", "WebhookDeadLetterQueueUrl"),
 }
 
 

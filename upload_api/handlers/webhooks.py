@@ -1,0 +1,73 @@
+"""Webhook Lambda: "Job Ready" / "Job Failed" from its queue → one signed POST
+to each URL the job's owner registered. Wiring only; the rules are in
+upload_api.domain_logic.webhooks, the signature in vidpipe.webhooks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver
+from vidpipe.access import deployment_secret
+from vidpipe.aws_clients import dynamodb_client, sqs_client
+from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.observability import Invocation, correlate, logger, tracer
+from vidpipe.settings import get_settings
+from vidpipe.stage_runner import retry_delay_s
+from vidpipe.timeline import DynamoTimeline
+from vidpipe.webhook_store import DynamoWebhookStore
+from vidpipe.webhooks import HttpWebhookSender
+
+processor = BatchProcessor(event_type=EventType.SQS)
+sender = HttpWebhookSender(timeout_s=10)
+
+
+def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    settings = get_settings()
+    try:
+        notice = JobFinishedNotice.from_event(json.loads(record.body))
+    except (ValueError, ValidationFailed) as exc:
+        logger.error("dropping a message that is not a job finished event", extra={"reason": str(exc)})
+        return
+    correlate(notice.job_id)
+    attempt = int(record.attributes.approximate_receive_count)
+    try:
+        outcome = deliver(
+            notice,
+            jobs=DynamoJobStore(dynamodb_client(), settings.jobs_table),
+            registry=DynamoWebhookStore(dynamodb_client(), settings.webhooks_table),
+            timeline=DynamoTimeline(dynamodb_client(), settings.job_events_table),
+            sender=sender,
+            deployment_secret=deployment_secret(),
+            invocation=Invocation.of(lambda_context),
+            attempt=attempt,
+            last_attempt=attempt >= settings.max_receive_count,
+        )
+        logger.info("webhooks done", extra={"delivered": len(outcome.delivered),
+                                            "already_delivered": len(outcome.already_delivered)})
+    except WebhookDeliveryFailed as exc:
+        last = attempt >= settings.max_receive_count
+        delay = 0 if last else retry_delay_s(attempt, settings.retry_base_s)
+        logger.warning("webhook delivery failed",
+                       extra={"attempt": attempt, "retry_in_s": delay, "reason": exc.message})
+        # Retry after our backoff rather than the queue's visibility timeout
+        # (after the last attempt at once, so the message reaches the dead-letter queue).
+        if settings.queue_url:
+            sqs_client().change_message_visibility(
+                QueueUrl=settings.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
+            )
+        raise
+    finally:
+        logger.remove_keys(["job_id", "correlation_id"])
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor,
+                                    context=context)

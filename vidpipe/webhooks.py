@@ -1,0 +1,109 @@
+"""Signed webhook deliveries: how we sign them, and how a receiver checks them.
+
+A delivery is an HTTP POST whose body is JSON bytes, with the header::
+
+    Vidpipe-Signature: t=1741944461,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
+
+``v1`` is the hex HMAC-SHA256, keyed with the webhook's signing secret, of
+``"{t}." + raw body``. Signing the timestamp with the body stops replays: a
+receiver refuses a delivery whose ``t`` is more than five minutes away from
+its own clock, and an attacker cannot change ``t`` without the secret. Each
+retry is signed afresh (new ``t``, same body, same ``id`` in the body, so a
+receiver can drop a delivery it already handled).
+
+A receiver verifies with :func:`verify_signature` before parsing the body
+(see docs/WEBHOOKS.md). Secrets look like ``whsec_...``; ours are derived, not
+stored: HMAC of the deployment secret (Secrets Manager, vidpipe.access) over
+the owner and the webhook's id, so a copy of the webhooks table holds none.
+
+What can go wrong: :func:`verify_signature` raises
+:class:`~vidpipe.errors.WebhookSignatureInvalid` with the reason; it never
+raises anything else. :meth:`HttpWebhookSender.post` raises
+:class:`~vidpipe.errors.WebhookDeliveryFailed` when no HTTP answer came back.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import urllib.error
+import urllib.request
+
+from vidpipe.errors import WebhookDeliveryFailed, WebhookSignatureInvalid
+
+SIGNATURE_HEADER = "Vidpipe-Signature"
+SECRET_PREFIX = "whsec_"
+TOLERANCE_S = 300
+
+
+def signing_secret(deployment_secret: str, owner: str, webhook_id: str) -> str:
+    """The secret of one webhook: the same for every delivery, different for every webhook."""
+    digest = hmac.new(deployment_secret.encode(), f"webhook:{owner}:{webhook_id}".encode(), hashlib.sha256).digest()
+    return SECRET_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
+    """The ``Vidpipe-Signature`` header value for ``body`` sent now (or at ``timestamp``)."""
+    moment = int(time.time()) if timestamp is None else int(timestamp)
+    return f"t={moment},v1={_mac(secret, moment, body)}"
+
+
+def verify_signature(
+    secret: str, body: bytes, header: str | None, *, tolerance_s: int = TOLERANCE_S, now: float | None = None
+) -> None:
+    """Check a delivery: ``body`` exactly as received (bytes, before any JSON
+    parsing), ``header`` the ``Vidpipe-Signature`` value. Returns None when it
+    is ours and fresh; raises WebhookSignatureInvalid otherwise."""
+    fields: dict[str, list[str]] = {}
+    for part in (header or "").split(","):
+        name, sign_, value = part.strip().partition("=")
+        if sign_:
+            fields.setdefault(name, []).append(value)
+    try:
+        timestamp = int(fields["t"][0])
+    except (KeyError, ValueError) as exc:
+        raise WebhookSignatureInvalid("no timestamp (t=...) in the signature header") from exc
+    if not fields.get("v1"):
+        raise WebhookSignatureInvalid("no v1 signature in the signature header")
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_s:
+        raise WebhookSignatureInvalid(f"the timestamp is {current - timestamp:+.0f} s from now (a replay?)")
+    expected = _mac(secret, timestamp, body)
+    # Several v1 values are allowed, so a secret can be rolled over without a gap.
+    if not any(hmac.compare_digest(expected.encode(), given.encode()) for given in fields["v1"]):
+        raise WebhookSignatureInvalid("the signature does not match the body")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: following it would send a
+    signed body to a host the user never registered."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class HttpWebhookSender:
+    """POSTs a delivery with the standard library (no extra dependency in the Lambda layer)."""
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        self.timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(_NoRedirects())
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The receiver's HTTP status. Raises WebhookDeliveryFailed when there is none
+        (refused, unreachable, timed out)."""
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self.timeout_s) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise WebhookDeliveryFailed(f"no answer from the receiver: {reason}") from exc
