@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from vidpipe.errors import QueueError, ValidationFailed
 from vidpipe.events import parse_object_created
+from vidpipe.mediaconvert_events import META_JOB_ID
 
 # Each look receives at most 10 messages; a few looks see a small queue whole,
 # and the next sweep sees the rest of a large one.
@@ -58,8 +59,8 @@ class DeadLetterQueues:
 
 
 def _job_id_of(body: str) -> str | None:
-    """The job of an upload event (transcode, thumbnails) or of one of our own
-    events that names it (a chunk or stitch order)."""
+    """The job of an upload event (transcode, thumbnails), of one of our own
+    events that names it (a chunk or stitch order), or of a MediaConvert state change."""
     try:
         event = json.loads(body)
     except json.JSONDecodeError:
@@ -69,5 +70,9 @@ def _job_id_of(body: str) -> str | None:
     except (ValidationFailed, AttributeError, TypeError):
         pass
     detail = event.get("detail") if isinstance(event, dict) else None
-    job_id = detail.get("job_id") if isinstance(detail, dict) else None
+    if not isinstance(detail, dict):
+        return None
+    # A MediaConvert state change (thumbnails from frame captures) names the job in its user metadata.
+    metadata = detail.get("userMetadata")
+    job_id = detail.get("job_id") or (metadata.get(META_JOB_ID) if isinstance(metadata, dict) else None)
     return job_id if isinstance(job_id, str) and job_id else None

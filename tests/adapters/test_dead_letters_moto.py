@@ -81,3 +81,15 @@ def test_GIVEN_a_dead_lettered_chunk_order_WHEN_looked_at_THEN_its_job_is_named_
     stranded = DeadLetterQueues(sqs, [*urls.items(), ("transcode", chunk_queue)]).stranded_jobs()
 
     assert stranded == {"job-d": "transcode"}
+
+
+def test_GIVEN_a_dead_lettered_mediaconvert_state_change_WHEN_looked_at_THEN_its_job_is_named(
+    dead_letter_queues: tuple[Any, dict[str, str]],
+) -> None:
+    sqs, urls = dead_letter_queues
+    complete = json.loads((Path(__file__).parents[1] / "events" / "mediaconvert_complete.json").read_text())
+    sqs.send_message(QueueUrl=urls["thumbnails"], MessageBody=json.dumps(complete))
+
+    stranded = DeadLetterQueues(sqs, urls.items()).stranded_jobs()
+
+    assert stranded == {complete["detail"]["userMetadata"]["vidpipe_job_id"]: "thumbnails"}
