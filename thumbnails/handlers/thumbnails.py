@@ -8,6 +8,7 @@ Wiring only; the work is in thumbnails.domain_logic and vidpipe.stage_runner."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -20,7 +21,7 @@ from vidpipe.events import Stage
 from vidpipe.mediaconvert_events import is_state_change, parse_captures_ready
 from vidpipe.observability import Invocation, logger, tracer
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, StageInput, run_stage_for_record
+from vidpipe.stage_runner import StageContext, StageInput, StageWork, run_stage_for_record, upload_input
 
 RESERVED_TIME_S = 30  # kept back from the Lambda timeout to upload and report
 
@@ -54,20 +55,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     def handle(record: SQSRecord) -> None:
         event = _json_or_none(record.body)
+        # Thumbnails come from the upload itself, or (MediaConvert backend) from
+        # the job's frame captures once its COMPLETE state change arrives.
+        work: StageWork
         if event is not None and is_state_change(event):
-            run_stage_for_record(
-                record.body,
-                receive_count=int(record.attributes.approximate_receive_count),
-                receipt_handle=record.receipt_handle,
-                invocation=Invocation.of(context),
-                sent_timestamp_ms=record.attributes.sent_timestamp,
-                stage=Stage.THUMBNAILS,
-                output_folder="thumbnails",
-                work=lambda ctx: thumbnails_of_captures(ctx, event),
-                read_input=captures_input,
-                input_bucket=get_settings().outputs_bucket,
-            )
-            return
+            work = partial(thumbnails_of_captures, eventbridge_event=event)
+            read_input, input_bucket = captures_input, get_settings().outputs_bucket
+        else:
+            work = partial(thumbnails, timeout_s=timeout_s)
+            read_input, input_bucket = upload_input, None
         run_stage_for_record(
             record.body,
             receive_count=int(record.attributes.approximate_receive_count),
@@ -76,7 +72,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.THUMBNAILS,
             output_folder="thumbnails",
-            work=lambda ctx: thumbnails(ctx, timeout_s=timeout_s),
+            work=work,
+            read_input=read_input,
+            input_bucket=input_bucket,
         )
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
