@@ -27,6 +27,7 @@ from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
 from vidpipe.cli.job_logs import fetch_job_lines, format_line
 from vidpipe.cli.local_stack import (
     LOCAL_USER,
+    Endpoints,
     LocalStackError,
     LocalStackSettings,
     aws_client,
@@ -124,6 +125,14 @@ def command_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _running_endpoints(settings: LocalStackSettings, *, hint: str = "") -> Endpoints:
+    """The running local stack's endpoints; LocalStackError when it is not running."""
+    endpoints = current_endpoints(settings)
+    if endpoints is None:
+        raise LocalStackError(f"the local stack is not running: start it with `vidpipe up`{hint}")
+    return endpoints
+
+
 def _client(args: argparse.Namespace) -> VidpipeClient:
     settings = LocalStackSettings.from_environment()
     # Interrupted multipart uploads are remembered here, so `submit` resumes them.
@@ -131,9 +140,7 @@ def _client(args: argparse.Namespace) -> VidpipeClient:
     concurrency = getattr(args, "concurrency", 4)
     if args.api_url:
         return VidpipeClient(args.api_url, journal=journal, concurrency=concurrency, token=args.api_token or "")
-    endpoints = current_endpoints(settings)
-    if endpoints is None:
-        raise LocalStackError("the local stack is not running: start it with `vidpipe up` (or give --api-url)")
+    endpoints = _running_endpoints(settings, hint=" (or give --api-url)")
     return VidpipeClient(
         endpoints.api_url, journal=journal, concurrency=concurrency, token=args.api_token or endpoints.api_token
     )
@@ -141,9 +148,7 @@ def _client(args: argparse.Namespace) -> VidpipeClient:
 
 def command_token(args: argparse.Namespace) -> int:
     settings = LocalStackSettings.from_environment()
-    endpoints = current_endpoints(settings)
-    if endpoints is None:
-        raise LocalStackError("the local stack is not running: start it with `vidpipe up`")
+    endpoints = _running_endpoints(settings)
     print(mint_token(settings, endpoints.outputs, args.user))
     return 0
 
@@ -201,9 +206,7 @@ def command_trace(args: argparse.Namespace) -> int:
 
 def command_logs(args: argparse.Namespace) -> int:
     settings = LocalStackSettings.from_environment()
-    endpoints = current_endpoints(settings)
-    if endpoints is None:
-        raise LocalStackError("the local stack is not running: start it with `vidpipe up`")
+    endpoints = _running_endpoints(settings)
     logs = aws_client("logs", endpoints.aws_endpoint_url)
     lines = fetch_job_lines(logs, args.job_id, group_prefix=f"/aws/lambda/{endpoints.stack_name}-")
     if not lines:
@@ -216,9 +219,7 @@ def command_logs(args: argparse.Namespace) -> int:
 
 def command_redrive(args: argparse.Namespace) -> int:
     settings = LocalStackSettings.from_environment()
-    endpoints = current_endpoints(settings)
-    if endpoints is None:
-        raise LocalStackError("the local stack is not running: start it with `vidpipe up`")
+    endpoints = _running_endpoints(settings)
     sqs = aws_client("sqs", endpoints.aws_endpoint_url)
     print("waiting in dead-letter queues:", dead_letter_counts(sqs, endpoints.outputs))
     if not args.dry_run:
