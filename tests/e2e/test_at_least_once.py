@@ -55,6 +55,33 @@ def wait_until_drained(sqs: Any, urls: list[str], timeout_s: float = 180) -> Non
     raise AssertionError(f"queues still busy after {timeout_s} s")
 
 
+def deliver_ready_run_three_times_shuffled(
+    local_stack: Any, job_id: str, *, seed: int, trace: dict[str, Any] | None = None
+) -> None:
+    """Put every stage event of a successful run of ``job_id`` on the status
+    queue three times, in an order shuffled by ``seed``, as the rules would
+    deliver them; return once the queue is drained."""
+    hls = {"prefix": f"jobs/{job_id}/hls/", "master_playlist": "master.m3u8",
+           "renditions": [{"name": "240p", "width": 426, "height": 240, "bitrate": 528000}]}
+    thumbs = {"prefix": f"jobs/{job_id}/thumbnails/", "poster": "poster.jpg", "sprite": "sprite.jpg",
+              "storyboard": "storyboard.vtt", "thumbnails": ["thumb_001.jpg"]}
+    stage_events = [
+        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.STARTED, trace=trace),
+        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.5, trace=trace),
+        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=hls, trace=trace),
+        StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.STARTED, trace=trace),
+        StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.COMPLETED, outputs=thumbs, trace=trace),
+    ]
+    envelopes = [{"version": "0", "id": f"e{i}", "detail-type": e.detail_type, "source": f"vidpipe.{e.stage.value}",
+                  "account": "000000000000", "time": e.occurred_at[:19] + "Z", "region": "us-east-1",
+                  "resources": [], "detail": e.detail()} for i, e in enumerate(stage_events)]
+    deliveries = envelopes * 3
+    random.Random(seed).shuffle(deliveries)
+    sqs, status_queue = client(local_stack, "sqs"), outputs(local_stack)["StatusQueueUrl"]
+    for envelope in deliveries:
+        sqs.send_message(QueueUrl=status_queue, MessageBody=json.dumps(envelope))
+    wait_until_drained(sqs, [status_queue])
+
 @pytest.fixture
 def job_ready_listener(local_stack) -> Any:
     """A queue that receives every "Job Ready"/"Job Failed" event of the bus."""
@@ -134,28 +161,8 @@ def test_shuffled_and_repeated_stage_events_end_in_one_ready(local_stack, job_re
     created = local_stack.http.post(f"{local_stack.api_url}/uploads", timeout=30,
                             json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000}).json()
     job_id = created["job_id"]
-    found = outputs(local_stack)
-    hls = {"prefix": f"jobs/{job_id}/hls/", "master_playlist": "master.m3u8",
-           "renditions": [{"name": "240p", "width": 426, "height": 240, "bitrate": 528000}]}
-    thumbs = {"prefix": f"jobs/{job_id}/thumbnails/", "poster": "poster.jpg", "sprite": "sprite.jpg",
-              "storyboard": "storyboard.vtt", "thumbnails": ["thumb_001.jpg"]}
-    stage_events = [
-        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.STARTED),
-        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.5),
-        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=hls),
-        StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.STARTED),
-        StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.COMPLETED, outputs=thumbs),
-    ]
-    envelopes = [{"version": "0", "id": f"e{i}", "detail-type": e.detail_type, "source": f"vidpipe.{e.stage.value}",
-                  "account": "000000000000", "time": e.occurred_at[:19] + "Z", "region": "us-east-1",
-                  "resources": [], "detail": e.detail()} for i, e in enumerate(stage_events)]
-    deliveries = envelopes * 3
-    random.Random(7).shuffle(deliveries)
-    # WHEN each is delivered three times, in shuffled order
-    sqs = client(local_stack, "sqs")
-    for envelope in deliveries:
-        sqs.send_message(QueueUrl=found["StatusQueueUrl"], MessageBody=json.dumps(envelope))
-    wait_until_drained(sqs, [found["StatusQueueUrl"]])
+    # WHEN each of a successful run's stage events is delivered three times, in shuffled order
+    deliver_ready_run_three_times_shuffled(local_stack, job_id, seed=7)
     # THEN the job is READY with both stages' outputs, and "Job Ready" was published exactly once
     job = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     assert job["status"] == "READY"

@@ -4,16 +4,14 @@ after a retried failure, and after duplicate deliveries; `vidpipe trace` prints 
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_at_least_once import client, outputs, wait_until_drained
+from tests.e2e.test_at_least_once import client, deliver_ready_run_three_times_shuffled, outputs, wait_until_drained
 from tests.e2e.test_faults import FfmpegKiller, upload, wait_final
-from vidpipe.events import Stage, StageEvent, StageEventKind
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 
@@ -125,30 +123,11 @@ def test_GIVEN_stage_events_delivered_three_times_WHEN_the_timeline_is_read_THEN
     created = local_stack.http.post(f"{local_stack.api_url}/uploads", timeout=30,
                                     json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000}).json()
     job_id = created["job_id"]
-    found = outputs(local_stack)
-    hls = {"prefix": f"jobs/{job_id}/hls/", "master_playlist": "master.m3u8",
-           "renditions": [{"name": "240p", "width": 426, "height": 240, "bitrate": 528000}]}
-    thumbs = {"prefix": f"jobs/{job_id}/thumbnails/", "poster": "poster.jpg", "sprite": "sprite.jpg",
-              "storyboard": "storyboard.vtt", "thumbnails": ["thumb_001.jpg"]}
-    trace = {"function": "test", "request_id": "req-0", "attempt": 1}
-    stage_events = [
-        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.STARTED, trace=trace),
-        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.5, trace=trace),
-        StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=hls, trace=trace),
-        StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.STARTED, trace=trace),
-        StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.COMPLETED, outputs=thumbs, trace=trace),
-    ]
-    envelopes = [{"version": "0", "id": f"e{i}", "detail-type": e.detail_type, "source": f"vidpipe.{e.stage.value}",
-                  "account": "000000000000", "time": e.occurred_at[:19] + "Z", "region": "us-east-1",
-                  "resources": [], "detail": e.detail()} for i, e in enumerate(stage_events)]
-    deliveries = envelopes * 3
-    random.Random(11).shuffle(deliveries)
-    sqs = client(local_stack, "sqs")
 
-    # WHEN they are delivered
-    for envelope in deliveries:
-        sqs.send_message(QueueUrl=found["StatusQueueUrl"], MessageBody=json.dumps(envelope))
-    wait_until_drained(sqs, [found["StatusQueueUrl"]])
+    # WHEN each of a successful run's stage events is delivered three times, shuffled
+    deliver_ready_run_three_times_shuffled(
+        local_stack, job_id, seed=11, trace={"function": "test", "request_id": "req-0", "attempt": 1}
+    )
 
     # THEN the timeline has the creation, one entry per event (delivered 3 times) and one READY, in order
     events = timeline(local_stack, job_id)
