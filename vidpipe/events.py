@@ -211,14 +211,15 @@ class ChunkRequested:
     """Encode one chunk: published by the transcode planner, once per chunk.
 
     ``task`` is the encoding task (transcode.domain_logic.chunking.ChunkTask as a
-    dict); the keys name the chunk's video and audio in the uploads bucket."""
+    dict: the chunk's bounds and the job's encoding parameters); ``source_key``
+    names the file in the uploads bucket the chunk reads its part of (the upload
+    itself, or its remux into an indexed container)."""
 
     job_id: str
     index: int
     total: int
     task: dict[str, Any]
-    video_key: str
-    audio_key: str | None
+    source_key: str
     occurred_at: str = field(default_factory=utc_now)
 
     detail_type = "Chunk Requested"
@@ -230,8 +231,7 @@ class ChunkRequested:
             "index": self.index,
             "total": self.total,
             "task": self.task,
-            "video_key": self.video_key,
-            "audio_key": self.audio_key,
+            "source_key": self.source_key,
             "occurred_at": self.occurred_at,
         }
 
@@ -265,8 +265,7 @@ def parse_chunk_work(event: dict[str, Any]) -> ChunkRequested | StitchRequested:
                 index=int(detail["index"]),
                 total=int(detail["total"]),
                 task=dict(detail["task"]),
-                video_key=str(detail["video_key"]),
-                audio_key=str(detail["audio_key"]) if detail.get("audio_key") else None,
+                source_key=str(detail["source_key"]),
                 occurred_at=str(detail["occurred_at"]),
             )
         if event.get("detail-type") == StitchRequested.detail_type:

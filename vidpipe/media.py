@@ -75,6 +75,10 @@ SAFE_DEMUXERS = frozenset({"mov", "matroska", "avi", "mpegts", "flv", "mpeg", "o
 # demuxer reads GAB2 subtitle chunks with the SRT or ASS text demuxer (and, since
 # FFmpeg 3.3.2, only with those). Whitelisting them keeps such AVI files readable.
 NESTED_DEMUXERS: dict[str, tuple[str, ...]] = {"avi": ("srt", "ass")}
+# Demuxers of files we wrote ourselves and read back, never of an upload (the
+# probe refuses audio-only files before anything else reads them): the chunk
+# encoder's raw AAC frames (transcode.domain_logic.chunking).
+OWN_FILE_DEMUXERS = frozenset({"aac"})
 _PROBE_FORMAT_WHITELIST = ",".join(sorted(SAFE_DEMUXERS.union(*NESTED_DEMUXERS.values())))
 # Demuxers whose input names other files or URLs to open: never allowed.
 REFERENCE_DEMUXERS = frozenset(
@@ -166,6 +170,11 @@ class SourceInfo:
     audio_codec: str | None
     audio_channels: int
     format_name: str
+    # Where the streams start on the file's own clock (seconds), and the audio's
+    # sample rate: the chunk planner cuts both streams on these timelines.
+    video_start_s: float = 0.0
+    audio_start_s: float = 0.0
+    audio_sample_rate: int = 0
 
     @property
     def has_audio(self) -> bool:
@@ -326,6 +335,9 @@ def parse_probe(probe: dict) -> SourceInfo:
         audio_codec=str(audio.get("codec_name", "unknown")) if audio else None,
         audio_channels=int(audio.get("channels") or 0) if audio else 0,
         format_name=format_name,
+        video_start_s=_first_number(video.get("start_time")) or 0.0,
+        audio_start_s=(_first_number(audio.get("start_time")) or 0.0) if audio else 0.0,
+        audio_sample_rate=int(_first_number(audio.get("sample_rate")) or 0) if audio else 0,
     )
 
 
@@ -416,32 +428,6 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     except json.JSONDecodeError as exc:
         raise FfmpegError("ffprobe printed something that is not JSON") from exc
     return parse_probe(probe)
-
-
-def probe_keyframes(path: Path, source: SourceInfo, *, timeout_s: float = 60.0) -> list[float]:
-    """Presentation times (s, ascending) of the first video stream's keyframes in a
-    file :func:`probe_media` has already accepted as ``source``.
-
-    Read from packet flags, so nothing is decoded: about a second for an hour of
-    video. Raises CorruptMedia when ffprobe cannot read the packets (or runs out
-    of time), MemoryLimitExceeded, FfmpegError when ffprobe cannot run."""
-    limits = _process_limits(timeout_s)
-    # Only the demuxer the probe chose, as for every later FFmpeg run.
-    completed = _run_ffprobe(
-        ["-v", "error", "-f", source.demuxer, "-select_streams", "v:0",
-         "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"],
-        path, limits, timeout_s=timeout_s,
-    )  # fmt: skip
-    stderr = _readable(completed.stderr.decode("utf-8", "replace"), [path])
-    if completed.returncode != 0:
-        limits.raise_if_exceeded(completed.returncode, stderr, completed.peak_memory_bytes, tool="ffprobe")
-        raise CorruptMedia(f"the video's packets cannot be read: {stderr}")
-    times = []
-    for line in completed.stdout.decode("ascii", "replace").splitlines():
-        pts, _, flags = line.strip().partition(",")
-        if "K" in flags and pts not in ("", "N/A"):
-            times.append(float(pts))
-    return sorted(times)
 
 
 @dataclass(frozen=True)
@@ -548,10 +534,39 @@ def input_args(path: Path, demuxer: str) -> list[str]:
     ]  # fmt: skip
 
 
+# The protocols FFmpeg may use for a presigned URL of an upload, by its scheme:
+# https on AWS, plain http only where the local stack serves S3.
+URL_PROTOCOLS = {"https": "https,tls,tcp", "http": "http,tcp"}
+
+
+def url_input_args(url: str, demuxer: str) -> list[str]:
+    """:func:`input_args` for an upload FFmpeg reads over HTTP(S), by a presigned
+    URL (a chunk encoder reads only its own part of the source, by ranged
+    requests): the URL's own protocol and nothing else, the same demuxer rules.
+
+    Raises ValueError for another scheme or a demuxer outside :data:`SAFE_DEMUXERS`."""
+    scheme = url.partition("://")[0]
+    if scheme not in URL_PROTOCOLS:
+        raise ValueError(f"FFmpeg may read an upload only over {sorted(URL_PROTOCOLS)}, not {scheme!r}")
+    return [
+        # S3 may drop a long-lived connection; FFmpeg then asks again from where it was.
+        "-reconnect", "1", "-reconnect_on_network_error", "1",
+        "-protocol_whitelist", URL_PROTOCOLS[scheme],
+        "-f", demuxer,
+        "-format_whitelist", _format_whitelist(demuxer),
+        "-i", url,
+    ]  # fmt: skip
+
+
+def source_input_args(source: Path | str, demuxer: str) -> list[str]:
+    """:func:`input_args` for a local path, :func:`url_input_args` for a URL."""
+    return url_input_args(source, demuxer) if isinstance(source, str) else input_args(source, demuxer)
+
+
 def _format_whitelist(demuxer: str) -> str:
     """The demuxer and the ones it may nest (:data:`NESTED_DEMUXERS`). ValueError
-    for a demuxer outside :data:`SAFE_DEMUXERS`."""
-    if demuxer not in SAFE_DEMUXERS:
+    for a demuxer outside :data:`SAFE_DEMUXERS` and :data:`OWN_FILE_DEMUXERS`."""
+    if demuxer not in SAFE_DEMUXERS | OWN_FILE_DEMUXERS:
         raise ValueError(f"demuxer {demuxer!r} is not one FFmpeg may use on an upload")
     return ",".join((demuxer, *NESTED_DEMUXERS.get(demuxer, ())))
 
@@ -566,10 +581,12 @@ def _check_inputs(args: Sequence[str]) -> list[str]:
         options = list(args[start:index])
         source = args[index + 1] if index + 1 < len(args) else ""
         demuxer = _option_value(options, "-f") or ""
+        scheme = "file" if source.startswith("file:") else source.partition("://")[0]
+        protocols = "file" if scheme == "file" else URL_PROTOCOLS.get(scheme)
         if not (
-            source.startswith("file:")
-            and _option_value(options, "-protocol_whitelist") == "file"
-            and demuxer in SAFE_DEMUXERS
+            protocols
+            and _option_value(options, "-protocol_whitelist") == protocols
+            and demuxer in SAFE_DEMUXERS | OWN_FILE_DEMUXERS
             and _option_value(options, "-format_whitelist") == _format_whitelist(demuxer)
         ):
             raise ValueError(f"FFmpeg input {source!r} is not restricted: build it with vidpipe.media.input_args")
@@ -788,10 +805,13 @@ def run_ffmpeg(
 
 def _readable(stderr: str, inputs: Sequence[Path | str]) -> str:
     """FFmpeg's stderr fit for an error message a user reads: the tail, without
-    log prefixes, and our scratch paths replaced by what they are."""
+    log prefixes, and our scratch paths (or presigned URLs: they carry a
+    signature) replaced by what they are."""
     text = _LOG_CONTEXT.sub("", stderr)
     for path in inputs:
         text = text.replace(f"file:{path}", "the upload").replace(str(path), "the upload")
+        if isinstance(path, str) and "://" in path:
+            text = text.replace(path.partition("?")[0], "the upload")
     lines = [line.strip() for line in text[-STDERR_TAIL_CHARS:].splitlines()]
     return "; ".join(line for line in lines if line)
 

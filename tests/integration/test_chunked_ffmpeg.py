@@ -1,6 +1,6 @@
-"""Real FFmpeg: the chunked path (split, encode chunk by chunk, stitch) on a
-20 s sample cut into three 8 s chunks, checked against the source and against
-the single-process ladder of the same file."""
+"""Real FFmpeg: the chunked path (plan, encode chunk by chunk from the source,
+stitch) on a 20 s sample cut into three 8 s chunks, checked against the source
+and against the single-process ladder of the same file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests import media_checks
 from transcode.domain_logic.chunking import ChunkedTimings, plan_chunks, transcode_chunked
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
-from vidpipe.media import find_tool, probe_keyframes, probe_media
+from vidpipe.media import find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -50,13 +50,21 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Transco
     return {"chunked": (chunked, root / "chunked"), "single": (single, root / "single")}
 
 
-def test_GIVEN_keyframes_every_2s_WHEN_planned_THEN_three_copied_chunks_on_the_8s_grid() -> None:
+def test_GIVEN_the_sample_WHEN_planned_THEN_three_chunks_cut_half_a_frame_before_8s_and_16s() -> None:
     source = probe_media(SAMPLE)
 
-    plan = plan_chunks(probe_keyframes(SAMPLE, source), source.duration_s, chunk_s=CHUNK_S)
+    plan = plan_chunks(source, chunk_s=CHUNK_S)
 
-    assert plan.starts_s == (0.0, 8.0, 16.0)
-    assert not plan.reencode
+    half_frame = 1 / 60
+    assert [(chunk.start_s, chunk.end_s) for chunk in plan.chunks] == [
+        (None, pytest.approx(8 - half_frame)),
+        (pytest.approx(8 - half_frame), pytest.approx(16 - half_frame)),
+        (pytest.approx(16 - half_frame), None),
+    ]
+    # 48 kHz: the first AAC frame at or after each cut (8 s is exactly frame 375)
+    assert [(chunk.audio_start, chunk.audio_end) for chunk in plan.chunks] == [
+        (None, 375 * 1024), (375 * 1024, 750 * 1024), (750 * 1024, None)
+    ]
 
 
 def test_GIVEN_chunked_output_THEN_every_rendition_has_exactly_the_sources_frames(outputs) -> None:
@@ -158,13 +166,10 @@ def sparse_keyframes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_GIVEN_keyframes_too_far_apart_WHEN_chunked_THEN_the_split_reencodes_and_stays_frame_exact(
+def test_GIVEN_one_keyframe_in_the_whole_source_WHEN_chunked_THEN_every_boundary_is_reencoded_frame_exact(
     sparse_keyframes: Path, tmp_path: Path
 ) -> None:
-    source = probe_media(sparse_keyframes)
-    keyframes = probe_keyframes(sparse_keyframes, source)
-    assert keyframes == [0.0]
-    assert plan_chunks(keyframes, source.duration_s, chunk_s=CHUNK_S).reencode
+    assert media_checks.keyframe_times(sparse_keyframes) == [0.0]
 
     timings: list[ChunkedTimings] = []
     result = transcode_chunked(sparse_keyframes, tmp_path / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S,
@@ -176,6 +181,39 @@ def test_GIVEN_keyframes_too_far_apart_WHEN_chunked_THEN_the_split_reencodes_and
         assert frame_count(playlist) == 600
         video = packet_times(playlist, "v:0")
         assert all(abs(b - a - 1 / 30) < 0.001 for a, b in zip(video, video[1:], strict=False))
+
+
+def remade(tmp_path: Path, name: str, *options: str) -> Path:
+    """The sample rewritten by FFmpeg with ``options`` (between input and output)."""
+    path = tmp_path / name
+    subprocess.run([find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), *options, str(path)], check=True,
+                   timeout=120)  # fmt: skip
+    return path
+
+
+def test_GIVEN_audio_ending_after_5s_of_20_WHEN_chunked_THEN_later_chunks_carry_silence_to_the_end(
+    tmp_path: Path,
+) -> None:
+    short_audio = remade(tmp_path, "short_audio.mp4", "-c:v", "copy", "-af", "atrim=0:5", "-c:a", "aac")
+
+    result = transcode_chunked(short_audio, tmp_path / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S)
+
+    playlist = tmp_path / "hls" / result.renditions[-1].name / MEDIA_PLAYLIST_NAME
+    assert frame_count(playlist) == 600
+    video, audio = packet_times(playlist, "v:0"), packet_times(playlist, "a:0")
+    assert audio[-1] == pytest.approx(video[-1], abs=0.1)  # every chunk has audio: players do not stall
+    assert all(abs(b - a - 1024 / 48000) < 0.001 for a, b in zip(audio, audio[1:], strict=False))
+
+
+def test_GIVEN_an_mpegts_upload_WHEN_chunked_THEN_remuxed_once_for_seeking_and_frame_exact(tmp_path: Path) -> None:
+    transport_stream = remade(tmp_path, "sample.ts", "-c", "copy", "-f", "mpegts")
+
+    result = transcode_chunked(transport_stream, tmp_path / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S,
+                               work_dir=tmp_path / "work")  # fmt: skip
+
+    assert (tmp_path / "work" / "seekable.mkv").exists()
+    for rendition in result.renditions:
+        assert frame_count(tmp_path / "hls" / rendition.name / MEDIA_PLAYLIST_NAME) == 600
 
 
 def test_GIVEN_a_chunk_length_not_a_multiple_of_the_segment_THEN_refused(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ with the failure policy of the chunk-encode function."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,22 +25,23 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "long_20s_640x36
 JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
+SOURCE_KEY = f"uploads/{JOB_ID}/source"
+
+
 @dataclass
 class FolderStore:
     """An S3 bucket as a local folder (keys are relative paths)."""
 
     root: Path
-    fail_downloads: bool = False
 
     def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 
-    def download(self, key: str, path: Path) -> None:
-        if self.fail_downloads:
-            raise StorageError(f"cannot download {key}: SlowDown")
-        shutil.copyfile(self.root / key, path)
+    def locate(self, key: str) -> Path:
+        """Where FFmpeg reads an object: the file itself (a presigned URL in Lambda)."""
+        return self.root / key
 
     def read_text(self, key: str) -> str:
         return (self.root / key).read_text(encoding="utf-8")
@@ -71,10 +71,11 @@ def fanned_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[FolderStore, F
     """GIVEN the 20 s sample WHEN the planner fans it out in 8 s chunks."""
     root = tmp_path_factory.mktemp("fanout")
     work, outputs, bus = FolderStore(root / "uploads"), FolderStore(root / "outputs"), Bus()
+    work.upload_file(SAMPLE, SOURCE_KEY)
     scratch = root / "planner"
     scratch.mkdir()
-    fan_out(JOB_ID, SAMPLE, probe_media(SAMPLE), scratch, chunk_s=8, timeout_s=120, work_store=work,
-            publish=bus.publish)  # fmt: skip
+    fan_out(JOB_ID, SAMPLE, probe_media(SAMPLE), scratch, source_key=SOURCE_KEY, chunk_s=8, timeout_s=120,
+            work_store=work, publish=bus.publish)  # fmt: skip
     return work, outputs, bus
 
 
@@ -96,8 +97,8 @@ def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_
         chunk_bus = Bus()
         scratch = tmp_path / f"chunk{attempt}"
         scratch.mkdir()
-        run_work_order(order, scratch, receive_count=1, max_receive_count=3, timeout_s=120, work_store=work,
-                       output_store=outputs, publish=chunk_bus.publish)  # fmt: skip
+        run_work_order(order, scratch, receive_count=1, max_receive_count=3, timeout_s=120, locate=work.locate,
+                       work_store=work, output_store=outputs, publish=chunk_bus.publish)  # fmt: skip
         (report,) = chunk_bus.events
         updated = apply_event(job, report)
         update = JobUpdate(updated or job, changed=updated is not None, became_terminal=False)
@@ -111,7 +112,7 @@ def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_
 
     stitch_bus = Bus()
     run_work_order(stitches[0], tmp_path / "stitch", receive_count=1, max_receive_count=3, timeout_s=60,
-                   work_store=work, output_store=outputs, publish=stitch_bus.publish)  # fmt: skip
+                   locate=work.locate, work_store=work, output_store=outputs, publish=stitch_bus.publish)  # fmt: skip
     (completed,) = stitch_bus.events
     assert completed.kind is StageEventKind.COMPLETED
     assert completed.outputs["prefix"] == hls_prefix(JOB_ID)
@@ -130,39 +131,53 @@ def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_
     assert media_checks.master_variants(hls / "master.m3u8")
 
 
+def test_GIVEN_orders_THEN_every_chunk_reads_the_upload_itself_and_nothing_was_split(fanned_out) -> None:
+    work, _, bus = fanned_out
+
+    assert {order.source_key for order in bus.of(ChunkRequested)} == {SOURCE_KEY}
+    # only the plan and the chunks' segment lists: no media was copied into the work area
+    assert {path.suffix for path in (work.root / "chunks" / JOB_ID).iterdir()} == {".json"}
+
+
 def test_GIVEN_a_chunk_that_keeps_failing_WHEN_the_last_attempt_fails_THEN_the_transcode_fails_with_a_reason(
     fanned_out, tmp_path: Path
 ) -> None:
     work, outputs, bus = fanned_out
     order = bus.of(ChunkRequested)[1]
-    broken = FolderStore(work.root, fail_downloads=True)
     published = Bus()
+
+    def cannot_sign(key: str) -> Path:
+        raise StorageError(f"cannot presign a GET for {key}: SlowDown")
 
     # attempts 1 and 2: raised for SQS to retry, nothing published
     for attempt in (1, 2):
         with pytest.raises(StorageError):
             run_work_order(order, tmp_path, receive_count=attempt, max_receive_count=3, timeout_s=60,
-                           work_store=broken, output_store=outputs, publish=published.publish)  # fmt: skip
+                           locate=cannot_sign, work_store=work, output_store=outputs,
+                           publish=published.publish)  # fmt: skip
     assert published.events == []
     # attempt 3: the transcode fails, with which chunk and why
     with pytest.raises(StorageError):
         run_work_order(order, tmp_path, receive_count=3, max_receive_count=3, timeout_s=60,
-                       work_store=broken, output_store=outputs, publish=published.publish)  # fmt: skip
+                       locate=cannot_sign, work_store=work, output_store=outputs,
+                       publish=published.publish)  # fmt: skip
     (failed,) = published.events
     assert failed.kind is StageEventKind.FAILED and failed.stage is Stage.TRANSCODE
     assert failed.error["code"] == "STORAGE_ERROR"
     assert failed.error["message"].startswith("chunk 2 of 3 gave up after 3 attempts: ")
 
 
-def test_GIVEN_a_chunk_without_the_audio_its_ladder_needs_THEN_the_transcode_fails_at_once(
+def test_GIVEN_a_chunk_whose_source_cannot_be_decoded_THEN_the_transcode_fails_at_once(
     fanned_out, tmp_path: Path
 ) -> None:
     work, outputs, bus = fanned_out
-    order = dataclasses.replace(bus.of(ChunkRequested)[0], audio_key=None)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(b"not a video any more " * 10_000)  # the object changed after the planner probed it
     published = Bus()
 
-    run_work_order(order, tmp_path, receive_count=1, max_receive_count=3, timeout_s=60, work_store=work,
-                   output_store=outputs, publish=published.publish)  # fmt: skip
+    run_work_order(bus.of(ChunkRequested)[0], tmp_path, receive_count=1, max_receive_count=3, timeout_s=60,
+                   locate=lambda key: damaged, work_store=work, output_store=outputs,
+                   publish=published.publish)  # fmt: skip
 
     (failed,) = published.events
     assert failed.kind is StageEventKind.FAILED and failed.error["code"] == "CORRUPT_MEDIA"

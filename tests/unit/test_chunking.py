@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,89 +10,128 @@ import pytest
 
 from tests import media_checks
 from transcode.domain_logic.chunking import (
+    ChunkBounds,
     ChunkOutput,
-    ChunkPlan,
     ChunkTask,
     Segment,
+    adts_frames,
+    audio_window,
     build_chunk_args,
-    build_split_args,
+    build_chunk_audio_args,
     check_chunk_length,
+    keep_adts_frames,
     plan_chunks,
     stitch_playlists,
 )
 from transcode.domain_logic.hls import build_hls_args, video_encoder_args
 from transcode.domain_logic.ladder import plan_ladder
+from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo
 
 SOURCE = SourceInfo(
     duration_s=100.0, width=1280, height=720, rotation=0, frame_rate=Fraction(30), video_codec="h264",
-    audio_codec="aac", audio_channels=2, format_name="mov,mp4,m4a,3gp,3g2,mj2",
+    audio_codec="aac", audio_channels=2, format_name="mov,mp4,m4a,3gp,3g2,mj2", audio_sample_rate=48000,
 )  # fmt: skip
+HALF_FRAME = 1 / 60
 
 
-def test_GIVEN_keyframes_every_2s_WHEN_planned_THEN_starts_on_the_grid_and_a_short_tail_is_merged() -> None:
-    keyframes = [2.0 * n for n in range(50)]  # 0..98
+def test_GIVEN_100s_WHEN_planned_in_32s_chunks_THEN_cut_half_a_frame_early_and_a_short_tail_is_merged() -> None:
+    plan = plan_chunks(SOURCE, chunk_s=32)
 
-    plan = plan_chunks(keyframes, 100.0, chunk_s=32)
-
-    # 0, 32, 64, 96: the last 4 s (< 8 s, a quarter chunk) stay in the third chunk
-    assert plan.starts_s == (0.0, 32.0, 64.0)
-    assert not plan.reencode
-
-
-def test_GIVEN_keyframes_off_the_grid_WHEN_planned_THEN_the_first_keyframe_after_each_target() -> None:
-    keyframes = [0.0, 5.0, 10.0, 15.0, 35.0, 45.0, 60.0, 66.0, 90.0]
-
-    plan = plan_chunks(keyframes, 100.0, chunk_s=32)
-
-    assert plan.starts_s == (0.0, 35.0, 66.0)
-    assert not plan.reencode
+    # cuts before 32 and 64 s; the last 4 s (< 8 s, a quarter chunk) stay in the third chunk
+    assert [(c.start_s, c.end_s) for c in plan.chunks] == [
+        (None, pytest.approx(32 - HALF_FRAME)),
+        (pytest.approx(32 - HALF_FRAME), pytest.approx(64 - HALF_FRAME)),
+        (pytest.approx(64 - HALF_FRAME), None),
+    ]
+    # audio: 48 kHz, 32 s is exactly AAC frame 1500
+    assert [(c.audio_start, c.audio_end) for c in plan.chunks] == [
+        (None, 1500 * 1024), (1500 * 1024, 3000 * 1024), (3000 * 1024, None)
+    ]
 
 
-def test_GIVEN_a_gap_longer_than_half_a_chunk_WHEN_planned_THEN_the_split_reencodes_on_the_grid() -> None:
-    plan = plan_chunks([0.0, 10.0, 60.0], 100.0, chunk_s=32)
+def test_GIVEN_44k_audio_WHEN_planned_THEN_audio_cuts_at_the_first_aac_frame_after_the_video_cut() -> None:
+    plan = plan_chunks(replace(SOURCE, audio_sample_rate=44100), chunk_s=32)
 
-    assert plan.reencode
-    assert plan.starts_s == (0.0, 32.0, 64.0)
-
-
-def test_GIVEN_a_source_starting_late_WHEN_planned_THEN_the_grid_starts_at_its_first_keyframe() -> None:
-    keyframes = [1.4 + 2 * n for n in range(10)]
-
-    plan = plan_chunks(keyframes, 20.0, chunk_s=8)
-
-    assert plan.starts_s == pytest.approx((1.4, 9.4, 17.4))
+    # (32 - 1/60) s * 44100 = 1410465 samples: frame 1378 (1411072) is the first at or after it
+    assert [c.audio_start for c in plan.chunks] == [None, 1378 * 1024, 2756 * 1024]
+    assert all(c.audio_start is None or c.audio_start % 1024 == 0 for c in plan.chunks)
 
 
-def test_GIVEN_a_source_shorter_than_a_chunk_THEN_one_chunk() -> None:
-    assert plan_chunks([0.0], 5.0, chunk_s=32).starts_s == (0.0,)
+def test_GIVEN_streams_starting_late_WHEN_planned_THEN_both_grids_start_where_their_stream_does() -> None:
+    late = replace(SOURCE, duration_s=20.0, video_start_s=1.4, audio_start_s=0.5)
+
+    plan = plan_chunks(late, chunk_s=8)
+
+    assert [c.start_s for c in plan.chunks] == [None, pytest.approx(9.4 - HALF_FRAME), pytest.approx(17.4 - HALF_FRAME)]
+    assert plan.audio_origin == 24000
+    assert all((c.audio_start - 24000) % 1024 == 0 for c in plan.chunks[1:])
+
+
+def test_GIVEN_no_audio_or_a_short_source_THEN_no_audio_bounds_and_one_chunk() -> None:
+    assert plan_chunks(replace(SOURCE, audio_codec=None), chunk_s=32).chunks[1].audio_start is None
+    assert plan_chunks(replace(SOURCE, duration_s=5.0), chunk_s=32).chunks == (ChunkBounds(None, None, None, None),)
 
 
 def test_GIVEN_bad_chunk_lengths_THEN_refused() -> None:
     with pytest.raises(ValueError):
-        plan_chunks([0.0], 5.0, chunk_s=0)
+        plan_chunks(SOURCE, chunk_s=0)
     with pytest.raises(ValueError):
         check_chunk_length(30, 4)
     check_chunk_length(32, 4)
 
 
+def middle_task(index: int = 1) -> ChunkTask:
+    plan = plan_chunks(SOURCE, chunk_s=32)
+    return ChunkTask.of(plan, index, plan_ladder(SOURCE), SOURCE)
+
+
 def test_GIVEN_a_task_WHEN_sent_as_json_and_back_THEN_unchanged() -> None:
-    task = ChunkTask(3, 7, tuple(plan_ladder(SOURCE)), Fraction(30000, 1001), True, 4)
+    task = middle_task()
 
     assert ChunkTask.from_dict(task.to_dict()) == task
+    assert task.source_end_s == 100.0 and task.demuxer == "mov"
 
 
-def test_GIVEN_a_chunk_WHEN_args_built_THEN_restricted_inputs_audio_copied_and_the_ladders_own_x264_options() -> None:
+def test_GIVEN_chunks_THEN_audio_windows_keep_whole_frames_after_a_preroll_and_the_first_keeps_the_priming() -> None:
+    plan = plan_chunks(SOURCE, chunk_s=32)
+    windows = [audio_window(ChunkTask.of(plan, i, plan_ladder(SOURCE), SOURCE)) for i in range(plan.total)]
+
+    # the first chunk: from the audio's first sample, priming frame kept, 1500 frames of its own
+    assert (windows[0].first, windows[0].keep_from, windows[0].count, windows[0].kept_start) == (0, 0, 1501, -1024)
+    # a middle one: two frames of pre-roll and two of post-roll, its own 1500 frames kept after priming + pre-roll
+    middle = windows[1]
+    assert (middle.first, middle.last) == (1500 * 1024 - 2048, 3000 * 1024 + 2048)
+    assert (middle.keep_from, middle.count, middle.kept_start) == (3, 1500, 1500 * 1024)
+    # the last: to the end of the audio
+    assert (windows[2].last, windows[2].count) == (None, None)
+
+
+def test_GIVEN_a_middle_chunk_WHEN_audio_args_built_THEN_seek_before_the_preroll_trim_to_the_window_and_pad() -> None:
+    args = build_chunk_audio_args(middle_task(), "https://s3/bucket/uploads/j/source?X-Amz-Signature=s",
+                                  Path("/w/a.aac"), bitrate_kbps=128, pad_to_samples=1500 * 1024 + 4096)
+
+    assert args[:4] == ["-copyts", "-noaccurate_seek", "-ss", f"{(1500 * 1024 - 2048) / 48000 - 1:.6f}"]
+    assert args[args.index("-protocol_whitelist") + 1] == "https,tls,tcp"
+    assert args[args.index("-af") + 1] == f"atrim=start_pts={1500 * 1024 - 2048}:end_pts={3000 * 1024 + 2048}," \
+                                          f"apad=whole_len={1500 * 1024 + 4096}"
+    assert args[-3:] == ["-f", "adts", "/w/a.aac"]
+
+
+def test_GIVEN_a_chunk_WHEN_args_built_THEN_it_reads_its_part_trims_exactly_and_uses_the_ladders_x264_options() -> None:
     ladder = tuple(plan_ladder(SOURCE))
-    task = ChunkTask(2, 4, ladder, Fraction(30), True, 4)
+    task = middle_task()
 
-    args = build_chunk_args(task, Path("/w/video_0002.ts"), Path("/w/audio_0002.ts"), Path("/w/out"))
+    args = build_chunk_args(task, Path("/w/source"), Path("/w/out/audio_0001.aac"), Path("/w/out"))
 
-    assert args[:11] == [
-        "-copyts",
-        "-protocol_whitelist", "file", "-f", "mpegts", "-format_whitelist", "mpegts", "-i", "file:/w/video_0002.ts",
-        "-protocol_whitelist", "file",
+    assert args[:13] == [
+        "-copyts", "-noaccurate_seek", "-ss", f"{32 - HALF_FRAME - 1:.6f}",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-i", "file:/w/source",
+        "-itsoffset",
     ]  # fmt: skip
+    assert float(args[13]) == pytest.approx(1500 * 1024 / 48000)
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.startswith(f"[0:v:0]trim=start={32 - HALF_FRAME:.6f}:end={64 - HALF_FRAME:.6f}[chunk];[chunk]split=")
     assert args[args.index("-c:a"): args.index("-c:a") + 2] == ["-c:a", "copy"]
     encoder = video_encoder_args(ladder, Fraction(30), 4, chunk_relative=True)
     start = args.index("-c:v")
@@ -102,23 +142,38 @@ def test_GIVEN_a_chunk_WHEN_args_built_THEN_restricted_inputs_audio_copied_and_t
     assert [a for a in encoder if not a.startswith("expr:")] == [
         a for a in single[single_start: single_start + len(encoder)] if not a.startswith("expr:")
     ]
-    assert args[-1] == "/w/out/%v/chunk_0002.m3u8"
-    assert "/w/out/%v/c0002_%03d.ts" in args
+    assert args[-1] == "/w/out/%v/chunk_0001.m3u8"
+    assert "/w/out/%v/c0001_%03d.ts" in args
 
 
-def test_GIVEN_copy_plan_WHEN_split_args_built_THEN_video_copied_audio_encoded_once_cut_at_the_same_times() -> None:
-    args = build_split_args(
-        Path("/w/source"), SOURCE, ChunkPlan((0.0, 32.0, 64.0), False), Path("/w/chunks"),
-        audio_bitrate_kbps=128, chunk_s=32,
-    )  # fmt: skip
+def test_GIVEN_the_first_chunk_WHEN_args_built_THEN_no_seek_and_only_an_end_trim() -> None:
+    args = build_chunk_args(middle_task(0), Path("/w/source"), None, Path("/w/out"))
 
-    assert args[:9] == ["-copyts", "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-i",
-                        "file:/w/source"]
-    assert args.count("-segment_times") == 2
-    cuts = {args[i + 1] for i, a in enumerate(args) if a == "-segment_times"}
-    assert cuts == {"41.999500,73.999500"}  # + the timeline offset, half a millisecond early
-    assert args[args.index("-c:v") + 1] == "copy"
-    assert args[args.index("-c:a") + 1] == "aac" and args[args.index("-b:a") + 1] == "128k"
+    assert "-ss" not in args and "-map" in args and "1:a:0" not in args
+    assert args[args.index("-filter_complex") + 1].startswith(f"[0:v:0]trim=end={32 - HALF_FRAME:.6f}[chunk];")
+
+
+def adts_frame(payload: bytes) -> bytes:
+    """A minimal ADTS frame (AAC LC, 48 kHz, stereo, no CRC) around ``payload``."""
+    length = 7 + len(payload)
+    return bytes([0xFF, 0xF1, 0x4C, 0x80 | (length >> 11), (length >> 3) & 0xFF, ((length & 7) << 5) | 0x1F,
+                  0xFC]) + payload  # fmt: skip
+
+
+def test_GIVEN_adts_WHEN_frames_kept_THEN_exactly_the_windows_frames_in_order(tmp_path: Path) -> None:
+    frames = [adts_frame(bytes([n]) * (n + 1)) for n in range(8)]
+    encoded, kept = tmp_path / "e.aac", tmp_path / "k.aac"
+    encoded.write_bytes(b"".join(frames))
+
+    assert adts_frames(encoded.read_bytes()) == frames
+    window = audio_window(middle_task())
+    assert keep_adts_frames(encoded, kept, replace(window, count=4)) == 4
+    assert kept.read_bytes() == b"".join(frames[3:7])
+    with pytest.raises(FfmpegError, match="4 were needed|9 were needed"):
+        keep_adts_frames(encoded, kept, replace(window, count=9))
+    encoded.write_bytes(b"".join(frames)[:-3])
+    with pytest.raises(FfmpegError, match="truncated"):
+        adts_frames(encoded.read_bytes())
 
 
 def test_GIVEN_chunk_outputs_WHEN_stitched_THEN_playlists_list_every_segment_in_chunk_order(tmp_path: Path) -> None:
@@ -156,11 +211,3 @@ def test_GIVEN_chunk_output_WHEN_sent_as_json_and_back_THEN_unchanged() -> None:
     output = ChunkOutput(4, {"240p": [Segment("c0004_000.ts", 4.0, 123)]})
 
     assert ChunkOutput.from_dict(output.to_dict()) == output
-
-
-def test_GIVEN_a_one_chunk_plan_WHEN_split_args_built_THEN_the_segment_muxer_never_cuts() -> None:
-    args = build_split_args(Path("/w/source"), SOURCE, ChunkPlan((0.0,), False), Path("/w/chunks"),
-                            audio_bitrate_kbps=128, chunk_s=32)
-
-    assert "-segment_times" not in args
-    assert args[args.index("-segment_time") + 1] == str(10**9)

@@ -1,31 +1,45 @@
-"""Chunked transcoding of long videos: plan, split, encode each chunk, stitch.
+"""Chunked transcoding of long videos: plan, encode each chunk, stitch.
 
 One Lambda has 15 minutes and a few vCPUs; a long source is cut into chunks
 that many functions encode at once. The pieces are plain functions so the same
 code runs one chunk per Lambda (transcode.handlers) or every chunk in one
 process (:func:`transcode_chunked`, for tests and the benchmark):
 
-1. :func:`plan_chunks` picks where chunks start from the source's keyframes:
-   the first keyframe at or after every ``chunk_s`` seconds. When keyframes are
-   too far apart for that, the split re-encodes the video (fast x264) with a
-   keyframe on every chunk start instead of copying it.
-2. :func:`split_source` cuts the VIDEO by stream copy (every frame lands in
-   exactly one chunk: frame-exact by construction) and encodes the AUDIO once,
-   from the whole file, cut at the same instants by stream copy: encoding audio
-   per chunk would click and drift at the joins (AAC priming at every start).
-   Both keep the source's timestamps (``-copyts``, shifted by
-   :data:`TIMELINE_OFFSET_S`) so chunks line up with each other and with the
-   audio to the tick.
-3. :func:`encode_chunk` encodes every rung of one chunk with the ladder's exact
-   x264 options (:func:`transcode.domain_logic.hls.video_encoder_args`),
-   keyframes aligned across rungs, and writes that chunk's HLS segments.
-4. :func:`stitch_playlists` writes each rendition's media playlist (the chunks'
+1. :func:`plan_chunks` cuts the source's timeline every ``chunk_s`` seconds:
+   the video half a frame before each cut frame (so no rounding can put a frame
+   in two chunks or in none), the audio on its own grid of AAC frames (1024
+   samples from the audio's first sample), at the first frame at or after the
+   video's cut. Nothing is split or copied: the plan is a list of numbers.
+2. :func:`encode_chunk` reads only its part of the source (a presigned URL in
+   Lambda, so FFmpeg fetches byte ranges) and encodes every rung with the
+   ladder's exact x264 options:
+
+   * video: FFmpeg seeks to the keyframe before the chunk, decodes from there
+     and ``trim`` keeps exactly the frames of the chunk. Keyframes in the source
+     do not matter for correctness, only for how much is decoded and dropped:
+     the boundaries are re-encoded whatever the source's GOP;
+   * audio: the chunk's AAC frames are encoded with two frames of the audio
+     before the chunk and two after (pre-roll and post-roll), and only the
+     chunk's own frames are kept (:func:`keep_adts_frames`). Each kept frame
+     was encoded from the same samples around it as a single encode of the
+     whole track would use, so the joins neither drift (the grid is counted in
+     samples) nor click (no encoder priming inside the track); the test
+     tests/integration/test_chunk_audio_joins_ffmpeg.py measures it.
+
+   Both keep the source's timestamps (``-copyts``) shifted by
+   :data:`TIMELINE_OFFSET_S`, so chunks line up with each other to the tick.
+3. :func:`stitch_playlists` writes each rendition's media playlist (the chunks'
    segments in order; no media is touched) and the master playlist.
 
+Sources in a container other than MP4/MOV are first remuxed (stream copy) into
+Matroska with an index (:func:`remux_for_seeking`): MPEG-TS, AVI or a browser's
+WebM without cues cannot be seeked quickly, and every chunk would read the file
+from its start.
+
 What can go wrong: the MediaErrors of :func:`vidpipe.media.probe_media`,
-CorruptMedia when the split yields fewer chunks than planned (a damaged
-file), FfmpegError when FFmpeg fails or runs out of time, ValueError for a
-chunk length that is not a positive multiple of the segment length.
+FfmpegError when FFmpeg fails or runs out of time, or a chunk comes out
+shorter than planned; ValueError for a chunk length that is not a positive
+multiple of the segment length.
 """
 
 from __future__ import annotations
@@ -50,159 +64,118 @@ from transcode.domain_logic.hls import (
 )
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, TranscodeResult, check_complete, probe_source
-from vidpipe.errors import CorruptMedia, FfmpegError
-from vidpipe.media import SourceInfo, input_args, probe_keyframes, run_ffmpeg
+from vidpipe.errors import FfmpegError
+from vidpipe.media import SourceInfo, input_args, probe_media, run_ffmpeg, source_input_args
 
-# Default chunk length: 30 s of 1080p ladder encodes in well under a minute on a
-# 6-vCPU function (see docs/PERFORMANCE.md), and 120 chunks cover an hour.
+# Default chunk length: 32 s of 1080p ladder encodes in about 15 s on a
+# 6-vCPU function (see docs/PERFORMANCE.md), and 113 chunks cover an hour.
 DEFAULT_CHUNK_S = 32
-# Every timestamp of the intermediate chunks is the source's plus this: the source's
-# first frames often have negative decode times (B-frames) and its audio a negative
-# priming packet, which muxers would otherwise shift by different amounts per file.
+# Every timestamp of the chunks' segments is the source's plus this: the source's
+# first frames may have negative decode times (B-frames) and the audio starts one
+# AAC frame early (the encoder's priming), which the MPEG-TS muxer cannot write.
 TIMELINE_OFFSET_S = 10.0
-# A chunk start may fall this far (as a share of chunk_s) after its target before we
-# call the keyframes too far apart and re-encode the split instead.
-MAX_START_DELAY_RATIO = 0.5
 # A last chunk shorter than this share of chunk_s is merged into the one before.
 MIN_TAIL_RATIO = 0.25
-# The split's re-encode (sparse keyframes only): fast, and nearly lossless, since
-# the ladder encodes it a second time.
-SPLIT_REENCODE_CRF = 12
-SPLIT_REENCODE_PRESET = "ultrafast"
-CHUNK_CONTAINER = "mpegts"  # 90 kHz timestamps: no rounding of frame times, unlike Matroska's 1 ms
-CHUNK_VIDEO_PATTERN = "video_%04d.ts"
-CHUNK_AUDIO_PATTERN = "audio_%04d.ts"
-# Half a millisecond before a keyframe, so float rounding cannot push a cut one GOP late.
-_CUT_EARLY_S = 0.0005
-_NEVER_S = 10**9
+# FFmpeg seeks this much before a chunk's first frame: the container's start
+# offset and the seek's own rounding must not land it after the frame.
+SEEK_MARGIN_S = 1.0
+AAC_FRAME_SAMPLES = 1024
+# AAC frames encoded before and after a chunk's own and then dropped: one frame's
+# transform overlaps its neighbours', and the encoder's first frame is priming.
+AUDIO_PREROLL_FRAMES = 2
+AUDIO_POSTROLL_FRAMES = 2
+# Demuxers FFmpeg seeks in by an index, without reading the file from the start.
+SEEKABLE_DEMUXERS = frozenset({"mov"})
+REMUXED_NAME = "seekable.mkv"
+
+
+@dataclass(frozen=True)
+class ChunkBounds:
+    """One chunk's part of the source's timeline. Video: the frames with
+    ``start_s <= pts < end_s`` (seconds); audio: the samples
+    ``audio_start <= pts < audio_end`` (in samples, on the AAC frame grid).
+    None means the source's start (for the first chunk) or end (for the last)."""
+
+    start_s: float | None
+    end_s: float | None
+    audio_start: int | None
+    audio_end: int | None
 
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """Where the chunks start (source timestamps, ascending, the first at the first
-    keyframe) and whether the split must re-encode the video to put keyframes there."""
+    """The chunks, in order, and the audio grid's origin (the audio's first
+    sample, ``audio_origin`` in samples of ``sample_rate``; 0 without audio)."""
 
-    starts_s: tuple[float, ...]
-    reencode: bool
+    chunks: tuple[ChunkBounds, ...]
+    audio_origin: int = 0
+    sample_rate: int = 0
 
     @property
     def total(self) -> int:
-        return len(self.starts_s)
+        return len(self.chunks)
 
 
-def plan_chunks(keyframes_s: Sequence[float], duration_s: float, *, chunk_s: float) -> ChunkPlan:
-    """Chunk starts at the first keyframe at or after every ``chunk_s`` seconds.
-
-    When some target has no keyframe within ``MAX_START_DELAY_RATIO * chunk_s``
-    after it (a screen recording with one keyframe a minute, say), the plan asks
-    for a re-encoding split with starts exactly on the targets. A last chunk
-    shorter than ``MIN_TAIL_RATIO * chunk_s`` is not made. Raises ValueError for a
-    non-positive ``chunk_s``."""
+def plan_chunks(source: SourceInfo, *, chunk_s: float) -> ChunkPlan:
+    """Cut ``source`` every ``chunk_s`` seconds from its first frame (see the
+    module doc). A last chunk shorter than ``MIN_TAIL_RATIO * chunk_s`` is not
+    made. Raises ValueError for a non-positive ``chunk_s``."""
     if chunk_s <= 0:
         raise ValueError(f"chunk length must be positive, not {chunk_s}")
-    origin = keyframes_s[0] if keyframes_s else 0.0
-    end = origin + duration_s
-    targets = [origin]
-    while targets[-1] + chunk_s < end - MIN_TAIL_RATIO * chunk_s:
-        targets.append(targets[-1] + chunk_s)
-    # Anchor the targets on the grid, not on the keyframe chosen before: chunks
-    # then stay chunk_s long on average and their count is known in advance.
-    targets = [origin + index * chunk_s for index in range(len(targets))]
-    starts = [origin]
-    for target in targets[1:]:
-        chosen = next((kf for kf in keyframes_s if kf >= target - _CUT_EARLY_S), None)
-        if chosen is None or chosen - target > MAX_START_DELAY_RATIO * chunk_s or chosen <= starts[-1]:
-            return ChunkPlan(starts_s=tuple(targets), reencode=True)
-        if chosen >= end - MIN_TAIL_RATIO * chunk_s:
-            break
-        starts.append(chosen)
-    return ChunkPlan(starts_s=tuple(starts), reencode=False)
-
-
-@dataclass(frozen=True)
-class ChunkInput:
-    """One chunk as the split wrote it: its video, and its slice of the audio
-    (None for a source without audio)."""
-
-    index: int
-    video_path: Path
-    audio_path: Path | None
-
-
-def build_split_args(
-    input_path: Path, source: SourceInfo, plan: ChunkPlan, output_dir: Path, *, audio_bitrate_kbps: int, chunk_s: float
-) -> list[str]:
-    """The FFmpeg arguments of :func:`split_source` (one process, one read of the source)."""
-    cuts = ",".join(f"{start + TIMELINE_OFFSET_S - _CUT_EARLY_S:.6f}" for start in plan.starts_s[1:])
-    segment = ["-f", "segment", "-segment_format", CHUNK_CONTAINER, "-output_ts_offset", str(TIMELINE_OFFSET_S)]
-    # Without cut times the segment muxer cuts every 2 s (its default segment_time).
-    segment += ["-segment_times", cuts] if cuts else ["-segment_time", str(_NEVER_S)]
-    # -copyts: keep the source's own timestamps, so video and audio chunks of the
-    # same instant carry the same times and the encoded chunks join without a gap.
-    args = ["-copyts", *input_args(input_path, source.demuxer), "-map", "0:v:0"]
-    if plan.reencode:
-        # Keyframes exactly on the chunk grid (counted from the first frame), so the
-        # segment muxer can cut there; nothing else in this encode matters much.
-        origin = plan.starts_s[0]
-        args += [
-            "-c:v", "libx264", "-preset", SPLIT_REENCODE_PRESET, "-crf", str(SPLIT_REENCODE_CRF),
-            "-force_key_frames", f"expr:gte(t,{origin - _CUT_EARLY_S:.6f}+n_forced*{chunk_s})",
-        ]  # fmt: skip
-    else:
-        args += ["-c:v", "copy"]
-    args += [*segment, str(output_dir / CHUNK_VIDEO_PATTERN)]
-    if source.has_audio:
-        # The ladder's audio, encoded once: -ac 2 downmixes 5.1 and upmixes mono as
-        # the single-process path does.
-        args += ["-map", "0:a:0", "-c:a", "aac", "-ac", "2", "-b:a", f"{audio_bitrate_kbps}k"]
-        args += [*segment, str(output_dir / CHUNK_AUDIO_PATTERN)]
-    return args
-
-
-def split_source(
-    input_path: Path,
-    source: SourceInfo,
-    plan: ChunkPlan,
-    output_dir: Path,
-    *,
-    audio_bitrate_kbps: int,
-    chunk_s: float,
-    timeout_s: float,
-) -> list[ChunkInput]:
-    """Cut ``input_path`` into ``plan.total`` chunks in ``output_dir`` (created).
-
-    Raises CorruptMedia when fewer video chunks come out than planned (the file
-    ends early), FfmpegError when FFmpeg fails."""
-    output_dir = output_dir.absolute()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    args = build_split_args(
-        input_path, source, plan, output_dir, audio_bitrate_kbps=audio_bitrate_kbps, chunk_s=chunk_s
+    origin = source.video_start_s
+    count = 1
+    while count * chunk_s < source.duration_s - MIN_TAIL_RATIO * chunk_s:
+        count += 1
+    half_frame_s = 0.5 / float(source.frame_rate)
+    cuts = [origin + index * chunk_s - half_frame_s for index in range(1, count)]
+    rate = source.audio_sample_rate if source.has_audio else 0
+    audio_origin = round(source.audio_start_s * rate)
+    # The first AAC frame (counted from the audio's first sample) that starts at or after each video cut.
+    audio_cuts = [
+        audio_origin + AAC_FRAME_SAMPLES * math.ceil((cut * rate - audio_origin) / AAC_FRAME_SAMPLES) for cut in cuts
+    ]
+    starts: list[float | None] = [None, *cuts]
+    ends: list[float | None] = [*cuts, None]
+    audio_starts: list[int | None] = [None, *audio_cuts]
+    audio_ends: list[int | None] = [*audio_cuts, None]
+    chunks = tuple(
+        ChunkBounds(start, end, audio_start if rate else None, audio_end if rate else None)
+        for start, end, audio_start, audio_end in zip(starts, ends, audio_starts, audio_ends, strict=True)
     )
+    return ChunkPlan(chunks=chunks, audio_origin=audio_origin, sample_rate=rate)
+
+
+def remux_for_seeking(source_path: Path, source: SourceInfo, output_path: Path, *, timeout_s: float) -> Path:
+    """Copy the video and first audio stream of ``source_path`` into Matroska,
+    which FFmpeg writes with an index (cues): every chunk can then seek to its
+    part. Stream copy only: about as fast as the disk. Returns ``output_path``."""
+    args = [*input_args(source_path, source.demuxer), "-map", "0:v:0"]
+    if source.has_audio:
+        args += ["-map", "0:a:0"]
+    args += ["-c", "copy", "-f", "matroska", str(output_path)]
     run_ffmpeg(args, timeout_s=timeout_s)
-    chunks = []
-    for index in range(plan.total):
-        video = output_dir / (CHUNK_VIDEO_PATTERN % index)
-        audio = output_dir / (CHUNK_AUDIO_PATTERN % index)
-        if not video.exists():
-            raise CorruptMedia(f"the video ends before chunk {index + 1} of {plan.total} (a truncated upload?)")
-        chunks.append(ChunkInput(index, video, audio if audio.exists() else None))
-    if (output_dir / (CHUNK_VIDEO_PATTERN % plan.total)).exists():
-        raise FfmpegError(f"the split made more than the {plan.total} chunks planned")
-    return chunks
+    return output_path
 
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """Everything a chunk encoder needs besides the chunk's files: the job's exact
-    encoding parameters, so every chunk encodes the same ladder the same way.
-    JSON-ready through :meth:`to_dict` (it travels in the chunk event)."""
+    """Everything a chunk encoder needs besides the source itself: its bounds
+    and the job's exact encoding parameters, so every chunk encodes the same
+    ladder the same way. JSON-ready through :meth:`to_dict` (it travels in the
+    chunk event)."""
 
     index: int
     total: int
     ladder: tuple[Rendition, ...]
     frame_rate: Fraction
     has_audio: bool
+    bounds: ChunkBounds
+    demuxer: str
+    audio_origin: int = 0
+    sample_rate: int = 0
     segment_s: int = DEFAULT_SEGMENT_S
+    # The source's last instant: the last chunk pads a short audio track to it.
+    source_end_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,20 +184,51 @@ class ChunkTask:
             "ladder": [asdict(rendition) for rendition in self.ladder],
             "frame_rate": f"{self.frame_rate.numerator}/{self.frame_rate.denominator}",
             "has_audio": self.has_audio,
+            "bounds": asdict(self.bounds),
+            "demuxer": self.demuxer,
+            "audio_origin": self.audio_origin,
+            "sample_rate": self.sample_rate,
             "segment_s": self.segment_s,
+            "source_end_s": self.source_end_s,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChunkTask:
         """Raises KeyError, TypeError or ValueError for a malformed task."""
+        bounds = data["bounds"]
         return cls(
             index=int(data["index"]),
             total=int(data["total"]),
             ladder=tuple(Rendition(**rendition) for rendition in data["ladder"]),
             frame_rate=Fraction(str(data["frame_rate"])),
             has_audio=bool(data["has_audio"]),
+            bounds=ChunkBounds(
+                start_s=_optional(float, bounds["start_s"]),
+                end_s=_optional(float, bounds["end_s"]),
+                audio_start=_optional(int, bounds["audio_start"]),
+                audio_end=_optional(int, bounds["audio_end"]),
+            ),
+            demuxer=str(data["demuxer"]),
+            audio_origin=int(data["audio_origin"]),
+            sample_rate=int(data["sample_rate"]),
             segment_s=int(data["segment_s"]),
+            source_end_s=_optional(float, data.get("source_end_s")),
         )
+
+    @classmethod
+    def of(cls, plan: ChunkPlan, index: int, ladder: Sequence[Rendition], source: SourceInfo,
+           segment_s: int = DEFAULT_SEGMENT_S) -> ChunkTask:
+        """Chunk ``index`` of ``plan`` for the (possibly remuxed) ``source``."""
+        return cls(
+            index=index, total=plan.total, ladder=tuple(ladder), frame_rate=source.frame_rate,
+            has_audio=source.has_audio, bounds=plan.chunks[index], demuxer=source.demuxer,
+            audio_origin=plan.audio_origin, sample_rate=plan.sample_rate, segment_s=segment_s,
+            source_end_s=source.video_start_s + source.duration_s,
+        )  # fmt: skip
+
+
+def _optional(kind: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else kind(value)
 
 
 @dataclass(frozen=True)
@@ -273,15 +277,114 @@ def chunk_segment_pattern(index: int) -> str:
     return f"c{index:04d}_%03d.ts"
 
 
-def build_chunk_args(
-    task: ChunkTask, video_path: Path, audio_path: Path | None, output_dir: Path
-) -> list[str]:
-    """The FFmpeg arguments of :func:`encode_chunk`."""
-    ladder = task.ladder
-    args = ["-copyts", *input_args(video_path, CHUNK_CONTAINER)]
+def _seek_args(start_s: float | None) -> list[str]:
+    """Input options that start reading at the keyframe before ``start_s`` (and
+    leave exact trimming to our filters: -noaccurate_seek)."""
+    if start_s is None:
+        return []
+    return ["-noaccurate_seek", "-ss", f"{max(0.0, start_s - SEEK_MARGIN_S):.6f}"]
+
+
+@dataclass(frozen=True)
+class AudioWindow:
+    """What the chunk's audio encode reads (samples ``first..last`` of the source's
+    audio; ``last`` None: to its end) and which of its AAC frames the chunk keeps:
+    ``count`` frames (None: all) from frame number ``keep_from``, the first kept
+    one starting at sample ``kept_start``."""
+
+    first: int
+    last: int | None
+    keep_from: int
+    count: int | None
+    kept_start: int
+
+
+def audio_window(task: ChunkTask) -> AudioWindow:
+    """The AAC encoder's first frame is priming: it starts one frame before its
+    first sample. A chunk in the middle encodes from AUDIO_PREROLL_FRAMES before
+    its own first sample and keeps frames from number 1 + AUDIO_PREROLL_FRAMES;
+    the first chunk keeps the priming frame, as a single encode of the whole
+    track does."""
+    bounds, frame = task.bounds, AAC_FRAME_SAMPLES
+    start = task.audio_origin if bounds.audio_start is None else bounds.audio_start
+    preroll = 0 if bounds.audio_start is None else AUDIO_PREROLL_FRAMES
+    keep_from = 1 + preroll if bounds.audio_start is not None else 0
+    if bounds.audio_end is None:
+        count, last = None, None
+    else:
+        count = (bounds.audio_end - start) // frame + (1 if keep_from == 0 else 0)
+        last = bounds.audio_end + AUDIO_POSTROLL_FRAMES * frame
+    kept_start = start - frame if keep_from == 0 else start
+    return AudioWindow(first=start - preroll * frame, last=last, keep_from=keep_from, count=count,
+                       kept_start=kept_start)
+
+
+def build_chunk_audio_args(task: ChunkTask, source: Path | str, output_path: Path, *, bitrate_kbps: int,
+                           pad_to_samples: int | None) -> list[str]:
+    """FFmpeg arguments encoding the chunk's audio window to raw AAC frames (ADTS).
+
+    ``pad_to_samples``: silence after the source's audio until the window holds
+    this many samples, for a source whose audio ends before its video (each
+    chunk must carry audio, or players stall at a chunk without it)."""
+    window = audio_window(task)
+    trim = f"atrim=start_pts={window.first}" + ("" if window.last is None else f":end_pts={window.last}")
+    if pad_to_samples is not None:
+        trim += f",apad=whole_len={pad_to_samples}"
+    return [
+        "-copyts", *_seek_args(window.first / task.sample_rate if task.bounds.audio_start is not None else None),
+        *source_input_args(source, task.demuxer),
+        "-map", "0:a:0", "-af", trim,
+        # The ladder's audio: -ac 2 downmixes 5.1 and upmixes mono as the single-process path does.
+        "-c:a", "aac", "-ac", "2", "-b:a", f"{bitrate_kbps}k",
+        "-f", "adts", str(output_path),
+    ]  # fmt: skip
+
+
+def adts_frames(data: bytes) -> list[bytes]:
+    """Split raw AAC (ADTS) into its frames. FfmpegError if it is not ADTS as
+    FFmpeg writes it (one raw data block per frame)."""
+    frames, position = [], 0
+    while position < len(data):
+        header = data[position:position + 7]
+        if len(header) < 7 or header[0] != 0xFF or header[1] & 0xF6 != 0xF0 or header[6] & 0x03:
+            raise FfmpegError(f"the chunk's audio is not ADTS as expected at byte {position}")
+        length = ((header[3] & 0x03) << 11) | (header[4] << 3) | (header[5] >> 5)
+        if length < 7 or position + length > len(data):
+            raise FfmpegError(f"the chunk's audio has a truncated ADTS frame at byte {position}")
+        frames.append(data[position:position + length])
+        position += length
+    return frames
+
+
+def keep_adts_frames(encoded: Path, kept: Path, window: AudioWindow) -> int:
+    """Write to ``kept`` the frames of ``encoded`` that ``window`` keeps; return
+    how many. FfmpegError when the encode made fewer than the window needs."""
+    frames = adts_frames(encoded.read_bytes())
+    end = None if window.count is None else window.keep_from + window.count
+    wanted = frames[window.keep_from:end]
+    if not wanted or (window.count is not None and len(wanted) < window.count):
+        raise FfmpegError(f"the chunk's audio encode made {len(frames)} AAC frames; {window.count} were needed")
+    kept.write_bytes(b"".join(wanted))
+    return len(wanted)
+
+
+def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | None, output_dir: Path) -> list[str]:
+    """FFmpeg arguments encoding the chunk's frames of ``source`` into every rung,
+    muxed with the chunk's kept AAC frames (``audio_path``; None without audio)."""
+    ladder, bounds = task.ladder, task.bounds
+    args = ["-copyts", *_seek_args(bounds.start_s), *source_input_args(source, task.demuxer)]
     if audio_path is not None:
-        args += input_args(audio_path, CHUNK_CONTAINER)
-    args += ["-filter_complex", ladder_filter_graph(ladder)]
+        # The kept frames carry no timestamps: place the first where it starts in the source.
+        first_s = audio_window(task).kept_start / task.sample_rate
+        args += ["-itsoffset", f"{first_s:.9f}", *input_args(audio_path, "aac")]
+    trim = ":".join(
+        f"{name}={value:.6f}" for name, value in (("start", bounds.start_s), ("end", bounds.end_s)) if value is not None
+    )
+    video_input = "0:v:0"
+    graph = ""
+    if trim:
+        graph, video_input = f"[0:v:0]trim={trim}[chunk];", "chunk"
+    args += ["-filter_complex", graph + ladder_filter_graph(ladder, video_input)]
     for index in range(len(ladder)):
         args += ["-map", f"[video{index}]"]
         if audio_path is not None:
@@ -290,14 +393,13 @@ def build_chunk_args(
     # source's timestamps (-copyts), so "t" does not start at 0 here.
     args += video_encoder_args(ladder, task.frame_rate, task.segment_s, chunk_relative=True)
     if audio_path is not None:
-        # Already the ladder's AAC (encoded once by the split): copied into every rung.
-        args += ["-c:a", "copy"]
-    with_audio = audio_path is not None
+        args += ["-c:a", "copy"]  # already the ladder's AAC
     stream_map = " ".join(
-        f"v:{index},a:{index},name:{rendition.name}" if with_audio else f"v:{index},name:{rendition.name}"
+        f"v:{index},a:{index},name:{rendition.name}" if audio_path is not None else f"v:{index},name:{rendition.name}"
         for index, rendition in enumerate(ladder)
     )
     args += [
+        "-output_ts_offset", str(TIMELINE_OFFSET_S),
         "-f", "hls",
         "-hls_time", str(task.segment_s),
         "-hls_playlist_type", "vod",
@@ -312,27 +414,65 @@ def build_chunk_args(
 
 def encode_chunk(
     task: ChunkTask,
-    video_path: Path,
-    audio_path: Path | None,
+    source: Path | str,
     output_dir: Path,
     *,
     timeout_s: float,
 ) -> ChunkOutput:
-    """Encode every rung of one chunk into ``output_dir/{rendition}/c{index}_NNN.ts``.
+    """Encode every rung of one chunk of ``source`` (a local path, or a URL FFmpeg
+    reads by ranges) into ``output_dir/{rendition}/c{index}_NNN.ts``.
 
-    ``audio_path`` None means a video-only ladder, or a source whose audio ended
-    before this chunk (then ``task.has_audio`` is true but the chunk carries none).
-    Raises FfmpegError (or a MediaError for a chunk FFmpeg cannot decode)."""
-    if audio_path is None and task.has_audio:
-        raise CorruptMedia(f"chunk {task.index + 1} of {task.total} has no audio: the audio ends before the video")
+    Raises FfmpegError (also when
+    the chunk comes out shorter than its bounds: a seek that landed late), or a
+    MediaError for a chunk FFmpeg cannot decode."""
+    deadline = time.monotonic() + timeout_s
     output_dir = output_dir.absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(build_chunk_args(task, video_path, audio_path, output_dir), timeout_s=timeout_s)
+    audio_path = None
+    if task.has_audio and task.sample_rate:
+        audio_path = output_dir / f"audio_{task.index:04d}.aac"
+        encoded = output_dir / f"audio_{task.index:04d}.encoded.aac"
+        window = audio_window(task)
+        pad_to = _audio_pad_samples(task, window)
+        bitrate = task.ladder[0].audio_bitrate_kbps
+        run_ffmpeg(build_chunk_audio_args(task, source, encoded, bitrate_kbps=bitrate, pad_to_samples=pad_to),
+                   timeout_s=timeout_s)
+        keep_adts_frames(encoded, audio_path, window)
+        encoded.unlink()
+    run_ffmpeg(build_chunk_args(task, source, audio_path, output_dir), timeout_s=max(1.0, deadline - time.monotonic()))
+    if audio_path is not None:
+        audio_path.unlink()
     segments = {
         rendition.name: read_chunk_playlist(output_dir / rendition.name / chunk_playlist_name(task.index))
         for rendition in task.ladder
     }
+    _check_chunk_length(task, segments)
     return ChunkOutput(index=task.index, segments=segments)
+
+
+def _audio_pad_samples(task: ChunkTask, window: AudioWindow) -> int | None:
+    """How many samples the audio window must hold (silence-padded) so the chunk
+    has audio to its end even where the source's audio stopped early."""
+    if window.last is not None:
+        return window.last - window.first
+    if task.source_end_s is None:
+        return None
+    return max(0, round(task.source_end_s * task.sample_rate) - window.first)
+
+
+def _check_chunk_length(task: ChunkTask, segments: dict[str, list[Segment]]) -> None:
+    """A chunk with both bounds must come out as long as they say, within a
+    frame: shorter means FFmpeg's seek landed after the chunk's first frame."""
+    bounds = task.bounds
+    if bounds.start_s is None or bounds.end_s is None:
+        return
+    expected = bounds.end_s - bounds.start_s
+    for name, listed in segments.items():
+        made = sum(segment.duration_s for segment in listed)
+        if abs(made - expected) > 1.5 / float(task.frame_rate):
+            raise FfmpegError(
+                f"chunk {task.index + 1} of {task.total} ({name}) lasts {made:.3f} s, not {expected:.3f} s"
+            )
 
 
 def read_chunk_playlist(playlist: Path) -> list[Segment]:
@@ -412,11 +552,24 @@ def stitch_playlists(
 
 @dataclass(frozen=True)
 class ChunkedTimings:
-    """Wall-clock seconds of each step of :func:`transcode_chunked` (for the benchmark)."""
+    """Wall-clock seconds of each step of :func:`transcode_chunked` (for the
+    benchmark): ``plan_s`` is the planner's (and a remux's, if any)."""
 
-    split_s: float
+    plan_s: float
     chunks_s: tuple[float, ...]
     stitch_s: float
+
+
+def seekable_source(
+    source_path: Path, source: SourceInfo, work_dir: Path, *, timeout_s: float
+) -> tuple[Path, SourceInfo]:
+    """The file the chunks read, and what it is: ``source_path`` itself when
+    FFmpeg can seek in it by an index, otherwise its remux (see the module doc)."""
+    if source.demuxer in SEEKABLE_DEMUXERS:
+        return source_path, source
+    work_dir.mkdir(parents=True, exist_ok=True)
+    remuxed = remux_for_seeking(source_path, source, work_dir / REMUXED_NAME, timeout_s=timeout_s)
+    return remuxed, probe_media(remuxed, timeout_s=PROBE_TIMEOUT_S)
 
 
 def transcode_chunked(
@@ -436,9 +589,9 @@ def transcode_chunked(
     durations, frame counts), made the way the chunk functions make them.
 
     ``chunk_s`` must be a positive multiple of ``segment_s`` (so segments do not
-    straddle chunks). ``work_dir`` holds the split chunks (default: a folder next
-    to ``output_dir``). Raises what the steps raise, and MediaTooLong as
-    transcode_to_hls does."""
+    straddle chunks). ``work_dir`` holds a remuxed source when one is needed
+    (default: a folder next to ``output_dir``). Raises what the steps raise, and
+    MediaTooLong as transcode_to_hls does."""
     check_chunk_length(chunk_s, segment_s)
     deadline = time.monotonic() + timeout_s
     source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
@@ -447,25 +600,21 @@ def transcode_chunked(
     work_dir = (work_dir or output_dir.parent / f"{output_dir.name}-chunks").absolute()
 
     started = time.monotonic()
-    plan = plan_chunks(probe_keyframes(input_path, source, timeout_s=PROBE_TIMEOUT_S), source.duration_s,
-                       chunk_s=chunk_s)
-    inputs = split_source(
-        input_path, source, plan, work_dir,
-        audio_bitrate_kbps=ladder[0].audio_bitrate_kbps, chunk_s=chunk_s, timeout_s=_left(deadline),
-    )  # fmt: skip
-    split_s = time.monotonic() - started
+    chunk_source, readable = seekable_source(input_path, source, work_dir, timeout_s=_left(deadline))
+    plan = plan_chunks(readable, chunk_s=chunk_s)
+    plan_s = time.monotonic() - started
     outputs, chunk_times = [], []
-    for chunk in inputs:
+    for index in range(plan.total):
         started = time.monotonic()
-        task = ChunkTask(chunk.index, plan.total, tuple(ladder), source.frame_rate, source.has_audio, segment_s)
-        outputs.append(encode_chunk(task, chunk.video_path, chunk.audio_path, output_dir, timeout_s=_left(deadline)))
+        task = ChunkTask.of(plan, index, ladder, readable, segment_s)
+        outputs.append(encode_chunk(task, chunk_source, output_dir, timeout_s=_left(deadline)))
         chunk_times.append(time.monotonic() - started)
     started = time.monotonic()
     measured = stitch_playlists(outputs, ladder, has_audio=source.has_audio, frame_rate=source.frame_rate,
                                 output_dir=output_dir)
     check_complete(source.duration_s, measured)
     if on_timings is not None:
-        on_timings(ChunkedTimings(split_s, tuple(chunk_times), time.monotonic() - started))
+        on_timings(ChunkedTimings(plan_s, tuple(chunk_times), time.monotonic() - started))
     return TranscodeResult(source=source, renditions=ladder, master_playlist=output_dir / MASTER_PLAYLIST_NAME)
 
 

@@ -1,16 +1,20 @@
-"""The chunked transcode across functions: plan and split (transcode function),
-encode one chunk (chunk-encode function), stitch (chunk-encode function, once
-the job record counts every chunk).
+"""The chunked transcode across functions: plan (transcode function), encode
+one chunk (chunk-encode function), stitch (chunk-encode function, once the job
+record counts every chunk).
 
-The steps pass work through the uploads bucket, under ``chunks/{job_id}/``
-(deleted by a lifecycle rule): ``plan.json`` (what the stitch needs), each
-chunk's ``video_NNNN.ts`` and ``audio_NNNN.ts``, and ``done_NNNN.json`` (the
-segments a chunk wrote). Segments go straight to their final place in the
-outputs bucket, ``jobs/{job_id}/hls/{rendition}/cNNNN_NNN.ts``; the stitch
-writes only playlists.
+Nothing is split: each chunk function reads its own part of the source, by
+ranged requests on a presigned URL (``locate``). The steps pass work through the
+uploads bucket, under ``chunks/{job_id}/`` (deleted by a lifecycle rule):
+``plan.json`` (what the stitch needs), ``done_NNNN.json`` (the segments a chunk
+wrote) and, for a source FFmpeg cannot seek in quickly, its remux
+``seekable.mkv``. Segments go straight to their final place in the outputs
+bucket, ``jobs/{job_id}/hls/{rendition}/cNNNN_NNN.ts``; the stitch writes only
+playlists.
 
 Ports, not boto3: ``work_store`` and ``output_store`` are S3ObjectStores in
-Lambda, fakes in tests; ``publish`` puts an event on the bus.
+Lambda, fakes in tests; ``publish`` puts an event on the bus; ``locate`` says
+where FFmpeg reads an object of the uploads bucket (a presigned URL in Lambda,
+a local path in tests).
 
 What can go wrong: what :mod:`transcode.domain_logic.chunking` raises,
 StorageError from the stores, EventPublishError from ``publish``, and
@@ -26,13 +30,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from transcode.domain_logic.chunking import (
+    REMUXED_NAME,
     ChunkOutput,
     ChunkTask,
     check_chunk_length,
     chunk_playlist_name,
     encode_chunk,
     plan_chunks,
-    split_source,
+    seekable_source,
     stitch_playlists,
 )
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
@@ -40,7 +45,7 @@ from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Renditio
 from transcode.domain_logic.transcoding import check_complete, rendition_summary
 from vidpipe.errors import MediaError, VidpipeError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
-from vidpipe.media import SourceInfo, probe_keyframes
+from vidpipe.media import SourceInfo
 
 WORK_PREFIX = "chunks/"
 PLAN_NAME = "plan.json"
@@ -48,7 +53,6 @@ PLAN_NAME = "plan.json"
 
 class WorkStore(Protocol):
     def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None: ...
-    def download(self, key: str, path: Path) -> None: ...
     def read_text(self, key: str) -> str: ...
 
 
@@ -57,6 +61,7 @@ class OutputStore(Protocol):
 
 
 Publish = Callable[[Any], None]
+Locate = Callable[[str], Path | str]
 
 
 def work_prefix(job_id: str) -> str:
@@ -73,6 +78,7 @@ def fan_out(
     source: SourceInfo,
     scratch: Path,
     *,
+    source_key: str,
     chunk_s: int,
     timeout_s: float,
     work_store: WorkStore,
@@ -80,8 +86,8 @@ def fan_out(
     segment_s: int = DEFAULT_SEGMENT_S,
     ladder_config: LadderConfig = DEFAULT_LADDER,
 ) -> int:
-    """Split the source into chunks, store them, and order one encode per chunk;
-    return the number of chunks.
+    """Plan the chunks of the upload at ``source_key`` (downloaded to
+    ``source_path``) and order one encode per chunk; return the number of chunks.
 
     Before the orders, a "Transcode Progress" event tells the job how many
     chunks to expect; the orders come last, so a chunk is never encoded before
@@ -89,12 +95,12 @@ def fan_out(
     multiple of ``segment_s``."""
     check_chunk_length(chunk_s, segment_s)
     ladder = plan_ladder(source, ladder_config)  # the deployment's ladder, as the single-process path
-    plan = plan_chunks(probe_keyframes(source_path, source, timeout_s=timeout_s), source.duration_s, chunk_s=chunk_s)
-    inputs = split_source(
-        source_path, source, plan, scratch / "chunks",
-        audio_bitrate_kbps=ladder[0].audio_bitrate_kbps, chunk_s=chunk_s, timeout_s=timeout_s,
-    )  # fmt: skip
     prefix = work_prefix(job_id)
+    chunk_source, readable = seekable_source(source_path, source, scratch / "seekable", timeout_s=timeout_s)
+    if chunk_source != source_path:
+        source_key = prefix + REMUXED_NAME
+        work_store.upload_file(chunk_source, source_key, content_type="video/x-matroska")
+    plan = plan_chunks(readable, chunk_s=chunk_s)
     plan_file = scratch / PLAN_NAME
     plan_file.write_text(json.dumps({
         "total": plan.total,
@@ -102,23 +108,13 @@ def fan_out(
         "frame_rate": f"{source.frame_rate.numerator}/{source.frame_rate.denominator}",
         "has_audio": source.has_audio,
         "duration_s": source.duration_s,
-        "split_reencoded": plan.reencode,
     }), encoding="utf-8")  # fmt: skip
     work_store.upload_file(plan_file, prefix + PLAN_NAME, content_type="application/json")
-    requests = []
-    for chunk in inputs:
-        video_key = prefix + chunk.video_path.name
-        work_store.upload_file(chunk.video_path, video_key, content_type="video/mp2t")
-        audio_key = None
-        if chunk.audio_path is not None:
-            audio_key = prefix + chunk.audio_path.name
-            work_store.upload_file(chunk.audio_path, audio_key, content_type="video/mp2t")
-        task = ChunkTask(chunk.index, plan.total, tuple(ladder), source.frame_rate, source.has_audio, segment_s)
-        requests.append(ChunkRequested(job_id, chunk.index, plan.total, task.to_dict(), video_key, audio_key))
     publish(StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
                        progress=0.05, chunks={"total": plan.total}))  # fmt: skip
-    for request in requests:
-        publish(request)
+    for index in range(plan.total):
+        task = ChunkTask.of(plan, index, ladder, readable, segment_s)
+        publish(ChunkRequested(job_id, index, plan.total, task.to_dict(), source_key))
     return plan.total
 
 
@@ -127,6 +123,7 @@ def encode_one_chunk(
     scratch: Path,
     *,
     timeout_s: float,
+    locate: Locate,
     work_store: WorkStore,
     output_store: OutputStore,
     publish: Publish,
@@ -137,14 +134,8 @@ def encode_one_chunk(
     Idempotent: a repeated order rewrites the same segments and reports the same
     chunk, which the count takes once."""
     task = ChunkTask.from_dict(request.task)
-    video_path = scratch / "video.ts"
-    work_store.download(request.video_key, video_path)
-    audio_path = None
-    if request.audio_key:
-        audio_path = scratch / "audio.ts"
-        work_store.download(request.audio_key, audio_path)
     out = scratch / "out"
-    output = encode_chunk(task, video_path, audio_path, out, timeout_s=timeout_s)
+    output = encode_chunk(task, locate(request.source_key), out, timeout_s=timeout_s)
     for rendition in task.ladder:  # the stitched playlists replace the chunk's own
         (out / rendition.name / chunk_playlist_name(task.index)).unlink(missing_ok=True)
     output_store.upload_tree(out, hls_prefix(request.job_id))
@@ -205,6 +196,7 @@ def run_work_order(
     receive_count: int,
     max_receive_count: int,
     timeout_s: float,
+    locate: Locate,
     work_store: WorkStore,
     output_store: OutputStore,
     publish: Publish,
@@ -220,8 +212,8 @@ def run_work_order(
 
     try:
         if isinstance(order, ChunkRequested):
-            encode_one_chunk(order, scratch, timeout_s=timeout_s, work_store=work_store, output_store=output_store,
-                             publish=publish)  # fmt: skip
+            encode_one_chunk(order, scratch, timeout_s=timeout_s, locate=locate, work_store=work_store,
+                             output_store=output_store, publish=publish)  # fmt: skip
         else:
             stitch(order, scratch, work_store=work_store, output_store=output_store, publish=publish)
     except MediaError as exc:

@@ -27,6 +27,8 @@ from vidpipe.storage import S3ObjectStore
 
 # Kept back from the Lambda timeout for uploading segments and reporting a failure.
 RESERVED_TIME_S = 60
+# A presigned URL outlives the FFmpeg run that reads it by ranges (Lambda's 15 minutes at most).
+SOURCE_URL_EXPIRES_S = 1200
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -49,13 +51,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         try:
             # Held in short leases, as the stages' messages are: a chunk whose
             # function dies without a word is offered again within one lease.
+            uploads = S3ObjectStore(s3_client(), settings.uploads_bucket)
             with message_lease(record.receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
                 run_work_order(
                     order, scratch,
                     receive_count=receive_count,
                     max_receive_count=settings.max_receive_count,
                     timeout_s=timeout_s,
-                    work_store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+                    # FFmpeg reads only the chunk's part of the source, by ranged GETs.
+                    locate=lambda key: uploads.presigned_get(key, expires_s=SOURCE_URL_EXPIRES_S),
+                    work_store=uploads,
                     output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
                     publish=EventBridgePublisher(events_client(), settings.event_bus_name,
                                                  source="vidpipe.transcode").publish,

@@ -38,8 +38,9 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
     settings = get_settings()
     source = probe_media(context.source_path, timeout_s=PROBE_TIMEOUT_S)
     if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
-        # Long: split here, encode the chunks on many functions (chunk_encode), and
-        # let the last of them stitch and report Transcode Completed.
+        # Long: plan here, encode the chunks on many functions (chunk_encode), each
+        # reading its own part of the upload, and let the last stitch and report
+        # Transcode Completed.
         context.report_source(source_summary(source))
         work_store = S3ObjectStore(s3_client(), settings.uploads_bucket)
         publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE)
@@ -50,6 +51,7 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
 
         total = fan_out(
             context.job_id, context.source_path, source, context.output_dir.parent,
+            source_key=f"{UPLOAD_KEY_PREFIX}{context.job_id}/source",
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
             ladder_config=ladder_from_text(settings.ladder_rungs),
         )  # fmt: skip
