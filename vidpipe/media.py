@@ -430,6 +430,31 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     return parse_probe(probe)
 
 
+def probe_media_url(url: str, *, timeout_s: float = 60.0) -> SourceInfo:
+    """:func:`probe_media` of an upload read over HTTP(S) by its presigned URL:
+    ffprobe fetches only the byte ranges it needs (an MP4's index), so a long
+    upload can be planned without downloading it.
+
+    Only what ffprobe decides: the scan of :func:`refuse_references` needs the
+    whole file, so callers use this answer only to read the upload with the
+    ``mov`` demuxer, which never opens anything besides its own file. Raises
+    what probe_media raises, CorruptMedia also when the URL cannot be read."""
+    limits = _process_limits(timeout_s)
+    completed = _run_ffprobe(
+        ["-v", "error", "-print_format", "json", "-show_format", "-show_streams"], url, limits, timeout_s=timeout_s
+    )
+    stderr = _readable(completed.stderr.decode("utf-8", "replace"), [url])
+    if completed.returncode != 0:
+        limits.raise_if_exceeded(completed.returncode, stderr, completed.peak_memory_bytes, tool="ffprobe")
+        raise CorruptMedia(f"the upload cannot be probed over HTTP: {stderr}")
+    if "not on whitelist" in stderr:
+        raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
+    try:
+        return parse_probe(json.loads(completed.stdout or b"{}"))
+    except json.JSONDecodeError as exc:
+        raise FfmpegError("ffprobe printed something that is not JSON") from exc
+
+
 @dataclass(frozen=True)
 class _Finished:
     returncode: int
@@ -438,13 +463,21 @@ class _Finished:
     peak_memory_bytes: int
 
 
-def _run_ffprobe(options: list[str], path: Path, limits: _ProcessLimits, *, timeout_s: float) -> _Finished:
+def _run_ffprobe(options: list[str], path: Path | str, limits: _ProcessLimits, *, timeout_s: float) -> _Finished:
+    """ffprobe on a local file, or on a presigned URL (``str``) with only its own protocol."""
+    if isinstance(path, str):
+        scheme = path.partition("://")[0]
+        if scheme not in URL_PROTOCOLS:
+            raise ValueError(f"ffprobe may read an upload only over {sorted(URL_PROTOCOLS)}, not {scheme!r}")
+        protocols, target = URL_PROTOCOLS[scheme], path
+    else:
+        protocols, target = "file", f"file:{path}"
     args = [
         find_tool("ffprobe"),
         *options,
-        "-protocol_whitelist", "file",
+        "-protocol_whitelist", protocols,
         "-format_whitelist", _PROBE_FORMAT_WHITELIST,
-        f"file:{path}",
+        target,
     ]  # fmt: skip
     try:
         process = subprocess.Popen(

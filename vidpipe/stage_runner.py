@@ -50,6 +50,8 @@ from vidpipe.timeline import DynamoTimeline, TimelineEntry, TimelineRecorder
 
 PROGRESS_MIN_INTERVAL_S = 2.0
 PROGRESS_MIN_STEP = 0.05
+# How long a stage's presigned input URL lives: past the longest FFmpeg run reading it.
+INPUT_URL_EXPIRES_S = 1200
 
 
 class EventPublisher(Protocol):
@@ -58,6 +60,7 @@ class EventPublisher(Protocol):
 
 class SourceStore(Protocol):
     def download(self, key: str, path: Path) -> None: ...
+    def presigned_get(self, key: str, *, expires_s: int) -> str: ...
 
 
 class OutputStore(Protocol):
@@ -79,6 +82,10 @@ class StageContext:
     publish_playable: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
     # Every object fetched for the stage, by local name (``source`` for an upload).
     inputs: dict[str, Path] = field(default_factory=dict)
+    # For a stage run with fetch_inputs_first=False: download the inputs now
+    # (once; later calls do nothing), or get a URL FFmpeg can read one by ranges.
+    fetch_inputs: Callable[[], None] = field(default=lambda: None)
+    input_url: Callable[[str], str] = field(default=lambda name: "")
 
 
 # The outputs' description, or None when another service finishes the stage.
@@ -155,9 +162,14 @@ def run_stage(
     read_input: Callable[[dict[str, Any]], StageInput] = upload_input,
     attempt: StageAttempt | None = None,
     timeline: TimelineRecorder | None = None,
+    fetch_inputs_first: bool = True,
 ) -> None:
     """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
     ``read_input`` finds in it). See the module doc.
+
+    With ``fetch_inputs_first`` False nothing is downloaded before ``work``,
+    which calls ``context.fetch_inputs()`` if it needs the files (the transcode
+    stage plans a long MP4 from its URL and never downloads it).
 
     With ``attempt``, every event carries its trace; with ``timeline``, a failed
     attempt is written to the job's timeline (its retry delay, or that the
@@ -180,8 +192,16 @@ def run_stage(
         logger.info("stage started", extra={"attempt": receive_count})
         publish(StageEventKind.STARTED)
         inputs = {name: scratch / name for name in stage_input.objects}
-        for name, key in stage_input.objects.items():
-            source_store.download(key, inputs[name])
+        fetched: list[bool] = []
+
+        def fetch_inputs() -> None:
+            if not fetched:
+                for name, key in stage_input.objects.items():
+                    source_store.download(key, inputs[name])
+                fetched.append(True)
+
+        if fetch_inputs_first:
+            fetch_inputs()
         source_path = scratch / "source"
         context = StageContext(
             job_id=job_id,
@@ -190,6 +210,9 @@ def run_stage(
             report_progress=_ProgressThrottle(lambda f: publish(StageEventKind.PROGRESS, progress=round(f, 3))),
             report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
             inputs=inputs,
+            fetch_inputs=fetch_inputs,
+            input_url=lambda name: source_store.presigned_get(stage_input.objects[name],
+                                                              expires_s=INPUT_URL_EXPIRES_S),
         )
         prefix = f"jobs/{job_id}/{output_folder}/"
 
@@ -279,6 +302,7 @@ def run_stage_for_record(
     input_bucket: str | None = None,
     invocation: Invocation | None = None,
     sent_timestamp_ms: str | int | None = None,
+    fetch_inputs_first: bool = True,
 ) -> None:
     """:func:`run_stage` wired to the real adapters, for one SQS record of a
     stage function (the two stage handlers differ only in their arguments).
@@ -323,6 +347,7 @@ def run_stage_for_record(
                 read_input=read_input,
                 attempt=attempt,
                 timeline=timeline,
+                fetch_inputs_first=fetch_inputs_first,
             )
     except Exception:
         if receipt_handle:

@@ -5,6 +5,7 @@ with the failure policy of the chunk-encode function."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from upload_api.domain_logic.status import JobUpdate, stitch_request
 from vidpipe.errors import StorageError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.jobs import Job, StageStatus, apply_event
-from vidpipe.media import probe_media
+from vidpipe.media import find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -74,8 +75,9 @@ def fanned_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[FolderStore, F
     work.upload_file(SAMPLE, SOURCE_KEY)
     scratch = root / "planner"
     scratch.mkdir()
-    fan_out(JOB_ID, SAMPLE, probe_media(SAMPLE), scratch, source_key=SOURCE_KEY, chunk_s=8, timeout_s=120,
-            work_store=work, publish=bus.publish)  # fmt: skip
+    # an MP4 probed by its URL: nothing downloaded (local_source None)
+    fan_out(JOB_ID, probe_media(SAMPLE), scratch, source_key=SOURCE_KEY, local_source=None, chunk_s=8,
+            timeout_s=120, work_store=work, publish=bus.publish)  # fmt: skip
     return work, outputs, bus
 
 
@@ -137,6 +139,25 @@ def test_GIVEN_orders_THEN_every_chunk_reads_the_upload_itself_and_nothing_was_s
     assert {order.source_key for order in bus.of(ChunkRequested)} == {SOURCE_KEY}
     # only the plan and the chunks' segment lists: no media was copied into the work area
     assert {path.suffix for path in (work.root / "chunks" / JOB_ID).iterdir()} == {".json"}
+
+
+def test_GIVEN_an_upload_ffmpeg_cannot_seek_in_WHEN_fanned_out_THEN_chunks_read_its_remux(tmp_path: Path) -> None:
+    work, bus = FolderStore(tmp_path / "uploads"), Bus()
+    upload = tmp_path / "upload.ts"
+    subprocess.run([find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), "-c", "copy", "-f", "mpegts", str(upload)],
+                   check=True, timeout=60)  # fmt: skip
+    source = probe_media(upload)
+
+    with pytest.raises(ValueError, match="downloaded"):
+        fan_out(JOB_ID, source, tmp_path, source_key=SOURCE_KEY, local_source=None, chunk_s=8, timeout_s=120,
+                work_store=work, publish=bus.publish)  # fmt: skip
+    total = fan_out(JOB_ID, source, tmp_path, source_key=SOURCE_KEY, local_source=upload, chunk_s=8,
+                    timeout_s=120, work_store=work, publish=bus.publish)  # fmt: skip
+
+    remux_key = f"chunks/{JOB_ID}/seekable.mkv"
+    assert total == 3 and {order.source_key for order in bus.of(ChunkRequested)} == {remux_key}
+    assert probe_media(work.locate(remux_key)).demuxer == "matroska"
+    assert {order.task["demuxer"] for order in bus.of(ChunkRequested)} == {"matroska"}
 
 
 def test_GIVEN_a_chunk_that_keeps_failing_WHEN_the_last_attempt_fails_THEN_the_transcode_fails_with_a_reason(

@@ -12,15 +12,17 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
 from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from vidpipe.aws_clients import events_client, mediaconvert_client, s3_client
+from vidpipe.errors import FfmpegError, MediaError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, Stage, StageEvent
-from vidpipe.media import probe_media
+from vidpipe.media import SourceInfo, probe_media, probe_media_url
 from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
 from vidpipe.settings import get_settings
@@ -34,9 +36,26 @@ RESERVED_TIME_S = 90
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+def probe_upload(context: StageContext) -> SourceInfo:
+    """What the upload is. An MP4/MOV is probed by its URL (ffprobe reads only
+    its index), so a long one is planned without a download; any other
+    container, or an answer ffprobe cannot give over HTTP, is downloaded and
+    probed in full (with the checks and precise errors of probe_media), as
+    is an upload already here."""
+    if not context.source_path.exists():
+        try:
+            source = probe_media_url(context.input_url("source"), timeout_s=PROBE_TIMEOUT_S)
+            if source.demuxer in SEEKABLE_DEMUXERS:
+                return source
+        except (MediaError, FfmpegError) as exc:
+            logger.info("probing the upload by URL failed; downloading it", extra={"reason": str(exc)})
+    context.fetch_inputs()
+    return probe_media(context.source_path, timeout_s=PROBE_TIMEOUT_S)
+
+
 def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float) -> dict[str, Any] | None:
     settings = get_settings()
-    source = probe_media(context.source_path, timeout_s=PROBE_TIMEOUT_S)
+    source = probe_upload(context)
     if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
         # Long: plan here, encode the chunks on many functions (chunk_encode), each
         # reading its own part of the upload, and let the last stitch and report
@@ -50,13 +69,15 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
             (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
 
         total = fan_out(
-            context.job_id, context.source_path, source, context.output_dir.parent,
+            context.job_id, source, context.output_dir.parent,
             source_key=f"{UPLOAD_KEY_PREFIX}{context.job_id}/source",
+            local_source=context.source_path if context.source_path.exists() else None,
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
             ladder_config=ladder_from_text(settings.ladder_rungs),
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
+    context.fetch_inputs()
     probed: dict[str, Any] = {}
 
     def on_probed(probed_source: Any) -> None:
@@ -126,6 +147,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             stage=Stage.TRANSCODE,
             output_folder="hls",
             work=work,
+            # The FFmpeg backend downloads only what it encodes here (see probe_upload).
+            fetch_inputs_first=get_settings().transcode_backend == "mediaconvert",
         )
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
