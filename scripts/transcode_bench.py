@@ -9,23 +9,26 @@ script works). Measured, each by the code the functions run, without AWS:
 1. single-process pipeline transcode (transcode_to_hls with early playback, as
    the transcode function calls it) ÷ one plain FFmpeg command for the same
    ladder (goal ≤ 1.10), wall time;
-2. chunked total CPU (split + every chunk + stitch) ÷ the plain single pass's
+2. chunked total CPU (plan + every chunk + stitch) ÷ the plain single pass's
    CPU (goal ≤ 1.05), from the children's rusage;
 3. time to first playable ÷ time to READY for the single-process path (goal
    ≤ 0.35): lowest rung written ÷ whole ladder written;
 4. thumbnails + sprite ÷ one full-rate decode of the same file (goal ≤ 0.1);
 5. a latency model for a 60-minute 1080p source on Lambda at N parallel chunk
-   functions, from the measured per-chunk, split and stitch times (goal ≤ 60 s).
+   functions, from the measured per-chunk, plan and stitch times (goal ≤ 60 s).
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import math
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +44,7 @@ from transcode.domain_logic.chunking import ChunkedTimings, transcode_chunked  #
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
 from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
-from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg  # noqa: E402
+from vidpipe.media import find_tool, input_args, probe_media, probe_media_url, run_ffmpeg  # noqa: E402
 
 SOURCE_S = int(os.environ.get("BENCH_SOURCE_S", "60"))
 CHUNK_S = int(os.environ.get("BENCH_CHUNK_S", "32" if SOURCE_S >= 64 else "8"))
@@ -54,9 +57,13 @@ LAMBDA_MB_PER_VCPU = 1769  # AWS: a function gets one vCPU per 1,769 MB
 X264_SCALING = 0.8  # x264 speed-up per added core, relative to perfect scaling
 MODEL_SOURCE_S = 3600
 MODEL_SOURCE_MBPS = 8  # a typical 1080p upload
-S3_MB_PER_S = 250  # one function's S3 throughput with parallel ranged GETs/PUTs
-EVENT_HOPS_S = 2.0  # EventBridge → SQS → Lambda, for the orders and the stitch request
+S3_MB_PER_S = 90  # one function's single-stream S3 GET or PUT
+S3_REQUEST_S = 0.05  # one S3 request's latency (a ranged GET's first byte, a small PUT)
+PUT_EVENTS_S = 0.03  # one PutEvents call
+EVENT_HOP_S = 2.0  # EventBridge → SQS → Lambda (or → the status function)
 COLD_START_S = 1.5
+MODEL_CHUNK_S = (8, 16, 32)
+MODEL_PARALLEL = (10, 120, 500)
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,8 @@ def main() -> None:
         ))
         chunk_times = min(timings, key=lambda t: sum(t.chunks_s))
 
+        probe_m = measure_url_probe(source_path)
+
         thumbs_m, _ = measure(
             lambda: make_thumbnails(source_path, Path(tempfile.mkdtemp(dir=root)), timeout_s=TIMEOUT_S)
         )
@@ -148,10 +157,10 @@ def main() -> None:
         "thumbnails": thumbs_m.wall_s / decode_m.wall_s,
         "thumbnails_cpu": thumbs_m.cpu_s / decode_m.cpu_s,
     }
-    model = latency_model(chunk_times, cores, startup_s)
+    model = latency_model(chunk_times, cores, startup_s, probe_m.wall_s)
     report = render(ladder_names=[r.name for r in ladder], cores=cores, plain=plain_m, pipeline=pipeline_m,
                     playable_s=playable_s, chunked=chunked_m, chunk_times=chunk_times, thumbs=thumbs_m,
-                    decode=decode_m, ratios=ratios, model=model)
+                    decode=decode_m, ratios=ratios, model=model, startup_s=startup_s, url_probe_s=probe_m.wall_s)
     print(report)
     REPORT.write_text(report, encoding="utf-8")
     print(f"written to {REPORT.relative_to(PROJECT_ROOT)}")
@@ -161,45 +170,75 @@ def main() -> None:
 class ModelRow:
     memory_mb: int
     parallel: int
-    chunk_s: float
-    split_s: float
+    chunk_s: int
+    chunks: int
+    plan_s: float
     wave_s: float
     waves: int
+    stitch_s: float
     total_s: float
 
 
 def ffmpeg_startup_s() -> float:
-    """Wall time of an FFmpeg run that does nothing: the fixed part of the split's time."""
+    """Wall time of an FFmpeg run that does nothing: the fixed part of every chunk's time."""
     started = time.perf_counter()
     subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
                     "nullsrc=d=0.04", "-f", "null", "-"], check=True)  # fmt: skip
     return time.perf_counter() - started
 
 
-def latency_model(timings: ChunkedTimings, cores: int, startup_s: float) -> list[ModelRow]:
-    """Upload-complete to READY for a 60-minute 1080p source, at N chunk functions.
+def measure_url_probe(source_path: Path) -> Measured:
+    """The planner's probe as the transcode function runs it: ffprobe of the
+    upload's URL, here served over real HTTP from localhost."""
+    handler = functools.partial(QuietFileHandler, directory=str(source_path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{source_path.name}"
+        measured, _ = measure(lambda: probe_media_url(url, timeout_s=TIMEOUT_S))
+    finally:
+        server.shutdown()
+    return measured
 
-    From the measured per-chunk encode time on this machine's cores (scaled to
-    the function's vCPUs with X264_SCALING), the measured split time (per source
-    second: stream copy plus the one audio encode), S3 transfer of the source
-    and of the chunks at S3_MB_PER_S, event hops and a cold start per wave."""
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def latency_model(timings: ChunkedTimings, cores: int, startup_s: float, url_probe_s: float) -> list[ModelRow]:
+    """Upload-complete to READY for a 60-minute 1080p MP4, at N chunk functions.
+
+    The critical path, step by step (see docs/PERFORMANCE.md for the words):
+    event to the transcode function; the plan (ffprobe of the URL: measured over
+    HTTP on localhost, plus a few S3 requests' latency) and the orders (PutEvents, 16 at a time);
+    event to the chunk functions; the waves of chunks, each reading its part of
+    the source, encoding (the measured median chunk, scaled to the chunk length
+    and to the function's vCPUs with X264_SCALING) and uploading its segments;
+    the report and the stitch request (two hops); the stitch (one GET per chunk,
+    16 at a time, plus the measured playlist writing); the completion to READY."""
     per_chunk_here = sorted(timings.chunks_s)[len(timings.chunks_s) // 2]  # the median chunk
-    # The split's time per source second, without FFmpeg's fixed start-up cost
-    # (which a longer source does not multiply).
-    split_per_source_s = max(0.0, timings.split_s - startup_s) / SOURCE_S
-    source_mb = MODEL_SOURCE_S * MODEL_SOURCE_MBPS / 8
-    split_s = source_mb / S3_MB_PER_S + split_per_source_s * MODEL_SOURCE_S + source_mb / S3_MB_PER_S
-    chunks = math.ceil(MODEL_SOURCE_S / CHUNK_S)
+    # Two FFmpeg runs per chunk (audio, then video): their start-up does not grow with the chunk.
+    fixed_s = 2 * startup_s
+    per_second_here = max(0.0, per_chunk_here - fixed_s) / CHUNK_S
+    ladder_mbps = 12  # the five rungs' video and audio together (5000+2800+1400+800+400 k + audio)
     rows = []
     for memory_mb in (3008, 10240):
         vcpus = memory_mb / LAMBDA_MB_PER_VCPU
         speedup = 1 + (vcpus / cores - 1) * X264_SCALING if vcpus >= cores else vcpus / cores
-        chunk_io_s = 2 * (CHUNK_S * MODEL_SOURCE_MBPS / 8) / S3_MB_PER_S
-        wave_s = per_chunk_here / speedup + chunk_io_s + COLD_START_S
-        for parallel in (10, 50, 120, 500):
-            waves = math.ceil(chunks / parallel)
-            total = split_s + EVENT_HOPS_S + waves * wave_s + timings.stitch_s + EVENT_HOPS_S
-            rows.append(ModelRow(memory_mb, parallel, CHUNK_S, split_s, wave_s, waves, total))
+        for chunk_s in MODEL_CHUNK_S:
+            chunks = math.ceil(MODEL_SOURCE_S / chunk_s)
+            # The probe reads the MP4's index: measured over HTTP here, plus S3's request latency.
+            plan_s = url_probe_s + timings.plan_s + 3 * S3_REQUEST_S + math.ceil(chunks / 16) * PUT_EVENTS_S
+            chunk_io_s = (S3_REQUEST_S + chunk_s * MODEL_SOURCE_MBPS / 8 / S3_MB_PER_S
+                          + chunk_s * ladder_mbps / 8 / S3_MB_PER_S)  # fmt: skip
+            wave_s = COLD_START_S + fixed_s + per_second_here * chunk_s / speedup + chunk_io_s
+            stitch_s = math.ceil(chunks / 16) * S3_REQUEST_S + timings.stitch_s + S3_REQUEST_S
+            for parallel in MODEL_PARALLEL:
+                waves = math.ceil(chunks / parallel)
+                total = (EVENT_HOP_S + COLD_START_S + plan_s + EVENT_HOP_S + waves * wave_s
+                         + 2 * EVENT_HOP_S + stitch_s + EVENT_HOP_S)  # fmt: skip
+                rows.append(ModelRow(memory_mb, parallel, chunk_s, chunks, plan_s, wave_s, waves, stitch_s, total))
     return rows
 
 
@@ -232,35 +271,46 @@ def render(**m: Any) -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, key in (("plain FFmpeg ladder", "plain"), ("pipeline (lowest rung first, then the rest)", "pipeline"),
-                      ("chunked (split + chunks + stitch, one after another)", "chunked"),
+                      ("chunked (plan + chunks + stitch, one after another)", "chunked"),
                       ("thumbnails + sprite", "thumbs"), ("full-rate decode", "decode")):
         measured = m[key]
         lines.append(f"| {name} | {measured.wall_s:.2f} | {measured.cpu_s:.2f} | {measured.peak_rss_mb:.0f} |")
     lines += [
         "",
-        f"First playable after {m['playable_s']:.2f} s of {m['pipeline'].wall_s:.2f} s. Chunked: split "
-        f"{ct.split_s:.2f} s, chunks {', '.join(f'{t:.2f}' for t in ct.chunks_s)} s, stitch {ct.stitch_s:.3f} s.",
+        f"First playable after {m['playable_s']:.2f} s of {m['pipeline'].wall_s:.2f} s. Chunked: plan "
+        f"{ct.plan_s:.3f} s, chunks {', '.join(f'{t:.2f}' for t in ct.chunks_s)} s, stitch {ct.stitch_s:.3f} s.",
         "(Peak RSS is the largest child so far in the run, so rows after a bigger step repeat its figure.)",
         "",
         f"## Latency model: {MODEL_SOURCE_S // 60}-minute 1080p source on Lambda",
         "",
-        f"Measured inputs: the median chunk's encode time ({sorted(ct.chunks_s)[len(ct.chunks_s) // 2]:.2f} s for "
-        f"{CHUNK_S} s of 1080p on {m['cores']} cores) and the split time per source second. Assumed: one vCPU "
-        f"per {LAMBDA_MB_PER_VCPU} MB, x264 gains {X264_SCALING:.0%} of each added core, {MODEL_SOURCE_MBPS} Mbit/s "
-        f"source, {S3_MB_PER_S} MB/s S3 per function, {EVENT_HOPS_S:.0f} s per event hop, {COLD_START_S} s cold "
-        "start per wave. The split (download, stream copy, audio encode, upload of the chunks) runs on one "
-        "function before any chunk starts.",
+        f"Measured inputs: the median chunk's time ({sorted(ct.chunks_s)[len(ct.chunks_s) // 2]:.2f} s for "
+        f"{CHUNK_S} s of 1080p on {m['cores']} cores: its audio, then all five rungs), FFmpeg's start-up "
+        f"({m['startup_s']:.3f} s, twice per chunk), ffprobe of the source's URL over HTTP ({m['url_probe_s']:.3f} s), "
+        f"the plan ({ct.plan_s:.3f} s) and the stitch "
+        f"({ct.stitch_s:.3f} s). Assumed: one vCPU per {LAMBDA_MB_PER_VCPU} MB, x264 gains {X264_SCALING:.0%} of "
+        f"each added core, an MP4 at {MODEL_SOURCE_MBPS} Mbit/s, {S3_MB_PER_S} MB/s and {S3_REQUEST_S} s per "
+        f"request to S3, {PUT_EVENTS_S} s per PutEvents, {EVENT_HOP_S:.0f} s per event hop, {COLD_START_S} s "
+        "cold start per wave.",
         "",
-        "| Memory MB | N functions | split s | per-chunk s | waves | upload-to-READY s | ≤ 60 s? |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "Critical path: event to the transcode function, cold start; the plan (ffprobe of the upload's URL, "
+        "no download) and the chunk orders, 16 at a time; event to the chunk functions; the waves of chunks, each "
+        "cold-starting, reading only its part of the upload by ranged GETs, encoding its audio and its five rungs, "
+        "uploading its segments; two hops (chunk report to the status function, stitch request to a chunk "
+        "function); the stitch (one GET per chunk, 16 at a time; playlists only); one hop to READY.",
+        "",
+        "| Memory MB | chunk s | chunks | N functions | plan s | per wave s | waves | stitch s | upload-to-READY s "
+        "| ≤ 60 s? |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in m["model"]:
-        lines.append(f"| {row.memory_mb} | {row.parallel} | {row.split_s:.1f} | {row.wave_s:.1f} | {row.waves} | "
-                     f"{row.total_s:.1f} | {'yes' if row.total_s <= 60 else 'no'} |")
+        lines.append(f"| {row.memory_mb} | {row.chunk_s} | {row.chunks} | {row.parallel} | {row.plan_s:.1f} | "
+                     f"{row.wave_s:.1f} | {row.waves} | {row.stitch_s:.1f} | {row.total_s:.1f} | "
+                     f"{'yes' if row.total_s <= 60 else 'no'} |")
+    best = min(m["model"], key=lambda row: row.total_s)
     lines += [
         "",
-        "The split on one function (moving the whole source through S3 twice) is the floor of this design; "
-        "below it, chunk functions would have to read their byte ranges of the source themselves.",
+        f"Best: {best.total_s:.1f} s with {best.parallel} functions of {best.memory_mb} MB on {best.chunk_s} s "
+        f"chunks ({best.chunks} chunks, {best.waves} wave(s)).",
         "",
     ]
     return "\n".join(lines)
