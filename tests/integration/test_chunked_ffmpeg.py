@@ -50,16 +50,16 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Transco
     return {"chunked": (chunked, root / "chunked"), "single": (single, root / "single")}
 
 
-def test_GIVEN_the_sample_WHEN_planned_THEN_three_chunks_cut_half_a_frame_before_8s_and_16s() -> None:
+def test_GIVEN_the_sample_WHEN_planned_THEN_three_chunks_cut_a_quarter_frame_before_8s_and_16s() -> None:
     source = probe_media(SAMPLE)
 
     plan = plan_chunks(source, chunk_s=CHUNK_S)
 
-    half_frame = 1 / 60
+    early = 1 / 120  # a quarter frame
     assert [(chunk.start_s, chunk.end_s) for chunk in plan.chunks] == [
-        (None, pytest.approx(8 - half_frame)),
-        (pytest.approx(8 - half_frame), pytest.approx(16 - half_frame)),
-        (pytest.approx(16 - half_frame), None),
+        (None, pytest.approx(8 - early)),
+        (pytest.approx(8 - early), pytest.approx(16 - early)),
+        (pytest.approx(16 - early), None),
     ]
     # 48 kHz: the first AAC frame at or after each cut (8 s is exactly frame 375)
     assert [(chunk.audio_start, chunk.audio_end) for chunk in plan.chunks] == [
@@ -214,6 +214,27 @@ def test_GIVEN_an_mpegts_upload_WHEN_chunked_THEN_remuxed_once_for_seeking_and_f
     assert (tmp_path / "work" / "seekable.mkv").exists()
     for rendition in result.renditions:
         assert frame_count(tmp_path / "hls" / rendition.name / MEDIA_PLAYLIST_NAME) == 600
+
+
+def test_GIVEN_a_variable_frame_rate_source_WHEN_chunked_THEN_the_same_frames_and_durations_as_one_pass(
+    tmp_path: Path,
+) -> None:
+    # 30 fps for 10 s, then every other frame dropped (15 fps), kept as variable frame rate
+    variable = remade(tmp_path, "vfr.mp4", "-vf", r"select='lt(t\,10)+not(mod(n\,2))'", "-fps_mode", "vfr",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy")
+    assert frame_count(variable) == 450  # GIVEN really variable: 300 + 150 frames over 20 s
+
+    chunked = transcode_chunked(variable, tmp_path / "chunked", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S)
+    transcode_to_hls(variable, tmp_path / "single", timeout_s=TIMEOUT_S)
+
+    for rendition in chunked.renditions:
+        chunked_playlist = tmp_path / "chunked" / rendition.name / MEDIA_PLAYLIST_NAME
+        single_playlist = tmp_path / "single" / rendition.name / MEDIA_PLAYLIST_NAME
+        assert frame_count(chunked_playlist) == frame_count(single_playlist), rendition.name
+        assert media_checks.duration_s(chunked_playlist) == pytest.approx(media_checks.duration_s(single_playlist),
+                                                                          abs=1 / 15)
+        video = packet_times(chunked_playlist, "v:0")
+        assert len(set(video)) == len(video)  # no frame twice across a join
 
 
 def test_GIVEN_a_chunk_length_not_a_multiple_of_the_segment_THEN_refused(tmp_path: Path) -> None:

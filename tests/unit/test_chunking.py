@@ -32,17 +32,17 @@ SOURCE = SourceInfo(
     duration_s=100.0, width=1280, height=720, rotation=0, frame_rate=Fraction(30), video_codec="h264",
     audio_codec="aac", audio_channels=2, format_name="mov,mp4,m4a,3gp,3g2,mj2", audio_sample_rate=48000,
 )  # fmt: skip
-HALF_FRAME = 1 / 60
+EARLY = 1 / 120  # a quarter frame at 30 fps
 
 
-def test_GIVEN_100s_WHEN_planned_in_32s_chunks_THEN_cut_half_a_frame_early_and_a_short_tail_is_merged() -> None:
+def test_GIVEN_100s_WHEN_planned_in_32s_chunks_THEN_cut_a_quarter_frame_early_and_a_short_tail_is_merged() -> None:
     plan = plan_chunks(SOURCE, chunk_s=32)
 
     # cuts before 32 and 64 s; the last 4 s (< 8 s, a quarter chunk) stay in the third chunk
     assert [(c.start_s, c.end_s) for c in plan.chunks] == [
-        (None, pytest.approx(32 - HALF_FRAME)),
-        (pytest.approx(32 - HALF_FRAME), pytest.approx(64 - HALF_FRAME)),
-        (pytest.approx(64 - HALF_FRAME), None),
+        (None, pytest.approx(32 - EARLY)),
+        (pytest.approx(32 - EARLY), pytest.approx(64 - EARLY)),
+        (pytest.approx(64 - EARLY), None),
     ]
     # audio: 48 kHz, 32 s is exactly AAC frame 1500
     assert [(c.audio_start, c.audio_end) for c in plan.chunks] == [
@@ -63,7 +63,7 @@ def test_GIVEN_streams_starting_late_WHEN_planned_THEN_both_grids_start_where_th
 
     plan = plan_chunks(late, chunk_s=8)
 
-    assert [c.start_s for c in plan.chunks] == [None, pytest.approx(9.4 - HALF_FRAME), pytest.approx(17.4 - HALF_FRAME)]
+    assert [c.start_s for c in plan.chunks] == [None, pytest.approx(9.4 - EARLY), pytest.approx(17.4 - EARLY)]
     assert plan.audio_origin == 24000
     assert all((c.audio_start - 24000) % 1024 == 0 for c in plan.chunks[1:])
 
@@ -125,13 +125,15 @@ def test_GIVEN_a_chunk_WHEN_args_built_THEN_it_reads_its_part_trims_exactly_and_
     args = build_chunk_args(task, Path("/w/source"), Path("/w/out/audio_0001.aac"), Path("/w/out"))
 
     assert args[:13] == [
-        "-copyts", "-noaccurate_seek", "-ss", f"{32 - HALF_FRAME - 1:.6f}",
+        "-copyts", "-noaccurate_seek", "-ss", f"{32 - EARLY - 1:.6f}",
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-i", "file:/w/source",
         "-itsoffset",
     ]  # fmt: skip
     assert float(args[13]) == pytest.approx(1500 * 1024 / 48000)
     graph = args[args.index("-filter_complex") + 1]
-    assert graph.startswith(f"[0:v:0]trim=start={32 - HALF_FRAME:.6f}:end={64 - HALF_FRAME:.6f}[chunk];[chunk]split=")
+    # constant rate on the whole file's grid from the last slot before the seek, then the chunk's exact frames
+    assert graph.startswith(f"[0:v:0]fps=fps=30/1:start_time={30 + 29 / 30:.6f},"
+                            f"trim=start={32 - EARLY:.6f}:end={64 - EARLY:.6f},split=")
     assert args[args.index("-c:a"): args.index("-c:a") + 2] == ["-c:a", "copy"]
     encoder = video_encoder_args(ladder, Fraction(30), 4, chunk_relative=True)
     start = args.index("-c:v")
@@ -150,7 +152,7 @@ def test_GIVEN_the_first_chunk_WHEN_args_built_THEN_no_seek_and_only_an_end_trim
     args = build_chunk_args(middle_task(0), Path("/w/source"), None, Path("/w/out"))
 
     assert "-ss" not in args and "-map" in args and "1:a:0" not in args
-    assert args[args.index("-filter_complex") + 1].startswith(f"[0:v:0]trim=end={32 - HALF_FRAME:.6f}[chunk];")
+    assert args[args.index("-filter_complex") + 1].startswith(f"[0:v:0]fps=fps=30/1,trim=end={32 - EARLY:.6f},split=")
 
 
 def adts_frame(payload: bytes) -> bytes:

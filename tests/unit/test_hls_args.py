@@ -50,7 +50,7 @@ def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_wit
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/scratch/job/source",
         "-filter_complex",
-        "[0:v:0]split=4[split0][split1][split2][split3];"
+        "[0:v:0]fps=fps=30/1,split=4[split0][split1][split2][split3];"
         "[split0]scale=1280:720,setsar=1,format=yuv420p[video0];"
         "[split1]scale=854:480,setsar=1,format=yuv420p[video1];"
         "[split2]scale=640:360,setsar=1,format=yuv420p[video2];"
@@ -85,7 +85,7 @@ def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_s
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/scratch/job/source",
         "-filter_complex",
-        "[0:v:0]split=2[split0][split1];"
+        "[0:v:0]fps=fps=30/1,split=2[split0][split1];"
         "[split0]scale=640:360,setsar=1,format=yuv420p[video0];"
         "[split1]scale=426:240,setsar=1,format=yuv420p[video1]",
         "-map", "[video0]",
@@ -112,7 +112,7 @@ def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
         "-i", "file:/scratch/job/source",
         "-filter_complex",
-        "[0:v:0]split=3[split0][split1][split2];"
+        "[0:v:0]fps=fps=25/1,split=3[split0][split1][split2];"
         "[split0]scale=854:480,setsar=1,format=yuv420p[video0];"
         "[split1]scale=640:360,setsar=1,format=yuv420p[video1];"
         "[split2]scale=428:240,setsar=1,format=yuv420p[video2]",

@@ -6,8 +6,9 @@ code runs one chunk per Lambda (transcode.handlers) or every chunk in one
 process (:func:`transcode_chunked`, for tests and the benchmark):
 
 1. :func:`plan_chunks` cuts the source's timeline every ``chunk_s`` seconds:
-   the video half a frame before each cut frame (so no rounding can put a frame
-   in two chunks or in none), the audio on its own grid of AAC frames (1024
+   the video a quarter frame before each cut frame (between two frames of the
+   constant-rate grid, and off the half-frame ties that rounding to the grid's
+   time base could tip either way), the audio on its own grid of AAC frames (1024
    samples from the audio's first sample), at the first frame at or after the
    video's cut. Nothing is split or copied: the plan is a list of numbers.
 2. :func:`encode_chunk` reads only its part of the source (a presigned URL in
@@ -74,6 +75,8 @@ DEFAULT_CHUNK_S = 32
 # first frames may have negative decode times (B-frames) and the audio starts one
 # AAC frame early (the encoder's priming), which the MPEG-TS muxer cannot write.
 TIMELINE_OFFSET_S = 10.0
+# A video cut falls this share of a frame before the first frame of the next chunk.
+CUT_EARLY_FRAMES = 0.25
 # A last chunk shorter than this share of chunk_s is merged into the one before.
 MIN_TAIL_RATIO = 0.25
 # FFmpeg seeks this much before a chunk's first frame: the container's start
@@ -126,8 +129,8 @@ def plan_chunks(source: SourceInfo, *, chunk_s: float) -> ChunkPlan:
     count = 1
     while count * chunk_s < source.duration_s - MIN_TAIL_RATIO * chunk_s:
         count += 1
-    half_frame_s = 0.5 / float(source.frame_rate)
-    cuts = [origin + index * chunk_s - half_frame_s for index in range(1, count)]
+    early_s = CUT_EARLY_FRAMES / float(source.frame_rate)
+    cuts = [origin + index * chunk_s - early_s for index in range(1, count)]
     rate = source.audio_sample_rate if source.has_audio else 0
     audio_origin = round(source.audio_start_s * rate)
     # The first AAC frame (counted from the audio's first sample) that starts at or after each video cut.
@@ -176,6 +179,8 @@ class ChunkTask:
     segment_s: int = DEFAULT_SEGMENT_S
     # The source's last instant: the last chunk pads a short audio track to it.
     source_end_s: float | None = None
+    # The first frame's time: every chunk's frame grid is counted from it.
+    video_start_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +195,7 @@ class ChunkTask:
             "sample_rate": self.sample_rate,
             "segment_s": self.segment_s,
             "source_end_s": self.source_end_s,
+            "video_start_s": self.video_start_s,
         }
 
     @classmethod
@@ -213,6 +219,7 @@ class ChunkTask:
             sample_rate=int(data["sample_rate"]),
             segment_s=int(data["segment_s"]),
             source_end_s=_optional(float, data.get("source_end_s")),
+            video_start_s=float(data.get("video_start_s", 0.0)),
         )
 
     @classmethod
@@ -223,7 +230,7 @@ class ChunkTask:
             index=index, total=plan.total, ladder=tuple(ladder), frame_rate=source.frame_rate,
             has_audio=source.has_audio, bounds=plan.chunks[index], demuxer=source.demuxer,
             audio_origin=plan.audio_origin, sample_rate=plan.sample_rate, segment_s=segment_s,
-            source_end_s=source.video_start_s + source.duration_s,
+            source_end_s=source.video_start_s + source.duration_s, video_start_s=source.video_start_s,
         )  # fmt: skip
 
 
@@ -377,14 +384,11 @@ def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | Non
         # The kept frames carry no timestamps: place the first where it starts in the source.
         first_s = audio_window(task).kept_start / task.sample_rate
         args += ["-itsoffset", f"{first_s:.9f}", *input_args(audio_path, "aac")]
-    trim = ":".join(
+    limits = ":".join(
         f"{name}={value:.6f}" for name, value in (("start", bounds.start_s), ("end", bounds.end_s)) if value is not None
     )
-    video_input = "0:v:0"
-    graph = ""
-    if trim:
-        graph, video_input = f"[0:v:0]trim={trim}[chunk];", "chunk"
-    args += ["-filter_complex", graph + ladder_filter_graph(ladder, video_input)]
+    args += ["-filter_complex", ladder_filter_graph(ladder, task.frame_rate, grid_start_s=_grid_start_s(task),
+                                                    trim=f"trim={limits}" if limits else "")]
     for index in range(len(ladder)):
         args += ["-map", f"[video{index}]"]
         if audio_path is not None:
@@ -410,6 +414,19 @@ def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | Non
         str(output_dir / "%v" / chunk_playlist_name(task.index)),
     ]  # fmt: skip
     return args
+
+
+def _grid_start_s(task: ChunkTask) -> float | None:
+    """Where the chunk's constant-rate grid starts: on the whole file's grid
+    (from its first frame, ``video_start_s``), at the last instant of it before
+    FFmpeg's seek target, so the frames around the chunk's start are placed as
+    a single pass places them. None for the first chunk: the file's own start."""
+    if task.bounds.start_s is None:
+        return None
+    seek_s = max(0.0, task.bounds.start_s - SEEK_MARGIN_S)
+    step = 1 / task.frame_rate
+    slots = math.floor((Fraction(seek_s) - Fraction(task.video_start_s)) / step)
+    return float(Fraction(task.video_start_s) + max(0, slots) * step)
 
 
 def encode_chunk(

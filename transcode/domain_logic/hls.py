@@ -141,7 +141,7 @@ def build_hls_args(
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
     count = len(ladder)
     # The demuxer the probe found, and only it: see vidpipe.media.input_args.
-    args = [*input_args(input_path, source.demuxer), "-filter_complex", ladder_filter_graph(ladder)]
+    args = [*input_args(input_path, source.demuxer), "-filter_complex", ladder_filter_graph(ladder, source.frame_rate)]
     for index in range(count):
         args += ["-map", f"[video{index}]"]
         if source.has_audio:
@@ -176,11 +176,24 @@ def build_hls_args(
     return args
 
 
-def ladder_filter_graph(ladder: Sequence[Rendition], video_input: str = "0:v:0") -> str:
-    """The ``-filter_complex`` graph that splits ``video_input`` into one scaled
-    picture per rung, labelled ``[video0]``, ``[video1]``... in ladder order."""
+def ladder_filter_graph(
+    ladder: Sequence[Rendition], frame_rate: Fraction, *, grid_start_s: float | None = None, trim: str = ""
+) -> str:
+    """The ``-filter_complex`` graph that makes the first video stream constant
+    rate, optionally trims it, and splits it into one scaled picture per rung,
+    labelled ``[video0]``, ``[video1]``... in ladder order.
+
+    ``fps`` puts frames on the ``frame_rate`` grid (the rate the playlists
+    declare), counted from the first frame or from ``grid_start_s``: a chunk
+    starts its grid on the same instants as a single pass over the whole file,
+    so both give the same frames even for a variable-rate source (left to the
+    muxer, each chunk would lose the frames that fill the gap after its last)."""
     count = len(ladder)
     split_outputs = "".join(f"[split{index}]" for index in range(count))
+    constant_rate = f"fps=fps={frame_rate.numerator}/{frame_rate.denominator}"
+    if grid_start_s is not None:
+        constant_rate += f":start_time={grid_start_s:.6f}"
+    chain = ",".join(part for part in (constant_rate, trim, f"split={count}") if part)
     # FFmpeg turns the picture upright (autorotate) before the graph, so the display
     # size is what we scale to. setsar=1: square pixels, so players show WxH as is.
     # format=yuv420p: a 4:4:4 or 10-bit source would otherwise make x264 choose a
@@ -189,7 +202,7 @@ def ladder_filter_graph(ladder: Sequence[Rendition], video_input: str = "0:v:0")
         f"[split{index}]scale={rendition.width}:{rendition.height},setsar=1,format=yuv420p[video{index}]"
         for index, rendition in enumerate(ladder)
     ]
-    return ";".join([f"[{video_input}]split={count}{split_outputs}", *branches])
+    return ";".join([f"[0:v:0]{chain}{split_outputs}", *branches])
 
 
 def video_encoder_args(
