@@ -217,3 +217,42 @@ def test_without_a_token_the_page_asks_for_one(browser: Browser, local_stack) ->
     expect(page.locator("#access")).to_be_hidden()
     expect(page.locator("#recent-empty")).not_to_contain_text("Could not load")
     context.close()
+
+
+def test_the_ladder_takes_over_from_the_early_preview_where_the_viewer_was(web_page: Page, local_stack) -> None:
+    # GIVEN a job uploaded from the page and READY
+    web_page.set_input_files("#file-input", SAMPLE_VIDEO)
+    web_page.click("#upload-button")
+    assert wait_for_terminal_status(web_page) == "READY"
+    job_id = web_page.locator(".upload-item").first.get_attribute("data-job-id")
+    # AND the API made to answer PROCESSING with its playable preview, until READY is let through
+    early = {"on": True}
+
+    def answer(route) -> None:
+        response = route.fetch()
+        job = response.json()
+        if early["on"]:
+            job["status"] = "PROCESSING"
+        route.fulfill(response=response, json=job)
+
+    web_page.route(re.compile(rf".*/jobs/{job_id}$"), answer)
+    web_page.reload(timeout=PAGE_LOAD_TIMEOUT_MS)
+    web_page.locator(f"#recent-jobs li[data-job-id='{job_id}'] button").click(timeout=PAGE_LOAD_TIMEOUT_MS)
+    expect(web_page.locator("#job-status")).to_have_text("PROCESSING")
+
+    # WHEN the viewer watches the preview for two seconds and pauses, and then READY arrives
+    web_page.click("#mute-button")
+    web_page.click("#play-button")
+    player = web_page.locator("#player")
+    web_page.wait_for_function("() => document.getElementById('player').currentTime > 2", timeout=30_000)
+    paused_at = player.evaluate("video => { video.pause(); return video.currentTime; }")
+    early["on"] = False
+    expect(web_page.locator("#job-status")).to_have_text("READY", timeout=30_000)
+
+    # THEN the full ladder is loaded at the same place, not from the start
+    web_page.wait_for_function("() => document.getElementById('player').currentSrc.startsWith('blob:')")
+    web_page.wait_for_function(
+        "at => Math.abs(document.getElementById('player').currentTime - at) < 0.5", arg=paused_at, timeout=30_000
+    )
+    assert player.evaluate("video => video.paused")
+    assert web_page.script_errors == []  # type: ignore[attr-defined]

@@ -74,12 +74,15 @@ export function resetPlayer() {
 
 /** Start showing a READY job's outputs. */
 export function showVideo(outputs) {
-  resetPlayer();
   const { video } = els;
+  // When the full ladder replaces the early preview, the viewer carries on from
+  // where they were, playing or paused, instead of starting over.
+  const resume = current.masterUrl ? { at: video.currentTime, play: !video.paused } : { at: 0, play: false };
+  resetPlayer();
   if (outputs.poster_url) video.poster = outputs.poster_url;
   current.renditions = [...(outputs.renditions || [])].sort((a, b) => b.height - a.height);
   current.masterUrl = outputs.hls_url;
-  if (outputs.hls_url) attachHls(outputs.hls_url);
+  if (outputs.hls_url) attachHls(outputs.hls_url, resume);
   else onError("The job is READY but has no HLS playlist.");
   if (outputs.storyboard_vtt_url) {
     const controller = new AbortController();
@@ -97,15 +100,21 @@ export function showVideo(outputs) {
 // hls.js first, even where canPlayType claims native HLS (Chromium does now):
 // only hls.js lets the page list and pick the levels. Native HLS (Safari on
 // iOS, which has no MediaSource) is the fallback.
-function attachHls(url) {
+function attachHls(url, resume) {
   const { video } = els;
   const Hls = window.Hls;
+  const carryOn = () => {
+    if (resume.play) video.play().catch(() => {});
+  };
   if (Hls && Hls.isSupported()) {
-    const hls = new Hls();
+    const hls = new Hls(resume.at > 0 ? { startPosition: resume.at } : {});
     let recoveredMedia = false;
-    hls.on(Hls.Events.MANIFEST_PARSED, () => fillQualityMenu(hls.levels.map((level, index) => ({
-      value: String(index), height: level.height, bitrate: level.bitrate,
-    }))));
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      fillQualityMenu(hls.levels.map((level, index) => ({
+        value: String(index), height: level.height, bitrate: level.bitrate,
+      })));
+      carryOn();
+    });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => labelAuto(hls.levels[data.level]));
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
@@ -126,6 +135,12 @@ function attachHls(url) {
   }
   if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = url;
+    if (resume.at > 0 || resume.play) {
+      video.addEventListener("loadedmetadata", () => {
+        video.currentTime = resume.at;
+        carryOn();
+      }, { once: true });
+    }
     // Native HLS picks levels itself; a fixed quality plays that rendition's own playlist.
     fillQualityMenu(current.renditions.map((rendition) => ({
       value: rendition.url, height: rendition.height, bitrate: rendition.bitrate,
