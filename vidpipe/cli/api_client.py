@@ -115,9 +115,13 @@ class VidpipeClient:
 
     def _call(self, method: str, path: str, *, expected: int = 200, **kwargs: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        response = self._session().request(
-            method, self.api_url + path, timeout=self.timeout_s, headers=headers, **kwargs
-        )
+        try:
+            response = self._session().request(
+                method, self.api_url + path, timeout=self.timeout_s, headers=headers, **kwargs
+            )
+        except requests.RequestException as exc:
+            # Status 0: no HTTP answer at all (a wrong --api-url, a stack that is down).
+            raise ApiError(0, "API_UNREACHABLE", f"cannot reach {self.api_url}: {type(exc).__name__}") from exc
         if response.status_code != expected:
             raise _api_error(response)
         return response.json()
