@@ -220,8 +220,8 @@ def test_without_a_token_the_page_asks_for_one(browser: Browser, local_stack) ->
 
 
 def test_the_ladder_takes_over_from_the_early_preview_where_the_viewer_was(web_page: Page, local_stack) -> None:
-    # GIVEN a job uploaded from the page and READY
-    web_page.set_input_files("#file-input", SAMPLE_VIDEO)
+    # GIVEN a job uploaded from the page and READY (the 3 s clip: quick to make)
+    web_page.set_input_files("#file-input", REPO_ROOT / "sample_media" / "tiny_160x90.mp4")
     web_page.click("#upload-button")
     assert wait_for_terminal_status(web_page) == "READY"
     job_id = web_page.locator(".upload-item").first.get_attribute("data-job-id")
@@ -240,11 +240,11 @@ def test_the_ladder_takes_over_from_the_early_preview_where_the_viewer_was(web_p
     web_page.locator(f"#recent-jobs li[data-job-id='{job_id}'] button").click(timeout=PAGE_LOAD_TIMEOUT_MS)
     expect(web_page.locator("#job-status")).to_have_text("PROCESSING")
 
-    # WHEN the viewer watches the preview for two seconds and pauses, and then READY arrives
+    # WHEN the viewer watches the preview for a second and a half and pauses, and then READY arrives
     web_page.click("#mute-button")
     web_page.click("#play-button")
     player = web_page.locator("#player")
-    web_page.wait_for_function("() => document.getElementById('player').currentTime > 2", timeout=30_000)
+    web_page.wait_for_function("() => document.getElementById('player').currentTime > 1.5", timeout=30_000)
     paused_at = player.evaluate("video => { video.pause(); return video.currentTime; }")
     early["on"] = False
     expect(web_page.locator("#job-status")).to_have_text("READY", timeout=30_000)
