@@ -2,10 +2,22 @@
 
 One FFmpeg process, one pass over the file, two outputs:
 
-* ``tile_NNN.bmp``: one frame per storyboard interval, already scaled to the
-  tile size;
-* ``candidate_NN.bmp``: the few of those frames we offer as poster and
+* ``tiles.rgb``: one frame per storyboard interval, already scaled to the tile
+  size;
+* ``candidates.rgb``: the few of those frames we offer as poster and
   thumbnails, scaled to the poster size.
+
+Both hold raw frames back to back (:func:`split_frames` cuts them apart,
+:func:`planar_rgb_image` makes each a picture): one file per output rather
+than one image file per frame, because opening, writing and then decoding
+60-100 small BMP files cost about a tenth of the whole stage on a 60 s 1080p
+clip, and raw frames need no decoding at all.
+
+The frames are planar RGB (``gbrp``), not packed (``rgb24``): swscale writes
+packed RGB through a slow generic path that also shortcuts chroma, while
+for planar RGB it computes every pixel's chroma. Measured with callgrind on a
+60 s 1080p clip: 7 % fewer FFmpeg instructions in all, and the colour edges
+of the tiles are those of ``full_chroma_int+accurate_rnd`` rgb24, byte for byte.
 
 Why one pass with ``-skip_frame nokey`` and the ``fps`` filter, rather than one
 fast seek (``-ss`` before ``-i``) per frame: a seek costs a process start or an
@@ -33,12 +45,15 @@ from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 
+from PIL import Image
+
+from vidpipe.errors import FfmpegError
 from vidpipe.media import input_args
 
-TILE_PATTERN = "tile_%03d.bmp"
-CANDIDATE_PATTERN = "candidate_%02d.bmp"
-TILE_GLOB = "tile_*.bmp"
-CANDIDATE_GLOB = "candidate_*.bmp"
+TILES_NAME = "tiles.rgb"
+CANDIDATES_NAME = "candidates.rgb"
+PIXEL_FORMAT = "gbrp"  # planar: a green, a blue, then a red plane per frame
+PLANES = 3
 
 
 class SkipFrames(StrEnum):
@@ -102,10 +117,10 @@ def build_frame_grab_args(
             # 0:V (capital) skips cover art and other attached pictures.
             f"[0:V:0]{build_fps_filter(interval_ms)},split=2[slots][offered]",
             # area averaging: a 1080p frame shrunk to 160 px with the default
-            # bicubic filter shimmers with aliasing. bgr24 is what BMP stores.
-            f"[slots]scale={tile_width}:{tile_height}:flags=area,format=bgr24[tiles]",
+            # bicubic filter shimmers with aliasing.
+            f"[slots]scale={tile_width}:{tile_height}:flags=area,format={PIXEL_FORMAT}[tiles]",
             f"[offered]select='{wanted}',scale={candidate_width}:{candidate_height}:flags=area,"
-            "format=bgr24[candidates]",
+            f"format={PIXEL_FORMAT}[candidates]",
         ]
     )
     return [
@@ -118,13 +133,13 @@ def build_frame_grab_args(
         *(["-threads", "1"] if skip is SkipFrames.NON_KEY else []),
         *input_args(input_path, demuxer),
         "-filter_complex", graph,
-        # BMP: no compression to spend CPU on; Pillow reads it back at once.
-        # passthrough: the image muxer would otherwise duplicate frames to fill
-        # the gaps select leaves between candidates.
+        # Raw frames: nothing to compress or decode. passthrough: the muxer
+        # would otherwise duplicate frames to fill the gaps select leaves
+        # between candidates.
         "-map", "[tiles]", "-frames:v", str(tile_count), "-fps_mode", "passthrough",
-        str(work_dir / TILE_PATTERN),
+        "-f", "rawvideo", str(work_dir / TILES_NAME),
         "-map", "[candidates]", "-frames:v", str(len(candidate_slots)), "-fps_mode", "passthrough",
-        str(work_dir / CANDIDATE_PATTERN),
+        "-f", "rawvideo", str(work_dir / CANDIDATES_NAME),
     ]  # fmt: skip
 
 
@@ -137,3 +152,27 @@ def count_unfilled_slots(tile_contents: Sequence[bytes], tile_count: int) -> int
     repeated = sum(1 for before, after in zip(tile_contents, tile_contents[1:], strict=False) if before == after)
     missing = max(0, tile_count - len(tile_contents))
     return repeated + missing
+
+
+def split_frames(data: bytes, size: tuple[int, int]) -> list[bytes]:
+    """The raw frames of ``size`` (width, height) that FFmpeg wrote back to
+    back into one output, in order.
+
+    Raises FfmpegError (retryable: FFmpeg reported success, so this is not the
+    file's fault) when the data does not end on a frame boundary."""
+    width, height = size
+    frame_bytes = width * height * PLANES
+    if frame_bytes <= 0:
+        raise ValueError(f"frame size must be positive, not {width}x{height}")
+    if len(data) % frame_bytes:
+        raise FfmpegError(
+            f"FFmpeg wrote {len(data)} bytes of {width}x{height} frames, which is not a whole number of them"
+        )
+    return [data[start : start + frame_bytes] for start in range(0, len(data), frame_bytes)]
+
+
+def planar_rgb_image(frame: bytes, size: tuple[int, int]) -> Image.Image:
+    """The RGB picture of ``size`` in one raw frame from :func:`split_frames`."""
+    plane = size[0] * size[1]
+    green, blue, red = (Image.frombytes("L", size, frame[index * plane : (index + 1) * plane]) for index in range(3))
+    return Image.merge("RGB", (red, green, blue))
