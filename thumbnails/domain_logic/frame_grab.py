@@ -11,7 +11,7 @@ Both hold raw frames back to back (:func:`split_frames` cuts them apart,
 :func:`planar_rgb_image` makes each a picture): one file per output rather
 than one image file per frame. On a 60 s 1080p clip, writing 65 BMP files and
 having Pillow decode them cost about 0.05 s of FFmpeg wall time (file
-creation, not instructions: callgrind counts the same) and a fifth of the
+creation, not instructions: callgrind counts the same) and 18 % of the
 Python side's instructions; raw frames need no decoding at all.
 
 The frames are planar RGB (``gbrp``): it costs FFmpeg what the BMPs' packed

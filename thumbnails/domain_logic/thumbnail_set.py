@@ -107,8 +107,13 @@ class ThumbnailResult:
 
 @dataclass(frozen=True)
 class _SampledFrames:
-    tiles: list[Image.Image]
-    candidates: list[Image.Image]
+    """Raw frames (see :func:`~thumbnails.domain_logic.frame_grab.split_frames`);
+    pictures are made only from the pass that is kept."""
+
+    tile_frames: list[memoryview]
+    tile_size: tuple[int, int]
+    candidate_frames: list[memoryview]
+    candidate_size: tuple[int, int]
     unfilled_slots: int
     keyframes_only: bool
 
@@ -134,12 +139,13 @@ def make_thumbnails(
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vidpipe-thumbnails-") as scratch:
         plan, frames = _sample_cheaply(input_path, Path(scratch), source, poster_size, deadline)
-    if not frames.tiles:
+    if not frames.tile_frames:
         raise CorruptMedia("no picture could be decoded from the video")
+    tiles = [planar_rgb_image(frame, frames.tile_size) for frame in frames.tile_frames]
     # Candidates past the end of the picture (a container whose audio
     # outlasts the video) are missing; the last tile still shows what there is.
-    candidates = frames.candidates or [frames.tiles[-1]]
-    return write_thumbnail_set(plan, frames.tiles, candidates, output_dir, keyframes_only=frames.keyframes_only)
+    candidates = [planar_rgb_image(frame, frames.candidate_size) for frame in frames.candidate_frames] or [tiles[-1]]
+    return write_thumbnail_set(plan, tiles, candidates, output_dir, keyframes_only=frames.keyframes_only)
 
 
 def write_thumbnail_set(
@@ -267,16 +273,16 @@ def _sample_frames(
     run_ffmpeg(args, timeout_s=_remaining(deadline))
     tile_frames = _read_frames(work_dir / TILES_NAME, tile_size)
     return _SampledFrames(
-        tiles=[planar_rgb_image(frame, tile_size) for frame in tile_frames],
-        candidates=[
-            planar_rgb_image(frame, poster_size) for frame in _read_frames(work_dir / CANDIDATES_NAME, poster_size)
-        ],
+        tile_frames=tile_frames,
+        tile_size=tile_size,
+        candidate_frames=_read_frames(work_dir / CANDIDATES_NAME, poster_size),
+        candidate_size=poster_size,
         unfilled_slots=count_unfilled_slots(tile_frames, plan.tile_count),
         keyframes_only=skip is SkipFrames.NON_KEY,
     )
 
 
-def _read_frames(path: Path, size: tuple[int, int]) -> list[bytes]:
+def _read_frames(path: Path, size: tuple[int, int]) -> list[memoryview]:
     # An output that got no frame is empty (FFmpeg opens it before decoding);
     # should FFmpeg not have got that far, it is missing: no frame either way.
     return split_frames(path.read_bytes(), size) if path.exists() else []
