@@ -34,7 +34,9 @@ wrong, yet about a third less work than every frame on x264's default B-frames).
 
 We do not add ``-discard nokey`` (drop non-key packets in the demuxer): it was
 faster still, but with B-frames the kept packets got timestamps that put frames
-on the wrong tiles (FFmpeg 5.1, MP4).
+on the wrong tiles (FFmpeg 5.1, MP4; re-checked on a 29.97 fps clip: 17.117 s
+for the keyframe at 17.017 s, and the last tile lost). Under ``-filter_complex``
+FFmpeg ignores it anyway: a filter graph's input is read with nothing discarded.
 
 Everything here is pure: build the list, test the exact list.
 """
@@ -129,7 +131,8 @@ def build_frame_grab_args(
         "-skip_frame", skip.value,
         # Keyframes decode one by one: frame threads have nothing to overlap and
         # only add start-up and hand-over cost (a quarter of the wall time on a
-        # 2-minute 720p clip). The reference-frame pass is real decoding: let
+        # 2-minute 720p clip; on a 60 s 1080p one 0.37 s instead of 0.30 s for
+        # the keyframe decode alone). The reference-frame pass is real decoding: let
         # FFmpeg use every core.
         *(["-threads", "1"] if skip is SkipFrames.NON_KEY else []),
         *input_args(input_path, demuxer),
