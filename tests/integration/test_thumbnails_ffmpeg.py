@@ -195,6 +195,19 @@ def test_given_a_clip_shorter_than_a_second_when_thumbnailed_then_one_tile_and_a
         assert ImageStat.Stat(poster.convert("L")).stddev[0] > 30
 
 
+def test_given_a_clip_of_one_colour_when_thumbnailed_then_every_output_shows_that_colour(tmp_path: Path) -> None:
+    # FFmpeg hands the frames over as colour planes: a swapped plane would turn red into green or blue.
+    clip = tmp_path / "orange.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "color=c=0xE06010:s=320x180:r=25:d=2", *_h264(gop=25), str(clip))
+
+    result, _ = _make(clip, tmp_path / "out")
+
+    for name in [result.poster, result.sprite, *result.thumbnails]:
+        with Image.open(tmp_path / "out" / name) as image:
+            red, green, blue = ImageStat.Stat(image.convert("RGB")).mean
+        assert max(abs(red - 0xE0), abs(green - 0x60), abs(blue - 0x10)) < 12, (name, red, green, blue)
+
+
 def test_given_no_source_info_when_thumbnailed_then_it_probes_the_file_itself(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -18,6 +18,8 @@ from thumbnails.domain_logic.frame_grab import (
     build_fps_filter,
     build_frame_grab_args,
     count_unfilled_slots,
+    planar_rgb_image,
+    split_frames,
 )
 from thumbnails.domain_logic.poster import choose_poster
 from thumbnails.domain_logic.storyboard import (
@@ -30,6 +32,7 @@ from thumbnails.domain_logic.storyboard import (
     render_vtt,
 )
 from thumbnails.domain_logic.thumbnail_set import ThumbnailResult, assemble_sprite
+from vidpipe.errors import FfmpegError
 
 # --- plan_storyboard ---------------------------------------------------------
 
@@ -320,10 +323,10 @@ def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list()
         "-i", "file:/in/source",
         "-filter_complex",
         "[0:V:0]fps=fps=1/2:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"
-        "[slots]scale=160:90:flags=area,format=bgr24[tiles];"
-        "[offered]select='eq(n,6)+eq(n,18)+eq(n,30)',scale=1280:720:flags=area,format=bgr24[candidates]",
-        "-map", "[tiles]", "-frames:v", "60", "-fps_mode", "passthrough", "/work/tile_%03d.bmp",
-        "-map", "[candidates]", "-frames:v", "3", "-fps_mode", "passthrough", "/work/candidate_%02d.bmp",
+        "[slots]scale=160:90:flags=area,format=gbrp[tiles];"
+        "[offered]select='eq(n,6)+eq(n,18)+eq(n,30)',scale=1280:720:flags=area,format=gbrp[candidates]",
+        "-map", "[tiles]", "-frames:v", "60", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/tiles.rgb",
+        "-map", "[candidates]", "-frames:v", "3", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/candidates.rgb",
     ]  # fmt: skip
 
 
@@ -379,6 +382,30 @@ def test_given_sampled_tiles_when_counting_unfilled_slots_then_repeats_and_missi
     tiles: list[bytes], expected_count: int, unfilled: int
 ) -> None:
     assert count_unfilled_slots(tiles, expected_count) == unfilled
+
+
+def test_given_raw_output_when_split_then_one_frame_per_width_x_height_x_3_bytes_in_order() -> None:
+    data = bytes([1]) * 12 + bytes([2]) * 12 + bytes([3]) * 12  # three 2x2 frames of three planes
+
+    frames = split_frames(data, (2, 2))
+
+    assert frames == [bytes([1]) * 12, bytes([2]) * 12, bytes([3]) * 12]
+    assert split_frames(b"", (2, 2)) == []
+
+
+def test_given_raw_output_cut_mid_frame_when_split_then_a_retryable_ffmpeg_error() -> None:
+    with pytest.raises(FfmpegError, match="not a whole number"):
+        split_frames(bytes(12 + 5), (2, 2))
+
+
+def test_given_a_planar_gbr_frame_when_made_a_picture_then_each_pixel_has_its_red_green_and_blue() -> None:
+    # 2x1 pixels: the green plane, then blue, then red (FFmpeg's gbrp).
+    frame = bytes([10, 20]) + bytes([30, 40]) + bytes([50, 60])
+
+    image = planar_rgb_image(frame, (2, 1))
+
+    assert (image.mode, image.size) == ("RGB", (2, 1))
+    assert [image.getpixel((0, 0)), image.getpixel((1, 0))] == [(50, 10, 30), (60, 20, 40)]
 
 
 # --- sprite and result -------------------------------------------------------------

@@ -12,7 +12,7 @@ What can go wrong, from :func:`make_thumbnails`:
   unsupported size or frame rate, a playlist or script), FFmpeg runs out of its
   memory limit on it, or no picture can be decoded;
 * :class:`~vidpipe.errors.FfmpegError` (retryable) when FFmpeg is missing,
-  crashes, runs out of time or writes a frame Pillow cannot read;
+  crashes, runs out of time or writes a partial frame;
 * :class:`OSError` when ``output_dir`` cannot be written (full or read-only disk).
 """
 
@@ -27,11 +27,13 @@ from pathlib import Path
 from PIL import Image
 
 from thumbnails.domain_logic.frame_grab import (
-    CANDIDATE_GLOB,
-    TILE_GLOB,
+    CANDIDATES_NAME,
+    TILES_NAME,
     SkipFrames,
     build_frame_grab_args,
     count_unfilled_slots,
+    planar_rgb_image,
+    split_frames,
 )
 from thumbnails.domain_logic.poster import choose_poster
 from thumbnails.domain_logic.storyboard import (
@@ -105,8 +107,13 @@ class ThumbnailResult:
 
 @dataclass(frozen=True)
 class _SampledFrames:
-    tile_paths: list[Path]
-    candidate_paths: list[Path]
+    """Raw frames (see :func:`~thumbnails.domain_logic.frame_grab.split_frames`);
+    pictures are made only from the pass that is kept."""
+
+    tile_frames: list[memoryview]
+    tile_size: tuple[int, int]
+    candidate_frames: list[memoryview]
+    candidate_size: tuple[int, int]
     unfilled_slots: int
     keyframes_only: bool
 
@@ -132,13 +139,12 @@ def make_thumbnails(
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vidpipe-thumbnails-") as scratch:
         plan, frames = _sample_cheaply(input_path, Path(scratch), source, poster_size, deadline)
-        if not frames.tile_paths:
-            raise CorruptMedia("no picture could be decoded from the video")
-        tiles = [_load_rgb(path) for path in frames.tile_paths]
-        # Candidates past the end of the picture (a container whose audio
-        # outlasts the video) are missing; the last tile still shows what there is.
-        candidates = [_load_rgb(path) for path in frames.candidate_paths] or [tiles[-1]]
-
+    if not frames.tile_frames:
+        raise CorruptMedia("no picture could be decoded from the video")
+    tiles = [planar_rgb_image(frame, frames.tile_size) for frame in frames.tile_frames]
+    # Candidates past the end of the picture (a container whose audio
+    # outlasts the video) are missing; the last tile still shows what there is.
+    candidates = [planar_rgb_image(frame, frames.candidate_size) for frame in frames.candidate_frames] or [tiles[-1]]
     return write_thumbnail_set(plan, tiles, candidates, output_dir, keyframes_only=frames.keyframes_only)
 
 
@@ -249,33 +255,37 @@ def _sample_frames(
     deadline: float,
     skip: SkipFrames,
 ) -> _SampledFrames:
-    """One FFmpeg pass writing the plan's tiles and candidates into ``work_dir``."""
+    """One FFmpeg pass sampling the plan's tiles and candidates (through raw
+    frame files in ``work_dir``)."""
     work_dir.mkdir()
+    tile_size = (plan.tile_width, plan.tile_height)
     args = build_frame_grab_args(
         input_path,
         work_dir,
         interval_ms=plan.interval_ms,
         tile_count=plan.tile_count,
-        tile_size=(plan.tile_width, plan.tile_height),
+        tile_size=tile_size,
         candidate_slots=pick_thumbnail_slots(plan.tile_count, THUMBNAIL_COUNT),
         candidate_size=poster_size,
         skip=skip,
         demuxer=demuxer,
     )
     run_ffmpeg(args, timeout_s=_remaining(deadline))
-    tile_paths = _numbered_files(work_dir, TILE_GLOB)
-    tile_contents = [path.read_bytes() for path in tile_paths]
+    tile_frames = _read_frames(work_dir / TILES_NAME, tile_size)
     return _SampledFrames(
-        tile_paths=tile_paths,
-        candidate_paths=_numbered_files(work_dir, CANDIDATE_GLOB),
-        unfilled_slots=count_unfilled_slots(tile_contents, plan.tile_count),
+        tile_frames=tile_frames,
+        tile_size=tile_size,
+        candidate_frames=_read_frames(work_dir / CANDIDATES_NAME, poster_size),
+        candidate_size=poster_size,
+        unfilled_slots=count_unfilled_slots(tile_frames, plan.tile_count),
         keyframes_only=skip is SkipFrames.NON_KEY,
     )
 
 
-def _numbered_files(work_dir: Path, pattern: str) -> list[Path]:
-    # By number, not by name: "tile_1000" sorts before "tile_999" as text.
-    return sorted(work_dir.glob(pattern), key=lambda path: int(path.stem.rpartition("_")[2]))
+def _read_frames(path: Path, size: tuple[int, int]) -> list[memoryview]:
+    # An output that got no frame is empty (FFmpeg opens it before decoding);
+    # should FFmpeg not have got that far, it is missing: no frame either way.
+    return split_frames(path.read_bytes(), size) if path.exists() else []
 
 
 def _shrink(image: Image.Image, box_px: int) -> Image.Image:
@@ -283,14 +293,6 @@ def _shrink(image: Image.Image, box_px: int) -> Image.Image:
     # reducing_gap: box-average down to about twice the size first, then
     # Lanczos; as sharp to the eye and several times quicker from 1280 px.
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
-
-
-def _load_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise FfmpegError(f"FFmpeg wrote a frame that cannot be read ({path.name}): {exc}") from exc
 
 
 def _remaining(deadline: float) -> float:
