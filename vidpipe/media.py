@@ -420,6 +420,11 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
     stderr = _readable(completed.stderr.decode("utf-8", "replace"), [path])
     if completed.returncode != 0:
         _raise_for_probe_failure(path, completed, stderr, limits, timeout_s)
+    return _source_from_probe(completed, stderr)
+
+
+def _source_from_probe(completed: _Finished, stderr: str) -> SourceInfo:
+    """The SourceInfo of a probe that exited 0 (see :func:`parse_probe`)."""
     if "not on whitelist" in stderr:
         # The container itself was allowed, so a demuxer or protocol *inside* it was refused.
         raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
@@ -447,12 +452,7 @@ def probe_media_url(url: str, *, timeout_s: float = 60.0) -> SourceInfo:
     if completed.returncode != 0:
         limits.raise_if_exceeded(completed.returncode, stderr, completed.peak_memory_bytes, tool="ffprobe")
         raise CorruptMedia(f"the upload cannot be probed over HTTP: {stderr}")
-    if "not on whitelist" in stderr:
-        raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
-    try:
-        return parse_probe(json.loads(completed.stdout or b"{}"))
-    except json.JSONDecodeError as exc:
-        raise FfmpegError("ffprobe printed something that is not JSON") from exc
+    return _source_from_probe(completed, stderr)
 
 
 @dataclass(frozen=True)
@@ -466,10 +466,7 @@ class _Finished:
 def _run_ffprobe(options: list[str], path: Path | str, limits: _ProcessLimits, *, timeout_s: float) -> _Finished:
     """ffprobe on a local file, or on a presigned URL (``str``) with only its own protocol."""
     if isinstance(path, str):
-        scheme = path.partition("://")[0]
-        if scheme not in URL_PROTOCOLS:
-            raise ValueError(f"ffprobe may read an upload only over {sorted(URL_PROTOCOLS)}, not {scheme!r}")
-        protocols, target = URL_PROTOCOLS[scheme], path
+        protocols, target = url_protocols(path), path
     else:
         protocols, target = "file", f"file:{path}"
     args = [
@@ -572,19 +569,25 @@ def input_args(path: Path, demuxer: str) -> list[str]:
 URL_PROTOCOLS = {"https": "https,tls,tcp", "http": "http,tcp"}
 
 
+def url_protocols(url: str) -> str:
+    """The ``-protocol_whitelist`` for reading ``url`` (:data:`URL_PROTOCOLS`).
+    ValueError for any other scheme."""
+    scheme = url.partition("://")[0]
+    if scheme not in URL_PROTOCOLS:
+        raise ValueError(f"FFmpeg may read an upload only over {sorted(URL_PROTOCOLS)}, not {scheme!r}")
+    return URL_PROTOCOLS[scheme]
+
+
 def url_input_args(url: str, demuxer: str) -> list[str]:
     """:func:`input_args` for an upload FFmpeg reads over HTTP(S), by a presigned
     URL (a chunk encoder reads only its own part of the source, by ranged
     requests): the URL's own protocol and nothing else, the same demuxer rules.
 
     Raises ValueError for another scheme or a demuxer outside :data:`SAFE_DEMUXERS`."""
-    scheme = url.partition("://")[0]
-    if scheme not in URL_PROTOCOLS:
-        raise ValueError(f"FFmpeg may read an upload only over {sorted(URL_PROTOCOLS)}, not {scheme!r}")
     return [
         # S3 may drop a long-lived connection; FFmpeg then asks again from where it was.
         "-reconnect", "1", "-reconnect_on_network_error", "1",
-        "-protocol_whitelist", URL_PROTOCOLS[scheme],
+        "-protocol_whitelist", url_protocols(url),
         "-f", demuxer,
         "-format_whitelist", _format_whitelist(demuxer),
         "-i", url,

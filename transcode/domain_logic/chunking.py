@@ -284,12 +284,17 @@ def chunk_segment_pattern(index: int) -> str:
     return f"c{index:04d}_%03d.ts"
 
 
+def _seek_target_s(start_s: float) -> float:
+    """Where FFmpeg is told to seek for a part starting at ``start_s``."""
+    return max(0.0, start_s - SEEK_MARGIN_S)
+
+
 def _seek_args(start_s: float | None) -> list[str]:
     """Input options that start reading at the keyframe before ``start_s`` (and
     leave exact trimming to our filters: -noaccurate_seek)."""
     if start_s is None:
         return []
-    return ["-noaccurate_seek", "-ss", f"{max(0.0, start_s - SEEK_MARGIN_S):.6f}"]
+    return ["-noaccurate_seek", "-ss", f"{_seek_target_s(start_s):.6f}"]
 
 
 @dataclass(frozen=True)
@@ -423,9 +428,8 @@ def _grid_start_s(task: ChunkTask) -> float | None:
     a single pass places them. None for the first chunk: the file's own start."""
     if task.bounds.start_s is None:
         return None
-    seek_s = max(0.0, task.bounds.start_s - SEEK_MARGIN_S)
     step = 1 / task.frame_rate
-    slots = math.floor((Fraction(seek_s) - Fraction(task.video_start_s)) / step)
+    slots = math.floor((Fraction(_seek_target_s(task.bounds.start_s)) - Fraction(task.video_start_s)) / step)
     return float(Fraction(task.video_start_s) + max(0, slots) * step)
 
 

@@ -22,13 +22,11 @@ from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import parse_chunk_work
 from vidpipe.observability import correlate, logger, tracer
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import message_lease, schedule_retry
+from vidpipe.stage_runner import INPUT_URL_EXPIRES_S, message_lease, schedule_retry
 from vidpipe.storage import S3ObjectStore
 
 # Kept back from the Lambda timeout for uploading segments and reporting a failure.
 RESERVED_TIME_S = 60
-# A presigned URL outlives the FFmpeg run that reads it by ranges (Lambda's 15 minutes at most).
-SOURCE_URL_EXPIRES_S = 1200
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -59,7 +57,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                     max_receive_count=settings.max_receive_count,
                     timeout_s=timeout_s,
                     # FFmpeg reads only the chunk's part of the source, by ranged GETs.
-                    locate=lambda key: uploads.presigned_get(key, expires_s=SOURCE_URL_EXPIRES_S),
+                    locate=lambda key: uploads.presigned_get(key, expires_s=INPUT_URL_EXPIRES_S),
                     work_store=uploads,
                     output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
                     publish=EventBridgePublisher(events_client(), settings.event_bus_name,
