@@ -175,6 +175,9 @@ class SourceInfo:
     video_start_s: float = 0.0
     audio_start_s: float = 0.0
     audio_sample_rate: int = 0
+    # What the video stream carries, kbit/s, when the file says (the stream's own
+    # figure, else the container's less the audio's); None when it cannot be told.
+    video_bitrate_kbps: int | None = None
 
     @property
     def has_audio(self) -> bool:
@@ -338,7 +341,22 @@ def parse_probe(probe: dict) -> SourceInfo:
         video_start_s=_first_number(video.get("start_time")) or 0.0,
         audio_start_s=(_first_number(audio.get("start_time")) or 0.0) if audio else 0.0,
         audio_sample_rate=int(_first_number(audio.get("sample_rate")) or 0) if audio else 0,
+        video_bitrate_kbps=_video_bitrate_kbps(video, audio, fmt),
     )
+
+
+def _video_bitrate_kbps(video: dict, audio: dict | None, fmt: dict) -> int | None:
+    """The video stream's bit rate in kbit/s: its own ``bit_rate`` (MP4 and MOV
+    say), else the container's minus the audio's (Matroska, MPEG-TS say only
+    the total); None when neither is known or the figure is not positive."""
+    stream_bps = _first_number(video.get("bit_rate"))
+    if stream_bps is None:
+        total_bps = _first_number(fmt.get("bit_rate"))
+        audio_bps = (_first_number(audio.get("bit_rate")) or 0.0) if audio else 0.0
+        stream_bps = None if total_bps is None else total_bps - audio_bps
+    if stream_bps is None or stream_bps <= 0:
+        return None
+    return max(1, round(stream_bps / 1000))
 
 
 def _check_dimensions(width: int, height: int) -> None:

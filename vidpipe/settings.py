@@ -50,6 +50,9 @@ class Settings:
     stack_name: str = ""
     # The ladder's rungs as "short_side:kbit/s,..." (empty: the default ladder).
     ladder_rungs: str = ""
+    # How the rungs spend bits: "per-title" (capped CRF chosen per video),
+    # "capped-crf" (one constant CRF) or "fixed" (the rungs' average bitrates).
+    ladder_rate_control: str = "per-title"
     # Sources longer than this are transcoded in chunks of chunk_s seconds by
     # many functions at once (a multiple of the 4 s HLS segment).
     chunk_threshold_s: float = 120.0
@@ -87,6 +90,7 @@ class Settings:
             mediaconvert_rate_control=_choice("MEDIACONVERT_RATE_CONTROL", ("QVBR", "CBR"), "QVBR"),
             stack_name=os.environ.get("STACK_NAME", "").strip(),
             ladder_rungs=os.environ.get("LADDER_RUNGS", "").strip(),
+            ladder_rate_control=_choice("LADDER_RATE_CONTROL", ("per-title", "capped-crf", "fixed"), "per-title"),
             chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
             chunk_s=int(_number("CHUNK_SECONDS", 32)),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),

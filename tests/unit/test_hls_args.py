@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,14 +16,17 @@ from transcode.domain_logic.hls import (
     h264_level_idc,
     measure_media_playlist,
     render_master_playlist,
+    video_encoder_args,
     write_master_playlist,
 )
-from transcode.domain_logic.ladder import Rendition, plan_ladder
+from transcode.domain_logic.ladder import DEFAULT_LADDER, RateControl, Rendition, plan_ladder
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo
 
 INPUT = Path("/scratch/job/source")
 OUTPUT = Path("/scratch/job/out")
+# The fixed ladder (average bitrates): the exact lists below pin its options down.
+FIXED = replace(DEFAULT_LADDER, rate_control=RateControl.FIXED)
 
 
 def source(
@@ -44,7 +48,7 @@ def source(
 def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_with_audio_each() -> None:
     info = source(1280, 720, channels=2)
 
-    args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
+    args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT)
 
     assert args == [
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
@@ -79,7 +83,7 @@ def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_wit
 def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_stream_map_entry() -> None:
     info = source(640, 360, channels=0)
 
-    args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
+    args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT)
 
     assert args == [
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
@@ -106,7 +110,7 @@ def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_s
 def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and_gop_of_100() -> None:
     info = source(854, 480, channels=6, frame_rate=Fraction(25))
 
-    args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT, segment_s=6)
+    args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT, segment_s=6)
 
     assert args == [
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
@@ -138,7 +142,7 @@ def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and
 def test_GIVEN_rotated_phone_clip_WHEN_args_built_THEN_scaled_to_portrait_display_size() -> None:
     info = source(1920, 1080, channels=2, rotation=90)
 
-    args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
+    args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT)
 
     graph = args[args.index("-filter_complex") + 1]
     assert "[split0]scale=1080:1920,setsar=1,format=yuv420p[video0]" in graph
@@ -154,7 +158,7 @@ def test_GIVEN_percent_in_output_folder_WHEN_args_built_THEN_value_error() -> No
     info = source(640, 360, channels=2)
 
     with pytest.raises(ValueError):
-        build_hls_args(INPUT, info, plan_ladder(info), Path("/scratch/100%/out"))
+        build_hls_args(INPUT, info, plan_ladder(info, FIXED), Path("/scratch/100%/out"))
 
 
 @pytest.mark.parametrize(
@@ -197,7 +201,7 @@ def test_GIVEN_rendition_WHEN_codecs_built_THEN_avc_high_with_level_and_aac_lc_o
 
 
 def test_GIVEN_ladder_without_measurements_WHEN_master_rendered_THEN_nominal_rates_highest_first() -> None:
-    ladder = plan_ladder(source(1280, 720, channels=2))[:2]
+    ladder = plan_ladder(source(1280, 720, channels=2), FIXED)[:2]
 
     text = render_master_playlist(ladder, True, frame_rate=Fraction(30000, 1001))
 
@@ -215,7 +219,7 @@ def test_GIVEN_ladder_without_measurements_WHEN_master_rendered_THEN_nominal_rat
 
 
 def test_GIVEN_measured_rates_WHEN_master_written_THEN_they_replace_the_nominal_ones(tmp_path: Path) -> None:
-    ladder = plan_ladder(source(640, 360, channels=0))[:1]
+    ladder = plan_ladder(source(640, 360, channels=0), FIXED)[:1]
     master = tmp_path / "master.m3u8"
     master.write_text("what FFmpeg wrote")
 
@@ -267,3 +271,18 @@ def test_GIVEN_missing_segment_WHEN_measured_THEN_ffmpeg_error(tmp_path: Path) -
 
     with pytest.raises(FfmpegError):
         measure_media_playlist(playlist)
+
+
+def test_GIVEN_crf_rungs_WHEN_encoder_args_built_THEN_each_rung_has_its_crf_under_its_cap() -> None:
+    ladder = [
+        Rendition("720p", 1280, 720, 2800, 3500, 7000, 128, crf=26.5),
+        Rendition("480p", 854, 480, 1400, 1750, 3500, 128, crf=23.5),
+    ]
+
+    args = video_encoder_args(ladder, Fraction(30), 4)
+
+    assert args[args.index("-crf:v:0") : args.index("-crf:v:0") + 8] == [
+        "-crf:v:0", "26.5", "-maxrate:v:0", "3500k", "-bufsize:v:0", "7000k", "-level:v:0", "3.1",
+    ]  # fmt: skip
+    assert args[args.index("-crf:v:1") + 1] == "23.5"
+    assert not any(arg.startswith("-b:v") for arg in args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -11,8 +12,10 @@ from hypothesis import strategies as st
 from transcode.domain_logic.ladder import (
     DEFAULT_LADDER,
     LadderConfig,
+    RateControl,
     Rendition,
     Rung,
+    ladder_from_text,
     plan_ladder,
     scaled_size,
 )
@@ -34,13 +37,16 @@ def source(width: int, height: int, *, rotation: int = 0, audio: bool = True) ->
     )
 
 
+# The fixed ladder (average bitrates): what these tests pin down about sizes and rates.
+FIXED = replace(DEFAULT_LADDER, rate_control=RateControl.FIXED)
+
 # Every size ffprobe lets through (parse_probe refuses more than 8192), every rotation.
 sizes = st.integers(min_value=2, max_value=8192)
 rotations = st.sampled_from([0, 90, 180, 270])
 
 
 def test_GIVEN_1080p_landscape_WHEN_planned_THEN_all_five_rungs_with_default_bitrates() -> None:
-    ladder = plan_ladder(source(1920, 1080))
+    ladder = plan_ladder(source(1920, 1080), FIXED)
 
     assert ladder == [
         Rendition("1080p", 1920, 1080, 5000, 6250, 12500, 128),
@@ -52,13 +58,13 @@ def test_GIVEN_1080p_landscape_WHEN_planned_THEN_all_five_rungs_with_default_bit
 
 
 def test_GIVEN_720p_source_WHEN_planned_THEN_no_1080p_rung() -> None:
-    names = [r.name for r in plan_ladder(source(1280, 720))]
+    names = [r.name for r in plan_ladder(source(1280, 720), FIXED)]
 
     assert names == ["720p", "480p", "360p", "240p"]
 
 
 def test_GIVEN_phone_clip_stored_landscape_with_rotation_WHEN_planned_THEN_portrait_renditions() -> None:
-    ladder = plan_ladder(source(1280, 720, rotation=90))
+    ladder = plan_ladder(source(1280, 720, rotation=90), FIXED)
 
     assert [(r.name, r.width, r.height) for r in ladder] == [
         ("720p", 720, 1280),
@@ -69,20 +75,20 @@ def test_GIVEN_phone_clip_stored_landscape_with_rotation_WHEN_planned_THEN_portr
 
 
 def test_GIVEN_source_below_lowest_rung_WHEN_planned_THEN_one_rendition_at_its_own_size() -> None:
-    ladder = plan_ladder(source(160, 90))
+    ladder = plan_ladder(source(160, 90), FIXED)
 
     # 160x90 has 14 % of the pixels of 426x240: the bitrate floor (a quarter) applies.
     assert ladder == [Rendition("90p", 160, 90, 100, 125, 250, 128)]
 
 
 def test_GIVEN_odd_sized_tiny_source_WHEN_planned_THEN_rounded_down_to_even() -> None:
-    ladder = plan_ladder(source(161, 91))
+    ladder = plan_ladder(source(161, 91), FIXED)
 
     assert [(r.name, r.width, r.height) for r in ladder] == [("90p", 160, 90)]
 
 
 def test_GIVEN_odd_sized_cinemascope_WHEN_planned_THEN_even_sizes_and_area_scaled_bitrates() -> None:
-    ladder = plan_ladder(source(847, 361))
+    ladder = plan_ladder(source(847, 361), FIXED)
 
     assert [(r.name, r.width, r.height, r.video_bitrate_kbps) for r in ladder] == [
         ("360p", 844, 360, 1060),
@@ -91,7 +97,7 @@ def test_GIVEN_odd_sized_cinemascope_WHEN_planned_THEN_even_sizes_and_area_scale
 
 
 def test_GIVEN_source_without_audio_WHEN_planned_THEN_no_audio_bitrate_in_any_rung() -> None:
-    ladder = plan_ladder(source(640, 360, audio=False))
+    ladder = plan_ladder(source(640, 360, audio=False), FIXED)
 
     assert [r.audio_bitrate_kbps for r in ladder] == [0, 0]
     assert ladder[0].bandwidth_bps == 1_000_000
@@ -106,11 +112,13 @@ def test_GIVEN_rendition_WHEN_bandwidth_asked_THEN_peak_for_bandwidth_and_nomina
 
 def test_GIVEN_one_pixel_wide_source_WHEN_planned_THEN_corrupt_media() -> None:
     with pytest.raises(CorruptMedia):
-        plan_ladder(source(1, 720))
+        plan_ladder(source(1, 720), FIXED)
 
 
 def test_GIVEN_custom_rungs_WHEN_planned_THEN_they_are_used() -> None:
-    config = LadderConfig(rungs=(Rung(540, 2000), Rung(270, 500)), audio_bitrate_kbps=96, peak_ratio=1.5)
+    config = LadderConfig(
+        rungs=(Rung(540, 2000), Rung(270, 500)), audio_bitrate_kbps=96, peak_ratio=1.5, rate_control=RateControl.FIXED
+    )
 
     ladder = plan_ladder(source(1920, 1080), config)
 
@@ -134,7 +142,7 @@ def test_GIVEN_inconsistent_rungs_WHEN_config_built_THEN_value_error(rungs: tupl
 def test_GIVEN_any_source_WHEN_planned_THEN_never_upscaled(width: int, height: int, rotation: int) -> None:
     info = source(width, height, rotation=rotation)
 
-    for rendition in plan_ladder(info):
+    for rendition in plan_ladder(info, FIXED):
         assert min(rendition.width, rendition.height) <= min(info.display_width, info.display_height)
         # The long side may round up to the next even number, by one pixel at most.
         assert max(rendition.width, rendition.height) <= max(info.display_width, info.display_height) + 1
@@ -142,7 +150,7 @@ def test_GIVEN_any_source_WHEN_planned_THEN_never_upscaled(width: int, height: i
 
 @given(width=sizes, height=sizes, rotation=rotations)
 def test_GIVEN_any_source_WHEN_planned_THEN_even_sizes(width: int, height: int, rotation: int) -> None:
-    for rendition in plan_ladder(source(width, height, rotation=rotation)):
+    for rendition in plan_ladder(source(width, height, rotation=rotation), FIXED):
         assert rendition.width % 2 == 0 and rendition.height % 2 == 0
         assert rendition.width >= 2 and rendition.height >= 2
 
@@ -152,7 +160,7 @@ def test_GIVEN_any_source_WHEN_planned_THEN_aspect_kept_within_a_pixel(width: in
     info = source(width, height, rotation=rotation)
     src_w, src_h = info.display_width, info.display_height
 
-    for rendition in plan_ladder(info):
+    for rendition in plan_ladder(info, FIXED):
         # The long side is within one pixel of the exact one for the chosen short side
         # (in integers: |w - h * W/H| <= 1  <=>  |w * H - h * W| <= H)...
         if rendition.width >= rendition.height:
@@ -169,7 +177,7 @@ def test_GIVEN_any_source_WHEN_planned_THEN_aspect_kept_within_a_pixel(width: in
 def test_GIVEN_any_source_WHEN_planned_THEN_sizes_and_bitrates_strictly_decrease(
     width: int, height: int, rotation: int
 ) -> None:
-    ladder = plan_ladder(source(width, height, rotation=rotation))
+    ladder = plan_ladder(source(width, height, rotation=rotation), FIXED)
 
     assert ladder, "every source gets at least one rendition"
     for higher, lower in zip(ladder, ladder[1:], strict=False):
@@ -191,7 +199,7 @@ def test_GIVEN_source_below_lowest_rung_WHEN_planned_THEN_exactly_one_rendition(
 def test_GIVEN_any_source_WHEN_planned_THEN_rungs_are_exactly_those_that_fit(width: int, height: int) -> None:
     expected = [r.short_side for r in DEFAULT_LADDER.rungs if r.short_side <= min(width, height)]
 
-    names = [r.name for r in plan_ladder(source(width, height))]
+    names = [r.name for r in plan_ladder(source(width, height), FIXED)]
 
     if expected:
         assert names == [f"{side}p" for side in expected]
@@ -199,3 +207,46 @@ def test_GIVEN_any_source_WHEN_planned_THEN_rungs_are_exactly_those_that_fit(wid
 
 def test_GIVEN_square_source_WHEN_scaled_THEN_square() -> None:
     assert scaled_size(1080, 1080, 720) == (720, 720)
+
+
+def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_rung_gets_it_and_each_lower_rung_three_less() -> (
+    None
+):
+    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=27.0)
+
+    assert [r.crf for r in ladder] == [27.0, 24.0, 21.0, 18.0, 18.0]
+    # The caps are the fixed ladder's peaks and buffers.
+    assert [(r.max_bitrate_kbps, r.buffer_kbps) for r in ladder] == [
+        (r.max_bitrate_kbps, r.buffer_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
+    ]
+
+
+def test_GIVEN_per_title_ladder_WHEN_planned_before_the_analysis_THEN_the_default_crf_held_within_bounds() -> None:
+    assert plan_ladder(source(1280, 720), DEFAULT_LADDER)[0].crf == 23.0
+    assert plan_ladder(source(1280, 720), DEFAULT_LADDER, title_crf=40.0)[0].crf == 32.0
+    assert plan_ladder(source(1280, 720), DEFAULT_LADDER, title_crf=5.0)[0].crf == 18.0
+
+
+def test_GIVEN_capped_crf_ladder_WHEN_planned_THEN_one_constant_crf_on_every_rung() -> None:
+    config = replace(DEFAULT_LADDER, rate_control=RateControl.CAPPED_CRF, crf=21.0)
+
+    assert {r.crf for r in plan_ladder(source(1920, 1080), config, title_crf=30.0)} == {21.0}
+
+
+def test_GIVEN_source_carrying_less_than_a_rung_WHEN_planned_with_crf_THEN_no_rung_may_exceed_the_source() -> None:
+    # A 640x272 clip at 408 kbit/s (a film trailer): the lowest rung would cap at 500.
+    thin = replace(source(640, 272), video_bitrate_kbps=408)
+
+    [rendition] = plan_ladder(thin, DEFAULT_LADDER)
+    fixed = plan_ladder(thin, FIXED)
+
+    assert (rendition.max_bitrate_kbps, rendition.video_bitrate_kbps) == (408, 408)
+    assert fixed[0].max_bitrate_kbps > 408  # the fixed ladder stays what it was
+
+
+def test_GIVEN_rate_control_text_WHEN_read_THEN_known_values_only() -> None:
+    assert ladder_from_text("", "fixed").rate_control is RateControl.FIXED
+    assert ladder_from_text("720:2800", "capped-crf").rate_control is RateControl.CAPPED_CRF
+    assert ladder_from_text("", "").rate_control is RateControl.PER_TITLE
+    with pytest.raises(ValueError, match="per-title, capped-crf, fixed"):
+        ladder_from_text("", "vbr")

@@ -63,8 +63,14 @@ from transcode.domain_logic.hls import (
     video_encoder_args,
     write_master_playlist,
 )
-from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
-from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, TranscodeResult, check_complete, probe_source
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition
+from transcode.domain_logic.transcoding import (
+    PROBE_TIMEOUT_S,
+    TranscodeResult,
+    check_complete,
+    plan_title_ladder,
+    probe_source,
+)
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo, input_args, probe_media, run_ffmpeg, source_input_args
 
@@ -616,9 +622,10 @@ def transcode_chunked(
     check_chunk_length(chunk_s, segment_s)
     deadline = time.monotonic() + timeout_s
     source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
-    ladder = plan_ladder(source, ladder_config)
     output_dir = output_dir.absolute()
     work_dir = (work_dir or output_dir.parent / f"{output_dir.name}-chunks").absolute()
+    ladder, _ = plan_title_ladder(input_path, source, ladder_config, work_dir / "analysis",
+                                  timeout_s=_left(deadline), segment_s=segment_s)  # fmt: skip
 
     started = time.monotonic()
     chunk_source, readable = seekable_source(input_path, source, work_dir, timeout_s=_left(deadline))

@@ -44,7 +44,7 @@ from transcode.domain_logic.chunking import (
 )
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
-from transcode.domain_logic.transcoding import check_complete, rendition_summary
+from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
 from vidpipe.errors import MediaError, VidpipeError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.media import SourceInfo
@@ -89,19 +89,32 @@ def fan_out(
     publish: Publish,
     segment_s: int = DEFAULT_SEGMENT_S,
     ladder_config: LadderConfig = DEFAULT_LADDER,
+    source_url: str | None = None,
+    on_analysis_fallback: Callable[[str], None] | None = None,
 ) -> int:
     """Plan the chunks of the upload at ``source_key`` and order one encode per
     chunk; return the number of chunks.
 
     ``local_source`` is the upload downloaded (None when it was probed by URL
     only): needed, and remuxed into the work area, when FFmpeg cannot seek in
-    the upload's container. Before the orders, a "Transcode Progress" event
-    tells the job how many chunks to expect; the orders come last, so a chunk
-    is never encoded before its plan is stored. Raises ValueError for a chunk
+    the upload's container. ``source_url`` (a presigned URL of the upload) is
+    where the per-title analysis reads an upload that was not downloaded.
+    Before the orders, a "Transcode Progress" event tells the job how many
+    chunks to expect; the orders come last, so a chunk is never encoded before
+    its plan is stored. Raises ValueError for a chunk
     length that is not a multiple of ``segment_s``, or a source that needs a
     remux but was not downloaded."""
     check_chunk_length(chunk_s, segment_s)
-    ladder = plan_ladder(source, ladder_config)  # the deployment's ladder, as the single-process path
+    # The deployment's ladder, decided once for the whole title as on the
+    # single-process path: every chunk order carries the same rungs and CRF.
+    # The analysis reads the upload where it is (downloaded, or by its URL).
+    analysis_source = local_source if local_source is not None else source_url
+    if analysis_source is None:
+        ladder = plan_ladder(source, ladder_config)
+    else:
+        ladder, _ = plan_title_ladder(analysis_source, source, ladder_config, scratch / "analysis",
+                                      timeout_s=timeout_s, segment_s=segment_s,
+                                      on_fallback=on_analysis_fallback)  # fmt: skip
     prefix = work_prefix(job_id)
     readable = source
     if source.demuxer not in SEEKABLE_DEMUXERS:
@@ -197,7 +210,7 @@ def stitch(
     result = {
         "prefix": hls_prefix(request.job_id),
         "master_playlist": MASTER_PLAYLIST_NAME,
-        "renditions": [rendition_summary(rendition) for rendition in ladder],
+        "renditions": [rendition_summary(rendition, measured.get(rendition.name)) for rendition in ladder],
         "chunks": int(plan["total"]),
     }
     publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=result))

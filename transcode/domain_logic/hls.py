@@ -236,8 +236,15 @@ def video_encoder_args(
         "-force_key_frames", keyframes,
     ]  # fmt: skip
     for index, rendition in enumerate(ladder):
+        # Capped CRF (the rung's quality level, never above its peak) or the fixed
+        # ladder's average bitrate; the VBV peak and buffer hold either way.
+        rate = (
+            [f"-crf:v:{index}", f"{rendition.crf:g}"]
+            if rendition.crf is not None
+            else [f"-b:v:{index}", f"{rendition.video_bitrate_kbps}k"]
+        )
         args += [
-            f"-b:v:{index}", f"{rendition.video_bitrate_kbps}k",
+            *rate,
             f"-maxrate:v:{index}", f"{rendition.max_bitrate_kbps}k",
             f"-bufsize:v:{index}", f"{rendition.buffer_kbps}k",
             # Pinned so the level in the stream is the one our CODECS string declares.

@@ -1,10 +1,26 @@
-"""The bitrate ladder: which renditions a source gets.
+"""The bitrate ladder: which renditions a source gets, and how each spends bits.
 
 Rungs are chosen by the *short* side of the displayed picture (rotation
 honoured), so a portrait phone clip gets portrait renditions with the same
 names and bitrates as its landscape twin. Bitrates follow the spirit of
 Apple's HLS authoring specification for 16:9 video and are scaled by picture
 area for other shapes (a 2.35:1 "720p" has 30 % more pixels than a 16:9 one).
+
+How a rung spends its bits is the ladder's ``rate_control``:
+
+* ``per-title`` (the default): capped CRF at a quality level chosen for this
+  title by :mod:`transcode.domain_logic.title_analysis` (short probe encodes of
+  sampled scenes, scored with VMAF). Easy content (a slide, flat animation)
+  stops at the quality target with a fraction of the fixed rates; hard content
+  gets up to the rung's cap.
+* ``capped-crf``: capped CRF at one constant level for every title (``crf``),
+  the simple alternative, kept for comparison (``make quality``).
+* ``fixed``: today's average bitrates whatever the content (a template setting).
+
+With CRF, a rung's rate is capped (``-maxrate``/``-bufsize``) at its fixed
+average times ``peak_ratio``, and never above what the source itself carries
+(:attr:`SourceInfo.video_bitrate_kbps`, when the file says), so playback stays
+smooth and no rung spends more bits than came in.
 
 What can go wrong: :func:`plan_ladder` raises CorruptMedia for a picture
 narrower than 2 pixels (nothing can encode it as 4:2:0), and
@@ -13,7 +29,8 @@ narrower than 2 pixels (nothing can encode it as 4:2:0), and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from itertools import pairwise
 
 from vidpipe.errors import CorruptMedia
@@ -21,6 +38,28 @@ from vidpipe.media import SourceInfo
 
 # The reference shape the rung bitrates are written for.
 REFERENCE_ASPECT = 16 / 9
+
+
+class RateControl(StrEnum):
+    """How the rungs spend bits (see the module docstring)."""
+
+    PER_TITLE = "per-title"
+    CAPPED_CRF = "capped-crf"
+    FIXED = "fixed"
+
+
+# x264's CRF scale: lower is better quality. 23 is x264's own default and the
+# constant the capped-CRF comparison uses; per-title choices stay within the
+# bounds (below 18 is visually lossless for nearly everything, above 32 shows
+# blocking on any content).
+DEFAULT_CRF = 23.0
+MIN_CRF = 18.0
+MAX_CRF = 32.0
+# Per title, each rung below the top gets a better quality level by this much
+# (down to MIN_CRF): a small picture loses detail to its size already, and
+# compression loss on top of it shows most there (text, edges); those rungs
+# cost few bits, and their caps keep them within the fixed ladder's peaks.
+LOWER_RUNG_CRF_STEP = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +94,8 @@ class LadderConfig:
     picture gets neither a starved nor an absurd bitrate."""
 
     rungs: tuple[Rung, ...] = DEFAULT_RUNGS
+    rate_control: RateControl = RateControl.PER_TITLE
+    crf: float = DEFAULT_CRF
     audio_bitrate_kbps: int = 128
     peak_ratio: float = 1.25
     buffer_s: float = 2.0
@@ -74,6 +115,8 @@ class LadderConfig:
             raise ValueError("audio bitrate and buffer must be positive, peak_ratio at least 1")
         if not 0 < self.min_area_factor <= 1 <= self.max_area_factor:
             raise ValueError("area factors must bracket 1")
+        if not MIN_CRF <= self.crf <= MAX_CRF:
+            raise ValueError(f"crf must be within {MIN_CRF:g}..{MAX_CRF:g}, not {self.crf}")
 
 
 DEFAULT_LADDER = LadderConfig()
@@ -82,7 +125,13 @@ DEFAULT_LADDER = LadderConfig()
 @dataclass(frozen=True)
 class Rendition:
     """One output of the ladder. ``width``/``height`` are the displayed size (even);
-    bitrates are in kbit/s; ``audio_bitrate_kbps`` is 0 for a video-only rendition."""
+    bitrates are in kbit/s; ``audio_bitrate_kbps`` is 0 for a video-only rendition.
+
+    ``crf`` is None for an average-bitrate rung (``video_bitrate_kbps`` is then
+    the target). With a ``crf`` the encoder aims at that quality level, capped
+    at ``max_bitrate_kbps``; ``video_bitrate_kbps`` is then only the most it may
+    average (what the fixed ladder would spend), and the real rate is measured
+    on the segments written."""
 
     name: str
     width: int
@@ -91,6 +140,7 @@ class Rendition:
     max_bitrate_kbps: int
     buffer_kbps: int
     audio_bitrate_kbps: int
+    crf: float | None = None
 
     @property
     def bandwidth_bps(self) -> int:
@@ -103,29 +153,55 @@ class Rendition:
         return (self.video_bitrate_kbps + self.audio_bitrate_kbps) * 1000
 
 
-def plan_ladder(source: SourceInfo, config: LadderConfig = DEFAULT_LADDER) -> list[Rendition]:
+def plan_ladder(
+    source: SourceInfo, config: LadderConfig = DEFAULT_LADDER, *, title_crf: float | None = None
+) -> list[Rendition]:
     """Renditions for ``source``, highest first.
 
     Never upscales: a rung is used only if its short side fits the source's. A
     source smaller than the lowest rung gets exactly one rendition at its own
     size (rounded down to even), with the lowest rung's bitrate scaled to its
-    area. Raises CorruptMedia when the picture is thinner than 2 pixels."""
+    area. Rate control follows ``config.rate_control``: ``title_crf`` is the
+    per-title quality level (from the title analysis); without it a per-title
+    ladder uses ``config.crf``, as the capped-CRF ladder does (the plan before
+    the analysis, or a backend that does its own rate control). Raises
+    CorruptMedia when the picture is thinner than 2 pixels."""
     width, height = source.display_width, source.display_height
     short_side = min(width, height)
     if short_side < 2:
         raise CorruptMedia(f"the picture {width}x{height} is too small to encode (at least 2x2)")
     audio_kbps = config.audio_bitrate_kbps if source.has_audio else 0
+    crf = None
+    if config.rate_control is RateControl.PER_TITLE:
+        crf = config.crf if title_crf is None else min(max(title_crf, MIN_CRF), MAX_CRF)
+    elif config.rate_control is RateControl.CAPPED_CRF:
+        crf = config.crf
+    # Never more bits than came in: re-encoding cannot add detail the source
+    # lacks. Only with CRF: the fixed ladder stays what it always was.
+    source_cap = source.video_bitrate_kbps if crf is not None else None
     fitting = [rung for rung in config.rungs if rung.short_side <= short_side]
     if not fitting:
         lowest = config.rungs[-1]
         # Round down, not to nearest: rounding up would be a (one-pixel) upscale.
         own_short_side = short_side - short_side % 2
-        return [_rendition(width, height, own_short_side, lowest, audio_kbps, config)]
-    return [_rendition(width, height, rung.short_side, rung, audio_kbps, config) for rung in fitting]
+        return [_rendition(width, height, own_short_side, lowest, audio_kbps, config, crf, source_cap)]
+    step = LOWER_RUNG_CRF_STEP if config.rate_control is RateControl.PER_TITLE else 0.0
+    return [
+        _rendition(width, height, rung.short_side, rung, audio_kbps, config,
+                   None if crf is None else max(MIN_CRF, crf - step * index), source_cap)
+        for index, rung in enumerate(fitting)
+    ]  # fmt: skip
 
 
 def _rendition(
-    width: int, height: int, short_side: int, rung: Rung, audio_kbps: int, config: LadderConfig
+    width: int,
+    height: int,
+    short_side: int,
+    rung: Rung,
+    audio_kbps: int,
+    config: LadderConfig,
+    crf: float | None,
+    source_cap_kbps: int | None,
 ) -> Rendition:
     out_width, out_height = scaled_size(width, height, short_side)
     # Compare with the 16:9 picture of the *rung* (not of our short side), so a
@@ -136,6 +212,9 @@ def _rendition(
     # bigger than 480 x 480 x 16/9) and is far below what anyone could see.
     video_kbps = max(10, 10 * round(rung.video_bitrate_kbps * area_factor / 10))
     max_kbps = round(video_kbps * config.peak_ratio)
+    if source_cap_kbps:
+        max_kbps = max(10, min(max_kbps, source_cap_kbps))
+        video_kbps = min(video_kbps, max_kbps)
     return Rendition(
         name=f"{short_side}p",
         width=out_width,
@@ -144,6 +223,7 @@ def _rendition(
         max_bitrate_kbps=max_kbps,
         buffer_kbps=round(max_kbps * config.buffer_s),
         audio_bitrate_kbps=audio_kbps,
+        crf=crf,
     )
 
 
@@ -162,19 +242,28 @@ def _nearest_even(numerator: int, denominator: int) -> int:
     return max(2, 2 * ((numerator + denominator) // (2 * denominator)))
 
 
-def ladder_from_text(text: str) -> LadderConfig:
-    """The ladder a deployment configures (template parameter ``LadderRungs``):
-    ``"1080:5000,720:2800,480:1400"`` is three rungs, short side in pixels and
-    video kbit/s, highest first. Empty text is the default ladder.
+def ladder_from_text(text: str, rate_control: str = "") -> LadderConfig:
+    """The ladder a deployment configures (template parameters ``LadderRungs``
+    and ``LadderRateControl``): ``"1080:5000,720:2800,480:1400"`` is three
+    rungs, short side in pixels and video kbit/s, highest first; the rate
+    control is ``per-title``, ``capped-crf`` or ``fixed``. Empty text is the
+    default for either.
 
     Raises ValueError naming what is wrong (a deploy mistake, found at the
     first upload)."""
+    control = RateControl.PER_TITLE
+    if rate_control.strip():
+        try:
+            control = RateControl(rate_control.strip())
+        except ValueError:
+            choices = ", ".join(member.value for member in RateControl)
+            raise ValueError(f"the ladder's rate control is one of {choices}, not {rate_control!r}") from None
     if not text.strip():
-        return DEFAULT_LADDER
+        return replace(DEFAULT_LADDER, rate_control=control)
     rungs = []
     for item in text.split(","):
         size, colon, kbps = item.strip().partition(":")
         if not colon or not size.strip().isdigit() or not kbps.strip().isdigit():
             raise ValueError(f"a rung is written short_side:kbps (e.g. 720:2800), not {item.strip()!r}")
         rungs.append(Rung(int(size), int(kbps)))
-    return LadderConfig(rungs=tuple(rungs))
+    return LadderConfig(rungs=tuple(rungs), rate_control=control)

@@ -21,9 +21,10 @@ of time; retryable), OSError when ``output_dir`` cannot be written.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ from transcode.domain_logic.hls import (
     measure_media_playlist,
     write_master_playlist,
 )
-from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
-from vidpipe.errors import CorruptMedia, MediaTooLong
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, RateControl, Rendition, plan_ladder
+from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title
+from vidpipe.errors import CorruptMedia, FfmpegError, MediaTooLong
 from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
 
 # ffprobe reads only the head of the file (and the index); a minute is generous, and
@@ -57,6 +59,11 @@ class TranscodeResult:
     source: SourceInfo
     renditions: list[Rendition]
     master_playlist: Path
+    # What the segments written measure, by rendition name.
+    measured: Mapping[str, PlaylistMeasurement] = field(default_factory=dict)
+    # The per-title decision (None for a fixed or constant-CRF ladder, or when
+    # the analysis failed on our side and the ladder's default CRF was used).
+    analysis: TitleAnalysis | None = None
 
 
 def probe_source(path: Path, *, timeout_s: float, max_duration_s: float | None) -> SourceInfo:
@@ -72,6 +79,38 @@ def probe_source(path: Path, *, timeout_s: float, max_duration_s: float | None) 
     return source
 
 
+def plan_title_ladder(
+    source_ref: Path | str,
+    source: SourceInfo,
+    config: LadderConfig,
+    scratch: Path,
+    *,
+    timeout_s: float,
+    segment_s: int = DEFAULT_SEGMENT_S,
+    on_fallback: Callable[[str], None] | None = None,
+) -> tuple[list[Rendition], TitleAnalysis | None]:
+    """The ladder for this title: :func:`plan_ladder`, with the CRF the title
+    analysis chooses when the ladder's rate control is per-title.
+
+    ``source_ref`` is the upload as FFmpeg reads it (a path, or a presigned
+    URL on the chunked path). An analysis that fails on our side (FfmpegError:
+    FFmpeg missing a filter, out of time) must not fail the upload: the ladder
+    then uses its default CRF, and ``on_fallback`` hears why. A MediaError (the
+    file cannot be decoded) is raised: the encode would fail the same way."""
+    planned = plan_ladder(source, config)
+    if config.rate_control is not RateControl.PER_TITLE:
+        return planned, None
+    try:
+        analysis = analyse_title(source_ref, source, planned[0], scratch, timeout_s=timeout_s, segment_s=segment_s)
+    except FfmpegError as exc:
+        if on_fallback is not None:
+            on_fallback(str(exc))
+        return planned, None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return plan_ladder(source, config, title_crf=analysis.crf), analysis
+
+
 def transcode_to_hls(
     input_path: Path,
     output_dir: Path,
@@ -83,6 +122,7 @@ def transcode_to_hls(
     segment_s: int = DEFAULT_SEGMENT_S,
     ladder_config: LadderConfig = DEFAULT_LADDER,
     on_lowest_rung: Callable[[Rendition], None] | None = None,
+    on_analysis_fallback: Callable[[str], None] | None = None,
 ) -> TranscodeResult:
     """Probe ``input_path``, plan the ladder and encode it as HLS into ``output_dir``
     (created if missing; files of an earlier attempt are overwritten) with one
@@ -94,7 +134,11 @@ def transcode_to_hls(
     a second FFmpeg process (one more decode of the source: the price of
     playing early).
 
-    ``timeout_s`` bounds probe and encode together. ``on_probed`` is called once
+    A per-title ladder is planned by :func:`plan_title_ladder` first (its
+    scratch files go beside ``output_dir``, and ``on_analysis_fallback`` hears
+    when it fell back to the default CRF).
+
+    ``timeout_s`` bounds probe, analysis and encode together. ``on_probed`` is called once
     with the source description before encoding starts; ``on_progress`` receives
     the encoded fraction, 0..1, never going backwards, and 1.0 at the end.
 
@@ -107,10 +151,14 @@ def transcode_to_hls(
     source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     if on_probed is not None:
         on_probed(source)
-    ladder = plan_ladder(source, ladder_config)
     # Absolute, so FFmpeg cannot mistake a relative "name:..." path for a protocol.
     output_dir = output_dir.absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
+    # The analysis's scratch files sit beside the outputs, never among them.
+    ladder, analysis = plan_title_ladder(
+        input_path, source, ladder_config, output_dir.parent / f".{output_dir.name}-analysis",
+        timeout_s=max(1.0, deadline - time.monotonic()), segment_s=segment_s, on_fallback=on_analysis_fallback,
+    )  # fmt: skip
     passes = [ladder]
     if on_lowest_rung is not None and len(ladder) > 1:
         passes = [ladder[-1:], ladder[:-1]]
@@ -140,7 +188,9 @@ def transcode_to_hls(
     write_master_playlist(ladder, source.has_audio, master, frame_rate=source.frame_rate, measured=measured)
     if on_progress is not None:
         on_progress(1.0)
-    return TranscodeResult(source=source, renditions=ladder, master_playlist=master)
+    return TranscodeResult(
+        source=source, renditions=ladder, master_playlist=master, measured=measured, analysis=analysis
+    )
 
 
 def check_complete(source_duration_s: float, measured: Mapping[str, PlaylistMeasurement]) -> None:
@@ -194,12 +244,13 @@ def source_summary(source: SourceInfo) -> dict[str, Any]:
     }
 
 
-def rendition_summary(rendition: Rendition) -> dict[str, Any]:
+def rendition_summary(rendition: Rendition, measured: PlaylistMeasurement | None = None) -> dict[str, Any]:
     """One entry of the job's ``outputs.renditions``, JSON-ready; ``bitrate`` is the
-    nominal average (video + audio) in bit/s."""
+    average (video + audio) in bit/s measured on the segments written, else the
+    nominal one (a capped-CRF rung's nominal figure is only its ceiling)."""
     return {
         "name": rendition.name,
         "width": rendition.width,
         "height": rendition.height,
-        "bitrate": rendition.average_bandwidth_bps,
+        "bitrate": measured.average_bps if measured else rendition.average_bandwidth_bps,
     }

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
 from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
-from transcode.domain_logic.ladder import ladder_from_text
+from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from vidpipe.aws_clients import events_client, mediaconvert_client, s3_client
@@ -53,6 +53,16 @@ def probe_upload(context: StageContext) -> SourceInfo:
     return probe_media(context.source_path, timeout_s=PROBE_TIMEOUT_S)
 
 
+def deployment_ladder() -> LadderConfig:
+    """The ladder the template configures (LadderRungs, LadderRateControl)."""
+    settings = get_settings()
+    return ladder_from_text(settings.ladder_rungs, settings.ladder_rate_control)
+
+
+def log_analysis_fallback(reason: str) -> None:
+    logger.warning("per-title analysis failed; the ladder uses its default CRF", extra={"reason": reason})
+
+
 def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float) -> dict[str, Any] | None:
     settings = get_settings()
     source = probe_upload(context)
@@ -73,7 +83,8 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
             source_key=f"{UPLOAD_KEY_PREFIX}{context.job_id}/source",
             local_source=context.source_path if context.source_path.exists() else None,
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
-            ladder_config=ladder_from_text(settings.ladder_rungs),
+            ladder_config=deployment_ladder(), source_url=context.input_url("source"),
+            on_analysis_fallback=log_analysis_fallback,
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
@@ -92,16 +103,19 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         on_progress=context.report_progress,
         on_probed=on_probed,
         max_duration_s=max_duration_s,
-        ladder_config=ladder_from_text(get_settings().ladder_rungs),
+        ladder_config=deployment_ladder(),
+        on_analysis_fallback=log_analysis_fallback,
         # Early playback: the lowest rung goes out (and the job is playable) first.
         on_lowest_rung=lambda rendition: context.publish_playable(
             {"master_playlist": MASTER_PLAYLIST_NAME, "renditions": [rendition_summary(rendition)]}
         ),
     )
     record_transcode(time.monotonic() - started, probed.get("duration_s"))
+    if result.analysis is not None:
+        logger.info("per-title ladder", extra={"analysis": result.analysis.summary()})
     return {
         "master_playlist": result.master_playlist.name,
-        "renditions": [rendition_summary(r) for r in result.renditions],
+        "renditions": [rendition_summary(r, result.measured.get(r.name)) for r in result.renditions],
     }
 
 
@@ -119,7 +133,7 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
         timeout_s=timeout_s,
         max_duration_s=settings.max_duration_s,
         rate_control=settings.mediaconvert_rate_control,
-        ladder_config=ladder_from_text(settings.ladder_rungs),
+        ladder_config=deployment_ladder(),
         on_probed=lambda source: context.report_source(source_summary(source)),
     )
     logger.info("MediaConvert job submitted", extra={"mediaconvert_job_id": job_id})
