@@ -48,6 +48,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
+from vidpipe.colour import VideoColour, colour_from_stream
 from vidpipe.errors import (
     CorruptMedia,
     FfmpegError,
@@ -175,6 +176,9 @@ class SourceInfo:
     video_start_s: float = 0.0
     audio_start_s: float = 0.0
     audio_sample_rate: int = 0
+    # Transfer, primaries, matrix, range and pixel format as the file states
+    # them (vidpipe.colour decides what they mean: HDR, BT.601, full range...).
+    colour: VideoColour = VideoColour()
 
     @property
     def has_audio(self) -> bool:
@@ -338,6 +342,7 @@ def parse_probe(probe: dict) -> SourceInfo:
         video_start_s=_first_number(video.get("start_time")) or 0.0,
         audio_start_s=(_first_number(audio.get("start_time")) or 0.0) if audio else 0.0,
         audio_sample_rate=int(_first_number(audio.get("sample_rate")) or 0) if audio else 0,
+        colour=colour_from_stream(video),
     )
 
 
