@@ -48,6 +48,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
+from vidpipe.colour import VideoColour, colour_from_stream
 from vidpipe.errors import (
     CorruptMedia,
     FfmpegError,
@@ -178,6 +179,9 @@ class SourceInfo:
     # What the video stream carries, kbit/s, when the file says (the stream's own
     # figure, else the container's less the audio's); None when it cannot be told.
     video_bitrate_kbps: int | None = None
+    # Transfer, primaries, matrix, range and pixel format as the file states
+    # them (vidpipe.colour decides what they mean: HDR, BT.601, full range...).
+    colour: VideoColour = VideoColour()
 
     @property
     def has_audio(self) -> bool:
@@ -342,6 +346,7 @@ def parse_probe(probe: dict) -> SourceInfo:
         audio_start_s=(_first_number(audio.get("start_time")) or 0.0) if audio else 0.0,
         audio_sample_rate=int(_first_number(audio.get("sample_rate")) or 0) if audio else 0,
         video_bitrate_kbps=_video_bitrate_kbps(video, audio, fmt),
+        colour=colour_from_stream(video),
     )
 
 

@@ -20,6 +20,7 @@ from transcode.domain_logic.hls import (
     write_master_playlist,
 )
 from transcode.domain_logic.ladder import DEFAULT_LADDER, RateControl, Rendition, plan_ladder
+from vidpipe.colour import SDR_BT709, VideoColour
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo
 
@@ -30,7 +31,13 @@ FIXED = replace(DEFAULT_LADDER, rate_control=RateControl.FIXED)
 
 
 def source(
-    width: int, height: int, *, channels: int, frame_rate: Fraction = Fraction(30), rotation: int = 0
+    width: int,
+    height: int,
+    *,
+    channels: int,
+    frame_rate: Fraction = Fraction(30),
+    rotation: int = 0,
+    colour: VideoColour = SDR_BT709,
 ) -> SourceInfo:
     return SourceInfo(
         duration_s=6.0,
@@ -42,6 +49,7 @@ def source(
         audio_codec="aac" if channels else None,
         audio_channels=channels,
         format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        colour=colour,
     )
 
 
@@ -69,6 +77,7 @@ def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_wit
         "-b:v:1", "1400k", "-maxrate:v:1", "1750k", "-bufsize:v:1", "3500k", "-level:v:1", "3.1",
         "-b:v:2", "800k", "-maxrate:v:2", "1000k", "-bufsize:v:2", "2000k", "-level:v:2", "3.0",
         "-b:v:3", "400k", "-maxrate:v:3", "500k", "-bufsize:v:3", "1000k", "-level:v:3", "3.0",
+        "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
         "-c:a", "aac", "-ac", "2",
         "-b:a:0", "128k", "-b:a:1", "128k", "-b:a:2", "128k", "-b:a:3", "128k",
         "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_segment_type", "mpegts",
@@ -98,6 +107,7 @@ def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_s
         "-sc_threshold", "0", "-g", "120", "-force_key_frames", "expr:gte(t,n_forced*4)",
         "-b:v:0", "800k", "-maxrate:v:0", "1000k", "-bufsize:v:0", "2000k", "-level:v:0", "3.0",
         "-b:v:1", "400k", "-maxrate:v:1", "500k", "-bufsize:v:1", "1000k", "-level:v:1", "3.0",
+        "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
         "-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_segment_type", "mpegts",
         "-hls_flags", "independent_segments",
         "-hls_segment_filename", "/scratch/job/out/%v/seg_%05d.ts",
@@ -128,6 +138,7 @@ def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and
         "-b:v:0", "1400k", "-maxrate:v:0", "1750k", "-bufsize:v:0", "3500k", "-level:v:0", "3.0",
         "-b:v:1", "800k", "-maxrate:v:1", "1000k", "-bufsize:v:1", "2000k", "-level:v:1", "3.0",
         "-b:v:2", "400k", "-maxrate:v:2", "500k", "-bufsize:v:2", "1000k", "-level:v:2", "3.0",
+        "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
         "-c:a", "aac", "-ac", "2",
         "-b:a:0", "128k", "-b:a:1", "128k", "-b:a:2", "128k",
         "-f", "hls", "-hls_time", "6", "-hls_playlist_type", "vod", "-hls_segment_type", "mpegts",

@@ -22,6 +22,7 @@ from transcode.domain_logic.mediaconvert_job import (
     stereo_remix,
 )
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
+from vidpipe.colour import SDR_BT709
 from vidpipe.errors import MediaConvertError, MediaTooLong, UnsupportedDimensions, ValidationFailed
 from vidpipe.media import SourceInfo
 from vidpipe.mediaconvert import MediaConvertJobs
@@ -47,6 +48,7 @@ def source(
         audio_codec="aac" if channels else None,
         audio_channels=channels,
         format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        colour=SDR_BT709,
     )
 
 
@@ -118,6 +120,13 @@ def hls_output(name: str, width: int, height: int, max_kbps: int, buffer_kbps: i
             "Height": height,
             "ScalingBehavior": "DEFAULT",
             "CodecSettings": {"Codec": "H_264", "H264Settings": h264(max_kbps, buffer_kbps)},
+            "ColorMetadata": "INSERT",
+            "VideoPreprocessors": {
+                "ColorCorrector": {
+                    "ColorSpaceConversion": "FORCE_709",
+                    "SampleRangeConversion": "LIMITED_RANGE_SQUEEZE",
+                }
+            },
         },
         "AudioDescriptions": [AAC_128K],
     }
@@ -193,6 +202,7 @@ EXPECTED_720P_REQUEST = {
                             "Width": 1280,
                             "Height": 720,
                             "ScalingBehavior": "DEFAULT",
+                            "VideoPreprocessors": {"ColorCorrector": {"ColorSpaceConversion": "FORCE_709"}},
                             "CodecSettings": {
                                 "Codec": "FRAME_CAPTURE",
                                 "FrameCaptureSettings": {

@@ -323,8 +323,10 @@ def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list()
         "-i", "file:/in/source",
         "-filter_complex",
         "[0:V:0]fps=fps=1/2:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"
-        "[slots]scale=160:90:flags=area,format=gbrp[tiles];"
-        "[offered]select='eq(n,6)+eq(n,18)+eq(n,30)',scale=1280:720:flags=area,format=gbrp[candidates]",
+        # The matrix and range named: swscale would read an untagged frame as BT.601.
+        "[slots]scale=160:90:flags=area:in_color_matrix=bt709:in_range=tv,format=gbrp[tiles];"
+        "[offered]select='eq(n,6)+eq(n,18)+eq(n,30)',"
+        "scale=1280:720:flags=area:in_color_matrix=bt709:in_range=tv,format=gbrp[candidates]",
         "-map", "[tiles]", "-frames:v", "60", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/tiles.rgb",
         "-map", "[candidates]", "-frames:v", "3", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/candidates.rgb",
     ]  # fmt: skip

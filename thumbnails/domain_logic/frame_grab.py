@@ -50,6 +50,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from vidpipe.colour import SDR_BT709, VideoColour, rgb_scale_options, tone_map_filters
 from vidpipe.errors import FfmpegError
 from vidpipe.media import input_args
 
@@ -95,6 +96,7 @@ def build_frame_grab_args(
     candidate_size: tuple[int, int],
     skip: SkipFrames,
     demuxer: str,
+    colour: VideoColour = SDR_BT709,
 ) -> list[str]:
     """FFmpeg arguments (after the binary and global options that
     :func:`vidpipe.media.run_ffmpeg` adds) writing ``tile_count`` tiles and one
@@ -103,6 +105,8 @@ def build_frame_grab_args(
     FFmpeg rotates the picture by the file's display matrix before our filters
     run, so sizes are display sizes. ``demuxer`` is the one the probe found
     (:attr:`vidpipe.media.SourceInfo.demuxer`); FFmpeg may use no other.
+    ``colour`` is the source's, untagged properties assumed
+    (:func:`vidpipe.colour.assume_untagged`): HDR is tone-mapped to SDR BT.709.
 
     Raises ValueError when there is no tile or no candidate slot, a slot is
     outside the tiles, or the demuxer is not one FFmpeg may use on uploads."""
@@ -119,11 +123,8 @@ def build_frame_grab_args(
         [
             # 0:V (capital) skips cover art and other attached pictures.
             f"[0:V:0]{build_fps_filter(interval_ms)},split=2[slots][offered]",
-            # area averaging: a 1080p frame shrunk to 160 px with the default
-            # bicubic filter shimmers with aliasing.
-            f"[slots]scale={tile_width}:{tile_height}:flags=area,format={PIXEL_FORMAT}[tiles]",
-            f"[offered]select='{wanted}',scale={candidate_width}:{candidate_height}:flags=area,"
-            f"format={PIXEL_FORMAT}[candidates]",
+            f"[slots]{scaled_rgb(tile_width, tile_height, colour)}[tiles]",
+            f"[offered]select='{wanted}',{scaled_rgb(candidate_width, candidate_height, colour)}[candidates]",
         ]
     )
     return [
@@ -145,6 +146,22 @@ def build_frame_grab_args(
         "-map", "[candidates]", "-frames:v", str(len(candidate_slots)), "-fps_mode", "passthrough",
         "-f", "rawvideo", str(work_dir / CANDIDATES_NAME),
     ]  # fmt: skip
+
+
+def scaled_rgb(width: int, height: int, colour: VideoColour) -> str:
+    """The filters that shrink a frame to ``width`` x ``height`` and make it
+    planar RGB in SDR BT.709 colours.
+
+    Area averaging: a 1080p frame shrunk to 160 px with the default bicubic
+    filter shimmers with aliasing. An HDR frame is tone-mapped after the
+    resize, not before the split: the float32 tone-map then runs on tile-sized
+    pictures and on the few candidates only. An SDR frame's matrix and range
+    are named (not left to swscale, which reads an untagged frame as BT.601)."""
+    resize = f"scale={width}:{height}:flags=area"
+    if colour.is_hdr:
+        return f"{resize},{tone_map_filters(colour, pixel_format=PIXEL_FORMAT)}"
+    options = rgb_scale_options(colour)
+    return f"{resize}{f':{options}' if options else ''},format={PIXEL_FORMAT}"
 
 
 def count_unfilled_slots(tile_contents: Sequence[bytes | memoryview], tile_count: int) -> int:

@@ -43,6 +43,7 @@ from thumbnails.domain_logic.storyboard import (
     plan_storyboard,
     render_vtt,
 )
+from vidpipe.colour import VideoColour, assume_untagged
 from vidpipe.errors import CorruptMedia, FfmpegError
 from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
 
@@ -222,10 +223,11 @@ def _sample_cheaply(
     3. when that would leave too few tiles (a short clip with one keyframe), or
        keyframes are irregular, every reference frame at the planned interval."""
     display_size = (source.display_width, source.display_height)
+    colour = assume_untagged(source.colour, *display_size)
 
     def sample(plan: StoryboardPlan, skip: SkipFrames) -> _SampledFrames:
         work_dir = scratch / f"{skip.value}-{plan.interval_ms}"
-        return _sample_frames(input_path, source.demuxer, work_dir, plan, poster_size, deadline, skip)
+        return _sample_frames(input_path, source.demuxer, work_dir, plan, poster_size, deadline, skip, colour)
 
     plan = plan_storyboard(source.duration_s, *display_size)
     frames = sample(plan, SkipFrames.NON_KEY)
@@ -254,6 +256,7 @@ def _sample_frames(
     poster_size: tuple[int, int],
     deadline: float,
     skip: SkipFrames,
+    colour: VideoColour,
 ) -> _SampledFrames:
     """One FFmpeg pass sampling the plan's tiles and candidates (through raw
     frame files in ``work_dir``)."""
@@ -269,6 +272,7 @@ def _sample_frames(
         candidate_size=poster_size,
         skip=skip,
         demuxer=demuxer,
+        colour=colour,
     )
     run_ffmpeg(args, timeout_s=_remaining(deadline))
     tile_frames = _read_frames(work_dir / TILES_NAME, tile_size)

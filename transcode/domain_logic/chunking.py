@@ -71,6 +71,7 @@ from transcode.domain_logic.transcoding import (
     plan_title_ladder,
     probe_source,
 )
+from vidpipe.colour import VideoColour, assume_untagged
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo, input_args, probe_media, run_ffmpeg, source_input_args
 
@@ -187,6 +188,9 @@ class ChunkTask:
     source_end_s: float | None = None
     # The first frame's time: every chunk's frame grid is counted from it.
     video_start_s: float = 0.0
+    # The source's colour, untagged properties assumed (vidpipe.colour.assume_untagged),
+    # so every chunk converts it to BT.709 exactly as the single pass does.
+    colour: VideoColour = VideoColour()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -202,6 +206,7 @@ class ChunkTask:
             "segment_s": self.segment_s,
             "source_end_s": self.source_end_s,
             "video_start_s": self.video_start_s,
+            "colour": self.colour.to_dict(),
         }
 
     @classmethod
@@ -226,6 +231,7 @@ class ChunkTask:
             segment_s=int(data["segment_s"]),
             source_end_s=_optional(float, data.get("source_end_s")),
             video_start_s=float(data.get("video_start_s", 0.0)),
+            colour=VideoColour.from_dict(data.get("colour")),
         )
 
     @classmethod
@@ -237,6 +243,7 @@ class ChunkTask:
             has_audio=source.has_audio, bounds=plan.chunks[index], demuxer=source.demuxer,
             audio_origin=plan.audio_origin, sample_rate=plan.sample_rate, segment_s=segment_s,
             source_end_s=source.video_start_s + source.duration_s, video_start_s=source.video_start_s,
+            colour=assume_untagged(source.colour, source.display_width, source.display_height),
         )  # fmt: skip
 
 
@@ -399,7 +406,7 @@ def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | Non
         f"{name}={value:.6f}" for name, value in (("start", bounds.start_s), ("end", bounds.end_s)) if value is not None
     )
     args += ["-filter_complex", ladder_filter_graph(ladder, task.frame_rate, grid_start_s=_grid_start_s(task),
-                                                    trim=f"trim={limits}" if limits else "")]
+                                                    trim=f"trim={limits}" if limits else "", colour=task.colour)]
     for index in range(len(ladder)):
         args += ["-map", f"[video{index}]"]
         if audio_path is not None:

@@ -29,6 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from transcode.domain_logic.ladder import Rendition
+from vidpipe.colour import BT709_TAG_ARGS, SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo, input_args
 
@@ -141,7 +142,9 @@ def build_hls_args(
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
     count = len(ladder)
     # The demuxer the probe found, and only it: see vidpipe.media.input_args.
-    args = [*input_args(input_path, source.demuxer), "-filter_complex", ladder_filter_graph(ladder, source.frame_rate)]
+    colour = assume_untagged(source.colour, source.display_width, source.display_height)
+    graph = ladder_filter_graph(ladder, source.frame_rate, colour=colour)
+    args = [*input_args(input_path, source.demuxer), "-filter_complex", graph]
     for index in range(count):
         args += ["-map", f"[video{index}]"]
         if source.has_audio:
@@ -177,7 +180,12 @@ def build_hls_args(
 
 
 def ladder_filter_graph(
-    ladder: Sequence[Rendition], frame_rate: Fraction, *, grid_start_s: float | None = None, trim: str = ""
+    ladder: Sequence[Rendition],
+    frame_rate: Fraction,
+    *,
+    grid_start_s: float | None = None,
+    trim: str = "",
+    colour: VideoColour = SDR_BT709,
 ) -> str:
     """The ``-filter_complex`` graph that makes the first video stream constant
     rate, optionally trims it, and splits it into one scaled picture per rung,
@@ -187,19 +195,28 @@ def ladder_filter_graph(
     declare), counted from the first frame or from ``grid_start_s``: a chunk
     starts its grid on the same instants as a single pass over the whole file,
     so both give the same frames even for a variable-rate source (left to the
-    muxer, each chunk would lose the frames that fill the gap after its last)."""
+    muxer, each chunk would lose the frames that fill the gap after its last).
+
+    ``colour`` is the source's (after :func:`vidpipe.colour.assume_untagged`;
+    BT.709 limited if not given): every rung comes out SDR BT.709 limited
+    range, see :mod:`vidpipe.colour` for how."""
     count = len(ladder)
     split_outputs = "".join(f"[split{index}]" for index in range(count))
     constant_rate = f"fps=fps={frame_rate.numerator}/{frame_rate.denominator}"
     if grid_start_s is not None:
         constant_rate += f":start_time={grid_start_s:.6f}"
-    chain = ",".join(part for part in (constant_rate, trim, f"split={count}") if part)
+    # HDR is tone-mapped once, before the split (vidpipe.colour.ladder_prefilter says why).
+    to_sdr = ladder_prefilter(colour, (ladder[0].width, ladder[0].height))
+    chain = ",".join(part for part in (constant_rate, trim, to_sdr, f"split={count}") if part)
+    # An SDR source's matrix and range are converted by each rung's own resize, for free.
+    conversion = sdr_scale_options(colour)
+    scale_options = f":{conversion}" if conversion else ""
     # FFmpeg turns the picture upright (autorotate) before the graph, so the display
     # size is what we scale to. setsar=1: square pixels, so players show WxH as is.
     # format=yuv420p: a 4:4:4 or 10-bit source would otherwise make x264 choose a
     # profile (High 4:4:4, High 10) that players and our CODECS string do not match.
     branches = [
-        f"[split{index}]scale={rendition.width}:{rendition.height},setsar=1,format=yuv420p[video{index}]"
+        f"[split{index}]scale={rendition.width}:{rendition.height}{scale_options},setsar=1,format=yuv420p[video{index}]"
         for index, rendition in enumerate(ladder)
     ]
     return ";".join([f"[0:v:0]{chain}{split_outputs}", *branches])
@@ -250,6 +267,9 @@ def video_encoder_args(
             # Pinned so the level in the stream is the one our CODECS string declares.
             f"-level:v:{index}", h264_level_name(h264_level_idc(rendition, frame_rate)),
         ]  # fmt: skip
+    # Tagged explicitly, whatever the source said (or did not): the graph made
+    # every rung BT.709 limited range, and scale does not tag the frames it converts.
+    args += BT709_TAG_ARGS
     return args
 
 

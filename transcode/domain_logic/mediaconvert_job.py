@@ -38,6 +38,7 @@ from typing import Any
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import Rendition
 from transcode.domain_logic.transcoding import rendition_summary
+from vidpipe.colour import HLG, VideoColour, assume_untagged
 from vidpipe.errors import UnsupportedDimensions
 from vidpipe.media import SourceInfo
 from vidpipe.mediaconvert_events import (
@@ -70,6 +71,8 @@ CAPTURE_QUALITY = 85
 # Progress every 15 s rather than MediaConvert's default minute: a short job
 # would otherwise go from "started" to "done" with nothing in between.
 STATUS_UPDATE_INTERVAL = "SECONDS_15"
+# How MediaConvert names the SDR matrices we assume for an untagged source.
+_COLOR_SPACE_OF_MATRIX = {"smpte170m": "REC_601", "bt709": "REC_709"}
 
 
 def capture_interval_ms(duration_s: float) -> int:
@@ -120,7 +123,7 @@ def build_create_job_request(
         "TimecodeSource": "ZEROBASED",
         # Honour the rotation metadata of phone videos, as the FFmpeg path does:
         # the ladder's sizes are the displayed (rotated) picture's.
-        "VideoSelector": {"Rotate": "AUTO"},
+        "VideoSelector": {"Rotate": "AUTO", **_untagged_colour_space(source)},
     }
     if source.has_audio:
         input_settings["AudioSelectors"] = {"Audio Selector 1": {"DefaultSelection": "DEFAULT"}}
@@ -181,6 +184,9 @@ def _hls_output(rendition: Rendition, source: SourceInfo, rate_control: str, seg
             # The ladder keeps the aspect ratio already: scale, never crop or pad.
             "ScalingBehavior": "DEFAULT",
             "CodecSettings": {"Codec": "H_264", "H264Settings": _h264_settings(rendition, rate_control, segment_s)},
+            # BT.709 limited range, tagged, like the FFmpeg path (see vidpipe.colour).
+            "ColorMetadata": "INSERT",
+            "VideoPreprocessors": {"ColorCorrector": _color_corrector(source.colour, limited_range=True)},
         },
     }
     if source.has_audio:
@@ -188,6 +194,33 @@ def _hls_output(rendition: Rendition, source: SourceInfo, rate_control: str, seg
         # rungs do, so a player needs no separate audio rendition group.
         output["AudioDescriptions"] = [_stereo_aac(rendition.audio_bitrate_kbps, source.audio_channels)]
     return output
+
+
+def _untagged_colour_space(source: SourceInfo) -> dict[str, Any]:
+    """VideoSelector settings that make MediaConvert read an untagged SDR source
+    as our FFmpeg path and players do (BT.601 when SD, BT.709 when HD); nothing
+    for a tagged source, whose own metadata MediaConvert follows."""
+    if source.colour.matrix is not None or source.colour.is_hdr:
+        return {}
+    assumed = assume_untagged(source.colour, source.display_width, source.display_height)
+    return {"ColorSpace": _COLOR_SPACE_OF_MATRIX[assumed.matrix or "bt709"], "ColorSpaceUsage": "FALLBACK"}
+
+
+def _color_corrector(colour: VideoColour, *, limited_range: bool) -> dict[str, Any]:
+    """MediaConvert's ColorCorrector for SDR BT.709 out of any source: FORCE_709
+    converts between SDR spaces and tone-maps HDR; LIMITED_RANGE_SQUEEZE turns a
+    full-range source limited (frame captures are JPEGs, full range by nature).
+
+    The tone-mapper is named only for HDR sources (it does nothing for SDR).
+    MediaConvert uses PRESERVE_DETAILS for HLG whatever we ask; for PQ its
+    documentation recommends VIBRANT, which keeps the colours as the FFmpeg
+    path's ``desat=0`` does."""
+    corrector: dict[str, Any] = {"ColorSpaceConversion": "FORCE_709"}
+    if limited_range:
+        corrector["SampleRangeConversion"] = "LIMITED_RANGE_SQUEEZE"
+    if colour.is_hdr:
+        corrector["HdrToSdrToneMapper"] = "PRESERVE_DETAILS" if colour.transfer == HLG else "VIBRANT"
+    return corrector
 
 
 def _h264_settings(rendition: Rendition, rate_control: str, segment_s: int) -> dict[str, Any]:
@@ -273,6 +306,8 @@ def _capture_group(outputs_url: str, source: SourceInfo, interval_ms: int) -> di
                     "Width": width,
                     "Height": height,
                     "ScalingBehavior": "DEFAULT",
+                    # Posters and sprites come from these: SDR BT.709 like the renditions.
+                    "VideoPreprocessors": {"ColorCorrector": _color_corrector(source.colour, limited_range=False)},
                     "CodecSettings": {
                         "Codec": "FRAME_CAPTURE",
                         # One frame every interval_ms: a frame rate of 1000/interval_ms.
