@@ -56,9 +56,7 @@ def test_GIVEN_1080p60_for_2_minutes_with_early_playback_WHEN_costed_THEN_exact_
     assert cost.cpu_s == pytest.approx(629.13, abs=0.01)
 
 
-def test_GIVEN_a_120_fps_source_WHEN_costed_THEN_every_source_frame_decoded_only_the_60_fps_output_encoded() -> (
-    None
-):
+def test_GIVEN_a_120_fps_source_WHEN_costed_THEN_all_source_frames_decoded_only_the_60_fps_output_encoded() -> None:
     clip = replace(HD_60, width=320, height=180, frame_rate=Fraction(120), duration_s=2.0)
 
     cost = encode_cost(clip, plan_ladder(clip), duration_s=2.0)
@@ -92,9 +90,7 @@ def test_GIVEN_normal_uploads_WHEN_checked_THEN_they_pass_with_margin() -> None:
     assert chunk.cpu_s < 0.1 * CHUNK_FUNCTION.cpu_s  # 79 of 1389
 
 
-def test_GIVEN_8k_at_240_fps_for_2_minutes_WHEN_checked_for_the_transcode_function_THEN_too_costly_in_figures() -> (
-    None
-):
+def test_GIVEN_8k_at_240_fps_for_2_minutes_WHEN_checked_on_the_transcode_function_THEN_too_costly() -> None:
     pathological = replace(HD_60, width=7680, height=4320, frame_rate=Fraction(240))
     cost = encode_cost(pathological, plan_ladder(pathological), duration_s=120.0, decodes=2)
 

@@ -22,7 +22,10 @@ encode that could not finish even with every vCPU busy the whole time, so an
 estimate off by a few tens of per cent never turns away an upload that would
 have made it; normal uploads sit far below the line (a 2-minute 1080p60
 source uses about half of the transcode function's budget, a 32 s chunk of
-1080p30 about 6 % of the chunk function's).
+1080p30 about 6 % of the chunk function's). The worst the probe lets through,
+8K at 240 fps, is refused on the transcode function (two minutes of it cost
+about five times its budget) but let through in 32 s chunks on the 10 GB
+chunk function (about 77 % of its budget): six vCPUs for four minutes can.
 
 What can go wrong: :func:`check_encode_cost` raises EncodeTooCostly (final);
 :func:`lambda_vcpus` raises ValueError for memory that is not positive.
