@@ -51,6 +51,10 @@ PROVEN_BY_TESTS = [
      "tests/e2e/test_multipart_uploads.py, tests/adapters/test_storage_moto.py"),
     ("security", "FFmpeg never opens anything but the one input (canary file, listening socket)",
      "tests/hostile/test_hostile_unit.py"),
+    ("hostile inputs", "an encode too costly for its stage (2 minutes of 8K at 240 fps on the transcode function; "
+     "a chunk over the chunk function's time): FAILED ENCODE_TOO_COSTLY from the probe, before FFmpeg starts, "
+     "with the cost and the limit in the message", "tests/unit/test_encode_cost.py, "
+     "tests/integration/test_frame_rate_ffmpeg.py"),
 ]
 
 

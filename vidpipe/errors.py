@@ -24,7 +24,9 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── UnsupportedFrameRate      frame rate missing, infinite (timestamps stand still) or absurd
     │   ├── ForbiddenReference        a playlist or script (HLS, concat, DASH, SDP...), or a file
     │   │                             embedding one, that would make FFmpeg open other files or URLs
-    │   └── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
+    │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
+    │   └── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
+    │                                 the stage's time limit, known from the probe before it starts
     └── InfrastructureError           our side failed; the message may be retried
         ├── StorageError              S3 call failed
         ├── JobStoreError             DynamoDB call failed
@@ -152,6 +154,16 @@ class MemoryLimitExceeded(MediaError):
     set it too low."""
 
     code = "MEMORY_LIMIT_EXCEEDED"
+
+
+class EncodeTooCostly(MediaError):
+    """Final, like every MediaError: the same file under the same time limit
+    would time out on every attempt. Raised before FFmpeg starts, from the
+    probe's size, rate and duration (transcode.domain_logic.encode_cost); the
+    message says what the encode would cost and what the stage can do, for an
+    operator who wants to raise the limit (memory, timeout, shorter chunks)."""
+
+    code = "ENCODE_TOO_COSTLY"
 
 
 class InfrastructureError(VidpipeError):

@@ -57,6 +57,11 @@ class Settings:
     # many functions at once (a multiple of the 4 s HLS segment).
     chunk_threshold_s: float = 120.0
     chunk_s: int = 32
+    # The chunk-encode function's timeout and memory, which the planner (in the
+    # transcode function) needs to refuse a chunk no chunk function could encode
+    # in time (transcode.domain_logic.encode_cost).
+    chunk_encode_timeout_s: float = 300.0
+    chunk_encode_memory_mb: int = 10240
     # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
     job_events_table: str = ""
     # Registered webhooks (vidpipe.webhook_store), and whether plain http:// URLs
@@ -93,6 +98,8 @@ class Settings:
             ladder_rate_control=_choice("LADDER_RATE_CONTROL", ("per-title", "capped-crf", "fixed"), "per-title"),
             chunk_threshold_s=_number("CHUNK_THRESHOLD_SECONDS", 120.0),
             chunk_s=int(_number("CHUNK_SECONDS", 32)),
+            chunk_encode_timeout_s=_number("CHUNK_ENCODE_TIMEOUT_SECONDS", 300.0),
+            chunk_encode_memory_mb=int(_number("CHUNK_ENCODE_MEMORY_MB", 10240)),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",

@@ -247,6 +247,19 @@ def test_GIVEN_the_stage_queues_WHEN_compared_with_the_settings_THEN_the_last_at
         assert Settings.from_environment().max_receive_count == expected, queue_name
 
 
+def test_GIVEN_the_transcode_function_WHEN_compared_with_the_chunk_function_THEN_it_plans_with_its_real_limits(
+    translated: dict[str, Any],
+) -> None:
+    # The planner refuses an upload whose chunk the chunk function could not
+    # encode in time: it must judge by that function's actual timeout and memory.
+    functions = resources_of(translated, "AWS::Lambda::Function")
+    planner = functions["TranscodeFunction"]["Properties"]["Environment"]["Variables"]
+    chunk_function = functions["ChunkEncodeFunction"]["Properties"]
+
+    assert int(planner["CHUNK_ENCODE_TIMEOUT_SECONDS"]) == int(chunk_function["Timeout"])
+    assert int(planner["CHUNK_ENCODE_MEMORY_MB"]) == int(chunk_function["MemorySize"])
+
+
 # ------------------------------------------------------------------ IAM
 
 

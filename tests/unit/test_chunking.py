@@ -213,3 +213,22 @@ def test_GIVEN_chunk_output_WHEN_sent_as_json_and_back_THEN_unchanged() -> None:
     output = ChunkOutput(4, {"240p": [Segment("c0004_000.ts", 4.0, 123)]})
 
     assert ChunkOutput.from_dict(output.to_dict()) == output
+
+
+def test_GIVEN_a_120_fps_source_WHEN_planned_and_tasked_THEN_cuts_and_grid_are_those_of_the_60_fps_output() -> None:
+    fast = replace(SOURCE, frame_rate=Fraction(120), video_start_s=0.5)
+
+    plan = plan_chunks(fast, chunk_s=32)
+    task = ChunkTask.of(plan, 1, plan_ladder(fast), fast)
+
+    quarter_output_frame = 1 / 240
+    assert plan.chunks[1].start_s == pytest.approx(0.5 + 32 - quarter_output_frame)
+    assert task.frame_rate == Fraction(60)
+    assert ChunkTask.from_dict(task.to_dict()).frame_rate == Fraction(60)
+    graph = build_chunk_args(task, Path("/w/source"), None, Path("/w/out"))
+    graph = graph[graph.index("-filter_complex") + 1]
+    # the grid starts on the whole file's 60 fps grid (from its first frame at 0.5 s),
+    # at the last slot before the seek target (32.5 - 1/240 - 1 s)
+    assert graph.startswith(f"[0:v:0]fps=fps=60/1:start_time={0.5 + 1859 / 60:.6f},trim=")
+    encoder = build_chunk_args(task, Path("/w/source"), None, Path("/w/out"))
+    assert encoder[encoder.index("-g") + 1] == "240"

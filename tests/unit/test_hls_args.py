@@ -297,3 +297,26 @@ def test_GIVEN_crf_rungs_WHEN_encoder_args_built_THEN_each_rung_has_its_crf_unde
     ]  # fmt: skip
     assert args[args.index("-crf:v:1") + 1] == "23.5"
     assert not any(arg.startswith("-b:v") for arg in args)
+
+
+def test_GIVEN_a_119_88_fps_1080p_source_WHEN_args_built_THEN_fps_gop_and_levels_are_those_of_59_94() -> None:
+    info = source(1920, 1080, channels=2, frame_rate=Fraction(120000, 1001))
+
+    args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
+
+    graph = args[args.index("-filter_complex") + 1]
+    # one fps filter before the split: every rung at 59.94, every second frame of the source
+    assert graph.startswith("[0:v:0]fps=fps=60000/1001,split=5[split0]")
+    assert graph.count("fps=fps=") == 1
+    assert args[args.index("-g") + 1] == "240"  # 4 s at 59.94, rounded up (480 at the source's rate)
+    levels = [args[index + 1] for index, arg in enumerate(args) if arg.startswith("-level:v:")]
+    assert levels == ["4.2", "3.2", "3.1", "3.1", "3.0"]  # 1080p at 60 is 4.2; at 120 it would be 5.1
+
+
+def test_GIVEN_a_60_fps_source_WHEN_args_built_THEN_its_rate_is_kept() -> None:
+    info = source(1280, 720, channels=2, frame_rate=Fraction(60))
+
+    args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
+
+    assert args[args.index("-filter_complex") + 1].startswith("[0:v:0]fps=fps=60/1,split=4")
+    assert args[args.index("-g") + 1] == "240"

@@ -16,6 +16,7 @@ from transcode.domain_logic.ladder import (
     Rendition,
     Rung,
     ladder_from_text,
+    output_frame_rate,
     plan_ladder,
     scaled_size,
 )
@@ -248,3 +249,55 @@ def test_GIVEN_rate_control_text_WHEN_read_THEN_known_values_only() -> None:
     assert ladder_from_text("", "").rate_control is RateControl.PER_TITLE
     with pytest.raises(ValueError, match="per-title, capped-crf, fixed"):
         ladder_from_text("", "vbr")
+
+
+@pytest.mark.parametrize(
+    ("source_rate", "expected"),
+    [
+        (Fraction(120), Fraction(60)),
+        (Fraction(120000, 1001), Fraction(60000, 1001)),  # 119.88 -> 59.94
+        (Fraction(240), Fraction(60)),
+        (Fraction(240000, 1001), Fraction(60000, 1001)),
+        (Fraction(100), Fraction(50)),
+        (Fraction(90), Fraction(45)),
+        (Fraction(72), Fraction(36)),  # 72/1 is above 60: half, not 60
+        (Fraction(144), Fraction(48)),
+        (Fraction(61), Fraction(61, 2)),
+        (Fraction(12003, 100), Fraction(12003, 200)),  # a variable-rate "120" averaging 120.03: halved, not thirded
+        (Fraction(12013, 100), Fraction(12013, 300)),  # 0.11 % over 120 is past the tolerance
+    ],
+)
+def test_GIVEN_a_source_above_60_fps_WHEN_output_rate_decided_THEN_the_largest_whole_fraction_at_or_below_60(
+    source_rate: Fraction, expected: Fraction
+) -> None:
+    rate = output_frame_rate(source_rate)
+
+    assert rate == expected
+    assert (source_rate / rate).denominator == 1  # an exact divisor: every k-th frame is kept
+
+
+@pytest.mark.parametrize(
+    "source_rate", [Fraction(60), Fraction(60000, 1001), Fraction(50), Fraction(30000, 1001), Fraction(24), Fraction(1)]
+)
+def test_GIVEN_a_source_at_or_below_60_fps_WHEN_output_rate_decided_THEN_it_keeps_its_rate(
+    source_rate: Fraction,
+) -> None:
+    assert output_frame_rate(source_rate) == source_rate
+
+
+@given(st.fractions(min_value=Fraction(1, 100), max_value=240, max_denominator=1001))
+def test_GIVEN_any_rate_ffprobe_lets_through_WHEN_output_rate_decided_THEN_at_most_60_and_dividing_the_source(
+    source_rate: Fraction,
+) -> None:
+    rate = output_frame_rate(source_rate)
+
+    assert rate <= Fraction(60) * Fraction(1001, 1000)
+    assert (source_rate / rate).denominator == 1
+    # the largest such rate: one divisor fewer would be over the limit
+    divisor = source_rate / rate
+    assert divisor == 1 or source_rate / (divisor - 1) > Fraction(60) * Fraction(1001, 1000)
+
+
+def test_GIVEN_no_rate_WHEN_output_rate_decided_THEN_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        output_frame_rate(Fraction(0))

@@ -63,7 +63,7 @@ from transcode.domain_logic.hls import (
     video_encoder_args,
     write_master_playlist,
 )
-from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate
 from transcode.domain_logic.transcoding import (
     PROBE_TIMEOUT_S,
     TranscodeResult,
@@ -136,7 +136,9 @@ def plan_chunks(source: SourceInfo, *, chunk_s: float) -> ChunkPlan:
     count = 1
     while count * chunk_s < source.duration_s - MIN_TAIL_RATIO * chunk_s:
         count += 1
-    early_s = CUT_EARLY_FRAMES / float(source.frame_rate)
+    # A quarter of an *output* frame: the cuts fall between frames of the grid the
+    # renditions are made on (at most 60 fps), which a 120 fps source's frames halve.
+    early_s = CUT_EARLY_FRAMES / float(output_frame_rate(source.frame_rate))
     cuts = [origin + index * chunk_s - early_s for index in range(1, count)]
     rate = source.audio_sample_rate if source.has_audio else 0
     audio_origin = round(source.audio_start_s * rate)
@@ -171,8 +173,10 @@ def remux_for_seeking(source_path: Path, source: SourceInfo, output_path: Path, 
 class ChunkTask:
     """Everything a chunk encoder needs besides the source itself: its bounds
     and the job's exact encoding parameters, so every chunk encodes the same
-    ladder the same way. JSON-ready through :meth:`to_dict` (it travels in the
-    chunk event)."""
+    ladder the same way. ``frame_rate`` is the renditions' rate (at most 60 fps,
+    :func:`~transcode.domain_logic.ladder.output_frame_rate`), not the source's:
+    every chunk puts its frames on the whole file's output grid. JSON-ready
+    through :meth:`to_dict` (it travels in the chunk event)."""
 
     index: int
     total: int
@@ -239,7 +243,7 @@ class ChunkTask:
            segment_s: int = DEFAULT_SEGMENT_S) -> ChunkTask:
         """Chunk ``index`` of ``plan`` for the (possibly remuxed) ``source``."""
         return cls(
-            index=index, total=plan.total, ladder=tuple(ladder), frame_rate=source.frame_rate,
+            index=index, total=plan.total, ladder=tuple(ladder), frame_rate=output_frame_rate(source.frame_rate),
             has_audio=source.has_audio, bounds=plan.chunks[index], demuxer=source.demuxer,
             audio_origin=plan.audio_origin, sample_rate=plan.sample_rate, segment_s=segment_s,
             source_end_s=source.video_start_s + source.duration_s, video_start_s=source.video_start_s,
@@ -645,7 +649,8 @@ def transcode_chunked(
         outputs.append(encode_chunk(task, chunk_source, output_dir, timeout_s=_left(deadline)))
         chunk_times.append(time.monotonic() - started)
     started = time.monotonic()
-    measured = stitch_playlists(outputs, ladder, has_audio=source.has_audio, frame_rate=source.frame_rate,
+    measured = stitch_playlists(outputs, ladder, has_audio=source.has_audio,
+                                frame_rate=output_frame_rate(source.frame_rate),
                                 output_dir=output_dir)
     check_complete(source.duration_s, measured)
     if on_timings is not None:

@@ -17,6 +17,8 @@ where FFmpeg reads an object of the uploads bucket (a presigned URL in Lambda,
 a local path in tests).
 
 What can go wrong: what :mod:`transcode.domain_logic.chunking` raises,
+EncodeTooCostly from the planner when one chunk is more than a chunk function
+can encode in its time,
 StorageError from the stores, EventPublishError from ``publish``, and
 CorruptMedia from the stitch when the renditions come out shorter than the source.
 """
@@ -32,8 +34,10 @@ from typing import Any, Protocol
 
 from transcode.domain_logic.chunking import (
     REMUXED_NAME,
+    SEEK_MARGIN_S,
     SEEKABLE_DEMUXERS,
     ChunkOutput,
+    ChunkPlan,
     ChunkTask,
     check_chunk_length,
     chunk_playlist_name,
@@ -42,8 +46,9 @@ from transcode.domain_logic.chunking import (
     seekable_source,
     stitch_playlists,
 )
+from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, describe_source, encode_cost
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
-from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, plan_ladder
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder
 from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
 from vidpipe.errors import MediaError, VidpipeError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
@@ -91,6 +96,7 @@ def fan_out(
     ladder_config: LadderConfig = DEFAULT_LADDER,
     source_url: str | None = None,
     on_analysis_fallback: Callable[[str], None] | None = None,
+    chunk_budget: StageBudget | None = None,
 ) -> int:
     """Plan the chunks of the upload at ``source_key`` and order one encode per
     chunk; return the number of chunks.
@@ -101,17 +107,28 @@ def fan_out(
     where the per-title analysis reads an upload that was not downloaded.
     Before the orders, a "Transcode Progress" event tells the job how many
     chunks to expect; the orders come last, so a chunk is never encoded before
-    its plan is stored. Raises ValueError for a chunk
-    length that is not a multiple of ``segment_s``, or a source that needs a
-    remux but was not downloaded."""
+    its plan is stored.
+
+    With ``chunk_budget`` (what one chunk function can do in its time), the
+    longest chunk's cost is checked first, before any analysis, remux or order:
+    an upload no chunk function could encode fails here with EncodeTooCostly
+    instead of timing out on every attempt of every chunk. Raises ValueError
+    for a chunk length that is not a multiple of ``segment_s``, or a source
+    that needs a remux but was not downloaded."""
     check_chunk_length(chunk_s, segment_s)
-    # The deployment's ladder, decided once for the whole title as on the
-    # single-process path: every chunk order carries the same rungs and CRF.
-    # The analysis reads the upload where it is (downloaded, or by its URL).
+    ladder = plan_ladder(source, ladder_config)  # the deployment's ladder, as the single-process path
+    if chunk_budget is not None:
+        longest_s = longest_chunk_s(plan_chunks(source, chunk_s=chunk_s), source)
+        # A chunk decodes from FFmpeg's seek target, SEEK_MARGIN_S before its start
+        # (and from the keyframe before that, which the probe cannot tell).
+        cost = encode_cost(source, ladder, duration_s=longest_s, decoded_s=longest_s + SEEK_MARGIN_S)
+        what = f"one {longest_s:.0f} s chunk of {describe_source(source, source.duration_s)}"
+        check_encode_cost(cost, chunk_budget, what=what)
+    # Decided once for the whole title, as on the single-process path: every
+    # chunk order carries the same rungs and CRF. The analysis reads the upload
+    # where it is (downloaded, or by its URL).
     analysis_source = local_source if local_source is not None else source_url
-    if analysis_source is None:
-        ladder = plan_ladder(source, ladder_config)
-    else:
+    if analysis_source is not None:
         ladder, _ = plan_title_ladder(analysis_source, source, ladder_config, scratch / "analysis",
                                       timeout_s=timeout_s, segment_s=segment_s,
                                       on_fallback=on_analysis_fallback)  # fmt: skip
@@ -128,7 +145,7 @@ def fan_out(
     plan_file.write_text(json.dumps({
         "total": plan.total,
         "ladder": [rendition.__dict__ for rendition in ladder],
-        "frame_rate": f"{source.frame_rate.numerator}/{source.frame_rate.denominator}",
+        "frame_rate": str(output_frame_rate(source.frame_rate)),  # the renditions', for the master playlist
         "has_audio": source.has_audio,
         "duration_s": source.duration_s,
     }), encoding="utf-8")  # fmt: skip
@@ -144,6 +161,16 @@ def fan_out(
     with ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS) as pool:
         list(pool.map(publish, orders))
     return plan.total
+
+
+def longest_chunk_s(plan: ChunkPlan, source: SourceInfo) -> float:
+    """The longest chunk of ``plan`` in seconds (the last one may be up to
+    1 + MIN_TAIL_RATIO chunks long: a short tail is merged into it)."""
+    start, end = source.video_start_s, source.video_start_s + source.duration_s
+    return max(
+        (bounds.end_s if bounds.end_s is not None else end) - (bounds.start_s if bounds.start_s is not None else start)
+        for bounds in plan.chunks
+    )
 
 
 def encode_one_chunk(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from transcode.domain_logic.ladder import Rendition
+from transcode.domain_logic.ladder import Rendition, output_frame_rate
 from vidpipe.colour import BT709_TAG_ARGS, SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo, input_args
@@ -141,9 +141,10 @@ def build_hls_args(
     if "%" in str(output_dir):
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
     count = len(ladder)
+    rate = output_frame_rate(source.frame_rate)  # at most 60 fps: see the ladder module
     # The demuxer the probe found, and only it: see vidpipe.media.input_args.
     colour = assume_untagged(source.colour, source.display_width, source.display_height)
-    graph = ladder_filter_graph(ladder, source.frame_rate, colour=colour)
+    graph = ladder_filter_graph(ladder, rate, colour=colour)
     args = [*input_args(input_path, source.demuxer), "-filter_complex", graph]
     for index in range(count):
         args += ["-map", f"[video{index}]"]
@@ -152,7 +153,7 @@ def build_hls_args(
             # -var_stream_map counts audio outputs per type, so map it once per rung.
             args += ["-map", "0:a:0"]
 
-    args += video_encoder_args(ladder, source.frame_rate, segment_s)
+    args += video_encoder_args(ladder, rate, segment_s)
     if source.has_audio:
         # -ac 2: 5.1 is downmixed and mono upmixed, so every rendition is plain stereo.
         args += ["-c:a", "aac", "-ac", "2"]

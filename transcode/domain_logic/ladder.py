@@ -22,6 +22,18 @@ average times ``peak_ratio``, and never above what the source itself carries
 (:attr:`SourceInfo.video_bitrate_kbps`, when the file says), so playback stays
 smooth and no rung spends more bits than came in.
 
+
+Frame rate (:func:`output_frame_rate`): a source at or below 60 fps keeps its
+rate; above, every rung gets the largest source_rate / k (k whole) at or
+below 60 (120 -> 60, 119.88 -> 59.94, 100 -> 50, 240 -> 60, 90 -> 45,
+72 -> 36; 0.1 % over 60 is let through for a variable-rate source's average),
+so the output keeps every k-th frame and motion stays even. Every
+rung, the lowest included, gets the same rate: Apple's authoring guidance
+allows halving the rate of small rungs, but they are a tenth of the ladder's
+pixels, and one rate keeps a single ``fps`` filter before the split, the
+keyframes of all rungs on the same frames and one FRAME-RATE in the master
+playlist.
+
 What can go wrong: :func:`plan_ladder` raises CorruptMedia for a picture
 narrower than 2 pixels (nothing can encode it as 4:2:0), and
 :class:`LadderConfig` raises ValueError for an inconsistent configuration.
@@ -29,8 +41,10 @@ narrower than 2 pixels (nothing can encode it as 4:2:0), and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from fractions import Fraction
 from itertools import pairwise
 
 from vidpipe.errors import CorruptMedia
@@ -38,6 +52,13 @@ from vidpipe.media import SourceInfo
 
 # The reference shape the rung bitrates are written for.
 REFERENCE_ASPECT = 16 / 9
+# The highest frame rate a rendition gets: what HLS players and H.264 levels up
+# to 4.2 at 1080p are made for; more doubles the encode for motion few screens show.
+MAX_OUTPUT_FRAME_RATE = Fraction(60)
+# A source's rate is an average read from its timestamps: a variable-rate
+# "120 fps" phone clip may average 120.03. Within this share above a multiple of
+# 60 it is divided as that multiple (to 60.015, not to 40).
+FRAME_RATE_TOLERANCE = Fraction(1, 1000)
 
 
 class RateControl(StrEnum):
@@ -267,3 +288,17 @@ def ladder_from_text(text: str, rate_control: str = "") -> LadderConfig:
             raise ValueError(f"a rung is written short_side:kbps (e.g. 720:2800), not {item.strip()!r}")
         rungs.append(Rung(int(size), int(kbps)))
     return LadderConfig(rungs=tuple(rungs), rate_control=control)
+
+
+def output_frame_rate(source_rate: Fraction, max_rate: Fraction = MAX_OUTPUT_FRAME_RATE) -> Fraction:
+    """The renditions' frame rate for a source at ``source_rate``: the source's own
+    at or below ``max_rate``, else ``source_rate / k`` for the smallest whole ``k``
+    that brings it to ``max_rate`` or below (within FRAME_RATE_TOLERANCE), an
+    exact divisor, so the renditions keep every k-th frame: 120 -> 60,
+    120000/1001 -> 60000/1001, 100 -> 50, 90 -> 45, 72 -> 36.
+
+    Raises ValueError for a rate that is not positive."""
+    if source_rate <= 0 or max_rate <= 0:
+        raise ValueError(f"frame rates must be positive, not {source_rate} and {max_rate}")
+    divisor = math.ceil(source_rate / (max_rate * (1 + FRAME_RATE_TOLERANCE)))
+    return source_rate / divisor

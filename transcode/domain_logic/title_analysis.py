@@ -44,7 +44,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from transcode.domain_logic.hls import X264_PRESET, gop_frames
-from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition, scaled_size
+from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition, output_frame_rate, scaled_size
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo, input_args, run_ffmpeg, source_input_args
 
@@ -258,9 +258,11 @@ def analyse_title(
     deadline = time.monotonic() + timeout_s
     windows = plan_samples(source.duration_s, source.video_start_s)
     size = analysis_size(top)
+    # The renditions' rate (at most 60 fps), so the probes are encoded like the rungs.
+    frame_rate = output_frame_rate(source.frame_rate)
     cpu_before = _children_cpu_s()
     run_ffmpeg(
-        build_probe_encode_args(source_ref, source.demuxer, windows, source.frame_rate, size, scratch, segment_s),
+        build_probe_encode_args(source_ref, source.demuxer, windows, frame_rate, size, scratch, segment_s),
         timeout_s=max(1.0, deadline - time.monotonic()),
     )
     run_ffmpeg(build_probe_score_args(scratch, threads), timeout_s=max(1.0, deadline - time.monotonic()))

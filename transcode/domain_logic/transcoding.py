@@ -14,9 +14,11 @@ What can go wrong: a MediaError (final) when the file cannot become a video:
 the ones :func:`vidpipe.media.probe_media` raises before anything is decoded
 (NotAVideo, NoVideoStream, CorruptMedia, UnsupportedDimensions,
 UnsupportedFrameRate, ForbiddenReference), MediaTooLong (over
-``max_duration_s``, read from the header), CorruptMedia (truncated),
-MemoryLimitExceeded; FfmpegError (FFmpeg missing, failing on our side, or out
-of time; retryable), OSError when ``output_dir`` cannot be written.
+``max_duration_s``, read from the header), EncodeTooCostly (over the
+stage's budget, from the probe, before anything is encoded), CorruptMedia
+(truncated), MemoryLimitExceeded; FfmpegError (FFmpeg missing, failing on
+our side, or out of time; retryable), OSError when ``output_dir`` cannot be
+written.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, describe_source, encode_cost
 from transcode.domain_logic.hls import (
     DEFAULT_SEGMENT_S,
     MASTER_PLAYLIST_NAME,
@@ -37,7 +40,14 @@ from transcode.domain_logic.hls import (
     measure_media_playlist,
     write_master_playlist,
 )
-from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, RateControl, Rendition, plan_ladder
+from transcode.domain_logic.ladder import (
+    DEFAULT_LADDER,
+    LadderConfig,
+    RateControl,
+    Rendition,
+    output_frame_rate,
+    plan_ladder,
+)
 from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title
 from vidpipe.errors import CorruptMedia, FfmpegError, MediaTooLong
 from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
@@ -123,6 +133,7 @@ def transcode_to_hls(
     ladder_config: LadderConfig = DEFAULT_LADDER,
     on_lowest_rung: Callable[[Rendition], None] | None = None,
     on_analysis_fallback: Callable[[str], None] | None = None,
+    budget: StageBudget | None = None,
 ) -> TranscodeResult:
     """Probe ``input_path``, plan the ladder and encode it as HLS into ``output_dir``
     (created if missing; files of an earlier attempt are overwritten) with one
@@ -138,6 +149,10 @@ def transcode_to_hls(
     scratch files go beside ``output_dir``, and ``on_analysis_fallback`` hears
     when it fell back to the default CRF).
 
+    With ``budget`` (the stage's vCPUs and time), the encode's cost is
+    estimated from the probe and an encode the stage cannot finish is refused
+    before FFmpeg starts (see :mod:`transcode.domain_logic.encode_cost`).
+
     ``timeout_s`` bounds probe, analysis and encode together. ``on_probed`` is called once
     with the source description before encoding starts; ``on_progress`` receives
     the encoded fraction, 0..1, never going backwards, and 1.0 at the end.
@@ -145,12 +160,20 @@ def transcode_to_hls(
     Raises the MediaError of :func:`vidpipe.media.probe_media` for unusable
     input, CorruptMedia also when the outputs come out clearly shorter than the
     source (a truncated upload), MediaTooLong when the source is longer than
-    ``max_duration_s`` (checked before encoding), MemoryLimitExceeded, and
+    ``max_duration_s`` (checked before encoding), EncodeTooCostly when the
+    encode is over ``budget`` (checked before encoding), MemoryLimitExceeded, and
     FfmpegError when FFmpeg fails or runs out of time."""
     deadline = time.monotonic() + timeout_s
     source = probe_source(input_path, timeout_s=timeout_s, max_duration_s=max_duration_s)
     if on_probed is not None:
         on_probed(source)
+    if budget is not None:
+        # Checked before the analysis: the per-title decision changes the rungs'
+        # rates, not their pixels, so the plan's shape is already known.
+        shape = plan_ladder(source, ladder_config)
+        decodes = 2 if on_lowest_rung is not None and len(shape) > 1 else 1
+        cost = encode_cost(source, shape, duration_s=source.duration_s, decodes=decodes)
+        check_encode_cost(cost, budget, what=describe_source(source, source.duration_s))
     # Absolute, so FFmpeg cannot mistake a relative "name:..." path for a protocol.
     output_dir = output_dir.absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +185,7 @@ def transcode_to_hls(
     passes = [ladder]
     if on_lowest_rung is not None and len(ladder) > 1:
         passes = [ladder[-1:], ladder[:-1]]
+    rate = output_frame_rate(source.frame_rate)
     done_share = 0.0
     for rungs in passes:
         # Each pass's share of the progress bar, by the pixels it encodes.
@@ -176,7 +200,7 @@ def transcode_to_hls(
             lowest = rungs[0]
             measured_lowest = {lowest.name: measure_media_playlist(output_dir / lowest.name / MEDIA_PLAYLIST_NAME)}
             write_master_playlist(rungs, source.has_audio, output_dir / MASTER_PLAYLIST_NAME,
-                                  frame_rate=source.frame_rate, measured=measured_lowest)  # fmt: skip
+                                  frame_rate=rate, measured=measured_lowest)  # fmt: skip
             on_lowest_rung(lowest)
 
     measured = {
@@ -185,7 +209,7 @@ def transcode_to_hls(
     }
     check_complete(source.duration_s, measured)
     master = output_dir / MASTER_PLAYLIST_NAME
-    write_master_playlist(ladder, source.has_audio, master, frame_rate=source.frame_rate, measured=measured)
+    write_master_playlist(ladder, source.has_audio, master, frame_rate=rate, measured=measured)
     if on_progress is not None:
         on_progress(1.0)
     return TranscodeResult(

@@ -13,11 +13,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
+from transcode.domain_logic.encode_cost import lambda_budget
 from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
+from transcode.handlers.chunk_encode import RESERVED_TIME_S as CHUNK_RESERVED_TIME_S
 from vidpipe.aws_clients import events_client, mediaconvert_client, s3_client
 from vidpipe.errors import FfmpegError, MediaError
 from vidpipe.event_bus import EventBridgePublisher
@@ -63,7 +65,9 @@ def log_analysis_fallback(reason: str) -> None:
     logger.warning("per-title analysis failed; the ladder uses its default CRF", extra={"reason": reason})
 
 
-def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float) -> dict[str, Any] | None:
+def transcode(
+    context: StageContext, *, timeout_s: float, max_duration_s: float, memory_mb: int
+) -> dict[str, Any] | None:
     settings = get_settings()
     source = probe_upload(context)
     if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
@@ -85,6 +89,9 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
             ladder_config=deployment_ladder(), source_url=context.input_url("source"),
             on_analysis_fallback=log_analysis_fallback,
+            # What one chunk function can do in the time its handler gives FFmpeg.
+            chunk_budget=lambda_budget(settings.chunk_encode_memory_mb,
+                                       settings.chunk_encode_timeout_s - CHUNK_RESERVED_TIME_S),
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
@@ -105,6 +112,8 @@ def transcode(context: StageContext, *, timeout_s: float, max_duration_s: float)
         max_duration_s=max_duration_s,
         ladder_config=deployment_ladder(),
         on_analysis_fallback=log_analysis_fallback,
+        # Refused before FFmpeg starts when this function could not finish it in time.
+        budget=lambda_budget(memory_mb, timeout_s),
         # Early playback: the lowest rung goes out (and the job is playable) first.
         on_lowest_rung=lambda rendition: context.publish_playable(
             {"master_playlist": MASTER_PLAYLIST_NAME, "renditions": [rendition_summary(rendition)]}
@@ -148,7 +157,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     work: StageWork = (
         partial(submit_to_mediaconvert, timeout_s=timeout_s)
         if get_settings().transcode_backend == "mediaconvert"
-        else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s)
+        else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s,
+                     memory_mb=int(context.memory_limit_in_mb))
     )
 
     def handle(record: SQSRecord) -> None:
