@@ -19,6 +19,8 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
 * a time limit (our timer kills FFmpeg; ``RLIMIT_CPU`` stops it too should we
   die first) and a memory limit (``RLIMIT_AS``, ``FFMPEG_MEMORY_LIMIT_MB``) on
   every process, set in the child before FFmpeg starts;
+* the environment of :func:`ffmpeg_environment` (the static build of the
+  Lambda layer crashes on MPEG-TS input without it);
 * stderr kept, and its tail put into the error message.
 
 What can go wrong: :class:`~vidpipe.errors.MediaError` subclasses when the input
@@ -39,6 +41,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -59,9 +62,22 @@ from vidpipe.errors import (
     UnsupportedFrameRate,
 )
 
-# Where the FFmpeg layer puts its binaries on AWS. On the local stack layers are
-# unpacked elsewhere and not put on PATH (a ministack gap), so we fall back to PATH.
+# Where the FFmpeg layer puts its binaries on AWS. ministack unpacks layers
+# elsewhere and puts neither them at /opt nor their bin/ on PATH (a gap), but it
+# names their folders in this variable of the function's environment.
 LAYER_BIN_DIR = Path("/opt/bin")
+LOCAL_LAYERS_SETTING = "_LAMBDA_LAYERS_DIRS"
+# The layer's FFmpeg is a static build whose glibc is inside the binary. When the
+# MPEG-TS demuxer converts a service name from its DVB charset (iconv, ISO 6937
+# by default; most TS files carry one), that glibc looks the converter up in the
+# host's gconv module cache and loads the host's module, a shared object built
+# for another glibc, and crashes with SIGSEGV: every MPEG-TS upload failed. With
+# GCONV_PATH set, glibc skips that cache; pointing it at /dev/null, which is no
+# folder and so holds no module, leaves no host module to load (checked on
+# Debian 12 with strace). The conversion then fails softly and FFmpeg keeps the
+# name's bytes as they are; glibc's built-in UTF-8 and Latin-1 still work.
+# Lambda's Amazon Linux has gconv modules too, so this holds on AWS as well.
+NO_GCONV_MODULES = os.devnull
 STDERR_TAIL_CHARS = 2000
 
 # Demuxers we let FFmpeg use, by the first name ffprobe reports (``mov`` is the
@@ -141,20 +157,39 @@ _LOG_CONTEXT = re.compile(r"\[[^\]\n]* @ 0x[0-9a-f]+\] ")
 
 
 def find_tool(name: str) -> str:
-    """Path of ``ffmpeg`` or ``ffprobe``: the ``FFMPEG_PATH``/``FFPROBE_PATH``
-    setting, then the layer's ``/opt/bin``, then ``PATH``.
+    """Path of ``ffmpeg`` or ``ffprobe``, the first found of:
+
+    1. the ``FFMPEG_PATH``/``FFPROBE_PATH`` setting;
+    2. the FFmpeg layer's ``bin/``: ``/opt/bin`` on AWS; on the local stack the
+       layers ministack unpacked for this function (it names them in
+       ``_LAMBDA_LAYERS_DIRS``; nothing is mounted at ``/opt``), so the local
+       functions run the deployed layer's binary, as on AWS;
+    3. beside the running interpreter: ``make dev`` installs the layer's build in
+       the project's ``.venv/bin``, so the tests, the benchmarks and any tool run
+       with ``.venv/bin/python`` get it without touching ``PATH``;
+    4. ``PATH``.
 
     Raises FfmpegError when none has it."""
     configured = os.environ.get(f"{name.upper()}_PATH")
     candidates = [configured] if configured else []
     candidates.append(str(LAYER_BIN_DIR / name))
+    for layer in filter(None, os.environ.get(LOCAL_LAYERS_SETTING, "").split(os.pathsep)):
+        candidates.append(os.path.join(layer, "bin", name))
+    candidates.append(os.path.join(os.path.dirname(sys.executable), name))
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     found = shutil.which(name)
     if found:
         return found
-    raise FfmpegError(f"{name} not found (set {name.upper()}_PATH or install FFmpeg)")
+    raise FfmpegError(f"{name} not found (set {name.upper()}_PATH, or run `make dev` to install the pinned FFmpeg)")
+
+
+def ffmpeg_environment() -> dict[str, str]:
+    """The environment of every ffmpeg and ffprobe process we start: ours, with
+    ``GCONV_PATH`` pointing where no gconv module can be (see
+    :data:`NO_GCONV_MODULES`). Start FFmpeg with nothing else."""
+    return {**os.environ, "GCONV_PATH": NO_GCONV_MODULES}
 
 
 @dataclass(frozen=True)
@@ -482,6 +517,7 @@ def _run_ffprobe(options: list[str], path: Path | str, limits: _ProcessLimits, *
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=ffmpeg_environment(),
             preexec_fn=limits.apply,
         )
     except (OSError, subprocess.SubprocessError) as exc:
@@ -798,6 +834,7 @@ def run_ffmpeg(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if on_progress else subprocess.DEVNULL,
                 stderr=stderr_file,
+                env=ffmpeg_environment(),
                 preexec_fn=limits.apply,
             )
         except (OSError, subprocess.SubprocessError) as exc:

@@ -18,8 +18,9 @@ ministack gaps worked around here, each in one visible place:
   template, after each deploy;
 * messages in flight when it stopped stay invisible for their visibility
   timeout after a restart: :func:`_release_messages_in_flight`;
-* Lambda layers are not mounted at /opt and their ``bin/`` is not on PATH, so
-  the functions find FFmpeg on the PATH we give ministack (see vidpipe/media.py).
+* Lambda layers are not mounted at /opt and their ``bin/`` is not on PATH: the
+  functions find the FFmpeg layer's binary (the same pinned static build as on
+  AWS) through the layer folders ministack names, see vidpipe.media.find_tool.
 
 What can go wrong: ``LocalStackError`` with the reason (port taken, ministack
 not installed, deploy failed with the failing resource's status reason).
@@ -46,7 +47,7 @@ import requests
 from botocore.config import Config
 
 from vidpipe.access import mint_api_token
-from vidpipe.cli.packaging import PROJECT_ROOT, BuildOutput, build_all
+from vidpipe.cli.packaging import FFMPEG_WHEEL, PROJECT_ROOT, BuildOutput, build_all
 from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
 
 REGION = "us-east-1"
@@ -220,8 +221,6 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         raise LocalStackError(
             f"ministack's environment is missing ({settings.ministack_python}); run `make up` to create it"
         )
-    if not shutil.which("ffmpeg"):
-        raise LocalStackError("ffmpeg is not installed (apt-get install -y ffmpeg)")
     if _port_in_use(settings.port):
         raise LocalStackError(
             f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port"
@@ -316,9 +315,10 @@ def _read_endpoints_file(settings: LocalStackSettings) -> dict[str, Any] | None:
 
 def _source_fingerprint(settings: LocalStackSettings) -> str:
     """A hash of everything a deploy is made from: the template, the packages
-    that go into the functions, the pinned Lambda requirements and the
+    that go into the functions, the pinned Lambda requirements and FFmpeg, and the
     interpreter the dependencies are built for."""
     digest = hashlib.sha256(settings.ministack_python.encode())
+    digest.update(FFMPEG_WHEEL.sha256.encode())
     sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
     for package in ("vidpipe", "upload_api", "transcode", "thumbnails"):
         sources += sorted(
