@@ -8,7 +8,7 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
   file`` alone is not enough: it stops URLs, but an HLS playlist or a concat
   script is *itself* a local file that makes FFmpeg's demuxer open other local
   files (any with a media extension, say another job's upload in ``/tmp``:
-  FFmpeg 5.1's own checks stop ``/etc/passwd``, not those). So the format is
+  FFmpeg's own checks stop ``/etc/passwd``, not those; seen on 5.1 and 6.0). So the format is
   decided before anything is decoded: :func:`refuse_references` turns away
   playlists and scripts by their first bytes (and AVI files that carry one in a
   GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
@@ -62,11 +62,9 @@ from vidpipe.errors import (
     UnsupportedFrameRate,
 )
 
-# Where the FFmpeg layer puts its binaries on AWS. ministack unpacks layers
-# elsewhere and puts neither them at /opt nor their bin/ on PATH (a gap), but it
-# names their folders in this variable of the function's environment.
+# Where the FFmpeg layer puts its binaries on AWS. The local stack, where
+# layers are not mounted there, names the same build by FFMPEG_PATH/FFPROBE_PATH.
 LAYER_BIN_DIR = Path("/opt/bin")
-LOCAL_LAYERS_SETTING = "_LAMBDA_LAYERS_DIRS"
 # The layer's FFmpeg is a static build whose glibc is inside the binary. When the
 # MPEG-TS demuxer converts a service name from its DVB charset (iconv, ISO 6937
 # by default; most TS files carry one), that glibc looks the converter up in the
@@ -123,6 +121,11 @@ MAX_FRAME_RATE = 240
 # 0.4, 0.5, 0.8, 1.2 GB); a 4K source needs slightly less (the ladder tops at
 # 1080p). Base plus a share per core keeps a margin of about 1.7 on each. The
 # thumbnail passes peak at 0.55 GB on 2 cores, within a 1024 MB function.
+# Re-measured with the layer's static FFmpeg 6.0 (the one we run everywhere now),
+# same 2 s 1080p clip for both builds: the ladder's peaks are within 3 % of 5.1's
+# (0.67 GB on 1 core, 1.40 GB on 2); the thumbnail passes on that clip, whose
+# sparse keyframes make them decode twice, peak at 0.80-0.86 GB on 2 cores
+# (5.1: 0.75), still under a 1024 MB function's limit but with less to spare.
 MEMORY_LIMIT_BASE_MB = 1536
 MEMORY_LIMIT_PER_CPU_MB = 512
 MEMORY_LIMIT_SETTING = "FFMPEG_MEMORY_LIMIT_MB"
@@ -159,11 +162,9 @@ _LOG_CONTEXT = re.compile(r"\[[^\]\n]* @ 0x[0-9a-f]+\] ")
 def find_tool(name: str) -> str:
     """Path of ``ffmpeg`` or ``ffprobe``, the first found of:
 
-    1. the ``FFMPEG_PATH``/``FFPROBE_PATH`` setting;
-    2. the FFmpeg layer's ``bin/``: ``/opt/bin`` on AWS; on the local stack the
-       layers ministack unpacked for this function (it names them in
-       ``_LAMBDA_LAYERS_DIRS``; nothing is mounted at ``/opt``), so the local
-       functions run the deployed layer's binary, as on AWS;
+    1. the ``FFMPEG_PATH``/``FFPROBE_PATH`` setting (the local stack gives its
+       functions the layer's build so, see vidpipe.cli.local_stack);
+    2. the FFmpeg layer's ``bin/``, ``/opt/bin`` on AWS;
     3. beside the running interpreter: ``make dev`` installs the layer's build in
        the project's ``.venv/bin``, so the tests, the benchmarks and any tool run
        with ``.venv/bin/python`` get it without touching ``PATH``;
@@ -173,8 +174,6 @@ def find_tool(name: str) -> str:
     configured = os.environ.get(f"{name.upper()}_PATH")
     candidates = [configured] if configured else []
     candidates.append(str(LAYER_BIN_DIR / name))
-    for layer in filter(None, os.environ.get(LOCAL_LAYERS_SETTING, "").split(os.pathsep)):
-        candidates.append(os.path.join(layer, "bin", name))
     candidates.append(os.path.join(os.path.dirname(sys.executable), name))
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):

@@ -66,17 +66,15 @@ def test_GIVEN_an_mpeg_ts_upload_WHEN_probed_THEN_ffprobe_gets_gconv_path_where_
 
 @pytest.fixture
 def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """An ffmpeg in each place find_tool looks (but /opt/bin): the setting, a
-    layer ministack unpacked, beside the interpreter, and on PATH."""
+    """An ffmpeg in each place find_tool looks (but /opt/bin): the setting,
+    beside the interpreter, and on PATH."""
     folders = {
         "setting": tmp_path / "configured",
-        "layer": tmp_path / "ministack" / "layer_0" / "bin",
         "interpreter": tmp_path / "venv" / "bin",
         "path": tmp_path / "usr" / "bin",
     }
     tools = {place: recording_tool(folder, "ffmpeg") for place, folder in folders.items()}
     monkeypatch.setenv("FFMPEG_PATH", str(tools["setting"]))
-    monkeypatch.setenv("_LAMBDA_LAYERS_DIRS", f"{tmp_path / 'ministack' / 'empty'}:{folders['layer'].parent}")
     monkeypatch.setattr(sys, "executable", str(folders["interpreter"] / "python"))
     monkeypatch.setenv("PATH", str(folders["path"]))
     return tools
@@ -86,19 +84,10 @@ def test_GIVEN_ffmpeg_everywhere_WHEN_looked_for_THEN_the_setting_wins(places: d
     assert find_tool("ffmpeg") == str(places["setting"])
 
 
-def test_GIVEN_no_setting_WHEN_looked_for_in_a_local_function_THEN_the_deployed_layer_s_binary(
+def test_GIVEN_no_setting_WHEN_looked_for_THEN_the_one_beside_the_interpreter_before_path(
     places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FFMPEG_PATH")
-
-    assert find_tool("ffmpeg") == str(places["layer"])
-
-
-def test_GIVEN_no_setting_and_no_layer_WHEN_looked_for_THEN_the_one_beside_the_interpreter_before_path(
-    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("FFMPEG_PATH")
-    monkeypatch.delenv("_LAMBDA_LAYERS_DIRS")
 
     assert find_tool("ffmpeg") == str(places["interpreter"])
 
@@ -107,7 +96,6 @@ def test_GIVEN_only_path_has_it_WHEN_looked_for_THEN_found_on_path(
     places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FFMPEG_PATH")
-    monkeypatch.delenv("_LAMBDA_LAYERS_DIRS")
     places["interpreter"].unlink()
 
     assert find_tool("ffmpeg") == str(places["path"])

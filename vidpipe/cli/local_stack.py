@@ -18,9 +18,11 @@ ministack gaps worked around here, each in one visible place:
   template, after each deploy;
 * messages in flight when it stopped stay invisible for their visibility
   timeout after a restart: :func:`_release_messages_in_flight`;
-* Lambda layers are not mounted at /opt and their ``bin/`` is not on PATH: the
-  functions find the FFmpeg layer's binary (the same pinned static build as on
-  AWS) through the layer folders ministack names, see vidpipe.media.find_tool.
+* Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
+  their files lose the executable bit when ministack unzips them: the
+  functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
+  ``FFPROBE_PATH``, see vidpipe.media.find_tool), the folder the layer is zipped
+  from, so they run the same pinned static build as on AWS.
 
 What can go wrong: ``LocalStackError`` with the reason (port taken, ministack
 not installed, deploy failed with the failing resource's status reason).
@@ -57,6 +59,9 @@ STACK_NAME = "vidpipe"
 LOCAL_USER = "local"  # whose token `vidpipe up` prints
 ARTIFACT_BUCKET = "vidpipe-deploy-artifacts"
 START_TIMEOUT_S = 60
+# The FFmpeg layer as built (packaging.build_ffmpeg_layer): the very bits the
+# deployed layer carries, with their executable bits, which ministack's copy lacks.
+FFMPEG_LAYER_BIN = PROJECT_ROOT / "build" / "layers" / "ffmpeg" / "bin"
 STOP_TIMEOUT_S = 60
 
 
@@ -235,6 +240,9 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         # Only what ministack needs: nothing of our environment leaks into
         # the Lambda workers it spawns.
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # The functions' FFmpeg: the layer's build, never one found on PATH.
+        "FFMPEG_PATH": str(FFMPEG_LAYER_BIN / "ffmpeg"),
+        "FFPROBE_PATH": str(FFMPEG_LAYER_BIN / "ffprobe"),
         "HOME": os.environ.get("HOME", str(settings.data_dir)),
         "LANG": "C.UTF-8",
         "BIND_HOST": "127.0.0.1",
