@@ -8,10 +8,10 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
   file`` alone is not enough: it stops URLs, but an HLS playlist or a concat
   script is *itself* a local file that makes FFmpeg's demuxer open other local
   files (any with a media extension, say another job's upload in ``/tmp``:
-  FFmpeg's own checks stop ``/etc/passwd``, not those; seen on 5.1 and 6.0). So the format is
-  decided before anything is decoded: :func:`refuse_references` turns away
-  playlists and scripts by their first bytes (and AVI files that carry one in a
-  GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
+  FFmpeg's own checks, in 5.1 and 6.0 alike, stop ``/etc/passwd``, not those).
+  So the format is decided before anything is decoded: :func:`refuse_references`
+  turns away playlists and scripts by their first bytes (and AVI files that
+  carry one in a GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
   pick a demuxer from :data:`SAFE_DEMUXERS` (plain containers that never open
   another file), and every later FFmpeg run names that demuxer with ``-f`` and
   allows only it with ``-format_whitelist``, which FFmpeg also hands to any
