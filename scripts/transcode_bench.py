@@ -44,7 +44,7 @@ from transcode.domain_logic.chunking import ChunkedTimings, transcode_chunked  #
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
 from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
-from vidpipe.media import find_tool, input_args, probe_media, probe_media_url, run_ffmpeg  # noqa: E402
+from vidpipe.media import ffmpeg_environment, find_tool, input_args, probe_media, probe_media_url, run_ffmpeg  # noqa: E402
 
 SOURCE_S = int(os.environ.get("BENCH_SOURCE_S", "60"))
 CHUNK_S = int(os.environ.get("BENCH_CHUNK_S", "32" if SOURCE_S >= 64 else "8"))
@@ -103,7 +103,7 @@ def generate_source(folder: Path) -> Path:
          "-f", "lavfi", "-i", f"sine=f=440:r=48000:d={SOURCE_S}",
          "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "8M", "-g", "30", "-pix_fmt", "yuv420p",
          "-c:a", "aac", "-ac", "2", "-b:a", "128k", "-movflags", "+faststart", str(path)],
-        check=True,
+        env=ffmpeg_environment(), check=True,
     )  # fmt: skip
     return path
 
@@ -185,7 +185,7 @@ def ffmpeg_startup_s() -> float:
     """Wall time of an FFmpeg run that does nothing: the fixed part of every chunk's time."""
     started = time.perf_counter()
     subprocess.run([find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "nullsrc=d=0.04", "-f", "null", "-"], check=True)  # fmt: skip
+                    "nullsrc=d=0.04", "-f", "null", "-"], env=ffmpeg_environment(), check=True)  # fmt: skip
     return time.perf_counter() - started
 
 

@@ -1,6 +1,13 @@
-"""The end-to-end tests' own local stack: a free port and a temporary data
-folder, so they never touch a stack the user has running. Started once per
-test session with the real `vidpipe up --json` and stopped with `vidpipe down`."""
+"""The session's FFmpeg and the end-to-end tests' own local stack.
+
+FFmpeg: a session that runs FFmpeg or the local stack checks first that the
+ffmpeg and ffprobe it will use are the pinned static build of the Lambda layer
+(installed by `make dev`), and stops with the reason otherwise, so no test
+passes on another FFmpeg (Debian's 5.1, say) than the one AWS runs.
+
+The local stack: a free port and a temporary data folder, so the tests never
+touch a stack the user has running. Started once per test session with the real
+`vidpipe up --json` and stopped with `vidpipe down`."""
 
 from __future__ import annotations
 
@@ -16,7 +23,36 @@ from pathlib import Path
 import pytest
 import requests
 
+from vidpipe.cli.packaging import FFMPEG_WHEEL, is_pinned_install
+from vidpipe.errors import FfmpegError
+from vidpipe.media import find_tool
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+FFMPEG_MARKERS = ("ffmpeg", "stack")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(item.get_closest_marker(marker) for item in session.items for marker in FFMPEG_MARKERS):
+        problem = pinned_ffmpeg_problem()
+        if problem:
+            pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pinned_ffmpeg_problem() -> str | None:
+    """Why the ffmpeg/ffprobe that vidpipe.media.find_tool picks are not the
+    pinned build, or None when they are."""
+    fix = f"run `make dev` (or `{sys.executable} -m vidpipe.cli.ffmpeg_install`)"
+    for tool in ("ffmpeg", "ffprobe"):
+        try:
+            found = Path(find_tool(tool))
+        except FfmpegError as exc:
+            return f"{exc}; the tests need the Lambda layer's FFmpeg: {fix}"
+        if not is_pinned_install(found, FFMPEG_WHEEL):
+            return (
+                f"the tests would run {tool} from {found}, not the Lambda layer's static build from "
+                f"{FFMPEG_WHEEL.requirement}: {fix}, and unset {tool.upper()}_PATH if it is set"
+            )
+    return None
 
 
 @dataclass(frozen=True)

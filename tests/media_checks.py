@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
-from vidpipe.media import find_tool
+from vidpipe.media import ffmpeg_environment, find_tool
 
 Target = str | Path
 TEST_PROBE_PROTOCOLS = "file,http,https,tcp,tls,crypto"
@@ -43,7 +43,9 @@ def ffprobe_json(target: Target, *options: str, timeout_s: float = 60.0) -> dict
         *options,
         _ffprobe_input(target),
     ]  # fmt: skip
-    completed = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
+    completed = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout_s, env=ffmpeg_environment(), check=False
+    )
     assert completed.returncode == 0, f"ffprobe {target} failed: {completed.stderr.strip()}"
     return json.loads(completed.stdout or "{}")
 

@@ -8,10 +8,10 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
   file`` alone is not enough: it stops URLs, but an HLS playlist or a concat
   script is *itself* a local file that makes FFmpeg's demuxer open other local
   files (any with a media extension, say another job's upload in ``/tmp``:
-  FFmpeg 5.1's own checks stop ``/etc/passwd``, not those). So the format is
-  decided before anything is decoded: :func:`refuse_references` turns away
-  playlists and scripts by their first bytes (and AVI files that carry one in a
-  GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
+  FFmpeg's own checks, in 5.1 and 6.0 alike, stop ``/etc/passwd``, not those).
+  So the format is decided before anything is decoded: :func:`refuse_references`
+  turns away playlists and scripts by their first bytes (and AVI files that
+  carry one in a GAB2 subtitle chunk, the known local-file/SSRF pattern), ffprobe may only
   pick a demuxer from :data:`SAFE_DEMUXERS` (plain containers that never open
   another file), and every later FFmpeg run names that demuxer with ``-f`` and
   allows only it with ``-format_whitelist``, which FFmpeg also hands to any
@@ -19,6 +19,8 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
 * a time limit (our timer kills FFmpeg; ``RLIMIT_CPU`` stops it too should we
   die first) and a memory limit (``RLIMIT_AS``, ``FFMPEG_MEMORY_LIMIT_MB``) on
   every process, set in the child before FFmpeg starts;
+* the environment of :func:`ffmpeg_environment` (the static build of the
+  Lambda layer crashes on MPEG-TS input without it);
 * stderr kept, and its tail put into the error message.
 
 What can go wrong: :class:`~vidpipe.errors.MediaError` subclasses when the input
@@ -39,6 +41,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -60,9 +63,20 @@ from vidpipe.errors import (
     UnsupportedFrameRate,
 )
 
-# Where the FFmpeg layer puts its binaries on AWS. On the local stack layers are
-# unpacked elsewhere and not put on PATH (a ministack gap), so we fall back to PATH.
+# Where the FFmpeg layer puts its binaries on AWS. The local stack, where
+# layers are not mounted there, names the same build by FFMPEG_PATH/FFPROBE_PATH.
 LAYER_BIN_DIR = Path("/opt/bin")
+# The layer's FFmpeg is a static build whose glibc is inside the binary. When the
+# MPEG-TS demuxer converts a service name from its DVB charset (iconv, ISO 6937
+# by default; most TS files carry one), that glibc looks the converter up in the
+# host's gconv module cache and loads the host's module, a shared object built
+# for another glibc, and crashes with SIGSEGV: every MPEG-TS upload failed. With
+# GCONV_PATH set, glibc skips that cache; pointing it at /dev/null, which is no
+# folder and so holds no module, leaves no host module to load (checked on
+# Debian 12 with strace). The conversion then fails softly and FFmpeg keeps the
+# name's bytes as they are; glibc's built-in UTF-8 and Latin-1 still work.
+# Lambda's Amazon Linux has gconv modules too, so this holds on AWS as well.
+NO_GCONV_MODULES = os.devnull
 STDERR_TAIL_CHARS = 2000
 
 # Demuxers we let FFmpeg use, by the first name ffprobe reports (``mov`` is the
@@ -108,6 +122,11 @@ MAX_FRAME_RATE = 240
 # 0.4, 0.5, 0.8, 1.2 GB); a 4K source needs slightly less (the ladder tops at
 # 1080p). Base plus a share per core keeps a margin of about 1.7 on each. The
 # thumbnail passes peak at 0.55 GB on 2 cores, within a 1024 MB function.
+# Re-measured with the layer's static FFmpeg 6.0 (the one we run everywhere now),
+# same 2 s 1080p clip for both builds: the ladder's peaks are within 3 % of 5.1's
+# (0.67 GB on 1 core, 1.40 GB on 2); the thumbnail passes on that clip, whose
+# sparse keyframes make them decode twice, peak at 0.80-0.86 GB on 2 cores
+# (5.1: 0.75), still under a 1024 MB function's limit but with less to spare.
 MEMORY_LIMIT_BASE_MB = 1536
 MEMORY_LIMIT_PER_CPU_MB = 512
 MEMORY_LIMIT_SETTING = "FFMPEG_MEMORY_LIMIT_MB"
@@ -142,20 +161,35 @@ _LOG_CONTEXT = re.compile(r"\[[^\]\n]* @ 0x[0-9a-f]+\] ")
 
 
 def find_tool(name: str) -> str:
-    """Path of ``ffmpeg`` or ``ffprobe``: the ``FFMPEG_PATH``/``FFPROBE_PATH``
-    setting, then the layer's ``/opt/bin``, then ``PATH``.
+    """Path of ``ffmpeg`` or ``ffprobe``, the first found of:
+
+    1. the ``FFMPEG_PATH``/``FFPROBE_PATH`` setting (the local stack gives its
+       functions the layer's build so, see vidpipe.cli.local_stack);
+    2. the FFmpeg layer's ``bin/``, ``/opt/bin`` on AWS;
+    3. beside the running interpreter: ``make dev`` installs the layer's build in
+       the project's ``.venv/bin``, so the tests, the benchmarks and any tool run
+       with ``.venv/bin/python`` get it without touching ``PATH``;
+    4. ``PATH``.
 
     Raises FfmpegError when none has it."""
     configured = os.environ.get(f"{name.upper()}_PATH")
     candidates = [configured] if configured else []
     candidates.append(str(LAYER_BIN_DIR / name))
+    candidates.append(os.path.join(os.path.dirname(sys.executable), name))
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     found = shutil.which(name)
     if found:
         return found
-    raise FfmpegError(f"{name} not found (set {name.upper()}_PATH or install FFmpeg)")
+    raise FfmpegError(f"{name} not found (set {name.upper()}_PATH, or run `make dev` to install the pinned FFmpeg)")
+
+
+def ffmpeg_environment() -> dict[str, str]:
+    """The environment of every ffmpeg and ffprobe process we start: ours, with
+    ``GCONV_PATH`` pointing where no gconv module can be (see
+    :data:`NO_GCONV_MODULES`). Start FFmpeg with nothing else."""
+    return {**os.environ, "GCONV_PATH": NO_GCONV_MODULES}
 
 
 @dataclass(frozen=True)
@@ -505,6 +539,7 @@ def _run_ffprobe(options: list[str], path: Path | str, limits: _ProcessLimits, *
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=ffmpeg_environment(),
             preexec_fn=limits.apply,
         )
     except (OSError, subprocess.SubprocessError) as exc:
@@ -821,6 +856,7 @@ def run_ffmpeg(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if on_progress else subprocess.DEVNULL,
                 stderr=stderr_file,
+                env=ffmpeg_environment(),
                 preexec_fn=limits.apply,
             )
         except (OSError, subprocess.SubprocessError) as exc:

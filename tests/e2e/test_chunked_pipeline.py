@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import media_checks
-from vidpipe.media import find_tool
+from vidpipe.media import ffmpeg_environment, find_tool
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 
@@ -58,7 +58,7 @@ def test_every_rendition_plays_frame_exact_over_http(chunked_job) -> None:
         decoded = subprocess.run(
             [find_tool("ffmpeg"), "-v", "error", "-protocol_whitelist", media_checks.TEST_PROBE_PROTOCOLS,
              "-i", url, "-f", "null", "-"],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True, text=True, timeout=300, env=ffmpeg_environment(), check=False,
         )  # fmt: skip
         assert decoded.returncode == 0 and decoded.stderr.strip() == "", decoded.stderr
     # AND keyframes are aligned across renditions

@@ -42,7 +42,7 @@ from typing import Any
 import requests
 from PIL import Image
 
-from vidpipe.media import find_tool
+from vidpipe.media import ffmpeg_environment, find_tool
 
 API_4XX = "api_4xx"
 READY = "READY"
@@ -98,7 +98,7 @@ def _ffmpeg(*args: str) -> None:
     restricted production path."""
     subprocess.run(
         [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-        check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_S,
+        env=ffmpeg_environment(), check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_S,
     )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from transcode.domain_logic.transcoding import transcode_to_hls
 from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request
 from vidpipe.errors import MediaError, RequestError
-from vidpipe.media import find_tool
+from vidpipe.media import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -170,7 +170,10 @@ def test_GIVEN_a_reference_case_WHEN_refused_THEN_nothing_was_written_and_no_can
 def _plain_ffprobe(*args: str) -> None:
     """ffprobe as vidpipe ran it before this hardening: local files allowed,
     every demuxer allowed."""
-    subprocess.run([find_tool("ffprobe"), "-v", "error", *args], capture_output=True, timeout=30, check=False)
+    subprocess.run(
+        [find_tool("ffprobe"), "-v", "error", *args],
+        capture_output=True, timeout=30, env=ffmpeg_environment(), check=False,
+    )  # fmt: skip
 
 
 def test_GIVEN_the_hls_playlist_WHEN_plain_ffprobe_reads_it_THEN_the_canary_trap_fires(tmp_path: Path) -> None:

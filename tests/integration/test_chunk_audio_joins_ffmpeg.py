@@ -21,7 +21,7 @@ from transcode.domain_logic import chunking
 from transcode.domain_logic.chunking import plan_chunks, transcode_chunked
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import ladder_from_text
-from vidpipe.media import find_tool, probe_media
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -37,7 +37,7 @@ def tone_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [find_tool("ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=20",
          "-f", "lavfi", "-i", f"aevalsrc=0.3*sin(2*PI*440*t):s={RATE}:d=20",
          "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac", "-b:a", "128k", str(path)],
-        check=True, timeout=120,
+        env=ffmpeg_environment(), check=True, timeout=120,
     )  # fmt: skip
     return path
 
@@ -47,7 +47,7 @@ def decode_left_channel(target: Path) -> array:
     raw = subprocess.run(
         [find_tool("ffmpeg"), "-v", "error", "-protocol_whitelist", "file", "-i", f"file:{target}",
          "-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", "f32le", "-"],
-        check=True, capture_output=True, timeout=120,
+        env=ffmpeg_environment(), check=True, capture_output=True, timeout=120,
     ).stdout  # fmt: skip
     samples = array("f")
     samples.frombytes(raw)

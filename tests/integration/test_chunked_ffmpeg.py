@@ -13,7 +13,7 @@ from tests import media_checks
 from transcode.domain_logic.chunking import ChunkedTimings, plan_chunks, transcode_chunked
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
-from vidpipe.media import find_tool, probe_media
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -114,7 +114,7 @@ def test_GIVEN_chunked_output_THEN_ffmpeg_decodes_every_rendition_end_to_end_wit
         decoded = subprocess.run(
             [find_tool("ffmpeg"), "-v", "error", "-protocol_whitelist", "file",
              "-i", f"file:{folder / rendition.name / MEDIA_PLAYLIST_NAME}", "-f", "null", "-"],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True, text=True, timeout=120, env=ffmpeg_environment(), check=False,
         )  # fmt: skip
         assert decoded.returncode == 0 and decoded.stderr.strip() == "", decoded.stderr
 
@@ -161,7 +161,7 @@ def sparse_keyframes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), "-c:v", "libx264", "-preset", "ultrafast",
          "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0", "-c:a", "copy", str(path)],
-        check=True, timeout=120,
+        env=ffmpeg_environment(), check=True, timeout=120,
     )  # fmt: skip
     return path
 
@@ -186,8 +186,8 @@ def test_GIVEN_one_keyframe_in_the_whole_source_WHEN_chunked_THEN_every_boundary
 def remade(tmp_path: Path, name: str, *options: str) -> Path:
     """The sample rewritten by FFmpeg with ``options`` (between input and output)."""
     path = tmp_path / name
-    subprocess.run([find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), *options, str(path)], check=True,
-                   timeout=120)  # fmt: skip
+    subprocess.run([find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), *options, str(path)],
+                   env=ffmpeg_environment(), check=True, timeout=120)  # fmt: skip
     return path
 
 

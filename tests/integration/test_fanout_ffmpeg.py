@@ -18,7 +18,7 @@ from upload_api.domain_logic.status import JobUpdate, stitch_request
 from vidpipe.errors import StorageError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.jobs import Job, StageStatus, apply_event
-from vidpipe.media import find_tool, probe_media
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -145,7 +145,7 @@ def test_GIVEN_an_upload_ffmpeg_cannot_seek_in_WHEN_fanned_out_THEN_chunks_read_
     work, bus = FolderStore(tmp_path / "uploads"), Bus()
     upload = tmp_path / "upload.ts"
     subprocess.run([find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), "-c", "copy", "-f", "mpegts", str(upload)],
-                   check=True, timeout=60)  # fmt: skip
+                   env=ffmpeg_environment(), check=True, timeout=60)  # fmt: skip
     source = probe_media(upload)
 
     with pytest.raises(ValueError, match="downloaded"):

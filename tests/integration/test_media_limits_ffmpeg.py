@@ -11,7 +11,7 @@ import pytest
 
 from transcode.domain_logic.transcoding import transcode_to_hls
 from vidpipe.errors import MemoryLimitExceeded
-from vidpipe.media import find_tool, memory_limit_mb
+from vidpipe.media import ffmpeg_environment, find_tool, memory_limit_mb
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -41,7 +41,7 @@ def test_GIVEN_the_default_limit_WHEN_a_1080p_clip_is_transcoded_THEN_the_whole_
         [find_tool("ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=2",
          "-f", "lavfi", "-i", "sine=duration=2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
          "-shortest", str(clip)],
-        check=True, timeout=120,
+        env=ffmpeg_environment(), check=True, timeout=120,
     )  # fmt: skip
 
     result = transcode_to_hls(clip, tmp_path / "out", timeout_s=300)

@@ -14,7 +14,7 @@ import pytest
 
 from transcode.handlers.transcode import probe_upload
 from vidpipe.errors import CorruptMedia
-from vidpipe.media import find_tool, probe_media_url
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media_url
 from vidpipe.stage_runner import StageContext
 
 pytestmark = pytest.mark.ffmpeg
@@ -33,7 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     folder = tmp_path_factory.mktemp("served")
     (folder / "long.mp4").write_bytes(SAMPLE.read_bytes())
     subprocess.run([find_tool("ffmpeg"), "-v", "error", "-i", str(SAMPLE), "-c", "copy", "-f", "mpegts",
-                    str(folder / "long.ts")], check=True, timeout=60)  # fmt: skip
+                    str(folder / "long.ts")], env=ffmpeg_environment(), check=True, timeout=60)  # fmt: skip
     (folder / "junk.mp4").write_bytes(b"not a video " * 1000)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                              functools.partial(QuietHandler, directory=str(folder)))

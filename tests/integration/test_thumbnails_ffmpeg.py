@@ -18,7 +18,7 @@ from PIL import Image, ImageStat
 from tests.vtt_checks import assert_storyboard_consistent, parse_vtt
 from thumbnails import ThumbnailResult, make_thumbnails
 from vidpipe.errors import CorruptMedia, FfmpegError, NotAVideo
-from vidpipe.media import SourceInfo, find_tool, probe_media
+from vidpipe.media import SourceInfo, ffmpeg_environment, find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -29,6 +29,7 @@ TIMEOUT_S = 60.0
 def _ffmpeg(*args: str) -> None:
     subprocess.run(
         [find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", *args],
+        env=ffmpeg_environment(),
         check=True,
         capture_output=True,
         timeout=120,

@@ -8,8 +8,8 @@ any more clearly, and a plain list keeps the library out of the Lambda path.
 One FFmpeg process decodes the source once, ``split``s the picture into every
 rung, encodes each with libx264 (and the audio once per rung with AAC-LC
 stereo) and lets the HLS muxer write ``{name}/index.m3u8`` and
-``{name}/seg_00000.ts``... per rendition. FFmpeg 5.1 writes a master playlist
-too, but its BANDWIDTH is the *average* plus 10 % and it has no
+``{name}/seg_00000.ts``... per rendition. FFmpeg (5.1, and the layer's 6.0)
+writes a master playlist too, but its BANDWIDTH is the *average* plus 10 % and it has no
 AVERAGE-BANDWIDTH or FRAME-RATE, so :func:`write_master_playlist` replaces it
 with one whose numbers are measured on the segments actually written.
 

@@ -268,9 +268,15 @@ class VidpipeClient:
             time.sleep(poll_s)
 
 
+# Video types by extension where the system's table is wrong: Debian's
+# /etc/mime.types reads .ts as Qt Linguist text, and the API rightly refuses a
+# type that is not video/... for an MPEG-TS recording.
+VIDEO_CONTENT_TYPES = {".ts": "video/mp2t", ".mts": "video/mp2t", ".m2ts": "video/mp2t"}
+
+
 def guess_content_type(path: Path) -> str:
-    guessed = mimetypes.guess_type(path.name)[0]
-    return guessed or "application/octet-stream"
+    known = VIDEO_CONTENT_TYPES.get(path.suffix.lower())
+    return known or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 class _MultipartFormBody:

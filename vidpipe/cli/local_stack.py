@@ -18,8 +18,11 @@ ministack gaps worked around here, each in one visible place:
   template, after each deploy;
 * messages in flight when it stopped stay invisible for their visibility
   timeout after a restart: :func:`_release_messages_in_flight`;
-* Lambda layers are not mounted at /opt and their ``bin/`` is not on PATH, so
-  the functions find FFmpeg on the PATH we give ministack (see vidpipe/media.py).
+* Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
+  their files lose the executable bit when ministack unzips them: the
+  functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
+  ``FFPROBE_PATH``, see vidpipe.media.find_tool), the folder the layer is zipped
+  from, so they run the same pinned static build as on AWS.
 
 What can go wrong: ``LocalStackError`` with the reason (port taken, ministack
 not installed, deploy failed with the failing resource's status reason).
@@ -46,7 +49,7 @@ import requests
 from botocore.config import Config
 
 from vidpipe.access import mint_api_token
-from vidpipe.cli.packaging import PROJECT_ROOT, BuildOutput, build_all
+from vidpipe.cli.packaging import FFMPEG_WHEEL, PROJECT_ROOT, BuildOutput, build_all
 from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
 
 REGION = "us-east-1"
@@ -56,6 +59,9 @@ STACK_NAME = "vidpipe"
 LOCAL_USER = "local"  # whose token `vidpipe up` prints
 ARTIFACT_BUCKET = "vidpipe-deploy-artifacts"
 START_TIMEOUT_S = 60
+# The FFmpeg layer as built (packaging.build_ffmpeg_layer): the very bits the
+# deployed layer carries, with their executable bits, which ministack's copy lacks.
+FFMPEG_LAYER_BIN = PROJECT_ROOT / "build" / "layers" / "ffmpeg" / "bin"
 STOP_TIMEOUT_S = 60
 
 
@@ -220,8 +226,6 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         raise LocalStackError(
             f"ministack's environment is missing ({settings.ministack_python}); run `make up` to create it"
         )
-    if not shutil.which("ffmpeg"):
-        raise LocalStackError("ffmpeg is not installed (apt-get install -y ffmpeg)")
     if _port_in_use(settings.port):
         raise LocalStackError(
             f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port"
@@ -236,6 +240,9 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         # Only what ministack needs: nothing of our environment leaks into
         # the Lambda workers it spawns.
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # The functions' FFmpeg: the layer's build, never one found on PATH.
+        "FFMPEG_PATH": str(FFMPEG_LAYER_BIN / "ffmpeg"),
+        "FFPROBE_PATH": str(FFMPEG_LAYER_BIN / "ffprobe"),
         "HOME": os.environ.get("HOME", str(settings.data_dir)),
         "LANG": "C.UTF-8",
         "BIND_HOST": "127.0.0.1",
@@ -316,9 +323,10 @@ def _read_endpoints_file(settings: LocalStackSettings) -> dict[str, Any] | None:
 
 def _source_fingerprint(settings: LocalStackSettings) -> str:
     """A hash of everything a deploy is made from: the template, the packages
-    that go into the functions, the pinned Lambda requirements and the
+    that go into the functions, the pinned Lambda requirements and FFmpeg, and the
     interpreter the dependencies are built for."""
     digest = hashlib.sha256(settings.ministack_python.encode())
+    digest.update(FFMPEG_WHEEL.sha256.encode())
     sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
     for package in ("vidpipe", "upload_api", "transcode", "thumbnails"):
         sources += sorted(

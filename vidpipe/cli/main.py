@@ -36,6 +36,7 @@ from vidpipe.cli.local_stack import (
     start,
     stop,
 )
+from vidpipe.cli.packaging import PackagingError
 from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
 from vidpipe.cli.trace import format_trace
 
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (LocalStackError, ApiError, TimeoutError) as exc:
+    # PackagingError: `vidpipe up` could not build the functions or layers (the
+    # pinned FFmpeg not downloadable and not cached, say): a reason, not a traceback.
+    except (LocalStackError, PackagingError, ApiError, TimeoutError) as exc:
         print(f"vidpipe: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

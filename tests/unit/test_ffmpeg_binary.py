@@ -1,0 +1,101 @@
+"""Which FFmpeg binary runs, and the environment it runs in (vidpipe.media).
+
+Fake tools (shell scripts named by FFMPEG_PATH/FFPROBE_PATH or put where
+find_tool looks) record what they were given: no FFmpeg needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg
+
+PROBE_OF_A_TS_FILE = {
+    "format": {"format_name": "mpegts", "duration": "2.0"},
+    "streams": [{"codec_type": "video", "codec_name": "h264", "width": 320, "height": 180, "avg_frame_rate": "25/1"}],
+}
+
+
+def recording_tool(folder: Path, name: str, *, prints: str = "") -> Path:
+    """A fake ``name`` that writes its environment to ``<name>.env`` beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / name
+    tool.write_text(f"#!/bin/sh\nenv > '{tool}.env'\ncat <<'EOF'\n{prints}\nEOF\n")
+    tool.chmod(0o755)
+    return tool
+
+
+def environment_seen_by(tool: Path) -> dict[str, str]:
+    lines = Path(f"{tool}.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_GIVEN_ffmpeg_WHEN_run_THEN_it_gets_our_environment_with_gconv_path_where_no_module_can_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ffmpeg = recording_tool(tmp_path, "ffmpeg")
+    monkeypatch.setenv("FFMPEG_PATH", str(ffmpeg))
+    monkeypatch.setenv("VIDPIPE_MARKER", "kept")
+    monkeypatch.delenv("GCONV_PATH", raising=False)
+
+    run_ffmpeg([*input_args(tmp_path / "source", "mpegts"), "-f", "null", "-"], timeout_s=30)
+
+    seen = environment_seen_by(ffmpeg)
+    assert seen["GCONV_PATH"] == os.devnull
+    assert seen["VIDPIPE_MARKER"] == "kept"
+
+
+def test_GIVEN_an_mpeg_ts_upload_WHEN_probed_THEN_ffprobe_gets_gconv_path_where_no_module_can_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ffprobe = recording_tool(tmp_path, "ffprobe", prints=json.dumps(PROBE_OF_A_TS_FILE))
+    monkeypatch.setenv("FFPROBE_PATH", str(ffprobe))
+    monkeypatch.setenv("GCONV_PATH", "/usr/lib/x86_64-linux-gnu/gconv")
+    upload = tmp_path / "source"
+    upload.write_bytes(b"\x47" + bytes(187))
+
+    source = probe_media(upload)
+
+    assert source.demuxer == "mpegts"
+    assert environment_seen_by(ffprobe)["GCONV_PATH"] == os.devnull
+
+
+@pytest.fixture
+def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """An ffmpeg in each place find_tool looks (but /opt/bin): the setting,
+    beside the interpreter, and on PATH."""
+    folders = {
+        "setting": tmp_path / "configured",
+        "interpreter": tmp_path / "venv" / "bin",
+        "path": tmp_path / "usr" / "bin",
+    }
+    tools = {place: recording_tool(folder, "ffmpeg") for place, folder in folders.items()}
+    monkeypatch.setenv("FFMPEG_PATH", str(tools["setting"]))
+    monkeypatch.setattr(sys, "executable", str(folders["interpreter"] / "python"))
+    monkeypatch.setenv("PATH", str(folders["path"]))
+    return tools
+
+
+def test_GIVEN_ffmpeg_everywhere_WHEN_looked_for_THEN_the_setting_wins(places: dict[str, Path]) -> None:
+    assert find_tool("ffmpeg") == str(places["setting"])
+
+
+def test_GIVEN_no_setting_WHEN_looked_for_THEN_the_one_beside_the_interpreter_before_path(
+    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FFMPEG_PATH")
+
+    assert find_tool("ffmpeg") == str(places["interpreter"])
+
+
+def test_GIVEN_only_path_has_it_WHEN_looked_for_THEN_found_on_path(
+    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FFMPEG_PATH")
+    places["interpreter"].unlink()
+
+    assert find_tool("ffmpeg") == str(places["path"])
