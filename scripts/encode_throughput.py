@@ -27,7 +27,7 @@ from pathlib import Path
 
 from transcode.domain_logic.hls import build_hls_args, ladder_filter_graph
 from transcode.domain_logic.ladder import plan_ladder
-from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg
+from vidpipe.media import ffmpeg_environment, find_tool, input_args, probe_media, run_ffmpeg
 
 SOURCE_S = 10
 RUNS = 2
@@ -54,7 +54,7 @@ def main() -> None:
              "-f", "lavfi", "-i", f"testsrc2=s=1920x1080:r=30:d={SOURCE_S},noise=alls=8:allf=t",
              "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "20M", "-g", "30", "-pix_fmt", "yuv420p",
              str(source_path)],
-            check=True,
+            check=True, env=ffmpeg_environment(),
         )  # fmt: skip
         source = probe_media(source_path)
         ladder = plan_ladder(source)

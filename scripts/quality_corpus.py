@@ -31,7 +31,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from vidpipe.media import find_tool  # noqa: E402
+from vidpipe.media import ffmpeg_environment, find_tool  # noqa: E402
 
 CLIP_S = 8
 FRAME_RATE = 30
@@ -84,7 +84,7 @@ def clip_path(folder: Path, clip: Clip) -> Path:
 def _ffmpeg(*args: str) -> None:
     subprocess.run(
         [find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", *args],
-        check=True,
+        check=True, env=ffmpeg_environment(),
     )  # fmt: skip
 
 

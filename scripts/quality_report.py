@@ -41,7 +41,7 @@ from scripts.quality_corpus import CLIPS, ensure_corpus  # noqa: E402
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME  # noqa: E402
 from transcode.domain_logic.ladder import DEFAULT_LADDER, RateControl  # noqa: E402
 from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
-from vidpipe.media import find_tool, probe_media  # noqa: E402
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media  # noqa: E402
 
 REPORT = PROJECT_ROOT / "docs" / "QUALITY.md"
 CORPUS_DIR = PROJECT_ROOT / "build" / "quality" / "corpus"
@@ -84,7 +84,7 @@ def video_kbps(playlist: Path, duration_s: float) -> float:
     completed = subprocess.run(
         [find_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size",
          "-of", "csv=p=0", str(playlist)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env=ffmpeg_environment(),
     )  # fmt: skip
     # One "size," line per packet (the trailing comma is ffprobe's empty side-data column).
     sizes = (line.strip().rstrip(",") for line in completed.stdout.splitlines())
@@ -107,7 +107,7 @@ def score(
         subprocess.run(
             [find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-i", str(rendition), "-i", str(source),
              "-lavfi", graph, "-f", "null", "-"],
-            check=True,
+            check=True, env=ffmpeg_environment(),
         )  # fmt: skip
         pooled = json.loads(log.read_text())["pooled_metrics"]
         return float(pooled["vmaf"]["mean"]), float(pooled["psnr_y"]["mean"])

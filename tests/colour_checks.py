@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.media_checks import TEST_PROBE_PROTOCOLS, Target
 from vidpipe.colour import HLG, PQ
-from vidpipe.media import find_tool
+from vidpipe.media import ffmpeg_environment, find_tool
 
 # The tone-map of ARCHITECTURE.md ("FFmpeg facts"), written out independently of
 # vidpipe.colour: the yardstick our outputs are held to.
@@ -50,7 +50,7 @@ class SignalMeans:
 def _ffmpeg(*args: str, timeout_s: float = 120.0) -> str:
     completed = subprocess.run(
         [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args],
-        capture_output=True, text=True, timeout=timeout_s, check=False,
+        capture_output=True, text=True, timeout=timeout_s, check=False, env=ffmpeg_environment(),
     )  # fmt: skip
     assert completed.returncode == 0, f"ffmpeg {' '.join(args)} failed: {completed.stderr.strip()}"
     return completed.stdout

@@ -31,7 +31,7 @@ from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import Rendition
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
 from vidpipe.colour import HLG, PQ
-from vidpipe.media import find_tool, probe_media
+from vidpipe.media import ffmpeg_environment, find_tool, probe_media
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -53,7 +53,7 @@ JPEG_AS_BT709 = "scale=in_color_matrix=bt601:out_color_matrix=bt709:in_range=pc:
 def _ffmpeg(*args: str) -> None:
     completed = subprocess.run(
         [find_tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, env=ffmpeg_environment(),
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
 

@@ -16,7 +16,7 @@ from transcode.domain_logic.encode_cost import StageBudget
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
 from vidpipe.errors import EncodeTooCostly
-from vidpipe.media import find_tool
+from vidpipe.media import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -34,7 +34,7 @@ def clip_120fps(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
          "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
          "-c:a", "aac", "-ac", "2", str(path)],
-        check=True,
+        check=True, env=ffmpeg_environment(),
     )  # fmt: skip
     return path
 
