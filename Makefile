@@ -10,7 +10,7 @@ SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
 BIN := $(VENV)/bin
 
-.PHONY: up down test test-quick lint bench reliability load dev clean system-deps pinned-ffmpeg aws-build
+.PHONY: up down test test-quick lint bench quality reliability load dev clean system-deps pinned-ffmpeg aws-build
 
 up: dev
 	$(BIN)/vidpipe up
@@ -31,6 +31,12 @@ lint: dev
 
 bench: dev
 	$(BIN)/python scripts/bench.py
+
+# The quality corpus (generated, not committed) through the real transcode path
+# with the per-title, fixed and capped-CRF ladders: VMAF, PSNR, kbit/s and CPU
+# per rung; writes docs/QUALITY.md. About half an hour on 2 cores.
+quality: dev
+	$(BIN)/python scripts/quality_report.py
 
 # Hostile corpus + 100 concurrent jobs on a fresh stack; writes docs/RELIABILITY.md.
 reliability: dev
