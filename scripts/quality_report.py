@@ -16,7 +16,10 @@ per run, the encode's CPU seconds (FFmpeg's children, user + system), with the
 analysis's share. Then totals, and the goals of issue 12 with their figures.
 
 Asserts nothing. Options: ``--clips a,b`` (corpus names or sample file names),
-``--subsample N`` (score every Nth frame; default 2), ``--no-write``.
+``--subsample N`` (score every Nth frame; default 2), ``--no-write``, and
+``--modes per-title`` to run only some ladders and take the others' figures
+from the last run (kept in build/quality/runs.json): handy while tuning, since
+the fixed and capped-CRF ladders do not change.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +47,7 @@ from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
 from vidpipe.media import ffmpeg_environment, find_tool, probe_media  # noqa: E402
 
 REPORT = PROJECT_ROOT / "docs" / "QUALITY.md"
+RUNS_FILE = PROJECT_ROOT / "build" / "quality" / "runs.json"
 CORPUS_DIR = PROJECT_ROOT / "build" / "quality" / "corpus"
 MODES = (RateControl.PER_TITLE, RateControl.FIXED, RateControl.CAPPED_CRF)
 TIMEOUT_S = 3600.0
@@ -71,6 +75,23 @@ class RunResult:
     @property
     def total_kbps(self) -> float:
         return sum(rung.kbps for rung in self.rungs)
+
+
+def load_runs() -> dict[tuple[str, str], RunResult]:
+    """The runs kept by earlier invocations, by (clip, mode)."""
+    if not RUNS_FILE.exists():
+        return {}
+    kept = {}
+    for item in json.loads(RUNS_FILE.read_text()):
+        run = RunResult(item["clip"], RateControl(item["mode"]), item["cpu_s"], item["analysis_cpu_s"], item["crf"],
+                        [RungResult(**rung) for rung in item["rungs"]])  # fmt: skip
+        kept[(run.clip, run.mode.value)] = run
+    return kept
+
+
+def save_runs(runs: dict[tuple[str, str], RunResult]) -> None:
+    RUNS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RUNS_FILE.write_text(json.dumps([asdict(run) for run in runs.values()], indent=1))
 
 
 def _children_cpu_s() -> float:
@@ -248,14 +269,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default="", help="comma-separated corpus names or sample names (default: all)")
     parser.add_argument("--subsample", type=int, default=2, help="score every Nth frame")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/QUALITY.md alone")
+    parser.add_argument("--modes", default=",".join(MODES), help="ladders to run; others come from the last run")
     arguments = parser.parse_args(argv)
     selected = {name.strip() for name in arguments.clips.split(",") if name.strip()} or None
+    modes = [RateControl(mode.strip()) for mode in arguments.modes.split(",") if mode.strip()]
     started = time.monotonic()
+    kept = load_runs()
     runs = []
     for name, path in clips_to_run(selected):
         for mode in MODES:
+            if mode not in modes and (name, mode.value) in kept:
+                runs.append(kept[(name, mode.value)])
+                continue
             run = run_clip(path, name, mode, arguments.subsample)
             runs.append(run)
+            kept[(name, mode.value)] = run
+            save_runs(kept)
             print(
                 f"{name:28} {mode.value:10} crf={run.crf} cpu={run.cpu_s:6.1f}s analysis={run.analysis_cpu_s:4.1f}s "
                 + " ".join(f"{r.name}:{r.kbps:.0f}k/{r.vmaf:.1f}" for r in run.rungs),

@@ -214,9 +214,9 @@ def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_a
     ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=27.0)
 
     assert [r.crf for r in ladder] == [27.0, 24.0, 21.0, 18.0, 18.0]
-    # The caps are the fixed ladder's peaks and buffers.
+    # The caps are the fixed ladder's averages, with its buffers.
     assert [(r.max_bitrate_kbps, r.buffer_kbps) for r in ladder] == [
-        (r.max_bitrate_kbps, r.buffer_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
+        (r.video_bitrate_kbps, r.buffer_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
     ]
 
 

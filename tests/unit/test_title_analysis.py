@@ -76,15 +76,19 @@ def test_GIVEN_windows_WHEN_probe_encode_args_built_THEN_one_decode_a_lossless_r
         Path("/scratch/job/source"), "mov", windows, Fraction(30000, 1001), (960, 540), SCRATCH, 4
     )
 
-    # Each window is its own input, cut at the keyframe before its start.
-    assert args[:12] == [
-        "-noaccurate_seek", "-ss", "10.000", "-t", "2.000",
+    # Each window is its own input, read from the keyframe at or before its start.
+    assert args[:10] == [
+        "-noaccurate_seek", "-ss", "10.000",
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-i",
     ]  # fmt: skip
     graph = args[args.index("-filter_complex") + 1]
+    # Each window trimmed to its length and put on the grid before the join (after
+    # it, fps would repeat frames across the joined timestamps).
     assert graph == (
-        "[0:v:0][1:v:0]concat=n=2:v=1:a=0,fps=fps=30000/1001,scale=960:540,setsar=1,format=yuv420p,"
-        "setpts=PTS-STARTPTS[sampled];[sampled]split=3[reference][probe0][probe1]"
+        "[0:v:0]trim=duration=2.000,fps=fps=30000/1001,setpts=PTS-STARTPTS[window0];"
+        "[1:v:0]trim=duration=2.000,fps=fps=30000/1001,setpts=PTS-STARTPTS[window1];"
+        "[window0][window1]concat=n=2:v=1:a=0,scale=960:540,setsar=1,format=yuv420p,setpts=PTS-STARTPTS[sampled];"
+        "[sampled]split=3[reference][probe0][probe1]"
     )
     assert args[args.index("[reference]") + 1 : args.index("[reference]") + 7] == [
         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",

@@ -17,10 +17,11 @@ How a rung spends its bits is the ladder's ``rate_control``:
   the simple alternative, kept for comparison (``make quality``).
 * ``fixed``: today's average bitrates whatever the content (a template setting).
 
-With CRF, a rung's rate is capped (``-maxrate``/``-bufsize``) at its fixed
-average times ``peak_ratio``, and never above what the source itself carries
-(:attr:`SourceInfo.video_bitrate_kbps`, when the file says), so playback stays
-smooth and no rung spends more bits than came in.
+With CRF, a rung's rate is capped (``-maxrate``) at the fixed ladder's average
+for that rung, with the fixed ladder's buffer, and never above what the source
+itself carries (:attr:`SourceInfo.video_bitrate_kbps`, when the file says): no
+content costs more than the fixed ladder, playback stays as smooth, and no rung
+spends more bits than came in.
 
 
 Frame rate (:func:`output_frame_rate`): a source at or below 60 fps keeps its
@@ -233,6 +234,11 @@ def _rendition(
     # bigger than 480 x 480 x 16/9) and is far below what anyone could see.
     video_kbps = max(10, 10 * round(rung.video_bitrate_kbps * area_factor / 10))
     max_kbps = round(video_kbps * config.peak_ratio)
+    buffer_kbps = round(max_kbps * config.buffer_s)
+    if crf is not None:
+        # Capped CRF: the fixed ladder's average is the ceiling, so no content costs
+        # more than the fixed ladder would, over any stretch of a buffer's length.
+        max_kbps = video_kbps
     if source_cap_kbps:
         max_kbps = max(10, min(max_kbps, source_cap_kbps))
         video_kbps = min(video_kbps, max_kbps)
@@ -242,7 +248,7 @@ def _rendition(
         height=out_height,
         video_bitrate_kbps=video_kbps,
         max_bitrate_kbps=max_kbps,
-        buffer_kbps=round(max_kbps * config.buffer_s),
+        buffer_kbps=min(buffer_kbps, round(max_kbps * config.buffer_s * config.peak_ratio)),
         audio_bitrate_kbps=audio_kbps,
         crf=crf,
     )
