@@ -16,7 +16,9 @@ per run, the encode's CPU seconds (FFmpeg's children, user + system), with the
 analysis's share. Then totals, and the goals of issue 12 with their figures.
 
 Asserts nothing. Options: ``--clips a,b`` (corpus names or sample file names),
-``--subsample N`` (score every Nth frame; default 2), ``--no-write``, and
+``--subsample N`` (score every Nth frame; default 5: the pooled mean of a
+few dozen frames per rung moves by tenths, and scoring every frame of five
+1080p rungs would take longer than the encodes), ``--no-write``, and
 ``--modes per-title`` to run only some ladders and take the others' figures
 from the last run (kept in build/quality/runs.json): handy while tuning, since
 the fixed and capped-CRF ladders do not change.
@@ -267,9 +269,10 @@ def render(runs: list[RunResult], subsample: int, seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", default="", help="comma-separated corpus names or sample names (default: all)")
-    parser.add_argument("--subsample", type=int, default=2, help="score every Nth frame")
+    parser.add_argument("--subsample", type=int, default=5, help="score every Nth frame")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/QUALITY.md alone")
     parser.add_argument("--modes", default=",".join(MODES), help="ladders to run; others come from the last run")
+    parser.add_argument("--resume", action="store_true", help="take every run the last invocation finished")
     arguments = parser.parse_args(argv)
     selected = {name.strip() for name in arguments.clips.split(",") if name.strip()} or None
     modes = [RateControl(mode.strip()) for mode in arguments.modes.split(",") if mode.strip()]
@@ -278,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for name, path in clips_to_run(selected):
         for mode in MODES:
-            if mode not in modes and (name, mode.value) in kept:
+            if (mode not in modes or arguments.resume) and (name, mode.value) in kept:
                 runs.append(kept[(name, mode.value)])
                 continue
             run = run_clip(path, name, mode, arguments.subsample)

@@ -18,6 +18,20 @@ from tests.media_checks import TEST_PROBE_PROTOCOLS, Target
 from vidpipe.colour import HLG, PQ
 from vidpipe.media import ffmpeg_environment, find_tool
 
+# The issue's goal: saturation and mean luma within 10 % of the reference tone-map.
+TOLERANCE = 0.10
+# What every output stream must say of itself.
+BT709_LIMITED = {
+    "pix_fmt": "yuv420p",
+    "color_primaries": "bt709",
+    "color_transfer": "bt709",
+    "color_space": "bt709",
+    "color_range": "tv",
+}
+# A JPEG (poster, thumbnail) as a BT.709 limited-range picture, so its statistics
+# compare with the renditions': Pillow writes JFIF, BT.601 full range.
+JPEG_AS_BT709 = "scale=in_color_matrix=bt601:out_color_matrix=bt709:in_range=pc:out_range=tv,format=yuv420p"
+
 # The tone-map of ARCHITECTURE.md ("FFmpeg facts"), written out independently of
 # vidpipe.colour: the yardstick our outputs are held to.
 REFERENCE_TONE_MAP = (

@@ -15,20 +15,19 @@ import pytest
 import requests
 
 from tests import media_checks
-from tests.colour_checks import BARE_8_BIT, REFERENCE_TONE_MAP, make_hdr_clip, signal_means
+from tests.colour_checks import (
+    BARE_8_BIT,
+    BT709_LIMITED,
+    JPEG_AS_BT709,
+    REFERENCE_TONE_MAP,
+    TOLERANCE,
+    make_hdr_clip,
+    signal_means,
+)
 from vidpipe.colour import HLG, PQ
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 
-TOLERANCE = 0.10
-BT709_LIMITED = {
-    "pix_fmt": "yuv420p",
-    "color_primaries": "bt709",
-    "color_transfer": "bt709",
-    "color_space": "bt709",
-    "color_range": "tv",
-}
-JPEG_AS_BT709 = "scale=in_color_matrix=bt601:out_color_matrix=bt709:in_range=pc:out_range=tv,format=yuv420p"
 
 
 @pytest.fixture(scope="module")

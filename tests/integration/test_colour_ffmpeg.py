@@ -19,7 +19,10 @@ import pytest
 from tests import media_checks
 from tests.colour_checks import (
     BARE_8_BIT,
+    BT709_LIMITED,
+    JPEG_AS_BT709,
     REFERENCE_TONE_MAP,
+    TOLERANCE,
     SignalMeans,
     frame_means,
     make_hdr_clip,
@@ -36,18 +39,6 @@ from vidpipe.media import ffmpeg_environment, find_tool, probe_media
 pytestmark = pytest.mark.ffmpeg
 
 TIMEOUT_S = 300.0
-# The issue's goal: saturation and mean luma within 10 % of the reference tone-map.
-TOLERANCE = 0.10
-BT709_LIMITED = {
-    "pix_fmt": "yuv420p",
-    "color_primaries": "bt709",
-    "color_transfer": "bt709",
-    "color_space": "bt709",
-    "color_range": "tv",
-}
-# A JPEG (poster, thumbnail) as a BT.709 limited-range picture, so its statistics
-# compare with the renditions': Pillow writes JFIF, BT.601 full range.
-JPEG_AS_BT709 = "scale=in_color_matrix=bt601:out_color_matrix=bt709:in_range=pc:out_range=tv,format=yuv420p"
 
 
 def _ffmpeg(*args: str) -> None:
