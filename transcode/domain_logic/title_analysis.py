@@ -46,6 +46,7 @@ from pathlib import Path
 
 from transcode.domain_logic.hls import X264_PRESET, gop_frames
 from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition, output_frame_rate, scaled_size
+from vidpipe.colour import SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
 from vidpipe.errors import FfmpegError
 from vidpipe.media import SourceInfo, input_args, run_ffmpeg, source_input_args
 
@@ -137,21 +138,26 @@ def analysis_size(top: Rendition) -> tuple[int, int]:
     return scaled_size(top.width, top.height, ANALYSIS_MAX_SHORT_SIDE)
 
 
-def _windows_graph(windows: Sequence[SampleWindow], frame_rate: Fraction, size: tuple[int, int], label: str) -> str:
+def _windows_graph(
+    windows: Sequence[SampleWindow], frame_rate: Fraction, size: tuple[int, int], label: str, colour: VideoColour
+) -> str:
     """Each window (inputs 0..n-1) on the ladder's frame grid, then all of them
-    one after another at ``size``. The grid goes on each window before the
-    concatenation: after it, ``fps`` would read the joined timestamps and
-    repeat frames, and repeated frames score and cost unlike the real video."""
+    one after another at ``size``, made SDR BT.709 as the rungs are (an HDR
+    source's probes are judged on the tone-mapped picture its rungs will show).
+    The grid goes on each window before the concatenation: after it, ``fps``
+    would read the joined timestamps and repeat frames, and repeated frames
+    score and cost unlike the real video."""
     rate = f"{frame_rate.numerator}/{frame_rate.denominator}"
     parts = [
         f"[{index}:v:0]trim=duration={window.length_s:.3f},fps=fps={rate},setpts=PTS-STARTPTS[window{index}]"
         for index, window in enumerate(windows)
     ]
     joined = "".join(f"[window{index}]" for index in range(len(windows)))
-    parts.append(
-        f"{joined}concat=n={len(windows)}:v=1:a=0,"
-        f"scale={size[0]}:{size[1]},setsar=1,format=yuv420p,setpts=PTS-STARTPTS[{label}]"
-    )
+    to_sdr = ladder_prefilter(colour, size)
+    conversion = sdr_scale_options(colour)
+    scale = f"scale={size[0]}:{size[1]}" + (f":{conversion}" if conversion else "")
+    chain = ",".join(part for part in (f"concat=n={len(windows)}:v=1:a=0", to_sdr, scale) if part)
+    parts.append(f"{joined}{chain},setsar=1,format=yuv420p,setpts=PTS-STARTPTS[{label}]")
     return ";".join(parts)
 
 
@@ -175,6 +181,7 @@ def build_probe_encode_args(
     size: tuple[int, int],
     scratch: Path,
     segment_s: int,
+    colour: VideoColour = SDR_BT709,
 ) -> list[str]:
     """One FFmpeg run encoding the sampled windows losslessly into
     ``scratch / REFERENCE_NAME`` and at each of :data:`PROBE_CRFS` into
@@ -182,7 +189,7 @@ def build_probe_encode_args(
     uncapped: we want the quality each CRF gives."""
     branches = "".join(f"[probe{index}]" for index in range(len(PROBE_CRFS)))
     graph = (
-        _windows_graph(windows, frame_rate, size, "sampled")
+        _windows_graph(windows, frame_rate, size, "sampled", colour)
         + f";[sampled]split={len(PROBE_CRFS) + 1}[reference]{branches}"
     )
     args = [
@@ -272,7 +279,16 @@ def analyse_title(
     frame_rate = output_frame_rate(source.frame_rate)
     cpu_before = _children_cpu_s()
     run_ffmpeg(
-        build_probe_encode_args(source_ref, source.demuxer, windows, frame_rate, size, scratch, segment_s),
+        build_probe_encode_args(
+            source_ref,
+            source.demuxer,
+            windows,
+            frame_rate,
+            size,
+            scratch,
+            segment_s,
+            colour=assume_untagged(source.colour, source.display_width, source.display_height),
+        ),
         timeout_s=max(1.0, deadline - time.monotonic()),
     )
     run_ffmpeg(build_probe_score_args(scratch, threads), timeout_s=max(1.0, deadline - time.monotonic()))
