@@ -5,6 +5,7 @@ Stubber that expects the exact request; the real client validates it first)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 
-from transcode.domain_logic.ladder import LadderConfig, Rung, ladder_from_text, plan_ladder
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, RateControl, Rung, ladder_from_text, plan_ladder
 from transcode.domain_logic.mediaconvert_job import (
     MAX_CAPTURES,
     build_create_job_request,
@@ -60,7 +61,8 @@ def request_for(probed: SourceInfo, **overrides: object) -> dict:
         "source_url": SOURCE_URL,
         "outputs_url": OUTPUTS_URL,
         "source": probed,
-        "ladder": plan_ladder(probed),
+        # What the MediaConvert backend plans: the fixed ladder's rates (its own QVBR decides per title).
+        "ladder": plan_ladder(probed, replace(DEFAULT_LADDER, rate_control=RateControl.FIXED)),
     } | overrides
     return build_create_job_request(**arguments)  # type: ignore[arg-type]
 

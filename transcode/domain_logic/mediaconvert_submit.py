@@ -13,10 +13,11 @@ and FfmpegError (retryable).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, plan_ladder
+from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, RateControl, plan_ladder
 from transcode.domain_logic.mediaconvert_job import build_create_job_request
 from transcode.domain_logic.transcoding import probe_source
 from vidpipe.media import SourceInfo
@@ -56,7 +57,9 @@ def submit_ladder_job(
         source_url=source_url,
         outputs_url=outputs_url,
         source=source,
-        ladder=plan_ladder(source, ladder_config),
+        # MediaConvert runs its own rate control (QVBR or CBR) on the fixed ladder's
+        # averages and peaks: the per-title CRF belongs to the FFmpeg backend.
+        ladder=plan_ladder(source, replace(ladder_config, rate_control=RateControl.FIXED)),
         rate_control=rate_control,
     )
     return submitter.submit(request)
