@@ -493,3 +493,18 @@ def test_GIVEN_every_function_WHEN_translated_THEN_x_ray_tracing_is_active_witho
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", name
+
+
+def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits_cloudformations_inline_limit() -> None:
+    # CloudFormation takes at most 51,200 characters of TemplateBody; the local
+    # stack sends the SAM-translated template compact (vidpipe.cli.local_stack.deploy).
+    # When this fails, deploy through TemplateURL (an object in the artifacts bucket).
+    import json
+
+    from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
+
+    names = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
+    locations = {name: ("vidpipe-deploy-artifacts", f"{name}/{'0' * 64}.zip") for name in names}
+    translated = translate_sam(with_artifact_locations(load_template(), locations), "us-east-1")
+
+    assert len(json.dumps(translated, separators=(",", ":"))) <= 51_200

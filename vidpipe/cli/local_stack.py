@@ -358,7 +358,9 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     declared = load_template()
     template = translate_sam(with_artifact_locations(declared, locations), REGION)
     cloudformation = aws_client("cloudformation", endpoint)
-    body = json.dumps(template)
+    # Compact: CloudFormation takes at most 51,200 characters inline, and the
+    # translated template (SAM's Globals copied into every function) is close to it.
+    body = json.dumps(template, separators=(",", ":"))
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
     # API's public URL is known before the stack exists.
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
