@@ -188,7 +188,7 @@ def render(runs: list[RunResult], subsample: int, seconds: float) -> str:
         "analysis included.",
         "",
         "* **per-title** (default): capped CRF chosen per video from two probe encodes of sampled scenes "
-        "scored with VMAF (`transcode/domain_logic/title_analysis.py`), caps at the fixed rates x 1.25 and "
+        "scored with VMAF (`transcode/domain_logic/title_analysis.py`), caps at the fixed ladder's average rates and "
         "never above the source's own rate;",
         "* **fixed**: the fixed ladder (5000/2800/1400/800/400 kbit/s at 16:9), `LadderRateControl=fixed`;",
         "* **capped-crf**: plain capped CRF 23 with the same caps, `LadderRateControl=capped-crf`.",
