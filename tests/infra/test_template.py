@@ -508,3 +508,18 @@ def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits
     translated = translate_sam(with_artifact_locations(load_template(), locations), "us-east-1")
 
     assert len(json.dumps(translated, separators=(",", ":"))) <= 51_200
+
+
+def test_GIVEN_every_function_WHEN_its_environment_is_read_THEN_each_value_is_text_or_a_reference() -> None:
+    # Lambda's environment holds strings: CloudFormation turns a bare YAML number
+    # into one, but the local stack hands it to the worker as an int, which then
+    # breaks every subprocess (FFmpeg) the function starts.
+    template = load_template()
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            variables |= resource["Properties"].get("Environment", {}).get("Variables", {})
+
+    bare = {name: value for name, value in variables.items() if not isinstance(value, str | dict)}
+
+    assert bare == {}
