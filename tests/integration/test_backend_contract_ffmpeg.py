@@ -74,7 +74,7 @@ def ready_view(*events: StageEvent) -> dict[str, Any]:
 def ffmpeg_path(work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The two stages' Completed outputs as the FFmpeg stage functions make them."""
     context = StageContext(job_id=JOB_ID, source_path=SAMPLE, output_dir=work / "hls", report_progress=lambda _: None)
-    hls = {"prefix": f"jobs/{JOB_ID}/hls/", **transcode(context, timeout_s=120, max_duration_s=1800)}
+    hls = {"prefix": f"jobs/{JOB_ID}/hls/", **transcode(context, timeout_s=120, max_duration_s=1800, memory_mb=3008)}
     thumbnails = make_thumbnails(SAMPLE, work / "thumbnails", timeout_s=60).to_outputs()
     return hls, {"prefix": f"jobs/{JOB_ID}/thumbnails/", **thumbnails}
 
@@ -163,10 +163,15 @@ def test_GIVEN_one_clip_WHEN_each_backend_processes_it_THEN_GET_jobs_shows_the_s
         "hls_url", "renditions", "poster_url", "sprite_url", "storyboard_vtt_url", "thumbnail_urls",
     }  # fmt: skip
 
-    def without_url(renditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in r.items() if k != "url"} for r in renditions]
+    def shape(renditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in ("url", "bitrate")} for r in renditions]
 
-    assert without_url(mediaconvert_outputs["renditions"]) == without_url(ffmpeg_outputs["renditions"])
+    assert shape(mediaconvert_outputs["renditions"]) == shape(ffmpeg_outputs["renditions"])
+    # The bitrate is each backend's own figure: FFmpeg's is measured on the segments
+    # it wrote (a per-title rung spends what the content needs), MediaConvert's is
+    # the planned one. Both are bit/s a player can choose by.
+    for rendition in [*mediaconvert_outputs["renditions"], *ffmpeg_outputs["renditions"]]:
+        assert isinstance(rendition["bitrate"], int) and rendition["bitrate"] > 0
     assert [r.keys() for r in mediaconvert_outputs["renditions"]] == [r.keys() for r in ffmpeg_outputs["renditions"]]
     job_url = f"{API}/jobs/{JOB_ID}"
     master_url = f"{job_url}/hls/master.m3u8?expires=1&grant=g"

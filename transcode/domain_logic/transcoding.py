@@ -49,7 +49,7 @@ from transcode.domain_logic.ladder import (
     plan_ladder,
 )
 from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title
-from vidpipe.errors import CorruptMedia, FfmpegError, MediaTooLong
+from vidpipe.errors import CorruptMedia, FfmpegError, MediaError, MediaTooLong
 from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
 
 # ffprobe reads only the head of the file (and the index); a minute is generous, and
@@ -103,16 +103,17 @@ def plan_title_ladder(
     analysis chooses when the ladder's rate control is per-title.
 
     ``source_ref`` is the upload as FFmpeg reads it (a path, or a presigned
-    URL on the chunked path). An analysis that fails on our side (FfmpegError:
-    FFmpeg missing a filter, out of time) must not fail the upload: the ladder
-    then uses its default CRF, and ``on_fallback`` hears why. A MediaError (the
-    file cannot be decoded) is raised: the encode would fail the same way."""
+    URL on the chunked path). The analysis only tunes the rates, so it never
+    fails an upload: when it fails (FFmpeg missing a filter, out of time, or a
+    file its sampling cannot read, such as a picture too small for VMAF or a
+    damaged stretch), the ladder uses its default CRF and ``on_fallback`` hears
+    why; the encode then decides, with its own error if the file is bad."""
     planned = plan_ladder(source, config)
     if config.rate_control is not RateControl.PER_TITLE:
         return planned, None
     try:
         analysis = analyse_title(source_ref, source, planned[0], scratch, timeout_s=timeout_s, segment_s=segment_s)
-    except FfmpegError as exc:
+    except (FfmpegError, MediaError) as exc:
         if on_fallback is not None:
             on_fallback(str(exc))
         return planned, None
