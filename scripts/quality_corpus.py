@@ -11,8 +11,9 @@ animation_1080p           flat-colour animation, shapes and gradients moving
 grain_1080p               camera footage with grain: a detailed picture,
                           slowly panned, with fresh film grain on every frame
 motion_1080p              high motion: a detailed picture panned fast
-dark_1080p                a dark scene: slow, low-contrast gradients with a
-                          trace of soft grain (where banding shows)
+dark_1080p                a dark scene: the detailed picture in deep shadow,
+                          slowly panned, with a little grain (where banding
+                          and crushed detail show)
 zoom_720p                 continuous zoom into fine detail (every pixel moves)
 ========================  =====================================================
 
@@ -54,13 +55,9 @@ CLIPS: tuple[Clip, ...] = (
     Clip("animation_1080p", graph=f"testsrc2=s=1920x1080:r={FRAME_RATE}"),
     Clip("grain_1080p", still_filters="scroll=h=0.0015,noise=alls=5:allf=t"),
     Clip("motion_1080p", still_filters="scroll=h=0.012:v=0.003"),
-    Clip(
-        "dark_1080p",
-        graph=(
-            f"gradients=s=1920x1080:r={FRAME_RATE}:speed=0.02:c0=0x202040:c1=0x403020:c2=0x101010:c3=0x302030,"
-            "noise=alls=1:allf=t,gblur=sigma=0.7"
-        ),
-    ),
+    # The detailed still, darkened to shadows (mean luma about 30 of 255), slowly
+    # panned, with a little sensor grain: where banding and crushed detail show.
+    Clip("dark_1080p", still_filters="eq=brightness=-0.28:gamma=0.6,scroll=h=0.001,noise=alls=3:allf=t"),
     Clip(
         "zoom_720p",
         graph=(

@@ -210,13 +210,13 @@ def test_GIVEN_square_source_WHEN_scaled_THEN_square() -> None:
     assert scaled_size(1080, 1080, 720) == (720, 720)
 
 
-def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_each_lower_rung_three_less() -> None:
+def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_each_lower_rung_one_less() -> None:
     ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=27.0)
 
-    assert [r.crf for r in ladder] == [27.0, 24.0, 21.0, 18.0, 18.0]
-    # The caps are the fixed ladder's averages, with its buffers.
+    assert [r.crf for r in ladder] == [27.0, 26.0, 25.0, 24.0, 23.0]
+    # The caps are the fixed ladder's averages, with two seconds of them as the buffer.
     assert [(r.max_bitrate_kbps, r.buffer_kbps) for r in ladder] == [
-        (r.video_bitrate_kbps, r.buffer_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
+        (r.video_bitrate_kbps, 2 * r.video_bitrate_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
     ]
 
 

@@ -18,7 +18,7 @@ How a rung spends its bits is the ladder's ``rate_control``:
 * ``fixed``: today's average bitrates whatever the content (a template setting).
 
 With CRF, a rung's rate is capped (``-maxrate``) at the fixed ladder's average
-for that rung, with the fixed ladder's buffer, and never above what the source
+for that rung, with two seconds of it as the buffer, and never above what the source
 itself carries (:attr:`SourceInfo.video_bitrate_kbps`, when the file says): no
 content costs more than the fixed ladder, playback stays as smooth, and no rung
 spends more bits than came in.
@@ -81,7 +81,7 @@ MAX_CRF = 32.0
 # (down to MIN_CRF): a small picture loses detail to its size already, and
 # compression loss on top of it shows most there (text, edges); those rungs
 # cost few bits, and their caps keep them within the fixed ladder's peaks.
-LOWER_RUNG_CRF_STEP = 3.0
+LOWER_RUNG_CRF_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -234,10 +234,11 @@ def _rendition(
     # bigger than 480 x 480 x 16/9) and is far below what anyone could see.
     video_kbps = max(10, 10 * round(rung.video_bitrate_kbps * area_factor / 10))
     max_kbps = round(video_kbps * config.peak_ratio)
-    buffer_kbps = round(max_kbps * config.buffer_s)
     if crf is not None:
         # Capped CRF: the fixed ladder's average is the ceiling, so no content costs
-        # more than the fixed ladder would, over any stretch of a buffer's length.
+        # more than the fixed ladder would over any stretch of a buffer's length
+        # (two seconds of the ceiling: a full buffer at the start is all a short
+        # video can overspend).
         max_kbps = video_kbps
     if source_cap_kbps:
         max_kbps = max(10, min(max_kbps, source_cap_kbps))
@@ -248,7 +249,7 @@ def _rendition(
         height=out_height,
         video_bitrate_kbps=video_kbps,
         max_bitrate_kbps=max_kbps,
-        buffer_kbps=min(buffer_kbps, round(max_kbps * config.buffer_s * config.peak_ratio)),
+        buffer_kbps=round(max_kbps * config.buffer_s),
         audio_bitrate_kbps=audio_kbps,
         crf=crf,
     )
