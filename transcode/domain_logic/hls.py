@@ -44,8 +44,6 @@ AVC_HIGH_PREFIX = "avc1.6400"
 # Reference frames the decoder must hold for x264's veryfast preset: 1 reference plus
 # B-pyramid makes x264 signal 4 in the SPS, and the level must have room for them.
 X264_DPB_FRAMES = 4
-# A capped-CRF rung's VBV buffer starts at 1/4 full (see video_encoder_args).
-CRF_BUFFER_START_FRACTION = 4
 
 
 @dataclass(frozen=True)
@@ -259,14 +257,10 @@ def video_encoder_args(
         # Capped CRF (the rung's quality level, never above its peak) or the fixed
         # ladder's average bitrate; the VBV peak and buffer hold either way.
         rate = (
-            # The buffer starts a quarter full (x264 starts it 90 % full): otherwise a
-            # short video could spend most of a buffer above its cap (measured: 12 %
-            # over the cap on 8 s of grain, 5 % under with a quarter).
-            [f"-crf:v:{index}", f"{rendition.crf:g}",
-             f"-rc_init_occupancy:v:{index}", f"{rendition.buffer_kbps // CRF_BUFFER_START_FRACTION}k"]
+            [f"-crf:v:{index}", f"{rendition.crf:g}"]
             if rendition.crf is not None
             else [f"-b:v:{index}", f"{rendition.video_bitrate_kbps}k"]
-        )  # fmt: skip
+        )
         args += [
             *rate,
             f"-maxrate:v:{index}", f"{rendition.max_bitrate_kbps}k",
