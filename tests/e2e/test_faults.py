@@ -22,7 +22,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "landscape_16x9_
 
 
 def ffmpeg_pids_of(job_id: str) -> list[int]:
-    """FFmpeg processes transcoding this job (their input path names the job)."""
+    """FFmpeg processes encoding this job's ladder (their input path names the job)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -31,7 +31,14 @@ def ffmpeg_pids_of(job_id: str) -> list[int]:
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if command and command[0].endswith(b"ffmpeg") and any(f"transcode-{job_id}".encode() in a for a in command):
+        # The ladder's encode (it writes HLS), not the per-title analysis before it:
+        # an analysis that dies only falls back to the default quality level.
+        if (
+            command
+            and command[0].endswith(b"ffmpeg")
+            and any(f"transcode-{job_id}".encode() in a for a in command)
+            and b"hls" in command
+        ):
             found.append(int(entry.name))
     return found
 
