@@ -358,9 +358,13 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     declared = load_template()
     template = translate_sam(with_artifact_locations(declared, locations), REGION)
     cloudformation = aws_client("cloudformation", endpoint)
-    # Compact: CloudFormation takes at most 51,200 characters inline, and the
-    # translated template (SAM's Globals copied into every function) is close to it.
-    body = json.dumps(template, separators=(",", ":"))
+    # Through S3, as `sam deploy` does: CloudFormation takes at most 51,200
+    # bytes inline, 1 MB behind a TemplateURL, and the translated template
+    # (SAM's Globals copied into every function) is past the inline limit.
+    body = json.dumps(template, separators=(",", ":")).encode()
+    template_key = f"templates/{hashlib.sha256(body).hexdigest()}.json"
+    s3.put_object(Bucket=ARTIFACT_BUCKET, Key=template_key, Body=body)
+    template_url = f"{endpoint}/{ARTIFACT_BUCKET}/{template_key}"
     # The HttpApi's ms-custom-id tag pins its id to the stack name, so the
     # API's public URL is known before the stack exists.
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
@@ -378,7 +382,7 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     if _stack_exists(settings):
         try:
             cloudformation.update_stack(
-                StackName=STACK_NAME, TemplateBody=body, Capabilities=capabilities, Parameters=parameters
+                StackName=STACK_NAME, TemplateURL=template_url, Capabilities=capabilities, Parameters=parameters
             )
         except cloudformation.exceptions.ClientError as exc:
             if "No updates are to be performed" not in str(exc):
@@ -386,7 +390,7 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
         _wait_for_stack(cloudformation, ("UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"))
     else:
         cloudformation.create_stack(
-            StackName=STACK_NAME, TemplateBody=body, Capabilities=capabilities, Parameters=parameters
+            StackName=STACK_NAME, TemplateURL=template_url, Capabilities=capabilities, Parameters=parameters
         )
         _wait_for_stack(cloudformation, ("CREATE_COMPLETE",))
     outputs = _stack_outputs(cloudformation)
