@@ -233,7 +233,7 @@ def references(text: str) -> list[str]:
     return found
 
 
-def test_GIVEN_every_tag_that_names_a_file_WHEN_a_media_playlist_is_signed_THEN_each_of_our_references_is_signed() -> None:
+def test_GIVEN_every_tag_naming_a_file_WHEN_a_media_playlist_is_signed_THEN_each_of_our_references_is_signed() -> None:
     sign = FakeSigner()
 
     signed = sign_media_playlist(MEDIA_PLAYLIST_EVERY_URI, key_prefix=HLS_PREFIX, sign=sign)
