@@ -37,8 +37,12 @@ class Settings:
     lease_s: int = 120
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
-    # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead).
+    # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead),
+    # the id of the public key its key group trusts, and the secret holding the
+    # private half (vidpipe.cloudfront_signing): its URLs are signed, never plain.
     outputs_cdn_url: str = ""
+    outputs_cdn_key_pair_id: str = ""
+    outputs_cdn_signing_key_secret_id: str = ""
     # The sweep's view of the stages' dead-letter queues: ((stage, queue URL), ...).
     stage_dead_letter_queues: tuple[tuple[str, str], ...] = ()
     # Which backend encodes the ladder: "ffmpeg" (the transcode function itself)
@@ -89,6 +93,8 @@ class Settings:
             lease_s=int(_number("STAGE_LEASE_SECONDS", 120)),
             public_api_url=os.environ.get("PUBLIC_API_URL", "").strip(),
             outputs_cdn_url=os.environ.get("OUTPUTS_CDN_URL", "").strip(),
+            outputs_cdn_key_pair_id=os.environ.get("OUTPUTS_CDN_KEY_PAIR_ID", "").strip(),
+            outputs_cdn_signing_key_secret_id=os.environ.get("OUTPUTS_CDN_SIGNING_KEY_SECRET_ID", "").strip(),
             stage_dead_letter_queues=_pairs("STAGE_DEAD_LETTER_QUEUES"),
             transcode_backend=_choice("TRANSCODE_BACKEND", ("ffmpeg", "mediaconvert"), "ffmpeg"),
             mediaconvert_role_arn=os.environ.get("MEDIACONVERT_ROLE_ARN", "").strip(),

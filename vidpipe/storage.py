@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict
-from urllib.parse import quote
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
@@ -284,20 +283,3 @@ class S3ObjectStore:
             if _error_code(exc) == "NoSuchUpload":
                 return
             raise self._storage_error("abort the upload of", key, exc) from exc
-
-
-class CdnOutputUrls:
-    """Output URLs through the CDN in front of the outputs bucket (CloudFront
-    with origin access control on AWS): the same ``presigned_get`` shape as
-    :class:`S3ObjectStore`, so the API picks one or the other at wiring time.
-
-    The CDN URL carries no expiry: the bucket is readable only through the
-    distribution, and a key is guessable only with the job's random id."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
-
-    def presigned_get(self, key: str, *, expires_s: int) -> str:
-        if expires_s <= 0:
-            raise ValidationFailed(f"bad output URL request: expires_s={expires_s}")
-        return f"{self.base_url}/{quote(key)}"

@@ -322,6 +322,17 @@ def test_GIVEN_the_roles_WHEN_inspected_THEN_only_the_api_and_authorizer_read_th
                 if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"])):
                     secret_statements.setdefault(name, []).append(statement)
 
+    # The API function also reads the outputs CDN's signing key, and that one secret only.
+    cdn_key = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    cdn_key += "${AWS::StackName}/cdn-signing-key-*"
+    reads_cdn_key = [
+        statement for statement in secret_statements.get("UploadApiFunctionRole", [])
+        if statement["Resource"] == {"Fn::Sub": cdn_key}
+        and as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+    ]  # fmt: skip
+    assert len(reads_cdn_key) == 1
+    secret_statements["UploadApiFunctionRole"].remove(reads_cdn_key[0])
+
     assert set(secret_statements) == SECRET_READERS
     for name, statements in secret_statements.items():
         [statement] = statements
@@ -471,6 +482,48 @@ def test_GIVEN_the_outputs_cdn_WHEN_inspected_THEN_only_the_distribution_reads_t
     assert statement["Action"] == "s3:GetObject"
     source_arn = json.dumps(statement["Condition"]["StringEquals"]["AWS:SourceArn"])
     assert "distribution/${OutputsDistribution}" in source_arn
+
+
+def test_GIVEN_the_outputs_cdn_WHEN_inspected_THEN_every_behaviour_serves_only_urls_signed_with_the_stacks_key(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN the distribution's behaviours (the default one, and any other)
+    config = template["Resources"]["OutputsDistribution"]["Properties"]["DistributionConfig"]
+    behaviours = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+    # THEN each trusts the stack's key group when delivering through CloudFront
+    for behaviour in behaviours:
+        assert behaviour["TrustedKeyGroups"] == {
+            "Fn::If": ["DeliverThroughCloudFront", [{"Ref": "OutputsKeyGroup"}], {"Ref": "AWS::NoValue"}]
+        }
+        assert "TrustedSigners" not in behaviour  # the legacy root-account key pairs
+    # AND the key group holds the one public key, which is the public half `vidpipe cdn-key` stored
+    key_group = template["Resources"]["OutputsKeyGroup"]
+    public_key = template["Resources"]["OutputsSigningPublicKey"]
+    assert (key_group["Type"], public_key["Type"]) == ("AWS::CloudFront::KeyGroup", "AWS::CloudFront::PublicKey")
+    assert key_group["Condition"] == public_key["Condition"] == "DeliverThroughCloudFront"
+    assert key_group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": "OutputsSigningPublicKey"}]
+    from vidpipe.cli.cdn_key import signing_key_secret_name
+
+    secret = signing_key_secret_name("${AWS::StackName}")
+    assert public_key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:" + secret + ":SecretString:public_key}}"
+    }
+    # AND the API function signs with that key: its id, its secret, and leave to read it
+    api = template["Resources"]["UploadApiFunction"]["Properties"]
+    variables = api["Environment"]["Variables"]
+    assert variables["OUTPUTS_CDN_KEY_PAIR_ID"] == {
+        "Fn::If": ["DeliverThroughCloudFront", {"Ref": "OutputsSigningPublicKey"}, ""]
+    }
+    assert variables["OUTPUTS_CDN_SIGNING_KEY_SECRET_ID"] == {
+        "Fn::If": ["DeliverThroughCloudFront", {"Fn::Sub": secret}, ""]
+    }
+    readable = [
+        json.dumps(statement["Resource"])
+        for policy in api["Policies"]
+        for statement in policy["Statement"]
+        if "secretsmanager:GetSecretValue" in json.dumps(statement["Action"])
+    ]
+    assert any(f":secret:{secret}-*" in resources for resources in readable)
 
 
 def test_GIVEN_the_api_function_WHEN_inspected_THEN_it_gets_the_cdn_url_only_when_delivering_through_cloudfront(

@@ -176,3 +176,35 @@ def test_GIVEN_an_api_url_with_or_without_trailing_slash_WHEN_viewed_THEN_urls_h
     assert outputs["storyboard_vtt_url"] == f"{API}/jobs/{JOB_ID}/thumbnails/storyboard.vtt"
     for url in [outputs["hls_url"], outputs["storyboard_vtt_url"], *(r["url"] for r in outputs["renditions"])]:
         assert "//" not in url.removeprefix("https://")
+
+
+def test_GIVEN_outputs_through_cloudfront_WHEN_a_ready_job_is_viewed_THEN_every_url_carries_an_expiry() -> None:
+    import base64
+    from urllib.parse import parse_qs, urlsplit
+
+    from vidpipe.access import output_grant
+    from vidpipe.cloudfront_signing import CloudFrontOutputUrls, generate_signing_key_pair, load_private_key
+
+    # GIVEN the CloudFront signer as the API wires it, and the output grant of the playlists
+    cdn = "https://d111111abcdef8.cloudfront.net"
+    now = 1_800_000_000
+    key = load_private_key(generate_signing_key_pair().private_key_pem)
+    signer = CloudFrontOutputUrls(base_url=cdn, key_pair_id="K2JCJMDEHXQW5F", key=key, issued_at=now)
+    grant = output_grant("secret", JOB_ID, ttl_s=TTL, now=now)
+
+    # WHEN the job is viewed
+    outputs = job_view(ready_job(), api_url=API, signer=signer, url_ttl_s=TTL, grant=grant)["outputs"]
+
+    # THEN no URL in it lasts longer than the TTL: images by CloudFront policy, playlists by grant
+    urls = [outputs["hls_url"], outputs["storyboard_vtt_url"], outputs["poster_url"], outputs["sprite_url"],
+            *outputs["thumbnail_urls"], *(rendition["url"] for rendition in outputs["renditions"])]  # fmt: skip
+    for url in urls:
+        query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+        if url.startswith(cdn):
+            policy = base64.b64decode(query["Policy"].translate(str.maketrans("-_~", "+=/")))
+            [statement] = json.loads(policy)["Statement"]
+            assert statement["Condition"]["DateLessThan"]["AWS:EpochTime"] == now + TTL, url
+            assert statement["Resource"] == f"{cdn}/jobs/{JOB_ID}/*", url
+            assert query["Signature"] and query["Key-Pair-Id"] == "K2JCJMDEHXQW5F", url
+        else:
+            assert url.startswith(API) and int(query["expires"]) == now + TTL and query["grant"], url

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
-from upload_api.domain_logic.playlists import sign_media_playlist, sign_storyboard
+from upload_api.domain_logic.playlists import sign_master_playlist, sign_media_playlist, sign_storyboard
 
 HLS_PREFIX = "jobs/3f2b8c1e/hls/360p/"
 THUMBS_PREFIX = "jobs/3f2b8c1e/thumbnails/"
@@ -197,3 +198,94 @@ def test_GIVEN_a_cue_that_is_already_absolute_WHEN_signed_THEN_it_is_kept_and_no
 
     assert sign.keys == []
     assert signed == vtt
+
+
+# ------------------------------------------------------------------ every kind of reference
+
+# One playlist with every tag that can carry a URI attribute in a media playlist
+# (RFC 8216 and its low-latency additions), beside plain segment lines.
+MEDIA_PLAYLIST_EVERY_URI = """\
+#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:4
+#EXT-X-KEY:METHOD=AES-128,URI="keys/k1.key",IV=0x00000000000000000000000000000001
+#EXT-X-MAP:URI="init.mp4",BYTERANGE="720@0"
+#EXTINF:4.000000,
+seg_00000.m4s
+#EXT-X-PART:DURATION=1.0,URI="part_00001.0.m4s",INDEPENDENT=YES
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_00001.1.m4s"
+#EXT-X-RENDITION-REPORT:URI="../720p/index.m3u8",LAST-MSN=1
+#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://key-server/k2",KEYFORMAT="com.apple.streamingkeydelivery"
+#EXTINF:4.000000,
+seg_00001.m4s
+#EXT-X-ENDLIST
+"""
+
+
+def references(text: str) -> list[str]:
+    """Every reference in an HLS text: lines of their own and URI attributes."""
+    found = []
+    for line in lines(text):
+        if line.startswith("#"):
+            found.extend(re.findall(r'(?<=[:,])URI="([^"]*)"', line))
+        elif line:
+            found.append(line)
+    return found
+
+
+def test_GIVEN_every_tag_naming_a_file_WHEN_a_media_playlist_is_signed_THEN_each_of_our_references_is_signed() -> None:
+    sign = FakeSigner()
+
+    signed = sign_media_playlist(MEDIA_PLAYLIST_EVERY_URI, key_prefix=HLS_PREFIX, sign=sign)
+
+    # THEN each relative reference went through the signer, in order...
+    assert sign.keys == [
+        f"{HLS_PREFIX}{name}"
+        for name in ("keys/k1.key", "init.mp4", "seg_00000.m4s", "part_00001.0.m4s", "part_00001.1.m4s",
+                     "../720p/index.m3u8", "seg_00001.m4s")
+    ]  # fmt: skip
+    # ...and nothing relative is left: only signed URLs and the key server's own scheme.
+    for reference in references(signed):
+        assert reference.startswith("https://outputs.example.com/") or reference == "skd://key-server/k2", reference
+    # The tags' other attributes are kept.
+    assert lines(signed)[3].endswith(",IV=0x00000000000000000000000000000001")
+    assert lines(signed)[4].endswith(',BYTERANGE="720@0"')
+
+
+def test_GIVEN_a_data_uri_WHEN_a_media_playlist_is_signed_THEN_it_is_not_taken_for_a_file() -> None:
+    playlist = '#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI="data:text/plain;base64,AAAA"\n#EXTINF:4,\nseg.ts\n'
+    sign = FakeSigner()
+
+    sign_media_playlist(playlist, key_prefix=HLS_PREFIX, sign=sign)
+
+    assert sign.keys == [f"{HLS_PREFIX}seg.ts"]
+
+
+# A master playlist with alternative audio and subtitles, an I-frame playlist
+# and a session key: the playlists are the API's to serve, the key is a file.
+MASTER_PLAYLIST_EVERY_URI = """\
+#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-SESSION-KEY:METHOD=AES-128,URI="keys/k1.key"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aac",NAME="English",DEFAULT=YES,URI="audio_en/index.m3u8"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",URI="subs_en/index.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=1400000,RESOLUTION=854x480,AUDIO="aac",SUBTITLES="subs"
+480p/index.m3u8
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI="480p/iframes.m3u8"
+"""
+
+
+def test_GIVEN_a_master_playlist_WHEN_signed_THEN_every_playlist_gets_the_grant_and_other_files_are_signed() -> None:
+    sign = FakeSigner()
+    grant = "expires=1800000000&grant=abc"
+
+    signed = sign_master_playlist(MASTER_PLAYLIST_EVERY_URI, query=grant, key_prefix="jobs/j/hls/", sign=sign)
+
+    assert references(signed) == [
+        "https://outputs.example.com/jobs/j/hls/keys/k1.key?X-Amz-Signature=sig1",
+        f"audio_en/index.m3u8?{grant}",
+        f"subs_en/index.m3u8?{grant}",
+        f"480p/index.m3u8?{grant}",
+        f"480p/iframes.m3u8?{grant}",
+    ]
+    assert sign.keys == ["jobs/j/hls/keys/k1.key"]

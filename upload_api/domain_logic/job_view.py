@@ -1,8 +1,10 @@
 """The job as the API shows it: the stored record plus URLs a plain GET fetches.
 
-Outputs are private. Images are given as presigned S3 URLs; playlists and the
-storyboard are served through the API (see :mod:`upload_api.domain_logic.playlists`)
-because the files they reference need presigned URLs of their own."""
+Outputs are private and every URL to them expires. Images are given as
+presigned S3 URLs or CloudFront signed URLs (whichever ``signer`` the handler
+wires); playlists and the storyboard are served through the API behind an
+output grant (see :mod:`upload_api.domain_logic.playlists`) because the files
+they reference need signed URLs of their own."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ try/except in a route."""
 
 from __future__ import annotations
 
+import json
 import mimetypes
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from upload_api.domain_logic.uploads import (
 )
 from upload_api.domain_logic.webhooks import register_webhook
 from vidpipe.access import deployment_secret, grant_is_valid, output_grant
-from vidpipe.aws_clients import dynamodb_client, s3_client
+from vidpipe.aws_clients import dynamodb_client, s3_client, secrets_client
+from vidpipe.cloudfront_signing import CloudFrontOutputUrls, load_private_key
 from vidpipe.errors import (
     ConcurrentUpdate,
     JobNotFound,
@@ -44,7 +47,7 @@ from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
 from vidpipe.observability import Invocation, correlate, logger, tracer
 from vidpipe.settings import get_settings
-from vidpipe.storage import CdnOutputUrls, S3ObjectStore
+from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
 from vidpipe.webhook_store import DynamoWebhookStore
 
@@ -90,11 +93,32 @@ def _outputs_store() -> S3ObjectStore:
     return S3ObjectStore(s3_client(), get_settings().outputs_bucket)
 
 
-def _output_urls() -> S3ObjectStore | CdnOutputUrls:
+def _output_urls() -> S3ObjectStore | CloudFrontOutputUrls:
     """Where players fetch segments and images: the CDN when the stack has one
-    in use (OutputsDelivery=cloudfront), otherwise presigned S3 GETs."""
-    cdn_url = get_settings().outputs_cdn_url
-    return CdnOutputUrls(cdn_url) if cdn_url else _outputs_store()
+    in use (OutputsDelivery=cloudfront), otherwise presigned S3 GETs. Either
+    way each URL expires. One per response (the CDN signs once per job)."""
+    settings = get_settings()
+    if not settings.outputs_cdn_url:
+        return _outputs_store()
+    if not (settings.outputs_cdn_key_pair_id and settings.outputs_cdn_signing_key_secret_id):
+        raise ValidationFailed("the outputs CDN has no signing key configured", code="MISCONFIGURED")
+    return CloudFrontOutputUrls(
+        base_url=settings.outputs_cdn_url,
+        key_pair_id=settings.outputs_cdn_key_pair_id,
+        key=_cdn_signing_key(settings.outputs_cdn_signing_key_secret_id),
+    )
+
+
+@lru_cache(maxsize=1)
+def _cdn_signing_key(secret_id: str) -> Any:
+    """The CloudFront signing key, read once per container (``vidpipe cdn-key``
+    wrote it: JSON with ``private_key`` and ``public_key`` in PEM)."""
+    answer = secrets_client().get_secret_value(SecretId=secret_id)
+    try:
+        pem = json.loads(answer["SecretString"])["private_key"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationFailed(f"secret {secret_id} holds no private_key", code="MISCONFIGURED") from exc
+    return load_private_key(pem)
 
 
 def _caller() -> str:
@@ -253,7 +277,11 @@ def _record(job_id: str, what: str, details: dict[str, Any]) -> None:
 def get_master_playlist(job_id: str) -> Response[str]:
     prefix, grant = _granted_outputs(job_id, Stage.TRANSCODE)
     master = _outputs_store().read_text(prefix + "master.m3u8")
-    return _text(sign_master_playlist(master, query=grant), "application/vnd.apple.mpegurl")
+    urls, ttl = _output_urls(), get_settings().output_url_ttl_s
+    signed = sign_master_playlist(
+        master, query=grant, key_prefix=prefix, sign=lambda key: urls.presigned_get(key, expires_s=ttl)
+    )
+    return _text(signed, "application/vnd.apple.mpegurl")
 
 
 @app.get("/jobs/<job_id>/hls/<rendition>/index.m3u8")

@@ -7,6 +7,7 @@
     vidpipe redrive [--queue NAME] [--dry-run]  dead-lettered messages back to their queues
     vidpipe trace JOB_ID [--json]        what happened to a job, and where the time went
     vidpipe logs JOB_ID                  the job's log lines from every function, in time order
+    vidpipe cdn-key --stack-name NAME    on AWS, once before the first deploy: the outputs CDN's signing key
 
 The API URL comes from the running local stack, or from ``--api-url`` /
 ``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
+from vidpipe.cli.cdn_key import CdnKeyError, create_cdn_signing_key
 from vidpipe.cli.job_logs import fetch_job_lines, format_line
 from vidpipe.cli.local_stack import (
     LOCAL_USER,
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     # PackagingError: `vidpipe up` could not build the functions or layers (the
     # pinned FFmpeg not downloadable and not cached, say): a reason, not a traceback.
-    except (LocalStackError, PackagingError, ApiError, TimeoutError) as exc:
+    except (LocalStackError, PackagingError, ApiError, CdnKeyError, TimeoutError) as exc:
         print(f"vidpipe: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -104,7 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="mint an API token for a user of the local stack")
     token.add_argument("user")
     token.set_defaults(run=command_token)
+
+    cdn_key = commands.add_parser(
+        "cdn-key", help="store the key pair CloudFront checks output URLs with (AWS, once, before the first deploy)"
+    )
+    cdn_key.add_argument("--stack-name", required=True, help="the stack you will deploy (sam deploy --stack-name)")
+    cdn_key.add_argument("--region", default=None, help="its region (default: your AWS configuration's)")
+    cdn_key.set_defaults(run=command_cdn_key)
     return parser
+
+
+def command_cdn_key(args: argparse.Namespace) -> int:
+    import boto3
+
+    name = create_cdn_signing_key(boto3.client("secretsmanager", region_name=args.region), args.stack_name)
+    print(f"stored the outputs CDN's signing key in secret {name}; now deploy the stack {args.stack_name}")
+    return 0
 
 
 def command_up(args: argparse.Namespace) -> int:
