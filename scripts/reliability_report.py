@@ -51,6 +51,13 @@ PROVEN_BY_TESTS = [
      "tests/e2e/test_multipart_uploads.py, tests/adapters/test_storage_moto.py"),
     ("security", "FFmpeg never opens anything but the one input (canary file, listening socket)",
      "tests/hostile/test_hostile_unit.py"),
+    ("security", "webhooks never reach inside: loopback, private, shared, link-local, metadata, multicast, "
+     "reserved and IPv4-mapped/NAT64/6to4/Teredo addresses in every spelling, and the stack's own endpoint, "
+     "are refused at registration with 400 DESTINATION_REFUSED",
+     "tests/unit/test_outbound.py, tests/adapters/test_api_handler_moto.py, tests/e2e/test_webhooks_stack.py"),
+    ("security", "DNS rebinding: a webhook name that resolves inside at delivery gets nothing (no connection), "
+     "the attempt is recorded WEBHOOK_DESTINATION_REFUSED; the connection goes to the checked address, "
+     "TLS verified against the name", "tests/adapters/test_webhook_sender.py"),
     ("hostile inputs", "an encode too costly for its stage (2 minutes of 8K at 240 fps on the transcode function; "
      "a chunk over the chunk function's time): FAILED ENCODE_TOO_COSTLY from the probe, before FFmpeg starts, "
      "with the cost and the limit in the message", "tests/unit/test_encode_cost.py, "

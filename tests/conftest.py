@@ -62,6 +62,7 @@ class RunningStack:
     aws_endpoint_url: str
     api_token: str
     environment: dict[str, str]
+    webhook_receiver_port: int  # the one loopback port webhooks may reach
 
     @property
     def http(self) -> requests.Session:
@@ -87,6 +88,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("vidpipe-stack")
+    webhook_receiver_port = _free_port()
     environment = {
         **os.environ,
         "VIDPIPE_DATA_DIR": str(data_dir),
@@ -96,7 +98,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         # see every attempt within a minute. Chunk sources over 10 s into 8 s
         # chunks: only the 20 s sample takes the chunked path (the others last
         # 6 s or less), in three chunks.
-        "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8",
+        # Webhooks reach a loopback receiver only on a port the stack allows:
+        # the webhook tests' receiver listens on this one.
+        "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8,"
+                              f"WebhookAllowedHosts=127.0.0.1:{webhook_receiver_port}",
     }
     environment.pop("VIDPIPE_API_URL", None)
     up = subprocess.run(
@@ -114,6 +119,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         aws_endpoint_url=endpoints["aws_endpoint_url"],
         api_token=endpoints["api_token"],
         environment=environment,
+        webhook_receiver_port=webhook_receiver_port,
     )
     try:
         yield stack

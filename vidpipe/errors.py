@@ -6,6 +6,7 @@ contract: clients and tests match on it) and a readable ``message``::
     VidpipeError                      code, message, http_status
     ├── RequestError                  the caller sent something we refuse (HTTP 4xx)
     │   ├── ValidationFailed          a field is missing or invalid (400)
+    │   │   └── DestinationRefused    a URL we will not call: it reaches inside (vidpipe.outbound)
     │   ├── UploadTooLarge            declared size above the limit (413)
     │   ├── UnsupportedMediaType      content type is not a video (415)
     │   ├── Unauthenticated           no valid API token or output grant (401)
@@ -68,6 +69,14 @@ class RequestError(VidpipeError):
 
 class ValidationFailed(RequestError):
     code = "VALIDATION_FAILED"
+    http_status = 400
+
+
+class DestinationRefused(ValidationFailed):
+    """A user's URL names (or resolves to) a place a function must never reach:
+    loopback, private networks, metadata services, the stack itself."""
+
+    code = "DESTINATION_REFUSED"
     http_status = 400
 
 

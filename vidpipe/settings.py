@@ -72,6 +72,12 @@ class Settings:
     # are accepted (the local stack's receivers; https only on AWS by default).
     webhooks_table: str = ""
     webhook_allow_http: bool = False
+    # host:port pairs a webhook may reach although they are loopback or private
+    # (receivers on the developer's machine; empty on AWS), and the endpoints
+    # our functions call themselves (the local stack's gateway, the API), which
+    # no webhook may reach. See vidpipe.outbound.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    own_endpoint_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -109,6 +115,10 @@ class Settings:
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
+            webhook_allowed_hosts=tuple(os.environ.get("WEBHOOK_ALLOWED_HOSTS", "").replace(",", " ").split()),
+            # ministack sets AWS_ENDPOINT_URL for its functions; on AWS it is unset.
+            own_endpoint_urls=tuple(filter(None, (os.environ.get("AWS_ENDPOINT_URL", "").strip(),
+                                                  os.environ.get("PUBLIC_API_URL", "").strip()))),
         )
 
 

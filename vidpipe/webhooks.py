@@ -19,7 +19,8 @@ the owner and the webhook's id, so a copy of the webhooks table holds none.
 What can go wrong: :func:`verify_signature` raises
 :class:`~vidpipe.errors.WebhookSignatureInvalid` with the reason; it never
 raises anything else. :meth:`HttpWebhookSender.post` raises
-:class:`~vidpipe.errors.WebhookDeliveryFailed` when no HTTP answer came back.
+:class:`~vidpipe.errors.WebhookDeliveryFailed` when no HTTP answer came back,
+or when the URL now reaches a destination vidpipe.outbound refuses.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
+import ssl
 import time
-import urllib.error
-import urllib.request
 
-from vidpipe.errors import WebhookDeliveryFailed, WebhookSignatureInvalid
+from vidpipe.errors import DestinationRefused, WebhookDeliveryFailed, WebhookSignatureInvalid
+from vidpipe.outbound import OutboundGuard
 
 SIGNATURE_HEADER = "Vidpipe-Signature"
 SECRET_PREFIX = "whsec_"
@@ -80,30 +82,33 @@ def verify_signature(
         raise WebhookSignatureInvalid("the signature does not match the body")
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a delivery: following it would send a
-    signed body to a host the user never registered."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
 class HttpWebhookSender:
-    """POSTs a delivery with the standard library (no extra dependency in the Lambda layer)."""
+    """POSTs a delivery with the standard library (no extra dependency in the
+    Lambda layer), through an OutboundGuard: the URL is checked again at every
+    delivery, since the name may resolve somewhere else than at registration
+    (DNS rebinding), and the connection goes to the address just checked.
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
+    Redirects are not followed: a redirect is an answer, not a delivery, and
+    following it would send a signed body to a host the user never registered."""
+
+    def __init__(self, guard: OutboundGuard, timeout_s: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
+        self.guard = guard
         self.timeout_s = timeout_s
-        self._opener = urllib.request.build_opener(_NoRedirects())
+        self.tls = tls
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """The receiver's HTTP status. Raises WebhookDeliveryFailed when there is none
-        (refused, unreachable, timed out)."""
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        """The receiver's HTTP status. Raises WebhookDeliveryFailed when there is none:
+        code WEBHOOK_DESTINATION_REFUSED when the URL now reaches a refused address
+        (nothing was sent), WEBHOOK_DELIVERY_FAILED when refused, unreachable, timed out."""
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise WebhookDeliveryFailed(f"no answer from the receiver: {reason}") from exc
+            destination = self.guard.check(url)
+        except DestinationRefused as exc:
+            raise WebhookDeliveryFailed(f"not sent: {exc.message}", code="WEBHOOK_DESTINATION_REFUSED") from exc
+        connection = self.guard.connect(destination, timeout_s=self.timeout_s, tls=self.tls)
+        try:
+            connection.request("POST", destination.target, body=body, headers=headers)
+            return int(connection.getresponse().status)
+        except (OSError, http.client.HTTPException) as exc:
+            raise WebhookDeliveryFailed(f"no answer from the receiver: {exc}") from exc
+        finally:
+            connection.close()

@@ -1100,6 +1100,22 @@ def test_GIVEN_alices_job_WHEN_bob_reads_its_events_THEN_404_as_if_it_did_not_ex
 
 # ------------------------------------------------------------------ webhooks
 
+# What the API's resolver answers in these tests (a stub: no DNS, nothing is connected to).
+NAMES = {"example.com": ["93.184.215.14"], "rebound.example": ["93.184.215.14", "10.0.0.1"],
+         "localhost": ["127.0.0.1"]}
+
+
+@pytest.fixture(autouse=True)
+def stub_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from upload_api.handlers import api
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host not in NAMES:
+            raise OSError(f"{host}: Name or service not known")
+        return NAMES[host]
+
+    monkeypatch.setattr(api, "resolve_host", resolve)
+
 
 def test_GIVEN_an_https_url_WHEN_registered_THEN_201_with_its_secret_once_and_listed_without_it(aws: Aws) -> None:
     status, registered = call_json(http_event("POST", "/webhooks", body={"url": "https://example.com/hooks"}))
@@ -1114,6 +1130,42 @@ def test_GIVEN_an_http_url_on_a_deployment_that_wants_https_WHEN_registered_THEN
     status, answer = call_json(http_event("POST", "/webhooks", body={"url": "http://example.com/hooks"}))
 
     assert status == 400 and "https://" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("https://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata service"),
+     ("https://[::ffff:127.0.0.1]/", "::ffff:7f00:1 is an IPv4-mapped address (of 127.0.0.1)"),
+     ("https://0x7f000001/", "127.0.0.1 is a loopback address"),
+     ("https://10.1/", "10.0.0.1 is a private address"),
+     ("https://rebound.example/h", "host rebound.example resolves to 10.0.0.1, a private address"),
+     ("https://localhost/", "host localhost resolves to 127.0.0.1, a loopback address"),
+     ("https://nowhere.example/", "host nowhere.example cannot be resolved")],
+)
+def test_GIVEN_a_url_reaching_inside_WHEN_registered_THEN_400_with_the_reason_and_nothing_stored(
+    aws: Aws, url: str, reason: str
+) -> None:
+    status, answer = call_json(http_event("POST", "/webhooks", body={"url": url}))
+    _, listed = call_json(http_event("GET", "/webhooks"))
+
+    assert status == 400 and answer["error"] == {"code": "DESTINATION_REFUSED", "message": reason}
+    assert listed == {"webhooks": []}
+
+
+def test_GIVEN_local_receivers_allowed_WHEN_the_stacks_own_endpoint_is_registered_THEN_400(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a deployment allowing http and a receiver on localhost:8123, and the API at 127.0.0.1:4566
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "true")
+    monkeypatch.setenv("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1:8123, localhost:8123 127.0.0.1:4566")
+    _clear_caches()
+
+    allowed, _ = call_json(http_event("POST", "/webhooks", body={"url": "http://localhost:8123/hooks"}))
+    other_port, _ = call_json(http_event("POST", "/webhooks", body={"url": "http://localhost:8124/hooks"}))
+    itself, answer = call_json(http_event("POST", "/webhooks", body={"url": "http://127.1:4566/_ministack/reset"}))
+
+    assert (allowed, other_port, itself) == (201, 400, 400)
+    assert answer["error"]["message"] == "127.0.0.1 is this stack's own endpoint (port 4566)"
 
 
 def test_GIVEN_alices_webhook_WHEN_bob_lists_or_deletes_it_THEN_he_sees_nothing_and_it_stays(aws: Aws) -> None:

@@ -1,6 +1,8 @@
-"""Webhooks on the local stack: a receiver started here gets exactly one correctly
-signed delivery per finished job (READY and FAILED), each after a first 500 that
-is retried; a tampered body fails verification; every attempt is in the timeline."""
+"""Webhooks on the local stack: a receiver started here (on the loopback port the
+stack allows) gets exactly one correctly signed delivery per finished job (READY
+and FAILED), each after a first 500 that is retried; a tampered body fails
+verification; every attempt is in the timeline. The stack's own endpoint, other
+loopback ports and the metadata service are refused at registration."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -56,9 +59,10 @@ class FlakyReceiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver_url() -> Iterator[str]:
+def receiver_url(local_stack: Any) -> Iterator[str]:
+    """The receiver, on the one loopback port the stack lets webhooks reach."""
     FlakyReceiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyReceiver)
+    server = ThreadingHTTPServer(("127.0.0.1", local_stack.webhook_receiver_port), FlakyReceiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
     server.shutdown()
@@ -131,3 +135,29 @@ def test_GIVEN_a_registered_webhook_WHEN_one_job_is_ready_and_one_fails_THEN_one
     assert attempts == [(1, 500, "failed"), (2, 200, "delivered")], attempts
     whats = [e["what"] for e in events]
     assert whats.index("job.ready") < whats.index("webhook.attempt")
+
+
+def test_GIVEN_the_local_stack_WHEN_a_webhook_points_inside_THEN_400_with_the_reason_and_nothing_registered(
+    local_stack: Any,
+) -> None:
+    session = local_stack.http
+    gateway = urlsplit(local_stack.aws_endpoint_url)
+    inside = {
+        # the stack's own gateway: a delivery there would wipe every user's data
+        f"http://{gateway.hostname}:{gateway.port}/_ministack/reset": "own endpoint",
+        f"http://2130706433:{gateway.port}/_ministack/reset": "own endpoint",
+        f"http://localhost:{gateway.port}/_ministack/reset": "own endpoint",
+        # a loopback port nobody allowed, even next to the allowed one
+        f"http://127.0.0.1:{local_stack.webhook_receiver_port + 1}/hooks": "loopback",
+        f"http://[::1]:{local_stack.webhook_receiver_port}/hooks": "loopback",
+        "http://169.254.169.254/latest/meta-data/": "metadata",
+        "http://0x0a000001/": "private",
+    }
+    before = session.get(f"{local_stack.api_url}/webhooks", timeout=30).json()["webhooks"]
+
+    for url, reason in inside.items():
+        answer = session.post(f"{local_stack.api_url}/webhooks", json={"url": url}, timeout=30)
+        assert answer.status_code == 400, (url, answer.text)
+        assert answer.json()["error"]["code"] == "DESTINATION_REFUSED" and reason in answer.json()["error"]["message"]
+
+    assert session.get(f"{local_stack.api_url}/webhooks", timeout=30).json()["webhooks"] == before

@@ -539,6 +539,19 @@ def test_GIVEN_the_api_function_WHEN_inspected_THEN_it_gets_the_cdn_url_only_whe
     }
 
 
+def test_GIVEN_the_webhook_rules_WHEN_inspected_THEN_registration_and_delivery_share_them_and_aws_allows_nothing_inside(
+    template: dict[str, Any],
+) -> None:
+    # Delivery checks every URL again (DNS rebinding), so it must apply the same rules as registration.
+    for name in ("UploadApiFunction", "WebhookFunction"):
+        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["WEBHOOK_ALLOW_HTTP"] == {"Ref": "WebhookAllowHttp"}, name
+        assert variables["WEBHOOK_ALLOWED_HOSTS"] == {"Ref": "WebhookAllowedHosts"}, name
+    # On AWS (the defaults): https only, and no loopback or private receiver allowed.
+    assert template["Parameters"]["WebhookAllowHttp"]["Default"] == "false"
+    assert template["Parameters"]["WebhookAllowedHosts"]["Default"] == ""
+
+
 def test_GIVEN_every_function_WHEN_translated_THEN_x_ray_tracing_is_active_without_responses_in_traces(
     translated: dict[str, Any],
 ) -> None:

@@ -15,8 +15,15 @@ from upload_api.domain_logic.webhooks import (
     deliver,
     register_webhook,
 )
-from vidpipe.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed, WebhookSignatureInvalid
+from vidpipe.errors import (
+    DestinationRefused,
+    JobNotFound,
+    ValidationFailed,
+    WebhookDeliveryFailed,
+    WebhookSignatureInvalid,
+)
 from vidpipe.observability import Invocation
+from vidpipe.outbound import OutboundGuard, OutboundPolicy
 from vidpipe.timeline import TimelineEntry
 from vidpipe.webhook_store import Webhook
 from vidpipe.webhooks import SIGNATURE_HEADER, sign, signing_secret, verify_signature
@@ -77,24 +84,41 @@ def test_GIVEN_webhooks_WHEN_secrets_are_derived_THEN_stable_per_webhook_and_dif
 # ------------------------------------------------------------------ registration
 
 
+def public_guard(allow_http: bool = False) -> OutboundGuard:
+    """Every name resolves to one public address (a stub: no DNS, no connection)."""
+    return OutboundGuard(OutboundPolicy.build(allow_http=allow_http), lambda host, port: ["93.184.215.14"])
+
+
 @pytest.mark.parametrize("url", ["https://example.com/hooks", " https://example.com:8443/a?token=x "])
 def test_GIVEN_an_https_url_WHEN_checked_THEN_accepted(url: str) -> None:
-    assert check_webhook_url(url, allow_http=False) == url.strip()
+    assert check_webhook_url(url, guard=public_guard()) == url.strip()
 
 
 @pytest.mark.parametrize(
     ("url", "reason"),
     [("http://example.com/", "https://"), ("ftp://example.com/", "https://"), ("https:///path", "no host"),
      ("https://user:pw@example.com/", "user name"), ("example.com/hooks", "https://"),
-     ("https://example.com/a b", "spaces")],
+     ("https://example.com/a b", "spaces"), ("https://169.254.169.254/latest/meta-data/", "metadata"),
+     ("https://[::1]/", "loopback"), ("https://2130706433/", "loopback"), ("https://10.1/", "private")],
 )
 def test_GIVEN_a_url_we_refuse_WHEN_checked_THEN_validation_failed(url: str, reason: str) -> None:
     with pytest.raises(ValidationFailed, match=reason):
-        check_webhook_url(url, allow_http=False)
+        check_webhook_url(url, guard=public_guard())
 
 
 def test_GIVEN_http_allowed_WHEN_an_http_url_is_checked_THEN_accepted() -> None:
-    assert check_webhook_url("http://127.0.0.1:8080/hook", allow_http=True) == "http://127.0.0.1:8080/hook"
+    assert check_webhook_url("http://example.com:8080/hook", guard=public_guard(allow_http=True)) == (
+        "http://example.com:8080/hook")
+
+
+def test_GIVEN_a_name_resolving_inside_WHEN_registered_THEN_refused_and_nothing_stored() -> None:
+    registry = FakeRegistry()
+    inside = OutboundGuard(OutboundPolicy.build(allow_http=False), lambda host, port: ["93.184.215.14", "10.0.0.1"])
+
+    with pytest.raises(DestinationRefused, match="hooks.example resolves to 10.0.0.1, a private address"):
+        register_webhook("alice", "https://hooks.example/h", registry=registry, deployment_secret="d", guard=inside)
+
+    assert registry.hooks == []
 
 
 @dataclass
@@ -112,7 +136,7 @@ def test_GIVEN_a_url_WHEN_registered_THEN_stored_and_its_secret_shown_once() -> 
     registry = FakeRegistry()
 
     answer = register_webhook("alice", "https://example.com/h", registry=registry, deployment_secret="d",
-                              allow_http=False, new_id="hook-1")
+                              guard=public_guard(), new_id="hook-1")
 
     assert answer["secret"] == signing_secret("d", "alice", "hook-1")
     assert registry.hooks[0].to_dict() == {k: v for k, v in answer.items() if k != "secret"}
@@ -123,7 +147,7 @@ def test_GIVEN_a_user_at_the_limit_WHEN_registering_another_THEN_refused() -> No
     registry = FakeRegistry([Webhook("alice", f"h{n}", "https://e.com", "t") for n in range(MAX_WEBHOOKS_PER_USER)])
 
     with pytest.raises(ValidationFailed, match="at most"):
-        register_webhook("alice", "https://e.com/x", registry=registry, deployment_secret="d", allow_http=False)
+        register_webhook("alice", "https://e.com/x", registry=registry, deployment_secret="d", guard=public_guard())
 
 
 # ------------------------------------------------------------------ delivery

@@ -14,8 +14,11 @@ retry skips the URLs that already answered 2xx for this event (their
 second copy because another URL failed. The body, and its ``id``, are the same
 on every attempt, so a receiver can still drop a copy it has seen.
 
-What can go wrong: ValidationFailed for a URL we refuse or too many webhooks;
-WebhookDeliveryFailed when some URL did not take the delivery (SQS retries it).
+What can go wrong: ValidationFailed for a URL we refuse (DestinationRefused when
+it reaches inside: loopback, private, metadata...) or too many webhooks;
+WebhookDeliveryFailed when some URL did not take the delivery (SQS retries it),
+with code WEBHOOK_DESTINATION_REFUSED when its host now resolves to a refused
+address (checked again at every delivery: DNS rebinding).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from urllib.parse import urlsplit
 from vidpipe.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
 from vidpipe.events import utc_now
 from vidpipe.observability import Invocation
+from vidpipe.outbound import OutboundGuard
 from vidpipe.timeline import TimelineEntry
 from vidpipe.webhook_store import Webhook
 from vidpipe.webhooks import SIGNATURE_HEADER, sign, signing_secret
@@ -57,29 +61,20 @@ class Sender(Protocol):
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> int: ...
 
 
-def check_webhook_url(url: str, *, allow_http: bool) -> str:
-    """The URL, stripped. Raises ValidationFailed for anything but an absolute
-    https URL (http too where allowed: the local stack) without credentials."""
-    url = url.strip()
-    parts = urlsplit(url)
-    schemes = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in schemes:
-        raise ValidationFailed(f"url must start with {' or '.join(s + '://' for s in schemes)}")
-    if not parts.hostname:
-        raise ValidationFailed("url has no host")
-    if parts.username or parts.password:
-        raise ValidationFailed("url must not carry a user name or password")
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise ValidationFailed("url contains spaces or control characters")
-    return url
+def check_webhook_url(url: str, *, guard: OutboundGuard) -> str:
+    """The URL, stripped. Raises DestinationRefused (a ValidationFailed) for
+    anything but an absolute https URL (http too where allowed: the local
+    stack) without credentials whose host resolves only to public addresses
+    (see vidpipe.outbound). Delivery checks again: DNS answers change."""
+    return guard.check(url).url
 
 
 def register_webhook(
-    owner: str, url: str, *, registry: WebhookRegistry, deployment_secret: str, allow_http: bool,
+    owner: str, url: str, *, registry: WebhookRegistry, deployment_secret: str, guard: OutboundGuard,
     new_id: str | None = None,
 ) -> dict[str, Any]:
     """Register ``url`` for ``owner``; the answer carries the signing secret, shown this once."""
-    url = check_webhook_url(url, allow_http=allow_http)
+    url = check_webhook_url(url, guard=guard)
     if len(registry.list(owner)) >= MAX_WEBHOOKS_PER_USER:
         raise ValidationFailed(f"a user may register at most {MAX_WEBHOOKS_PER_USER} webhooks; delete one first")
     hook = Webhook(owner=owner, webhook_id=new_id or uuid.uuid4().hex, url=url, created_at=utc_now())

@@ -46,6 +46,7 @@ from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
 from vidpipe.observability import Invocation, correlate, logger, tracer
+from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
@@ -238,10 +239,21 @@ def _webhooks() -> DynamoWebhookStore:
     return DynamoWebhookStore(dynamodb_client(), get_settings().webhooks_table)
 
 
+# getaddrinfo; a test puts a stub here (tests never resolve real names).
+resolve_host: Resolver = system_resolver
+
+
+def _webhook_guard() -> OutboundGuard:
+    settings = get_settings()
+    policy = OutboundPolicy.build(allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts,
+                                  own_endpoint_urls=settings.own_endpoint_urls)
+    return OutboundGuard(policy, resolve_host)
+
+
 @app.post("/webhooks")
 def post_webhook(body: WebhookBody) -> Response[dict[str, Any]]:
     registered = register_webhook(_caller(), body.url, registry=_webhooks(), deployment_secret=deployment_secret(),
-                                  allow_http=get_settings().webhook_allow_http)
+                                  guard=_webhook_guard())
     logger.info("webhook registered", extra={"webhook_id": registered["webhook_id"]})
     return Response(status_code=201, content_type="application/json", body=registered)
 

@@ -17,6 +17,7 @@ from vidpipe.aws_clients import dynamodb_client, sqs_client
 from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.observability import Invocation, correlate, logger, tracer
+from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import retry_delay_s
 from vidpipe.timeline import DynamoTimeline
@@ -24,7 +25,15 @@ from vidpipe.webhook_store import DynamoWebhookStore
 from vidpipe.webhooks import HttpWebhookSender
 
 processor = BatchProcessor(event_type=EventType.SQS)
-sender = HttpWebhookSender(timeout_s=10)
+# getaddrinfo; a test puts a stub here (tests never resolve real names).
+resolve_host: Resolver = system_resolver
+
+
+def _sender() -> HttpWebhookSender:
+    settings = get_settings()
+    policy = OutboundPolicy.build(allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts,
+                                  own_endpoint_urls=settings.own_endpoint_urls)
+    return HttpWebhookSender(OutboundGuard(policy, resolve_host), timeout_s=10)
 
 
 def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
@@ -42,7 +51,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             jobs=DynamoJobStore(dynamodb_client(), settings.jobs_table),
             registry=DynamoWebhookStore(dynamodb_client(), settings.webhooks_table),
             timeline=DynamoTimeline(dynamodb_client(), settings.job_events_table),
-            sender=sender,
+            sender=_sender(),
             deployment_secret=deployment_secret(),
             invocation=Invocation.of(lambda_context),
             attempt=attempt,

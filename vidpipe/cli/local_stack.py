@@ -63,6 +63,9 @@ START_TIMEOUT_S = 60
 # deployed layer carries, with their executable bits, which ministack's copy lacks.
 FFMPEG_LAYER_BIN = PROJECT_ROOT / "build" / "layers" / "ffmpeg" / "bin"
 STOP_TIMEOUT_S = 60
+# Where a developer's webhook receiver may listen (docs/WEBHOOKS.md); the
+# stack's own port is refused even if listed (vidpipe.outbound).
+LOCAL_WEBHOOK_RECEIVERS = "127.0.0.1:8123,localhost:8123"
 
 
 class LocalStackError(RuntimeError):
@@ -370,14 +373,17 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
     # ministack's CloudFront answers 502 for an S3 origin, so locally players
     # get presigned S3 GETs; the distribution is still deployed, unused.
-    # Receivers on this machine listen on plain http:// (the template's default is https only).
-    parameters = [
-        {"ParameterKey": "PublicApiUrl", "ParameterValue": api_url},
-        {"ParameterKey": "OutputsDelivery", "ParameterValue": "s3-presigned"},
-        {"ParameterKey": "WebhookAllowHttp", "ParameterValue": "true"},
-    ] + [
-        {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
-    ]
+    # Receivers on this machine listen on plain http:// (the template's default
+    # is https only), on loopback, which webhooks reach only on the ports
+    # allowed here (LOCAL_WEBHOOK_RECEIVERS, or VIDPIPE_PARAMETERS' WebhookAllowedHosts).
+    chosen = {
+        "PublicApiUrl": api_url,
+        "OutputsDelivery": "s3-presigned",
+        "WebhookAllowHttp": "true",
+        "WebhookAllowedHosts": LOCAL_WEBHOOK_RECEIVERS,
+        **dict(settings.parameters),
+    }
+    parameters = [{"ParameterKey": key, "ParameterValue": value} for key, value in chosen.items()]
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     if _stack_exists(settings):
         try:
