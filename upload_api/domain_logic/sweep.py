@@ -9,7 +9,10 @@ first, and
   the last attempt died without a word (killed, past its timeout), so nothing
   reported; the message stays there for ``vidpipe redrive``;
 * FAILs a job that has not moved for the stall limit (STAGE_STALLED), the
-  backstop for whatever else leaves a job without news.
+  backstop for whatever else leaves a job without news;
+* publishes the "Job Ready" / "Job Failed" still pending in the outbox of a job
+  that finished more than ``outbox_grace_s`` ago (its publish failed and no
+  retry got through), with the event's own id, so receivers drop a copy.
 
 A job that moves while it is being swept keeps going: the conditional write
 loses and we skip it.
@@ -17,15 +20,21 @@ loses and we skip it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from upload_api.domain_logic.status import publish_finished_event
 from upload_api.domain_logic.uploads import JobSaver, MultipartStore, end_awaiting_upload
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, UploadNotOpen
+from vidpipe.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
 from vidpipe.events import JobFinished, iso_utc
-from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
-from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
+from vidpipe.job_store import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS
+from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled, mark_finished
+
+# The status function's own retries publish a pending "Job Ready" within
+# minutes; the sweep steps in only after that.
+OUTBOX_GRACE_S = 15 * 60
 
 SWEEP_BATCH = 100
 
@@ -51,6 +60,7 @@ class SweepResult:
     expired: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
 
 
 def sweep(
@@ -63,6 +73,7 @@ def sweep(
     stall_limit_s: int,
     dead_letters: DeadLetters | None = None,
     max_attempts: int = 3,
+    outbox_grace_s: int = OUTBOX_GRACE_S,
 ) -> SweepResult:
     """One pass: expire abandoned uploads, fail dead-lettered and stalled jobs
     (at most SWEEP_BATCH of each kind; the next run takes the rest)."""
@@ -100,6 +111,14 @@ def sweep(
         }
         if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
             result.stalled.append(job.job_id)
+
+    cutoff = iso_utc(now - timedelta(seconds=outbox_grace_s))
+    for job in jobs.list_open(FINISHED_EVENT_PENDING, since_before=cutoff, limit=SWEEP_BATCH):
+        try:
+            if publish_finished_event(jobs, publisher, job) is not None:
+                result.republished.append(job.job_id)
+        except EventPublishError:
+            continue  # the bus is still failing: the next sweep tries again
     return result
 
 
@@ -109,9 +128,12 @@ def _fail(job: Job, error: dict[str, str], *, jobs: OpenJobs, publisher: EventPu
     failed = fail_stalled(job, error=error, now=iso_utc(now))
     if failed is None:
         return False
+    mark_finished(failed, previous_status=job.status, version=job.version + 1, now=iso_utc(now))
     try:
-        jobs.save(failed, expected_version=job.version)
+        saved = jobs.save(failed, expected_version=job.version)
     except ConcurrentUpdate:
         return False
-    publisher.publish(JobFinished(job_id=job.job_id, status=JobStatus.FAILED.value, error=error))
+    # If the bus fails, the job is FAILED with its event in the outbox: the next sweep publishes it.
+    with contextlib.suppress(EventPublishError):
+        publish_finished_event(jobs, publisher, saved)
     return True
