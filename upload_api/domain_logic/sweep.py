@@ -7,7 +7,10 @@ first, and
   multipart upload, if any);
 * FAILs a job whose stage message is in a dead-letter queue (DEAD_LETTERED):
   the last attempt died without a word (killed, past its timeout), so nothing
-  reported; the message stays there for ``vidpipe redrive``;
+  reported; or whose report is in the status function's dead-letter queue (a
+  lost chunk report would otherwise leave the job waiting for the stall
+  limit). The message stays there for ``vidpipe redrive``, and a redriven
+  report that completes the stage overrides this verdict (vidpipe.jobs);
 * FAILs a job that has not moved for the stall limit (STAGE_STALLED), the
   backstop for whatever else leaves a job without news;
 * publishes the "Job Ready" / "Job Failed" still pending in the outbox of a job
@@ -37,6 +40,8 @@ from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled, mark_finishe
 OUTBOX_GRACE_S = 15 * 60
 
 SWEEP_BATCH = 100
+# The name of the status function's dead-letter queue among the sweep's queues.
+STATUS_QUEUE = "status"
 
 
 class OpenJobs(JobSaver, Protocol):
@@ -92,10 +97,16 @@ def sweep(
             job = jobs.get(job_id)
         except JobNotFound:
             continue
+        if stage == STATUS_QUEUE:
+            # A stage's report (a finished chunk, say) that the status function
+            # could not record: without it the job would wait for the stall limit.
+            what = "a report on the job could not be recorded (every attempt of the status function failed)"
+        else:
+            what = f"the {stage} stage gave up after {max_attempts} attempts that ended without a report " \
+                   "(killed or timed out)"
         error = {
             "code": "DEAD_LETTERED",
-            "message": f"the {stage} stage gave up after {max_attempts} attempts that ended without a report "
-            "(killed or timed out); its message waits in the dead-letter queue for `vidpipe redrive`",
+            "message": f"{what}; its message waits in the dead-letter queue for `vidpipe redrive`",
         }
         if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
             result.dead_lettered.append(job_id)

@@ -371,6 +371,8 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
         {"ParameterKey": "PublicApiUrl", "ParameterValue": api_url},
         {"ParameterKey": "OutputsDelivery", "ParameterValue": "s3-presigned"},
         {"ParameterKey": "WebhookAllowHttp", "ParameterValue": "true"},
+        # The local stack speaks plain http: a bucket policy denying it would deny everything.
+        {"ParameterKey": "BucketsRequireTls", "ParameterValue": "false"},
     ] + [
         {"ParameterKey": key, "ParameterValue": value} for key, value in settings.parameters
     ]
