@@ -62,6 +62,20 @@ PROVEN_BY_TESTS = [
      "a chunk over the chunk function's time): FAILED ENCODE_TOO_COSTLY from the probe, before FFmpeg starts, "
      "with the cost and the limit in the message", "tests/unit/test_encode_cost.py, "
      "tests/integration/test_frame_rate_ffmpeg.py"),
+    ("security", "\"Job Ready\"/\"Job Failed\" cannot be lost: saved in the job's outbox with READY/FAILED, "
+     "published again (same id) by the redelivered message or the sweep; a webhook receiver gets it once",
+     "tests/unit/test_finished_event_outbox.py, tests/adapters/test_status_handler_moto.py"),
+    ("security", "FFmpeg/ffprobe run without the function's environment (no AWS_* credentials) and may open only "
+     "the accepted decoders: anything else fails UNSUPPORTED_CODEC",
+     "tests/integration/test_ffmpeg_isolation_ffmpeg.py"),
+    ("security", "API 5xx bodies carry a code and a request id, never bucket/table names or exception text",
+     "tests/adapters/test_api_handler_moto.py"),
+    ("security", "content types only video/<subtype> (no parameters, ';' or spaces)", "tests/unit/test_uploads.py"),
+    ("security", "PutEvents only under each function's own sources; buckets deny non-TLS; DLQ alarms; sources expire",
+     "tests/infra/test_template_security.py"),
+    ("faults", "a report dead-lettered by the status function fails its job at the next sweep (not after 6 h); "
+     "a failed lease renewal is retried; conflict retries are jittered",
+     "tests/unit/test_sweep.py, tests/unit/test_message_lease.py, tests/unit/test_finished_event_outbox.py"),
 ]
 
 

@@ -23,6 +23,7 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── MediaTooLong              duration above the configured limit (read from the header)
     │   ├── UnsupportedDimensions     picture size outside what we encode (2..8192 a side, 8K pixels)
     │   ├── UnsupportedFrameRate      frame rate missing, infinite (timestamps stand still) or absurd
+    │   ├── UnsupportedCodec          a stream in a codec we do not decode (outside the allow-list)
     │   ├── ForbiddenReference        a playlist or script (HLS, concat, DASH, SDP...), or a file
     │   │                             embedding one, that would make FFmpeg open other files or URLs
     │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
@@ -149,6 +150,14 @@ class UnsupportedDimensions(MediaError):
 
 class UnsupportedFrameRate(MediaError):
     code = "UNSUPPORTED_FRAME_RATE"
+
+
+class UnsupportedCodec(MediaError):
+    """A video or audio stream in a codec outside vidpipe.media's allow-list: FFmpeg
+    may open only the decoders of the formats we accept (less decoder code that
+    hostile bytes can reach)."""
+
+    code = "UNSUPPORTED_CODEC"
 
 
 class ForbiddenReference(MediaError):

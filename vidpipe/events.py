@@ -113,6 +113,9 @@ class JobFinished:
     status: str
     error: dict[str, str] | None = None
     occurred_at: str = field(default_factory=utc_now)
+    # Stable across re-publishing (the job's outbox id): EventBridge gives each
+    # PutEvents a new ``id``, so consumers drop copies by this one.
+    event_id: str | None = None
 
     @property
     def detail_type(self) -> str:
@@ -125,7 +128,7 @@ class JobFinished:
             "status": self.status,
             "error": self.error,
             "occurred_at": self.occurred_at,
-        }
+        } | ({"event_id": self.event_id} if self.event_id else {})
 
 
 def job_id_from_upload_key(key: str) -> str:

@@ -41,6 +41,9 @@ OWNER_INDEX = "by_owner"
 OPEN_JOBS_INDEX = "by_open_state"
 AWAITING_UPLOAD = "AWAITING_UPLOAD"
 IN_PROGRESS = "IN_PROGRESS"
+# A READY or FAILED job whose "Job Ready"/"Job Failed" is still in its outbox
+# (open_since: when it finished): the sweep publishes it if no retry did.
+FINISHED_EVENT_PENDING = "FINISHED_EVENT_PENDING"
 MAX_PAGE_SIZE = 100
 _KEY_ATTRIBUTES = frozenset({"job_id", "owner", "created_at"})
 
@@ -80,6 +83,9 @@ def job_to_item(job: Job) -> dict[str, Any]:
         record["open_state"], record["open_since"] = AWAITING_UPLOAD, job.created_at
     elif job.status in (JobStatus.UPLOADED, JobStatus.PROCESSING):
         record["open_state"], record["open_since"] = IN_PROGRESS, job.updated_at
+    elif job.finished_event_pending:
+        record["open_state"] = FINISHED_EVENT_PENDING
+        record["open_since"] = str((job.finished_event or {}).get("occurred_at") or job.updated_at)
     try:
         return {name: _serializer.serialize(_to_dynamo_value(value)) for name, value in record.items()}
     except (TypeError, ArithmeticError) as exc:
@@ -196,8 +202,8 @@ class DynamoJobStore:
         return jobs, (_encode_token(last_key) if last_key else None)
 
     def list_open(self, state: str, *, since_before: str, limit: int = 100) -> list[Job]:
-        """Up to ``limit`` unfinished jobs in ``state`` (AWAITING_UPLOAD or
-        IN_PROGRESS) whose ``open_since`` is before ``since_before`` (ISO-8601
+        """Up to ``limit`` unfinished jobs in ``state`` (AWAITING_UPLOAD,
+        IN_PROGRESS or FINISHED_EVENT_PENDING) whose ``open_since`` is before ``since_before`` (ISO-8601
         UTC), oldest first. Raises JobStoreError."""
         try:
             response = self._client.query(

@@ -111,6 +111,12 @@ class Job:
     version: int = 0
     # When the first rendition could be played (early playback), before READY.
     playable_at: str | None = None
+    # The outbox of "Job Ready" / "Job Failed": {id, status, occurred_at, pending}.
+    # Written in the same conditional save that makes the job READY or FAILED,
+    # so the event cannot be forgotten when the publish after the save fails;
+    # ``pending`` is cleared once the event is on the bus. The id stays the same
+    # on every retry, so receivers can drop the copies (see mark_finished).
+    finished_event: dict[str, Any] | None = None
 
     @classmethod
     def new(
@@ -137,7 +143,9 @@ class Job:
             "upload": self.upload,
             "owner": self.owner,
             "version": self.version,
-        } | ({"playable_at": self.playable_at} if self.playable_at else {})
+        } | ({"playable_at": self.playable_at} if self.playable_at else {}) | (
+            {"finished_event": self.finished_event} if self.finished_event else {}
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
@@ -154,7 +162,12 @@ class Job:
             owner=str(data.get("owner") or "anonymous"),
             version=int(data.get("version", 0)),
             playable_at=data.get("playable_at"),
+            finished_event=data.get("finished_event"),
         )
+
+    @property
+    def finished_event_pending(self) -> bool:
+        return bool(self.finished_event and self.finished_event.get("pending"))
 
 
 def apply_event(job: Job, event: StageEvent | UploadCompleted) -> Job | None:
@@ -281,6 +294,39 @@ def fail_stalled(job: Job, *, error: dict[str, str], now: str) -> Job | None:
             state.status = StageStatus.FAILED
     failed.updated_at = max(job.updated_at, now)
     return failed
+
+
+FINISHED_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED})
+
+
+def mark_finished(job: Job, *, previous_status: JobStatus, version: int, now: str) -> None:
+    """Put "Job Ready" / "Job Failed" in ``job``'s outbox when this change makes
+    it READY or FAILED (from ``previous_status``); ``version`` is the version the
+    save will write, ``now`` when the verdict was recorded (the event's time).
+
+    The id is ``{job_id}:{status}:v{version}``: the version check lets one save
+    make a given move, so each move has one id, the same however often the event
+    is published again (a retried status message, the sweep). A job the sweep
+    failed that later becomes READY (see SWEEP_VERDICTS) gets a second event,
+    with its own id; if the first was still pending, the newer verdict replaces it."""
+    if job.status not in FINISHED_STATUSES or job.status is previous_status:
+        return
+    job.finished_event = {
+        "id": f"{job.job_id}:{job.status.value}:v{version}",
+        "status": job.status.value,
+        "occurred_at": now,
+        "pending": True,
+    }
+
+
+def published(job: Job, event_id: str) -> Job | None:
+    """``job`` with its outbox event ``event_id`` marked published; None when it
+    is not the pending one (already cleared, or replaced by a newer verdict)."""
+    if not job.finished_event_pending or (job.finished_event or {}).get("id") != event_id:
+        return None
+    cleared = copy.deepcopy(job)
+    cleared.finished_event = {**(job.finished_event or {}), "pending": False}
+    return cleared
 
 
 def _advance_job(job: Job, status: JobStatus) -> None:

@@ -19,14 +19,17 @@ Everything that starts an FFmpeg process goes through :func:`run_ffmpeg` or
 * a time limit (our timer kills FFmpeg; ``RLIMIT_CPU`` stops it too should we
   die first) and a memory limit (``RLIMIT_AS``, ``FFMPEG_MEMORY_LIMIT_MB``) on
   every process, set in the child before FFmpeg starts;
-* the environment of :func:`ffmpeg_environment` (the static build of the
-  Lambda layer crashes on MPEG-TS input without it);
+* only the decoders of :data:`ACCEPTED_CODECS` (``-codec_whitelist`` on the
+  probe and on every input), so hostile bytes reach no rarely used decoder;
+* the environment of :func:`ffmpeg_environment`: a few variables it needs and
+  nothing of the function's (no AWS credentials), with the GCONV_PATH the static
+  build of the Lambda layer needs not to crash on MPEG-TS input;
 * stderr kept, and its tail put into the error message.
 
 What can go wrong: :class:`~vidpipe.errors.MediaError` subclasses when the input
 cannot become a video (final: NotAVideo, NoVideoStream, CorruptMedia,
 UnsupportedDimensions, UnsupportedFrameRate, ForbiddenReference,
-MemoryLimitExceeded), :class:`~vidpipe.errors.FfmpegError` when the binary is
+MemoryLimitExceeded, UnsupportedCodec), :class:`~vidpipe.errors.FfmpegError` when the binary is
 missing, fails on our side or runs out of time (retryable), ValueError when a
 caller builds an FFmpeg input without the restrictions (a programming error).
 """
@@ -59,6 +62,7 @@ from vidpipe.errors import (
     MemoryLimitExceeded,
     NotAVideo,
     NoVideoStream,
+    UnsupportedCodec,
     UnsupportedDimensions,
     UnsupportedFrameRate,
 )
@@ -77,6 +81,16 @@ LAYER_BIN_DIR = Path("/opt/bin")
 # name's bytes as they are; glibc's built-in UTF-8 and Latin-1 still work.
 # Lambda's Amazon Linux has gconv modules too, so this holds on AWS as well.
 NO_GCONV_MODULES = os.devnull
+# The only variables of ours FFmpeg and ffprobe see. Never AWS_* (the function's
+# credentials: a decoder bug turned into code execution would hold them) nor
+# anything else of the function's settings; no LD_PRELOAD, no proxy settings
+# (FFmpeg's http protocol would follow http_proxy). PATH and LD_LIBRARY_PATH let a
+# dynamically linked build start, the locale and time zone keep its messages and
+# timestamps as the host's, TMPDIR is where it may write, and the CA settings
+# are where an https build looks for certificates.
+FFMPEG_ENVIRONMENT_VARIABLES = (
+    "PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+)
 STDERR_TAIL_CHARS = 2000
 
 # Demuxers we let FFmpeg use, by the first name ffprobe reports (``mov`` is the
@@ -105,6 +119,38 @@ AUDIO_DEMUXERS = frozenset(
      "caf", "wv", "tta", "mpc", "mpc8", "au", "voc", "truehd", "mlp", "loas", "spdif", "sox", "xwma"}
 )
 IMAGE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "ico", "bmp_pipe"})
+
+# The codecs we decode, by the name ffprobe reports, each with the names of the
+# FFmpeg decoders that read it (FFmpeg 6.0; the first is the one it prefers).
+# What cameras, phones, screen recorders and editors write into the containers
+# of SAFE_DEMUXERS. Every FFmpeg input and the probe allow only these decoders
+# (-codec_whitelist), so a file that names some rarely used, little fuzzed
+# decoder is refused (UNSUPPORTED_CODEC) before that decoder reads a byte.
+ACCEPTED_VIDEO_CODECS: dict[str, tuple[str, ...]] = {
+    "h264": ("h264",), "hevc": ("hevc",), "av1": ("libdav1d", "libaom-av1", "av1"),
+    "vp8": ("vp8", "libvpx"), "vp9": ("vp9", "libvpx-vp9"), "mpeg4": ("mpeg4",), "h263": ("h263",),
+    "mpeg1video": ("mpeg1video",), "mpeg2video": ("mpeg2video",), "prores": ("prores",), "dnxhd": ("dnxhd",),
+    "mjpeg": ("mjpeg",), "theora": ("theora",), "vc1": ("vc1",), "wmv3": ("wmv3",), "wmv2": ("wmv2",),
+    "msmpeg4v3": ("msmpeg4",), "flv1": ("flv",),
+    # Uncompressed pictures (screen recorders, AVI from old tools): a copy, hardly a decoder.
+    "rawvideo": ("rawvideo",),
+}
+ACCEPTED_AUDIO_CODECS: dict[str, tuple[str, ...]] = {
+    "aac": ("aac", "aac_fixed"), "mp3": ("mp3float", "mp3"), "mp2": ("mp2float", "mp2"),
+    "ac3": ("ac3", "ac3_fixed"), "eac3": ("eac3",), "opus": ("opus", "libopus"), "vorbis": ("vorbis", "libvorbis"),
+    "flac": ("flac",), "alac": ("alac",), "wmav2": ("wmav2",), "amr_nb": ("amrnb",), "amr_wb": ("amrwb",),
+    **{pcm: (pcm,) for pcm in ("pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_f32le",
+                               "pcm_u8", "pcm_alaw", "pcm_mulaw")},
+}
+# Streams riding along that the probe opens too: text tracks (the subtitle
+# renditions), closed captions and cover art.
+ACCEPTED_OTHER_CODECS: dict[str, tuple[str, ...]] = {
+    "subrip": ("srt", "subrip"), "ass": ("ass", "ssa"), "mov_text": ("mov_text",), "webvtt": ("webvtt",),
+    "dvb_subtitle": ("dvbsub",), "eia_608": ("cc_dec",), "png": ("png",),
+}
+ACCEPTED_CODECS = {**ACCEPTED_VIDEO_CODECS, **ACCEPTED_AUDIO_CODECS, **ACCEPTED_OTHER_CODECS}
+CODEC_WHITELIST = ",".join(sorted({decoder for decoders in ACCEPTED_CODECS.values() for decoder in decoders}))
+_REFUSED_CODEC = re.compile(r"Codec \(([^)]+)\) not on whitelist")
 
 # The picture sizes we encode: at least 2x2 (4:2:0 needs even sizes), at most 8192
 # a side and 8K UHD's pixel count, which bounds what one decoded frame can cost.
@@ -186,10 +232,12 @@ def find_tool(name: str) -> str:
 
 
 def ffmpeg_environment() -> dict[str, str]:
-    """The environment of every ffmpeg and ffprobe process we start: ours, with
+    """The environment of every ffmpeg and ffprobe process we start: only the
+    variables of :data:`FFMPEG_ENVIRONMENT_VARIABLES` we have, and
     ``GCONV_PATH`` pointing where no gconv module can be (see
     :data:`NO_GCONV_MODULES`). Start FFmpeg with nothing else."""
-    return {**os.environ, "GCONV_PATH": NO_GCONV_MODULES}
+    kept = {name: os.environ[name] for name in FFMPEG_ENVIRONMENT_VARIABLES if name in os.environ}
+    return {**kept, "GCONV_PATH": NO_GCONV_MODULES}
 
 
 @dataclass(frozen=True)
@@ -357,6 +405,10 @@ def parse_probe(probe: dict) -> SourceInfo:
         if any(s.get("codec_type") == "audio" for s in streams):
             raise NoVideoStream("the file has audio but no video stream")
         raise NoVideoStream("the file has no video stream")
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    _check_codec(video, ACCEPTED_VIDEO_CODECS, "video")
+    if audio is not None:
+        _check_codec(audio, ACCEPTED_AUDIO_CODECS, "audio")
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
         raise CorruptMedia("the video stream has no picture size")
@@ -365,7 +417,6 @@ def parse_probe(probe: dict) -> SourceInfo:
     duration = _first_number(fmt.get("duration"), video.get("duration"))
     if duration is None or duration <= 0:
         raise CorruptMedia("the duration of the video cannot be read")
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     return SourceInfo(
         duration_s=duration,
         width=width,
@@ -382,6 +433,24 @@ def parse_probe(probe: dict) -> SourceInfo:
         video_bitrate_kbps=_video_bitrate_kbps(video, audio, fmt),
         colour=colour_from_stream(video),
     )
+
+
+def _check_codec(stream: dict, accepted: dict[str, tuple[str, ...]], kind: str) -> None:
+    """UnsupportedCodec unless the stream's codec is one we decode."""
+    codec = str(stream.get("codec_name") or "unknown")
+    if codec not in accepted:
+        raise UnsupportedCodec(
+            f"the {kind} stream is {codec}, a codec we do not decode; we accept {', '.join(sorted(accepted))}"
+        )
+
+
+def _raise_if_codec_refused(stderr: str) -> None:
+    """UnsupportedCodec when FFmpeg refused to open a decoder outside the allow-list."""
+    match = _REFUSED_CODEC.search(stderr)
+    if match:
+        raise UnsupportedCodec(
+            f"the file has a stream FFmpeg would read with its {match.group(1)} decoder, which we do not allow"
+        )
 
 
 def _video_bitrate_kbps(video: dict, audio: dict | None, fmt: dict) -> int | None:
@@ -482,6 +551,7 @@ def probe_media(path: Path, *, timeout_s: float = 60.0) -> SourceInfo:
 
 def _source_from_probe(completed: _Finished, stderr: str) -> SourceInfo:
     """The SourceInfo of a probe that exited 0 (see :func:`parse_probe`)."""
+    _raise_if_codec_refused(stderr)
     if "not on whitelist" in stderr:
         # The container itself was allowed, so a demuxer or protocol *inside* it was refused.
         raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
@@ -531,6 +601,7 @@ def _run_ffprobe(options: list[str], path: Path | str, limits: _ProcessLimits, *
         *options,
         "-protocol_whitelist", protocols,
         "-format_whitelist", _PROBE_FORMAT_WHITELIST,
+        "-codec_whitelist", CODEC_WHITELIST,
         target,
     ]  # fmt: skip
     try:
@@ -563,6 +634,7 @@ def _raise_for_probe_failure(
         # FFmpeg recognised the file as something we refuse; ask which (FFmpeg
         # names it only in debug output) so the error says what the file is.
         refuse_format(_detected_format(path, limits, timeout_s) or "unknown")
+    _raise_if_codec_refused(stderr)
     if "not on whitelist" in stderr:
         raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
     if -returncode in _CRASH_SIGNALS:
@@ -611,13 +683,15 @@ def input_args(path: Path, demuxer: str) -> list[str]:
     """The options and ``-i`` for reading the upload at ``path`` with the demuxer
     the probe found (:attr:`SourceInfo.demuxer`): only the file protocol, only
     that demuxer (and the text demuxers it may nest), for this input and
-    anything nested in it. Put decoder options (``-skip_frame``...) before them.
+    anything nested in it, and only the decoders of :data:`ACCEPTED_CODECS`.
+    Put decoder options (``-skip_frame``...) before them.
 
     Raises ValueError for a demuxer outside :data:`SAFE_DEMUXERS`."""
     return [
         "-protocol_whitelist", "file",
         "-f", demuxer,
         "-format_whitelist", _format_whitelist(demuxer),
+        "-codec_whitelist", CODEC_WHITELIST,
         "-i", f"file:{path}",
     ]  # fmt: skip
 
@@ -648,6 +722,7 @@ def url_input_args(url: str, demuxer: str) -> list[str]:
         "-protocol_whitelist", url_protocols(url),
         "-f", demuxer,
         "-format_whitelist", _format_whitelist(demuxer),
+        "-codec_whitelist", CODEC_WHITELIST,
         "-i", url,
     ]  # fmt: skip
 
@@ -682,6 +757,7 @@ def _check_inputs(args: Sequence[str]) -> list[str]:
             and _option_value(options, "-protocol_whitelist") == protocols
             and demuxer in SAFE_DEMUXERS | OWN_FILE_DEMUXERS
             and _option_value(options, "-format_whitelist") == _format_whitelist(demuxer)
+            and _option_value(options, "-codec_whitelist") == CODEC_WHITELIST
         ):
             raise ValueError(f"FFmpeg input {source!r} is not restricted: build it with vidpipe.media.input_args")
         paths.append(source.removeprefix("file:"))
@@ -886,6 +962,7 @@ def run_ffmpeg(
         stderr = _readable(_tail(stderr_file), inputs)
     if timed_out.is_set() and process.returncode != 0:
         raise FfmpegError(f"ffmpeg did not finish within {timeout_s:.0f} s: {stderr}")
+    _raise_if_codec_refused(stderr)
     if "not on whitelist" in stderr:
         raise ForbiddenReference(f"the file tries to make FFmpeg open something besides itself: {stderr}")
     if process.returncode != 0:

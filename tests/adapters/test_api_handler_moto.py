@@ -1180,3 +1180,34 @@ def test_GIVEN_alices_webhook_WHEN_bob_lists_or_deletes_it_THEN_he_sees_nothing_
     assert bobs == {"webhooks": []}
     assert bobs_status == 404 and bobs_answer["error"]["code"] == "WEBHOOK_NOT_FOUND"
     assert (alices_status, again_status) == (200, 404)
+
+
+# ------------------------------------------------------------------ errors of ours
+
+
+def test_GIVEN_the_jobs_table_fails_WHEN_a_job_is_read_THEN_503_with_a_request_id_and_no_internal_names(
+    aws: Aws,
+) -> None:
+    aws.jobs.create(new_job(JOB_ID))
+    aws.dynamodb.delete_table(TableName=TABLE)  # every DynamoDB call now fails with ResourceNotFoundException
+    event = http_event("GET", f"/jobs/{JOB_ID}")
+
+    status, body = call_json(event)
+
+    assert status == 503
+    assert body["error"]["code"] == "JOB_STORE_ERROR"
+    assert body["error"]["request_id"] == event["requestContext"]["requestId"]
+    text = json.dumps(body)
+    assert TABLE not in text and "ResourceNotFound" not in text and "GetItem" not in text
+
+
+def test_GIVEN_an_output_missing_from_its_bucket_WHEN_requested_THEN_the_answer_does_not_name_the_bucket(
+    aws: Aws,
+) -> None:
+    transcoded_job(aws)
+    aws.s3.delete_object(Bucket=OUTPUTS_BUCKET, Key=f"jobs/{JOB_ID}/hls/master.m3u8")
+
+    status, _, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/master.m3u8", query=granted(), user=None))
+
+    assert status >= 400
+    assert OUTPUTS_BUCKET not in body and "s3://" not in body and "NoSuchKey" not in body

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
 
 from tests.moto_resources import REGION, create_job_events_table, create_jobs_table, use_fake_credentials
@@ -107,3 +108,44 @@ def test_GIVEN_a_stage_event_carrying_its_trace_WHEN_handled_THEN_the_entry_name
     assert (entry.what, entry.function, entry.request_id) == ("transcode.progress", "transcode", "req-t")
     assert entry.details["attempt"] == 2 and entry.details["progress"] == 0.4
     assert "job_status" not in entry.details  # PROCESSING before and after
+
+
+class FlakyEventBridge:
+    """An EventBridge client whose first PutEvents fails (throttled), as a stand-in
+    for the bus the handler publishes to; it records what it accepted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.accepted: list[dict[str, Any]] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        self.calls += 1
+        if self.calls == 1:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "PutEvents")
+        self.accepted.extend(Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"eb-{self.calls}"}]}
+
+
+def test_GIVEN_job_ready_cannot_be_published_WHEN_the_message_is_redelivered_THEN_it_is_published_then_once(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from upload_api.handlers import status
+
+    bus = FlakyEventBridge()
+    monkeypatch.setattr(status, "events_client", lambda: bus)
+    body = json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())["Records"][0]["body"]
+
+    # READY is saved, the publish is throttled: the (one-record) batch fails and SQS keeps the message.
+    with pytest.raises(BatchProcessingError):
+        status.lambda_handler(sqs_event(body), FakeLambdaContext())
+    second = status.lambda_handler(sqs_event(body), FakeLambdaContext())  # SQS redelivers the message
+    third = status.lambda_handler(sqs_event(body), FakeLambdaContext())  # and once more, a plain duplicate
+
+    assert second == third == {"batchItemFailures": []}
+    [published] = bus.accepted
+    detail = json.loads(published["Detail"])
+    assert (published["DetailType"], detail["status"]) == ("Job Ready", "READY")
+    job = DynamoJobStore(dynamodb, JOBS).get(JOB_ID)
+    assert detail["event_id"] == job.finished_event["id"] and not job.finished_event_pending

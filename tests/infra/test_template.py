@@ -475,8 +475,10 @@ def test_GIVEN_the_outputs_cdn_WHEN_inspected_THEN_only_the_distribution_reads_t
     assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
     assert set(behaviour["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS"}
     # ...and the bucket policy lets that one distribution read the outputs, nothing more.
-    [policy] = resources_of(template, "AWS::S3::BucketPolicy").values()
-    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    # (Its other statement, the TLS-only deny, is tests/infra/test_template_security.py's.)
+    policy = resources_of(template, "AWS::S3::BucketPolicy")["OutputsBucketPolicy"]
+    [statement] = [s["Fn::If"][1] for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                   if s["Fn::If"][0] == "DeliverThroughCloudFront"]
     assert statement["Effect"] == "Allow"
     assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert statement["Action"] == "s3:GetObject"

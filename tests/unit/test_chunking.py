@@ -26,7 +26,7 @@ from transcode.domain_logic.chunking import (
 from transcode.domain_logic.hls import build_hls_args, video_encoder_args
 from transcode.domain_logic.ladder import plan_ladder
 from vidpipe.errors import FfmpegError
-from vidpipe.media import SourceInfo
+from vidpipe.media import CODEC_WHITELIST, SourceInfo
 
 SOURCE = SourceInfo(
     duration_s=100.0, width=1280, height=720, rotation=0, frame_rate=Fraction(30), video_codec="h264",
@@ -124,12 +124,13 @@ def test_GIVEN_a_chunk_WHEN_args_built_THEN_it_reads_its_part_trims_exactly_and_
 
     args = build_chunk_args(task, Path("/w/source"), Path("/w/out/audio_0001.aac"), Path("/w/out"))
 
-    assert args[:13] == [
+    assert args[:15] == [
         "-copyts", "-noaccurate_seek", "-ss", f"{32 - EARLY - 1:.6f}",
-        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-i", "file:/w/source",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
+        "-codec_whitelist", CODEC_WHITELIST, "-i", "file:/w/source",
         "-itsoffset",
     ]  # fmt: skip
-    assert float(args[13]) == pytest.approx(1500 * 1024 / 48000)
+    assert float(args[15]) == pytest.approx(1500 * 1024 / 48000)
     graph = args[args.index("-filter_complex") + 1]
     # constant rate on the whole file's grid from the last slot before the seek, then the chunk's exact frames
     assert graph.startswith(f"[0:v:0]fps=fps=30/1:start_time={30 + 29 / 30:.6f},"

@@ -81,7 +81,7 @@ def test_GIVEN_an_iphone_hlg_stream_WHEN_probed_THEN_its_colour_facts_and_10_bit
 def test_GIVEN_a_stream_without_colour_tags_WHEN_probed_THEN_nothing_stated() -> None:
     probe = {
         "format": {"format_name": "matroska,webm", "duration": "3.0"},
-        "streams": [{"codec_type": "video", "width": 640, "height": 360, "avg_frame_rate": "25/1",
+        "streams": [{"codec_type": "video", "codec_name": "vp9", "width": 640, "height": 360, "avg_frame_rate": "25/1",
                      "pix_fmt": "yuv420p", "color_space": "unknown", "color_transfer": "unknown"}],
     }  # fmt: skip
 

@@ -34,19 +34,29 @@ def environment_seen_by(tool: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def test_GIVEN_ffmpeg_WHEN_run_THEN_it_gets_our_environment_with_gconv_path_where_no_module_can_be(
+def the_functions_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Lambda puts in a function's environment, and a setting of ours."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "ASIAFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret",
+                        "AWS_SESSION_TOKEN": "fake-token", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1/x",
+                        "VIDPIPE_MARKER": "ours", "http_proxy": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_GIVEN_ffmpeg_WHEN_run_THEN_it_gets_a_clean_environment_with_gconv_path_where_no_module_can_be(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ffmpeg = recording_tool(tmp_path, "ffmpeg")
     monkeypatch.setenv("FFMPEG_PATH", str(ffmpeg))
-    monkeypatch.setenv("VIDPIPE_MARKER", "kept")
+    the_functions_credentials(monkeypatch)
     monkeypatch.delenv("GCONV_PATH", raising=False)
 
     run_ffmpeg([*input_args(tmp_path / "source", "mpegts"), "-f", "null", "-"], timeout_s=30)
 
     seen = environment_seen_by(ffmpeg)
     assert seen["GCONV_PATH"] == os.devnull
-    assert seen["VIDPIPE_MARKER"] == "kept"
+    assert seen["PATH"] == os.environ["PATH"]
+    assert not [name for name in seen if name.startswith("AWS_")]
+    assert "VIDPIPE_MARKER" not in seen and "http_proxy" not in seen
 
 
 def test_GIVEN_an_mpeg_ts_upload_WHEN_probed_THEN_ffprobe_gets_gconv_path_where_no_module_can_be(
@@ -58,10 +68,13 @@ def test_GIVEN_an_mpeg_ts_upload_WHEN_probed_THEN_ffprobe_gets_gconv_path_where_
     upload = tmp_path / "source"
     upload.write_bytes(b"\x47" + bytes(187))
 
+    the_functions_credentials(monkeypatch)
+
     source = probe_media(upload)
 
     assert source.demuxer == "mpegts"
     assert environment_seen_by(ffprobe)["GCONV_PATH"] == os.devnull
+    assert not [name for name in environment_seen_by(ffprobe) if name.startswith("AWS_")]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from transcode.domain_logic.hls import (
 from transcode.domain_logic.ladder import DEFAULT_LADDER, RateControl, Rendition, plan_ladder
 from vidpipe.colour import SDR_BT709, VideoColour
 from vidpipe.errors import FfmpegError
-from vidpipe.media import SourceInfo
+from vidpipe.media import CODEC_WHITELIST, SourceInfo
 
 INPUT = Path("/scratch/job/source")
 OUTPUT = Path("/scratch/job/out")
@@ -59,7 +59,7 @@ def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_wit
     args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT)
 
     assert args == [
-        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/scratch/job/source",
         "-filter_complex",
         "[0:v:0]fps=fps=30/1,split=4[split0][split1][split2][split3];"
@@ -95,7 +95,7 @@ def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_s
     args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT)
 
     assert args == [
-        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/scratch/job/source",
         "-filter_complex",
         "[0:v:0]fps=fps=30/1,split=2[split0][split1];"
@@ -123,7 +123,7 @@ def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and
     args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT, segment_s=6)
 
     assert args == [
-        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/scratch/job/source",
         "-filter_complex",
         "[0:v:0]fps=fps=25/1,split=3[split0][split1][split2];"

@@ -25,7 +25,7 @@ from vidpipe.errors import (
     UnsupportedDimensions,
     UnsupportedFrameRate,
 )
-from vidpipe.media import input_args, memory_limit_mb, parse_probe, refuse_references, run_ffmpeg
+from vidpipe.media import CODEC_WHITELIST, input_args, memory_limit_mb, parse_probe, refuse_references, run_ffmpeg
 
 MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -188,7 +188,7 @@ def test_GIVEN_media_or_text_without_a_leading_playlist_WHEN_checked_THEN_left_t
 def test_GIVEN_a_probed_demuxer_WHEN_input_args_built_THEN_protocol_and_format_restricted() -> None:
     assert input_args(Path("/scratch/source"), "matroska") == [
         "-protocol_whitelist", "file", "-f", "matroska", "-format_whitelist", "matroska",
-        "-i", "file:/scratch/source",
+        "-codec_whitelist", CODEC_WHITELIST, "-i", "file:/scratch/source",
     ]  # fmt: skip
 
 

@@ -7,20 +7,22 @@ import time
 
 import pytest
 
-from vidpipe.message_lease import MessageLease
+from vidpipe.message_lease import MAX_FAILURES_IN_A_ROW, MessageLease
 
 
 class RecordedVisibility:
     """Stands in for SQS ChangeMessageVisibility: records each call's seconds."""
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, failing_calls: set[int] | None = None) -> None:
         self.calls: list[int] = []
         self.threads: list[str] = []
-        self.fail_after = fail_after
+        self.failing_calls = failing_calls or set()  # which calls fail, counting from 1
+        self.attempts = 0
 
     def __call__(self, seconds: int) -> None:
-        if self.fail_after is not None and len(self.calls) >= self.fail_after:
-            raise RuntimeError("ReceiptHandleIsInvalid")
+        self.attempts += 1
+        if self.attempts in self.failing_calls:
+            raise RuntimeError("ThrottlingException")
         self.calls.append(seconds)
         self.threads.append(threading.current_thread().name)
 
@@ -47,16 +49,28 @@ def test_GIVEN_work_longer_than_a_lease_WHEN_it_runs_THEN_the_lease_is_renewed_e
     assert len(visibility.calls) == renewed + 1  # nothing renews once the work is over
 
 
-def test_GIVEN_a_renewal_that_fails_WHEN_the_work_goes_on_THEN_renewing_stops_and_the_work_is_not_disturbed() -> None:
-    visibility = RecordedVisibility(fail_after=2)
+def test_GIVEN_one_renewal_that_fails_WHEN_the_work_goes_on_THEN_renewing_goes_on_too() -> None:
+    visibility = RecordedVisibility(failing_calls={2})  # the first renewal fails, say SQS throttled it
 
     with MessageLease(visibility, lease_s=1) as lease:
-        time.sleep(1.2)
+        time.sleep(1.8)  # about five renewals
         finished = True
 
     assert finished
-    assert visibility.calls == [1, 1]
-    assert lease.renewals == 1
+    assert lease.failed_renewals == 1
+    assert lease.renewals >= 2  # the ones after the failure were made
+
+
+def test_GIVEN_renewals_that_keep_failing_WHEN_the_work_goes_on_THEN_it_gives_up_after_a_lease_of_failures() -> None:
+    visibility = RecordedVisibility(failing_calls=set(range(2, 100)))
+
+    with MessageLease(visibility, lease_s=1) as lease:
+        time.sleep(3.0)  # nine chances to renew; it stops after three
+        finished = True
+
+    assert finished
+    assert visibility.attempts == 1 + MAX_FAILURES_IN_A_ROW
+    assert (lease.renewals, lease.failed_renewals) == (0, MAX_FAILURES_IN_A_ROW)
 
 
 def test_GIVEN_work_that_raises_WHEN_inside_a_lease_THEN_the_error_passes_through_and_the_thread_ends() -> None:

@@ -33,6 +33,7 @@ from thumbnails.domain_logic.storyboard import (
 )
 from thumbnails.domain_logic.thumbnail_set import ThumbnailResult, assemble_sprite
 from vidpipe.errors import FfmpegError
+from vidpipe.media import CODEC_WHITELIST
 
 # --- plan_storyboard ---------------------------------------------------------
 
@@ -319,7 +320,7 @@ def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list()
 
     assert args == [
         "-skip_frame", "nokey", "-threads", "1",
-        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/in/source",
         "-filter_complex",
         "[0:V:0]fps=fps=1/2:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"
@@ -345,12 +346,12 @@ def test_given_sparse_keyframes_when_building_the_fallback_grab_then_reference_f
         demuxer="matroska",
     )
 
-    assert args[:10] == [
+    assert args[:12] == [
         "-skip_frame", "noref",
         "-protocol_whitelist", "file", "-f", "matroska", "-format_whitelist", "matroska",
-        "-i", "file:clip.mp4",
+        "-codec_whitelist", CODEC_WHITELIST, "-i", "file:clip.mp4",
     ]  # fmt: skip
-    assert "select='eq(n,0)',scale=720:1280" in args[11]
+    assert "select='eq(n,0)',scale=720:1280" in args[13]
 
 
 @pytest.mark.parametrize(("tile_count", "slots"), [(0, (0,)), (3, ()), (3, (3,)), (3, (-1,))])

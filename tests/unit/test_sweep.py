@@ -177,3 +177,20 @@ def test_GIVEN_a_dead_lettered_job_already_failed_WHEN_swept_again_THEN_nothing_
     result = run(jobs, publisher=publisher, dead_letters=dead_letters)
 
     assert result.dead_lettered == [] and publisher.events == []
+
+
+def test_GIVEN_a_chunk_report_in_the_status_dead_letter_queue_WHEN_swept_THEN_the_job_fails_now_not_after_hours(
+) -> None:
+    # GIVEN a job 20 minutes into its transcode, far from the stall limit, whose
+    # finished-chunk report the status function could not record
+    jobs = FakeJobs(job("lost-report", JobStatus.PROCESSING, age=timedelta(minutes=20)))
+    publisher = FakePublisher()
+
+    result = run(jobs, publisher=publisher, dead_letters=FakeDeadLetters({"lost-report": "status"}))
+
+    failed = jobs.jobs["lost-report"]
+    assert result.dead_lettered == ["lost-report"]
+    assert failed.status is JobStatus.FAILED and failed.error["code"] == "DEAD_LETTERED"
+    assert "report on the job could not be recorded" in failed.error["message"]
+    assert "vidpipe redrive" in failed.error["message"]
+    assert [(e.job_id, e.status) for e in publisher.events] == [("lost-report", "FAILED")]

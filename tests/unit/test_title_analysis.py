@@ -21,6 +21,7 @@ from transcode.domain_logic.title_analysis import (
     read_vmaf,
 )
 from vidpipe.errors import FfmpegError
+from vidpipe.media import CODEC_WHITELIST
 
 SCRATCH = Path("/scratch/job/analysis")
 
@@ -77,9 +78,10 @@ def test_GIVEN_windows_WHEN_probe_encode_args_built_THEN_one_decode_a_lossless_r
     )
 
     # Each window is its own input, read from the keyframe at or before its start.
-    assert args[:10] == [
+    assert args[:12] == [
         "-noaccurate_seek", "-ss", "10.000",
-        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-i",
+        "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov",
+        "-codec_whitelist", CODEC_WHITELIST, "-i",
     ]  # fmt: skip
     graph = args[args.index("-filter_complex") + 1]
     # Each window trimmed to its length and put on the grid before the join (after

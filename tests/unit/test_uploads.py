@@ -79,7 +79,10 @@ def test_GIVEN_a_filename_with_control_characters_WHEN_checked_THEN_validation_f
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "image/png", "video/", "VIDEO/", "application/octet-stream", "videos/mp4", ""]
+    "content_type",
+    ["text/plain", "image/png", "video/", "VIDEO/", "application/octet-stream", "videos/mp4", "",
+     "video/x;text/html", "video/mp4; codecs=avc1", "video/mp4 text/html", "video/mp4\r\nX: y", "video/mp4/x",
+     "video/.mp4", "video/" + "a" * 128, "video/mp4,text/html", "video/<script>"],
 )
 def test_GIVEN_a_content_type_that_is_not_video_WHEN_checked_THEN_unsupported_media_type(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType) as caught:
@@ -123,7 +126,10 @@ def test_GIVEN_a_long_unicode_filename_within_255_characters_WHEN_checked_THEN_a
     check_upload_request(request(filename=filename), LIMITS)
 
 
-@pytest.mark.parametrize("content_type", ["video/quicktime", "video/mp4", "Video/MP4", " video/webm "])
+@pytest.mark.parametrize(
+    "content_type", ["video/quicktime", "video/mp4", "Video/MP4", " video/webm ", "video/x-matroska", "video/mp2t",
+                     "video/vnd.dlna.mpeg-tts", "video/x-ms-wmv"]
+)
 def test_GIVEN_a_video_content_type_WHEN_checked_THEN_accepted(content_type: str) -> None:
     check_upload_request(request(content_type=content_type), LIMITS)
 

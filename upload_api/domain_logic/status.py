@@ -7,24 +7,45 @@ another writer got there first; :func:`vidpipe.jobs.apply_event` makes the
 change itself idempotent and order-safe.
 
 Only the writer whose save moved the job to READY or FAILED sees
-``became_terminal``: the version check lets exactly one save make that move,
-so "Job Ready" / "Job Failed" is published by one invocation only.
+``became_terminal``: the version check lets exactly one save make that move.
+That save also puts "Job Ready" / "Job Failed" in the job's outbox (see
+:func:`vidpipe.jobs.mark_finished`); :func:`publish_finished_event` publishes
+it and then clears it. If the publish fails, the message is redelivered: the
+event changes nothing this time, but the outbox is still pending, so the retry
+publishes it (and, failing that, the sweep does). What "once" means here: the
+event is published at least once, always with the same id, and each webhook
+receiver gets it delivered once (the webhooks function skips a receiver that
+already took that id).
 """
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from vidpipe.errors import ConcurrentUpdate, JobNotFound
-from vidpipe.events import JobFinished, Stage, StageEvent, StitchRequested, UploadCompleted
-from vidpipe.jobs import Job, JobStatus, StageStatus, all_chunks_done, apply_event
+from vidpipe.events import JobFinished, Stage, StageEvent, StitchRequested, UploadCompleted, utc_now
+from vidpipe.jobs import (
+    FINISHED_STATUSES,
+    Job,
+    JobStatus,
+    StageStatus,
+    all_chunks_done,
+    apply_event,
+    mark_finished,
+    published,
+)
 
 # Enough for the few stage events of one job that land together; beyond it the
 # error goes back to SQS, which redelivers later when the burst is over.
 MAX_ATTEMPTS = 5
-
-FINISHED_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED})
+# Pause before a retry after a lost version check: a random share of a window
+# that doubles each time ("full jitter"). Without it, writers that collided
+# re-read and collide again in lockstep.
+CONFLICT_BACKOFF_S = 0.02
 
 
 class JobStorePort(Protocol):
@@ -38,6 +59,18 @@ class JobStorePort(Protocol):
         """Write ``job`` if the stored version is still ``expected_version``;
         return it at the new version. Raises ConcurrentUpdate otherwise."""
         ...
+
+
+class FinishedEventPublisher(Protocol):
+    def publish(self, event: JobFinished) -> None:
+        """Raises EventPublishError when the event did not reach the bus."""
+        ...
+
+
+def conflict_pause_s(attempt: int, *, jitter: Callable[[float, float], float] = random.uniform) -> float:
+    """How long to wait after the ``attempt``-th lost version check: anywhere in
+    [0, CONFLICT_BACKOFF_S * 2**(attempt-1)], so colliding writers spread out."""
+    return jitter(0.0, CONFLICT_BACKOFF_S * 2 ** (attempt - 1))
 
 
 @dataclass(frozen=True)
@@ -54,7 +87,52 @@ class JobUpdate:
         """The "Job Ready" / "Job Failed" event to publish, only for the update that finished the job."""
         if not self.became_terminal:
             return None
-        return JobFinished(job_id=self.job.job_id, status=self.job.status.value, error=self.job.error)
+        return pending_finished_event(self.job)
+
+
+def pending_finished_event(job: Job) -> JobFinished | None:
+    """The "Job Ready" / "Job Failed" waiting in ``job``'s outbox, None when nothing waits."""
+    if not job.finished_event_pending or job.finished_event is None:
+        return None
+    outbox = job.finished_event
+    status = str(outbox["status"])
+    return JobFinished(
+        job_id=job.job_id,
+        status=status,
+        error=job.error if status == JobStatus.FAILED.value else None,
+        occurred_at=str(outbox["occurred_at"]),
+        event_id=str(outbox["id"]),
+    )
+
+
+def publish_finished_event(
+    store: JobStorePort, publisher: FinishedEventPublisher, job: Job, *, max_attempts: int = MAX_ATTEMPTS
+) -> JobFinished | None:
+    """Publish the event in ``job``'s outbox, then mark it published; return
+    it, or None when nothing was pending.
+
+    Raises EventPublishError when the publish fails: the outbox stays pending,
+    so the redelivered message (or the sweep) publishes the same event, same
+    id, again. If marking it published keeps losing the version check, it
+    stays pending too: one more publish of the same id, which receivers drop."""
+    event = pending_finished_event(job)
+    if event is None or event.event_id is None:
+        return None
+    publisher.publish(event)
+    for attempt in range(1, max_attempts + 1):
+        cleared = published(job, event.event_id)
+        if cleared is None:
+            return event  # someone else cleared it, or a newer verdict replaced it
+        try:
+            store.save(cleared, expected_version=job.version)
+            return event
+        except ConcurrentUpdate:
+            time.sleep(conflict_pause_s(attempt))
+            try:
+                job = store.get(job.job_id)
+            except JobNotFound:
+                return event
+    return event
 
 
 def record_event(
@@ -62,12 +140,16 @@ def record_event(
     event: StageEvent | UploadCompleted,
     *,
     max_attempts: int = MAX_ATTEMPTS,
+    pause: Callable[[float], None] = time.sleep,
 ) -> JobUpdate | None:
     """Apply ``event`` to its job and save it; None when there is no such job
     (the caller logs it and drops the message: retrying cannot make the job appear).
 
     An event that changes nothing (a duplicate, a stale report) writes nothing
     and returns the stored job with ``changed=False``.
+
+    The save that makes the job READY or FAILED puts "Job Ready"/"Job Failed"
+    in its outbox; publish it with :func:`publish_finished_event`.
 
     Raises ConcurrentUpdate when every attempt lost the version check, and
     whatever else the store raises (JobStoreError): both mean "redeliver later".
@@ -80,13 +162,16 @@ def record_event(
         updated = apply_event(current, event)
         if updated is None:
             return JobUpdate(job=current, changed=False, became_terminal=False)
+        # The save that finishes the job also fills its outbox (one write).
+        mark_finished(updated, previous_status=current.status, version=current.version + 1, now=utc_now())
         try:
             saved = store.save(updated, expected_version=current.version)
         except ConcurrentUpdate:
-            # Someone else saved in between: re-read and apply again. No sleep:
-            # the conflict means the job moved on, so the next read is fresh.
+            # Someone else saved in between: re-read and apply again, after a
+            # jittered pause so the writers that collided do not meet again.
             if attempt == max_attempts:
                 raise
+            pause(conflict_pause_s(attempt))
             continue
         # (FAILED → READY is a move too: a stage finishing after the sweep's verdict, see vidpipe.jobs.)
         became_terminal = saved.status in FINISHED_STATUSES and saved.status is not current.status

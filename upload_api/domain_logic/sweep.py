@@ -7,9 +7,15 @@ first, and
   multipart upload, if any);
 * FAILs a job whose stage message is in a dead-letter queue (DEAD_LETTERED):
   the last attempt died without a word (killed, past its timeout), so nothing
-  reported; the message stays there for ``vidpipe redrive``;
+  reported; or whose report is in the status function's dead-letter queue (a
+  lost chunk report would otherwise leave the job waiting for the stall
+  limit). The message stays there for ``vidpipe redrive``, and a redriven
+  report that completes the stage overrides this verdict (vidpipe.jobs);
 * FAILs a job that has not moved for the stall limit (STAGE_STALLED), the
-  backstop for whatever else leaves a job without news.
+  backstop for whatever else leaves a job without news;
+* publishes the "Job Ready" / "Job Failed" still pending in the outbox of a job
+  that finished more than ``outbox_grace_s`` ago (its publish failed and no
+  retry got through), with the event's own id, so receivers drop a copy.
 
 A job that moves while it is being swept keeps going: the conditional write
 loses and we skip it.
@@ -17,17 +23,25 @@ loses and we skip it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from upload_api.domain_logic.status import publish_finished_event
 from upload_api.domain_logic.uploads import JobSaver, MultipartStore, end_awaiting_upload
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, UploadNotOpen
+from vidpipe.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
 from vidpipe.events import JobFinished, iso_utc
-from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
-from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
+from vidpipe.job_store import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS
+from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled, mark_finished
+
+# The status function's own retries publish a pending "Job Ready" within
+# minutes; the sweep steps in only after that.
+OUTBOX_GRACE_S = 15 * 60
 
 SWEEP_BATCH = 100
+# The name of the status function's dead-letter queue among the sweep's queues.
+STATUS_QUEUE = "status"
 
 
 class OpenJobs(JobSaver, Protocol):
@@ -51,6 +65,7 @@ class SweepResult:
     expired: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
 
 
 def sweep(
@@ -63,6 +78,7 @@ def sweep(
     stall_limit_s: int,
     dead_letters: DeadLetters | None = None,
     max_attempts: int = 3,
+    outbox_grace_s: int = OUTBOX_GRACE_S,
 ) -> SweepResult:
     """One pass: expire abandoned uploads, fail dead-lettered and stalled jobs
     (at most SWEEP_BATCH of each kind; the next run takes the rest)."""
@@ -81,10 +97,16 @@ def sweep(
             job = jobs.get(job_id)
         except JobNotFound:
             continue
+        if stage == STATUS_QUEUE:
+            # A stage's report (a finished chunk, say) that the status function
+            # could not record: without it the job would wait for the stall limit.
+            what = "a report on the job could not be recorded (every attempt of the status function failed)"
+        else:
+            what = f"the {stage} stage gave up after {max_attempts} attempts that ended without a report " \
+                   "(killed or timed out)"
         error = {
             "code": "DEAD_LETTERED",
-            "message": f"the {stage} stage gave up after {max_attempts} attempts that ended without a report "
-            "(killed or timed out); its message waits in the dead-letter queue for `vidpipe redrive`",
+            "message": f"{what}; its message waits in the dead-letter queue for `vidpipe redrive`",
         }
         if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
             result.dead_lettered.append(job_id)
@@ -100,6 +122,14 @@ def sweep(
         }
         if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
             result.stalled.append(job.job_id)
+
+    cutoff = iso_utc(now - timedelta(seconds=outbox_grace_s))
+    for job in jobs.list_open(FINISHED_EVENT_PENDING, since_before=cutoff, limit=SWEEP_BATCH):
+        try:
+            if publish_finished_event(jobs, publisher, job) is not None:
+                result.republished.append(job.job_id)
+        except EventPublishError:
+            continue  # the bus is still failing: the next sweep tries again
     return result
 
 
@@ -109,9 +139,12 @@ def _fail(job: Job, error: dict[str, str], *, jobs: OpenJobs, publisher: EventPu
     failed = fail_stalled(job, error=error, now=iso_utc(now))
     if failed is None:
         return False
+    mark_finished(failed, previous_status=job.status, version=job.version + 1, now=iso_utc(now))
     try:
-        jobs.save(failed, expected_version=job.version)
+        saved = jobs.save(failed, expected_version=job.version)
     except ConcurrentUpdate:
         return False
-    publisher.publish(JobFinished(job_id=job.job_id, status=JobStatus.FAILED.value, error=error))
+    # If the bus fails, the job is FAILED with its event in the outbox: the next sweep publishes it.
+    with contextlib.suppress(EventPublishError):
+        publish_finished_event(jobs, publisher, saved)
     return True

@@ -16,6 +16,7 @@ upload calls), UploadIncomplete (a part missing, resized or changed), each a
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -70,6 +71,12 @@ class MultipartStore(Protocol):
     def abort_multipart(self, key: str, *, upload_id: str) -> None: ...
 
 
+# The content type S3 stores and later serves the source with: exactly
+# "video/<subtype>", the subtype in RFC 6838's restricted-name grammar. No
+# parameters, no ";", no spaces: "video/x;text/html" would otherwise reach the
+# presigned POST's policy and the object's Content-Type as it is.
+VIDEO_CONTENT_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
 @dataclass(frozen=True)
 class UploadRequest:
     filename: str
@@ -108,8 +115,10 @@ def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
     if any(char in BIDI_CONTROLS for char in name):
         raise ValidationFailed("filename contains bidirectional text controls, which can disguise its extension")
     content_type = request.content_type.strip().lower()
-    if not content_type.startswith("video/") or content_type == "video/":
-        raise UnsupportedMediaType(f"content type {request.content_type!r} is not a video type (video/...)")
+    if not VIDEO_CONTENT_TYPE.fullmatch(content_type):
+        raise UnsupportedMediaType(
+            f"content type {request.content_type!r} is not a video type: video/<subtype> with no parameters"
+        )
     if request.size <= 0:
         raise ValidationFailed("size must be a positive number of bytes")
     if request.size > min(limits.max_bytes, MAX_PART_BYTES * MAX_PARTS):

@@ -105,8 +105,11 @@ class JobFinishedNotice:
         except KeyError as exc:
             raise ValidationFailed(f"job finished event without {exc}") from exc
         # The id stays the same on every retry: the receiver's key to drop copies.
+        # The job's outbox id first: the status function or the sweep may publish
+        # the same "Job Ready" again (each PutEvents gets a new EventBridge id).
         identity = json.dumps(detail, sort_keys=True, default=str)
-        delivery_id = str(event.get("id") or hashlib.sha256(identity.encode()).hexdigest()[:32])
+        delivery_id = str(detail.get("event_id") or event.get("id")
+                           or hashlib.sha256(identity.encode()).hexdigest()[:32])
         return cls(delivery_id=delivery_id, kind=kind, job_id=job_id, status=status,
                    error=detail.get("error"), occurred_at=occurred_at)
 

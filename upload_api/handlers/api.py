@@ -387,11 +387,29 @@ def _error(status: int, code: str, message: str) -> Response:
                     body={"error": {"code": code, "message": message}})
 
 
+def _our_failure(status: int, code: str) -> Response:
+    """A 5xx that says nothing of our insides (bucket and table names, boto3's
+    exception text): the details go to the log, under the request id the answer
+    carries (the log lines' correlation_id), for whoever looks into it."""
+    request_id = app.current_event.request_context.request_id
+    return Response(status_code=status, content_type="application/json", body={"error": {
+        "code": code, "request_id": request_id,
+        "message": f"something went wrong on our side; try again later, or quote request id {request_id}",
+    }})
+
+
 @app.exception_handler(VidpipeError)
 def handle_vidpipe_error(exc: VidpipeError) -> Response:
     if exc.http_status >= 500:
-        logger.exception("request failed")
+        logger.exception("request failed", extra={"error_code": exc.code})
+        return _our_failure(exc.http_status, exc.code)
     return _error(exc.http_status, exc.code, exc.message)
+
+
+@app.exception_handler(Exception)
+def handle_unexpected_error(exc: Exception) -> Response:
+    logger.exception("request failed with an unexpected error")
+    return _our_failure(500, VidpipeError.code)
 
 
 @app.exception_handler(ConcurrentUpdate)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.status import record_event, stitch_request
+from upload_api.domain_logic.status import publish_finished_event, record_event, stitch_request
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
@@ -43,7 +43,8 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
         return
     correlate(event.job_id)
     try:
-        update = record_event(DynamoJobStore(dynamodb_client(), settings.jobs_table), event)
+        store = DynamoJobStore(dynamodb_client(), settings.jobs_table)
+        update = record_event(store, event)
         if update is None:
             # Jobs are created before their upload URL exists, so this is an
             # object someone put in the bucket by hand: nothing to update.
@@ -66,17 +67,20 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             ))
         if not update.changed:
             logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
-            return
-        logger.info("job updated", extra={"status": update.job.status.value})
-        if isinstance(event, UploadCompleted):
-            record_upload_size(event.size)
-        finished = update.finished_event()
-        if finished is not None:
-            if timeline is not None:
-                timeline.record(entry_for_finished(finished, recorded_by=invocation))
-            record_job_finished(finished.status, (finished.error or {}).get("code"))
-            publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status")
-            publisher.publish(finished)
+        else:
+            logger.info("job updated", extra={"status": update.job.status.value})
+            if isinstance(event, UploadCompleted):
+                record_upload_size(event.size)
+            finished = update.finished_event()
+            if finished is not None:
+                if timeline is not None:
+                    timeline.record(entry_for_finished(finished, recorded_by=invocation))
+                record_job_finished(finished.status, (finished.error or {}).get("code"))
+        # Whether this event finished the job or is the retry of one whose
+        # publish failed: what waits in the outbox goes out now, same id.
+        publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status")
+        if publish_finished_event(store, publisher, update.job) is not None:
+            logger.info("job finished event published", extra={"status": update.job.status.value})
     finally:
         logger.remove_keys(["job_id", "correlation_id"])
 

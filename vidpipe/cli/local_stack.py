@@ -347,6 +347,24 @@ def _source_fingerprint(settings: LocalStackSettings) -> str:
 # ------------------------------------------------------------------ deploy
 
 
+
+def local_parameters(api_url: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The template parameters the local stack deploys with (``overrides`` from
+    VIDPIPE_PARAMETERS win).
+
+    Receivers on this machine listen on plain http:// (the template's default
+    is https only), on loopback, which webhooks reach only on the ports allowed
+    here (LOCAL_WEBHOOK_RECEIVERS, or WebhookAllowedHosts in the overrides)."""
+    return {
+        "PublicApiUrl": api_url,
+        "OutputsDelivery": "s3-presigned",
+        "WebhookAllowHttp": "true",
+        "WebhookAllowedHosts": LOCAL_WEBHOOK_RECEIVERS,
+        # The local stack speaks plain http: a bucket policy denying it would deny everything.
+        "BucketsRequireTls": "false",
+        **overrides,
+    }
+
 def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     """Upload the zips, translate the template and create or update the stack."""
     endpoint = settings.endpoint_url
@@ -373,16 +391,7 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     api_url = f"{endpoint}/_aws/execute-api/{STACK_NAME}"
     # ministack's CloudFront answers 502 for an S3 origin, so locally players
     # get presigned S3 GETs; the distribution is still deployed, unused.
-    # Receivers on this machine listen on plain http:// (the template's default
-    # is https only), on loopback, which webhooks reach only on the ports
-    # allowed here (LOCAL_WEBHOOK_RECEIVERS, or VIDPIPE_PARAMETERS' WebhookAllowedHosts).
-    chosen = {
-        "PublicApiUrl": api_url,
-        "OutputsDelivery": "s3-presigned",
-        "WebhookAllowHttp": "true",
-        "WebhookAllowedHosts": LOCAL_WEBHOOK_RECEIVERS,
-        **dict(settings.parameters),
-    }
+    chosen = local_parameters(api_url, dict(settings.parameters))
     parameters = [{"ParameterKey": key, "ParameterValue": value} for key, value in chosen.items()]
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     if _stack_exists(settings):

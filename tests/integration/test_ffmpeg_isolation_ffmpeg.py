@@ -1,0 +1,106 @@
+"""FFmpeg defence in depth, with the pinned FFmpeg: the processes we start see
+none of the function's environment (its AWS credentials above all), and they
+may open only the decoders of the codecs we accept."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidpipe.errors import UnsupportedCodec
+from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg
+
+pytestmark = pytest.mark.ffmpeg
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_media"
+
+
+def make(path: Path, *args: str) -> Path:
+    subprocess.run([find_tool("ffmpeg"), "-v", "error", "-y", *args, str(path)], check=True, timeout=60)
+    return path
+
+
+def test_GIVEN_the_functions_credentials_WHEN_ffmpeg_runs_THEN_its_process_environment_has_none_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, f"fake-{name.lower()}")
+    seen: list[dict[str, str]] = []
+    real_popen = subprocess.Popen
+
+    def popen_and_read_environ(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        process = real_popen(*args, **kwargs)
+        # -re keeps FFmpeg reading at the clip's own pace, so it is alive here.
+        raw = Path(f"/proc/{process.pid}/environ").read_bytes()
+        seen.append(dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item))
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", popen_and_read_environ)
+
+    run_ffmpeg(["-re", *input_args(SAMPLES / "long_20s_640x360.mp4", "mov"), "-t", "1", "-f", "null", "-"],
+               timeout_s=60)
+
+    [environment] = seen
+    assert environment["GCONV_PATH"] == "/dev/null"
+    assert "PATH" in environment
+    assert not [name for name in environment if name.startswith("AWS_")]
+
+
+def test_GIVEN_a_video_in_a_codec_outside_the_list_WHEN_probed_THEN_unsupported_codec(tmp_path: Path) -> None:
+    upload = make(tmp_path / "source", "-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-c:v", "ffv1", "-f", "matroska")
+
+    with pytest.raises(UnsupportedCodec, match="ffv1"):
+        probe_media(upload)
+
+
+def test_GIVEN_a_decoder_outside_the_list_WHEN_ffmpeg_reads_the_input_THEN_ffmpeg_refuses_it_with_our_code(
+    tmp_path: Path,
+) -> None:
+    # Not the probe's verdict: FFmpeg itself refuses to open the decoder.
+    upload = make(tmp_path / "source", "-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-c:v", "ffv1", "-f", "matroska")
+
+    with pytest.raises(UnsupportedCodec, match="ffv1 decoder"):
+        run_ffmpeg([*input_args(upload, "matroska"), "-f", "null", "-"], timeout_s=60)
+
+
+def test_GIVEN_audio_in_a_codec_outside_the_list_WHEN_probed_THEN_unsupported_codec(tmp_path: Path) -> None:
+    upload = make(tmp_path / "source", "-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-f", "lavfi",
+                  "-i", "sine=d=1", "-c:v", "mpeg4", "-c:a", "adpcm_ima_wav", "-f", "avi")
+
+    with pytest.raises(UnsupportedCodec, match="adpcm_ima_wav"):
+        probe_media(upload)
+
+
+@pytest.mark.parametrize("clip", sorted(path.name for path in SAMPLES.glob("*.mp4")))
+def test_GIVEN_the_sample_clips_WHEN_probed_and_decoded_under_the_allow_list_THEN_they_pass(clip: str) -> None:
+    source = probe_media(SAMPLES / clip)
+
+    run_ffmpeg([*input_args(SAMPLES / clip, source.demuxer), "-t", "1", "-f", "null", "-"], timeout_s=60)
+
+
+@pytest.mark.parametrize(
+    ("container", "codecs"),
+    [
+        ("mpegts", ["-c:v", "libx264", "-c:a", "aac"]),
+        ("matroska", ["-c:v", "libx265", "-x265-params", "log-level=none", "-pix_fmt", "yuv420p10le",
+                      "-color_trc", "arib-std-b67", "-color_primaries", "bt2020", "-colorspace", "bt2020nc",
+                      "-c:a", "libopus"]),
+        ("webm", ["-c:v", "libvpx-vp9", "-c:a", "libopus"]),
+        ("avi", ["-c:v", "mpeg4", "-c:a", "libmp3lame"]),
+        ("mov", ["-c:v", "mjpeg", "-c:a", "pcm_s16le"]),
+    ],
+    ids=["mpegts-h264-aac", "hdr-hevc-10bit-opus", "webm-vp9-opus", "avi-mpeg4-mp3", "mov-mjpeg-pcm"],
+)
+def test_GIVEN_accepted_formats_WHEN_probed_and_decoded_under_the_allow_list_THEN_they_pass(
+    tmp_path: Path, container: str, codecs: list[str]
+) -> None:
+    upload = make(tmp_path / "source", "-f", "lavfi", "-i", "testsrc=s=128x72:d=1", "-f", "lavfi", "-i", "sine=d=1",
+                  *codecs, "-t", "1", "-f", container)
+
+    source = probe_media(upload)
+    run_ffmpeg([*input_args(upload, source.demuxer), "-f", "null", "-"], timeout_s=60)
+
+    assert source.has_audio
