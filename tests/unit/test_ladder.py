@@ -210,14 +210,20 @@ def test_GIVEN_square_source_WHEN_scaled_THEN_square() -> None:
     assert scaled_size(1080, 1080, 720) == (720, 720)
 
 
-def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_each_lower_rung_one_less() -> None:
+def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_each_lower_rung_half_a_step_more() -> None:
     ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=27.0)
 
-    assert [r.crf for r in ladder] == [27.0, 26.0, 25.0, 24.0, 23.0]
+    assert [r.crf for r in ladder] == [27.0, 27.5, 28.0, 28.5, 29.0]
     # The caps are the fixed ladder's averages, with two seconds of them as the buffer.
     assert [(r.max_bitrate_kbps, r.buffer_kbps) for r in ladder] == [
         (r.video_bitrate_kbps, 2 * r.video_bitrate_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
     ]
+
+
+def test_GIVEN_a_title_crf_near_the_top_bound_WHEN_planned_THEN_no_lower_rung_passes_it() -> None:
+    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=31.5)
+
+    assert [r.crf for r in ladder] == [31.5, 32.0, 32.0, 32.0, 32.0]
 
 
 def test_GIVEN_per_title_ladder_WHEN_planned_before_the_analysis_THEN_the_default_crf_held_within_bounds() -> None:
