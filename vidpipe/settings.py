@@ -68,6 +68,8 @@ class Settings:
     # are accepted (the local stack's receivers; https only on AWS by default).
     webhooks_table: str = ""
     webhook_allow_http: bool = False
+    # Revoked API token ids (vidpipe.token_revocations); the authorizer's only table.
+    revoked_tokens_table: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -102,6 +104,7 @@ class Settings:
             chunk_encode_memory_mb=int(_number("CHUNK_ENCODE_MEMORY_MB", 10240)),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
+            revoked_tokens_table=os.environ.get("REVOKED_TOKENS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
         )
 

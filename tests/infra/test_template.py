@@ -31,8 +31,15 @@ PUBLIC_ROUTES = {
     "GET /jobs/{job_id}/hls/{proxy+}",
     "GET /jobs/{job_id}/thumbnails/{proxy+}",
 }
-# The roles of the functions that read the deployment secret (vidpipe.access).
-SECRET_READERS = {"UploadApiFunctionRole", "AuthorizerFunctionRole", "WebhookFunctionRole"}
+# Which role reads which purpose's key set (vidpipe.access), and nothing more:
+# the authorizer checks tokens; the API signs grants and shows a new webhook its
+# secret; the webhook function signs deliveries.
+KEY_SETS = {"api-tokens": "ApiTokenKeys", "output-grants": "OutputGrantKeys", "webhook-signing": "WebhookSigningKeys"}
+KEY_READERS = {
+    "AuthorizerFunctionRole": {"api-tokens"},
+    "UploadApiFunctionRole": {"output-grants", "webhook-signing"},
+    "WebhookFunctionRole": {"webhook-signing"},
+}
 # The only managed policies SAM may attach: logs, reading the function's SQS queue,
 # and sending X-Ray traces (Tracing: Active).
 SAM_MANAGED_POLICIES = {
@@ -299,47 +306,85 @@ def test_GIVEN_the_api_role_WHEN_inspected_THEN_it_may_put_only_under_the_upload
     assert [s["Resource"] for s in puts] == [{"Fn::Sub": "${UploadsBucket.Arn}/" + UPLOAD_KEY_PREFIX + "*"}]
 
 
-def _names_the_api_secret(resource: Any, secret_name: Any) -> bool:
-    """The secret's ARN (``!Ref``), or the ARN pattern of its name: Secrets
-    Manager appends ``-`` and six random characters to a secret's name."""
-    if resource == {"Ref": "ApiSecret"}:
-        return True
-    if secret_name is None:
-        return False
-    name = secret_name["Fn::Sub"] if isinstance(secret_name, dict) else secret_name
-    prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-    return isinstance(resource, dict) and resource.get("Fn::Sub") in {f"{prefix}{name}-*", f"{prefix}{name}-??????"}
+SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 
 
-def test_GIVEN_the_roles_WHEN_inspected_THEN_only_the_api_and_authorizer_read_the_api_secret_and_nothing_else(
+def _key_set_named_by(resource: Any, template: dict[str, Any]) -> str | None:
+    """The purpose whose key set ``resource`` names: its ARN pattern (Secrets
+    Manager appends ``-`` and six random characters to a secret's name)."""
+    for purpose, logical_id in KEY_SETS.items():
+        name = template["Resources"][logical_id]["Properties"]["Name"]["Fn::Sub"]
+        if isinstance(resource, dict) and resource.get("Fn::Sub") in {f"{SECRET_ARN_PREFIX}{name}-*",
+                                                                     f"{SECRET_ARN_PREFIX}{name}-??????"}:
+            return purpose
+    return None
+
+
+def test_GIVEN_the_roles_WHEN_inspected_THEN_each_reads_only_the_key_sets_of_its_purposes(
     translated: dict[str, Any],
 ) -> None:
-    secret_name = translated["Resources"]["ApiSecret"]["Properties"].get("Name")
-    secret_statements: dict[str, list[dict[str, Any]]] = {}
+    readable: dict[str, set[str | None]] = {}
     for name, role in resources_of(translated, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"])):
-                    secret_statements.setdefault(name, []).append(statement)
+                    assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
+                    readable.setdefault(name, set()).update(
+                        _key_set_named_by(resource, translated) for resource in as_list(statement["Resource"]))
 
-    assert set(secret_statements) == SECRET_READERS
-    for name, statements in secret_statements.items():
-        [statement] = statements
-        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
-        resources = as_list(statement["Resource"])
-        assert len(resources) == 1 and _names_the_api_secret(resources[0], secret_name), f"{name}: {resources}"
+    assert readable == KEY_READERS
 
 
-def test_GIVEN_the_secret_readers_WHEN_translated_THEN_their_secret_id_names_the_api_secret(
+def test_GIVEN_the_key_sets_WHEN_translated_THEN_each_is_generated_as_a_current_kid_and_its_key(
     translated: dict[str, Any],
 ) -> None:
-    secret = translated["Resources"]["ApiSecret"]["Properties"]
+    secrets = resources_of(translated, "AWS::SecretsManager::Secret")
 
-    assert "GenerateSecretString" in secret and "SecretString" not in secret
-    for role in SECRET_READERS:
+    assert set(secrets) == set(KEY_SETS.values())  # the old shared api-secret is gone
+    for purpose, logical_id in KEY_SETS.items():
+        properties = secrets[logical_id]["Properties"]
+        assert properties["Name"] == {"Fn::Sub": "${AWS::StackName}/keys/" + purpose}
+        generated = properties["GenerateSecretString"]
+        assert "SecretString" not in properties
+        # {"current": "k1", "k1": <48 random characters>}: what SigningKeys.from_secret_string reads.
+        assert json.loads(generated["SecretStringTemplate"]) == {"current": generated["GenerateStringKey"]}
+        assert generated["PasswordLength"] >= 32
+
+
+def test_GIVEN_the_key_readers_WHEN_translated_THEN_their_prefix_names_the_key_sets(translated: dict[str, Any]) -> None:
+    for role in KEY_READERS:
         function = translated["Resources"][role.removesuffix("Role")]["Properties"]
-        secret_id = function["Environment"]["Variables"]["API_SECRET_ID"]
-        assert secret_id in (secret.get("Name"), {"Ref": "ApiSecret"}), role
+        assert function["Environment"]["Variables"]["SIGNING_KEYS_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/keys/"}
+
+
+def test_GIVEN_the_authorizer_WHEN_translated_THEN_its_cached_answers_live_at_most_the_parameters_seconds(
+    template: dict[str, Any], translated: dict[str, Any],
+) -> None:
+    # A revoked token gets in for as long as API Gateway reuses the authorizer's
+    # answer for its Authorization header: that is the revocation's bound.
+    [authorizer] = resources_of(translated, "AWS::ApiGatewayV2::Authorizer").values()
+    parameter = template["Parameters"]["AuthorizerCacheSeconds"]
+
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == {"Ref": "AuthorizerCacheSeconds"}
+    assert parameter["Default"] <= 60
+    assert parameter["MinValue"] == 0
+
+
+def test_GIVEN_the_revocation_list_WHEN_translated_THEN_its_items_expire_and_only_the_authorizer_reads_it(
+    translated: dict[str, Any],
+) -> None:
+    table = translated["Resources"]["RevokedTokensTable"]["Properties"]
+    readers = {
+        name for name, role in resources_of(translated, "AWS::IAM::Role").items()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if {"Fn::GetAtt": ["RevokedTokensTable", "Arn"]} in as_list(statement["Resource"])
+    }
+
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert readers == {"AuthorizerFunctionRole"}
+    authorizer = translated["Resources"]["AuthorizerFunction"]["Properties"]
+    assert authorizer["Environment"]["Variables"]["REVOKED_TOKENS_TABLE"] == {"Ref": "RevokedTokensTable"}
 
 
 # ------------------------------------------------------------------ buckets and environment

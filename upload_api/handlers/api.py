@@ -29,7 +29,7 @@ from upload_api.domain_logic.uploads import (
     uploaded_parts,
 )
 from upload_api.domain_logic.webhooks import register_webhook
-from vidpipe.access import deployment_secret, grant_is_valid, output_grant
+from vidpipe.access import OUTPUT_GRANTS, WEBHOOK_SIGNING, grant_is_valid, output_grant, signing_keys
 from vidpipe.aws_clients import dynamodb_client, s3_client
 from vidpipe.errors import (
     ConcurrentUpdate,
@@ -118,7 +118,7 @@ def _owned_job(job_id: str) -> Job:
 
 def _view(job: Job) -> dict[str, Any]:
     ttl = get_settings().output_url_ttl_s
-    grant = output_grant(deployment_secret(), job.job_id, ttl_s=ttl)
+    grant = output_grant(signing_keys(OUTPUT_GRANTS), job.job_id, ttl_s=ttl)
     return job_view(job, api_url=_api_url(), signer=_output_urls(), url_ttl_s=ttl, grant=grant)
 
 
@@ -216,7 +216,7 @@ def _webhooks() -> DynamoWebhookStore:
 
 @app.post("/webhooks")
 def post_webhook(body: WebhookBody) -> Response[dict[str, Any]]:
-    registered = register_webhook(_caller(), body.url, registry=_webhooks(), deployment_secret=deployment_secret(),
+    registered = register_webhook(_caller(), body.url, registry=_webhooks(), signing_keys=signing_keys(WEBHOOK_SIGNING),
                                   allow_http=get_settings().webhook_allow_http)
     logger.info("webhook registered", extra={"webhook_id": registered["webhook_id"]})
     return Response(status_code=201, content_type="application/json", body=registered)
@@ -296,13 +296,13 @@ def _granted_outputs(job_id: str, stage: Stage) -> tuple[str, str]:
     (as a query string). Unauthenticated unless the grant is valid for the job;
     JobNotFound until the stage has completed."""
     query = app.current_event.query_string_parameters or {}
-    if not grant_is_valid(deployment_secret(), job_id, query):
+    if not grant_is_valid(signing_keys(OUTPUT_GRANTS), job_id, query):
         raise Unauthenticated("this output URL is not valid (or has expired): get a fresh one from GET /jobs/{id}")
     state = _jobs().get(job_id).stages[stage]
     playable_early = state.status is StageStatus.RUNNING and state.outputs.get("playable")
     if state.status is not StageStatus.COMPLETED and not playable_early:
         raise JobNotFound(f"job {job_id} has no {stage.value} outputs yet")
-    return str(state.outputs["prefix"]), f"expires={query['expires']}&grant={query['grant']}"
+    return str(state.outputs["prefix"]), f"expires={query['expires']}&kid={query['kid']}&grant={query['grant']}"
 
 
 def _text(body: str, content_type: str) -> Response[str]:
