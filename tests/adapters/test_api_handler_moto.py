@@ -807,6 +807,20 @@ def test_GIVEN_a_requests_token_WHEN_authorized_THEN_alice_is_let_in_as_the_api_
     assert answer["context"]["token_id"] == access.unverified_claims(token).token_id
 
 
+def test_GIVEN_a_request_let_in_by_the_oidc_jwt_authorizer_WHEN_it_creates_an_upload_THEN_the_subject_owns_the_job(
+    aws: Aws,
+) -> None:
+    # With OidcIssuer set, API Gateway puts the JWT's claims where the Lambda authorizer's context was.
+    event = http_event("POST", "/uploads", body={"filename": "a.mp4", "content_type": "video/mp4", "size": 1000})
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "0f3a9c2e-cognito-sub", "iss": "https://x"},
+                                                     "scopes": None}}
+
+    status, created = call_json(event)
+
+    assert status == 201
+    assert aws.jobs.get(created["job_id"]).owner == "0f3a9c2e-cognito-sub"
+
+
 def _other_deployments_token() -> str:
     return mint_api_token(SigningKeys(API_TOKENS, "k1", {"k1": "another-deployments-key-0123456789ab"}), "alice").token
 

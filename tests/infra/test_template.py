@@ -157,11 +157,13 @@ def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guar
 ) -> None:
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in
               resources_of(translated, "AWS::ApiGatewayV2::Route").values()}
-    [(authorizer_name, authorizer)] = resources_of(translated, "AWS::ApiGatewayV2::Authorizer").items()
+    authorizer = translated["Resources"]["HttpApiAuthorizer"]
 
     default = routes["$default"]
-    assert default["AuthorizationType"] == "CUSTOM"
-    assert default["AuthorizerId"] == {"Ref": authorizer_name}
+    # The Lambda authorizer unless the stack is given an OIDC issuer (see the next test).
+    assert default["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}
+    assert default["AuthorizerId"] == {"Fn::If": ["UseOidcIssuer", {"Ref": "HttpApiJwtAuthorizer"},
+                                                  {"Ref": "HttpApiAuthorizer"}]}
     properties = authorizer["Properties"]
     assert properties["AuthorizerType"] == "REQUEST"
     # The authorizer answers {"isAuthorized": ..., "context": {"user": ...}}: the
@@ -180,6 +182,22 @@ def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guar
     assert [p["Principal"] for p in permissions] == ["apigateway.amazonaws.com"]
 
 
+def test_GIVEN_an_oidc_issuer_WHEN_translated_THEN_a_jwt_authorizer_checks_its_tokens_and_none_exists_without_one(
+    template: dict[str, Any], translated: dict[str, Any],
+) -> None:
+    # The AWS option for deployments whose users sign in with Cognito or another
+    # OIDC provider: API Gateway checks signature, audience and expiry itself.
+    jwt = translated["Resources"]["HttpApiJwtAuthorizer"]
+
+    assert jwt["Condition"] == "UseOidcIssuer"
+    assert translated["Conditions"]["UseOidcIssuer"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OidcIssuer"}, ""]}]}
+    assert template["Parameters"]["OidcIssuer"]["Default"] == ""
+    assert jwt["Properties"]["AuthorizerType"] == "JWT"
+    assert jwt["Properties"]["IdentitySource"] == ["$request.header.Authorization"]
+    assert jwt["Properties"]["JwtConfiguration"] == {"Issuer": {"Ref": "OidcIssuer"},
+                                                      "Audience": [{"Ref": "OidcAudience"}]}
+
+
 def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_outputs_skip_the_authorizer(
     translated: dict[str, Any],
 ) -> None:
@@ -195,7 +213,8 @@ def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_out
         if properties["RouteKey"] in PUBLIC_ROUTES:
             assert "AuthorizerId" not in properties, properties["RouteKey"]
         else:
-            assert properties["AuthorizationType"] == "CUSTOM", properties["RouteKey"]
+            assert properties["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}, \
+                properties["RouteKey"]
 
 
 def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a_dead_letter_queue(
@@ -362,7 +381,7 @@ def test_GIVEN_the_authorizer_WHEN_translated_THEN_its_cached_answers_live_at_mo
 ) -> None:
     # A revoked token gets in for as long as API Gateway reuses the authorizer's
     # answer for its Authorization header: that is the revocation's bound.
-    [authorizer] = resources_of(translated, "AWS::ApiGatewayV2::Authorizer").values()
+    authorizer = translated["Resources"]["HttpApiAuthorizer"]
     parameter = template["Parameters"]["AuthorizerCacheSeconds"]
 
     assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == {"Ref": "AuthorizerCacheSeconds"}

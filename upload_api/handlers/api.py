@@ -99,9 +99,10 @@ def _output_urls() -> S3ObjectStore | CdnOutputUrls:
 
 def _caller() -> str:
     """The user the HTTP API's authorizer let in (every route but the page and
-    the outputs sits behind it)."""
-    context = app.current_event.request_context.authorizer.get_lambda or {}
-    user = context.get("user")
+    the outputs sits behind it): a vidpipe token's user (Lambda authorizer), or
+    the subject of an OIDC issuer's JWT (the OidcIssuer parameter)."""
+    authorizer = app.current_event.request_context.authorizer
+    user = (authorizer.get_lambda or {}).get("user") or authorizer.jwt_claim.get("sub")
     if not user:
         raise Unauthenticated("send an API token: Authorization: Bearer <token>")
     return str(user)
