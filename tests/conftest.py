@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -125,3 +126,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         yield stack
     finally:
         stack.vidpipe("down", timeout=120)
+
+
+@pytest.fixture(autouse=True)
+def keep_pythons_sigpipe_handling() -> Iterator[None]:
+    """vidpipe.cli.main.main() gives SIGPIPE its default action (a Unix tool piped
+    into `head` stops quietly). A test that runs main() in-process would leave
+    that in pytest, which then dies without a word the next time any test writes
+    to a closed pipe or socket (the hostile tests' FIFO canaries do, now and then)."""
+    handler = signal.getsignal(signal.SIGPIPE)
+    yield
+    signal.signal(signal.SIGPIPE, handler)

@@ -58,3 +58,15 @@ def create_webhooks_table(client: Any, table_name: str) -> None:
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
     )
+
+
+def create_revoked_tokens_table(client: Any, table_name: str) -> None:
+    """The revoked tokens table as the template's RevokedTokensTable declares it."""
+    properties = load_template()["Resources"]["RevokedTokensTable"]["Properties"]
+    client.create_table(
+        TableName=table_name,
+        BillingMode=properties["BillingMode"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+    )
+    client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=properties["TimeToLiveSpecification"])

@@ -78,6 +78,8 @@ class Settings:
     # no webhook may reach. See vidpipe.outbound.
     webhook_allowed_hosts: tuple[str, ...] = ()
     own_endpoint_urls: tuple[str, ...] = ()
+    # Revoked API token ids (vidpipe.token_revocations); the authorizer's only table.
+    revoked_tokens_table: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -114,6 +116,7 @@ class Settings:
             chunk_encode_memory_mb=int(_number("CHUNK_ENCODE_MEMORY_MB", 10240)),
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
+            revoked_tokens_table=os.environ.get("REVOKED_TOKENS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
             webhook_allowed_hosts=tuple(os.environ.get("WEBHOOK_ALLOWED_HOSTS", "").replace(",", " ").split()),
             # ministack sets AWS_ENDPOINT_URL for its functions; on AWS it is unset.

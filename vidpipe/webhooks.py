@@ -13,8 +13,11 @@ receiver can drop a delivery it already handled).
 
 A receiver verifies with :func:`verify_signature` before parsing the body
 (see docs/WEBHOOKS.md). Secrets look like ``whsec_...``; ours are derived, not
-stored: HMAC of the deployment secret (Secrets Manager, vidpipe.access) over
+stored: HMAC of a webhook-signing key (Secrets Manager, vidpipe.access) over
 the owner and the webhook's id, so a copy of the webhooks table holds none.
+Registration shows the secret under the current kid; a delivery carries one
+``v1`` per kid of the key set, so while a key is being rotated out the
+receivers that still hold its secret keep verifying (docs/WEBHOOKS.md).
 
 What can go wrong: :func:`verify_signature` raises
 :class:`~vidpipe.errors.WebhookSignatureInvalid` with the reason; it never
@@ -32,6 +35,7 @@ import http.client
 import ssl
 import time
 
+from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import DestinationRefused, WebhookDeliveryFailed, WebhookSignatureInvalid
 from vidpipe.outbound import OutboundGuard
 
@@ -40,20 +44,43 @@ SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 300
 
 
-def signing_secret(deployment_secret: str, owner: str, webhook_id: str) -> str:
-    """The secret of one webhook: the same for every delivery, different for every webhook."""
-    digest = hmac.new(deployment_secret.encode(), f"webhook:{owner}:{webhook_id}".encode(), hashlib.sha256).digest()
+def signing_secret(root_key: str, owner: str, webhook_id: str) -> str:
+    """The secret of one webhook under one webhook-signing key: the same for
+    every delivery, different for every webhook. (Unchanged since keys had ids:
+    a webhook registered before keeps its secret when the old deployment secret
+    is kept as a kid of the webhook-signing keys.)"""
+    digest = hmac.new(root_key.encode(), f"webhook:{owner}:{webhook_id}".encode(), hashlib.sha256).digest()
     return SECRET_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def current_signing_secret(keys: SigningKeys, owner: str, webhook_id: str) -> str:
+    """The secret shown at registration: under the current kid."""
+    _check_purpose(keys)
+    return signing_secret(keys.keys[keys.current], owner, webhook_id)
+
+
+def signing_secrets(keys: SigningKeys, owner: str, webhook_id: str) -> list[str]:
+    """The webhook's secret under every kid still in the key set, current first."""
+    _check_purpose(keys)
+    kids = [keys.current] + sorted(kid for kid in keys.keys if kid != keys.current)
+    return [signing_secret(keys.keys[kid], owner, webhook_id) for kid in kids]
+
+
+def _check_purpose(keys: SigningKeys) -> None:
+    if keys.purpose != WEBHOOK_SIGNING:
+        raise ValueError(f"webhook secrets come from the {WEBHOOK_SIGNING} keys, not {keys.purpose}")
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
-    """The ``Vidpipe-Signature`` header value for ``body`` sent now (or at ``timestamp``)."""
+def sign(secret: str | list[str], body: bytes, *, timestamp: int | None = None) -> str:
+    """The ``Vidpipe-Signature`` header value for ``body`` sent now (or at
+    ``timestamp``): one ``v1`` per secret (several while a key is rotated)."""
     moment = int(time.time()) if timestamp is None else int(timestamp)
-    return f"t={moment},v1={_mac(secret, moment, body)}"
+    secrets = [secret] if isinstance(secret, str) else secret
+    return f"t={moment}," + ",".join(f"v1={_mac(each, moment, body)}" for each in secrets)
 
 
 def verify_signature(

@@ -30,12 +30,22 @@ from moto import mock_aws
 from tests.moto_resources import (
     create_job_events_table,
     create_jobs_table,
+    create_revoked_tokens_table,
     create_webhooks_table,
     use_fake_credentials,
 )
 from upload_api.handlers import api
 from vidpipe import access, aws_clients, settings
-from vidpipe.access import grant_is_valid, output_grant
+from vidpipe.access import (
+    API_TOKENS,
+    OUTPUT_GRANTS,
+    WEBHOOK_SIGNING,
+    SigningKeys,
+    grant_is_valid,
+    mint_api_token,
+    output_grant,
+)
+from vidpipe.cli.tokens import revoke_token
 from vidpipe.cloudfront_signing import SigningKeyPair, generate_signing_key_pair
 from vidpipe.events import Stage
 from vidpipe.job_store import DynamoJobStore
@@ -52,9 +62,12 @@ OUTPUTS_BUCKET = "vidpipe-test-outputs"
 API_URL = "http://127.0.0.1:4566/_aws/execute-api/vidpipe"
 JOB_ID = "3f2b8c1e7d4a4e2b9c612a5d8e0f4b17"
 OTHER_JOB_ID = "9a7c5e3b1d2f4a6c8e0b2d4f6a8c0e1d"
-# The recorded event's Authorization header holds alice's token for this secret.
-SECRET = "vidpipe-test-secret-6d0f2b8e4a1c9e3b7f5a0d2c8e6b4a19"
-SECRET_NAME = "vidpipe-test/api-secret"
+# One key set per purpose, each with keys of its own, as the template generates them.
+KEYS_PREFIX = "vidpipe-test/keys/"
+API_KEYS = SigningKeys(API_TOKENS, "k1", {"k1": "vidpipe-test-api-key-6d0f2b8e4a1c9e3b7f5a0d2c8e6b4a19"})
+GRANT_KEYS = SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "vidpipe-test-grant-key-0d2c8e6b4a196d0f2b8e4a1c9e3b7f5a"})
+WEBHOOK_KEYS = SigningKeys(WEBHOOK_SIGNING, "k1", {"k1": "vidpipe-test-webhook-key-4a1c9e3b7f5a0d2c8e6b4a196d0f2b8e"})
+REVOKED_TABLE = "vidpipe-test-revoked-tokens"
 MiB = 1024 * 1024
 MULTIPART_THRESHOLD = 10 * MiB
 
@@ -100,7 +113,7 @@ def _clear_caches() -> None:
     aws_clients.dynamodb_client.cache_clear()
     aws_clients.events_client.cache_clear()
     aws_clients.secrets_client.cache_clear()
-    access.deployment_secret.cache_clear()
+    access.forget_signing_keys()
     api._cdn_signing_key.cache_clear()
 
 
@@ -130,7 +143,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         "MULTIPART_THRESHOLD_BYTES": str(MULTIPART_THRESHOLD),
         "UPLOAD_URL_TTL_SECONDS": "900",
         "OUTPUT_URL_TTL_SECONDS": "600",
-        "API_SECRET_ID": SECRET_NAME,
+        "SIGNING_KEYS_PREFIX": KEYS_PREFIX,
+        "REVOKED_TOKENS_TABLE": REVOKED_TABLE,
         "JOB_EVENTS_TABLE": EVENTS_TABLE,
         "WEBHOOKS_TABLE": WEBHOOKS_TABLE,
         "POWERTOOLS_SERVICE_NAME": "upload-api",
@@ -145,7 +159,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         create_jobs_table(dynamodb, TABLE)
         create_job_events_table(dynamodb, EVENTS_TABLE)
         create_webhooks_table(dynamodb, WEBHOOKS_TABLE)
-        boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString=SECRET)
+        create_revoked_tokens_table(dynamodb, REVOKED_TABLE)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        for keys in (API_KEYS, GRANT_KEYS, WEBHOOK_KEYS):
+            secrets.create_secret(Name=KEYS_PREFIX + keys.purpose,
+                                  SecretString=json.dumps({"current": keys.current, **keys.keys}))
         yield Aws(s3=s3, dynamodb=dynamodb)
     _clear_caches()
 
@@ -161,9 +179,10 @@ def http_event(
     if user is None:
         event["requestContext"].pop("authorizer")
         event["headers"].pop("authorization")
-    elif user != "alice":
+    else:
+        # The recorded event holds a token of the old format: requests carry a fresh one.
         event["requestContext"]["authorizer"] = {"lambda": {"user": user}}
-        event["headers"]["authorization"] = f"Bearer {access.mint_api_token(SECRET, user)}"
+        event["headers"]["authorization"] = f"Bearer {mint_api_token(API_KEYS, user).token}"
     event["rawPath"] = path
     event["requestContext"]["http"].update(method=method, path=path)
     if query:
@@ -571,10 +590,10 @@ def test_GIVEN_a_transcoded_job_WHEN_read_THEN_its_hls_urls_point_at_the_api_wit
     assert hls_url.partition("?")[0] == f"{API_URL}/jobs/{JOB_ID}/hls/master.m3u8"
     assert rendition_url.partition("?")[0] == f"{API_URL}/jobs/{JOB_ID}/hls/360p/index.m3u8"
     grant = query_of(hls_url)
-    assert set(grant) == {"expires", "grant"}
+    assert set(grant) == {"expires", "kid", "grant"}
     assert query_of(rendition_url) == grant
-    assert grant_is_valid(SECRET, JOB_ID, grant)
-    assert not grant_is_valid(SECRET, OTHER_JOB_ID, grant)
+    assert grant_is_valid(GRANT_KEYS, JOB_ID, grant)
+    assert not grant_is_valid(GRANT_KEYS, OTHER_JOB_ID, grant)
     # It lasts OUTPUT_URL_TTL_SECONDS, like the presigned URLs it leads to.
     assert before + 600 - 1 <= int(grant["expires"]) <= time.time() + 600
 
@@ -587,7 +606,7 @@ def test_GIVEN_a_thumbnailed_job_WHEN_listed_THEN_its_storyboard_url_carries_the
     [job] = listed["jobs"]
     url = job["outputs"]["storyboard_vtt_url"]
     assert url.partition("?")[0] == f"{API_URL}/jobs/{JOB_ID}/thumbnails/storyboard.vtt"
-    assert grant_is_valid(SECRET, JOB_ID, query_of(url))
+    assert grant_is_valid(GRANT_KEYS, JOB_ID, query_of(url))
 
 
 def test_GIVEN_a_transcoded_job_WHEN_the_master_playlist_is_requested_with_its_grant_THEN_renditions_carry_it(
@@ -605,7 +624,7 @@ def test_GIVEN_a_transcoded_job_WHEN_the_master_playlist_is_requested_with_its_g
     # The playlist as written, but for the relative rendition reference, which
     # would otherwise drop the grant.
     assert body == MASTER_PLAYLIST.replace(
-        "360p/index.m3u8", f"360p/index.m3u8?expires={grant['expires']}&grant={grant['grant']}"
+        "360p/index.m3u8", f"360p/index.m3u8?expires={grant['expires']}&kid={grant['kid']}&grant={grant['grant']}"
     )
 
 
@@ -665,11 +684,17 @@ BAD_GRANTS: dict[str, Any] = {
     "none": lambda grant: {},
     "tampered-grant": _tampered,
     "extended-expiry": lambda grant: {**grant, "expires": str(int(grant["expires"]) + 86_400)},
-    "expired": lambda grant: grant_query(output_grant(SECRET, JOB_ID, ttl_s=600, now=time.time() - 3600)),
-    "other-jobs-grant": lambda grant: grant_query(output_grant(SECRET, OTHER_JOB_ID, ttl_s=600)),
-    "other-secret": lambda grant: grant_query(output_grant("not-" + SECRET, JOB_ID, ttl_s=600)),
+    "expired": lambda grant: grant_query(output_grant(GRANT_KEYS, JOB_ID, ttl_s=600, now=time.time() - 3600)),
+    "other-jobs-grant": lambda grant: grant_query(output_grant(GRANT_KEYS, OTHER_JOB_ID, ttl_s=600)),
+    "other-secret": lambda grant: grant_query(output_grant(
+        SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "not-" + GRANT_KEYS.keys["k1"]}), JOB_ID, ttl_s=600)),
     "expires-only": lambda grant: {"expires": grant["expires"]},
     "grant-only": lambda grant: {"grant": grant["grant"]},
+    "no-kid": lambda grant: {"expires": grant["expires"], "grant": grant["grant"]},
+    "unknown-kid": lambda grant: {**grant, "kid": "k2"},
+    # A grant MAC'd with the api-tokens key (one key for two purposes is what we no longer do).
+    "api-tokens-key": lambda grant: grant_query(output_grant(
+        SigningKeys(OUTPUT_GRANTS, "k1", API_KEYS.keys), JOB_ID, ttl_s=600)),
     "expires-not-a-number": lambda grant: {**grant, "expires": "tomorrow"},
     # API Gateway hands over the query decoded: %C3%A9 arrives as "é".
     "non-ascii-grant": lambda grant: {**grant, "grant": "é" + grant["grant"][1:]},
@@ -724,7 +749,7 @@ def test_GIVEN_a_job_not_yet_processed_WHEN_its_outputs_are_requested_THEN_404_j
 ) -> None:
     _, created = post_upload()
     # Its view has no output URLs yet; a grant for it is still well formed.
-    grant = grant_query(output_grant(SECRET, created["job_id"], ttl_s=600))
+    grant = grant_query(output_grant(GRANT_KEYS, created["job_id"], ttl_s=600))
 
     status, body = call_json(http_event("GET", f"/jobs/{created['job_id']}/{path}", query=grant, user=None))
 
@@ -737,7 +762,7 @@ def test_GIVEN_a_job_not_yet_processed_WHEN_its_outputs_are_requested_THEN_404_j
 def test_GIVEN_an_unknown_job_WHEN_its_playlists_are_requested_THEN_404_with_a_grant_401_without(
     aws: Aws, path: str
 ) -> None:
-    grant = grant_query(output_grant(SECRET, "unknown", ttl_s=600))
+    grant = grant_query(output_grant(GRANT_KEYS, "unknown", ttl_s=600))
 
     granted_status, granted_body = call_json(http_event("GET", f"/jobs/unknown/{path}", query=grant, user=None))
     bare_status, bare_body = call_json(http_event("GET", f"/jobs/unknown/{path}", user=None))
@@ -777,14 +802,40 @@ def authorize(headers: dict[str, str]) -> dict[str, Any]:
     return answer
 
 
-def test_GIVEN_the_recorded_requests_token_WHEN_authorized_THEN_alice_is_let_in_as_the_api_expects(aws: Aws) -> None:
-    recorded = http_event("POST", "/uploads")
+def test_GIVEN_a_requests_token_WHEN_authorized_THEN_alice_is_let_in_as_the_api_expects(aws: Aws) -> None:
+    request = http_event("POST", "/uploads")
 
-    answer = authorize(recorded["headers"])
+    answer = authorize(request["headers"])
 
     # The simple response: API Gateway hands its context to the API as
-    # requestContext.authorizer.lambda, which is what the recorded event holds.
-    assert answer == {"isAuthorized": True, "context": recorded["requestContext"]["authorizer"]["lambda"]}
+    # requestContext.authorizer.lambda, where the API reads the user.
+    assert answer["isAuthorized"] is True
+    assert answer["context"]["user"] == request["requestContext"]["authorizer"]["lambda"]["user"] == "alice"
+    token = request["headers"]["authorization"].removeprefix("Bearer ")
+    assert answer["context"]["token_id"] == access.unverified_claims(token).token_id
+
+
+def test_GIVEN_a_request_let_in_by_the_oidc_jwt_authorizer_WHEN_it_creates_an_upload_THEN_the_subject_owns_the_job(
+    aws: Aws,
+) -> None:
+    # With OidcIssuer set, API Gateway puts the JWT's claims where the Lambda authorizer's context was.
+    event = http_event("POST", "/uploads", body={"filename": "a.mp4", "content_type": "video/mp4", "size": 1000})
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "0f3a9c2e-cognito-sub", "iss": "https://x"},
+                                                     "scopes": None}}
+
+    status, created = call_json(event)
+
+    assert status == 201
+    assert aws.jobs.get(created["job_id"]).owner == "0f3a9c2e-cognito-sub"
+
+
+def _other_deployments_token() -> str:
+    return mint_api_token(SigningKeys(API_TOKENS, "k1", {"k1": "another-deployments-key-0123456789ab"}), "alice").token
+
+
+def _resigned_by(keys_of_purpose: SigningKeys) -> str:
+    """alice's token MAC'd with another purpose's key bytes (as if one key served both)."""
+    return mint_api_token(SigningKeys(API_TOKENS, "k1", keys_of_purpose.keys), "alice").token
 
 
 @pytest.mark.parametrize(
@@ -792,14 +843,19 @@ def test_GIVEN_the_recorded_requests_token_WHEN_authorized_THEN_alice_is_let_in_
     [
         "",
         "Bearer",
-        "Bearer vp1.alice.not-the-right-signature",
+        "Bearer vp2.k1.not.the-right-signature",
         "Basic YWxpY2U6cGFzc3dvcmQ=",
-        f"Bearer {access.mint_api_token('another-deployments-secret', 'alice')}",
-        f"Token {access.mint_api_token(SECRET, 'alice')}",
-        f"Bearer {access.mint_api_token(SECRET, 'alice').replace('vp1.alice.', 'vp1.bob.')}",
-        "Bearer vp1.alice.é",
+        f"Bearer {_other_deployments_token()}",
+        f"Token {mint_api_token(API_KEYS, 'alice').token}",
+        "Bearer " + mint_api_token(API_KEYS, "alice", ttl_s=60, now=time.time() - 61).token,
+        f"Bearer {_resigned_by(GRANT_KEYS)}",
+        f"Bearer {_resigned_by(WEBHOOK_KEYS)}",
+        # The old format, of a deployment whose secret was this very api-tokens key: refused all the same.
+        "Bearer vp1.alice.IeAohi6T3dYmyXjLnJIg1wssKV297lEsK41e45vLtSk",
+        "Bearer vp2.k1.é",
     ],
-    ids=["empty", "no-token", "forged", "basic", "other-secret", "other-scheme", "user-swapped", "non-ascii"],
+    ids=["empty", "no-token", "forged", "basic", "other-deployment", "other-scheme", "expired",
+         "grant-key", "webhook-key", "old-format", "non-ascii"],
 )
 def test_GIVEN_no_valid_token_WHEN_authorized_THEN_refused(aws: Aws, authorization: str) -> None:
     headers = {"content-type": "application/json"}
@@ -810,9 +866,45 @@ def test_GIVEN_no_valid_token_WHEN_authorized_THEN_refused(aws: Aws, authorizati
 
 
 def test_GIVEN_a_users_token_WHEN_authorized_THEN_that_user_whatever_the_header_case(aws: Aws) -> None:
-    token = access.mint_api_token(SECRET, "bob")
+    issued = mint_api_token(API_KEYS, "bob")
 
-    assert authorize({"Authorization": f"bearer {token}"}) == {"isAuthorized": True, "context": {"user": "bob"}}
+    assert authorize({"Authorization": f"bearer {issued.token}"}) == {
+        "isAuthorized": True, "context": {"user": "bob", "token_id": issued.claims.token_id}}
+
+
+def test_GIVEN_a_token_revoked_by_id_WHEN_authorized_THEN_refused_and_the_users_other_token_still_works(
+    aws: Aws,
+) -> None:
+    revoked, kept = mint_api_token(API_KEYS, "bob"), mint_api_token(API_KEYS, "bob")
+    assert authorize({"authorization": f"Bearer {revoked.token}"})["isAuthorized"] is True
+
+    revoke_token(aws.dynamodb, {"RevokedTokensTableName": REVOKED_TABLE}, revoked.claims.token_id)
+
+    assert authorize({"authorization": f"Bearer {revoked.token}"}) == {"isAuthorized": False}
+    assert authorize({"authorization": f"Bearer {kept.token}"})["isAuthorized"] is True
+
+
+def test_GIVEN_a_rotated_api_key_WHEN_tokens_of_both_kids_are_authorized_THEN_both_in_until_the_old_kid_is_removed(
+    aws: Aws,
+) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    old = mint_api_token(API_KEYS, "bob")
+    second_key = "vidpipe-test-api-key-2-b7f5a0d2c8e6b4a196d0f2b8e4a1"
+    rotated = SigningKeys(API_TOKENS, "k2", {**API_KEYS.keys, "k2": second_key})
+    secrets.put_secret_value(SecretId=KEYS_PREFIX + API_TOKENS,
+                             SecretString=json.dumps({"current": "k2", **rotated.keys}))
+    access.forget_signing_keys()  # what KEYS_CACHE_S seconds do in a running function
+    new = mint_api_token(rotated, "bob")
+
+    assert authorize({"authorization": f"Bearer {old.token}"})["isAuthorized"] is True
+    assert authorize({"authorization": f"Bearer {new.token}"})["isAuthorized"] is True
+
+    secrets.put_secret_value(SecretId=KEYS_PREFIX + API_TOKENS,
+                             SecretString=json.dumps({"current": "k2", "k2": rotated.keys["k2"]}))
+    access.forget_signing_keys()
+
+    assert authorize({"authorization": f"Bearer {old.token}"}) == {"isAuthorized": False}
+    assert authorize({"authorization": f"Bearer {new.token}"})["isAuthorized"] is True
 
 
 # ------------------------------------------------------------------ every output URL expires
@@ -1122,7 +1214,7 @@ def test_GIVEN_an_https_url_WHEN_registered_THEN_201_with_its_secret_once_and_li
     _, listed = call_json(http_event("GET", "/webhooks"))
 
     assert status == 201
-    assert registered["secret"] == signing_secret(SECRET, "alice", registered["webhook_id"])
+    assert registered["secret"] == signing_secret(WEBHOOK_KEYS.keys["k1"], "alice", registered["webhook_id"])
     assert listed == {"webhooks": [{k: v for k, v in registered.items() if k != "secret"}]}
 
 

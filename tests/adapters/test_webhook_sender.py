@@ -21,12 +21,15 @@ from typing import Any
 import pytest
 
 from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver, register_webhook
+from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import WebhookDeliveryFailed
 from vidpipe.observability import Invocation
 from vidpipe.outbound import OutboundGuard, OutboundPolicy
 from vidpipe.timeline import TimelineEntry
 from vidpipe.webhook_store import Webhook
 from vidpipe.webhooks import HttpWebhookSender
+
+WEBHOOK_KEYS = SigningKeys(WEBHOOK_SIGNING, "k1", {"k1": "webhook-key-for-the-sender-tests"})
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -208,7 +211,7 @@ def test_GIVEN_a_name_public_at_registration_WHEN_it_resolves_inside_at_delivery
     # GIVEN alice registered hooks.example while it resolved to a public address
     registry = Registry()
     at_registration = OutboundGuard(OutboundPolicy.build(allow_http=True), lambda host, _port: ["93.184.215.14"])
-    register_webhook("alice", f"http://hooks.example:{port}/h", registry=registry, deployment_secret="d",
+    register_webhook("alice", f"http://hooks.example:{port}/h", registry=registry, signing_keys=WEBHOOK_KEYS,
                      guard=at_registration, new_id="hook-1")
     # AND now the name answers an address inside (where, for 127.0.0.1, a receiver listens)
     connections: list[Any] = []
@@ -219,7 +222,7 @@ def test_GIVEN_a_name_public_at_registration_WHEN_it_resolves_inside_at_delivery
     # WHEN the job's end is delivered
     with pytest.raises(WebhookDeliveryFailed, match="hook-1: not sent: host hooks.example resolves to"):
         deliver(JobFinishedNotice.from_event(FINISHED), jobs=Jobs(), registry=registry, timeline=timeline,
-                sender=sender, deployment_secret="d", invocation=Invocation("webhook", "r"), attempt=1,
+                sender=sender, signing_keys=WEBHOOK_KEYS, invocation=Invocation("webhook", "r"), attempt=1,
                 last_attempt=False)
 
     # THEN no connection was even tried, the receiver got nothing, and the attempt is a failure with its reason

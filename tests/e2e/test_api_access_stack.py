@@ -1,26 +1,48 @@
 """Authentication and ownership on the local stack: the HTTP API's authorizer
-wants an API token, a caller sees only their own jobs, and output URLs work
-only with their grant."""
+wants an API token that has neither expired nor been revoked, a caller sees
+only their own jobs, and output URLs work only with their grant."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from vidpipe.access import unverified_claims
+
 pytestmark = pytest.mark.stack
+# The local stack deploys AuthorizerCacheSeconds=5 (vidpipe.cli.local_stack):
+# a revoked or expired token may get in for that long after the fact, no longer.
+AUTHORIZER_CACHE_S = 5
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "tiny_160x90.mp4"
 
 
-def as_user(local_stack, user: str) -> requests.Session:
-    minted = local_stack.vidpipe("token", user, timeout=60)
+def as_user(local_stack, user: str, *extra: str) -> requests.Session:
+    minted = local_stack.vidpipe("token", user, *extra, timeout=60)
     assert minted.returncode == 0, minted.stderr
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {minted.stdout.strip()}"
     return session
+
+
+def token_id_of(session: requests.Session) -> str:
+    return unverified_claims(session.headers["Authorization"].removeprefix("Bearer ")).token_id
+
+
+def seconds_until_refused(session: requests.Session, url: str, limit_s: float) -> float:
+    """How long after now the API starts refusing ``session`` (403), polling every half second."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        status = session.get(url, timeout=30).status_code
+        if status == 403:
+            return time.monotonic() - started
+        assert status == 200, status
+        time.sleep(0.5)
+    pytest.fail(f"still let in {limit_s:.0f} s later")
 
 
 def create_job(session: requests.Session, api_url: str) -> str:
@@ -34,11 +56,34 @@ def test_the_api_refuses_calls_without_a_valid_token(local_stack) -> None:
     body = {"filename": "a.mp4", "content_type": "video/mp4", "size": 1000}
     missing = requests.post(f"{local_stack.api_url}/uploads", json=body, timeout=30)
     forged = requests.post(f"{local_stack.api_url}/uploads", json=body, timeout=30,
-                           headers={"Authorization": "Bearer vp1.local.not-the-right-signature"})
+                           headers={"Authorization": "Bearer vp2.k1.eyJzdWIiOiJsb2NhbCJ9.not-the-right-signature"})
     assert missing.status_code == 401
     assert forged.status_code == 403
     # the web page itself is public: it asks for the token
     assert requests.get(f"{local_stack.api_url}/", timeout=30).status_code == 200
+
+
+def test_a_revoked_token_is_refused_within_the_authorizer_cache_time_and_no_other_token_is(local_stack) -> None:
+    revoked, kept = as_user(local_stack, "carol"), as_user(local_stack, "carol")
+    jobs_url = f"{local_stack.api_url}/jobs"
+    # Both in, so the authorizer's answer for each is cached now.
+    assert revoked.get(jobs_url, timeout=30).status_code == kept.get(jobs_url, timeout=30).status_code == 200
+
+    revocation = local_stack.vidpipe("token", "--revoke", token_id_of(revoked), timeout=60)
+    assert revocation.returncode == 0, revocation.stderr
+
+    assert seconds_until_refused(revoked, jobs_url, limit_s=AUTHORIZER_CACHE_S + 10) <= AUTHORIZER_CACHE_S + 2
+    assert kept.get(jobs_url, timeout=30).status_code == 200
+
+
+def test_a_token_is_refused_once_it_expires(local_stack) -> None:
+    short_lived = as_user(local_stack, "dave", "--ttl", "4s")
+    jobs_url = f"{local_stack.api_url}/jobs"
+    assert short_lived.get(jobs_url, timeout=30).status_code == 200
+
+    refused_after = seconds_until_refused(short_lived, jobs_url, limit_s=4 + AUTHORIZER_CACHE_S + 10)
+
+    assert refused_after <= 4 + AUTHORIZER_CACHE_S + 2
 
 
 def test_a_caller_sees_only_their_own_jobs(local_stack) -> None:

@@ -31,8 +31,15 @@ PUBLIC_ROUTES = {
     "GET /jobs/{job_id}/hls/{proxy+}",
     "GET /jobs/{job_id}/thumbnails/{proxy+}",
 }
-# The roles of the functions that read the deployment secret (vidpipe.access).
-SECRET_READERS = {"UploadApiFunctionRole", "AuthorizerFunctionRole", "WebhookFunctionRole"}
+# Which role reads which purpose's key set (vidpipe.access), and nothing more:
+# the authorizer checks tokens; the API signs grants and shows a new webhook its
+# secret; the webhook function signs deliveries.
+KEY_SETS = {"api-tokens": "ApiTokenKeys", "output-grants": "OutputGrantKeys", "webhook-signing": "WebhookSigningKeys"}
+KEY_READERS = {
+    "AuthorizerFunctionRole": {"api-tokens"},
+    "UploadApiFunctionRole": {"output-grants", "webhook-signing"},
+    "WebhookFunctionRole": {"webhook-signing"},
+}
 # The only managed policies SAM may attach: logs, reading the function's SQS queue,
 # and sending X-Ray traces (Tracing: Active).
 SAM_MANAGED_POLICIES = {
@@ -150,11 +157,13 @@ def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guar
 ) -> None:
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in
               resources_of(translated, "AWS::ApiGatewayV2::Route").values()}
-    [(authorizer_name, authorizer)] = resources_of(translated, "AWS::ApiGatewayV2::Authorizer").items()
+    authorizer = translated["Resources"]["HttpApiAuthorizer"]
 
     default = routes["$default"]
-    assert default["AuthorizationType"] == "CUSTOM"
-    assert default["AuthorizerId"] == {"Ref": authorizer_name}
+    # The Lambda authorizer unless the stack is given an OIDC issuer (see the next test).
+    assert default["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}
+    assert default["AuthorizerId"] == {"Fn::If": ["UseOidcIssuer", {"Ref": "HttpApiJwtAuthorizer"},
+                                                  {"Ref": "HttpApiAuthorizer"}]}
     properties = authorizer["Properties"]
     assert properties["AuthorizerType"] == "REQUEST"
     # The authorizer answers {"isAuthorized": ..., "context": {"user": ...}}: the
@@ -173,6 +182,22 @@ def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guar
     assert [p["Principal"] for p in permissions] == ["apigateway.amazonaws.com"]
 
 
+def test_GIVEN_an_oidc_issuer_WHEN_translated_THEN_a_jwt_authorizer_checks_its_tokens_and_none_exists_without_one(
+    template: dict[str, Any], translated: dict[str, Any],
+) -> None:
+    # The AWS option for deployments whose users sign in with Cognito or another
+    # OIDC provider: API Gateway checks signature, audience and expiry itself.
+    jwt = translated["Resources"]["HttpApiJwtAuthorizer"]
+
+    assert jwt["Condition"] == "UseOidcIssuer"
+    assert translated["Conditions"]["UseOidcIssuer"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OidcIssuer"}, ""]}]}
+    assert template["Parameters"]["OidcIssuer"]["Default"] == ""
+    assert jwt["Properties"]["AuthorizerType"] == "JWT"
+    assert jwt["Properties"]["IdentitySource"] == ["$request.header.Authorization"]
+    assert jwt["Properties"]["JwtConfiguration"] == {"Issuer": {"Ref": "OidcIssuer"},
+                                                      "Audience": [{"Ref": "OidcAudience"}]}
+
+
 def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_outputs_skip_the_authorizer(
     translated: dict[str, Any],
 ) -> None:
@@ -188,7 +213,8 @@ def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_out
         if properties["RouteKey"] in PUBLIC_ROUTES:
             assert "AuthorizerId" not in properties, properties["RouteKey"]
         else:
-            assert properties["AuthorizationType"] == "CUSTOM", properties["RouteKey"]
+            assert properties["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}, \
+                properties["RouteKey"]
 
 
 def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a_dead_letter_queue(
@@ -299,58 +325,95 @@ def test_GIVEN_the_api_role_WHEN_inspected_THEN_it_may_put_only_under_the_upload
     assert [s["Resource"] for s in puts] == [{"Fn::Sub": "${UploadsBucket.Arn}/" + UPLOAD_KEY_PREFIX + "*"}]
 
 
-def _names_the_api_secret(resource: Any, secret_name: Any) -> bool:
-    """The secret's ARN (``!Ref``), or the ARN pattern of its name: Secrets
-    Manager appends ``-`` and six random characters to a secret's name."""
-    if resource == {"Ref": "ApiSecret"}:
-        return True
-    if secret_name is None:
-        return False
-    name = secret_name["Fn::Sub"] if isinstance(secret_name, dict) else secret_name
-    prefix = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-    return isinstance(resource, dict) and resource.get("Fn::Sub") in {f"{prefix}{name}-*", f"{prefix}{name}-??????"}
+SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
 
 
-def test_GIVEN_the_roles_WHEN_inspected_THEN_only_the_api_and_authorizer_read_the_api_secret_and_nothing_else(
+def _key_set_named_by(resource: Any, template: dict[str, Any]) -> str | None:
+    """The purpose whose key set ``resource`` names: its ARN pattern (Secrets
+    Manager appends ``-`` and six random characters to a secret's name)."""
+    for purpose, logical_id in KEY_SETS.items():
+        name = template["Resources"][logical_id]["Properties"]["Name"]["Fn::Sub"]
+        if isinstance(resource, dict) and resource.get("Fn::Sub") in {f"{SECRET_ARN_PREFIX}{name}-*",
+                                                                     f"{SECRET_ARN_PREFIX}{name}-??????"}:
+            return purpose
+    return None
+
+
+def test_GIVEN_the_roles_WHEN_inspected_THEN_each_reads_only_the_key_sets_of_its_purposes(
     translated: dict[str, Any],
 ) -> None:
-    secret_name = translated["Resources"]["ApiSecret"]["Properties"].get("Name")
-    secret_statements: dict[str, list[dict[str, Any]]] = {}
+    readable: dict[str, set[str | None]] = {}
     for name, role in resources_of(translated, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"])):
-                    secret_statements.setdefault(name, []).append(statement)
+                    assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
+                    readable.setdefault(name, set()).update(
+                        _key_set_named_by(resource, translated) for resource in as_list(statement["Resource"]))
 
-    # The API function also reads the outputs CDN's signing key, and that one secret only.
-    cdn_key = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-    cdn_key += "${AWS::StackName}/cdn-signing-key-*"
-    reads_cdn_key = [
-        statement for statement in secret_statements.get("UploadApiFunctionRole", [])
-        if statement["Resource"] == {"Fn::Sub": cdn_key}
-        and as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
-    ]  # fmt: skip
-    assert len(reads_cdn_key) == 1
-    secret_statements["UploadApiFunctionRole"].remove(reads_cdn_key[0])
+    # The API function also reads the outputs CDN's signing key (stored by `vidpipe cdn-key`), and only there.
+    cdn_key = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                          "${AWS::StackName}/cdn-signing-key-*"}
+    cdn_readers = {name for name, role in resources_of(translated, "AWS::IAM::Role").items()
+                   for policy in role["Properties"].get("Policies", [])
+                   for statement in policy["PolicyDocument"]["Statement"]
+                   if cdn_key in as_list(statement["Resource"])}
+    assert cdn_readers == {"UploadApiFunctionRole"}
+    readable["UploadApiFunctionRole"].discard(None)
 
-    assert set(secret_statements) == SECRET_READERS
-    for name, statements in secret_statements.items():
-        [statement] = statements
-        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
-        resources = as_list(statement["Resource"])
-        assert len(resources) == 1 and _names_the_api_secret(resources[0], secret_name), f"{name}: {resources}"
+    assert readable == KEY_READERS
 
 
-def test_GIVEN_the_secret_readers_WHEN_translated_THEN_their_secret_id_names_the_api_secret(
+def test_GIVEN_the_key_sets_WHEN_translated_THEN_each_is_generated_as_a_current_kid_and_its_key(
     translated: dict[str, Any],
 ) -> None:
-    secret = translated["Resources"]["ApiSecret"]["Properties"]
+    secrets = resources_of(translated, "AWS::SecretsManager::Secret")
 
-    assert "GenerateSecretString" in secret and "SecretString" not in secret
-    for role in SECRET_READERS:
+    assert set(secrets) == set(KEY_SETS.values())  # the old shared api-secret is gone
+    for purpose, logical_id in KEY_SETS.items():
+        properties = secrets[logical_id]["Properties"]
+        assert properties["Name"] == {"Fn::Sub": "${AWS::StackName}/keys/" + purpose}
+        generated = properties["GenerateSecretString"]
+        assert "SecretString" not in properties
+        # {"current": "k1", "k1": <48 random characters>}: what SigningKeys.from_secret_string reads.
+        assert json.loads(generated["SecretStringTemplate"]) == {"current": generated["GenerateStringKey"]}
+        assert generated["PasswordLength"] >= 32
+
+
+def test_GIVEN_the_key_readers_WHEN_translated_THEN_their_prefix_names_the_key_sets(translated: dict[str, Any]) -> None:
+    for role in KEY_READERS:
         function = translated["Resources"][role.removesuffix("Role")]["Properties"]
-        secret_id = function["Environment"]["Variables"]["API_SECRET_ID"]
-        assert secret_id in (secret.get("Name"), {"Ref": "ApiSecret"}), role
+        assert function["Environment"]["Variables"]["SIGNING_KEYS_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/keys/"}
+
+
+def test_GIVEN_the_authorizer_WHEN_translated_THEN_its_cached_answers_live_at_most_the_parameters_seconds(
+    template: dict[str, Any], translated: dict[str, Any],
+) -> None:
+    # A revoked token gets in for as long as API Gateway reuses the authorizer's
+    # answer for its Authorization header: that is the revocation's bound.
+    authorizer = translated["Resources"]["HttpApiAuthorizer"]
+    parameter = template["Parameters"]["AuthorizerCacheSeconds"]
+
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == {"Ref": "AuthorizerCacheSeconds"}
+    assert parameter["Default"] <= 60
+    assert parameter["MinValue"] == 0
+
+
+def test_GIVEN_the_revocation_list_WHEN_translated_THEN_its_items_expire_and_only_the_authorizer_reads_it(
+    translated: dict[str, Any],
+) -> None:
+    table = translated["Resources"]["RevokedTokensTable"]["Properties"]
+    readers = {
+        name for name, role in resources_of(translated, "AWS::IAM::Role").items()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if {"Fn::GetAtt": ["RevokedTokensTable", "Arn"]} in as_list(statement["Resource"])
+    }
+
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert readers == {"AuthorizerFunctionRole"}
+    authorizer = translated["Resources"]["AuthorizerFunction"]["Properties"]
+    assert authorizer["Environment"]["Variables"]["REVOKED_TOKENS_TABLE"] == {"Ref": "RevokedTokensTable"}
 
 
 # ------------------------------------------------------------------ buckets and environment

@@ -20,6 +20,7 @@ from upload_api.domain_logic.status import (
 )
 from upload_api.domain_logic.sweep import sweep
 from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver
+from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import EventPublishError, JobStoreError
 from vidpipe.events import JobFinished, Stage, StageEventKind, iso_utc
 from vidpipe.job_store import FINISHED_EVENT_PENDING, item_to_job, job_to_item
@@ -29,6 +30,8 @@ from vidpipe.webhook_store import Webhook
 
 # The status function stamps its verdicts with the real clock.
 NOW = datetime.now(UTC)
+
+WEBHOOK_KEYS = SigningKeys(WEBHOOK_SIGNING, "k1", {"k1": "webhook-key-for-the-outbox-tests"})
 
 
 class Bus:
@@ -96,7 +99,7 @@ def webhook_posts(bus: Bus) -> list[str]:
 
     for n, event in enumerate(bus.delivered, start=1):
         deliver(JobFinishedNotice.from_event(event), jobs=Jobs(), registry=registry, timeline=timeline,
-                sender=sender, deployment_secret="d", invocation=Invocation("webhooks", f"r{n}"), attempt=1,
+                sender=sender, signing_keys=WEBHOOK_KEYS, invocation=Invocation("webhooks", f"r{n}"), attempt=1,
                 last_attempt=False)
     return [url for url, _, _ in sender.sent]
 

@@ -182,7 +182,7 @@ def test_GIVEN_outputs_through_cloudfront_WHEN_a_ready_job_is_viewed_THEN_every_
     import base64
     from urllib.parse import parse_qs, urlsplit
 
-    from vidpipe.access import output_grant
+    from vidpipe.access import OUTPUT_GRANTS, SigningKeys, output_grant
     from vidpipe.cloudfront_signing import CloudFrontOutputUrls, generate_signing_key_pair, load_private_key
 
     # GIVEN the CloudFront signer as the API wires it, and the output grant of the playlists
@@ -190,7 +190,7 @@ def test_GIVEN_outputs_through_cloudfront_WHEN_a_ready_job_is_viewed_THEN_every_
     now = 1_800_000_000
     key = load_private_key(generate_signing_key_pair().private_key_pem)
     signer = CloudFrontOutputUrls(base_url=cdn, key_pair_id="K2JCJMDEHXQW5F", key=key, issued_at=now)
-    grant = output_grant("secret", JOB_ID, ttl_s=TTL, now=now)
+    grant = output_grant(SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "output-grant-key-for-the-job-view-tests"}), JOB_ID, ttl_s=TTL, now=now)
 
     # WHEN the job is viewed
     outputs = job_view(ready_job(), api_url=API, signer=signer, url_ttl_s=TTL, grant=grant)["outputs"]

@@ -210,7 +210,7 @@ def test_GIVEN_square_source_WHEN_scaled_THEN_square() -> None:
     assert scaled_size(1080, 1080, 720) == (720, 720)
 
 
-def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_each_lower_rung_half_a_step_more() -> None:
+def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_lower_rungs_coarser() -> None:
     ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=27.0)
 
     assert [r.crf for r in ladder] == [27.0, 27.5, 28.0, 28.5, 29.0]

@@ -15,6 +15,7 @@ from upload_api.domain_logic.webhooks import (
     deliver,
     register_webhook,
 )
+from vidpipe.access import API_TOKENS, WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import (
     DestinationRefused,
     JobNotFound,
@@ -26,11 +27,23 @@ from vidpipe.observability import Invocation
 from vidpipe.outbound import OutboundGuard, OutboundPolicy
 from vidpipe.timeline import TimelineEntry
 from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import SIGNATURE_HEADER, sign, signing_secret, verify_signature
+from vidpipe.webhooks import (
+    SIGNATURE_HEADER,
+    current_signing_secret,
+    sign,
+    signing_secret,
+    signing_secrets,
+    verify_signature,
+)
 
 SECRET = "whsec_test-secret"
 BODY = b'{"id":"e1","type":"job.ready","job":{"job_id":"j1","status":"READY","error":null}}'
 NOW = 1_741_944_461
+KEY_1 = "webhook-key-1-2f9c4e1a7b3d5f8e0a6c9d8e7f6a5b4c"
+KEY_2 = "webhook-key-2-0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d"
+# The old deployment secret, kept as a kid so receivers registered before keys had ids keep verifying.
+LEGACY_KEY = "old-deployment-secret-0123456789abcdefghijklmn"
+KEYS = SigningKeys(WEBHOOK_SIGNING, "k1", {"k1": KEY_1})
 
 
 # ------------------------------------------------------------------ signature
@@ -81,6 +94,29 @@ def test_GIVEN_webhooks_WHEN_secrets_are_derived_THEN_stable_per_webhook_and_dif
                 signing_secret("rotated", "alice", "hook-1")}) == 4
 
 
+def test_GIVEN_a_rotation_of_the_webhook_keys_WHEN_a_delivery_is_signed_THEN_receivers_of_either_kid_verify_it(
+) -> None:
+    # k1 -> k2: a receiver registered under k1 (or under the old deployment
+    # secret, kept as kid "legacy") holds that secret until its owner re-registers.
+    rotating = SigningKeys(WEBHOOK_SIGNING, "k2", {"legacy": LEGACY_KEY, "k1": KEY_1, "k2": KEY_2})
+    header = sign(signing_secrets(rotating, "alice", "hook-1"), BODY, timestamp=NOW)
+
+    assert current_signing_secret(rotating, "alice", "hook-1") == signing_secret(KEY_2, "alice", "hook-1")
+    for held in (signing_secret(KEY_1, "alice", "hook-1"), signing_secret(KEY_2, "alice", "hook-1"),
+                 signing_secret(LEGACY_KEY, "alice", "hook-1")):
+        verify_signature(held, BODY, header, now=NOW)
+    # ... and once k1 is removed, a receiver still holding its secret is refused
+    removed = SigningKeys(WEBHOOK_SIGNING, "k2", {"k2": KEY_2})
+    with pytest.raises(WebhookSignatureInvalid, match="does not match"):
+        verify_signature(signing_secret(KEY_1, "alice", "hook-1"), BODY,
+                         sign(signing_secrets(removed, "alice", "hook-1"), BODY, timestamp=NOW), now=NOW)
+
+
+def test_GIVEN_keys_of_another_purpose_WHEN_a_webhook_secret_is_derived_THEN_value_error() -> None:
+    with pytest.raises(ValueError, match="webhook-signing"):
+        current_signing_secret(SigningKeys(API_TOKENS, "k1", {"k1": KEY_1}), "alice", "hook-1")
+
+
 # ------------------------------------------------------------------ registration
 
 
@@ -116,7 +152,7 @@ def test_GIVEN_a_name_resolving_inside_WHEN_registered_THEN_refused_and_nothing_
     inside = OutboundGuard(OutboundPolicy.build(allow_http=False), lambda host, port: ["93.184.215.14", "10.0.0.1"])
 
     with pytest.raises(DestinationRefused, match="hooks.example resolves to 10.0.0.1, a private address"):
-        register_webhook("alice", "https://hooks.example/h", registry=registry, deployment_secret="d", guard=inside)
+        register_webhook("alice", "https://hooks.example/h", registry=registry, signing_keys=KEYS, guard=inside)
 
     assert registry.hooks == []
 
@@ -135,10 +171,10 @@ class FakeRegistry:
 def test_GIVEN_a_url_WHEN_registered_THEN_stored_and_its_secret_shown_once() -> None:
     registry = FakeRegistry()
 
-    answer = register_webhook("alice", "https://example.com/h", registry=registry, deployment_secret="d",
+    answer = register_webhook("alice", "https://example.com/h", registry=registry, signing_keys=KEYS,
                               guard=public_guard(), new_id="hook-1")
 
-    assert answer["secret"] == signing_secret("d", "alice", "hook-1")
+    assert answer["secret"] == signing_secret(KEY_1, "alice", "hook-1")
     assert registry.hooks[0].to_dict() == {k: v for k, v in answer.items() if k != "secret"}
     assert "secret" not in registry.hooks[0].to_dict()
 
@@ -147,7 +183,7 @@ def test_GIVEN_a_user_at_the_limit_WHEN_registering_another_THEN_refused() -> No
     registry = FakeRegistry([Webhook("alice", f"h{n}", "https://e.com", "t") for n in range(MAX_WEBHOOKS_PER_USER)])
 
     with pytest.raises(ValidationFailed, match="at most"):
-        register_webhook("alice", "https://e.com/x", registry=registry, deployment_secret="d", guard=public_guard())
+        register_webhook("alice", "https://e.com/x", registry=registry, signing_keys=KEYS, guard=public_guard())
 
 
 # ------------------------------------------------------------------ delivery
@@ -200,7 +236,7 @@ class FakeSender:
 def run_delivery(sender: FakeSender, timeline: FakeTimeline, registry: FakeRegistry, attempt: int,
                  last: bool = False) -> None:
     deliver(JobFinishedNotice.from_event(finished_event()), jobs=FakeJobs(), registry=registry, timeline=timeline,
-            sender=sender, deployment_secret="d", invocation=Invocation("webhook", f"req-{attempt}"),
+            sender=sender, signing_keys=KEYS, invocation=Invocation("webhook", f"req-{attempt}"),
             attempt=attempt, last_attempt=last)
 
 
@@ -240,7 +276,7 @@ def test_GIVEN_a_delivery_WHEN_sent_THEN_the_body_is_the_same_each_time_and_sign
                                         "job": {"job_id": "j1", "status": "READY", "error": None}}
     for url, body, headers in sender.sent:
         hook_id = "ok" if "ok." in url else "flaky"
-        verify_signature(signing_secret("d", "alice", hook_id), body, headers[SIGNATURE_HEADER])
+        verify_signature(signing_secret(KEY_1, "alice", hook_id), body, headers[SIGNATURE_HEADER])
         assert headers["Vidpipe-Delivery"] == "evt-1" and headers["Vidpipe-Event"] == "job.ready"
 
 
@@ -262,7 +298,7 @@ def test_GIVEN_a_job_that_is_gone_WHEN_delivered_THEN_nothing_is_sent() -> None:
     event["detail"]["job_id"] = "gone"
 
     deliver(JobFinishedNotice.from_event(event), jobs=FakeJobs(), registry=two_hooks(), timeline=timeline,
-            sender=sender, deployment_secret="d", invocation=Invocation("webhook", "r"), attempt=1, last_attempt=False)
+            sender=sender, signing_keys=KEYS, invocation=Invocation("webhook", "r"), attempt=1, last_attempt=False)
 
     assert sender.sent == [] and timeline.recorded == []
 

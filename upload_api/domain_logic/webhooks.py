@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from vidpipe.access import SigningKeys
 from vidpipe.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
 from vidpipe.events import utc_now
 from vidpipe.observability import Invocation
 from vidpipe.outbound import OutboundGuard
 from vidpipe.timeline import TimelineEntry
 from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import SIGNATURE_HEADER, sign, signing_secret
+from vidpipe.webhooks import SIGNATURE_HEADER, current_signing_secret, sign, signing_secrets
 
 MAX_WEBHOOKS_PER_USER = 5
 FINISHED_TYPES = {"Job Ready": "job.ready", "Job Failed": "job.failed"}
@@ -70,7 +71,7 @@ def check_webhook_url(url: str, *, guard: OutboundGuard) -> str:
 
 
 def register_webhook(
-    owner: str, url: str, *, registry: WebhookRegistry, deployment_secret: str, guard: OutboundGuard,
+    owner: str, url: str, *, registry: WebhookRegistry, signing_keys: SigningKeys, guard: OutboundGuard,
     new_id: str | None = None,
 ) -> dict[str, Any]:
     """Register ``url`` for ``owner``; the answer carries the signing secret, shown this once."""
@@ -79,7 +80,7 @@ def register_webhook(
         raise ValidationFailed(f"a user may register at most {MAX_WEBHOOKS_PER_USER} webhooks; delete one first")
     hook = Webhook(owner=owner, webhook_id=new_id or uuid.uuid4().hex, url=url, created_at=utc_now())
     registry.create(hook)
-    return {**hook.to_dict(), "secret": signing_secret(deployment_secret, owner, hook.webhook_id)}
+    return {**hook.to_dict(), "secret": current_signing_secret(signing_keys, owner, hook.webhook_id)}
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def deliver(
     registry: WebhookRegistry,
     timeline: Timeline,
     sender: Sender,
-    deployment_secret: str,
+    signing_keys: SigningKeys,
     invocation: Invocation,
     attempt: int,
     last_attempt: bool,
@@ -161,7 +162,7 @@ def deliver(
             "User-Agent": "vidpipe-webhooks/1",
             "Vidpipe-Delivery": notice.delivery_id,
             "Vidpipe-Event": notice.kind,
-            SIGNATURE_HEADER: sign(signing_secret(deployment_secret, owner, hook.webhook_id), body),
+            SIGNATURE_HEADER: sign(signing_secrets(signing_keys, owner, hook.webhook_id), body),
         }
         started, started_at = time.monotonic(), utc_now()
         details: dict[str, Any] = {"webhook_id": hook.webhook_id, "url": _shown_url(hook.url),

@@ -31,7 +31,7 @@ from upload_api.domain_logic.uploads import (
     uploaded_parts,
 )
 from upload_api.domain_logic.webhooks import register_webhook
-from vidpipe.access import deployment_secret, grant_is_valid, output_grant
+from vidpipe.access import OUTPUT_GRANTS, WEBHOOK_SIGNING, grant_is_valid, output_grant, signing_keys
 from vidpipe.aws_clients import dynamodb_client, s3_client, secrets_client
 from vidpipe.cloudfront_signing import CloudFrontOutputUrls, load_private_key
 from vidpipe.errors import (
@@ -124,9 +124,10 @@ def _cdn_signing_key(secret_id: str) -> Any:
 
 def _caller() -> str:
     """The user the HTTP API's authorizer let in (every route but the page and
-    the outputs sits behind it)."""
-    context = app.current_event.request_context.authorizer.get_lambda or {}
-    user = context.get("user")
+    the outputs sits behind it): a vidpipe token's user (Lambda authorizer), or
+    the subject of an OIDC issuer's JWT (the OidcIssuer parameter)."""
+    authorizer = app.current_event.request_context.authorizer
+    user = (authorizer.get_lambda or {}).get("user") or authorizer.jwt_claim.get("sub")
     if not user:
         raise Unauthenticated("send an API token: Authorization: Bearer <token>")
     return str(user)
@@ -143,7 +144,7 @@ def _owned_job(job_id: str) -> Job:
 
 def _view(job: Job) -> dict[str, Any]:
     ttl = get_settings().output_url_ttl_s
-    grant = output_grant(deployment_secret(), job.job_id, ttl_s=ttl)
+    grant = output_grant(signing_keys(OUTPUT_GRANTS), job.job_id, ttl_s=ttl)
     return job_view(job, api_url=_api_url(), signer=_output_urls(), url_ttl_s=ttl, grant=grant)
 
 
@@ -252,7 +253,7 @@ def _webhook_guard() -> OutboundGuard:
 
 @app.post("/webhooks")
 def post_webhook(body: WebhookBody) -> Response[dict[str, Any]]:
-    registered = register_webhook(_caller(), body.url, registry=_webhooks(), deployment_secret=deployment_secret(),
+    registered = register_webhook(_caller(), body.url, registry=_webhooks(), signing_keys=signing_keys(WEBHOOK_SIGNING),
                                   guard=_webhook_guard())
     logger.info("webhook registered", extra={"webhook_id": registered["webhook_id"]})
     return Response(status_code=201, content_type="application/json", body=registered)
@@ -336,13 +337,13 @@ def _granted_outputs(job_id: str, stage: Stage) -> tuple[str, str]:
     (as a query string). Unauthenticated unless the grant is valid for the job;
     JobNotFound until the stage has completed."""
     query = app.current_event.query_string_parameters or {}
-    if not grant_is_valid(deployment_secret(), job_id, query):
+    if not grant_is_valid(signing_keys(OUTPUT_GRANTS), job_id, query):
         raise Unauthenticated("this output URL is not valid (or has expired): get a fresh one from GET /jobs/{id}")
     state = _jobs().get(job_id).stages[stage]
     playable_early = state.status is StageStatus.RUNNING and state.outputs.get("playable")
     if state.status is not StageStatus.COMPLETED and not playable_early:
         raise JobNotFound(f"job {job_id} has no {stage.value} outputs yet")
-    return str(state.outputs["prefix"]), f"expires={query['expires']}&grant={query['grant']}"
+    return str(state.outputs["prefix"]), f"expires={query['expires']}&kid={query['kid']}&grant={query['grant']}"
 
 
 def _text(body: str, content_type: str) -> Response[str]:

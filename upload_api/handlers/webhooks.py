@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver
-from vidpipe.access import deployment_secret
+from vidpipe.access import WEBHOOK_SIGNING, signing_keys
 from vidpipe.aws_clients import dynamodb_client, sqs_client
 from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
 from vidpipe.job_store import DynamoJobStore
@@ -52,7 +52,7 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             registry=DynamoWebhookStore(dynamodb_client(), settings.webhooks_table),
             timeline=DynamoTimeline(dynamodb_client(), settings.job_events_table),
             sender=_sender(),
-            deployment_secret=deployment_secret(),
+            signing_keys=signing_keys(WEBHOOK_SIGNING),
             invocation=Invocation.of(lambda_context),
             attempt=attempt,
             last_attempt=attempt >= settings.max_receive_count,

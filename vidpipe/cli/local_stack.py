@@ -40,7 +40,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +48,20 @@ import boto3
 import requests
 from botocore.config import Config
 
-from vidpipe.access import mint_api_token
+from vidpipe.access import TokenRefused, unverified_claims
 from vidpipe.cli.packaging import FFMPEG_WHEEL, PROJECT_ROOT, BuildOutput, build_all
 from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
+from vidpipe.cli.tokens import mint_token as mint_stack_token
 
 REGION = "us-east-1"
 ACCESS_KEY = "test"  # ministack's root credentials with AUTH=true
 SECRET_KEY = "test"
 STACK_NAME = "vidpipe"
 LOCAL_USER = "local"  # whose token `vidpipe up` prints
+LOCAL_TOKEN_TTL_S = 30 * 86400
+# `vidpipe up` on a running stack mints the local user a new token when the one
+# it printed before has less than this left.
+LOCAL_TOKEN_RENEW_S = 86400
 ARTIFACT_BUCKET = "vidpipe-deploy-artifacts"
 START_TIMEOUT_S = 60
 # The FFmpeg layer as built (packaging.build_ffmpeg_layer): the very bits the
@@ -154,6 +159,11 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
     previous = _read_endpoints_file(settings)
     if previous and previous.get("fingerprint") == fingerprint and _stack_exists(settings):
         endpoints = Endpoints(**previous["endpoints"])
+        if _expires_soon(endpoints.api_token):
+            endpoints = _with_token(endpoints, mint_token(settings, endpoints.outputs, LOCAL_USER))
+            settings.endpoints_file.write_text(
+                json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
+            )
     else:
         log("deploying infra/template.yaml into the local stack ...")
         build_dir = PROJECT_ROOT / "build"
@@ -362,6 +372,9 @@ def local_parameters(api_url: str, overrides: dict[str, str]) -> dict[str, str]:
         "WebhookAllowedHosts": LOCAL_WEBHOOK_RECEIVERS,
         # The local stack speaks plain http: a bucket policy denying it would deny everything.
         "BucketsRequireTls": "false",
+        # A revoked token is refused within seconds here (30 s on AWS by default),
+        # so the stack test of revocation does not wait out a long cache.
+        "AuthorizerCacheSeconds": "5",
         **overrides,
     }
 
@@ -412,22 +425,27 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     _apply_bucket_settings_ministack_ignores(s3, outputs["UploadsBucketName"], declared)
     if outputs["ApiId"] != STACK_NAME:
         raise LocalStackError(f"the HTTP API got id {outputs['ApiId']!r}, not {STACK_NAME!r}")
-    token = mint_token(settings, outputs, LOCAL_USER)
-    return Endpoints(
-        api_url=api_url,
-        # The page keeps the token from the fragment (never sent to a server).
-        web_url=f"{api_url}/#token={token}",
-        aws_endpoint_url=endpoint,
-        api_token=token,
-        stack_name=STACK_NAME,
-        outputs=outputs,
-    )
+    endpoints = Endpoints(api_url=api_url, web_url="", aws_endpoint_url=endpoint, api_token="",
+                          stack_name=STACK_NAME, outputs=outputs)
+    return _with_token(endpoints, mint_token(settings, outputs, LOCAL_USER))
 
 
-def mint_token(settings: LocalStackSettings, outputs: dict[str, str], user: str) -> str:
-    """An API token for ``user``, signed with the stack's secret (read with the admin keys)."""
-    secret = aws_client("secretsmanager", settings.endpoint_url).get_secret_value(SecretId=outputs["ApiSecretId"])
-    return mint_api_token(str(secret["SecretString"]), user)
+def _with_token(endpoints: Endpoints, token: str) -> Endpoints:
+    # The page keeps the token from the fragment (never sent to a server).
+    return replace(endpoints, api_token=token, web_url=f"{endpoints.api_url}/#token={token}")
+
+
+def _expires_soon(token: str) -> bool:
+    try:
+        return unverified_claims(token).expires_at - time.time() < LOCAL_TOKEN_RENEW_S
+    except TokenRefused:
+        return True  # a token of the old format: never accepted any more
+
+
+def mint_token(settings: LocalStackSettings, outputs: dict[str, str], user: str,
+               ttl_s: int = LOCAL_TOKEN_TTL_S) -> str:
+    """An API token for ``user``, signed with the stack's key (read with the admin keys)."""
+    return mint_stack_token(aws_client("secretsmanager", settings.endpoint_url), outputs, user, ttl_s=ttl_s).token
 
 
 def _stack_exists(settings: LocalStackSettings) -> bool:
@@ -483,7 +501,9 @@ def _apply_bucket_settings_ministack_ignores(s3: Any, bucket: str, template: dic
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
-    rules = properties.get("LifecycleConfiguration", {}).get("Rules", [])
+    # A rule that depends on a parameter (Fn::If, e.g. ExpireSources) is left to
+    # AWS: reading it here would mean evaluating the template ourselves.
+    rules = [rule for rule in properties.get("LifecycleConfiguration", {}).get("Rules", []) if "Id" in rule]
     if rules:
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]}

@@ -8,6 +8,8 @@
     vidpipe trace JOB_ID [--json]        what happened to a job, and where the time went
     vidpipe logs JOB_ID                  the job's log lines from every function, in time order
     vidpipe cdn-key --stack-name NAME    on AWS, once before the first deploy: the outputs CDN's signing key
+    vidpipe token USER [--ttl 30d] [--stack NAME]   mint an API token (local stack, or on AWS)
+    vidpipe token --revoke TOKEN_ID [--stack NAME]  refuse one token from now on
 
 The API URL comes from the running local stack, or from ``--api-url`` /
 ``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
@@ -34,12 +36,12 @@ from vidpipe.cli.local_stack import (
     LocalStackSettings,
     aws_client,
     current_endpoints,
-    mint_token,
     start,
     stop,
 )
 from vidpipe.cli.packaging import PackagingError
 from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
+from vidpipe.cli.tokens import TokenCommandError, mint_token, parse_ttl, revoke_token, stack_outputs
 from vidpipe.cli.trace import format_trace
 
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     # PackagingError: `vidpipe up` could not build the functions or layers (the
     # pinned FFmpeg not downloadable and not cached, say): a reason, not a traceback.
-    except (LocalStackError, PackagingError, ApiError, CdnKeyError, TimeoutError) as exc:
+    except (LocalStackError, PackagingError, ApiError, CdnKeyError, TimeoutError, TokenCommandError) as exc:
         print(f"vidpipe: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -103,8 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("job_id")
     logs.set_defaults(run=command_logs)
 
-    token = commands.add_parser("token", help="mint an API token for a user of the local stack")
-    token.add_argument("user")
+    token = commands.add_parser("token", help="mint (or revoke) an API token of the local stack or an AWS stack")
+    token.add_argument("user", nargs="?", help="whose token to mint")
+    token.add_argument("--ttl", default="30d", help="how long it stays valid: seconds, or 90m, 12h, 30d (at most 366d)")
+    token.add_argument("--revoke", metavar="TOKEN_ID", help="revoke this token (its id, or the token itself)")
+    token.add_argument("--stack", default=os.environ.get("VIDPIPE_STACK"),
+                       help="a stack deployed on AWS (read with your AWS credentials) instead of the local one")
+    token.add_argument("--region", default=os.environ.get("AWS_REGION"), help="the AWS stack's region")
     token.set_defaults(run=command_token)
 
     cdn_key = commands.add_parser(
@@ -167,9 +174,31 @@ def _client(args: argparse.Namespace) -> VidpipeClient:
 
 
 def command_token(args: argparse.Namespace) -> int:
-    settings = LocalStackSettings.from_environment()
-    endpoints = _running_endpoints(settings)
-    print(mint_token(settings, endpoints.outputs, args.user))
+    if bool(args.user) == bool(args.revoke):
+        raise TokenCommandError("give a USER to mint a token for, or --revoke TOKEN_ID")
+    ttl_s = parse_ttl(args.ttl)
+    if args.stack:
+        import boto3  # the caller's own credentials and region, as the AWS CLI would use them
+
+        session = boto3.Session(region_name=args.region)
+        outputs = stack_outputs(session.client("cloudformation"), args.stack)
+        secrets, dynamodb = session.client("secretsmanager"), session.client("dynamodb")
+    else:
+        endpoints = _running_endpoints(LocalStackSettings.from_environment(), hint=" (or give --stack)")
+        outputs = endpoints.outputs
+        secrets = aws_client("secretsmanager", endpoints.aws_endpoint_url)
+        dynamodb = aws_client("dynamodb", endpoints.aws_endpoint_url)
+    if args.revoke:
+        token_id, until = revoke_token(dynamodb, outputs, args.revoke)
+        print(f"revoked token {token_id} (refused within the authorizer's cache time; "
+              f"kept on the list until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(until))})")
+        return 0
+    issued = mint_token(secrets, outputs, args.user, ttl_s=ttl_s)
+    # stdout carries the token alone (scripts capture it); the rest goes to stderr.
+    print(f"token {issued.claims.token_id} of {issued.claims.user}, valid until "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(issued.claims.expires_at))}; "
+          f"revoke it with: vidpipe token --revoke {issued.claims.token_id}", file=sys.stderr)
+    print(issued.token)
     return 0
 
 

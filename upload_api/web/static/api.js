@@ -78,7 +78,8 @@ async function toApiError(response) {
   }
   if (response.status === 401 || response.status === 403) {
     // API Gateway's own refusal ({message: "Unauthorized"|"Forbidden"}): no or a wrong token.
-    return new ApiError("The API needs a valid API token: open the address `vidpipe up` printed, or enter a token.",
+    return new ApiError("The API needs a valid API token (tokens expire and can be revoked): " +
+      "open the address `vidpipe up` printed, or enter a new token from `vidpipe token`.",
       { status: response.status, code: "UNAUTHENTICATED" });
   }
   const message = body && typeof body.message === "string"
