@@ -190,7 +190,8 @@ def test_GIVEN_outputs_through_cloudfront_WHEN_a_ready_job_is_viewed_THEN_every_
     now = 1_800_000_000
     key = load_private_key(generate_signing_key_pair().private_key_pem)
     signer = CloudFrontOutputUrls(base_url=cdn, key_pair_id="K2JCJMDEHXQW5F", key=key, issued_at=now)
-    grant = output_grant(SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "output-grant-key-for-the-job-view-tests"}), JOB_ID, ttl_s=TTL, now=now)
+    keys = SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "output-grant-key-for-the-job-view-tests"})
+    grant = output_grant(keys, JOB_ID, ttl_s=TTL, now=now)
 
     # WHEN the job is viewed
     outputs = job_view(ready_job(), api_url=API, signer=signer, url_ttl_s=TTL, grant=grant)["outputs"]
