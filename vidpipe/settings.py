@@ -68,6 +68,12 @@ class Settings:
     # are accepted (the local stack's receivers; https only on AWS by default).
     webhooks_table: str = ""
     webhook_allow_http: bool = False
+    # Per-owner limits (vidpipe.quotas): jobs not yet finished at once, bytes
+    # declared at POST /uploads per UTC day, minutes of video (as probed by the
+    # transcode stage) per UTC day.
+    max_active_jobs_per_owner: int = 10
+    max_upload_bytes_per_owner_per_day: int = 100 * 1024**3
+    max_video_minutes_per_owner_per_day: float = 300.0
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -103,6 +109,9 @@ class Settings:
             job_events_table=os.environ.get("JOB_EVENTS_TABLE", "").strip(),
             webhooks_table=os.environ.get("WEBHOOKS_TABLE", "").strip(),
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
+            max_active_jobs_per_owner=_positive_int("MAX_ACTIVE_JOBS_PER_OWNER", 10),
+            max_upload_bytes_per_owner_per_day=_positive_int("MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY", 100 * 1024**3),
+            max_video_minutes_per_owner_per_day=float(_positive_int("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", 300)),
         )
 
 
@@ -132,6 +141,15 @@ def _number(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValidationFailed(f"setting {name}={raw!r} is not a number", code="MISCONFIGURED") from exc
+
+
+def _positive_int(name: str, default: int) -> int:
+    """A whole number of at least 1: a limit of 0 would refuse every request,
+    which is a deploy mistake rather than a policy."""
+    value = _number(name, default)
+    if value < 1 or value != int(value):
+        raise ValidationFailed(f"setting {name}={value!r} must be a whole number of at least 1", code="MISCONFIGURED")
+    return int(value)
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
