@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from vidpipe.errors import ValidationFailed
+from vidpipe.quotas import OwnerLimits
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,17 @@ class Settings:
     max_active_jobs_per_owner: int = 10
     max_upload_bytes_per_owner_per_day: int = 100 * 1024**3
     max_video_minutes_per_owner_per_day: float = 300.0
+    # The chunk-encode queue, to which the planner sends "Chunk Requested"
+    # orders itself, one message group per job (vidpipe.chunk_queue); empty:
+    # the orders go through the bus.
+    chunk_queue_url: str = ""
+
+    def owner_limits(self) -> OwnerLimits:
+        return OwnerLimits(
+            active_jobs=self.max_active_jobs_per_owner,
+            upload_bytes_per_day=self.max_upload_bytes_per_owner_per_day,
+            video_minutes_per_day=self.max_video_minutes_per_owner_per_day,
+        )
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -112,6 +124,7 @@ class Settings:
             max_active_jobs_per_owner=_positive_int("MAX_ACTIVE_JOBS_PER_OWNER", 10),
             max_upload_bytes_per_owner_per_day=_positive_int("MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY", 100 * 1024**3),
             max_video_minutes_per_owner_per_day=float(_positive_int("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", 300)),
+            chunk_queue_url=os.environ.get("CHUNK_QUEUE_URL", "").strip(),
         )
 
 

@@ -12,7 +12,9 @@ first, and
   backstop for whatever else leaves a job without news.
 
 A job that moves while it is being swept keeps going: the conditional write
-loses and we skip it.
+loses and we skip it. Every job it ends frees its owner's active-job slot
+(vidpipe.quotas), including one it finds already ended by an earlier pass
+that died before freeing it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from vidpipe.errors import ConcurrentUpdate, JobNotFound, UploadNotOpen
 from vidpipe.events import JobFinished, iso_utc
 from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
 from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
+from vidpipe.quotas import UsageStore, release_if_ended
 
 SWEEP_BATCH = 100
 
@@ -63,6 +66,7 @@ def sweep(
     stall_limit_s: int,
     dead_letters: DeadLetters | None = None,
     max_attempts: int = 3,
+    usage: UsageStore | None = None,
 ) -> SweepResult:
     """One pass: expire abandoned uploads, fail dead-lettered and stalled jobs
     (at most SWEEP_BATCH of each kind; the next run takes the rest)."""
@@ -70,7 +74,8 @@ def sweep(
     cutoff = iso_utc(now - timedelta(seconds=upload_expiry_s))
     for job in jobs.list_open(AWAITING_UPLOAD, since_before=cutoff, limit=SWEEP_BATCH):
         try:
-            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now))
+            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now),
+                                usage=usage)
         except (UploadNotOpen, ConcurrentUpdate):
             continue  # the upload arrived meanwhile (or the index lagged): not abandoned
         result.expired.append(job.job_id)
@@ -86,7 +91,7 @@ def sweep(
             "message": f"the {stage} stage gave up after {max_attempts} attempts that ended without a report "
             "(killed or timed out); its message waits in the dead-letter queue for `vidpipe redrive`",
         }
-        if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
+        if _fail(job, error, jobs=jobs, publisher=publisher, now=now, usage=usage):
             result.dead_lettered.append(job_id)
 
     cutoff = iso_utc(now - timedelta(seconds=stall_limit_s))
@@ -98,20 +103,32 @@ def sweep(
             "code": "STAGE_STALLED",
             "message": f"no progress for {stall_limit_s} s: {', '.join(unfinished) or 'a stage'} did not finish",
         }
-        if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
+        if _fail(job, error, jobs=jobs, publisher=publisher, now=now, usage=usage):
             result.stalled.append(job.job_id)
     return result
 
 
-def _fail(job: Job, error: dict[str, str], *, jobs: OpenJobs, publisher: EventPublisher, now: datetime) -> bool:
-    """Save ``job`` FAILED with ``error`` and announce it; False when it is not
-    in progress or moved meanwhile (the conditional write lost)."""
+def _fail(
+    job: Job,
+    error: dict[str, str],
+    *,
+    jobs: OpenJobs,
+    publisher: EventPublisher,
+    now: datetime,
+    usage: UsageStore | None = None,
+) -> bool:
+    """Save ``job`` FAILED with ``error``, free its owner's slot and announce it;
+    False when it is not in progress or moved meanwhile (the conditional write lost)."""
     failed = fail_stalled(job, error=error, now=iso_utc(now))
     if failed is None:
+        if usage is not None:
+            release_if_ended(job, usage=usage)  # ended already (a dead-lettered job found again)
         return False
     try:
-        jobs.save(failed, expected_version=job.version)
+        saved = jobs.save(failed, expected_version=job.version)
     except ConcurrentUpdate:
         return False
+    if usage is not None:
+        release_if_ended(saved, usage=usage)
     publisher.publish(JobFinished(job_id=job.job_id, status=JobStatus.FAILED.value, error=error))
     return True

@@ -45,7 +45,6 @@ from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
 from vidpipe.jobs import Job, JobStatus, StageStatus
 from vidpipe.observability import Invocation, correlate, logger, tracer
-from vidpipe.quotas import OwnerLimits
 from vidpipe.settings import get_settings
 from vidpipe.storage import CdnOutputUrls, S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
@@ -91,13 +90,7 @@ def _usage() -> DynamoUsageStore:
 
 
 def _owner_quota() -> OwnerQuota:
-    settings = get_settings()
-    limits = OwnerLimits(
-        active_jobs=settings.max_active_jobs_per_owner,
-        upload_bytes_per_day=settings.max_upload_bytes_per_owner_per_day,
-        video_minutes_per_day=settings.max_video_minutes_per_owner_per_day,
-    )
-    return OwnerQuota(limits=limits, usage=_usage(), jobs=_jobs())
+    return OwnerQuota(limits=get_settings().owner_limits(), usage=_usage(), jobs=_jobs())
 
 
 def _uploads_store() -> S3ObjectStore:
