@@ -5,6 +5,7 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -87,11 +88,20 @@ def log_analysis_fallback(reason: str) -> None:
 
 
 def transcode(
-    context: StageContext, *, timeout_s: float, max_duration_s: float, memory_mb: int
+    context: StageContext,
+    *,
+    timeout_s: float,
+    max_duration_s: float,
+    memory_mb: int,
+    charge_minutes: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any] | None:
+    """``charge_minutes(job_id, duration_s)`` charges the probed duration to the
+    owner's day before anything is encoded (the handler passes
+    charge_owner_minutes; None charges nothing, for a caller without a jobs table)."""
     settings = get_settings()
     source = probe_upload(context)
-    charge_owner_minutes(context.job_id, source.duration_s)
+    if charge_minutes is not None:
+        charge_minutes(context.job_id, source.duration_s)
     if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
         # Long: plan here, encode the chunks on many functions (chunk_encode), each
         # reading its own part of the upload, and let the last stitch and report
@@ -192,7 +202,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         partial(submit_to_mediaconvert, timeout_s=timeout_s)
         if get_settings().transcode_backend == "mediaconvert"
         else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s,
-                     memory_mb=int(context.memory_limit_in_mb))
+                     memory_mb=int(context.memory_limit_in_mb), charge_minutes=charge_owner_minutes)
     )
 
     def handle(record: SQSRecord) -> None:
