@@ -95,8 +95,11 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         # stage messages in 10 s leases rather than 120 s, so the fault tests
         # see every attempt within a minute. Chunk sources over 10 s into 8 s
         # chunks: only the 20 s sample takes the chunked path (the others last
-        # 6 s or less), in three chunks.
-        "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8",
+        # 6 s or less), in three chunks. The local user's uploads that never
+        # arrive stay active for a day: 30 active jobs rather than 10, so the
+        # whole session's leftovers never reach the limit.
+        "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8,"
+        "MaxActiveJobsPerOwner=30",
     }
     environment.pop("VIDPIPE_API_URL", None)
     up = subprocess.run(

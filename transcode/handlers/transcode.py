@@ -100,7 +100,8 @@ def transcode(
     charge_owner_minutes; None charges nothing, for a caller without a jobs table)."""
     settings = get_settings()
     source = probe_upload(context)
-    if charge_minutes is not None:
+    # A video over the duration limit fails MEDIA_TOO_LONG below: it costs no minutes.
+    if charge_minutes is not None and source.duration_s <= max_duration_s:
         charge_minutes(context.job_id, source.duration_s)
     if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
         # Long: plan here, encode the chunks on many functions (chunk_encode), each
