@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
-    with throwaway_stack("vidpipe-load-") as stack:
+    # One user submits every job at once: lift that user's active-job limit
+    # (10 by default), or the run would measure the quota, not the pipeline.
+    with throwaway_stack("vidpipe-load-", parameters=f"MaxActiveJobsPerOwner={max(10, args.jobs)}") as stack:
         result = run_load(stack.endpoints["api_url"], stack.endpoints["api_token"], args.jobs, args.concurrency)
         sqs = aws_client("sqs", stack.endpoints["aws_endpoint_url"])
         result["dead_letter_messages"] = dead_letter_counts(sqs, stack.outputs)

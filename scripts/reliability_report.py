@@ -58,6 +58,13 @@ PROVEN_BY_TESTS = [
     ("security", "DNS rebinding: a webhook name that resolves inside at delivery gets nothing (no connection), "
      "the attempt is recorded WEBHOOK_DESTINATION_REFUSED; the connection goes to the checked address, "
      "TLS verified against the name", "tests/adapters/test_webhook_sender.py"),
+    ("limits", "one owner over their active jobs or the day's bytes: 429 with Retry-After and a JSON reason over "
+     "the local stack's HTTP API; a cancelled upload frees its slot", "tests/e2e/test_limits_stack.py"),
+    ("limits", "twelve concurrent uploads of one owner: exactly the limit pass (conditional writes); an ended "
+     "job frees its slot once, wherever it ends", "tests/adapters/test_usage_store_moto.py, "
+     "tests/adapters/test_status_handler_moto.py, tests/unit/test_sweep.py"),
+    ("limits", "the day's minutes used up when the upload is probed: FAILED QUOTA_EXCEEDED before any encode",
+     "tests/adapters/test_transcode_mediaconvert_moto.py"),
     ("hostile inputs", "an encode too costly for its stage (2 minutes of 8K at 240 fps on the transcode function; "
      "a chunk over the chunk function's time): FAILED ENCODE_TOO_COSTLY from the probe, before FFmpeg starts, "
      "with the cost and the limit in the message", "tests/unit/test_encode_cost.py, "
@@ -91,7 +98,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "RELIABILITY.md")
     args = parser.parse_args()
-    with throwaway_stack("vidpipe-reliability-") as stack:
+    # One user sends the corpus and every load job at once: lift that user's
+    # active-job limit (10 by default), or the load would measure the quota.
+    active_jobs = max(10, args.jobs + 100)
+    with throwaway_stack("vidpipe-reliability-", parameters=f"MaxActiveJobsPerOwner={active_jobs}") as stack:
         api_url, token = stack.endpoints["api_url"], stack.endpoints["api_token"]
         rows = run_corpus(api_url, api_token=token)
         load = run_load(api_url, token, args.jobs, args.concurrency)

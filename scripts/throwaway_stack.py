@@ -37,10 +37,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def throwaway_stack(prefix: str = "vidpipe-script-") -> Iterator[ThrowawayStack]:
-    """`vidpipe up` on a fresh port and folder; `vidpipe down` afterwards, whatever happens."""
+def throwaway_stack(prefix: str = "vidpipe-script-", parameters: str = "") -> Iterator[ThrowawayStack]:
+    """`vidpipe up` on a fresh port and folder (``parameters``: template overrides,
+    ``Key=Value,...``); `vidpipe down` afterwards, whatever happens."""
     with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
         environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
+        if parameters:
+            environment["VIDPIPE_PARAMETERS"] = parameters
         up = subprocess.run([sys.executable, "-m", "vidpipe.cli.main", "up", "--json"], cwd=PROJECT_ROOT,
                             env=environment, capture_output=True, text=True, check=True)
         outputs = json.loads((Path(data_dir) / "stack.json").read_text())["endpoints"]["outputs"]

@@ -100,9 +100,11 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         # chunks: only the 20 s sample takes the chunked path (the others last
         # 6 s or less), in three chunks.
         # Webhooks reach a loopback receiver only on a port the stack allows:
-        # the webhook tests' receiver listens on this one.
+        # the webhook tests' receiver listens on this one. The local user's
+        # uploads that never arrive stay active for a day: 30 active jobs
+        # rather than 10, so the whole session's leftovers never reach the limit.
         "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8,"
-                              f"WebhookAllowedHosts=127.0.0.1:{webhook_receiver_port}",
+                              f"WebhookAllowedHosts=127.0.0.1:{webhook_receiver_port},MaxActiveJobsPerOwner=30",
     }
     environment.pop("VIDPIPE_API_URL", None)
     up = subprocess.run(

@@ -14,6 +14,8 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── WebhookNotFound           no webhook with that id among the caller's (404)
     │   ├── UploadNotOpen             the job takes no more upload calls (409)
     │   ├── UploadIncomplete          completing with a part missing or changed (400)
+    │   ├── QuotaExceeded             the owner is over a per-owner limit (429 with Retry-After;
+    │   │                             in a stage, final: the job FAILED with QUOTA_EXCEEDED)
     │   └── WebhookSignatureInvalid   a webhook delivery's signature is wrong or stale (401, receivers)
     ├── MediaError                    the uploaded file cannot become a video (job FAILED)
     │   ├── NotAVideo                 not media at all: text, a still image, unknown bytes
@@ -114,6 +116,27 @@ class UploadNotOpen(RequestError):
 class UploadIncomplete(RequestError):
     code = "UPLOAD_INCOMPLETE"
     http_status = 400
+
+
+class QuotaExceeded(RequestError):
+    """The owner reached one of their limits (vidpipe.quotas): too many jobs
+    in progress, or the day's bytes or minutes of video used up.
+
+    ``retry_after_s`` is when asking again can succeed: the seconds left until
+    the day's window rolls over for a daily limit, a short wait for the active
+    jobs limit (one of them may end any moment). The API sends it as the
+    ``Retry-After`` header. A stage that meets it (the minutes, known only
+    once the transcode stage has probed the upload) fails the job: retrying
+    the message would meet the same limit until the window rolls over."""
+
+    code = "QUOTA_EXCEEDED"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, limit: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))
+        # Which limit: "active_jobs", "upload_bytes_per_day" or "video_minutes_per_day".
+        self.limit = limit
 
 
 class WebhookSignatureInvalid(RequestError):

@@ -167,7 +167,9 @@ class DynamoJobStore:
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot read job {job_id}: {_error_code(exc)}: {exc}") from exc
         item = response.get("Item")
-        if not item:
+        # Usage counters (vidpipe.usage_store) share the table under keys no
+        # job id has; whatever lacks a status is not a job.
+        if not item or "status" not in item:
             raise JobNotFound(f"no job {job_id}")
         return item_to_job(item)
 

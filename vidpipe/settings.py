@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from vidpipe.errors import ValidationFailed
+from vidpipe.quotas import OwnerLimits
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,23 @@ class Settings:
     own_endpoint_urls: tuple[str, ...] = ()
     # Revoked API token ids (vidpipe.token_revocations); the authorizer's only table.
     revoked_tokens_table: str = ""
+    # Per-owner limits (vidpipe.quotas): jobs not yet finished at once, bytes
+    # declared at POST /uploads per UTC day, minutes of video (as probed by the
+    # transcode stage) per UTC day.
+    max_active_jobs_per_owner: int = 10
+    max_upload_bytes_per_owner_per_day: int = 100 * 1024**3
+    max_video_minutes_per_owner_per_day: float = 300.0
+    # The chunk-encode queue, to which the planner sends "Chunk Requested"
+    # orders itself, one message group per job (vidpipe.chunk_queue); empty:
+    # the orders go through the bus.
+    chunk_queue_url: str = ""
+
+    def owner_limits(self) -> OwnerLimits:
+        return OwnerLimits(
+            active_jobs=self.max_active_jobs_per_owner,
+            upload_bytes_per_day=self.max_upload_bytes_per_owner_per_day,
+            video_minutes_per_day=self.max_video_minutes_per_owner_per_day,
+        )
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -122,6 +140,10 @@ class Settings:
             # ministack sets AWS_ENDPOINT_URL for its functions; on AWS it is unset.
             own_endpoint_urls=tuple(filter(None, (os.environ.get("AWS_ENDPOINT_URL", "").strip(),
                                                   os.environ.get("PUBLIC_API_URL", "").strip()))),
+            max_active_jobs_per_owner=_positive_int("MAX_ACTIVE_JOBS_PER_OWNER", 10),
+            max_upload_bytes_per_owner_per_day=_positive_int("MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY", 100 * 1024**3),
+            max_video_minutes_per_owner_per_day=float(_positive_int("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", 300)),
+            chunk_queue_url=os.environ.get("CHUNK_QUEUE_URL", "").strip(),
         )
 
 
@@ -151,6 +173,15 @@ def _number(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValidationFailed(f"setting {name}={raw!r} is not a number", code="MISCONFIGURED") from exc
+
+
+def _positive_int(name: str, default: int) -> int:
+    """A whole number of at least 1: a limit of 0 would refuse every request,
+    which is a deploy mistake rather than a policy."""
+    value = _number(name, default)
+    if value < 1 or value != int(value):
+        raise ValidationFailed(f"setting {name}={value!r} must be a whole number of at least 1", code="MISCONFIGURED")
+    return int(value)
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -19,8 +19,9 @@ on its own (``work`` returns None: the MediaConvert backend), in which case
 nothing is uploaded and no "Completed" is published here.
 
 A :class:`~vidpipe.errors.MediaError` is final (the same bytes fail the same
-way): the stage publishes "<Stage> Failed" with its code and the record counts
-as handled. Any other error is raised so SQS delivers the record again, except
+way), and so is :class:`~vidpipe.errors.QuotaExceeded` (the owner's day has no
+room for the video until it rolls over): the stage publishes "<Stage> Failed"
+with its code and the record counts as handled. Any other error is raised so SQS delivers the record again, except
 on the last allowed attempt, where the job is failed with the reason rather
 than left to the dead-letter queue alone.
 """
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
-from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
+from vidpipe.errors import MediaError, QuotaExceeded, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, parse_object_created, utc_now
 from vidpipe.message_lease import MessageLease
@@ -231,7 +232,7 @@ def run_stage(
         outputs = {"prefix": prefix, **outputs}
         publish(StageEventKind.COMPLETED, outputs=outputs)
         logger.info("stage completed", extra={"outputs": outputs})
-    except MediaError as exc:
+    except (MediaError, QuotaExceeded) as exc:
         logger.warning("media rejected", extra={"error": exc.to_dict()})
         publish(StageEventKind.FAILED, error=exc.to_dict())
     except Exception as exc:

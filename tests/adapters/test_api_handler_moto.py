@@ -127,7 +127,9 @@ class Aws:
         return DynamoJobStore(self.dynamodb, TABLE)
 
     def job_count(self) -> int:
-        return int(self.dynamodb.scan(TableName=TABLE, Select="COUNT")["Count"])
+        # Jobs only: the owners' usage counters share the table (vidpipe.usage_store).
+        return int(self.dynamodb.scan(TableName=TABLE, Select="COUNT", FilterExpression="attribute_exists(#status)",
+                                      ExpressionAttributeNames={"#status": "status"})["Count"])
 
 
 @pytest.fixture
@@ -1303,3 +1305,66 @@ def test_GIVEN_an_output_missing_from_its_bucket_WHEN_requested_THEN_the_answer_
 
     assert status >= 400
     assert OUTPUTS_BUCKET not in body and "s3://" not in body and "NoSuchKey" not in body
+
+
+# ------------------------------------------------------------------ per-owner limits
+
+
+def use_limits(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    settings.get_settings.cache_clear()
+
+
+def test_GIVEN_an_owner_at_the_active_jobs_limit_WHEN_posting_THEN_429_with_retry_after_and_a_reason(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_limits(monkeypatch, MAX_ACTIVE_JOBS_PER_OWNER="2")
+    assert post_upload()[0] == 201
+    assert post_upload()[0] == 201
+
+    status, headers, body = call(http_event("POST", "/uploads", user="alice", body={
+        "filename": "third.mp4", "content_type": "video/mp4", "size": 1_000}))
+
+    assert status == 429
+    assert headers["retry-after"] == "30"
+    error = json.loads(body)["error"]
+    assert error["code"] == "QUOTA_EXCEEDED"
+    assert error["limit"] == "active_jobs"
+    assert "2 jobs in progress" in error["message"]
+    assert aws.job_count() == 2
+    # Another owner is not held back by alice's jobs.
+    assert post_upload(user="bob")[0] == 201
+
+
+def test_GIVEN_an_owner_at_the_limit_WHEN_an_upload_is_cancelled_THEN_its_slot_is_free_again(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_limits(monkeypatch, MAX_ACTIVE_JOBS_PER_OWNER="1")
+    status, created = post_upload()
+    assert status == 201
+    assert post_upload()[0] == 429
+
+    assert call_json(http_event("DELETE", f"/uploads/{created['job_id']}"))[0] == 200
+
+    assert post_upload()[0] == 201
+
+
+def test_GIVEN_the_days_bytes_nearly_used_WHEN_posting_more_THEN_429_retry_after_the_days_end(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_limits(monkeypatch, MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY=str(10 * MiB))
+    assert post_upload(size=6 * MiB)[0] == 201
+
+    before = time.time()
+    status, headers, body = call(http_event("POST", "/uploads", user="alice", body={
+        "filename": "more.mp4", "content_type": "video/mp4", "size": 5 * MiB}))
+
+    assert status == 429
+    error = json.loads(body)["error"]
+    assert error["limit"] == "upload_bytes_per_day"
+    # Honest: the seconds left until 00:00 UTC, when the day's bytes reset.
+    seconds_to_midnight = 86400 - int(before) % 86400
+    assert abs(int(headers["retry-after"]) - seconds_to_midnight) <= 2
+    assert error["retry_after_s"] == int(headers["retry-after"])
+    assert post_upload(size=4 * MiB)[0] == 201  # what is left still fits

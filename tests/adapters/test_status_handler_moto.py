@@ -149,3 +149,35 @@ def test_GIVEN_job_ready_cannot_be_published_WHEN_the_message_is_redelivered_THE
     assert (published["DetailType"], detail["status"]) == ("Job Ready", "READY")
     job = DynamoJobStore(dynamodb, JOBS).get(JOB_ID)
     assert detail["event_id"] == job.finished_event["id"] and not job.finished_event_pending
+def test_GIVEN_a_job_holding_an_active_slot_WHEN_its_completing_event_is_handled_THEN_the_slot_is_free(
+    dynamodb: Any,
+) -> None:
+    from upload_api.handlers.status import lambda_handler
+    from vidpipe.usage_store import DynamoUsageStore
+
+    # GIVEN the job (owner "anonymous") and another of the same owner hold both slots
+    usage = DynamoUsageStore(dynamodb, JOBS)
+    assert usage.take_active_slot("anonymous", JOB_ID, limit=2)
+    assert usage.take_active_slot("anonymous", "other-job", limit=2)
+    body = json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())["Records"][0]["body"]
+
+    lambda_handler(sqs_event(body), FakeLambdaContext())
+    lambda_handler(sqs_event(body), FakeLambdaContext())  # a redelivery frees nothing more
+
+    assert DynamoJobStore(dynamodb, JOBS).get(JOB_ID).status is JobStatus.READY
+    assert usage.active_job_ids("anonymous") == {"other-job"}
+
+
+def test_GIVEN_a_job_in_progress_WHEN_a_progress_event_is_handled_THEN_it_keeps_its_slot(dynamodb: Any) -> None:
+    from upload_api.handlers.status import lambda_handler
+    from vidpipe.usage_store import DynamoUsageStore
+
+    usage = DynamoUsageStore(dynamodb, JOBS)
+    usage.take_active_slot("anonymous", JOB_ID, limit=2)
+    event = StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.4)
+    envelope = {"version": "0", "id": "x", "detail-type": event.detail_type, "source": "vidpipe.transcode",
+                "time": "2025-03-14T09:27:41Z", "detail": event.detail()}
+
+    lambda_handler(sqs_event(json.dumps(envelope)), FakeLambdaContext())
+
+    assert usage.active_job_ids("anonymous") == {JOB_ID}

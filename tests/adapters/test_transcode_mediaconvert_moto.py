@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ from moto import mock_aws
 
 import transcode.handlers.transcode as transcode_handler
 from tests.adapters.test_api_handler_moto import FakeLambdaContext, _clear_caches
-from tests.moto_resources import REGION, use_fake_credentials
+from tests.moto_resources import REGION, create_jobs_table, use_fake_credentials
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.jobs import Job
 from vidpipe.mediaconvert_events import META_JOB_ID, META_STACK
+from vidpipe.settings import get_settings
+from vidpipe.usage_store import DynamoUsageStore
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -64,6 +69,11 @@ def mediaconvert(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingMediaConv
     recording = RecordingMediaConvert()
     monkeypatch.setattr(transcode_handler, "mediaconvert_client", lambda: recording)
     with mock_aws():
+        # The job whose owner the probed minutes are charged to (vidpipe.quotas).
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_jobs_table(dynamodb, "jobs")
+        DynamoJobStore(dynamodb, "jobs").create(Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4",
+                                                        size=1, now="2026-12-03T12:00:00Z", owner="alice"))
         yield recording
     _clear_caches()
 
@@ -110,3 +120,35 @@ def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_s
     assert kinds == ["Transcode Started", "Transcode Progress"]
     probed = json.loads(messages[1]["Body"])["detail"]["source"]
     assert probed["width"] < probed["height"]
+
+
+def test_GIVEN_an_owner_whose_days_minutes_are_used_up_WHEN_the_upload_is_probed_THEN_transcode_fails_quota_exceeded(
+    mediaconvert: RecordingMediaConvert, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", "1")
+    get_settings.cache_clear()
+    s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
+    for bucket in (UPLOADS, OUTPUTS):
+        s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(SAMPLE), UPLOADS, f"uploads/{JOB_ID}/source")
+    events.create_event_bus(Name=BUS)
+    queue = sqs.create_queue(QueueName="published")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": "vidpipe."}]}))
+    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+    # GIVEN alice's minute of today went to another video
+    usage = DynamoUsageStore(boto3.client("dynamodb", region_name=REGION), "jobs")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert usage.add_video_seconds_once("alice", today, "earlier-job", 60, limit=60)
+
+    response = transcode_handler.lambda_handler(sqs_event_for_upload(), FakeLambdaContext())
+
+    # THEN the message is handled (no retry could help before midnight), nothing
+    # was submitted, and the job is told why.
+    assert response == {"batchItemFailures": []}
+    assert mediaconvert.requests == []
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    failed = [json.loads(m["Body"]) for m in messages if json.loads(m["Body"])["detail-type"] == "Transcode Failed"]
+    [error] = [event["detail"]["error"] for event in failed]
+    assert error["code"] == "QUOTA_EXCEEDED"
+    assert "00:00 UTC" in error["message"]

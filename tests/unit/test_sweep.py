@@ -194,3 +194,42 @@ def test_GIVEN_a_chunk_report_in_the_status_dead_letter_queue_WHEN_swept_THEN_th
     assert "report on the job could not be recorded" in failed.error["message"]
     assert "vidpipe redrive" in failed.error["message"]
     assert [(e.job_id, e.status) for e in publisher.events] == [("lost-report", "FAILED")]
+
+
+# ------------------------------------------------------------------ per-owner active-job slots
+
+
+class FakeSlots:
+    """The active-job part of a usage store (vidpipe.quotas.UsageStore)."""
+
+    def __init__(self, *job_ids: str) -> None:
+        self.active = {"anonymous": set(job_ids)}
+
+    def release_active_slot(self, owner: str, job_id: str) -> None:
+        self.active.get(owner, set()).discard(job_id)
+
+
+def test_GIVEN_expired_stalled_and_dead_lettered_jobs_WHEN_swept_THEN_each_frees_its_owners_slot() -> None:
+    jobs = FakeJobs(
+        job("abandoned", JobStatus.AWAITING_UPLOAD, age=timedelta(hours=2)),
+        job("stuck", JobStatus.PROCESSING, age=timedelta(hours=3)),
+        job("dead", JobStatus.PROCESSING, age=timedelta(minutes=5)),
+        job("moving", JobStatus.PROCESSING, age=timedelta(minutes=5)),
+    )
+    slots = FakeSlots("abandoned", "stuck", "dead", "moving")
+
+    sweep(jobs, FakeUploads(), FakePublisher(), now=NOW, upload_expiry_s=3600, stall_limit_s=7200,
+          dead_letters=FakeDeadLetters({"dead": "transcode"}), usage=slots)  # type: ignore[arg-type]
+
+    assert slots.active["anonymous"] == {"moving"}
+
+
+def test_GIVEN_a_dead_lettered_job_failed_by_a_pass_that_died_WHEN_swept_again_THEN_its_slot_is_freed() -> None:
+    # An earlier pass saved the job FAILED and died before freeing its slot.
+    jobs = FakeJobs(job("dead", JobStatus.FAILED, age=timedelta(minutes=5)))
+    slots = FakeSlots("dead")
+
+    sweep(jobs, FakeUploads(), FakePublisher(), now=NOW, upload_expiry_s=3600, stall_limit_s=7200,
+          dead_letters=FakeDeadLetters({"dead": "transcode"}), usage=slots)  # type: ignore[arg-type]
+
+    assert slots.active["anonymous"] == set()

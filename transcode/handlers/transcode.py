@@ -5,6 +5,8 @@ Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -20,16 +22,20 @@ from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from transcode.handlers.chunk_encode import RESERVED_TIME_S as CHUNK_RESERVED_TIME_S
-from vidpipe.aws_clients import events_client, mediaconvert_client, s3_client
-from vidpipe.errors import FfmpegError, MediaError
+from vidpipe.aws_clients import dynamodb_client, events_client, mediaconvert_client, s3_client, sqs_client
+from vidpipe.chunk_queue import SqsChunkQueue
+from vidpipe.errors import FfmpegError, JobNotFound, MediaError
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, Stage, StageEvent
+from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, ChunkRequested, Stage, StageEvent
+from vidpipe.job_store import DynamoJobStore
 from vidpipe.media import SourceInfo, probe_media, probe_media_url
 from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
+from vidpipe.quotas import charge_video_minutes
 from vidpipe.settings import get_settings
 from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
 from vidpipe.storage import S3ObjectStore
+from vidpipe.usage_store import DynamoUsageStore
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
 # failure: FFmpeg is stopped before Lambda would kill us without a word.
@@ -55,6 +61,22 @@ def probe_upload(context: StageContext) -> SourceInfo:
     return probe_media(context.source_path, timeout_s=PROBE_TIMEOUT_S)
 
 
+def charge_owner_minutes(job_id: str, duration_s: float) -> None:
+    """Charge the probed duration to the job owner's day (vidpipe.quotas): the
+    first moment the duration is known, before any encoding is spent on it.
+    Raises QuotaExceeded (the stage fails the job QUOTA_EXCEEDED)."""
+    settings = get_settings()
+    try:
+        owner = DynamoJobStore(dynamodb_client(), settings.jobs_table).get(job_id).owner
+    except JobNotFound:
+        # An object put in the bucket by hand: no job, no owner to charge (and
+        # the status function drops its events).
+        logger.warning("no job for this upload; its minutes are not charged to anyone")
+        return
+    charge_video_minutes(owner, job_id, duration_s, limits=settings.owner_limits(),
+                         usage=DynamoUsageStore(dynamodb_client(), settings.jobs_table), now=datetime.now(UTC))
+
+
 def deployment_ladder() -> LadderConfig:
     """The ladder the template configures (LadderRungs, LadderRateControl)."""
     settings = get_settings()
@@ -66,10 +88,21 @@ def log_analysis_fallback(reason: str) -> None:
 
 
 def transcode(
-    context: StageContext, *, timeout_s: float, max_duration_s: float, memory_mb: int
+    context: StageContext,
+    *,
+    timeout_s: float,
+    max_duration_s: float,
+    memory_mb: int,
+    charge_minutes: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any] | None:
+    """``charge_minutes(job_id, duration_s)`` charges the probed duration to the
+    owner's day before anything is encoded (the handler passes
+    charge_owner_minutes; None charges nothing, for a caller without a jobs table)."""
     settings = get_settings()
     source = probe_upload(context)
+    # A video over the duration limit fails MEDIA_TOO_LONG below: it costs no minutes.
+    if charge_minutes is not None and source.duration_s <= max_duration_s:
+        charge_minutes(context.job_id, source.duration_s)
     if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
         # Long: plan here, encode the chunks on many functions (chunk_encode), each
         # reading its own part of the upload, and let the last stitch and report
@@ -79,8 +112,15 @@ def transcode(
         publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE)
         stage_publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.transcode")
 
+        # Chunk orders go straight to the chunk queue, one message group per
+        # job, so jobs share the bounded chunk functions fairly (vidpipe.chunk_queue).
+        chunk_queue = SqsChunkQueue(sqs_client(), settings.chunk_queue_url) if settings.chunk_queue_url else None
+
         def publish(event: Any) -> None:
-            (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
+            if isinstance(event, ChunkRequested) and chunk_queue is not None:
+                chunk_queue.send(event)
+            else:
+                (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
 
         total = fan_out(
             context.job_id, source, context.output_dir.parent,
@@ -131,6 +171,11 @@ def transcode(
 def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
     """The MediaConvert backend: the job's state changes finish the stage."""
     settings = get_settings()
+
+    def on_probed(source: SourceInfo) -> None:
+        charge_owner_minutes(context.job_id, source.duration_s)
+        context.report_source(source_summary(source))
+
     job_id = submit_ladder_job(
         context.source_path,
         job_id=context.job_id,
@@ -143,7 +188,7 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
         max_duration_s=settings.max_duration_s,
         rate_control=settings.mediaconvert_rate_control,
         ladder_config=deployment_ladder(),
-        on_probed=lambda source: context.report_source(source_summary(source)),
+        on_probed=on_probed,
     )
     logger.info("MediaConvert job submitted", extra={"mediaconvert_job_id": job_id})
 
@@ -158,7 +203,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         partial(submit_to_mediaconvert, timeout_s=timeout_s)
         if get_settings().transcode_backend == "mediaconvert"
         else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s,
-                     memory_mb=int(context.memory_limit_in_mb))
+                     memory_mb=int(context.memory_limit_in_mb), charge_minutes=charge_owner_minutes)
     )
 
     def handle(record: SQSRecord) -> None:

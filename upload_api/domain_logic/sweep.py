@@ -18,7 +18,9 @@ first, and
   retry got through), with the event's own id, so receivers drop a copy.
 
 A job that moves while it is being swept keeps going: the conditional write
-loses and we skip it.
+loses and we skip it. Every job it ends frees its owner's active-job slot
+(vidpipe.quotas), including one it finds already ended by an earlier pass
+that died before freeing it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from vidpipe.errors import ConcurrentUpdate, EventPublishError, JobNotFound, Upl
 from vidpipe.events import JobFinished, iso_utc
 from vidpipe.job_store import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS
 from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled, mark_finished
+from vidpipe.quotas import UsageStore, release_if_ended
 
 # The status function's own retries publish a pending "Job Ready" within
 # minutes; the sweep steps in only after that.
@@ -79,6 +82,7 @@ def sweep(
     dead_letters: DeadLetters | None = None,
     max_attempts: int = 3,
     outbox_grace_s: int = OUTBOX_GRACE_S,
+    usage: UsageStore | None = None,
 ) -> SweepResult:
     """One pass: expire abandoned uploads, fail dead-lettered and stalled jobs
     (at most SWEEP_BATCH of each kind; the next run takes the rest)."""
@@ -86,7 +90,8 @@ def sweep(
     cutoff = iso_utc(now - timedelta(seconds=upload_expiry_s))
     for job in jobs.list_open(AWAITING_UPLOAD, since_before=cutoff, limit=SWEEP_BATCH):
         try:
-            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now))
+            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now),
+                                usage=usage)
         except (UploadNotOpen, ConcurrentUpdate):
             continue  # the upload arrived meanwhile (or the index lagged): not abandoned
         result.expired.append(job.job_id)
@@ -108,7 +113,7 @@ def sweep(
             "code": "DEAD_LETTERED",
             "message": f"{what}; its message waits in the dead-letter queue for `vidpipe redrive`",
         }
-        if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
+        if _fail(job, error, jobs=jobs, publisher=publisher, now=now, usage=usage):
             result.dead_lettered.append(job_id)
 
     cutoff = iso_utc(now - timedelta(seconds=stall_limit_s))
@@ -120,7 +125,7 @@ def sweep(
             "code": "STAGE_STALLED",
             "message": f"no progress for {stall_limit_s} s: {', '.join(unfinished) or 'a stage'} did not finish",
         }
-        if _fail(job, error, jobs=jobs, publisher=publisher, now=now):
+        if _fail(job, error, jobs=jobs, publisher=publisher, now=now, usage=usage):
             result.stalled.append(job.job_id)
 
     cutoff = iso_utc(now - timedelta(seconds=outbox_grace_s))
@@ -133,17 +138,29 @@ def sweep(
     return result
 
 
-def _fail(job: Job, error: dict[str, str], *, jobs: OpenJobs, publisher: EventPublisher, now: datetime) -> bool:
-    """Save ``job`` FAILED with ``error`` and announce it; False when it is not
-    in progress or moved meanwhile (the conditional write lost)."""
+def _fail(
+    job: Job,
+    error: dict[str, str],
+    *,
+    jobs: OpenJobs,
+    publisher: EventPublisher,
+    now: datetime,
+    usage: UsageStore | None = None,
+) -> bool:
+    """Save ``job`` FAILED with ``error``, free its owner's slot and announce it;
+    False when it is not in progress or moved meanwhile (the conditional write lost)."""
     failed = fail_stalled(job, error=error, now=iso_utc(now))
     if failed is None:
+        if usage is not None:
+            release_if_ended(job, usage=usage)  # ended already (a dead-lettered job found again)
         return False
     mark_finished(failed, previous_status=job.status, version=job.version + 1, now=iso_utc(now))
     try:
         saved = jobs.save(failed, expected_version=job.version)
     except ConcurrentUpdate:
         return False
+    if usage is not None:
+        release_if_ended(saved, usage=usage)
     # If the bus fails, the job is FAILED with its event in the outbox: the next sweep publishes it.
     with contextlib.suppress(EventPublishError):
         publish_finished_event(jobs, publisher, saved)

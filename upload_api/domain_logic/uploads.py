@@ -32,6 +32,7 @@ from vidpipe.errors import (
 )
 from vidpipe.events import UPLOAD_KEY_PREFIX, utc_now
 from vidpipe.jobs import Job, JobStatus, end_upload
+from vidpipe.quotas import JobReader, OwnerLimits, UsageStore, admit_upload, release_if_ended, undo_admission
 from vidpipe.storage import UploadedPart
 
 MAX_FILENAME_CHARS = 255
@@ -76,6 +77,16 @@ class MultipartStore(Protocol):
 # parameters, no ";", no spaces: "video/x;text/html" would otherwise reach the
 # presigned POST's policy and the object's Content-Type as it is.
 VIDEO_CONTENT_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+@dataclass(frozen=True)
+class OwnerQuota:
+    """The per-owner limits and where their usage is counted (vidpipe.quotas);
+    ``jobs`` is read to take back slots of jobs that ended without freeing theirs."""
+
+    limits: OwnerLimits
+    usage: UsageStore
+    jobs: JobReader
+
 
 @dataclass(frozen=True)
 class UploadRequest:
@@ -149,11 +160,36 @@ def create_upload(
     signer: UploadSigner | MultipartStore,
     owner: str = "anonymous",
     new_job_id: str | None = None,
+    quota: OwnerQuota | None = None,
 ) -> dict[str, Any]:
     """Record a job AWAITING_UPLOAD and return ``{job_id, upload}`` for the client:
-    a presigned POST, or above the threshold a multipart plan with the first part URLs."""
+    a presigned POST, or above the threshold a multipart plan with the first part URLs.
+
+    With ``quota``, the job first takes one of the owner's active-job slots and
+    charges its size to the owner's day (QuotaExceeded otherwise, nothing
+    recorded); both are given back if the job cannot be recorded."""
     check_upload_request(request, limits)
     job_id = new_job_id or uuid.uuid4().hex
+    if quota is None:
+        return _create_upload(request, job_id, limits=limits, jobs=jobs, signer=signer, owner=owner)
+    now = datetime.now(UTC)
+    admit_upload(owner, job_id, request.size, limits=quota.limits, usage=quota.usage, jobs=quota.jobs, now=now)
+    try:
+        return _create_upload(request, job_id, limits=limits, jobs=jobs, signer=signer, owner=owner)
+    except Exception:
+        undo_admission(owner, job_id, request.size, usage=quota.usage, now=now)
+        raise
+
+
+def _create_upload(
+    request: UploadRequest,
+    job_id: str,
+    *,
+    limits: UploadLimits,
+    jobs: JobCreator,
+    signer: UploadSigner | MultipartStore,
+    owner: str,
+) -> dict[str, Any]:
     content_type = request.content_type.strip().lower()
     key = upload_key(job_id)
     job = Job.new(job_id, filename=request.filename.strip(), content_type=content_type, size=request.size,
@@ -256,10 +292,17 @@ EXPIRED = {"code": "UPLOAD_EXPIRED", "message": "the upload did not arrive in ti
 
 
 def end_awaiting_upload(
-    job: Job, *, status: JobStatus, jobs: JobSaver, store: MultipartStore, now: str | None = None
+    job: Job,
+    *,
+    status: JobStatus,
+    jobs: JobSaver,
+    store: MultipartStore,
+    now: str | None = None,
+    usage: UsageStore | None = None,
 ) -> Job:
     """Cancel (FAILED, UPLOAD_CANCELLED) or expire (EXPIRED) a job whose upload
-    has not arrived, aborting its multipart upload if it has one.
+    has not arrived, aborting its multipart upload if it has one, and freeing
+    its active-job slot in ``usage``.
 
     Raises UploadNotOpen when the upload already arrived or the job ended;
     ConcurrentUpdate when the job changed meanwhile (the upload just arrived)."""
@@ -268,6 +311,8 @@ def end_awaiting_upload(
     if ended is None:
         raise UploadNotOpen(f"job {job.job_id} is {job.status.value}: there is no upload to end")
     saved = jobs.save(ended, expected_version=job.version)
+    if usage is not None:
+        release_if_ended(saved, usage=usage)
     if job.upload.get("upload_id"):
         store.abort_multipart(upload_key(job.job_id), upload_id=job.upload["upload_id"])
     return saved

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 from upload_api.domain_logic.job_view import job_view
 from upload_api.domain_logic.playlists import sign_master_playlist, sign_media_playlist, sign_storyboard
 from upload_api.domain_logic.uploads import (
+    OwnerQuota,
     UploadLimits,
     UploadRequest,
     complete_upload,
@@ -37,6 +38,7 @@ from vidpipe.cloudfront_signing import CloudFrontOutputUrls, load_private_key
 from vidpipe.errors import (
     ConcurrentUpdate,
     JobNotFound,
+    QuotaExceeded,
     Unauthenticated,
     ValidationFailed,
     VidpipeError,
@@ -50,6 +52,7 @@ from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_res
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
+from vidpipe.usage_store import DynamoUsageStore
 from vidpipe.webhook_store import DynamoWebhookStore
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
@@ -84,6 +87,14 @@ class WebhookBody(BaseModel):
 
 def _jobs() -> DynamoJobStore:
     return DynamoJobStore(dynamodb_client(), get_settings().jobs_table)
+
+
+def _usage() -> DynamoUsageStore:
+    return DynamoUsageStore(dynamodb_client(), get_settings().jobs_table)
+
+
+def _owner_quota() -> OwnerQuota:
+    return OwnerQuota(limits=get_settings().owner_limits(), usage=_usage(), jobs=_jobs())
 
 
 def _uploads_store() -> S3ObjectStore:
@@ -173,6 +184,7 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
         jobs=_jobs(),
         signer=_uploads_store(),
         owner=_caller(),
+        quota=_owner_quota(),
     )
     correlate(created["job_id"])
     logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
@@ -204,7 +216,8 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
 
 @app.delete("/uploads/<job_id>")
 def delete_upload(job_id: str) -> dict[str, Any]:
-    ended = end_awaiting_upload(_owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store())
+    ended = end_awaiting_upload(_owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store(),
+                                usage=_usage())
     logger.info("upload cancelled", extra={"job_id": job_id})
     _record(job_id, "upload.cancelled", {"status": ended.status.value, "error": ended.error})
     return {"job_id": ended.job_id, "status": ended.status.value}
@@ -411,6 +424,14 @@ def handle_vidpipe_error(exc: VidpipeError) -> Response:
 def handle_unexpected_error(exc: Exception) -> Response:
     logger.exception("request failed with an unexpected error")
     return _our_failure(500, VidpipeError.code)
+@app.exception_handler(QuotaExceeded)
+def handle_quota_exceeded(exc: QuotaExceeded) -> Response:
+    # Retry-After: when asking again can succeed (the day's rollover, or a short
+    # wait for an active job to end); the body says which limit and why.
+    logger.info("request over a per-owner limit", extra={"limit": exc.limit, "retry_after_s": exc.retry_after_s})
+    return Response(status_code=429, content_type="application/json",
+                    headers={"Retry-After": str(exc.retry_after_s)},
+                    body={"error": {**exc.to_dict(), "limit": exc.limit, "retry_after_s": exc.retry_after_s}})
 
 
 @app.exception_handler(ConcurrentUpdate)

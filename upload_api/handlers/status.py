@@ -27,8 +27,10 @@ from vidpipe.observability import (
     record_upload_size,
     tracer,
 )
+from vidpipe.quotas import release_if_ended
 from vidpipe.settings import get_settings
 from vidpipe.timeline import DynamoTimeline, entry_for_event, entry_for_finished, event_identity
+from vidpipe.usage_store import DynamoUsageStore
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -50,6 +52,10 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             # object someone put in the bucket by hand: nothing to update.
             logger.warning("event for an unknown job", extra={"event": type(event).__name__})
             return
+        # Once the job has ended its owner's active-job slot is free. Also on a
+        # duplicate that changed nothing: had we died between saving the end
+        # and freeing the slot, the redelivery frees it (freeing is idempotent).
+        release_if_ended(update.job, usage=DynamoUsageStore(dynamodb_client(), settings.jobs_table))
         stitch = stitch_request(event, update)
         if stitch is not None:  # a chunked transcode has all its chunks: stitch them
             EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE).publish(stitch)

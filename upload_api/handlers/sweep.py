@@ -22,6 +22,7 @@ from vidpipe.observability import Invocation, logger, metrics, record_job_finish
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry
+from vidpipe.usage_store import DynamoUsageStore
 
 
 def sweep_time(event: dict[str, Any]) -> datetime:
@@ -49,6 +50,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         stall_limit_s=settings.stall_limit_s,
         dead_letters=DeadLetterQueues(sqs_client(), settings.stage_dead_letter_queues),
         max_attempts=settings.max_receive_count,
+        usage=DynamoUsageStore(dynamodb_client(), settings.jobs_table),
     )
     for job_id in result.expired:
         logger.info("upload expired", extra={"job_id": job_id})

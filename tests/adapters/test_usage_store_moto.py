@@ -1,0 +1,164 @@
+"""DynamoUsageStore against moto's DynamoDB: the per-owner counters are
+conditional writes on usage items of the jobs table (the template's key
+schema), so concurrent requests of one owner cannot pass the last slot, and
+the usage items never look like jobs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.moto_resources import create_jobs_table, use_fake_credentials
+from vidpipe.errors import JobNotFound, QuotaExceeded
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.jobs import Job
+from vidpipe.quotas import OwnerLimits, admit_upload, charge_video_minutes
+from vidpipe.usage_store import DynamoUsageStore, daily_key
+
+TABLE = "vidpipe-test-jobs"
+DAY = "2026-12-03"
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+LIMITS = OwnerLimits(active_jobs=3, upload_bytes_per_day=10_000, video_minutes_per_day=10)
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    use_fake_credentials(monkeypatch)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_jobs_table(client, TABLE)
+        yield client
+
+
+@pytest.fixture
+def usage(dynamodb: Any) -> DynamoUsageStore:
+    return DynamoUsageStore(dynamodb, TABLE)
+
+
+class OneRequestAtATime:
+    """The client with DynamoDB's guarantee and no more: each request is atomic
+    (moto's in-process backend is not thread-safe on its own), while threads
+    interleave freely between requests, where a read-then-write would race."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+
+        def atomic(**kwargs: Any) -> Any:
+            with self._lock:
+                return call(**kwargs)
+
+        return atomic
+
+
+def test_GIVEN_an_owner_with_free_slots_WHEN_slots_are_taken_and_released_THEN_the_set_follows(
+    usage: DynamoUsageStore,
+) -> None:
+    assert usage.take_active_slot("alice", "j1", limit=2)
+    assert usage.take_active_slot("alice", "j2", limit=2)
+    assert not usage.take_active_slot("alice", "j3", limit=2)
+
+    usage.release_active_slot("alice", "j1")
+    usage.release_active_slot("alice", "j1")  # a repeat is harmless
+    usage.release_active_slot("alice", "never-there")
+
+    assert usage.active_job_ids("alice") == {"j2"}
+    assert usage.take_active_slot("alice", "j3", limit=2)
+    assert usage.active_job_ids("bob") == set()
+
+
+def test_GIVEN_twelve_concurrent_uploads_of_one_owner_WHEN_admitted_THEN_exactly_the_limit_pass(
+    dynamodb: Any,
+) -> None:
+    usage = DynamoUsageStore(OneRequestAtATime(dynamodb), TABLE)
+    jobs = DynamoJobStore(dynamodb, TABLE)
+    start = threading.Barrier(12)
+    admitted: list[str] = []
+    refused: list[str] = []
+
+    def upload(n: int) -> None:
+        start.wait()
+        try:
+            admit_upload("alice", f"job-{n}", 100, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
+            admitted.append(f"job-{n}")
+        except QuotaExceeded:
+            refused.append(f"job-{n}")
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(admitted) == LIMITS.active_jobs
+    assert len(refused) == 12 - LIMITS.active_jobs
+    assert usage.active_job_ids("alice") == set(admitted)
+    # Only the admitted uploads were charged.
+    assert usage.daily_usage("alice", DAY).upload_bytes == 100 * LIMITS.active_jobs
+
+
+def test_GIVEN_the_days_bytes_WHEN_charged_concurrently_THEN_the_limit_is_never_passed(dynamodb: Any) -> None:
+    usage = DynamoUsageStore(OneRequestAtATime(dynamodb), TABLE)
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def charge() -> None:
+        start.wait()
+        results.append(usage.add_upload_bytes("alice", DAY, 3_000, limits=LIMITS))
+
+    threads = [threading.Thread(target=charge) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results.count(True) == 3  # 3 x 3,000 fits in 10,000; a fourth would not
+    assert usage.daily_usage("alice", DAY).upload_bytes == 9_000
+
+
+def test_GIVEN_a_video_WHEN_its_minutes_are_charged_again_THEN_the_day_counts_it_once(
+    usage: DynamoUsageStore,
+) -> None:
+    assert usage.add_video_seconds_once("alice", DAY, "j1", 400, limit=600)
+    assert usage.add_video_seconds_once("alice", DAY, "j1", 400, limit=600)  # a retried stage
+    assert not usage.add_video_seconds_once("alice", DAY, "j2", 201, limit=600)
+    assert usage.add_video_seconds_once("alice", DAY, "j2", 200, limit=600)
+
+    assert usage.daily_usage("alice", DAY).video_seconds == 600
+    # The minutes used up, the day takes no more bytes either.
+    assert not usage.add_upload_bytes("alice", DAY, 1, limits=LIMITS)
+
+
+def test_GIVEN_a_video_longer_than_the_days_rest_WHEN_charged_THEN_quota_exceeded(usage: DynamoUsageStore) -> None:
+    charge_video_minutes("alice", "j1", 500, limits=LIMITS, usage=usage, now=NOW)
+
+    with pytest.raises(QuotaExceeded):
+        charge_video_minutes("alice", "j2", 101, limits=LIMITS, usage=usage, now=NOW)
+
+
+def test_GIVEN_usage_items_in_the_jobs_table_WHEN_read_as_jobs_or_listed_THEN_they_are_not_jobs(
+    dynamodb: Any, usage: DynamoUsageStore
+) -> None:
+    jobs = DynamoJobStore(dynamodb, TABLE)
+    jobs.create(Job.new("j1", filename="a.mp4", content_type="video/mp4", size=1, now="2026-12-03T12:00:00Z",
+                        owner="alice"))
+    usage.take_active_slot("alice", "j1", limit=3)
+    usage.add_upload_bytes("alice", DAY, 1, limits=LIMITS)
+
+    with pytest.raises(JobNotFound):
+        jobs.get(daily_key("alice", DAY)["job_id"]["S"])
+    with pytest.raises(JobNotFound):
+        jobs.get("usage#active#alice")
+    listed, _ = jobs.list_recent("alice")
+    assert [job.job_id for job in listed] == ["j1"]
+    item = dynamodb.get_item(TableName=TABLE, Key=daily_key("alice", DAY))["Item"]
+    assert int(item["usage_expires_at"]["N"]) > int(NOW.timestamp())  # the table's TTL removes it later
