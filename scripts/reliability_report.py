@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from scripts.load_test import run_load  # noqa: E402
+from scripts.security_review import findings_table  # noqa: E402
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from tests.hostile.corpus import case, format_table, outcome_matches, run_corpus  # noqa: E402
 from vidpipe.cli.local_stack import aws_client  # noqa: E402
@@ -135,6 +136,13 @@ with its own stable code and a readable message. None got stuck (seconds = uploa
 | API latency p50 | {load["api_p50_ms"]} ms |
 | API latency p99 | {load["api_p99_ms"]} ms |
 | messages in dead-letter queues afterwards | {dead_letters} |
+
+## Security review (issue 13)
+
+An outside review (code and live probes against the local stack, as two users) found these holes.
+Each is fixed at its root and proven by tests that fail without the fix.
+
+{findings_table()}
 
 ## Proven by the test suite
 

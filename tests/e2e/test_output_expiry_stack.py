@@ -106,8 +106,9 @@ def test_output_urls_stop_working_once_expired(local_stack) -> None:
 
     # AND a playlist grant past its expiry is refused by the API, though correctly signed
     secret = aws_client("secretsmanager", local_stack.aws_endpoint_url).get_secret_value(
-        SecretId=f"{STACK_NAME}/api-secret"
+        SecretId=f"{STACK_NAME}/keys/{access.OUTPUT_GRANTS}"
     )["SecretString"]
-    expired = access.output_grant(secret, job["job_id"], ttl_s=-10)
+    keys = access.SigningKeys.from_secret_string(access.OUTPUT_GRANTS, secret)
+    expired = access.output_grant(keys, job["job_id"], ttl_s=-10)
     master = job["outputs"]["hls_url"].split("?")[0]
     assert requests.get(f"{master}?{expired}", timeout=30).status_code == 401
