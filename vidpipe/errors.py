@@ -25,8 +25,9 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── ForbiddenReference        a playlist or script (HLS, concat, DASH, SDP...), or a file
     │   │                             embedding one, that would make FFmpeg open other files or URLs
     │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
-    │   └── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
-    │                                 the stage's time limit, known from the probe before it starts
+    │   ├── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
+    │   │                             the stage's time limit, known from the probe before it starts
+    │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold
     └── InfrastructureError           our side failed; the message may be retried
         ├── StorageError              S3 call failed
         ├── JobStoreError             DynamoDB call failed
@@ -203,3 +204,11 @@ class MediaConvertError(InfrastructureError):
     """MediaConvert refused a job, or a job it ran ended in ERROR or CANCELED."""
 
     code = "MEDIACONVERT_ERROR"
+
+
+class SourceTooLarge(MediaError):
+    """The upload (or its remux) needs more scratch space than the stage has;
+    POST /uploads refuses what no stage could hold, so this means the limits
+    were configured apart (or a remux doubled the need)."""
+
+    code = "SOURCE_TOO_LARGE"

@@ -3,10 +3,15 @@
 For one SQS record holding S3's "Object Created" event:
 
 1. find the job id in the object key and put it on every log line;
-2. publish "<Stage> Started", download the source into a scratch folder;
-3. call the stage's ``work`` function, which writes files into its output
+2. ask the job whether this upload may be worked on (:func:`admit_upload`):
+   the first write of the key that reaches the job is accepted and pinned;
+   a later write, or any write to a cancelled or finished job, is logged and
+   dropped here, before any work or event;
+3. publish "<Stage> Started", download the accepted version of the source into
+   a scratch folder (refused with SOURCE_TOO_LARGE when the folder cannot hold it);
+4. call the stage's ``work`` function, which writes files into its output
    folder, reports progress and returns a description of the outputs;
-4. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` and publish
+5. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` and publish
    "<Stage> Completed" with the outputs (file names relative to that ``prefix``).
 
 An event that is not an upload of ours is logged and dropped: retrying it
@@ -39,11 +44,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
-from vidpipe.errors import MediaError, ValidationFailed, VidpipeError
+from vidpipe.errors import ConcurrentUpdate, JobNotFound, MediaError, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, parse_object_created, utc_now
+from vidpipe.events import (
+    Stage,
+    StageEvent,
+    StageEventKind,
+    UploadCompleted,
+    iso_utc,
+    parse_object_created,
+    utc_now,
+)
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.jobs import Job, accept_upload, why_no_stage_runs
 from vidpipe.message_lease import MessageLease
 from vidpipe.observability import Invocation, correlate, logger
+from vidpipe.scratch import check_scratch_room
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry, TimelineRecorder
@@ -59,8 +75,16 @@ class EventPublisher(Protocol):
 
 
 class SourceStore(Protocol):
-    def download(self, key: str, path: Path) -> None: ...
-    def presigned_get(self, key: str, *, expires_s: int) -> str: ...
+    def download(self, key: str, path: Path, *, version_id: str | None = None, etag: str | None = None) -> None: ...
+    def presigned_get(self, key: str, *, expires_s: int, version_id: str | None = None) -> str: ...
+    def version_with_etag(self, key: str, etag: str) -> str | None: ...
+
+
+class JobGate(Protocol):
+    """What a stage needs of the job store to accept an upload (DynamoJobStore)."""
+
+    def get(self, job_id: str) -> Job: ...
+    def save(self, job: Job, *, expected_version: int) -> Job: ...
 
 
 class OutputStore(Protocol):
@@ -86,6 +110,9 @@ class StageContext:
     # (once; later calls do nothing), or get a URL FFmpeg can read one by ranges.
     fetch_inputs: Callable[[], None] = field(default=lambda: None)
     input_url: Callable[[str], str] = field(default=lambda name: "")
+    # The version each input is read at (the accepted upload's), by local name;
+    # whoever reads an input some other way (chunk orders, MediaConvert) asks for it.
+    input_versions: dict[str, str] = field(default_factory=dict)
 
 
 # The outputs' description, or None when another service finishes the stage.
@@ -99,12 +126,44 @@ class StageInput:
 
     job_id: str
     objects: dict[str, str]
+    # Set when the input is the user's upload: the job must accept it first.
+    upload: UploadCompleted | None = None
 
 
 def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
     """S3's "Object Created" for an upload: fetch the source. Raises ValidationFailed otherwise."""
     upload = parse_object_created(eventbridge_event)
-    return StageInput(job_id=upload.job_id, objects={"source": upload.key})
+    return StageInput(job_id=upload.job_id, objects={"source": upload.key}, upload=upload)
+
+
+# A stage's read-modify-write of the job loses to another writer now and then
+# (the status function applies the same upload event at the same moment).
+ADMIT_ATTEMPTS = 5
+
+
+def admit_upload(jobs: JobGate, upload: UploadCompleted) -> str | None:
+    """Accept ``upload`` on its job if the job has accepted none yet (pinning
+    it: see vidpipe.jobs.accept_upload), then say whether a stage may work on
+    it: None if so, otherwise why not (no such job, another write accepted, the
+    job cancelled, expired or finished).
+
+    Raises ConcurrentUpdate when every attempt lost the version check, and
+    whatever the store raises: both mean "deliver the message again"."""
+    for attempt in range(1, ADMIT_ATTEMPTS + 1):
+        try:
+            job = jobs.get(upload.job_id)
+        except JobNotFound:
+            return "no such job (an object put in the bucket by hand?)"
+        accepted = accept_upload(job, upload)
+        if accepted is not None:
+            try:
+                job = jobs.save(accepted, expected_version=job.version)
+            except ConcurrentUpdate:
+                if attempt == ADMIT_ATTEMPTS:
+                    raise
+                continue
+        return why_no_stage_runs(job, upload)
+    raise ValueError("ADMIT_ATTEMPTS must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -163,9 +222,16 @@ def run_stage(
     attempt: StageAttempt | None = None,
     timeline: TimelineRecorder | None = None,
     fetch_inputs_first: bool = True,
+    jobs: JobGate | None = None,
+    free_bytes: Callable[[Path], int] | None = None,
 ) -> None:
     """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
     ``read_input`` finds in it). See the module doc.
+
+    With ``jobs``, an upload is worked on only once its job accepted it
+    (:func:`admit_upload`), and read at the accepted version only.
+    ``free_bytes`` tells how much the scratch folder can still hold (the
+    disk's free space by default).
 
     With ``fetch_inputs_first`` False nothing is downloaded before ``work``,
     which calls ``context.fetch_inputs()`` if it needs the files (the transcode
@@ -189,6 +255,19 @@ def run_stage(
 
     scratch = Path(tempfile.mkdtemp(prefix=f"{stage.value}-{job_id}-", dir=scratch_root))
     try:
+        upload = stage_input.upload
+        versions: dict[str, str] = {}
+        if upload is not None and jobs is not None:
+            why_not = admit_upload(jobs, upload)
+            if why_not is not None:
+                # Dropped, not retried: the job's answer will not change.
+                logger.info("stage skipped: nothing to do for this upload", extra={"reason": why_not})
+                return
+            version = upload.version_id or source_store.version_with_etag(upload.key, upload.etag)
+            if version:
+                versions["source"] = version
+            else:
+                logger.warning("the upload's version is unknown (bucket without versioning?): read by ETag only")
         logger.info("stage started", extra={"attempt": receive_count})
         publish(StageEventKind.STARTED)
         inputs = {name: scratch / name for name in stage_input.objects}
@@ -196,8 +275,11 @@ def run_stage(
 
         def fetch_inputs() -> None:
             if not fetched:
+                if upload is not None:
+                    check_scratch_room(scratch, upload.size, what="the upload", free_bytes=free_bytes)
                 for name, key in stage_input.objects.items():
-                    source_store.download(key, inputs[name])
+                    pinned_etag = upload.etag if upload is not None and jobs is not None and name == "source" else None
+                    source_store.download(key, inputs[name], version_id=versions.get(name), etag=pinned_etag)
                 fetched.append(True)
 
         if fetch_inputs_first:
@@ -212,7 +294,9 @@ def run_stage(
             inputs=inputs,
             fetch_inputs=fetch_inputs,
             input_url=lambda name: source_store.presigned_get(stage_input.objects[name],
-                                                              expires_s=INPUT_URL_EXPIRES_S),
+                                                              expires_s=INPUT_URL_EXPIRES_S,
+                                                              version_id=versions.get(name)),
+            input_versions=versions,
         )
         prefix = f"jobs/{job_id}/{output_folder}/"
 
@@ -348,6 +432,7 @@ def run_stage_for_record(
                 attempt=attempt,
                 timeline=timeline,
                 fetch_inputs_first=fetch_inputs_first,
+                jobs=DynamoJobStore(dynamodb_client(), settings.jobs_table),
             )
     except Exception:
         if receipt_handle:
