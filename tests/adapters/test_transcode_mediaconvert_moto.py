@@ -18,7 +18,9 @@ from moto import mock_aws
 
 import transcode.handlers.transcode as transcode_handler
 from tests.adapters.test_api_handler_moto import FakeLambdaContext, _clear_caches
-from tests.moto_resources import REGION, use_fake_credentials
+from tests.moto_resources import REGION, create_jobs_table, use_fake_credentials
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.jobs import Job
 from vidpipe.mediaconvert_events import META_JOB_ID, META_STACK
 
 pytestmark = pytest.mark.ffmpeg
@@ -68,10 +70,12 @@ def mediaconvert(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingMediaConv
     _clear_caches()
 
 
-def sqs_event_for_upload() -> dict[str, Any]:
+def sqs_event_for_upload(written: dict[str, Any]) -> dict[str, Any]:
+    """S3's event for the PutObject answer ``written`` (its ETag and version)."""
     upload = json.loads((EVENTS / "s3_object_created.json").read_text())
     upload["detail"]["bucket"]["name"] = UPLOADS
-    upload["detail"]["object"]["key"] = f"uploads/{JOB_ID}/source"
+    upload["detail"]["object"].update(key=f"uploads/{JOB_ID}/source", etag=written["ETag"].strip('"'),
+                                      size=SAMPLE.stat().st_size, **{"version-id": written["VersionId"]})
     record = copy.deepcopy(json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())["Records"][0])
     record["body"] = json.dumps(upload)
     return {"Records": [record]}
@@ -83,21 +87,33 @@ def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_s
     s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
     for bucket in (UPLOADS, OUTPUTS):
         s3.create_bucket(Bucket=bucket)
-    s3.upload_file(str(SAMPLE), UPLOADS, f"uploads/{JOB_ID}/source")
+    # The template's uploads bucket keeps versions; the job awaits its upload.
+    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
+    written = s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=SAMPLE.read_bytes())
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    create_jobs_table(dynamodb, "jobs")
+    DynamoJobStore(dynamodb, "jobs").create(Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4",
+                                                    size=SAMPLE.stat().st_size, now="2025-03-14T09:00:00Z"))
     events.create_event_bus(Name=BUS)
     queue = sqs.create_queue(QueueName="published")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": "vidpipe."}]}))
     events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
 
-    response = transcode_handler.lambda_handler(sqs_event_for_upload(), FakeLambdaContext())
+    # ... and the key is written again before MediaConvert reads it (a re-sent POST)
+    s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=b"swapped in later")
+
+    response = transcode_handler.lambda_handler(sqs_event_for_upload(written), FakeLambdaContext())
 
     assert response == {"batchItemFailures": []}
     [request] = mediaconvert.requests
     assert request["Role"] == ROLE
     assert request["UserMetadata"][META_JOB_ID] == JOB_ID
     assert request["UserMetadata"][META_STACK] == "vidpipe-prod"
-    assert request["Settings"]["Inputs"][0]["FileInput"] == f"s3://{UPLOADS}/uploads/{JOB_ID}/source"
+    # MediaConvert's s3:// input names no version: it reads a copy of the accepted one.
+    pinned_key = f"chunks/{JOB_ID}/mediaconvert-source"
+    assert request["Settings"]["Inputs"][0]["FileInput"] == f"s3://{UPLOADS}/{pinned_key}"
+    assert s3.get_object(Bucket=UPLOADS, Key=pinned_key)["Body"].read() == SAMPLE.read_bytes()
     hls = request["Settings"]["OutputGroups"][0]
     assert hls["OutputGroupSettings"]["HlsGroupSettings"]["Destination"] == f"s3://{OUTPUTS}/jobs/{JOB_ID}/hls/master"
     # The deployment's ladder (LADDER_RUNGS), portrait because the clip is rotated.

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
 from transcode.domain_logic.encode_cost import lambda_budget
-from transcode.domain_logic.fanout import fan_out
+from transcode.domain_logic.fanout import WORK_PREFIX, fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
@@ -92,6 +92,7 @@ def transcode(
             # What one chunk function can do in the time its handler gives FFmpeg.
             chunk_budget=lambda_budget(settings.chunk_encode_memory_mb,
                                        settings.chunk_encode_timeout_s - CHUNK_RESERVED_TIME_S),
+            source_version=context.input_versions.get("source", ""),
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
@@ -128,13 +129,32 @@ def transcode(
     }
 
 
+# MediaConvert reads its input by s3:// URL, which names no version: it gets a
+# copy of the accepted version under the chunks/ work area (no presigned POST
+# writes there; the bucket's lifecycle deletes it).
+MEDIACONVERT_INPUT_NAME = "mediaconvert-source"
+
+
+def mediaconvert_input_key(context: StageContext, uploads: S3ObjectStore) -> str:
+    """The key MediaConvert reads: a copy of the accepted version of the upload,
+    or the upload itself when its version is unknown (a bucket without versioning)."""
+    upload_key = f"{UPLOAD_KEY_PREFIX}{context.job_id}/source"
+    version = context.input_versions.get("source")
+    if not version:
+        return upload_key
+    pinned_key = f"{WORK_PREFIX}{context.job_id}/{MEDIACONVERT_INPUT_NAME}"
+    uploads.copy_version(upload_key, version, pinned_key)
+    return pinned_key
+
+
 def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
     """The MediaConvert backend: the job's state changes finish the stage."""
     settings = get_settings()
+    input_key = mediaconvert_input_key(context, S3ObjectStore(s3_client(), settings.uploads_bucket))
     job_id = submit_ladder_job(
         context.source_path,
         job_id=context.job_id,
-        source_url=f"s3://{settings.uploads_bucket}/{UPLOAD_KEY_PREFIX}{context.job_id}/source",
+        source_url=f"s3://{settings.uploads_bucket}/{input_key}",
         outputs_url=f"s3://{settings.outputs_bucket}/jobs/{context.job_id}/",
         stack_name=settings.stack_name,
         role_arn=settings.mediaconvert_role_arn,
