@@ -35,6 +35,7 @@ contract: clients and tests match on it) and a readable ``message``::
         ├── EventPublishError         EventBridge PutEvents failed
         ├── QueueError                SQS call failed
         ├── WebhookDeliveryFailed     a receiver did not answer 2xx (retried with backoff)
+        ├── UploadNotAccepted         a stage got an upload its job has not accepted yet
         ├── FfmpegError               FFmpeg crashed, timed out or is missing
         └── MediaConvertError         MediaConvert refused a job, or the job ended in ERROR/CANCELED
 
@@ -194,6 +195,13 @@ class WebhookDeliveryFailed(InfrastructureError):
 
 class QueueError(InfrastructureError):
     code = "QUEUE_ERROR"
+
+
+class UploadNotAccepted(InfrastructureError):
+    """A stage got an upload before the status function recorded it on the job
+    (they read the same event at the same moment): delivered again later."""
+
+    code = "UPLOAD_NOT_ACCEPTED"
 
 
 class FfmpegError(InfrastructureError):

@@ -15,8 +15,8 @@ rules are monotonic:
   record must not depend on whether its events came before or after the
   failure. Only an EXPIRED job ignores everything;
 * an event that changes nothing returns ``None``: the caller writes nothing;
-* a job accepts ONE upload: the first "Object Created" of its key that reaches
-  the status function or a stage is recorded (:func:`accept_upload`: its ETag,
+* a job accepts ONE upload: the first "Object Created" of its key that the
+  status function applies is recorded (:func:`accept_upload`: its ETag,
   version and sequencer) and every stage reads exactly that version. A later
   write to the key (the presigned POST re-sent) changes nothing, and a job
   cancelled or expired before its upload arrived accepts none.
@@ -300,6 +300,12 @@ def accept_upload(job: Job, upload: UploadCompleted) -> Job | None:
     return updated
 
 
+def awaits_acceptance(job: Job) -> bool:
+    """The job has not decided about its upload yet: the status function has
+    not applied the upload's event (a stage that got it first waits)."""
+    return accepted_upload(job) is None and job.status is JobStatus.AWAITING_UPLOAD
+
+
 def why_no_stage_runs(job: Job, upload: UploadCompleted) -> str | None:
     """None when a stage may work on ``upload`` for ``job``; otherwise the reason
     it must not (logged by the stage, whose message is then dropped, not retried):
@@ -311,9 +317,13 @@ def why_no_stage_runs(job: Job, upload: UploadCompleted) -> str | None:
       (SWEEP_VERDICTS) is the exception: ``vidpipe redrive`` sends the stage's
       message back to finish the job after all."""
     accepted = accepted_upload(job)
-    if accepted is None:
+    if accepted is None and ended_before_upload(job):
         return f"the job is {job.status.value} and accepted no upload"
-    if accepted != upload.identity():
+    if accepted is None and job.status is JobStatus.AWAITING_UPLOAD:
+        return "the job has not accepted an upload yet"
+    # (No accepted upload past AWAITING_UPLOAD: a job under way since before
+    # uploads were pinned; it reads the key as it is.)
+    if accepted is not None and accepted != upload.identity():
         return "a later write to the upload key: the job keeps the upload it accepted"
     if job.status is JobStatus.FAILED and (job.error or {}).get("code") in SWEEP_VERDICTS:
         return None

@@ -4,8 +4,8 @@ For one SQS record holding S3's "Object Created" event:
 
 1. find the job id in the object key and put it on every log line;
 2. ask the job whether this upload may be worked on (:func:`admit_upload`):
-   the first write of the key that reaches the job is accepted and pinned;
-   a later write, or any write to a cancelled or finished job, is logged and
+   the status function accepts (pins) the first write of the key it sees; a
+   later write, or any write to a cancelled or finished job, is logged and
    dropped here, before any work or event;
 3. publish "<Stage> Started", download the accepted version of the source into
    a scratch folder (refused with SOURCE_TOO_LARGE when the folder cannot hold it);
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, MediaError, ValidationFailed, VidpipeError
+from vidpipe.errors import JobNotFound, MediaError, UploadNotAccepted, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
 from vidpipe.events import (
     Stage,
@@ -56,7 +56,7 @@ from vidpipe.events import (
     utc_now,
 )
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, accept_upload, why_no_stage_runs
+from vidpipe.jobs import Job, awaits_acceptance, why_no_stage_runs
 from vidpipe.message_lease import MessageLease
 from vidpipe.observability import Invocation, correlate, logger
 from vidpipe.scratch import check_scratch_room
@@ -80,11 +80,11 @@ class SourceStore(Protocol):
     def version_with_etag(self, key: str, etag: str) -> str | None: ...
 
 
-class JobGate(Protocol):
-    """What a stage needs of the job store to accept an upload (DynamoJobStore)."""
+class JobReader(Protocol):
+    """What a stage reads of the job store (DynamoJobStore): the job, never a write.
+    Raises JobNotFound."""
 
     def get(self, job_id: str) -> Job: ...
-    def save(self, job: Job, *, expected_version: int) -> Job: ...
 
 
 class OutputStore(Protocol):
@@ -136,34 +136,38 @@ def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
     return StageInput(job_id=upload.job_id, objects={"source": upload.key}, upload=upload)
 
 
-# A stage's read-modify-write of the job loses to another writer now and then
-# (the status function applies the same upload event at the same moment).
-ADMIT_ATTEMPTS = 5
+# The status function gets the same "Object Created" as the stages, at the same
+# moment, and is the job's one writer: a stage that reads the job first waits
+# this long for it to accept the upload, then leaves the message to SQS's retry.
+ACCEPTANCE_WAIT_S = 20.0
+ACCEPTANCE_POLL_S = 1.0
 
 
-def admit_upload(jobs: JobGate, upload: UploadCompleted) -> str | None:
-    """Accept ``upload`` on its job if the job has accepted none yet (pinning
-    it: see vidpipe.jobs.accept_upload), then say whether a stage may work on
-    it: None if so, otherwise why not (no such job, another write accepted, the
-    job cancelled, expired or finished).
+def admit_upload(
+    jobs: JobReader,
+    upload: UploadCompleted,
+    *,
+    wait_s: float = ACCEPTANCE_WAIT_S,
+) -> str | None:
+    """None when a stage may work on ``upload``, otherwise why not (no such
+    job, another write of the key accepted, the job cancelled, expired or
+    finished: see vidpipe.jobs.why_no_stage_runs).
 
-    Raises ConcurrentUpdate when every attempt lost the version check, and
-    whatever the store raises: both mean "deliver the message again"."""
-    for attempt in range(1, ADMIT_ATTEMPTS + 1):
+    The job accepts its upload when the status function applies the upload's
+    event (vidpipe.jobs.accept_upload); until it has, this re-reads the job.
+    Raises UploadNotAccepted when it still has not after ``wait_s`` (SQS
+    delivers the message again), and whatever the store raises."""
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
             job = jobs.get(upload.job_id)
         except JobNotFound:
             return "no such job (an object put in the bucket by hand?)"
-        accepted = accept_upload(job, upload)
-        if accepted is not None:
-            try:
-                job = jobs.save(accepted, expected_version=job.version)
-            except ConcurrentUpdate:
-                if attempt == ADMIT_ATTEMPTS:
-                    raise
-                continue
-        return why_no_stage_runs(job, upload)
-    raise ValueError("ADMIT_ATTEMPTS must be at least 1")
+        if not awaits_acceptance(job):
+            return why_no_stage_runs(job, upload)
+        if time.monotonic() >= deadline:
+            raise UploadNotAccepted(f"job {upload.job_id} has not accepted its upload after {wait_s:.0f} s")
+        time.sleep(ACCEPTANCE_POLL_S)
 
 
 @dataclass(frozen=True)
@@ -222,14 +226,16 @@ def run_stage(
     attempt: StageAttempt | None = None,
     timeline: TimelineRecorder | None = None,
     fetch_inputs_first: bool = True,
-    jobs: JobGate | None = None,
+    jobs: JobReader | None = None,
     free_bytes: Callable[[Path], int] | None = None,
+    acceptance_wait_s: float = ACCEPTANCE_WAIT_S,
 ) -> None:
     """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
     ``read_input`` finds in it). See the module doc.
 
     With ``jobs``, an upload is worked on only once its job accepted it
     (:func:`admit_upload`), and read at the accepted version only.
+    ``acceptance_wait_s`` is how long to wait for that.
     ``free_bytes`` tells how much the scratch folder can still hold (the
     disk's free space by default).
 
@@ -258,7 +264,7 @@ def run_stage(
         upload = stage_input.upload
         versions: dict[str, str] = {}
         if upload is not None and jobs is not None:
-            why_not = admit_upload(jobs, upload)
+            why_not = admit_upload(jobs, upload, wait_s=acceptance_wait_s)
             if why_not is not None:
                 # Dropped, not retried: the job's answer will not change.
                 logger.info("stage skipped: nothing to do for this upload", extra={"reason": why_not})

@@ -19,8 +19,9 @@ from moto import mock_aws
 import transcode.handlers.transcode as transcode_handler
 from tests.adapters.test_api_handler_moto import FakeLambdaContext, _clear_caches
 from tests.moto_resources import REGION, create_jobs_table, use_fake_credentials
+from vidpipe.events import parse_object_created
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job
+from vidpipe.jobs import Job, apply_event
 from vidpipe.mediaconvert_events import META_JOB_ID, META_STACK
 
 pytestmark = pytest.mark.ffmpeg
@@ -90,10 +91,13 @@ def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_s
     # The template's uploads bucket keeps versions; the job awaits its upload.
     s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
     written = s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=SAMPLE.read_bytes())
+    # The status function accepted that write of the key (the stage reads its decision).
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     create_jobs_table(dynamodb, "jobs")
-    DynamoJobStore(dynamodb, "jobs").create(Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4",
-                                                    size=SAMPLE.stat().st_size, now="2025-03-14T09:00:00Z"))
+    awaiting = Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4", size=SAMPLE.stat().st_size,
+                       now="2025-03-14T09:00:00Z")
+    upload_event = json.loads(sqs_event_for_upload(written)["Records"][0]["body"])
+    DynamoJobStore(dynamodb, "jobs").create(apply_event(awaiting, parse_object_created(upload_event)))
     events.create_event_bus(Name=BUS)
     queue = sqs.create_queue(QueueName="published")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
