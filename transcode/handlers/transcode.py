@@ -28,7 +28,7 @@ from vidpipe.media import SourceInfo, probe_media, probe_media_url
 from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
+from vidpipe.stage_runner import INPUT_URL_EXPIRES_S, StageContext, StageWork, run_stage_for_record
 from vidpipe.storage import S3ObjectStore
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
@@ -82,17 +82,21 @@ def transcode(
         def publish(event: Any) -> None:
             (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
 
+        # The chunks and the analysis read a copy of the accepted version by
+        # ranges: ministack 1.5.33 ignores Range on a GET by VersionId (it sends
+        # the whole object), and one copy per long upload costs little on AWS.
+        source_key = pinned_copy(context, work_store, CHUNKS_INPUT_NAME)
         total = fan_out(
             context.job_id, source, context.output_dir.parent,
-            source_key=f"{UPLOAD_KEY_PREFIX}{context.job_id}/source",
+            source_key=source_key,
             local_source=context.source_path if context.source_path.exists() else None,
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
-            ladder_config=deployment_ladder(), source_url=context.input_url("source"),
+            ladder_config=deployment_ladder(),
+            source_url=work_store.presigned_get(source_key, expires_s=INPUT_URL_EXPIRES_S),
             on_analysis_fallback=log_analysis_fallback,
             # What one chunk function can do in the time its handler gives FFmpeg.
             chunk_budget=lambda_budget(settings.chunk_encode_memory_mb,
                                        settings.chunk_encode_timeout_s - CHUNK_RESERVED_TIME_S),
-            source_version=context.input_versions.get("source", ""),
         )  # fmt: skip
         logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
         return None
@@ -129,20 +133,23 @@ def transcode(
     }
 
 
-# MediaConvert reads its input by s3:// URL, which names no version: it gets a
-# copy of the accepted version under the chunks/ work area (no presigned POST
-# writes there; the bucket's lifecycle deletes it).
+# Readers that cannot (MediaConvert: an s3:// input names no version) or had
+# better not (ranged reads on ministack) ask for a version read a copy of the
+# accepted one in the chunks/ work area: no presigned POST writes there, only
+# our functions, and the bucket's lifecycle deletes it.
 MEDIACONVERT_INPUT_NAME = "mediaconvert-source"
+CHUNKS_INPUT_NAME = "source"
 
 
-def mediaconvert_input_key(context: StageContext, uploads: S3ObjectStore) -> str:
-    """The key MediaConvert reads: a copy of the accepted version of the upload,
-    or the upload itself when its version is unknown (a bucket without versioning)."""
+def pinned_copy(context: StageContext, uploads: S3ObjectStore, name: str) -> str:
+    """The key of a copy of the accepted version of the upload (``chunks/{job_id}/{name}``),
+    or the upload itself when its version is unknown (a bucket without versioning).
+    Raises StorageError."""
     upload_key = f"{UPLOAD_KEY_PREFIX}{context.job_id}/source"
     version = context.input_versions.get("source")
     if not version:
         return upload_key
-    pinned_key = f"{WORK_PREFIX}{context.job_id}/{MEDIACONVERT_INPUT_NAME}"
+    pinned_key = f"{WORK_PREFIX}{context.job_id}/{name}"
     uploads.copy_version(upload_key, version, pinned_key)
     return pinned_key
 
@@ -150,7 +157,7 @@ def mediaconvert_input_key(context: StageContext, uploads: S3ObjectStore) -> str
 def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
     """The MediaConvert backend: the job's state changes finish the stage."""
     settings = get_settings()
-    input_key = mediaconvert_input_key(context, S3ObjectStore(s3_client(), settings.uploads_bucket))
+    input_key = pinned_copy(context, S3ObjectStore(s3_client(), settings.uploads_bucket), MEDIACONVERT_INPUT_NAME)
     job_id = submit_ladder_job(
         context.source_path,
         job_id=context.job_id,
