@@ -26,8 +26,8 @@ FINDINGS = [
         "(download, presigned probe URL, each chunk, thumbnails, MediaConvert's copy) asks for exactly that "
         "version; a later write, a cancelled, expired or finished job runs no stage; the bucket keeps versions "
         "and multipart completion is If-None-Match",
-        "tests/unit/test_upload_acceptance.py, tests/adapters/test_storage_moto.py, "
-        "tests/e2e/test_upload_once_stack.py",
+        "tests/unit/test_stage_runner.py, tests/unit/test_job_transitions.py, tests/adapters/test_storage_moto.py, "
+        "tests/adapters/test_transcode_mediaconvert_moto.py, tests/e2e/test_upload_pinning_stack.py",
         "S3 refusing a second presigned POST cannot be enforced (POST policies have no If-None-Match): a re-sent "
         "POST only adds a version nobody reads; MediaConvert reads a copy of the pinned version",
     ),
@@ -91,7 +91,7 @@ FINDINGS = [
         "uploads up to 50 GiB were accepted but the stages have 10 GiB of /tmp",
         "MaxUploadBytes defaults to 8 GiB with a 9 GiB ceiling (a test keeps it in step with the stages' scratch "
         "space); a stage that cannot hold an upload fails at once with SOURCE_TOO_LARGE",
-        "tests/infra/test_template.py, tests/unit/test_upload_acceptance.py",
+        "tests/infra/test_template.py, tests/unit/test_stage_runner.py",
         "-",
     ),
     Finding(

@@ -29,8 +29,9 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── ForbiddenReference        a playlist or script (HLS, concat, DASH, SDP...), or a file
     │   │                             embedding one, that would make FFmpeg open other files or URLs
     │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
-    │   └── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
-    │                                 the stage's time limit, known from the probe before it starts
+    │   ├── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
+    │   │                             the stage's time limit, known from the probe before it starts
+    │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold
     └── InfrastructureError           our side failed; the message may be retried
         ├── StorageError              S3 call failed
         ├── JobStoreError             DynamoDB call failed
@@ -38,6 +39,7 @@ contract: clients and tests match on it) and a readable ``message``::
         ├── EventPublishError         EventBridge PutEvents failed
         ├── QueueError                SQS call failed
         ├── WebhookDeliveryFailed     a receiver did not answer 2xx (retried with backoff)
+        ├── UploadNotAccepted         a stage got an upload its job has not accepted yet
         ├── FfmpegError               FFmpeg crashed, timed out or is missing
         └── MediaConvertError         MediaConvert refused a job, or the job ended in ERROR/CANCELED
 
@@ -236,6 +238,13 @@ class QueueError(InfrastructureError):
     code = "QUEUE_ERROR"
 
 
+class UploadNotAccepted(InfrastructureError):
+    """A stage got an upload before the status function recorded it on the job
+    (they read the same event at the same moment): delivered again later."""
+
+    code = "UPLOAD_NOT_ACCEPTED"
+
+
 class FfmpegError(InfrastructureError):
     code = "FFMPEG_ERROR"
 
@@ -244,3 +253,11 @@ class MediaConvertError(InfrastructureError):
     """MediaConvert refused a job, or a job it ran ended in ERROR or CANCELED."""
 
     code = "MEDIACONVERT_ERROR"
+
+
+class SourceTooLarge(MediaError):
+    """The upload (or its remux) needs more scratch space than the stage has;
+    POST /uploads refuses what no stage could hold, so this means the limits
+    were configured apart (or a remux doubled the need)."""
+
+    code = "SOURCE_TOO_LARGE"

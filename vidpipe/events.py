@@ -96,13 +96,25 @@ class StageEvent:
 
 @dataclass(frozen=True)
 class UploadCompleted:
-    """S3 says the source object exists: the upload is done."""
+    """S3 says the source object exists: the upload is done.
+
+    ``etag``, ``version_id`` (only when the bucket keeps versions and S3 says
+    which; ministack does not) and ``sequencer`` (orders the writes to one key)
+    tell this write of the key from any later one: the job pins the first it
+    accepts and every stage reads exactly that (vidpipe.jobs.accept_upload)."""
 
     job_id: str
     bucket: str
     key: str
     size: int
     occurred_at: str
+    etag: str = ""
+    version_id: str = ""
+    sequencer: str = ""
+
+    def identity(self) -> dict[str, str]:
+        """Which write of the key this is, as the job records it when it accepts it."""
+        return {"etag": self.etag, "version_id": self.version_id, "sequencer": self.sequencer}
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,7 @@ def parse_object_created(event: dict[str, Any]) -> UploadCompleted:
         bucket = str(detail["bucket"]["name"])
         key = str(detail["object"]["key"])
         size = int(detail["object"].get("size", 0))
+        written = detail["object"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationFailed(f"malformed Object Created event: {exc}") from exc
     return UploadCompleted(
@@ -189,6 +202,9 @@ def parse_object_created(event: dict[str, Any]) -> UploadCompleted:
         key=key,
         size=size,
         occurred_at=str(event.get("time") or utc_now()),
+        etag=str(written.get("etag") or "").strip('"'),
+        version_id=str(written.get("version-id") or ""),
+        sequencer=str(written.get("sequencer") or ""),
     )
 
 
@@ -216,7 +232,9 @@ class ChunkRequested:
     ``task`` is the encoding task (transcode.domain_logic.chunking.ChunkTask as a
     dict: the chunk's bounds and the job's encoding parameters); ``source_key``
     names the file in the uploads bucket the chunk reads its part of (the upload
-    itself, or its remux into an indexed container)."""
+    itself, or its remux into an indexed container); ``source_version`` is the
+    upload's version the job accepted (empty for the remux, which only our
+    functions write): a later write to the key is never read."""
 
     job_id: str
     index: int
@@ -224,6 +242,7 @@ class ChunkRequested:
     task: dict[str, Any]
     source_key: str
     occurred_at: str = field(default_factory=utc_now)
+    source_version: str = ""
 
     detail_type = "Chunk Requested"
 
@@ -235,6 +254,7 @@ class ChunkRequested:
             "total": self.total,
             "task": self.task,
             "source_key": self.source_key,
+            "source_version": self.source_version,
             "occurred_at": self.occurred_at,
         }
 
@@ -270,6 +290,7 @@ def parse_chunk_work(event: dict[str, Any]) -> ChunkRequested | StitchRequested:
                 task=dict(detail["task"]),
                 source_key=str(detail["source_key"]),
                 occurred_at=str(detail["occurred_at"]),
+                source_version=str(detail.get("source_version") or ""),
             )
         if event.get("detail-type") == StitchRequested.detail_type:
             return StitchRequested(

@@ -14,7 +14,13 @@ rules are monotonic:
   events: the other stage of a failed job goes on and may finish, and the
   record must not depend on whether its events came before or after the
   failure. Only an EXPIRED job ignores everything;
-* an event that changes nothing returns ``None``: the caller writes nothing.
+* an event that changes nothing returns ``None``: the caller writes nothing;
+* a job accepts ONE upload: the first "Object Created" of its key that the
+  status function applies is recorded (:func:`accept_upload`: its ETag,
+  version and sequencer) and every stage reads exactly that version. A later
+  write to the key (the presigned POST re-sent) changes nothing, and a job
+  cancelled or expired before its upload arrived accepts none.
+  :func:`why_no_stage_runs` says when a stage must not work for an upload.
 
 One exception, on purpose: the sweep fails a job from silence (its stage's
 message was dead-lettered, or nothing moved for hours; see :data:`SWEEP_VERDICTS`).
@@ -178,8 +184,10 @@ def apply_event(job: Job, event: StageEvent | UploadCompleted) -> Job | None:
         return None
     updated = copy.deepcopy(job)
     if isinstance(event, UploadCompleted):
-        updated.source["size"] = event.size
-        _advance_job(updated, JobStatus.UPLOADED)
+        accepted = accept_upload(job, event)
+        if accepted is None:
+            return None
+        updated = accepted
     else:
         _apply_stage_event(updated, event)
     if updated == job:
@@ -266,6 +274,75 @@ def _completes_a_stage_the_sweep_failed(job: Job, stage: StageState, event: Stag
         and job.status is JobStatus.FAILED
         and (job.error or {}).get("code") in SWEEP_VERDICTS
     )
+
+
+# Why a job ended before its upload arrived; such a job accepts no upload.
+UPLOAD_CANCELLED = "UPLOAD_CANCELLED"
+
+
+def accepted_upload(job: Job) -> dict[str, str] | None:
+    """Which write of the upload key the job accepted (UploadCompleted.identity), or None yet."""
+    accepted = job.upload.get("accepted")
+    return dict(accepted) if accepted else None
+
+
+def ended_before_upload(job: Job) -> bool:
+    """Cancelled (DELETE /uploads/{id}) or expired before any upload was accepted."""
+    return accepted_upload(job) is None and (
+        job.status is JobStatus.EXPIRED
+        or (job.status is JobStatus.FAILED and (job.error or {}).get("code") == UPLOAD_CANCELLED)
+    )
+
+
+def accept_upload(job: Job, upload: UploadCompleted) -> Job | None:
+    """The job with ``upload`` accepted as its source (size recorded, UPLOADED),
+    or None when nothing changes: the job already accepted a write of its key
+    (this one: a duplicate; another: a later write, which must do nothing), or
+    it ended before its upload arrived.
+
+    A job past UPLOADED without an accepted upload (its stage events came first,
+    or it was created before uploads were pinned) accepts this one too, so the
+    record does not depend on the order events arrive in."""
+    if accepted_upload(job) is not None or ended_before_upload(job):
+        return None
+    updated = copy.deepcopy(job)
+    updated.upload["accepted"] = upload.identity()
+    updated.source["size"] = upload.size
+    _advance_job(updated, JobStatus.UPLOADED)
+    updated.updated_at = max(job.updated_at, upload.occurred_at)
+    return updated
+
+
+def awaits_acceptance(job: Job) -> bool:
+    """The job has not decided about its upload yet: the status function has
+    not applied the upload's event (a stage that got it first waits)."""
+    return accepted_upload(job) is None and job.status is JobStatus.AWAITING_UPLOAD
+
+
+def why_no_stage_runs(job: Job, upload: UploadCompleted) -> str | None:
+    """None when a stage may work on ``upload`` for ``job``; otherwise the reason
+    it must not (logged by the stage, whose message is then dropped, not retried):
+
+    * the job accepted another write of its key (a re-sent upload), or none
+      (cancelled or expired before it arrived);
+    * the job is READY (its outputs are final: nothing may overwrite them),
+      EXPIRED, or FAILED. A failure the sweep inferred from silence
+      (SWEEP_VERDICTS) is the exception: ``vidpipe redrive`` sends the stage's
+      message back to finish the job after all."""
+    accepted = accepted_upload(job)
+    if accepted is None and ended_before_upload(job):
+        return f"the job is {job.status.value} and accepted no upload"
+    if accepted is None and job.status is JobStatus.AWAITING_UPLOAD:
+        return "the job has not accepted an upload yet"
+    # (No accepted upload past AWAITING_UPLOAD: a job under way since before
+    # uploads were pinned; it reads the key as it is.)
+    if accepted is not None and accepted != upload.identity():
+        return "a later write to the upload key: the job keeps the upload it accepted"
+    if job.status is JobStatus.FAILED and (job.error or {}).get("code") in SWEEP_VERDICTS:
+        return None
+    if job.status in TERMINAL_JOB_STATUSES:
+        return f"the job is {job.status.value}: no stage runs for a finished job"
+    return None
 
 
 def end_upload(job: Job, *, status: JobStatus, error: dict[str, str] | None, now: str) -> Job | None:

@@ -106,7 +106,7 @@ class Settings:
             uploads_bucket=_text("UPLOADS_BUCKET"),
             outputs_bucket=_text("OUTPUTS_BUCKET"),
             event_bus_name=_text("EVENT_BUS_NAME"),
-            max_upload_bytes=int(_number("MAX_UPLOAD_BYTES", 50 * 1024**3)),
+            max_upload_bytes=int(_number("MAX_UPLOAD_BYTES", 8 * 1024**3)),  # what a stage's /tmp holds
             multipart_threshold_bytes=int(_number("MULTIPART_THRESHOLD_BYTES", 100 * 1024**2)),
             upload_expiry_s=int(_number("UPLOAD_EXPIRY_SECONDS", 86400)),
             stall_limit_s=int(_number("STALL_LIMIT_SECONDS", 6 * 3600)),

@@ -3,10 +3,15 @@
 For one SQS record holding S3's "Object Created" event:
 
 1. find the job id in the object key and put it on every log line;
-2. publish "<Stage> Started", download the source into a scratch folder;
-3. call the stage's ``work`` function, which writes files into its output
+2. ask the job whether this upload may be worked on (:func:`admit_upload`):
+   the status function accepts (pins) the first write of the key it sees; a
+   later write, or any write to a cancelled or finished job, is logged and
+   dropped here, before any work or event;
+3. publish "<Stage> Started", download the accepted version of the source into
+   a scratch folder (refused with SOURCE_TOO_LARGE when the folder cannot hold it);
+4. call the stage's ``work`` function, which writes files into its output
    folder, reports progress and returns a description of the outputs;
-4. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` and publish
+5. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` and publish
    "<Stage> Completed" with the outputs (file names relative to that ``prefix``).
 
 An event that is not an upload of ours is logged and dropped: retrying it
@@ -40,11 +45,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
-from vidpipe.errors import MediaError, QuotaExceeded, ValidationFailed, VidpipeError
+from vidpipe.errors import JobNotFound, MediaError, QuotaExceeded, UploadNotAccepted, ValidationFailed, VidpipeError
 from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, parse_object_created, utc_now
+from vidpipe.events import (
+    Stage,
+    StageEvent,
+    StageEventKind,
+    UploadCompleted,
+    iso_utc,
+    parse_object_created,
+    utc_now,
+)
+from vidpipe.job_store import DynamoJobStore
+from vidpipe.jobs import Job, awaits_acceptance, why_no_stage_runs
 from vidpipe.message_lease import MessageLease
 from vidpipe.observability import Invocation, correlate, logger
+from vidpipe.scratch import check_scratch_room
 from vidpipe.settings import get_settings
 from vidpipe.storage import S3ObjectStore
 from vidpipe.timeline import DynamoTimeline, TimelineEntry, TimelineRecorder
@@ -60,8 +76,16 @@ class EventPublisher(Protocol):
 
 
 class SourceStore(Protocol):
-    def download(self, key: str, path: Path) -> None: ...
-    def presigned_get(self, key: str, *, expires_s: int) -> str: ...
+    def download(self, key: str, path: Path, *, version_id: str | None = None, etag: str | None = None) -> None: ...
+    def presigned_get(self, key: str, *, expires_s: int, version_id: str | None = None) -> str: ...
+    def version_with_etag(self, key: str, etag: str) -> str | None: ...
+
+
+class JobReader(Protocol):
+    """What a stage reads of the job store (DynamoJobStore): the job, never a write.
+    Raises JobNotFound."""
+
+    def get(self, job_id: str) -> Job: ...
 
 
 class OutputStore(Protocol):
@@ -87,6 +111,9 @@ class StageContext:
     # (once; later calls do nothing), or get a URL FFmpeg can read one by ranges.
     fetch_inputs: Callable[[], None] = field(default=lambda: None)
     input_url: Callable[[str], str] = field(default=lambda name: "")
+    # The version each input is read at (the accepted upload's), by local name;
+    # whoever reads an input some other way (chunk orders, MediaConvert) asks for it.
+    input_versions: dict[str, str] = field(default_factory=dict)
 
 
 # The outputs' description, or None when another service finishes the stage.
@@ -100,12 +127,48 @@ class StageInput:
 
     job_id: str
     objects: dict[str, str]
+    # Set when the input is the user's upload: the job must accept it first.
+    upload: UploadCompleted | None = None
 
 
 def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
     """S3's "Object Created" for an upload: fetch the source. Raises ValidationFailed otherwise."""
     upload = parse_object_created(eventbridge_event)
-    return StageInput(job_id=upload.job_id, objects={"source": upload.key})
+    return StageInput(job_id=upload.job_id, objects={"source": upload.key}, upload=upload)
+
+
+# The status function gets the same "Object Created" as the stages, at the same
+# moment, and is the job's one writer: a stage that reads the job first waits
+# this long for it to accept the upload, then leaves the message to SQS's retry.
+ACCEPTANCE_WAIT_S = 20.0
+ACCEPTANCE_POLL_S = 1.0
+
+
+def admit_upload(
+    jobs: JobReader,
+    upload: UploadCompleted,
+    *,
+    wait_s: float = ACCEPTANCE_WAIT_S,
+) -> str | None:
+    """None when a stage may work on ``upload``, otherwise why not (no such
+    job, another write of the key accepted, the job cancelled, expired or
+    finished: see vidpipe.jobs.why_no_stage_runs).
+
+    The job accepts its upload when the status function applies the upload's
+    event (vidpipe.jobs.accept_upload); until it has, this re-reads the job.
+    Raises UploadNotAccepted when it still has not after ``wait_s`` (SQS
+    delivers the message again), and whatever the store raises."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            job = jobs.get(upload.job_id)
+        except JobNotFound:
+            return "no such job (an object put in the bucket by hand?)"
+        if not awaits_acceptance(job):
+            return why_no_stage_runs(job, upload)
+        if time.monotonic() >= deadline:
+            raise UploadNotAccepted(f"job {upload.job_id} has not accepted its upload after {wait_s:.0f} s")
+        time.sleep(ACCEPTANCE_POLL_S)
 
 
 @dataclass(frozen=True)
@@ -164,9 +227,18 @@ def run_stage(
     attempt: StageAttempt | None = None,
     timeline: TimelineRecorder | None = None,
     fetch_inputs_first: bool = True,
+    jobs: JobReader | None = None,
+    free_bytes: Callable[[Path], int] | None = None,
+    acceptance_wait_s: float = ACCEPTANCE_WAIT_S,
 ) -> None:
     """Run ``work`` for the upload named in ``eventbridge_event`` (or whatever
     ``read_input`` finds in it). See the module doc.
+
+    With ``jobs``, an upload is worked on only once its job accepted it
+    (:func:`admit_upload`), and read at the accepted version only.
+    ``acceptance_wait_s`` is how long to wait for that.
+    ``free_bytes`` tells how much the scratch folder can still hold (the
+    disk's free space by default).
 
     With ``fetch_inputs_first`` False nothing is downloaded before ``work``,
     which calls ``context.fetch_inputs()`` if it needs the files (the transcode
@@ -190,6 +262,19 @@ def run_stage(
 
     scratch = Path(tempfile.mkdtemp(prefix=f"{stage.value}-{job_id}-", dir=scratch_root))
     try:
+        upload = stage_input.upload
+        versions: dict[str, str] = {}
+        if upload is not None and jobs is not None:
+            why_not = admit_upload(jobs, upload, wait_s=acceptance_wait_s)
+            if why_not is not None:
+                # Dropped, not retried: the job's answer will not change.
+                logger.info("stage skipped: nothing to do for this upload", extra={"reason": why_not})
+                return
+            version = upload.version_id or source_store.version_with_etag(upload.key, upload.etag)
+            if version:
+                versions["source"] = version
+            else:
+                logger.warning("the upload's version is unknown (bucket without versioning?): read by ETag only")
         logger.info("stage started", extra={"attempt": receive_count})
         publish(StageEventKind.STARTED)
         inputs = {name: scratch / name for name in stage_input.objects}
@@ -197,8 +282,11 @@ def run_stage(
 
         def fetch_inputs() -> None:
             if not fetched:
+                if upload is not None:
+                    check_scratch_room(scratch, upload.size, what="the upload", free_bytes=free_bytes)
                 for name, key in stage_input.objects.items():
-                    source_store.download(key, inputs[name])
+                    pinned_etag = upload.etag if upload is not None and jobs is not None and name == "source" else None
+                    source_store.download(key, inputs[name], version_id=versions.get(name), etag=pinned_etag)
                 fetched.append(True)
 
         if fetch_inputs_first:
@@ -213,7 +301,9 @@ def run_stage(
             inputs=inputs,
             fetch_inputs=fetch_inputs,
             input_url=lambda name: source_store.presigned_get(stage_input.objects[name],
-                                                              expires_s=INPUT_URL_EXPIRES_S),
+                                                              expires_s=INPUT_URL_EXPIRES_S,
+                                                              version_id=versions.get(name)),
+            input_versions=versions,
         )
         prefix = f"jobs/{job_id}/{output_folder}/"
 
@@ -349,6 +439,7 @@ def run_stage_for_record(
                 attempt=attempt,
                 timeline=timeline,
                 fetch_inputs_first=fetch_inputs_first,
+                jobs=DynamoJobStore(dynamodb_client(), settings.jobs_table),
             )
     except Exception:
         if receipt_handle:

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import StorageError, ValidationFailed
+from vidpipe.errors import StorageError, UploadNotOpen, ValidationFailed
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -118,40 +118,70 @@ class S3ObjectStore:
             raise self._storage_error("presign a POST for", key, exc) from exc
         return {"url": post["url"], "fields": post["fields"]}
 
-    def presigned_get(self, key: str, *, expires_s: int) -> str:
-        """A URL that fetches the object with a plain GET until it expires.
+    def presigned_get(self, key: str, *, expires_s: int, version_id: str | None = None) -> str:
+        """A URL that fetches the object with a plain GET until it expires; with
+        ``version_id``, that version and no other (the id is signed into the URL,
+        so whoever reads it by ranges, FFmpeg included, gets the same bytes
+        whatever is written to the key later).
 
         Signing is local: the object is not checked to exist. Raises
         ValidationFailed for a non-positive expiry, StorageError when botocore
         cannot sign."""
         if expires_s <= 0:
             raise ValidationFailed(f"bad presigned GET request: expires_s={expires_s}")
+        params = {"Bucket": self.bucket, "Key": key} | ({"VersionId": version_id} if version_id else {})
         try:
-            return str(
-                self._client.generate_presigned_url(
-                    "get_object",
-                    Params={"Bucket": self.bucket, "Key": key},
-                    ExpiresIn=expires_s,
-                )
-            )
+            return str(self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
         except _S3_FAILURES as exc:
             raise self._storage_error("presign a GET for", key, exc) from exc
 
-    def download(self, key: str, path: Path) -> None:
-        """Write the object to ``path`` (its folder is created).
+    def download(self, key: str, path: Path, *, version_id: str | None = None, etag: str | None = None) -> None:
+        """Write the object to ``path`` (its folder is created): with ``version_id``
+        that version, with ``etag`` only if the bytes still have that ETag.
 
-        Raises StorageError for a missing key or any S3 failure; a partly
+        Raises StorageError for a missing key or version, an ETag that differs
+        (another write replaced the object) or any S3 failure; a partly
         written file may be left behind."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        pinned = ({"VersionId": version_id} if version_id else {}) | ({"IfMatch": f'"{etag}"'} if etag else {})
         # One streamed GET rather than boto3's parallel ranged GETs: as fast
         # from Lambda for a source video, and ministack answers each ranged GET
         # by reading the whole object (1 GiB took 123 s ranged, 14 s streamed).
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            body = self._client.get_object(Bucket=self.bucket, Key=key, **pinned)["Body"]
             with path.open("wb") as handle:
                 shutil.copyfileobj(body, handle, DOWNLOAD_CHUNK_BYTES)
         except _S3_FAILURES as exc:
             raise self._storage_error("download", key, exc) from exc
+
+    def version_with_etag(self, key: str, etag: str) -> str | None:
+        """The id of a version of ``key`` whose bytes have ``etag`` (the newest
+        such), or None when there is none (or the bucket keeps no versions).
+
+        For an "Object Created" event without a version id (ministack sends
+        none; AWS does when versioning is on): equal ETags mean equal bytes,
+        so any version with the accepted ETag is the accepted upload.
+        Raises StorageError for any S3 failure."""
+        try:
+            pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key)
+            versions = [v for page in pages for v in page.get("Versions", [])]
+        except _S3_FAILURES as exc:
+            raise self._storage_error("list the versions of", key, exc) from exc
+        matching = [v for v in versions
+                    if v.get("Key") == key and str(v.get("ETag", "")).strip('"') == etag.strip('"')]
+        newest = max(matching, key=lambda v: v.get("LastModified") or 0, default=None)
+        version_id = str(newest.get("VersionId") or "") if newest else ""
+        return version_id if version_id and version_id != "null" else None
+
+    def copy_version(self, key: str, version_id: str, destination_key: str) -> None:
+        """Copy one version of ``key`` to ``destination_key`` in the same bucket
+        (for a reader that cannot ask for a version: MediaConvert). Managed
+        copy, so sources above 5 GiB are copied in parts. Raises StorageError."""
+        try:
+            self._client.copy({"Bucket": self.bucket, "Key": key, "VersionId": version_id},
+                              self.bucket, destination_key)
+        except _S3_FAILURES as exc:
+            raise self._storage_error("copy", key, exc) from exc
 
     def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None:
         """Store the local file at ``key``, with a Content-Type chosen by extension
@@ -263,7 +293,11 @@ class S3ObjectStore:
             raise self._storage_error("list the parts of", key, exc) from exc
 
     def complete_multipart(self, key: str, *, upload_id: str, parts: list[UploadedPart]) -> None:
-        """Join the parts into the object. Raises StorageError."""
+        """Join the parts into the object, only if nothing is at ``key`` yet
+        (``If-None-Match: *``): an upload key is written once.
+
+        Raises UploadNotOpen when the key already holds an object, StorageError
+        for any other S3 failure."""
         ordered = sorted(parts, key=lambda part: part["part_number"])
         try:
             self._client.complete_multipart_upload(
@@ -271,8 +305,11 @@ class S3ObjectStore:
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": p["part_number"], "ETag": p["etag"]} for p in ordered]},
+                IfNoneMatch="*",
             )
         except _S3_FAILURES as exc:
+            if _error_code(exc) == "PreconditionFailed":
+                raise UploadNotOpen(f"{self._where(key)} was already written: an upload is accepted once") from exc
             raise self._storage_error("complete the upload of", key, exc) from exc
 
     def abort_multipart(self, key: str, *, upload_id: str) -> None:

@@ -14,7 +14,7 @@ import requests
 from moto import mock_aws
 
 from tests.moto_resources import use_fake_credentials
-from vidpipe.errors import StorageError, ValidationFailed
+from vidpipe.errors import StorageError, UploadNotOpen, ValidationFailed
 from vidpipe.storage import S3ObjectStore
 
 BUCKET = "vidpipe-test-uploads"
@@ -209,3 +209,81 @@ def test_GIVEN_a_file_instead_of_a_folder_WHEN_uploaded_as_a_tree_THEN_validatio
 
     with pytest.raises(ValidationFailed):
         store.upload_tree(path, "jobs/j/hls/")
+
+
+# ---------------------------------------------------------------- the accepted upload, pinned
+
+
+@pytest.fixture
+def versioned(s3: Any) -> S3ObjectStore:
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return S3ObjectStore(s3, BUCKET)
+
+
+def test_GIVEN_an_upload_overwritten_after_acceptance_WHEN_read_by_its_version_THEN_the_accepted_bytes(
+    versioned: S3ObjectStore, s3: Any, tmp_path: Path
+) -> None:
+    # GIVEN the accepted upload, then other bytes written to the same key (a re-sent POST)
+    accepted = s3.put_object(Bucket=BUCKET, Key=KEY, Body=VIDEO)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"swapped in later")
+
+    # WHEN every reader asks for the accepted version (download, presigned URL)
+    versioned.download(KEY, tmp_path / "source", version_id=accepted["VersionId"])
+    url = versioned.presigned_get(KEY, expires_s=60, version_id=accepted["VersionId"])
+
+    # THEN each gets the accepted bytes, never the later ones
+    assert (tmp_path / "source").read_bytes() == VIDEO
+    assert "versionId=" in url
+    assert requests.get(url, timeout=10).content == VIDEO
+
+
+def test_GIVEN_an_accepted_etag_WHEN_the_event_names_no_version_THEN_the_version_is_found_by_its_etag(
+    versioned: S3ObjectStore, s3: Any
+) -> None:
+    # GIVEN the accepted upload overwritten since (ministack's event has no version id)
+    accepted = s3.put_object(Bucket=BUCKET, Key=KEY, Body=VIDEO)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"swapped in later")
+
+    # WHEN its version is looked up by the ETag the job accepted
+    found = versioned.version_with_etag(KEY, accepted["ETag"].strip('"'))
+
+    # THEN it is the accepted version; an ETag nobody wrote has none
+    assert found == accepted["VersionId"]
+    assert versioned.version_with_etag(KEY, "0" * 32) is None
+
+
+def test_GIVEN_an_etag_that_no_longer_matches_WHEN_downloaded_with_it_THEN_storage_error(
+    store: S3ObjectStore, s3: Any, tmp_path: Path
+) -> None:
+    # GIVEN an unversioned key overwritten after its ETag was accepted
+    accepted = s3.put_object(Bucket=BUCKET, Key=KEY, Body=VIDEO)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"swapped in later")
+
+    # WHEN / THEN a read pinned by the ETag refuses the other bytes
+    with pytest.raises(StorageError):
+        store.download(KEY, tmp_path / "source", etag=accepted["ETag"].strip('"'))
+
+
+def test_GIVEN_a_pinned_version_WHEN_copied_THEN_the_copy_holds_the_accepted_bytes(
+    versioned: S3ObjectStore, s3: Any
+) -> None:
+    accepted = s3.put_object(Bucket=BUCKET, Key=KEY, Body=VIDEO)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"swapped in later")
+
+    versioned.copy_version(KEY, accepted["VersionId"], "chunks/job/source")
+
+    assert s3.get_object(Bucket=BUCKET, Key="chunks/job/source")["Body"].read() == VIDEO
+
+
+def test_GIVEN_an_upload_key_already_written_WHEN_a_multipart_upload_completes_on_it_THEN_upload_not_open(
+    store: S3ObjectStore, s3: Any
+) -> None:
+    # GIVEN a multipart upload of a key that meanwhile holds an object
+    upload_id = store.start_multipart(KEY, content_type="video/mp4")
+    etag = s3.upload_part(Bucket=BUCKET, Key=KEY, UploadId=upload_id, PartNumber=1, Body=VIDEO)["ETag"]
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=VIDEO)
+
+    # WHEN it is completed THEN S3 refuses to write the key a second time
+    with pytest.raises(UploadNotOpen):
+        store.complete_multipart(KEY, upload_id=upload_id,
+                                 parts=[{"part_number": 1, "etag": etag, "size": len(VIDEO)}])

@@ -20,8 +20,9 @@ from moto import mock_aws
 import transcode.handlers.transcode as transcode_handler
 from tests.adapters.test_api_handler_moto import FakeLambdaContext, _clear_caches
 from tests.moto_resources import REGION, create_jobs_table, use_fake_credentials
+from vidpipe.events import parse_object_created
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job
+from vidpipe.jobs import Job, apply_event
 from vidpipe.mediaconvert_events import META_JOB_ID, META_STACK
 from vidpipe.settings import get_settings
 from vidpipe.usage_store import DynamoUsageStore
@@ -69,22 +70,30 @@ def mediaconvert(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingMediaConv
     recording = RecordingMediaConvert()
     monkeypatch.setattr(transcode_handler, "mediaconvert_client", lambda: recording)
     with mock_aws():
-        # The job whose owner the probed minutes are charged to (vidpipe.quotas).
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_jobs_table(dynamodb, "jobs")
-        DynamoJobStore(dynamodb, "jobs").create(Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4",
-                                                        size=1, now="2026-12-03T12:00:00Z", owner="alice"))
+        create_jobs_table(boto3.client("dynamodb", region_name=REGION), "jobs")
         yield recording
     _clear_caches()
 
 
-def sqs_event_for_upload() -> dict[str, Any]:
+def sqs_event_for_upload(written: dict[str, Any]) -> dict[str, Any]:
+    """S3's event for the PutObject answer ``written`` (its ETag and version)."""
     upload = json.loads((EVENTS / "s3_object_created.json").read_text())
     upload["detail"]["bucket"]["name"] = UPLOADS
-    upload["detail"]["object"]["key"] = f"uploads/{JOB_ID}/source"
+    upload["detail"]["object"].update(key=f"uploads/{JOB_ID}/source", etag=written["ETag"].strip('"'),
+                                      size=SAMPLE.stat().st_size, **{"version-id": written["VersionId"]})
     record = copy.deepcopy(json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())["Records"][0])
     record["body"] = json.dumps(upload)
     return {"Records": [record]}
+
+
+def create_accepted_job(written: dict[str, Any]) -> None:
+    """The job, owned by alice (the probed minutes are charged to her day), whose
+    status function accepted the write ``written`` of its key (the stage reads that decision)."""
+    awaiting = Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4", size=SAMPLE.stat().st_size,
+                       now="2025-03-14T09:00:00Z", owner="alice")
+    upload_event = json.loads(sqs_event_for_upload(written)["Records"][0]["body"])
+    jobs = DynamoJobStore(boto3.client("dynamodb", region_name=REGION), "jobs")
+    jobs.create(apply_event(awaiting, parse_object_created(upload_event)))
 
 
 def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_submitted_from_the_probed_ladder(
@@ -93,21 +102,30 @@ def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_s
     s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
     for bucket in (UPLOADS, OUTPUTS):
         s3.create_bucket(Bucket=bucket)
-    s3.upload_file(str(SAMPLE), UPLOADS, f"uploads/{JOB_ID}/source")
+    # The template's uploads bucket keeps versions; the job awaits its upload.
+    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
+    written = s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=SAMPLE.read_bytes())
+    create_accepted_job(written)
     events.create_event_bus(Name=BUS)
     queue = sqs.create_queue(QueueName="published")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": "vidpipe."}]}))
     events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
 
-    response = transcode_handler.lambda_handler(sqs_event_for_upload(), FakeLambdaContext())
+    # ... and the key is written again before MediaConvert reads it (a re-sent POST)
+    s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=b"swapped in later")
+
+    response = transcode_handler.lambda_handler(sqs_event_for_upload(written), FakeLambdaContext())
 
     assert response == {"batchItemFailures": []}
     [request] = mediaconvert.requests
     assert request["Role"] == ROLE
     assert request["UserMetadata"][META_JOB_ID] == JOB_ID
     assert request["UserMetadata"][META_STACK] == "vidpipe-prod"
-    assert request["Settings"]["Inputs"][0]["FileInput"] == f"s3://{UPLOADS}/uploads/{JOB_ID}/source"
+    # MediaConvert's s3:// input names no version: it reads a copy of the accepted one.
+    pinned_key = f"chunks/{JOB_ID}/mediaconvert-source"
+    assert request["Settings"]["Inputs"][0]["FileInput"] == f"s3://{UPLOADS}/{pinned_key}"
+    assert s3.get_object(Bucket=UPLOADS, Key=pinned_key)["Body"].read() == SAMPLE.read_bytes()
     hls = request["Settings"]["OutputGroups"][0]
     assert hls["OutputGroupSettings"]["HlsGroupSettings"]["Destination"] == f"s3://{OUTPUTS}/jobs/{JOB_ID}/hls/master"
     # The deployment's ladder (LADDER_RUNGS), portrait because the clip is rotated.
@@ -130,7 +148,9 @@ def test_GIVEN_an_owner_whose_days_minutes_are_used_up_WHEN_the_upload_is_probed
     s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
     for bucket in (UPLOADS, OUTPUTS):
         s3.create_bucket(Bucket=bucket)
-    s3.upload_file(str(SAMPLE), UPLOADS, f"uploads/{JOB_ID}/source")
+    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
+    written = s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=SAMPLE.read_bytes())
+    create_accepted_job(written)
     events.create_event_bus(Name=BUS)
     queue = sqs.create_queue(QueueName="published")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -141,7 +161,7 @@ def test_GIVEN_an_owner_whose_days_minutes_are_used_up_WHEN_the_upload_is_probed
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert usage.add_video_seconds_once("alice", today, "earlier-job", 60, limit=60)
 
-    response = transcode_handler.lambda_handler(sqs_event_for_upload(), FakeLambdaContext())
+    response = transcode_handler.lambda_handler(sqs_event_for_upload(written), FakeLambdaContext())
 
     # THEN the message is handled (no retry could help before midnight), nothing
     # was submitted, and the job is told why.

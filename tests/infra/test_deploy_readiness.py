@@ -244,7 +244,9 @@ def test_GIVEN_the_mediaconvert_role_WHEN_read_THEN_only_this_account_s_mediacon
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     grants = {s["Action"]: s["Resource"] for s in policy["PolicyDocument"]["Statement"]}
     assert grants == {
-        "s3:GetObject": {"Fn::Sub": "${UploadsBucket.Arn}/uploads/*"},
+        # The upload, or the copy of its accepted version that MediaConvert is given.
+        "s3:GetObject": [{"Fn::Sub": "${UploadsBucket.Arn}/uploads/*"},
+                         {"Fn::Sub": "${UploadsBucket.Arn}/chunks/*/mediaconvert-source"}],
         "s3:PutObject": {"Fn::Sub": "${OutputsBucket.Arn}/jobs/*"},
     }
 

@@ -16,6 +16,7 @@ import pytest
 from vidpipe.cli.packaging import FUNCTION_SLICES, build_function
 from vidpipe.cli.template import TEMPLATE_PATH, load_template, translate_sam, with_artifact_locations
 from vidpipe.events import UPLOAD_KEY_PREFIX
+from vidpipe.scratch import OUTPUT_HEADROOM_BYTES
 
 ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
@@ -654,3 +655,47 @@ def test_GIVEN_every_function_WHEN_its_environment_is_read_THEN_each_value_is_te
     bare = {name: value for name, value in variables.items() if not isinstance(value, str | dict)}
 
     assert bare == {}
+
+
+# ------------------------------------------------------------------ one accepted upload, and one that fits
+
+
+def test_GIVEN_the_uploads_bucket_WHEN_read_THEN_it_keeps_versions_and_expires_the_replaced_ones(
+    template: dict[str, Any],
+) -> None:
+    bucket = template["Resources"]["UploadsBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    expiring = [rule for rule in bucket["LifecycleConfiguration"]["Rules"]
+                if "NoncurrentVersionExpiration" in rule and rule["Status"] == "Enabled"]
+    assert expiring and expiring[0]["Prefix"] == UPLOAD_KEY_PREFIX
+
+
+def test_GIVEN_the_stages_that_read_the_upload_WHEN_inspected_THEN_they_read_versions_and_only_read_the_job(
+    translated: dict[str, Any],
+) -> None:
+    for role in ("TranscodeFunctionRole", "ThumbnailsFunctionRole", "ChunkEncodeFunctionRole"):
+        statements = [s for p in translated["Resources"][role]["Properties"]["Policies"]
+                      for s in p["PolicyDocument"]["Statement"]]
+        actions = {action for s in statements for action in as_list(s["Action"])}
+        on_jobs = {action for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"])
+                   and "Condition" not in s for action in as_list(s["Action"])}
+        # Besides: the owner's usage counters, and those only (vidpipe/usage_store.py).
+        on_usage = [s for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"])
+                    and "Condition" in s]
+        for statement in on_usage:
+            assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["usage#*"]}}, role
+        assert "s3:GetObjectVersion" in actions, role
+        # They read the job's decision; the status function is its one writer.
+        assert on_jobs == (set() if role == "ChunkEncodeFunctionRole" else {"dynamodb:GetItem"}), role
+
+
+def test_GIVEN_the_largest_upload_allowed_WHEN_compared_with_the_stages_scratch_space_THEN_it_fits_with_the_outputs(
+    template: dict[str, Any],
+) -> None:
+    # The transcode and thumbnails stages download the upload into /tmp: what
+    # POST /uploads accepts must fit there, beside the outputs.
+    largest = template["Parameters"]["MaxUploadBytes"]["MaxValue"]
+    assert template["Parameters"]["MaxUploadBytes"]["Default"] <= largest
+    for name in ("TranscodeFunction", "ThumbnailsFunction"):
+        scratch_mib = template["Resources"][name]["Properties"]["EphemeralStorage"]["Size"]
+        assert largest + OUTPUT_HEADROOM_BYTES <= scratch_mib * 1024 * 1024, name

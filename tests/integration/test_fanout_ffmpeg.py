@@ -40,7 +40,7 @@ class FolderStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 
-    def locate(self, key: str) -> Path:
+    def locate(self, key: str, version: str = "") -> Path:
         """Where FFmpeg reads an object: the file itself (a presigned URL in Lambda)."""
         return self.root / key
 
@@ -167,7 +167,7 @@ def test_GIVEN_a_chunk_that_keeps_failing_WHEN_the_last_attempt_fails_THEN_the_t
     order = bus.of(ChunkRequested)[1]
     published = Bus()
 
-    def cannot_sign(key: str) -> Path:
+    def cannot_sign(key: str, version: str) -> Path:
         raise StorageError(f"cannot presign a GET for {key}: SlowDown")
 
     # attempts 1 and 2: raised for SQS to retry, nothing published
@@ -197,7 +197,7 @@ def test_GIVEN_a_chunk_whose_source_cannot_be_decoded_THEN_the_transcode_fails_a
     published = Bus()
 
     run_work_order(bus.of(ChunkRequested)[0], tmp_path, receive_count=1, max_receive_count=3, timeout_s=60,
-                   locate=lambda key: damaged, work_store=work, output_store=outputs,
+                   locate=lambda key, version: damaged, work_store=work, output_store=outputs,
                    publish=published.publish)  # fmt: skip
 
     (failed,) = published.events

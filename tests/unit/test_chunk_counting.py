@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from transcode.domain_logic.chunking import ChunkTask
+from transcode.domain_logic.fanout import run_work_order
 from upload_api.domain_logic.job_view import job_view
 from upload_api.domain_logic.status import JobUpdate, stitch_request
-from vidpipe.errors import ValidationFailed
+from vidpipe.errors import StorageError, ValidationFailed
 from vidpipe.events import (
     ChunkRequested,
     Stage,
@@ -118,8 +119,27 @@ def test_GIVEN_the_chunk_requested_fixture_WHEN_parsed_THEN_a_work_order_with_a_
     assert (order.index, order.total) == (1, 3)
     task = ChunkTask.from_dict(order.task)
     assert [r.name for r in task.ladder] == ["360p", "240p"] and task.has_audio
+    assert order.source_version == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
     wire = {"source": "vidpipe.chunks", "detail-type": order.detail_type, "detail": order.detail()}
     assert parse_chunk_work(wire) == order
+
+
+def test_GIVEN_a_chunk_order_WHEN_encoded_THEN_it_reads_the_upload_version_the_job_accepted(tmp_path: Path) -> None:
+    # GIVEN the order of a chunk of an upload the job accepted at one version
+    order = parse_chunk_work(json.loads((EVENTS / "chunk_requested.json").read_text()))
+    asked: list[tuple[str, str]] = []
+
+    def locate(key: str, version: str) -> Path:
+        asked.append((key, version))
+        raise StorageError("stop here: only where FFmpeg would read matters")
+
+    # WHEN the chunk function runs it
+    with pytest.raises(StorageError):
+        run_work_order(order, tmp_path, receive_count=1, max_receive_count=3, timeout_s=60, locate=locate,
+                       work_store=None, output_store=None, publish=lambda event: None)  # type: ignore[arg-type]
+
+    # THEN FFmpeg is pointed at that version of the upload, never at whatever the key holds now
+    assert asked == [(order.source_key, "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")]
 
 
 def test_GIVEN_a_stitch_request_WHEN_parsed_THEN_the_same() -> None:

@@ -38,6 +38,9 @@ def test_GIVEN_s3_object_created_for_an_upload_WHEN_parsed_THEN_upload_completed
         key=f"uploads/{JOB_ID}/source",
         size=7340032,
         occurred_at="2025-03-14T09:26:53Z",
+        etag="9b2cf535f27731c974343645a3985328",
+        version_id="AZ2xrb0UBqVZ5Pd.dAQZF1_ZMKgHEcf4",
+        sequencer="0067D3F5DD3A2B9C41",
     )
 
 

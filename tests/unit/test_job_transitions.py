@@ -8,7 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
-from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event, fail_stalled
+from vidpipe.jobs import (
+    Job,
+    JobStatus,
+    StageStatus,
+    accepted_upload,
+    apply_event,
+    end_upload,
+    fail_stalled,
+    why_no_stage_runs,
+)
 
 JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 SIZE = 1_048_576
@@ -231,3 +240,53 @@ def test_GIVEN_a_sweep_failure_WHEN_only_a_late_progress_or_started_arrives_THEN
 
     for late in (stage_event(T, STARTED, 9), stage_event(T, PROGRESS, 9, progress=0.9)):
         assert apply_event(failed, late) is None
+
+
+# ---------------------------------------------------------------- one accepted upload
+
+
+def rewrite_of_the_key(second: int, size: int = SIZE) -> UploadCompleted:
+    """The presigned POST sent again: another write (version, ETag, sequencer) of the same key."""
+    return UploadCompleted(job_id=JOB_ID, bucket="uploads", key=f"uploads/{JOB_ID}/source", size=size,
+                           occurred_at=at(second), etag="f" * 32, version_id="later", sequencer="99")
+
+
+def test_GIVEN_a_job_awaiting_its_upload_WHEN_the_upload_arrives_THEN_that_write_is_accepted() -> None:
+    upload = UploadCompleted(job_id=JOB_ID, bucket="uploads", key=f"uploads/{JOB_ID}/source", size=SIZE,
+                             occurred_at=at(1), etag="a" * 32, version_id="v1", sequencer="01")
+
+    job = apply_event(new_job(), upload)
+
+    assert job is not None and job.status is JobStatus.UPLOADED
+    assert accepted_upload(job) == {"etag": "a" * 32, "version_id": "v1", "sequencer": "01"}
+
+
+def test_GIVEN_a_READY_job_WHEN_its_key_is_written_again_THEN_nothing_changes() -> None:
+    # GIVEN a job READY from its upload
+    job = deliver(new_job(), SUCCESS_EVENTS)[-1]
+    assert job.status is JobStatus.READY
+
+    # WHEN another write of the key arrives (other bytes, another size)
+    # THEN the job is not touched: the same status, source size and accepted upload
+    assert apply_event(job, rewrite_of_the_key(59, size=SIZE + 1)) is None
+    assert why_no_stage_runs(job, rewrite_of_the_key(59)) is not None
+
+
+def test_GIVEN_a_cancelled_job_WHEN_its_upload_arrives_late_THEN_it_accepts_nothing_and_no_stage_may_run() -> None:
+    cancelled = end_upload(new_job(), status=JobStatus.FAILED, now=at(5),
+                           error={"code": "UPLOAD_CANCELLED", "message": "cancelled"})
+    assert cancelled is not None
+
+    assert apply_event(cancelled, upload_completed()) is None
+    assert why_no_stage_runs(cancelled, upload_completed()) is not None
+    expired = end_upload(new_job(), status=JobStatus.EXPIRED, error=None, now=at(5))
+    assert expired is not None and why_no_stage_runs(expired, upload_completed()) is not None
+
+
+def test_GIVEN_a_job_processing_its_upload_WHEN_asked_about_a_later_write_THEN_only_the_accepted_may_run() -> None:
+    job = deliver(new_job(), SUCCESS_EVENTS[:3])[-1]
+    assert job.status is JobStatus.PROCESSING
+
+    assert why_no_stage_runs(job, upload_completed()) is None
+    assert why_no_stage_runs(job, rewrite_of_the_key(4)) == (
+        "a later write to the upload key: the job keeps the upload it accepted")

@@ -57,7 +57,7 @@ def test_GIVEN_work_that_hands_the_job_over_WHEN_the_stage_runs_THEN_nothing_is_
 class CaptureStore(FakeSourceStore):
     """Serves a distinct JPEG for each capture key (capture i is i x 40 grey)."""
 
-    def download(self, key: str, path: Path) -> None:
+    def download(self, key: str, path: Path, *, version_id: str | None = None, etag: str | None = None) -> None:
         self.downloads.append((key, path))
         index = int(key.rsplit(".", 2)[1])
         picture = Image.new("RGB", (1280, 720), (index * 40, index * 40, index * 40))

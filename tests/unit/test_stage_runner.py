@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import vidpipe.stage_runner as stage_runner
-from vidpipe.errors import CorruptMedia, NotAVideo, StorageError
-from vidpipe.events import Stage, StageEvent, StageEventKind
+from vidpipe.errors import CorruptMedia, JobNotFound, NotAVideo, StorageError, UploadNotAccepted
+from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
+from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event
 from vidpipe.observability import logger
 from vidpipe.stage_runner import PROGRESS_MIN_INTERVAL_S, StageContext, run_stage
 
@@ -33,13 +34,24 @@ def object_created() -> dict[str, Any]:
 class FakeSourceStore:
     downloads: list[tuple[str, Path]] = field(default_factory=list)
     error: Exception | None = None
+    # How each download was pinned: (version_id, etag).
+    pins: list[tuple[str | None, str | None]] = field(default_factory=list)
+    # The versions S3 holds, by ETag (for an event without a version id).
+    versions_by_etag: dict[str, str] = field(default_factory=dict)
 
-    def download(self, key: str, path: Path) -> None:
+    def download(self, key: str, path: Path, *, version_id: str | None = None, etag: str | None = None) -> None:
         self.downloads.append((key, path))
+        self.pins.append((version_id, etag))
         if self.error is not None:
             raise self.error
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(SOURCE_BYTES)
+
+    def presigned_get(self, key: str, *, expires_s: int, version_id: str | None = None) -> str:
+        return f"https://uploads.example/{key}" + (f"?versionId={version_id}" if version_id else "")
+
+    def version_with_etag(self, key: str, etag: str) -> str | None:
+        return self.versions_by_etag.get(etag)
 
 
 @dataclass
@@ -369,3 +381,202 @@ def test_GIVEN_progress_that_barely_moves_WHEN_reported_over_time_THEN_small_ste
     run(fakes, work, tmp_path)
 
     assert [e.progress for e in fakes.publisher.events if e.kind is StageEventKind.PROGRESS] == [0.1, 0.16]
+
+
+# ---------------------------------------------------------------- one accepted upload per job
+
+ACCEPTED_VERSION = "AZ2xrb0UBqVZ5Pd.dAQZF1_ZMKgHEcf4"  # the fixture event's
+
+
+@dataclass
+class FakeJobStore:
+    """The jobs table as a stage sees it (read only). ``accepted_after`` reads,
+    the status function applies ``status_applies`` (the upload event it got)."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    status_applies: dict[str, Any] | None = None
+    accepted_after: int = 0
+    reads: int = 0
+
+    def get(self, job_id: str) -> Job:
+        self.reads += 1
+        if job_id not in self.jobs:
+            raise JobNotFound(job_id)
+        if self.status_applies is not None and self.reads > self.accepted_after:
+            accepted = apply_event(self.jobs[job_id], parse_object_created(self.status_applies))
+            self.jobs[job_id] = accepted or self.jobs[job_id]
+            self.status_applies = None
+        return copy.deepcopy(self.jobs[job_id])
+
+
+def awaiting_job() -> Job:
+    return Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4", size=7340032, now="2025-03-14T09:00:00Z")
+
+
+def rewritten(event: dict[str, Any], *, version_id: str, etag: str, sequencer: str) -> dict[str, Any]:
+    """The same key written again (the presigned POST re-sent): another version."""
+    later = copy.deepcopy(event)
+    later["detail"]["object"].update({"version-id": version_id, "etag": etag, "sequencer": sequencer})
+    return later
+
+
+@pytest.fixture(autouse=True)
+def quick_acceptance_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hardly any real waiting for the job's decision in unit tests."""
+    monkeypatch.setattr(stage_runner, "ACCEPTANCE_POLL_S", 0.01)
+
+
+def accepted_job(event: dict[str, Any] | None = None) -> Job:
+    """A job whose upload the status function accepted (``event``, the fixture's by default)."""
+    job = apply_event(awaiting_job(), parse_object_created(event or object_created()))
+    assert job is not None
+    return job
+
+
+def run_gated(fakes: Fakes, jobs: FakeJobStore, scratch: Path, *, event: dict[str, Any] | None = None,
+              free_bytes: Any = None, work: Any = hls_work, receive_count: int = 1) -> None:
+    run_stage(
+        stage=Stage.TRANSCODE, eventbridge_event=event if event is not None else object_created(),
+        receive_count=receive_count, max_receive_count=3, output_folder="hls", source_store=fakes.source,
+        output_store=fakes.output, publisher=fakes.publisher, work=work, scratch_root=scratch, jobs=jobs,
+        free_bytes=free_bytes or (lambda _folder: 100 * 1024**3), acceptance_wait_s=0.3,
+    )
+
+
+def test_GIVEN_a_stage_that_gets_the_upload_first_WHEN_the_job_accepts_it_THEN_only_that_version_is_read(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job awaiting its upload, which the status function accepts a moment
+    # after the transcode stage has read the job
+    fakes = Fakes()
+    jobs = FakeJobStore({JOB_ID: awaiting_job()}, status_applies=object_created(), accepted_after=2)
+    urls: list[str] = []
+
+    def probe_by_url_then_encode(context: StageContext) -> dict[str, Any]:
+        urls.append(context.input_url("source"))
+        return hls_work(context)
+
+    # WHEN the stage gets the upload's event
+    run_gated(fakes, jobs, tmp_path, work=probe_by_url_then_encode)
+
+    # THEN it waited for the job's decision, and read the accepted version only
+    assert jobs.reads == 3
+    assert fakes.source.pins == [(ACCEPTED_VERSION, "9b2cf535f27731c974343645a3985328")]
+    assert urls == [f"https://uploads.example/{SOURCE_KEY}?versionId={ACCEPTED_VERSION}"]
+    assert fakes.publisher.kinds == [StageEventKind.STARTED, StageEventKind.COMPLETED]
+
+
+def test_GIVEN_a_job_that_never_accepts_WHEN_the_wait_is_over_THEN_raised_for_sqs_to_deliver_again(
+    tmp_path: Path,
+) -> None:
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: awaiting_job()})
+
+    with pytest.raises(UploadNotAccepted):
+        run_gated(fakes, jobs, tmp_path)
+
+    assert fakes.source.downloads == []
+    assert StageEventKind.STARTED not in fakes.publisher.kinds
+
+
+def test_GIVEN_a_READY_job_WHEN_its_upload_is_sent_again_THEN_no_stage_runs_and_no_output_changes(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job that accepted the upload and is READY
+    job = accepted_job()
+    job.status = JobStatus.READY
+    for state in job.stages.values():
+        state.status = StageStatus.COMPLETED
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: job})
+
+    # WHEN other bytes are POSTed to its key (a new version) and, for good
+    # measure, the accepted upload's own event is delivered once more
+    run_gated(fakes, jobs, tmp_path, event=rewritten(object_created(), version_id="later", etag="f" * 32,
+                                                     sequencer="0067D3F5DD3A2B9C99"))
+    run_gated(fakes, jobs, tmp_path)
+
+    # THEN nothing runs: no event, no download, no upload, the job unchanged
+    assert fakes.publisher.events == []
+    assert fakes.source.downloads == [] and fakes.output.calls == []
+    assert jobs.jobs[JOB_ID].status is JobStatus.READY
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_GIVEN_a_job_in_progress_WHEN_its_key_is_written_again_THEN_the_later_write_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job that accepted its upload, whose transcode runs
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: accepted_job()})
+    run_gated(fakes, jobs, tmp_path)
+    events_before = list(fakes.publisher.events)
+
+    # WHEN other bytes land on the key while it is processing
+    run_gated(fakes, jobs, tmp_path, event=rewritten(object_created(), version_id="later", etag="f" * 32,
+                                                     sequencer="0067D3F5DD3A2B9C99"))
+
+    # THEN the later write is not worked on, and the job keeps the upload it accepted
+    assert fakes.publisher.events == events_before
+    assert len(fakes.source.downloads) == 1
+    assert jobs.jobs[JOB_ID].upload["accepted"]["version_id"] == ACCEPTED_VERSION
+
+
+def test_GIVEN_a_cancelled_job_WHEN_its_upload_arrives_late_THEN_no_stage_runs_and_the_job_accepts_nothing(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job cancelled before its upload (DELETE /uploads/{id})
+    job = awaiting_job()
+    job.status, job.error = JobStatus.FAILED, {"code": "UPLOAD_CANCELLED", "message": "cancelled"}
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: job}, status_applies=object_created())
+
+    # WHEN the presigned POST is used anyway (the status function gets its event too)
+    run_gated(fakes, jobs, tmp_path)
+
+    # THEN nothing runs, and the job accepted nothing
+    assert fakes.publisher.events == [] and fakes.source.downloads == []
+    assert "accepted" not in jobs.jobs[JOB_ID].upload
+    assert jobs.jobs[JOB_ID].error == {"code": "UPLOAD_CANCELLED", "message": "cancelled"}
+
+
+def test_GIVEN_a_job_the_sweep_failed_WHEN_its_message_is_redriven_THEN_the_stage_runs_to_finish_it(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job the sweep failed from silence (DEAD_LETTERED)
+    job = accepted_job()
+    job.status, job.error = JobStatus.FAILED, {"code": "DEAD_LETTERED", "message": "dead-lettered"}
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: job})
+
+    # WHEN `vidpipe redrive` sends the stage's message back
+    run_gated(fakes, jobs, tmp_path)
+
+    # THEN the stage runs (its Completed overrides the sweep's guess)
+    assert fakes.publisher.kinds == [StageEventKind.STARTED, StageEventKind.COMPLETED]
+
+
+def test_GIVEN_an_event_without_version_id_WHEN_staged_THEN_the_version_with_the_accepted_etag_is_read(
+    tmp_path: Path,
+) -> None:
+    # GIVEN ministack's event (no version id) and a bucket that keeps versions
+    event = object_created()
+    del event["detail"]["object"]["version-id"]
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: accepted_job(event)})
+    fakes.source.versions_by_etag = {"9b2cf535f27731c974343645a3985328": "v-accepted", "f" * 32: "v-later"}
+
+    run_gated(fakes, jobs, tmp_path, event=event)
+
+    assert fakes.source.pins == [("v-accepted", "9b2cf535f27731c974343645a3985328")]
+
+
+def test_GIVEN_an_upload_larger_than_the_scratch_space_WHEN_staged_THEN_FAILED_SOURCE_TOO_LARGE_before_download(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a stage whose scratch folder has 100 MiB free: too little for the
+    # 7 MB upload and room for the outputs besides
+    fakes, jobs = Fakes(), FakeJobStore({JOB_ID: accepted_job()})
+
+    # WHEN it gets the upload
+    run_gated(fakes, jobs, tmp_path, free_bytes=lambda _folder: 100 * 1024**2)
+
+    # THEN the job fails at once with its own code, nothing downloaded, no retry
+    assert fakes.publisher.kinds == [StageEventKind.STARTED, StageEventKind.FAILED]
+    assert fakes.publisher.events[-1].error["code"] == "SOURCE_TOO_LARGE"
+    assert "7340032 bytes" in fakes.publisher.events[-1].error["message"]
+    assert fakes.source.downloads == []

@@ -53,6 +53,7 @@ from transcode.domain_logic.transcoding import check_complete, plan_title_ladder
 from vidpipe.errors import MediaError, VidpipeError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.media import SourceInfo
+from vidpipe.scratch import check_scratch_room
 
 WORK_PREFIX = "chunks/"
 PLAN_NAME = "plan.json"
@@ -70,7 +71,8 @@ class OutputStore(Protocol):
 
 
 Publish = Callable[[Any], None]
-Locate = Callable[[str], Path | str]
+# Where FFmpeg reads (key, version) of the uploads bucket; version "" for our own work files.
+Locate = Callable[[str, str], Path | str]
 
 
 def work_prefix(job_id: str) -> str:
@@ -97,6 +99,7 @@ def fan_out(
     source_url: str | None = None,
     on_analysis_fallback: Callable[[str], None] | None = None,
     chunk_budget: StageBudget | None = None,
+    source_version: str = "",
 ) -> int:
     """Plan the chunks of the upload at ``source_key`` and order one encode per
     chunk; return the number of chunks.
@@ -105,6 +108,8 @@ def fan_out(
     only): needed, and remuxed into the work area, when FFmpeg cannot seek in
     the upload's container. ``source_url`` (a presigned URL of the upload) is
     where the per-title analysis reads an upload that was not downloaded.
+    ``source_version`` is the upload's version the job accepted: every chunk
+    order names it, so no chunk reads a later write to the key.
     Before the orders, a "Transcode Progress" event tells the job how many
     chunks to expect; the orders come last, so a chunk is never encoded before
     its plan is stored.
@@ -137,8 +142,10 @@ def fan_out(
     if source.demuxer not in SEEKABLE_DEMUXERS:
         if local_source is None:
             raise ValueError(f"a {source.demuxer} upload must be downloaded to be remuxed for chunking")
+        # The remux is as large as the upload, beside it in the same scratch space.
+        check_scratch_room(scratch, local_source.stat().st_size, what="the upload's remux for chunking")
         remuxed, readable = seekable_source(local_source, source, scratch / "seekable", timeout_s=timeout_s)
-        source_key = prefix + REMUXED_NAME
+        source_key, source_version = prefix + REMUXED_NAME, ""  # ours, written once per plan
         work_store.upload_file(remuxed, source_key, content_type="video/x-matroska")
     plan = plan_chunks(readable, chunk_s=chunk_s)
     plan_file = scratch / PLAN_NAME
@@ -154,7 +161,7 @@ def fan_out(
                        progress=0.05, chunks={"total": plan.total}))  # fmt: skip
     orders = [
         ChunkRequested(job_id, index, plan.total, ChunkTask.of(plan, index, ladder, readable, segment_s).to_dict(),
-                       source_key)
+                       source_key, source_version=source_version)
         for index in range(plan.total)
     ]
     # In parallel: an hour in 32 s chunks is 113 PutEvents calls, a few seconds one after another.
@@ -190,7 +197,7 @@ def encode_one_chunk(
     chunk, which the count takes once."""
     task = ChunkTask.from_dict(request.task)
     out = scratch / "out"
-    output = encode_chunk(task, locate(request.source_key), out, timeout_s=timeout_s)
+    output = encode_chunk(task, locate(request.source_key, request.source_version), out, timeout_s=timeout_s)
     for rendition in task.ladder:  # the stitched playlists replace the chunk's own
         (out / rendition.name / chunk_playlist_name(task.index)).unlink(missing_ok=True)
     output_store.upload_tree(out, hls_prefix(request.job_id))

@@ -56,8 +56,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                     receive_count=receive_count,
                     max_receive_count=settings.max_receive_count,
                     timeout_s=timeout_s,
-                    # FFmpeg reads only the chunk's part of the source, by ranged GETs.
-                    locate=lambda key: uploads.presigned_get(key, expires_s=INPUT_URL_EXPIRES_S),
+                    # FFmpeg reads only the chunk's part of the source, by ranged GETs,
+                    # of the version the job accepted (signed into the URL).
+                    locate=lambda key, version: uploads.presigned_get(key, expires_s=INPUT_URL_EXPIRES_S,
+                                                                      version_id=version or None),
                     work_store=uploads,
                     output_store=S3ObjectStore(s3_client(), settings.outputs_bucket),
                     publish=EventBridgePublisher(events_client(), settings.event_bus_name,

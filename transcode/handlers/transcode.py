@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
 from transcode.domain_logic.encode_cost import lambda_budget
-from transcode.domain_logic.fanout import fan_out
+from transcode.domain_logic.fanout import WORK_PREFIX, fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
@@ -33,7 +33,7 @@ from vidpipe.mediaconvert import MediaConvertJobs
 from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
 from vidpipe.quotas import charge_video_minutes
 from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, StageWork, run_stage_for_record
+from vidpipe.stage_runner import INPUT_URL_EXPIRES_S, StageContext, StageWork, run_stage_for_record
 from vidpipe.storage import S3ObjectStore
 from vidpipe.usage_store import DynamoUsageStore
 
@@ -122,12 +122,17 @@ def transcode(
             else:
                 (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
 
+        # The chunks and the analysis read a copy of the accepted version by
+        # ranges: ministack 1.5.33 ignores Range on a GET by VersionId (it sends
+        # the whole object), and one copy per long upload costs little on AWS.
+        source_key = pinned_copy(context, work_store, CHUNKS_INPUT_NAME)
         total = fan_out(
             context.job_id, source, context.output_dir.parent,
-            source_key=f"{UPLOAD_KEY_PREFIX}{context.job_id}/source",
+            source_key=source_key,
             local_source=context.source_path if context.source_path.exists() else None,
             chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
-            ladder_config=deployment_ladder(), source_url=context.input_url("source"),
+            ladder_config=deployment_ladder(),
+            source_url=work_store.presigned_get(source_key, expires_s=INPUT_URL_EXPIRES_S),
             on_analysis_fallback=log_analysis_fallback,
             # What one chunk function can do in the time its handler gives FFmpeg.
             chunk_budget=lambda_budget(settings.chunk_encode_memory_mb,
@@ -168,6 +173,27 @@ def transcode(
     }
 
 
+# Readers that cannot (MediaConvert: an s3:// input names no version) or had
+# better not (ranged reads on ministack) ask for a version read a copy of the
+# accepted one in the chunks/ work area: no presigned POST writes there, only
+# our functions, and the bucket's lifecycle deletes it.
+MEDIACONVERT_INPUT_NAME = "mediaconvert-source"
+CHUNKS_INPUT_NAME = "source"
+
+
+def pinned_copy(context: StageContext, uploads: S3ObjectStore, name: str) -> str:
+    """The key of a copy of the accepted version of the upload (``chunks/{job_id}/{name}``),
+    or the upload itself when its version is unknown (a bucket without versioning).
+    Raises StorageError."""
+    upload_key = f"{UPLOAD_KEY_PREFIX}{context.job_id}/source"
+    version = context.input_versions.get("source")
+    if not version:
+        return upload_key
+    pinned_key = f"{WORK_PREFIX}{context.job_id}/{name}"
+    uploads.copy_version(upload_key, version, pinned_key)
+    return pinned_key
+
+
 def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
     """The MediaConvert backend: the job's state changes finish the stage."""
     settings = get_settings()
@@ -176,10 +202,11 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
         charge_owner_minutes(context.job_id, source.duration_s)
         context.report_source(source_summary(source))
 
+    input_key = pinned_copy(context, S3ObjectStore(s3_client(), settings.uploads_bucket), MEDIACONVERT_INPUT_NAME)
     job_id = submit_ladder_job(
         context.source_path,
         job_id=context.job_id,
-        source_url=f"s3://{settings.uploads_bucket}/{UPLOAD_KEY_PREFIX}{context.job_id}/source",
+        source_url=f"s3://{settings.uploads_bucket}/{input_key}",
         outputs_url=f"s3://{settings.outputs_bucket}/jobs/{context.job_id}/",
         stack_name=settings.stack_name,
         role_arn=settings.mediaconvert_role_arn,

@@ -31,7 +31,7 @@ from vidpipe.errors import (
     ValidationFailed,
 )
 from vidpipe.events import UPLOAD_KEY_PREFIX, utc_now
-from vidpipe.jobs import Job, JobStatus, end_upload
+from vidpipe.jobs import UPLOAD_CANCELLED, Job, JobStatus, end_upload
 from vidpipe.quotas import JobReader, OwnerLimits, UsageStore, admit_upload, release_if_ended, undo_admission
 from vidpipe.storage import UploadedPart
 
@@ -287,7 +287,7 @@ def complete_upload(job: Job, claimed: list[dict[str, Any]], *, store: Multipart
     return {"job_id": job.job_id, "status": job.status.value}
 
 
-CANCELLED = {"code": "UPLOAD_CANCELLED", "message": "the upload was cancelled before it finished"}
+CANCELLED = {"code": UPLOAD_CANCELLED, "message": "the upload was cancelled before it finished"}
 EXPIRED = {"code": "UPLOAD_EXPIRED", "message": "the upload did not arrive in time"}
 
 
