@@ -57,9 +57,10 @@ def test_an_owner_over_their_active_jobs_gets_429_with_retry_after_until_one_end
 
 def test_an_owner_over_the_days_bytes_gets_429_with_retry_after_until_midnight_utc(local_stack) -> None:
     owner = fresh_owner(local_stack)
-    # Declared sizes are charged at once: two 50 GiB uploads fill the day's 100 GiB.
-    for _ in range(2):
-        created = post_upload(owner, local_stack.api_url, size=50 * GiB)
+    # Declared sizes are charged at once: twelve 8 GiB uploads (the largest one
+    # upload may be) and one of 4 GiB fill the day's 100 GiB.
+    for size in [8 * GiB] * 12 + [4 * GiB]:
+        created = post_upload(owner, local_stack.api_url, size=size)
         assert created.status_code == 201, created.text
 
     asked_at = time.time()

@@ -117,7 +117,7 @@ def test_GIVEN_a_registered_webhook_WHEN_one_job_is_ready_and_one_fails_THEN_one
         everything = list(FlakyReceiver.received)
     assert len(done) == 2 and len(everything) == 4, everything
     by_type = {json.loads(r.body)["type"]: r for r in done}
-    assert set(by_type) == {"job.ready", "job.failed"}
+    assert set(by_type) == {"job.ready", "job.failed"}, [r.body for r in everything]
     assert json.loads(by_type["job.ready"].body)["job"]["job_id"] == jobs["READY"]
     failed_job = json.loads(by_type["job.failed"].body)["job"]
     assert (failed_job["job_id"], failed_job["error"]["code"]) == (jobs["FAILED"], "NOT_A_VIDEO")

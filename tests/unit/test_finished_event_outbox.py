@@ -56,9 +56,12 @@ class OutboxStore(InMemoryJobStore):
     def __init__(self) -> None:
         super().__init__()
         self.fail_saves = 0
+        self.saves_before_failing = 0
 
     def save(self, job: Job, *, expected_version: int) -> Job:
-        if self.fail_saves:
+        if self.fail_saves and self.saves_before_failing:
+            self.saves_before_failing -= 1
+        elif self.fail_saves:
             self.fail_saves -= 1
             raise JobStoreError("DynamoDB: ProvisionedThroughputExceededException")
         return super().save(job, expected_version=expected_version)
@@ -127,7 +130,8 @@ def test_GIVEN_the_publish_succeeded_but_its_clearing_failed_WHEN_the_sweep_runs
     processing_job(store)
     with pytest.raises(EventPublishError):
         status_function(store, bus)
-    store.fail_saves = 1  # the publish works this time, marking it published does not
+    # the claim and the publish work this time, marking it published does not
+    store.fail_saves, store.saves_before_failing = 1, 1
     with pytest.raises(JobStoreError):
         status_function(store, bus)
     assert store.jobs[JOB_ID].finished_event_pending
@@ -195,3 +199,36 @@ def test_GIVEN_another_writer_wins_WHEN_recording_THEN_it_pauses_before_re_readi
     record_event(store, completed, pause=pauses.append)
 
     assert len(pauses) == 1 and 0 <= pauses[0] <= 0.02
+
+
+def test_GIVEN_two_deliveries_holding_the_same_pending_job_WHEN_both_publish_THEN_only_the_claimant_does() -> None:
+    # Two stage reports of one job handled at once: both read the job with its
+    # "Job Ready" pending; without a claim both would publish, and the two
+    # copies would reach the webhook function together.
+    store, bus = OutboxStore(), Bus(failures=0)
+    processing_job(store)
+    completed = stage_event(Stage.TRANSCODE, StageEventKind.COMPLETED, outputs={"hls": "x"})
+    update = record_event(store, completed, pause=lambda _: None)
+    assert update is not None
+    seen_by_first = seen_by_second = store.jobs[JOB_ID]
+
+    first = publish_finished_event(store, bus, seen_by_first)
+    second = publish_finished_event(store, bus, seen_by_second)
+
+    assert first is not None and second is None
+    assert len(bus.delivered) == 1
+    assert not store.jobs[JOB_ID].finished_event_pending
+
+
+def test_GIVEN_a_claim_whose_holder_died_WHEN_its_time_is_up_THEN_another_delivery_publishes() -> None:
+    store, bus = OutboxStore(), Bus(failures=0)
+    processing_job(store)
+    update = record_event(store, stage_event(Stage.TRANSCODE, StageEventKind.COMPLETED, outputs={"hls": "x"}),
+                          pause=lambda _: None)
+    assert update is not None
+    job = store.jobs[JOB_ID]
+    job.finished_event = {**(job.finished_event or {}), "claimed_until": int(NOW.timestamp()) + 60}
+
+    assert publish_finished_event(store, bus, job, now=lambda: NOW.timestamp()) is None
+    assert publish_finished_event(store, bus, store.jobs[JOB_ID], now=lambda: NOW.timestamp() + 61) is not None
+    assert len(bus.delivered) == 1

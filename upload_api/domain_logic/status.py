@@ -20,6 +20,8 @@ already took that id).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import random
 import time
 from collections.abc import Callable
@@ -105,20 +107,37 @@ def pending_finished_event(job: Job) -> JobFinished | None:
     )
 
 
-def publish_finished_event(
-    store: JobStorePort, publisher: FinishedEventPublisher, job: Job, *, max_attempts: int = MAX_ATTEMPTS
-) -> JobFinished | None:
-    """Publish the event in ``job``'s outbox, then mark it published; return
-    it, or None when nothing was pending.
+# While one delivery publishes a job's outbox event, the others leave it to
+# it: two stage reports handled at once would otherwise both publish, and two
+# copies of one event reach the webhook function together, where neither sees
+# the other's delivery yet. A claim older than this (its holder died) is taken over.
+PUBLISH_CLAIM_S = 60
 
-    Raises EventPublishError when the publish fails: the outbox stays pending,
-    so the redelivered message (or the sweep) publishes the same event, same
-    id, again. If marking it published keeps losing the version check, it
-    stays pending too: one more publish of the same id, which receivers drop."""
+
+def publish_finished_event(
+    store: JobStorePort, publisher: FinishedEventPublisher, job: Job, *, max_attempts: int = MAX_ATTEMPTS,
+    now: Callable[[], float] = time.time,
+) -> JobFinished | None:
+    """Claim the event in ``job``'s outbox, publish it, then mark it published;
+    return it, or None when nothing was pending or another delivery holds it.
+
+    Raises EventPublishError when the publish fails: the claim is let go and
+    the outbox stays pending, so the redelivered message (or the sweep)
+    publishes the same event, same id, again. If marking it published keeps
+    losing the version check, it stays pending too: one more publish of the
+    same id later, which receivers drop."""
     event = pending_finished_event(job)
     if event is None or event.event_id is None:
         return None
-    publisher.publish(event)
+    claimed = _claim_outbox(store, job, event.event_id, max_attempts=max_attempts, now=now)
+    if claimed is None:
+        return None
+    try:
+        publisher.publish(event)
+    except Exception:
+        _release_claim(store, claimed)
+        raise
+    job = claimed
     for attempt in range(1, max_attempts + 1):
         cleared = published(job, event.event_id)
         if cleared is None:
@@ -133,6 +152,41 @@ def publish_finished_event(
             except JobNotFound:
                 return event
     return event
+
+
+def _claim_outbox(
+    store: JobStorePort, job: Job, event_id: str, *, max_attempts: int, now: Callable[[], float]
+) -> Job | None:
+    """``job`` saved with this delivery's claim on its pending event; None when
+    the event is no longer pending or another delivery's claim is still fresh."""
+    for attempt in range(1, max_attempts + 1):
+        outbox = job.finished_event or {}
+        if not job.finished_event_pending or outbox.get("id") != event_id:
+            return None
+        if int(outbox.get("claimed_until", 0)) > now():
+            return None
+        claiming = copy.deepcopy(job)
+        claiming.finished_event = {**outbox, "claimed_until": int(now()) + PUBLISH_CLAIM_S}
+        try:
+            return store.save(claiming, expected_version=job.version)
+        except ConcurrentUpdate:
+            if attempt == max_attempts:
+                return None  # others are busy with this job: the sweep is the backstop
+            time.sleep(conflict_pause_s(attempt))
+            try:
+                job = store.get(job.job_id)
+            except JobNotFound:
+                return None
+    return None
+
+
+def _release_claim(store: JobStorePort, claimed: Job) -> None:
+    """Let another delivery publish at once (best effort: a claim that stays
+    only delays the next publish by PUBLISH_CLAIM_S)."""
+    released = copy.deepcopy(claimed)
+    released.finished_event = {k: v for k, v in (claimed.finished_event or {}).items() if k != "claimed_until"}
+    with contextlib.suppress(Exception):
+        store.save(released, expected_version=claimed.version)
 
 
 def record_event(

@@ -131,7 +131,7 @@ def sweep(
     cutoff = iso_utc(now - timedelta(seconds=outbox_grace_s))
     for job in jobs.list_open(FINISHED_EVENT_PENDING, since_before=cutoff, limit=SWEEP_BATCH):
         try:
-            if publish_finished_event(jobs, publisher, job) is not None:
+            if publish_finished_event(jobs, publisher, job, now=now.timestamp) is not None:
                 result.republished.append(job.job_id)
         except EventPublishError:
             continue  # the bus is still failing: the next sweep tries again
@@ -163,5 +163,5 @@ def _fail(
         release_if_ended(saved, usage=usage)
     # If the bus fails, the job is FAILED with its event in the outbox: the next sweep publishes it.
     with contextlib.suppress(EventPublishError):
-        publish_finished_event(jobs, publisher, saved)
+        publish_finished_event(jobs, publisher, saved, now=now.timestamp)
     return True
