@@ -137,20 +137,9 @@ def publish_finished_event(
     except Exception:
         _release_claim(store, claimed)
         raise
-    job = claimed
-    for attempt in range(1, max_attempts + 1):
-        cleared = published(job, event.event_id)
-        if cleared is None:
-            return event  # someone else cleared it, or a newer verdict replaced it
-        try:
-            store.save(cleared, expected_version=job.version)
-            return event
-        except ConcurrentUpdate:
-            time.sleep(conflict_pause_s(attempt))
-            try:
-                job = store.get(job.job_id)
-            except JobNotFound:
-                return event
+    # Marked published; if that keeps losing the version check it stays pending:
+    # one more publish of the same id later, which receivers drop.
+    _save_change(store, claimed, lambda current: published(current, event.event_id), max_attempts=max_attempts)
     return event
 
 
@@ -158,20 +147,37 @@ def _claim_outbox(
     store: JobStorePort, job: Job, event_id: str, *, max_attempts: int, now: Callable[[], float]
 ) -> Job | None:
     """``job`` saved with this delivery's claim on its pending event; None when
-    the event is no longer pending or another delivery's claim is still fresh."""
-    for attempt in range(1, max_attempts + 1):
-        outbox = job.finished_event or {}
-        if not job.finished_event_pending or outbox.get("id") != event_id:
+    the event is no longer pending, another delivery's claim is still fresh, or
+    others kept winning the version check (the sweep is the backstop)."""
+
+    def claim(current: Job) -> Job | None:
+        outbox = current.finished_event or {}
+        if not current.finished_event_pending or outbox.get("id") != event_id:
             return None
         if int(outbox.get("claimed_until", 0)) > now():
             return None
-        claiming = copy.deepcopy(job)
+        claiming = copy.deepcopy(current)
         claiming.finished_event = {**outbox, "claimed_until": int(now()) + PUBLISH_CLAIM_S}
+        return claiming
+
+    return _save_change(store, job, claim, max_attempts=max_attempts)
+
+
+def _save_change(
+    store: JobStorePort, job: Job, change: Callable[[Job], Job | None], *, max_attempts: int
+) -> Job | None:
+    """Save ``change(job)``, re-reading the job and applying the change again
+    after each lost version check (with a jittered pause); the saved job, or
+    None when the change no longer applies, the job is gone or every attempt lost."""
+    for attempt in range(1, max_attempts + 1):
+        changed = change(job)
+        if changed is None:
+            return None
         try:
-            return store.save(claiming, expected_version=job.version)
+            return store.save(changed, expected_version=job.version)
         except ConcurrentUpdate:
             if attempt == max_attempts:
-                return None  # others are busy with this job: the sweep is the backstop
+                return None
             time.sleep(conflict_pause_s(attempt))
             try:
                 job = store.get(job.job_id)
