@@ -18,7 +18,6 @@ from vidpipe.cli.template import TEMPLATE_PATH, load_template, translate_sam, wi
 from vidpipe.events import UPLOAD_KEY_PREFIX
 from vidpipe.scratch import OUTPUT_HEADROOM_BYTES
 
-ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
 SWEEP_HANDLER = "upload_api.handlers.sweep.lambda_handler"
 AUTHORIZER_HANDLER = "upload_api.handlers.authorizer.lambda_handler"
@@ -49,17 +48,6 @@ SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
 SETTINGS_VARIABLES = {"JOBS_TABLE", "UPLOADS_BUCKET", "OUTPUTS_BUCKET", "EVENT_BUS_NAME"}
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return load_template()
-
-
-@pytest.fixture(scope="module")
-def translated(template: dict[str, Any]) -> dict[str, Any]:
-    locations = {name: ("vidpipe-artefacts", f"{name}-0123abcd.zip") for name in ARTEFACTS}
-    return translate_sam(with_artifact_locations(template, locations), "eu-west-1")
 
 
 def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -633,7 +621,7 @@ def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits
     # bytes there (51,200 inline, which the template has outgrown).
     import json
 
-    from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
+    from vidpipe.cli.template import load_template, with_artifact_locations
 
     names = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
     locations = {name: ("vidpipe-deploy-artifacts", f"{name}/{'0' * 64}.zip") for name in names}

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
+from vidpipe.cli.template import load_template
 
-ARTEFACTS = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
 # The sources each function's code publishes under (EventBridgePublisher(..., source=...)).
 EVENT_SOURCES = {
     "SweepFunctionRole": ["vidpipe.status"],
@@ -25,9 +24,8 @@ TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 
 
 @pytest.fixture(scope="module")
-def resources() -> dict[str, Any]:
-    locations = {name: ("vidpipe-artefacts", f"{name}-0123abcd.zip") for name in ARTEFACTS}
-    return translate_sam(with_artifact_locations(load_template(), locations), "eu-west-1")["Resources"]
+def resources(translated: dict[str, Any]) -> dict[str, Any]:
+    return translated["Resources"]
 
 
 def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
