@@ -96,13 +96,13 @@ def create_accepted_job(written: dict[str, Any]) -> None:
     jobs.create(apply_event(awaiting, parse_object_created(upload_event)))
 
 
-def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_submitted_from_the_probed_ladder(
-    mediaconvert: RecordingMediaConvert,
-) -> None:
+def uploaded_and_accepted() -> tuple[Any, Any, str, dict[str, Any]]:
+    """The buckets (the uploads one keeps versions, as the template's does), the
+    sample written as the job's upload and accepted by its job, and a queue that
+    receives every event the stage publishes: (s3, sqs, that queue's URL, the write)."""
     s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
     for bucket in (UPLOADS, OUTPUTS):
         s3.create_bucket(Bucket=bucket)
-    # The template's uploads bucket keeps versions; the job awaits its upload.
     s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
     written = s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=SAMPLE.read_bytes())
     create_accepted_job(written)
@@ -111,6 +111,13 @@ def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_s
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": "vidpipe."}]}))
     events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+    return s3, sqs, queue, written
+
+
+def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_submitted_from_the_probed_ladder(
+    mediaconvert: RecordingMediaConvert,
+) -> None:
+    s3, sqs, queue, written = uploaded_and_accepted()
 
     # ... and the key is written again before MediaConvert reads it (a re-sent POST)
     s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=b"swapped in later")
@@ -145,17 +152,7 @@ def test_GIVEN_an_owner_whose_days_minutes_are_used_up_WHEN_the_upload_is_probed
 ) -> None:
     monkeypatch.setenv("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", "1")
     get_settings.cache_clear()
-    s3, events, sqs = (boto3.client(name, region_name=REGION) for name in ("s3", "events", "sqs"))
-    for bucket in (UPLOADS, OUTPUTS):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=UPLOADS, VersioningConfiguration={"Status": "Enabled"})
-    written = s3.put_object(Bucket=UPLOADS, Key=f"uploads/{JOB_ID}/source", Body=SAMPLE.read_bytes())
-    create_accepted_job(written)
-    events.create_event_bus(Name=BUS)
-    queue = sqs.create_queue(QueueName="published")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": "vidpipe."}]}))
-    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+    s3, sqs, queue, written = uploaded_and_accepted()
     # GIVEN alice's minute of today went to another video
     usage = DynamoUsageStore(boto3.client("dynamodb", region_name=REGION), "jobs")
     today = datetime.now(UTC).strftime("%Y-%m-%d")
