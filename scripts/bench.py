@@ -63,7 +63,9 @@ def multipart_vs_boto3(endpoints: dict, data_dir: str) -> tuple[float, float]:
         for _ in range(64):
             handle.write(os.urandom(16 * 1024 * 1024))
     client = VidpipeClient(
-        endpoints["api_url"], journal=UploadJournal(Path(data_dir) / "journal"), concurrency=4,
+        endpoints["api_url"],
+        journal=UploadJournal(Path(data_dir) / "journal"),
+        concurrency=4,
         token=endpoints["api_token"],
     )
     started = time.perf_counter()

@@ -257,7 +257,8 @@ def render(runs: list[RunResult], subsample: int, seconds: float) -> str:
         f"per-title / capped-crf: {totals[MODES[0]] / totals[RateControl.CAPPED_CRF]:.2f}.",
         f"* Worst rung's mean VMAF, per-title - fixed: **{worst_gap:+.2f}** (goal >= -1).",
         f"* Top rung VMAF >= 93: {len(tops) - len(below)} of {len(tops)} clips"
-        + (f"; below: {', '.join(below)}" if below else "") + ".",
+        + (f"; below: {', '.join(below)}" if below else "")
+        + ".",
         f"* Per-title analysis CPU / encode CPU: **{analysis_cpu / encode_cpu:.3f}** (goal <= 0.10); "
         f"total CPU per-title / fixed: {cpu[MODES[0]] / cpu[RateControl.FIXED]:.2f}, "
         f"capped-crf / fixed: {cpu[RateControl.CAPPED_CRF] / cpu[RateControl.FIXED]:.2f}.",

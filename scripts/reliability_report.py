@@ -28,62 +28,133 @@ from vidpipe.cli.local_stack import aws_client  # noqa: E402
 from vidpipe.cli.redrive import dead_letter_counts  # noqa: E402
 
 PROVEN_BY_TESTS = [
-    ("at-least-once", "an upload event delivered 3 times to every consumer: one set of outputs, "
-     "one READY, one \"Job Ready\"", "tests/e2e/test_at_least_once.py"),
-    ("at-least-once", "stage events tripled and shuffled: one READY, one \"Job Ready\"",
-     "tests/e2e/test_at_least_once.py"),
-    ("at-least-once", "any order and duplication of events gives the same job (property-based)",
-     "tests/unit/test_job_transitions.py"),
+    (
+        "at-least-once",
+        'an upload event delivered 3 times to every consumer: one set of outputs, one READY, one "Job Ready"',
+        "tests/e2e/test_at_least_once.py",
+    ),
+    (
+        "at-least-once",
+        'stage events tripled and shuffled: one READY, one "Job Ready"',
+        "tests/e2e/test_at_least_once.py",
+    ),
+    (
+        "at-least-once",
+        "any order and duplication of events gives the same job (property-based)",
+        "tests/unit/test_job_transitions.py",
+    ),
     ("faults", "FFmpeg killed mid-transcode: retried after a short backoff, READY", "tests/e2e/test_faults.py"),
-    ("faults", "killed on every attempt: FAILED \"gave up after 3 attempts\", message in the DLQ, "
-     "`vidpipe redrive` sends it back", "tests/e2e/test_faults.py"),
-    ("faults", "the Lambda worker itself killed mid-transcode (as at Lambda's hard timeout): the message is "
-     "back within one lease (StageLeaseSeconds), retried, READY", "tests/e2e/test_faults.py"),
-    ("faults", "the worker killed on every attempt: message in the DLQ, the sweep fails the job DEAD_LETTERED "
-     "at its next run; `vidpipe redrive` then finishes it READY", "tests/e2e/test_faults.py"),
-    ("faults", "a job that stops moving for any other reason: the sweep fails it STAGE_STALLED",
-     "tests/unit/test_sweep.py"),
+    (
+        "faults",
+        'killed on every attempt: FAILED "gave up after 3 attempts", message in the DLQ, '
+        "`vidpipe redrive` sends it back",
+        "tests/e2e/test_faults.py",
+    ),
+    (
+        "faults",
+        "the Lambda worker itself killed mid-transcode (as at Lambda's hard timeout): the message is "
+        "back within one lease (StageLeaseSeconds), retried, READY",
+        "tests/e2e/test_faults.py",
+    ),
+    (
+        "faults",
+        "the worker killed on every attempt: message in the DLQ, the sweep fails the job DEAD_LETTERED "
+        "at its next run; `vidpipe redrive` then finishes it READY",
+        "tests/e2e/test_faults.py",
+    ),
+    (
+        "faults",
+        "a job that stops moving for any other reason: the sweep fails it STAGE_STALLED",
+        "tests/unit/test_sweep.py",
+    ),
     ("restarts", "`vidpipe down` / `up` in the middle of a batch: every job READY", "tests/e2e/test_restart.py"),
-    ("security", "no token 401, forged token 403; a user sees only their own jobs; output URLs need their grant",
-     "tests/e2e/test_api_access_stack.py"),
-    ("security", "a function role is denied what it must not do (IAM enforced, AUTH=true)",
-     "tests/e2e/test_at_least_once.py"),
-    ("security", "part URLs write only their own job's upload; the presigned POST pins key, type and size",
-     "tests/e2e/test_multipart_uploads.py, tests/adapters/test_storage_moto.py"),
-    ("security", "FFmpeg never opens anything but the one input (canary file, listening socket)",
-     "tests/hostile/test_hostile_unit.py"),
-    ("security", "webhooks never reach inside: loopback, private, shared, link-local, metadata, multicast, "
-     "reserved and IPv4-mapped/NAT64/6to4/Teredo addresses in every spelling, and the stack's own endpoint, "
-     "are refused at registration with 400 DESTINATION_REFUSED",
-     "tests/unit/test_outbound.py, tests/adapters/test_api_handler_moto.py, tests/e2e/test_webhooks_stack.py"),
-    ("security", "DNS rebinding: a webhook name that resolves inside at delivery gets nothing (no connection), "
-     "the attempt is recorded WEBHOOK_DESTINATION_REFUSED; the connection goes to the checked address, "
-     "TLS verified against the name", "tests/adapters/test_webhook_sender.py"),
-    ("limits", "one owner over their active jobs or the day's bytes: 429 with Retry-After and a JSON reason over "
-     "the local stack's HTTP API; a cancelled upload frees its slot", "tests/e2e/test_limits_stack.py"),
-    ("limits", "twelve concurrent uploads of one owner: exactly the limit pass (conditional writes); an ended "
-     "job frees its slot once, wherever it ends", "tests/adapters/test_usage_store_moto.py, "
-     "tests/adapters/test_status_handler_moto.py, tests/unit/test_sweep.py"),
-    ("limits", "the day's minutes used up when the upload is probed: FAILED QUOTA_EXCEEDED before any encode",
-     "tests/adapters/test_transcode_mediaconvert_moto.py"),
-    ("hostile inputs", "an encode too costly for its stage (2 minutes of 8K at 240 fps on the transcode function; "
-     "a chunk over the chunk function's time): FAILED ENCODE_TOO_COSTLY from the probe, before FFmpeg starts, "
-     "with the cost and the limit in the message", "tests/unit/test_encode_cost.py, "
-     "tests/integration/test_frame_rate_ffmpeg.py"),
-    ("security", "\"Job Ready\"/\"Job Failed\" cannot be lost: saved in the job's outbox with READY/FAILED, "
-     "published again (same id) by the redelivered message or the sweep; a webhook receiver gets it once",
-     "tests/unit/test_finished_event_outbox.py, tests/adapters/test_status_handler_moto.py"),
-    ("security", "FFmpeg/ffprobe run without the function's environment (no AWS_* credentials) and may open only "
-     "the accepted decoders: anything else fails UNSUPPORTED_CODEC",
-     "tests/integration/test_ffmpeg_isolation_ffmpeg.py"),
-    ("security", "API 5xx bodies carry a code and a request id, never bucket/table names or exception text",
-     "tests/adapters/test_api_handler_moto.py"),
+    (
+        "security",
+        "no token 401, forged token 403; a user sees only their own jobs; output URLs need their grant",
+        "tests/e2e/test_api_access_stack.py",
+    ),
+    (
+        "security",
+        "a function role is denied what it must not do (IAM enforced, AUTH=true)",
+        "tests/e2e/test_at_least_once.py",
+    ),
+    (
+        "security",
+        "part URLs write only their own job's upload; the presigned POST pins key, type and size",
+        "tests/e2e/test_multipart_uploads.py, tests/adapters/test_storage_moto.py",
+    ),
+    (
+        "security",
+        "FFmpeg never opens anything but the one input (canary file, listening socket)",
+        "tests/hostile/test_hostile_unit.py",
+    ),
+    (
+        "security",
+        "webhooks never reach inside: loopback, private, shared, link-local, metadata, multicast, "
+        "reserved and IPv4-mapped/NAT64/6to4/Teredo addresses in every spelling, and the stack's own endpoint, "
+        "are refused at registration with 400 DESTINATION_REFUSED",
+        "tests/unit/test_outbound.py, tests/adapters/test_api_handler_moto.py, tests/e2e/test_webhooks_stack.py",
+    ),
+    (
+        "security",
+        "DNS rebinding: a webhook name that resolves inside at delivery gets nothing (no connection), "
+        "the attempt is recorded WEBHOOK_DESTINATION_REFUSED; the connection goes to the checked address, "
+        "TLS verified against the name",
+        "tests/adapters/test_webhook_sender.py",
+    ),
+    (
+        "limits",
+        "one owner over their active jobs or the day's bytes: 429 with Retry-After and a JSON reason over "
+        "the local stack's HTTP API; a cancelled upload frees its slot",
+        "tests/e2e/test_limits_stack.py",
+    ),
+    (
+        "limits",
+        "twelve concurrent uploads of one owner: exactly the limit pass (conditional writes); an ended "
+        "job frees its slot once, wherever it ends",
+        "tests/adapters/test_usage_store_moto.py, tests/adapters/test_status_handler_moto.py, tests/unit/test_sweep.py",
+    ),
+    (
+        "limits",
+        "the day's minutes used up when the upload is probed: FAILED QUOTA_EXCEEDED before any encode",
+        "tests/adapters/test_transcode_mediaconvert_moto.py",
+    ),
+    (
+        "hostile inputs",
+        "an encode too costly for its stage (2 minutes of 8K at 240 fps on the transcode function; "
+        "a chunk over the chunk function's time): FAILED ENCODE_TOO_COSTLY from the probe, before FFmpeg starts, "
+        "with the cost and the limit in the message",
+        "tests/unit/test_encode_cost.py, tests/integration/test_frame_rate_ffmpeg.py",
+    ),
+    (
+        "security",
+        '"Job Ready"/"Job Failed" cannot be lost: saved in the job\'s outbox with READY/FAILED, '
+        "published again (same id) by the redelivered message or the sweep; a webhook receiver gets it once",
+        "tests/unit/test_finished_event_outbox.py, tests/adapters/test_status_handler_moto.py",
+    ),
+    (
+        "security",
+        "FFmpeg/ffprobe run without the function's environment (no AWS_* credentials) and may open only "
+        "the accepted decoders: anything else fails UNSUPPORTED_CODEC",
+        "tests/integration/test_ffmpeg_isolation_ffmpeg.py",
+    ),
+    (
+        "security",
+        "API 5xx bodies carry a code and a request id, never bucket/table names or exception text",
+        "tests/adapters/test_api_handler_moto.py",
+    ),
     ("security", "content types only video/<subtype> (no parameters, ';' or spaces)", "tests/unit/test_uploads.py"),
-    ("security", "PutEvents only under each function's own sources; buckets deny non-TLS; DLQ alarms; sources expire",
-     "tests/infra/test_template_security.py"),
-    ("faults", "a report dead-lettered by the status function fails its job at the next sweep (not after 6 h); "
-     "a failed lease renewal is retried; conflict retries are jittered",
-     "tests/unit/test_sweep.py, tests/unit/test_message_lease.py, tests/unit/test_finished_event_outbox.py"),
+    (
+        "security",
+        "PutEvents only under each function's own sources; buckets deny non-TLS; DLQ alarms; sources expire",
+        "tests/infra/test_template_security.py",
+    ),
+    (
+        "faults",
+        "a report dead-lettered by the status function fails its job at the next sweep (not after 6 h); "
+        "a failed lease renewal is retried; conflict retries are jittered",
+        "tests/unit/test_sweep.py, tests/unit/test_message_lease.py, tests/unit/test_finished_event_outbox.py",
+    ),
 ]
 
 

@@ -80,7 +80,7 @@ FINDINGS = [
     ),
     Finding(
         6,
-        "a terminal event could be lost: READY/FAILED was saved before \"Job Ready\"/\"Job Failed\" was published",
+        'a terminal event could be lost: READY/FAILED was saved before "Job Ready"/"Job Failed" was published',
         "an outbox on the job, written by the same conditional save, with a stable event id; every delivery and the "
         "sweep publish what is pending; webhooks drop copies by that id (at-least-once publish, once per receiver)",
         "tests/unit/test_finished_event_outbox.py, tests/adapters/test_status_handler_moto.py",
@@ -120,7 +120,5 @@ FINDINGS = [
 
 def findings_table() -> str:
     lines = ["| # | the hole | the fix | proven by | only reasoned about (no AWS account) |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {f.number} | {f.hole} | {f.fix} | `{f.proven_by}` | {f.reasoned_only} |" for f in FINDINGS
-    ]
+    lines += [f"| {f.number} | {f.hole} | {f.fix} | `{f.proven_by}` | {f.reasoned_only} |" for f in FINDINGS]
     return "\n".join(lines)

@@ -26,8 +26,14 @@ class ThrowawayStack:
     environment: dict[str, str]
 
     def vidpipe(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "vidpipe.cli.main", *args], cwd=PROJECT_ROOT,
-                              env=self.environment, capture_output=True, text=True, check=True)
+        return subprocess.run(
+            [sys.executable, "-m", "vidpipe.cli.main", *args],
+            cwd=PROJECT_ROOT,
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
 
 
 def free_port() -> int:
@@ -44,12 +50,23 @@ def throwaway_stack(prefix: str = "vidpipe-script-", parameters: str = "") -> It
         environment = {**os.environ, "VIDPIPE_DATA_DIR": data_dir, "VIDPIPE_PORT": str(free_port())}
         if parameters:
             environment["VIDPIPE_PARAMETERS"] = parameters
-        up = subprocess.run([sys.executable, "-m", "vidpipe.cli.main", "up", "--json"], cwd=PROJECT_ROOT,
-                            env=environment, capture_output=True, text=True, check=True)
+        up = subprocess.run(
+            [sys.executable, "-m", "vidpipe.cli.main", "up", "--json"],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         outputs = json.loads((Path(data_dir) / "stack.json").read_text())["endpoints"]["outputs"]
         stack = ThrowawayStack(json.loads(up.stdout), outputs, Path(data_dir), environment)
         try:
             yield stack
         finally:
-            subprocess.run([sys.executable, "-m", "vidpipe.cli.main", "down"], cwd=PROJECT_ROOT,
-                           env=environment, capture_output=True, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "vidpipe.cli.main", "down"],
+                cwd=PROJECT_ROOT,
+                env=environment,
+                capture_output=True,
+                check=False,
+            )

@@ -135,17 +135,26 @@ def main() -> None:
 
         def pipeline() -> None:
             started_at.append(time.perf_counter())
-            transcode_to_hls(source_path, Path(tempfile.mkdtemp(dir=root)), timeout_s=TIMEOUT_S,
-                             on_lowest_rung=lambda _: first_playable.append(time.perf_counter()))
+            transcode_to_hls(
+                source_path,
+                Path(tempfile.mkdtemp(dir=root)),
+                timeout_s=TIMEOUT_S,
+                on_lowest_rung=lambda _: first_playable.append(time.perf_counter()),
+            )
 
         pipeline_m, _ = measure(pipeline)
         playable_s = min(playable - start for playable, start in zip(first_playable, started_at, strict=True))
 
         timings: list[ChunkedTimings] = []
-        chunked_m, _ = measure(lambda: transcode_chunked(
-            source_path, Path(tempfile.mkdtemp(dir=root)) / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S,
-            on_timings=timings.append,
-        ))
+        chunked_m, _ = measure(
+            lambda: transcode_chunked(
+                source_path,
+                Path(tempfile.mkdtemp(dir=root)) / "hls",
+                timeout_s=TIMEOUT_S,
+                chunk_s=CHUNK_S,
+                on_timings=timings.append,
+            )
+        )
         chunk_times = min(timings, key=lambda t: sum(t.chunks_s))
 
         probe_m = measure_url_probe(source_path)
@@ -153,8 +162,9 @@ def main() -> None:
         thumbs_m, _ = measure(
             lambda: make_thumbnails(source_path, Path(tempfile.mkdtemp(dir=root)), timeout_s=TIMEOUT_S)
         )
-        decode_m, _ = measure(lambda: run_ffmpeg([*input_args(source_path, source.demuxer), "-f", "null", "-"],
-                                                 timeout_s=TIMEOUT_S))
+        decode_m, _ = measure(
+            lambda: run_ffmpeg([*input_args(source_path, source.demuxer), "-f", "null", "-"], timeout_s=TIMEOUT_S)
+        )
 
     startup_s = ffmpeg_startup_s()
     cores = len(os.sched_getaffinity(0))
@@ -169,11 +179,24 @@ def main() -> None:
     }
     model = latency_model(chunk_times, cores, startup_s, probe_m.wall_s)
     thumbnails_path_s = thumbnails_path_model(thumbs_m.wall_s)
-    report = render(analysis=analysis_m, ladder_names=[r.name for r in ladder], crf=analysis.crf, cores=cores,
-                    plain=plain_m, pipeline=pipeline_m,
-                    playable_s=playable_s, chunked=chunked_m, chunk_times=chunk_times, thumbs=thumbs_m,
-                    decode=decode_m, ratios=ratios, model=model, startup_s=startup_s, url_probe_s=probe_m.wall_s,
-                    thumbnails_path_s=thumbnails_path_s)
+    report = render(
+        analysis=analysis_m,
+        ladder_names=[r.name for r in ladder],
+        crf=analysis.crf,
+        cores=cores,
+        plain=plain_m,
+        pipeline=pipeline_m,
+        playable_s=playable_s,
+        chunked=chunked_m,
+        chunk_times=chunk_times,
+        thumbs=thumbs_m,
+        decode=decode_m,
+        ratios=ratios,
+        model=model,
+        startup_s=startup_s,
+        url_probe_s=probe_m.wall_s,
+        thumbnails_path_s=thumbnails_path_s,
+    )
     print(report)
     REPORT.write_text(report, encoding="utf-8")
     print(f"written to {REPORT.relative_to(PROJECT_ROOT)}")
@@ -301,10 +324,14 @@ def render(**m: Any) -> str:
         "| Step | Wall s | CPU s | Peak RSS of one FFmpeg, MB |",
         "| --- | --- | --- | --- |",
     ]
-    for name, key in (("plain FFmpeg ladder", "plain"), ("per-title analysis", "analysis"),
-                      ("pipeline (analysis, lowest rung first, then the rest)", "pipeline"),
-                      ("chunked (plan + chunks + stitch, one after another)", "chunked"),
-                      ("thumbnails + sprite", "thumbs"), ("full-rate decode", "decode")):
+    for name, key in (
+        ("plain FFmpeg ladder", "plain"),
+        ("per-title analysis", "analysis"),
+        ("pipeline (analysis, lowest rung first, then the rest)", "pipeline"),
+        ("chunked (plan + chunks + stitch, one after another)", "chunked"),
+        ("thumbnails + sprite", "thumbs"),
+        ("full-rate decode", "decode"),
+    ):
         measured = m[key]
         lines.append(f"| {name} | {measured.wall_s:.2f} | {measured.cpu_s:.2f} | {measured.peak_rss_mb:.0f} |")
     lines += [
@@ -335,9 +362,11 @@ def render(**m: Any) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in m["model"]:
-        lines.append(f"| {row.memory_mb} | {row.chunk_s} | {row.chunks} | {row.parallel} | {row.plan_s:.1f} | "
-                     f"{row.wave_s:.1f} | {row.waves} | {row.stitch_s:.1f} | {row.total_s:.1f} | "
-                     f"{'yes' if row.total_s <= 60 else 'no'} |")
+        lines.append(
+            f"| {row.memory_mb} | {row.chunk_s} | {row.chunks} | {row.parallel} | {row.plan_s:.1f} | "
+            f"{row.wave_s:.1f} | {row.waves} | {row.stitch_s:.1f} | {row.total_s:.1f} | "
+            f"{'yes' if row.total_s <= 60 else 'no'} |"
+        )
     best = min(m["model"], key=lambda row: row.total_s)
     thumbnails_s = m["thumbnails_path_s"]
     lines += [

@@ -76,7 +76,12 @@ class RunningStack:
         """Run the real command line against this stack."""
         return subprocess.run(
             [sys.executable, "-m", "vidpipe.cli.main", *args],
-            cwd=PROJECT_ROOT, env=self.environment, capture_output=True, text=True, timeout=timeout, check=False,
+            cwd=PROJECT_ROOT,
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
 
@@ -104,12 +109,17 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         # uploads that never arrive stay active for a day: 30 active jobs
         # rather than 10, so the whole session's leftovers never reach the limit.
         "VIDPIPE_PARAMETERS": "RetryBaseSeconds=3,StageLeaseSeconds=10,ChunkThresholdSeconds=10,ChunkSeconds=8,"
-                              f"WebhookAllowedHosts=127.0.0.1:{webhook_receiver_port},MaxActiveJobsPerOwner=30",
+        f"WebhookAllowedHosts=127.0.0.1:{webhook_receiver_port},MaxActiveJobsPerOwner=30",
     }
     environment.pop("VIDPIPE_API_URL", None)
     up = subprocess.run(
         [sys.executable, "-m", "vidpipe.cli.main", "up", "--json"],
-        cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=600, check=False,
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     if up.returncode != 0:
         log = data_dir / "ministack.log"

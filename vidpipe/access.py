@@ -90,8 +90,10 @@ class SigningKeys:
             raise ValueError(f"the {self.purpose} key set has no key for its current kid {self.current!r}")
         for kid, key in self.keys.items():
             if not KID_PATTERN.match(kid) or not isinstance(key, str) or len(key) < MIN_KEY_CHARS:
-                raise ValueError(f"the {self.purpose} key {kid!r} is not a kid of 1-32 [A-Za-z0-9_-] "
-                                 f"with a key of at least {MIN_KEY_CHARS} characters")
+                raise ValueError(
+                    f"the {self.purpose} key {kid!r} is not a kid of 1-32 [A-Za-z0-9_-] "
+                    f"with a key of at least {MIN_KEY_CHARS} characters"
+                )
 
     @classmethod
     def from_secret_string(cls, purpose: str, text: str) -> SigningKeys:
@@ -144,8 +146,9 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def mint_api_token(keys: SigningKeys, user: str, *, ttl_s: int = DEFAULT_TOKEN_TTL_S,
-                   now: float | None = None) -> IssuedToken:
+def mint_api_token(
+    keys: SigningKeys, user: str, *, ttl_s: int = DEFAULT_TOKEN_TTL_S, now: float | None = None
+) -> IssuedToken:
     """A new token of ``user``, valid ``ttl_s`` seconds, with a fresh id.
     Raises ValueError for a user name or lifetime we do not accept."""
     if keys.purpose != API_TOKENS:
@@ -154,10 +157,14 @@ def mint_api_token(keys: SigningKeys, user: str, *, ttl_s: int = DEFAULT_TOKEN_T
         raise ValueError("a user name is 1-64 letters, digits or _.@-")
     if not 0 < ttl_s <= MAX_TOKEN_TTL_S:
         raise ValueError(f"a token lives between 1 s and {MAX_TOKEN_TTL_S // 86400} days")
-    claims = TokenClaims(user=user, token_id=secrets.token_urlsafe(12),
-                         expires_at=int((time.time() if now is None else now) + ttl_s))
-    payload = _b64(json.dumps({"sub": claims.user, "jti": claims.token_id, "exp": claims.expires_at},
-                              separators=(",", ":")).encode())
+    claims = TokenClaims(
+        user=user, token_id=secrets.token_urlsafe(12), expires_at=int((time.time() if now is None else now) + ttl_s)
+    )
+    payload = _b64(
+        json.dumps(
+            {"sub": claims.user, "jti": claims.token_id, "exp": claims.expires_at}, separators=(",", ":")
+        ).encode()
+    )
     signed = f"{TOKEN_PREFIX}.{keys.current}.{payload}"
     return IssuedToken(token=f"{signed}.{keys.mac(keys.current, signed)}", claims=claims)
 
@@ -176,9 +183,14 @@ def unverified_claims(token: str) -> TokenClaims:
         claims = TokenClaims(user=document["sub"], token_id=document["jti"], expires_at=document["exp"])
     except (ValueError, binascii.Error, KeyError, TypeError) as exc:
         raise TokenRefused("the token's claims are not readable") from exc
-    if not (isinstance(claims.user, str) and USER_PATTERN.match(claims.user)
-            and isinstance(claims.token_id, str) and TOKEN_ID_PATTERN.match(claims.token_id)
-            and isinstance(claims.expires_at, int) and not isinstance(claims.expires_at, bool)):
+    if not (
+        isinstance(claims.user, str)
+        and USER_PATTERN.match(claims.user)
+        and isinstance(claims.token_id, str)
+        and TOKEN_ID_PATTERN.match(claims.token_id)
+        and isinstance(claims.expires_at, int)
+        and not isinstance(claims.expires_at, bool)
+    ):
         raise TokenRefused("the token's claims are not readable")
     return claims
 

@@ -173,9 +173,7 @@ class DynamoJobStore:
             raise JobNotFound(f"no job {job_id}")
         return item_to_job(item)
 
-    def list_recent(
-        self, owner: str, limit: int = 20, next_token: str | None = None
-    ) -> tuple[list[Job], str | None]:
+    def list_recent(self, owner: str, limit: int = 20, next_token: str | None = None) -> tuple[list[Job], str | None]:
         """Up to ``limit`` of ``owner``'s jobs, newest first, and the token of the next page
         (None at the end; the last full page may be followed by an empty one).
 

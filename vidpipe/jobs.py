@@ -104,9 +104,7 @@ class Job:
     created_at: str
     updated_at: str
     source: dict[str, Any]
-    stages: dict[Stage, StageState] = field(
-        default_factory=lambda: {stage: StageState() for stage in Stage}
-    )
+    stages: dict[Stage, StageState] = field(default_factory=lambda: {stage: StageState() for stage in Stage})
     error: dict[str, str] | None = None
     # How the bytes come in: empty for a single presigned POST; for a multipart
     # upload {upload_id, part_size, part_count}, which the parts/complete/abort
@@ -138,19 +136,21 @@ class Job:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "status": self.status.value,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "source": self.source,
-            "stages": {stage.value: state.to_dict() for stage, state in self.stages.items()},
-            "error": self.error,
-            "upload": self.upload,
-            "owner": self.owner,
-            "version": self.version,
-        } | ({"playable_at": self.playable_at} if self.playable_at else {}) | (
-            {"finished_event": self.finished_event} if self.finished_event else {}
+        return (
+            {
+                "job_id": self.job_id,
+                "status": self.status.value,
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+                "source": self.source,
+                "stages": {stage.value: state.to_dict() for stage, state in self.stages.items()},
+                "error": self.error,
+                "upload": self.upload,
+                "owner": self.owner,
+                "version": self.version,
+            }
+            | ({"playable_at": self.playable_at} if self.playable_at else {})
+            | ({"finished_event": self.finished_event} if self.finished_event else {})
         )
 
     @classmethod
@@ -267,6 +267,8 @@ def all_chunks_done(stage: StageState) -> bool:
     """The stage was chunked and every chunk is encoded (the stitch may run)."""
     total = int(stage.chunks.get("total") or 0)
     return total > 0 and int(stage.chunks.get("done") or 0) >= total
+
+
 def _completes_a_stage_the_sweep_failed(job: Job, stage: StageState, event: StageEvent) -> bool:
     return (
         event.kind is StageEventKind.COMPLETED

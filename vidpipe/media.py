@@ -89,7 +89,14 @@ NO_GCONV_MODULES = os.devnull
 # timestamps as the host's, TMPDIR is where it may write, and the CA settings
 # are where an https build looks for certificates.
 FFMPEG_ENVIRONMENT_VARIABLES = (
-    "PATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 )
 STDERR_TAIL_CHARS = 2000
 
@@ -111,12 +118,52 @@ OWN_FILE_DEMUXERS = frozenset({"aac"})
 _PROBE_FORMAT_WHITELIST = ",".join(sorted(SAFE_DEMUXERS.union(*NESTED_DEMUXERS.values())))
 # Demuxers whose input names other files or URLs to open: never allowed.
 REFERENCE_DEMUXERS = frozenset(
-    {"hls", "applehttp", "concat", "dash", "sdp", "rtsp", "rtp", "imf", "lavfi", "ffmetadata", "tee", "avisynth",
-     "vapoursynth"}
+    {
+        "hls",
+        "applehttp",
+        "concat",
+        "dash",
+        "sdp",
+        "rtsp",
+        "rtp",
+        "imf",
+        "lavfi",
+        "ffmetadata",
+        "tee",
+        "avisynth",
+        "vapoursynth",
+    }
 )
 AUDIO_DEMUXERS = frozenset(
-    {"mp3", "wav", "w64", "flac", "aac", "ac3", "eac3", "aiff", "amr", "amrnb", "amrwb", "ape", "dts", "dtshd",
-     "caf", "wv", "tta", "mpc", "mpc8", "au", "voc", "truehd", "mlp", "loas", "spdif", "sox", "xwma"}
+    {
+        "mp3",
+        "wav",
+        "w64",
+        "flac",
+        "aac",
+        "ac3",
+        "eac3",
+        "aiff",
+        "amr",
+        "amrnb",
+        "amrwb",
+        "ape",
+        "dts",
+        "dtshd",
+        "caf",
+        "wv",
+        "tta",
+        "mpc",
+        "mpc8",
+        "au",
+        "voc",
+        "truehd",
+        "mlp",
+        "loas",
+        "spdif",
+        "sox",
+        "xwma",
+    }
 )
 IMAGE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "ico", "bmp_pipe"})
 
@@ -127,26 +174,65 @@ IMAGE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "ico", "bmp_pipe"})
 # (-codec_whitelist), so a file that names some rarely used, little fuzzed
 # decoder is refused (UNSUPPORTED_CODEC) before that decoder reads a byte.
 ACCEPTED_VIDEO_CODECS: dict[str, tuple[str, ...]] = {
-    "h264": ("h264",), "hevc": ("hevc",), "av1": ("libdav1d", "libaom-av1", "av1"),
-    "vp8": ("vp8", "libvpx"), "vp9": ("vp9", "libvpx-vp9"), "mpeg4": ("mpeg4",), "h263": ("h263",),
-    "mpeg1video": ("mpeg1video",), "mpeg2video": ("mpeg2video",), "prores": ("prores",), "dnxhd": ("dnxhd",),
-    "mjpeg": ("mjpeg",), "theora": ("theora",), "vc1": ("vc1",), "wmv3": ("wmv3",), "wmv2": ("wmv2",),
-    "msmpeg4v3": ("msmpeg4",), "flv1": ("flv",),
+    "h264": ("h264",),
+    "hevc": ("hevc",),
+    "av1": ("libdav1d", "libaom-av1", "av1"),
+    "vp8": ("vp8", "libvpx"),
+    "vp9": ("vp9", "libvpx-vp9"),
+    "mpeg4": ("mpeg4",),
+    "h263": ("h263",),
+    "mpeg1video": ("mpeg1video",),
+    "mpeg2video": ("mpeg2video",),
+    "prores": ("prores",),
+    "dnxhd": ("dnxhd",),
+    "mjpeg": ("mjpeg",),
+    "theora": ("theora",),
+    "vc1": ("vc1",),
+    "wmv3": ("wmv3",),
+    "wmv2": ("wmv2",),
+    "msmpeg4v3": ("msmpeg4",),
+    "flv1": ("flv",),
     # Uncompressed pictures (screen recorders, AVI from old tools): a copy, hardly a decoder.
     "rawvideo": ("rawvideo",),
 }
 ACCEPTED_AUDIO_CODECS: dict[str, tuple[str, ...]] = {
-    "aac": ("aac", "aac_fixed"), "mp3": ("mp3float", "mp3"), "mp2": ("mp2float", "mp2"),
-    "ac3": ("ac3", "ac3_fixed"), "eac3": ("eac3",), "opus": ("opus", "libopus"), "vorbis": ("vorbis", "libvorbis"),
-    "flac": ("flac",), "alac": ("alac",), "wmav2": ("wmav2",), "amr_nb": ("amrnb",), "amr_wb": ("amrwb",),
-    **{pcm: (pcm,) for pcm in ("pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_f32le",
-                               "pcm_u8", "pcm_alaw", "pcm_mulaw")},
+    "aac": ("aac", "aac_fixed"),
+    "mp3": ("mp3float", "mp3"),
+    "mp2": ("mp2float", "mp2"),
+    "ac3": ("ac3", "ac3_fixed"),
+    "eac3": ("eac3",),
+    "opus": ("opus", "libopus"),
+    "vorbis": ("vorbis", "libvorbis"),
+    "flac": ("flac",),
+    "alac": ("alac",),
+    "wmav2": ("wmav2",),
+    "amr_nb": ("amrnb",),
+    "amr_wb": ("amrwb",),
+    **{
+        pcm: (pcm,)
+        for pcm in (
+            "pcm_s16le",
+            "pcm_s16be",
+            "pcm_s24le",
+            "pcm_s24be",
+            "pcm_s32le",
+            "pcm_f32le",
+            "pcm_u8",
+            "pcm_alaw",
+            "pcm_mulaw",
+        )
+    },
 }
 # Streams riding along that the probe opens too: text tracks (the subtitle
 # renditions), closed captions and cover art.
 ACCEPTED_OTHER_CODECS: dict[str, tuple[str, ...]] = {
-    "subrip": ("srt", "subrip"), "ass": ("ass", "ssa"), "mov_text": ("mov_text",), "webvtt": ("webvtt",),
-    "dvb_subtitle": ("dvbsub",), "eia_608": ("cc_dec",), "png": ("png",),
+    "subrip": ("srt", "subrip"),
+    "ass": ("ass", "ssa"),
+    "mov_text": ("mov_text",),
+    "webvtt": ("webvtt",),
+    "dvb_subtitle": ("dvbsub",),
+    "eia_608": ("cc_dec",),
+    "png": ("png",),
 }
 ACCEPTED_CODECS = {**ACCEPTED_VIDEO_CODECS, **ACCEPTED_AUDIO_CODECS, **ACCEPTED_OTHER_CODECS}
 CODEC_WHITELIST = ",".join(sorted({decoder for decoders in ACCEPTED_CODECS.values() for decoder in decoders}))
@@ -393,12 +479,7 @@ def parse_probe(probe: dict) -> SourceInfo:
     format_name = str(fmt.get("format_name", ""))
     refuse_format(format_name.split(",")[0])
     video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video"
-            and not (s.get("disposition") or {}).get("attached_pic")
-        ),
+        (s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")),
         None,
     )
     if video is None:

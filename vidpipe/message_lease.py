@@ -75,8 +75,10 @@ class MessageLease:
                 failures_in_a_row += 1
                 self.failed_renewals += 1
                 if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                    logger.exception("could not renew the message's lease %d times in a row; giving up, "
-                                     "SQS may offer it again", failures_in_a_row)
+                    logger.exception(
+                        "could not renew the message's lease %d times in a row; giving up, SQS may offer it again",
+                        failures_in_a_row,
+                    )
                     return
                 logger.warning("could not renew the message's lease; trying again", exc_info=True)
                 continue

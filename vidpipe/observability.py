@@ -46,8 +46,9 @@ def record_transcode(seconds: float, media_duration_s: float | None) -> None:
     """How long the encode took, and how many seconds of video it made per second."""
     metrics.add_metric(name="TranscodeSeconds", unit=MetricUnit.Seconds, value=round(seconds, 3))
     if media_duration_s and seconds > 0:
-        metrics.add_metric(name="TranscodeRealtimeFactor", unit=MetricUnit.Count,
-                           value=round(media_duration_s / seconds, 3))
+        metrics.add_metric(
+            name="TranscodeRealtimeFactor", unit=MetricUnit.Count, value=round(media_duration_s / seconds, 3)
+        )
 
 
 def record_job_finished(status: str, error_code: str | None) -> None:
@@ -55,8 +56,9 @@ def record_job_finished(status: str, error_code: str | None) -> None:
     metric of its own so the code dimension does not split the other metrics."""
     metrics.add_metric(name="JobsReady" if status == "READY" else "JobsFailed", unit=MetricUnit.Count, value=1)
     if status != "READY":
-        with single_metric(name="JobFailuresByCode", unit=MetricUnit.Count, value=1,
-                           namespace=METRICS_NAMESPACE) as failure:
+        with single_metric(
+            name="JobFailuresByCode", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+        ) as failure:
             failure.add_dimension(name="ErrorCode", value=error_code or "UNKNOWN")
 
 

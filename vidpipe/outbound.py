@@ -59,11 +59,11 @@ METADATA = "a cloud metadata service"  # refused even for an allowed host
 # Checked in order; the first match names the reason. Cloud metadata services
 # come first so the refusal says what was at stake.
 _REFUSED_V4: tuple[tuple[str, str], ...] = (
-    ("169.254.169.254/32", METADATA),       # AWS, GCP, Azure, OpenStack...
-    ("169.254.170.2/32", METADATA),         # ECS task credentials
-    ("100.100.100.200/32", METADATA),       # Alibaba Cloud
-    ("168.63.129.16/32", METADATA),         # Azure WireServer (a public-looking address)
-    ("192.0.0.192/32", METADATA),           # Oracle Cloud
+    ("169.254.169.254/32", METADATA),  # AWS, GCP, Azure, OpenStack...
+    ("169.254.170.2/32", METADATA),  # ECS task credentials
+    ("100.100.100.200/32", METADATA),  # Alibaba Cloud
+    ("168.63.129.16/32", METADATA),  # Azure WireServer (a public-looking address)
+    ("192.0.0.192/32", METADATA),  # Oracle Cloud
     ("0.0.0.0/8", "an unspecified address (this host)"),
     ("127.0.0.0/8", "a loopback address"),
     ("10.0.0.0/8", "a private address"),
@@ -82,7 +82,7 @@ _REFUSED_V4: tuple[tuple[str, str], ...] = (
     ("240.0.0.0/4", "a reserved address"),
 )
 _REFUSED_V6: tuple[tuple[str, str], ...] = (
-    ("fd00:ec2::254/128", METADATA),        # AWS over IPv6
+    ("fd00:ec2::254/128", METADATA),  # AWS over IPv6
     ("::/128", "an unspecified address (this host)"),
     ("::1/128", "a loopback address"),
     ("::ffff:0:0/96", "an IPv4-mapped address"),
@@ -221,8 +221,9 @@ class OutboundPolicy:
     own_endpoints: frozenset[tuple[str, int]] = frozenset()
 
     @classmethod
-    def build(cls, *, allow_http: bool, allowed_hosts: Iterable[str] = (),
-              own_endpoint_urls: Iterable[str] = ()) -> OutboundPolicy:
+    def build(
+        cls, *, allow_http: bool, allowed_hosts: Iterable[str] = (), own_endpoint_urls: Iterable[str] = ()
+    ) -> OutboundPolicy:
         """From settings: ``allowed_hosts`` as ``host:port`` (``[::1]:8123`` for
         IPv6), ``own_endpoint_urls`` as URLs (empty ones skipped)."""
         allowed = set()
@@ -247,8 +248,11 @@ class OutboundPolicy:
             if port is None:
                 raise ValidationFailed(f"endpoint {url!r} is not a URL", code="MISCONFIGURED")
             own.add((host, port))
-        return cls(schemes=("https", "http") if allow_http else ("https",),
-                   allowed_hosts=frozenset(allowed), own_endpoints=frozenset(own))
+        return cls(
+            schemes=("https", "http") if allow_http else ("https",),
+            allowed_hosts=frozenset(allowed),
+            own_endpoints=frozenset(own),
+        )
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -312,15 +316,17 @@ class OutboundGuard:
         # Our own port on any address of this machine or network is our own endpoint,
         # whichever spelling reaches it (localhost, 127.0.0.2, [::1], 0.0.0.0...).
         own = self.policy.own_endpoints
-        if (host, port) in own or any(port == own_port and (reason or str(address) == own_host)
-                                      for own_host, own_port in own):
+        if (host, port) in own or any(
+            port == own_port and (reason or str(address) == own_host) for own_host, own_port in own
+        ):
             raise DestinationRefused(f"{where} this stack's own endpoint (port {port})")
         if reason and (reason == METADATA or (host, port) not in self.policy.allowed_hosts):
             raise DestinationRefused(f"{where} {reason}")
         return str(address)
 
-    def connect(self, destination: Destination, *, timeout_s: float,
-                tls: ssl.SSLContext | None = None) -> http.client.HTTPConnection:
+    def connect(
+        self, destination: Destination, *, timeout_s: float, tls: ssl.SSLContext | None = None
+    ) -> http.client.HTTPConnection:
         """An HTTP(S) connection to ``destination``, opened to one of its checked
         addresses (tried in order) and never to a fresh resolution of its name.
         For https the certificate is verified against ``destination.host``

@@ -138,8 +138,11 @@ class Settings:
             webhook_allow_http=os.environ.get("WEBHOOK_ALLOW_HTTP", "").strip().lower() == "true",
             webhook_allowed_hosts=tuple(os.environ.get("WEBHOOK_ALLOWED_HOSTS", "").replace(",", " ").split()),
             # ministack sets AWS_ENDPOINT_URL for its functions; on AWS it is unset.
-            own_endpoint_urls=tuple(filter(None, (os.environ.get("AWS_ENDPOINT_URL", "").strip(),
-                                                  os.environ.get("PUBLIC_API_URL", "").strip()))),
+            own_endpoint_urls=tuple(
+                filter(
+                    None, (os.environ.get("AWS_ENDPOINT_URL", "").strip(), os.environ.get("PUBLIC_API_URL", "").strip())
+                )
+            ),
             max_active_jobs_per_owner=_positive_int("MAX_ACTIVE_JOBS_PER_OWNER", 10),
             max_upload_bytes_per_owner_per_day=_positive_int("MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY", 100 * 1024**3),
             max_video_minutes_per_owner_per_day=float(_positive_int("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", 300)),

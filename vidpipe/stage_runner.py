@@ -300,9 +300,9 @@ def run_stage(
             report_source=lambda source: publish(StageEventKind.PROGRESS, progress=0.0, source=source),
             inputs=inputs,
             fetch_inputs=fetch_inputs,
-            input_url=lambda name: source_store.presigned_get(stage_input.objects[name],
-                                                              expires_s=INPUT_URL_EXPIRES_S,
-                                                              version_id=versions.get(name)),
+            input_url=lambda name: source_store.presigned_get(
+                stage_input.objects[name], expires_s=INPUT_URL_EXPIRES_S, version_id=versions.get(name)
+            ),
             input_versions=versions,
         )
         prefix = f"jobs/{job_id}/{output_folder}/"
@@ -330,10 +330,14 @@ def run_stage(
         if receive_count < max_receive_count:
             logger.exception("stage failed; SQS will retry", extra={"attempt": receive_count})
             raise
-        error = exc.to_dict() if isinstance(exc, VidpipeError) else {
-            "code": "INTERNAL_ERROR",
-            "message": f"{type(exc).__name__}: {exc}",
-        }
+        error = (
+            exc.to_dict()
+            if isinstance(exc, VidpipeError)
+            else {
+                "code": "INTERNAL_ERROR",
+                "message": f"{type(exc).__name__}: {exc}",
+            }
+        )
         error["message"] = f"gave up after {receive_count} attempts: {error['message']}"
         logger.exception("stage failed on its last attempt", extra={"error": error})
         publish(StageEventKind.FAILED, error=error)
@@ -359,18 +363,26 @@ def _record_failed_attempt(
     last = receive_count >= max_receive_count
     details: dict[str, Any] = {
         "attempt": receive_count,
-        "error": exc.to_dict() if isinstance(exc, VidpipeError) else {"code": "INTERNAL_ERROR",
-                                                                       "message": f"{type(exc).__name__}: {exc}"},
+        "error": exc.to_dict()
+        if isinstance(exc, VidpipeError)
+        else {"code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"},
     }
     if last:
         details["dead_letter"] = True
     elif attempt.retry_in_s is not None:
         details["retry_in_s"] = attempt.retry_in_s
     try:
-        timeline.record(TimelineEntry(
-            job_id=job_id, at=utc_now(), what=f"{stage.value}.attempt_failed", function=attempt.function,
-            request_id=attempt.request_id, identity=f"{attempt.request_id}|{receive_count}", details=details,
-        ))
+        timeline.record(
+            TimelineEntry(
+                job_id=job_id,
+                at=utc_now(),
+                what=f"{stage.value}.attempt_failed",
+                function=attempt.function,
+                request_id=attempt.request_id,
+                identity=f"{attempt.request_id}|{receive_count}",
+                details=details,
+            )
+        )
     except Exception:
         logger.exception("could not write the failed attempt to the job's timeline")
 

@@ -167,8 +167,7 @@ class S3ObjectStore:
             versions = [v for page in pages for v in page.get("Versions", [])]
         except _S3_FAILURES as exc:
             raise self._storage_error("list the versions of", key, exc) from exc
-        matching = [v for v in versions
-                    if v.get("Key") == key and str(v.get("ETag", "")).strip('"') == etag.strip('"')]
+        matching = [v for v in versions if v.get("Key") == key and str(v.get("ETag", "")).strip('"') == etag.strip('"')]
         newest = max(matching, key=lambda v: v.get("LastModified") or 0, default=None)
         version_id = str(newest.get("VersionId") or "") if newest else ""
         return version_id if version_id and version_id != "null" else None
@@ -178,8 +177,9 @@ class S3ObjectStore:
         (for a reader that cannot ask for a version: MediaConvert). Managed
         copy, so sources above 5 GiB are copied in parts. Raises StorageError."""
         try:
-            self._client.copy({"Bucket": self.bucket, "Key": key, "VersionId": version_id},
-                              self.bucket, destination_key)
+            self._client.copy(
+                {"Bucket": self.bucket, "Key": key, "VersionId": version_id}, self.bucket, destination_key
+            )
         except _S3_FAILURES as exc:
             raise self._storage_error("copy", key, exc) from exc
 

@@ -112,8 +112,15 @@ def entry_for_event(
         details["job_status"] = job_status
     if isinstance(event, UploadCompleted):
         details["size"] = event.size
-        return TimelineEntry(job_id=event.job_id, at=event.occurred_at, what="job.uploaded", function="s3",
-                             request_id="", identity=identity, details=details)
+        return TimelineEntry(
+            job_id=event.job_id,
+            at=event.occurred_at,
+            what="job.uploaded",
+            function="s3",
+            request_id="",
+            identity=identity,
+            details=details,
+        )
     trace = event.trace or {}
     for name in ("attempt", "queued_at"):
         if trace.get(name) is not None:
@@ -140,9 +147,15 @@ def entry_for_finished(finished: JobFinished, *, recorded_by: Invocation) -> Tim
     details: dict[str, Any] = {"status": finished.status}
     if finished.error:
         details["error"] = finished.error
-    return TimelineEntry(job_id=finished.job_id, at=finished.occurred_at, what=f"job.{finished.status.lower()}",
-                         function=recorded_by.function, request_id=recorded_by.request_id,
-                         identity="job.finished", details=details)
+    return TimelineEntry(
+        job_id=finished.job_id,
+        at=finished.occurred_at,
+        what=f"job.{finished.status.lower()}",
+        function=recorded_by.function,
+        request_id=recorded_by.request_id,
+        identity="job.finished",
+        details=details,
+    )
 
 
 def _outputs_summary(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -178,8 +191,7 @@ class DynamoTimeline:
                 Key={"job_id": {"S": entry.job_id}, "entry_key": {"S": entry.entry_key}},
                 UpdateExpression="SET #entry = if_not_exists(#entry, :entry) ADD deliveries :one",
                 ExpressionAttributeNames={"#entry": "entry"},
-                ExpressionAttributeValues={":entry": _SERIALIZER.serialize(_to_dynamo_value(body)),
-                                           ":one": {"N": "1"}},
+                ExpressionAttributeValues={":entry": _SERIALIZER.serialize(_to_dynamo_value(body)), ":one": {"N": "1"}},
             )
         except (BotoCoreError, ClientError, TypeError, ArithmeticError) as exc:
             raise JobStoreError(f"cannot record {entry.what} of job {entry.job_id}: {exc}") from exc
@@ -205,4 +217,3 @@ class DynamoTimeline:
             if not response.get("LastEvaluatedKey"):
                 return found
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-

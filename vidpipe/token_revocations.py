@@ -39,8 +39,12 @@ class DynamoTokenRevocations:
     def is_revoked(self, token_id: str) -> bool:
         try:
             # Consistent: a revocation counts from the moment it was written.
-            answer = self._client.get_item(TableName=self.table_name, Key={"token_id": {"S": token_id}},
-                                           ConsistentRead=True, ProjectionExpression="token_id")
+            answer = self._client.get_item(
+                TableName=self.table_name,
+                Key={"token_id": {"S": token_id}},
+                ConsistentRead=True,
+                ProjectionExpression="token_id",
+            )
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot read the revocation of token {token_id}: {exc}") from exc
         return "Item" in answer

@@ -73,8 +73,7 @@ class DynamoUsageStore:
             Key=active_key(owner),
             UpdateExpression="ADD active_jobs :job SET quota_owner = :owner",
             ConditionExpression="attribute_not_exists(active_jobs) OR size(active_jobs) < :limit",
-            ExpressionAttributeValues={":job": {"SS": [job_id]}, ":owner": {"S": owner},
-                                       ":limit": {"N": str(limit)}},
+            ExpressionAttributeValues={":job": {"SS": [job_id]}, ":owner": {"S": owner}, ":limit": {"N": str(limit)}},
         )
 
     def release_active_slot(self, owner: str, job_id: str) -> None:

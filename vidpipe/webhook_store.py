@@ -32,12 +32,19 @@ class DynamoWebhookStore:
         self.table_name = table_name
 
     def create(self, hook: Webhook) -> None:
-        item = {name: {"S": value} for name, value in
-                {"owner": hook.owner, "webhook_id": hook.webhook_id, "url": hook.url,
-                 "created_at": hook.created_at}.items()}
+        item = {
+            name: {"S": value}
+            for name, value in {
+                "owner": hook.owner,
+                "webhook_id": hook.webhook_id,
+                "url": hook.url,
+                "created_at": hook.created_at,
+            }.items()
+        }
         try:
-            self._client.put_item(TableName=self.table_name, Item=item,
-                                  ConditionExpression="attribute_not_exists(webhook_id)")
+            self._client.put_item(
+                TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(webhook_id)"
+            )
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot register webhook {hook.webhook_id}: {exc}") from exc
 
@@ -53,8 +60,15 @@ class DynamoWebhookStore:
             )
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot list the webhooks of {owner}: {exc}") from exc
-        return [Webhook(owner=item["owner"]["S"], webhook_id=item["webhook_id"]["S"], url=item["url"]["S"],
-                        created_at=item["created_at"]["S"]) for item in response.get("Items", [])]
+        return [
+            Webhook(
+                owner=item["owner"]["S"],
+                webhook_id=item["webhook_id"]["S"],
+                url=item["url"]["S"],
+                created_at=item["created_at"]["S"],
+            )
+            for item in response.get("Items", [])
+        ]
 
     def delete(self, owner: str, webhook_id: str) -> bool:
         """False when the owner has no such webhook (someone else's is as unknown as a missing one)."""

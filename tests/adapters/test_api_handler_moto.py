@@ -98,9 +98,7 @@ STORYBOARD = "WEBVTT\n\n00:00:00.000 --> 00:00:05.000\nsprite.jpg#xywh=0,0,160,9
 class FakeLambdaContext:
     function_name: str = "vidpipe-UploadApiFunction-4mUe1GQ9sCtY"
     memory_limit_in_mb: int = 512
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:111122223333:function:vidpipe-UploadApiFunction-4mUe1GQ9sCtY"
-    )
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111122223333:function:vidpipe-UploadApiFunction-4mUe1GQ9sCtY"
     aws_request_id: str = "6f1c8a2e-4b7d-4e0a-9d3c-2b5e8f7a1c90"
 
     def get_remaining_time_in_millis(self) -> int:
@@ -128,8 +126,14 @@ class Aws:
 
     def job_count(self) -> int:
         # Jobs only: the owners' usage counters share the table (vidpipe.usage_store).
-        return int(self.dynamodb.scan(TableName=TABLE, Select="COUNT", FilterExpression="attribute_exists(#status)",
-                                      ExpressionAttributeNames={"#status": "status"})["Count"])
+        return int(
+            self.dynamodb.scan(
+                TableName=TABLE,
+                Select="COUNT",
+                FilterExpression="attribute_exists(#status)",
+                ExpressionAttributeNames={"#status": "status"},
+            )["Count"]
+        )
 
 
 @pytest.fixture
@@ -164,8 +168,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         create_revoked_tokens_table(dynamodb, REVOKED_TABLE)
         secrets = boto3.client("secretsmanager", region_name=REGION)
         for keys in (API_KEYS, GRANT_KEYS, WEBHOOK_KEYS):
-            secrets.create_secret(Name=KEYS_PREFIX + keys.purpose,
-                                  SecretString=json.dumps({"current": keys.current, **keys.keys}))
+            secrets.create_secret(
+                Name=KEYS_PREFIX + keys.purpose, SecretString=json.dumps({"current": keys.current, **keys.keys})
+            )
         yield Aws(s3=s3, dynamodb=dynamodb)
     _clear_caches()
 
@@ -269,7 +274,8 @@ def thumbnailed_job(aws: Aws, job_id: str = JOB_ID) -> Job:
     job = new_job(job_id)
     prefix = f"jobs/{job_id}/thumbnails/"
     job.stages[Stage.THUMBNAILS] = StageState(
-        StageStatus.COMPLETED, 1.0,
+        StageStatus.COMPLETED,
+        1.0,
         {"prefix": prefix, "poster": "poster.jpg", "sprite": "sprite.jpg", "storyboard": "storyboard.vtt"},
     )
     aws.jobs.create(job)
@@ -386,8 +392,9 @@ def test_GIVEN_jobs_created_at_different_times_WHEN_listed_THEN_newest_first(aws
 def test_GIVEN_jobs_of_two_users_WHEN_each_lists_THEN_each_sees_only_their_own(aws: Aws) -> None:
     # GIVEN bob's jobs interleaved in time with alice's
     for n, minute in enumerate([10, 15, 20, 25, 30]):
-        aws.jobs.create(new_job(f"job-{n}", owner="bob" if n % 2 else "alice",
-                                now=f"2025-03-14T09:{minute}:00.000000Z"))
+        aws.jobs.create(
+            new_job(f"job-{n}", owner="bob" if n % 2 else "alice", now=f"2025-03-14T09:{minute}:00.000000Z")
+        )
 
     # WHEN
     _, alices = call_json(http_event("GET", "/jobs"))
@@ -633,9 +640,7 @@ def test_GIVEN_a_transcoded_job_WHEN_the_master_playlist_is_requested_with_its_g
 def test_GIVEN_a_transcoded_job_WHEN_a_media_playlist_is_requested_THEN_segments_are_presigned_urls(aws: Aws) -> None:
     transcoded_job(aws)
 
-    status, headers, body = call(
-        http_event("GET", f"/jobs/{JOB_ID}/hls/360p/index.m3u8", query=granted(), user=None)
-    )
+    status, headers, body = call(http_event("GET", f"/jobs/{JOB_ID}/hls/360p/index.m3u8", query=granted(), user=None))
 
     assert status == 200
     assert headers["content-type"] == "application/vnd.apple.mpegurl"
@@ -688,15 +693,17 @@ BAD_GRANTS: dict[str, Any] = {
     "extended-expiry": lambda grant: {**grant, "expires": str(int(grant["expires"]) + 86_400)},
     "expired": lambda grant: grant_query(output_grant(GRANT_KEYS, JOB_ID, ttl_s=600, now=time.time() - 3600)),
     "other-jobs-grant": lambda grant: grant_query(output_grant(GRANT_KEYS, OTHER_JOB_ID, ttl_s=600)),
-    "other-secret": lambda grant: grant_query(output_grant(
-        SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "not-" + GRANT_KEYS.keys["k1"]}), JOB_ID, ttl_s=600)),
+    "other-secret": lambda grant: grant_query(
+        output_grant(SigningKeys(OUTPUT_GRANTS, "k1", {"k1": "not-" + GRANT_KEYS.keys["k1"]}), JOB_ID, ttl_s=600)
+    ),
     "expires-only": lambda grant: {"expires": grant["expires"]},
     "grant-only": lambda grant: {"grant": grant["grant"]},
     "no-kid": lambda grant: {"expires": grant["expires"], "grant": grant["grant"]},
     "unknown-kid": lambda grant: {**grant, "kid": "k2"},
     # A grant MAC'd with the api-tokens key (one key for two purposes is what we no longer do).
-    "api-tokens-key": lambda grant: grant_query(output_grant(
-        SigningKeys(OUTPUT_GRANTS, "k1", API_KEYS.keys), JOB_ID, ttl_s=600)),
+    "api-tokens-key": lambda grant: grant_query(
+        output_grant(SigningKeys(OUTPUT_GRANTS, "k1", API_KEYS.keys), JOB_ID, ttl_s=600)
+    ),
     "expires-not-a-number": lambda grant: {**grant, "expires": "tomorrow"},
     # API Gateway hands over the query decoded: %C3%A9 arrives as "é".
     "non-ascii-grant": lambda grant: {**grant, "grant": "é" + grant["grant"][1:]},
@@ -711,9 +718,14 @@ def test_GIVEN_a_finished_job_WHEN_an_output_is_requested_without_a_valid_grant_
     # GIVEN alice's finished job, and another job of hers with outputs of its own
     job = transcoded_job(aws)
     job.stages[Stage.THUMBNAILS] = StageState(
-        StageStatus.COMPLETED, 1.0,
-        {"prefix": f"jobs/{JOB_ID}/thumbnails/", "poster": "p.jpg", "sprite": "sprite.jpg",
-         "storyboard": "storyboard.vtt"},
+        StageStatus.COMPLETED,
+        1.0,
+        {
+            "prefix": f"jobs/{JOB_ID}/thumbnails/",
+            "poster": "p.jpg",
+            "sprite": "sprite.jpg",
+            "storyboard": "storyboard.vtt",
+        },
     )
     aws.jobs.save(job, expected_version=job.version)
     aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=f"jobs/{JOB_ID}/thumbnails/storyboard.vtt", Body=STORYBOARD.encode())
@@ -822,8 +834,9 @@ def test_GIVEN_a_request_let_in_by_the_oidc_jwt_authorizer_WHEN_it_creates_an_up
 ) -> None:
     # With OidcIssuer set, API Gateway puts the JWT's claims where the Lambda authorizer's context was.
     event = http_event("POST", "/uploads", body={"filename": "a.mp4", "content_type": "video/mp4", "size": 1000})
-    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "0f3a9c2e-cognito-sub", "iss": "https://x"},
-                                                     "scopes": None}}
+    event["requestContext"]["authorizer"] = {
+        "jwt": {"claims": {"sub": "0f3a9c2e-cognito-sub", "iss": "https://x"}, "scopes": None}
+    }
 
     status, created = call_json(event)
 
@@ -856,8 +869,19 @@ def _resigned_by(keys_of_purpose: SigningKeys) -> str:
         "Bearer vp1.alice.IeAohi6T3dYmyXjLnJIg1wssKV297lEsK41e45vLtSk",
         "Bearer vp2.k1.é",
     ],
-    ids=["empty", "no-token", "forged", "basic", "other-deployment", "other-scheme", "expired",
-         "grant-key", "webhook-key", "old-format", "non-ascii"],
+    ids=[
+        "empty",
+        "no-token",
+        "forged",
+        "basic",
+        "other-deployment",
+        "other-scheme",
+        "expired",
+        "grant-key",
+        "webhook-key",
+        "old-format",
+        "non-ascii",
+    ],
 )
 def test_GIVEN_no_valid_token_WHEN_authorized_THEN_refused(aws: Aws, authorization: str) -> None:
     headers = {"content-type": "application/json"}
@@ -871,7 +895,9 @@ def test_GIVEN_a_users_token_WHEN_authorized_THEN_that_user_whatever_the_header_
     issued = mint_api_token(API_KEYS, "bob")
 
     assert authorize({"Authorization": f"bearer {issued.token}"}) == {
-        "isAuthorized": True, "context": {"user": "bob", "token_id": issued.claims.token_id}}
+        "isAuthorized": True,
+        "context": {"user": "bob", "token_id": issued.claims.token_id},
+    }
 
 
 def test_GIVEN_a_token_revoked_by_id_WHEN_authorized_THEN_refused_and_the_users_other_token_still_works(
@@ -893,16 +919,18 @@ def test_GIVEN_a_rotated_api_key_WHEN_tokens_of_both_kids_are_authorized_THEN_bo
     old = mint_api_token(API_KEYS, "bob")
     second_key = "vidpipe-test-api-key-2-b7f5a0d2c8e6b4a196d0f2b8e4a1"
     rotated = SigningKeys(API_TOKENS, "k2", {**API_KEYS.keys, "k2": second_key})
-    secrets.put_secret_value(SecretId=KEYS_PREFIX + API_TOKENS,
-                             SecretString=json.dumps({"current": "k2", **rotated.keys}))
+    secrets.put_secret_value(
+        SecretId=KEYS_PREFIX + API_TOKENS, SecretString=json.dumps({"current": "k2", **rotated.keys})
+    )
     access.forget_signing_keys()  # what KEYS_CACHE_S seconds do in a running function
     new = mint_api_token(rotated, "bob")
 
     assert authorize({"authorization": f"Bearer {old.token}"})["isAuthorized"] is True
     assert authorize({"authorization": f"Bearer {new.token}"})["isAuthorized"] is True
 
-    secrets.put_secret_value(SecretId=KEYS_PREFIX + API_TOKENS,
-                             SecretString=json.dumps({"current": "k2", "k2": rotated.keys["k2"]}))
+    secrets.put_secret_value(
+        SecretId=KEYS_PREFIX + API_TOKENS, SecretString=json.dumps({"current": "k2", "k2": rotated.keys["k2"]})
+    )
     access.forget_signing_keys()
 
     assert authorize({"authorization": f"Bearer {old.token}"}) == {"isAuthorized": False}
@@ -1170,7 +1198,10 @@ def test_GIVEN_a_new_upload_WHEN_its_events_are_read_THEN_created_by_this_reques
     assert (answer["job_id"], answer["status"]) == (created["job_id"], "AWAITING_UPLOAD")
     [entry] = answer["events"]
     assert (entry["what"], entry["function"], entry["request_id"]) == (
-        "job.created", "upload-api", FakeLambdaContext().aws_request_id)
+        "job.created",
+        "upload-api",
+        FakeLambdaContext().aws_request_id,
+    )
     assert entry["details"] == {"filename": "holiday.mp4", "size": 7_340_032, "method": "POST"}
 
 
@@ -1195,8 +1226,7 @@ def test_GIVEN_alices_job_WHEN_bob_reads_its_events_THEN_404_as_if_it_did_not_ex
 # ------------------------------------------------------------------ webhooks
 
 # What the API's resolver answers in these tests (a stub: no DNS, nothing is connected to).
-NAMES = {"example.com": ["93.184.215.14"], "rebound.example": ["93.184.215.14", "10.0.0.1"],
-         "localhost": ["127.0.0.1"]}
+NAMES = {"example.com": ["93.184.215.14"], "rebound.example": ["93.184.215.14", "10.0.0.1"], "localhost": ["127.0.0.1"]}
 
 
 @pytest.fixture(autouse=True)
@@ -1228,13 +1258,15 @@ def test_GIVEN_an_http_url_on_a_deployment_that_wants_https_WHEN_registered_THEN
 
 @pytest.mark.parametrize(
     ("url", "reason"),
-    [("https://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata service"),
-     ("https://[::ffff:127.0.0.1]/", "::ffff:7f00:1 is an IPv4-mapped address (of 127.0.0.1)"),
-     ("https://0x7f000001/", "127.0.0.1 is a loopback address"),
-     ("https://10.1/", "10.0.0.1 is a private address"),
-     ("https://rebound.example/h", "host rebound.example resolves to 10.0.0.1, a private address"),
-     ("https://localhost/", "host localhost resolves to 127.0.0.1, a loopback address"),
-     ("https://nowhere.example/", "host nowhere.example cannot be resolved")],
+    [
+        ("https://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata service"),
+        ("https://[::ffff:127.0.0.1]/", "::ffff:7f00:1 is an IPv4-mapped address (of 127.0.0.1)"),
+        ("https://0x7f000001/", "127.0.0.1 is a loopback address"),
+        ("https://10.1/", "10.0.0.1 is a private address"),
+        ("https://rebound.example/h", "host rebound.example resolves to 10.0.0.1, a private address"),
+        ("https://localhost/", "host localhost resolves to 127.0.0.1, a loopback address"),
+        ("https://nowhere.example/", "host nowhere.example cannot be resolved"),
+    ],
 )
 def test_GIVEN_a_url_reaching_inside_WHEN_registered_THEN_400_with_the_reason_and_nothing_stored(
     aws: Aws, url: str, reason: str
@@ -1323,8 +1355,11 @@ def test_GIVEN_an_owner_at_the_active_jobs_limit_WHEN_posting_THEN_429_with_retr
     assert post_upload()[0] == 201
     assert post_upload()[0] == 201
 
-    status, headers, body = call(http_event("POST", "/uploads", user="alice", body={
-        "filename": "third.mp4", "content_type": "video/mp4", "size": 1_000}))
+    status, headers, body = call(
+        http_event(
+            "POST", "/uploads", user="alice", body={"filename": "third.mp4", "content_type": "video/mp4", "size": 1_000}
+        )
+    )
 
     assert status == 429
     assert headers["retry-after"] == "30"
@@ -1357,8 +1392,14 @@ def test_GIVEN_the_days_bytes_nearly_used_WHEN_posting_more_THEN_429_retry_after
     assert post_upload(size=6 * MiB)[0] == 201
 
     before = time.time()
-    status, headers, body = call(http_event("POST", "/uploads", user="alice", body={
-        "filename": "more.mp4", "content_type": "video/mp4", "size": 5 * MiB}))
+    status, headers, body = call(
+        http_event(
+            "POST",
+            "/uploads",
+            user="alice",
+            body={"filename": "more.mp4", "content_type": "video/mp4", "size": 5 * MiB},
+        )
+    )
 
     assert status == 429
     error = json.loads(body)["error"]

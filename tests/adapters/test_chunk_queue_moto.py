@@ -52,8 +52,9 @@ def test_GIVEN_a_long_job_and_a_short_one_WHEN_their_orders_are_queued_THEN_each
         queue.send(order("short-job", index, 5))
 
     groups: Counter[str] = Counter()
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                          MessageSystemAttributeNames=["MessageGroupId"]).get("Messages"):
+    while messages := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["MessageGroupId"]
+    ).get("Messages"):
         for message in messages:
             work = parse_chunk_work(json.loads(message["Body"]))
             assert message["Attributes"]["MessageGroupId"] == work.job_id

@@ -74,8 +74,12 @@ def test_GIVEN_a_dead_lettered_chunk_order_WHEN_looked_at_THEN_its_job_is_named_
 ) -> None:
     sqs, urls = dead_letter_queues
     chunk_queue = sqs.create_queue(QueueName="chunk-dlq")["QueueUrl"]
-    order = {"version": "0", "detail-type": "Chunk Requested", "source": "vidpipe.transcode",
-             "detail": {"version": 1, "job_id": "job-d", "index": 2, "total": 3}}
+    order = {
+        "version": "0",
+        "detail-type": "Chunk Requested",
+        "source": "vidpipe.transcode",
+        "detail": {"version": 1, "job_id": "job-d", "index": 2, "total": 3},
+    }
     sqs.send_message(QueueUrl=chunk_queue, MessageBody=json.dumps(order))
 
     stranded = DeadLetterQueues(sqs, [*urls.items(), ("transcode", chunk_queue)]).stranded_jobs()

@@ -195,15 +195,26 @@ def test_GIVEN_a_token_issued_to_one_owner_WHEN_another_owner_pages_with_it_THEN
         base64.urlsafe_b64encode(b"[1]").decode(),
         token_of({"job_id": {"S": "x"}}),
         token_of({"job_id": {"S": "x"}, "owner": {"S": "bob"}, "created_at": {"S": "2025"}}),
-        token_of({"job_id": {"S": "x"}, "owner": {"S": "alice"}, "created_at": {"S": "2025"},
-                  "record_type": {"S": "secret"}}),
+        token_of(
+            {"job_id": {"S": "x"}, "owner": {"S": "alice"}, "created_at": {"S": "2025"}, "record_type": {"S": "secret"}}
+        ),
         token_of({"job_id": {"S": "x"}, "record_type": {"S": "secret"}, "created_at": {"S": "2025"}}),
         token_of({"job_id": {"S": "x"}, "owner": {"N": "1"}, "created_at": {"S": "2025"}}),
         token_of({"job_id": {"S": "x"}, "owner": {"S": ["alice"]}, "created_at": {"S": "2025"}}),
         token_of({"job_id": {"S": "x"}, "owner": "alice", "created_at": {"S": "2025"}}),
     ],
-    ids=["not-base64", "not-json", "not-an-object", "missing-keys", "other-partition", "extra-key",
-         "old-index-keys", "owner-not-a-string-type", "owner-not-a-string", "not-attribute-values"],
+    ids=[
+        "not-base64",
+        "not-json",
+        "not-an-object",
+        "missing-keys",
+        "other-partition",
+        "extra-key",
+        "old-index-keys",
+        "owner-not-a-string-type",
+        "owner-not-a-string",
+        "not-attribute-values",
+    ],
 )
 def test_GIVEN_a_token_we_did_not_issue_WHEN_listing_THEN_validation_failed(store: DynamoJobStore, token: str) -> None:
     with pytest.raises(ValidationFailed):

@@ -40,12 +40,16 @@ def test_GIVEN_dead_lettered_messages_WHEN_redriven_THEN_each_is_back_on_its_sou
     for body in sent:
         sqs.send_message(QueueUrl=outputs["TranscodeDeadLetterQueueUrl"], MessageBody=body)
     sqs.send_message(QueueUrl=outputs["StatusDeadLetterQueueUrl"], MessageBody='{"status": 1}')
-    assert dead_letter_counts(sqs, outputs) == {"transcode": 23, "thumbnails": 0, "chunk": 0, "status": 1,
-                                                "webhooks": 0}
+    assert dead_letter_counts(sqs, outputs) == {
+        "transcode": 23,
+        "thumbnails": 0,
+        "chunk": 0,
+        "status": 1,
+        "webhooks": 0,
+    }
 
     results = redrive(sqs, outputs, ["transcode"])
 
     assert [(r.queue, r.moved) for r in results] == [("transcode", 23)]
     assert bodies(sqs, outputs["TranscodeQueueUrl"]) == sorted(sent)
-    assert dead_letter_counts(sqs, outputs) == {"transcode": 0, "thumbnails": 0, "chunk": 0, "status": 1,
-                                                "webhooks": 0}
+    assert dead_letter_counts(sqs, outputs) == {"transcode": 0, "thumbnails": 0, "chunk": 0, "status": 1, "webhooks": 0}

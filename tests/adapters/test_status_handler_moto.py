@@ -42,8 +42,14 @@ class FakeLambdaContext:
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     use_fake_credentials(monkeypatch)
-    for name, value in {"JOBS_TABLE": JOBS, "JOB_EVENTS_TABLE": TIMELINE, "EVENT_BUS_NAME": BUS,
-                        "UPLOADS_BUCKET": "u", "OUTPUTS_BUCKET": "o", "POWERTOOLS_SERVICE_NAME": "status"}.items():
+    for name, value in {
+        "JOBS_TABLE": JOBS,
+        "JOB_EVENTS_TABLE": TIMELINE,
+        "EVENT_BUS_NAME": BUS,
+        "UPLOADS_BUCKET": "u",
+        "OUTPUTS_BUCKET": "o",
+        "POWERTOOLS_SERVICE_NAME": "status",
+    }.items():
         monkeypatch.setenv(name, value)
     settings.get_settings.cache_clear()
     aws_clients.dynamodb_client.cache_clear()
@@ -97,10 +103,21 @@ def test_GIVEN_a_stage_event_carrying_its_trace_WHEN_handled_THEN_the_entry_name
 ) -> None:
     from upload_api.handlers.status import lambda_handler
 
-    event = StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.4,
-                       trace={"function": "transcode", "request_id": "req-t", "attempt": 2})
-    envelope = {"version": "0", "id": "x", "detail-type": event.detail_type, "source": "vidpipe.transcode",
-                "time": "2025-03-14T09:27:41Z", "detail": event.detail()}
+    event = StageEvent(
+        job_id=JOB_ID,
+        stage=Stage.TRANSCODE,
+        kind=StageEventKind.PROGRESS,
+        progress=0.4,
+        trace={"function": "transcode", "request_id": "req-t", "attempt": 2},
+    )
+    envelope = {
+        "version": "0",
+        "id": "x",
+        "detail-type": event.detail_type,
+        "source": "vidpipe.transcode",
+        "time": "2025-03-14T09:27:41Z",
+        "detail": event.detail(),
+    }
 
     lambda_handler(sqs_event(json.dumps(envelope)), FakeLambdaContext())
 
@@ -149,6 +166,8 @@ def test_GIVEN_job_ready_cannot_be_published_WHEN_the_message_is_redelivered_THE
     assert (published["DetailType"], detail["status"]) == ("Job Ready", "READY")
     job = DynamoJobStore(dynamodb, JOBS).get(JOB_ID)
     assert detail["event_id"] == job.finished_event["id"] and not job.finished_event_pending
+
+
 def test_GIVEN_a_job_holding_an_active_slot_WHEN_its_completing_event_is_handled_THEN_the_slot_is_free(
     dynamodb: Any,
 ) -> None:
@@ -175,8 +194,14 @@ def test_GIVEN_a_job_in_progress_WHEN_a_progress_event_is_handled_THEN_it_keeps_
     usage = DynamoUsageStore(dynamodb, JOBS)
     usage.take_active_slot("anonymous", JOB_ID, limit=2)
     event = StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.4)
-    envelope = {"version": "0", "id": "x", "detail-type": event.detail_type, "source": "vidpipe.transcode",
-                "time": "2025-03-14T09:27:41Z", "detail": event.detail()}
+    envelope = {
+        "version": "0",
+        "id": "x",
+        "detail-type": event.detail_type,
+        "source": "vidpipe.transcode",
+        "time": "2025-03-14T09:27:41Z",
+        "detail": event.detail(),
+    }
 
     lambda_handler(sqs_event(json.dumps(envelope)), FakeLambdaContext())
 

@@ -285,5 +285,4 @@ def test_GIVEN_an_upload_key_already_written_WHEN_a_multipart_upload_completes_o
 
     # WHEN it is completed THEN S3 refuses to write the key a second time
     with pytest.raises(UploadNotOpen):
-        store.complete_multipart(KEY, upload_id=upload_id,
-                                 parts=[{"part_number": 1, "etag": etag, "size": len(VIDEO)}])
+        store.complete_multipart(KEY, upload_id=upload_id, parts=[{"part_number": 1, "etag": etag, "size": len(VIDEO)}])

@@ -28,8 +28,16 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def entry(at: str, what: str, identity: str = "", **details: Any) -> TimelineEntry:
-    return TimelineEntry(job_id=JOB_ID, at=at, what=what, function="status", request_id="req",
-                         identity=identity or f"{at}{what}", details=details, recorded_at=at)
+    return TimelineEntry(
+        job_id=JOB_ID,
+        at=at,
+        what=what,
+        function="status",
+        request_id="req",
+        identity=identity or f"{at}{what}",
+        details=details,
+        recorded_at=at,
+    )
 
 
 def test_GIVEN_the_same_entry_written_three_times_WHEN_read_THEN_one_entry_delivered_three_times(dynamodb) -> None:
@@ -48,8 +56,11 @@ def test_GIVEN_the_same_entry_written_three_times_WHEN_read_THEN_one_entry_deliv
 
 def test_GIVEN_entries_written_out_of_order_WHEN_read_THEN_in_time_order_with_numbers_intact(dynamodb) -> None:
     timeline = DynamoTimeline(dynamodb, TABLE)
-    for at, what in [("2025-03-14T09:27:45.5Z", "transcode.completed"), ("2025-03-14T09:27:40.1Z", "job.created"),
-                     ("2025-03-14T09:27:42.25Z", "transcode.progress")]:
+    for at, what in [
+        ("2025-03-14T09:27:45.5Z", "transcode.completed"),
+        ("2025-03-14T09:27:40.1Z", "job.created"),
+        ("2025-03-14T09:27:42.25Z", "transcode.progress"),
+    ]:
         timeline.record(entry(at, what, progress=0.25, size=7_340_032))
 
     stored = timeline.entries(JOB_ID)

@@ -101,6 +101,7 @@ def test_GIVEN_something_that_is_no_token_or_id_WHEN_revoked_THEN_a_reason_and_n
 
 # ------------------------------------------------------------------ `vidpipe token --stack` on "AWS"
 
+
 class FakeCloudFormation:
     """describe_stacks of one stack. (moto's CloudFormation needs
     openapi_spec_validator, which the project does not install.)"""
@@ -110,8 +111,10 @@ class FakeCloudFormation:
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's parameter name
         if StackName not in self.stacks:
-            raise ClientError({"Error": {"Code": "ValidationError", "Message": f"Stack with id {StackName} does not "
-                                         "exist"}}, "DescribeStacks")
+            raise ClientError(
+                {"Error": {"Code": "ValidationError", "Message": f"Stack with id {StackName} does not exist"}},
+                "DescribeStacks",
+            )
         outputs = [{"OutputKey": key, "OutputValue": value} for key, value in self.stacks[StackName].items()]
         return {"Stacks": [{"StackName": StackName, "Outputs": outputs}]}
 
@@ -131,7 +134,8 @@ def deployed(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(boto3.Session, "client", client)
     boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=f"{STACK}/keys/api-tokens", SecretString=json.dumps({"current": "k1", **API_KEYS.keys}))
+        Name=f"{STACK}/keys/api-tokens", SecretString=json.dumps({"current": "k1", **API_KEYS.keys})
+    )
     return dynamodb
 
 

@@ -41,9 +41,9 @@ class RecordingMediaConvert:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self._shape = boto3.client("mediaconvert", region_name=REGION).meta.service_model.operation_model(
-            "CreateJob"
-        ).input_shape
+        self._shape = (
+            boto3.client("mediaconvert", region_name=REGION).meta.service_model.operation_model("CreateJob").input_shape
+        )
 
     def create_job(self, **request: Any) -> dict[str, Any]:
         report = ParamValidator().validate(request, self._shape)
@@ -79,8 +79,12 @@ def sqs_event_for_upload(written: dict[str, Any]) -> dict[str, Any]:
     """S3's event for the PutObject answer ``written`` (its ETag and version)."""
     upload = json.loads((EVENTS / "s3_object_created.json").read_text())
     upload["detail"]["bucket"]["name"] = UPLOADS
-    upload["detail"]["object"].update(key=f"uploads/{JOB_ID}/source", etag=written["ETag"].strip('"'),
-                                      size=SAMPLE.stat().st_size, **{"version-id": written["VersionId"]})
+    upload["detail"]["object"].update(
+        key=f"uploads/{JOB_ID}/source",
+        etag=written["ETag"].strip('"'),
+        size=SAMPLE.stat().st_size,
+        **{"version-id": written["VersionId"]},
+    )
     record = copy.deepcopy(json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())["Records"][0])
     record["body"] = json.dumps(upload)
     return {"Records": [record]}
@@ -89,8 +93,14 @@ def sqs_event_for_upload(written: dict[str, Any]) -> dict[str, Any]:
 def create_accepted_job(written: dict[str, Any]) -> None:
     """The job, owned by alice (the probed minutes are charged to her day), whose
     status function accepted the write ``written`` of its key (the stage reads that decision)."""
-    awaiting = Job.new(JOB_ID, filename="clip.mp4", content_type="video/mp4", size=SAMPLE.stat().st_size,
-                       now="2025-03-14T09:00:00Z", owner="alice")
+    awaiting = Job.new(
+        JOB_ID,
+        filename="clip.mp4",
+        content_type="video/mp4",
+        size=SAMPLE.stat().st_size,
+        now="2025-03-14T09:00:00Z",
+        owner="alice",
+    )
     upload_event = json.loads(sqs_event_for_upload(written)["Records"][0]["body"])
     jobs = DynamoJobStore(boto3.client("dynamodb", region_name=REGION), "jobs")
     jobs.create(apply_event(awaiting, parse_object_created(upload_event)))
@@ -136,8 +146,9 @@ def test_GIVEN_the_mediaconvert_backend_WHEN_an_upload_arrives_THEN_one_job_is_s
     hls = request["Settings"]["OutputGroups"][0]
     assert hls["OutputGroupSettings"]["HlsGroupSettings"]["Destination"] == f"s3://{OUTPUTS}/jobs/{JOB_ID}/hls/master"
     # The deployment's ladder (LADDER_RUNGS), portrait because the clip is rotated.
-    assert [(o["NameModifier"], o["VideoDescription"]["Width"] < o["VideoDescription"]["Height"])
-            for o in hls["Outputs"]] == [("_720p", True), ("_360p", True)]
+    assert [
+        (o["NameModifier"], o["VideoDescription"]["Width"] < o["VideoDescription"]["Height"]) for o in hls["Outputs"]
+    ] == [("_720p", True), ("_360p", True)]
     # Nothing was encoded or uploaded here, and the stage is left running.
     assert s3.list_objects_v2(Bucket=OUTPUTS).get("KeyCount", 0) == 0
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]

@@ -149,8 +149,9 @@ def test_GIVEN_usage_items_in_the_jobs_table_WHEN_read_as_jobs_or_listed_THEN_th
     dynamodb: Any, usage: DynamoUsageStore
 ) -> None:
     jobs = DynamoJobStore(dynamodb, TABLE)
-    jobs.create(Job.new("j1", filename="a.mp4", content_type="video/mp4", size=1, now="2026-12-03T12:00:00Z",
-                        owner="alice"))
+    jobs.create(
+        Job.new("j1", filename="a.mp4", content_type="video/mp4", size=1, now="2026-12-03T12:00:00Z", owner="alice")
+    )
     usage.take_active_slot("alice", "j1", limit=3)
     usage.add_upload_bytes("alice", DAY, 1, limits=LIMITS)
 

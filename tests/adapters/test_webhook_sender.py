@@ -37,8 +37,9 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append((self.path, body, self.headers.get("Vidpipe-Signature", ""),
-                                  self.headers.get("Host", "")))
+        Receiver.received.append(
+            (self.path, body, self.headers.get("Vidpipe-Signature", ""), self.headers.get("Host", ""))
+        )
         if self.path == "/moved":
             self.send_response(307)
             self.send_header("Location", "/elsewhere")
@@ -144,9 +145,27 @@ def hooks_test_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certific
     folder = tmp_path_factory.mktemp("tls")
     certificate = Certificate(folder / "cert.pem", folder / "key.pem")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hooks.test",
-         "-addext", "subjectAltName=DNS:hooks.test", "-keyout", str(certificate.key), "-out", str(certificate.cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hooks.test",
+            "-addext",
+            "subjectAltName=DNS:hooks.test",
+            "-keyout",
+            str(certificate.key),
+            "-out",
+            str(certificate.cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return certificate
 
@@ -158,8 +177,9 @@ def test_GIVEN_https_to_a_checked_address_WHEN_posted_THEN_the_certificate_is_ve
     server_tls.load_cert_chain(hooks_test_certificate.cert, hooks_test_certificate.key)
     client_tls = ssl.create_default_context(cafile=str(hooks_test_certificate.cert))
     with serve("127.0.0.1", tls=server_tls) as port:
-        sender = loopback_sender(f"hooks.test:{port}", f"other.test:{port}", tls=client_tls,
-                                 resolver=lambda host, _port: ["127.0.0.1"])
+        sender = loopback_sender(
+            f"hooks.test:{port}", f"other.test:{port}", tls=client_tls, resolver=lambda host, _port: ["127.0.0.1"]
+        )
 
         # WHEN the name matches the certificate THEN it is delivered (over the checked address)
         assert sender.post(f"https://hooks.test:{port}/204", b"{}", {}) == 204
@@ -200,8 +220,13 @@ class Timeline:
         return list(self.recorded)
 
 
-FINISHED = {"version": "0", "id": "evt-1", "detail-type": "Job Ready", "source": "vidpipe.status",
-            "detail": {"job_id": "j1", "status": "READY", "error": None, "occurred_at": "2025-03-14T09:27:41Z"}}
+FINISHED = {
+    "version": "0",
+    "id": "evt-1",
+    "detail-type": "Job Ready",
+    "source": "vidpipe.status",
+    "detail": {"job_id": "j1", "status": "READY", "error": None, "occurred_at": "2025-03-14T09:27:41Z"},
+}
 
 
 @pytest.mark.parametrize("inside", ["127.0.0.1", "10.0.0.1", "::1"])
@@ -211,8 +236,14 @@ def test_GIVEN_a_name_public_at_registration_WHEN_it_resolves_inside_at_delivery
     # GIVEN alice registered hooks.example while it resolved to a public address
     registry = Registry()
     at_registration = OutboundGuard(OutboundPolicy.build(allow_http=True), lambda host, _port: ["93.184.215.14"])
-    register_webhook("alice", f"http://hooks.example:{port}/h", registry=registry, signing_keys=WEBHOOK_KEYS,
-                     guard=at_registration, new_id="hook-1")
+    register_webhook(
+        "alice",
+        f"http://hooks.example:{port}/h",
+        registry=registry,
+        signing_keys=WEBHOOK_KEYS,
+        guard=at_registration,
+        new_id="hook-1",
+    )
     # AND now the name answers an address inside (where, for 127.0.0.1, a receiver listens)
     connections: list[Any] = []
     monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: connections.append(args))
@@ -221,9 +252,17 @@ def test_GIVEN_a_name_public_at_registration_WHEN_it_resolves_inside_at_delivery
 
     # WHEN the job's end is delivered
     with pytest.raises(WebhookDeliveryFailed, match="hook-1: not sent: host hooks.example resolves to"):
-        deliver(JobFinishedNotice.from_event(FINISHED), jobs=Jobs(), registry=registry, timeline=timeline,
-                sender=sender, signing_keys=WEBHOOK_KEYS, invocation=Invocation("webhook", "r"), attempt=1,
-                last_attempt=False)
+        deliver(
+            JobFinishedNotice.from_event(FINISHED),
+            jobs=Jobs(),
+            registry=registry,
+            timeline=timeline,
+            sender=sender,
+            signing_keys=WEBHOOK_KEYS,
+            invocation=Invocation("webhook", "r"),
+            attempt=1,
+            last_attempt=False,
+        )
 
     # THEN no connection was even tried, the receiver got nothing, and the attempt is a failure with its reason
     assert connections == [] and Receiver.received == []

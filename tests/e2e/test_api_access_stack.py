@@ -46,8 +46,9 @@ def seconds_until_refused(session: requests.Session, url: str, limit_s: float) -
 
 
 def create_job(session: requests.Session, api_url: str) -> str:
-    created = session.post(f"{api_url}/uploads", timeout=30,
-                           json={"filename": "a.mp4", "content_type": "video/mp4", "size": 1000})
+    created = session.post(
+        f"{api_url}/uploads", timeout=30, json={"filename": "a.mp4", "content_type": "video/mp4", "size": 1000}
+    )
     assert created.status_code == 201, created.text
     return str(created.json()["job_id"])
 
@@ -55,8 +56,12 @@ def create_job(session: requests.Session, api_url: str) -> str:
 def test_the_api_refuses_calls_without_a_valid_token(local_stack) -> None:
     body = {"filename": "a.mp4", "content_type": "video/mp4", "size": 1000}
     missing = requests.post(f"{local_stack.api_url}/uploads", json=body, timeout=30)
-    forged = requests.post(f"{local_stack.api_url}/uploads", json=body, timeout=30,
-                           headers={"Authorization": "Bearer vp2.k1.eyJzdWIiOiJsb2NhbCJ9.not-the-right-signature"})
+    forged = requests.post(
+        f"{local_stack.api_url}/uploads",
+        json=body,
+        timeout=30,
+        headers={"Authorization": "Bearer vp2.k1.eyJzdWIiOiJsb2NhbCJ9.not-the-right-signature"},
+    )
     assert missing.status_code == 401
     assert forged.status_code == 403
     # the web page itself is public: it asks for the token

@@ -29,8 +29,13 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_media" / "tiny_160x90.mp4
 
 def client(stack: Any, service: str, **credentials: str) -> Any:
     keys = credentials or {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    return boto3.client(service, endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}), **keys)
+    return boto3.client(
+        service,
+        endpoint_url=stack.aws_endpoint_url,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+        **keys,
+    )
 
 
 def outputs(stack: Any) -> dict[str, str]:
@@ -47,8 +52,10 @@ def wait_until_drained(sqs: Any, urls: list[str], timeout_s: float = 180) -> Non
             attributes = sqs.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
             )["Attributes"]
-            counts.append(int(attributes["ApproximateNumberOfMessages"]) +
-                          int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+            counts.append(
+                int(attributes["ApproximateNumberOfMessages"])
+                + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            )
         if sum(counts) == 0:
             return
         time.sleep(1)
@@ -61,10 +68,18 @@ def deliver_ready_run_three_times_shuffled(
     """Put every stage event of a successful run of ``job_id`` on the status
     queue three times, in an order shuffled by ``seed``, as the rules would
     deliver them; return once the queue is drained."""
-    hls = {"prefix": f"jobs/{job_id}/hls/", "master_playlist": "master.m3u8",
-           "renditions": [{"name": "240p", "width": 426, "height": 240, "bitrate": 528000}]}
-    thumbs = {"prefix": f"jobs/{job_id}/thumbnails/", "poster": "poster.jpg", "sprite": "sprite.jpg",
-              "storyboard": "storyboard.vtt", "thumbnails": ["thumb_001.jpg"]}
+    hls = {
+        "prefix": f"jobs/{job_id}/hls/",
+        "master_playlist": "master.m3u8",
+        "renditions": [{"name": "240p", "width": 426, "height": 240, "bitrate": 528000}],
+    }
+    thumbs = {
+        "prefix": f"jobs/{job_id}/thumbnails/",
+        "poster": "poster.jpg",
+        "sprite": "sprite.jpg",
+        "storyboard": "storyboard.vtt",
+        "thumbnails": ["thumb_001.jpg"],
+    }
     stage_events = [
         StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.STARTED, trace=trace),
         StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS, progress=0.5, trace=trace),
@@ -72,15 +87,27 @@ def deliver_ready_run_three_times_shuffled(
         StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.STARTED, trace=trace),
         StageEvent(job_id=job_id, stage=Stage.THUMBNAILS, kind=StageEventKind.COMPLETED, outputs=thumbs, trace=trace),
     ]
-    envelopes = [{"version": "0", "id": f"e{i}", "detail-type": e.detail_type, "source": f"vidpipe.{e.stage.value}",
-                  "account": "000000000000", "time": e.occurred_at[:19] + "Z", "region": "us-east-1",
-                  "resources": [], "detail": e.detail()} for i, e in enumerate(stage_events)]
+    envelopes = [
+        {
+            "version": "0",
+            "id": f"e{i}",
+            "detail-type": e.detail_type,
+            "source": f"vidpipe.{e.stage.value}",
+            "account": "000000000000",
+            "time": e.occurred_at[:19] + "Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": e.detail(),
+        }
+        for i, e in enumerate(stage_events)
+    ]
     deliveries = envelopes * 3
     random.Random(seed).shuffle(deliveries)
     sqs, status_queue = client(local_stack, "sqs"), outputs(local_stack)["StatusQueueUrl"]
     for envelope in deliveries:
         sqs.send_message(QueueUrl=status_queue, MessageBody=json.dumps(envelope))
     wait_until_drained(sqs, [status_queue])
+
 
 @pytest.fixture
 def job_ready_listener(local_stack) -> Any:
@@ -90,20 +117,35 @@ def job_ready_listener(local_stack) -> Any:
     queue_url = sqs.create_queue(QueueName=f"test-finished-{random.randrange(10**9)}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = f"test-finished-{random.randrange(10**9)}"
-    rule_arn = events.put_rule(Name=rule, EventBusName=found["EventBusName"],
-                               EventPattern=json.dumps({"source": ["vidpipe.status"]}))["RuleArn"]
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-                       "Action": "sqs:SendMessage", "Resource": queue_arn,
-                       "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}],
-    })})
+    rule_arn = events.put_rule(
+        Name=rule, EventBusName=found["EventBusName"], EventPattern=json.dumps({"source": ["vidpipe.status"]})
+    )["RuleArn"]
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={
+            "Policy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": queue_arn,
+                            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                        }
+                    ],
+                }
+            )
+        },
+    )
     events.put_targets(Rule=rule, EventBusName=found["EventBusName"], Targets=[{"Id": "q", "Arn": queue_arn}])
 
     def finished_events(job_id: str) -> list[dict]:
         seen = []
-        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                           WaitTimeSeconds=1).get("Messages", []):
+        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
             seen += [json.loads(m["Body"]) for m in batch]
             # Taken for good: left in place, a message would be seen again once
             # its visibility timeout (30 s) ran out, as a second "Job Ready".
@@ -126,19 +168,28 @@ def test_duplicate_upload_events_give_one_set_of_outputs_and_one_terminal_status
     prefix = f"jobs/{job['job_id']}/"
 
     def output_keys() -> list[str]:
-        return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=found["OutputsBucketName"],
-                                                           Prefix=prefix).get("Contents", []))
+        return sorted(
+            o["Key"] for o in s3.list_objects_v2(Bucket=found["OutputsBucketName"], Prefix=prefix).get("Contents", [])
+        )
 
     keys_before = output_keys()
     assert len(job_ready_listener(job["job_id"])) == 1
     # WHEN S3's "Object Created" event is delivered twice more to every consumer
     upload = {
-        "version": "0", "id": "duplicate", "detail-type": "Object Created", "source": "aws.s3",
-        "account": "000000000000", "time": job["created_at"][:19] + "Z", "region": "us-east-1",
-        "resources": [], "detail": {"version": "0", "bucket": {"name": found["UploadsBucketName"]},
-                                    "object": {"key": f"uploads/{job['job_id']}/source",
-                                               "size": SAMPLE.stat().st_size},
-                                    "reason": "PutObject"},
+        "version": "0",
+        "id": "duplicate",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "000000000000",
+        "time": job["created_at"][:19] + "Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": found["UploadsBucketName"]},
+            "object": {"key": f"uploads/{job['job_id']}/source", "size": SAMPLE.stat().st_size},
+            "reason": "PutObject",
+        },
     }
     queues = [found["TranscodeQueueUrl"], found["ThumbnailsQueueUrl"], found["StatusQueueUrl"]]
     for _ in range(2):
@@ -149,6 +200,7 @@ def test_duplicate_upload_events_give_one_set_of_outputs_and_one_terminal_status
     assert output_keys() == keys_before
     after = local_stack.http.get(f"{local_stack.api_url}/jobs/{job['job_id']}", timeout=30).json()
     assert after["status"] == "READY"
+
     def without_urls(renditions: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "url"} for r in renditions]  # URLs carry a fresh grant
 
@@ -158,8 +210,11 @@ def test_duplicate_upload_events_give_one_set_of_outputs_and_one_terminal_status
 
 def test_shuffled_and_repeated_stage_events_end_in_one_ready(local_stack, job_ready_listener) -> None:
     # GIVEN a job whose upload was created but whose events we deliver ourselves
-    created = local_stack.http.post(f"{local_stack.api_url}/uploads", timeout=30,
-                            json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000}).json()
+    created = local_stack.http.post(
+        f"{local_stack.api_url}/uploads",
+        timeout=30,
+        json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000},
+    ).json()
     job_id = created["job_id"]
     # WHEN each of a successful run's stage events is delivered three times, in shuffled order
     deliver_ready_run_three_times_shuffled(local_stack, job_id, seed=7)
@@ -177,12 +232,17 @@ def test_a_function_role_is_denied_what_it_must_not_do(local_stack) -> None:
     nothing else: not the jobs table, not the uploads."""
     found = outputs(local_stack)
     cloudformation, iam, sts = (client(local_stack, s) for s in ("cloudformation", "iam", "sts"))
-    role_name = cloudformation.describe_stack_resource(
-        StackName="vidpipe", LogicalResourceId="TranscodeFunctionRole")["StackResourceDetail"]["PhysicalResourceId"]
-    session = sts.assume_role(RoleArn=iam.get_role(RoleName=role_name)["Role"]["Arn"],
-                              RoleSessionName="least-privilege-test")["Credentials"]
-    as_role = {"aws_access_key_id": session["AccessKeyId"], "aws_secret_access_key": session["SecretAccessKey"],
-               "aws_session_token": session["SessionToken"]}
+    role_name = cloudformation.describe_stack_resource(StackName="vidpipe", LogicalResourceId="TranscodeFunctionRole")[
+        "StackResourceDetail"
+    ]["PhysicalResourceId"]
+    session = sts.assume_role(
+        RoleArn=iam.get_role(RoleName=role_name)["Role"]["Arn"], RoleSessionName="least-privilege-test"
+    )["Credentials"]
+    as_role = {
+        "aws_access_key_id": session["AccessKeyId"],
+        "aws_secret_access_key": session["SecretAccessKey"],
+        "aws_session_token": session["SessionToken"],
+    }
     s3, dynamodb = client(local_stack, "s3", **as_role), client(local_stack, "dynamodb", **as_role)
 
     s3.put_object(Bucket=found["OutputsBucketName"], Key="jobs/iam-test/hls/probe.txt", Body=b"allowed")

@@ -43,15 +43,20 @@ def test_every_rendition_plays_frame_exact_over_http(chunked_job) -> None:
     for rendition in chunked_job["outputs"]["renditions"]:
         url = rendition["url"]
         # THEN exactly the source's frames, the source's duration, stereo AAC
-        packets = media_checks.ffprobe_json(url, "-select_streams", "v:0", "-count_packets",
-                                            "-show_entries", "stream=nb_read_packets")
+        packets = media_checks.ffprobe_json(
+            url, "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"
+        )
         assert int(packets["streams"][0]["nb_read_packets"]) == SOURCE_FRAMES, rendition["name"]
         probe = media_checks.probe(url)
         assert abs(probe.duration_s - duration) <= 0.1
         assert probe.audio and probe.audio[0]["channels"] == 2
         # AND the segments of all chunks are in one continuous timeline
-        times = sorted(float(p["pts_time"]) for p in media_checks.ffprobe_json(
-            url, "-select_streams", "v:0", "-show_entries", "packet=pts_time")["packets"])
+        times = sorted(
+            float(p["pts_time"])
+            for p in media_checks.ffprobe_json(url, "-select_streams", "v:0", "-show_entries", "packet=pts_time")[
+                "packets"
+            ]
+        )
         assert all(abs(b - a - 1 / 30) < 0.001 for a, b in zip(times, times[1:], strict=False))
         keyframes[rendition["name"]] = [round(t, 3) for t in media_checks.keyframe_times(url)]
         # AND FFmpeg decodes it from end to end without an error

@@ -62,8 +62,13 @@ class FfmpegKiller(threading.Thread):
 
 
 def aws(stack, service: str):
-    return boto3.client(service, endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client(
+        service,
+        endpoint_url=stack.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
 
 
 def parent_of(pid: int) -> int:
@@ -178,13 +183,22 @@ def test_a_transcode_that_dies_on_every_attempt_is_failed_by_the_sweep_and_redri
         return str(found["StackResourceDetail"]["PhysicalResourceId"])
 
     # WHEN the message has reached the dead-letter queue and the sweep runs
-    sweep = {"version": "0", "id": "test", "detail-type": "Scheduled Event", "source": "aws.events",
-             "account": "000000000000", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "region": "us-east-1", "resources": [], "detail": {}}
+    sweep = {
+        "version": "0",
+        "id": "test",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+    }
     deadline, result = time.monotonic() + 90, {}
     while time.monotonic() < deadline:
-        answer = aws(local_stack, "lambda").invoke(FunctionName=resource("SweepFunction"),
-                                                   Payload=json.dumps(sweep).encode())
+        answer = aws(local_stack, "lambda").invoke(
+            FunctionName=resource("SweepFunction"), Payload=json.dumps(sweep).encode()
+        )
         result = json.loads(answer["Payload"].read())
         if job_id in result.get("dead_lettered", []):
             break

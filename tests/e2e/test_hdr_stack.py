@@ -29,7 +29,6 @@ from vidpipe.colour import HLG, PQ
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 
 
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("hdr-uploads")

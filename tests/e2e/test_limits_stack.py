@@ -29,8 +29,9 @@ def fresh_owner(local_stack) -> requests.Session:
 
 
 def post_upload(session: requests.Session, api_url: str, size: int = 1000) -> requests.Response:
-    return session.post(f"{api_url}/uploads", timeout=60,
-                        json={"filename": "a.mp4", "content_type": "video/mp4", "size": size})
+    return session.post(
+        f"{api_url}/uploads", timeout=60, json={"filename": "a.mp4", "content_type": "video/mp4", "size": size}
+    )
 
 
 def test_an_owner_over_their_active_jobs_gets_429_with_retry_after_until_one_ends(local_stack) -> None:

@@ -46,9 +46,14 @@ FIXTURE_BUCKET = "amzn-s3-demo-bucket"
 
 
 def client(stack: Any, service: str) -> Any:
-    return boto3.client(service, endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test",
-                        config=Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        service,
+        endpoint_url=stack.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(s3={"addressing_style": "path"}),
+    )
 
 
 def stack_outputs(stack: Any) -> dict[str, str]:
@@ -62,9 +67,9 @@ def fixture(name: str, *, job_id: str, bucket: str) -> dict[str, Any]:
 
 
 def rule_pattern(stack: Any, logical_id: str) -> str:
-    name = client(stack, "cloudformation").describe_stack_resource(
-        StackName="vidpipe", LogicalResourceId=logical_id
-    )["StackResourceDetail"]["PhysicalResourceId"]
+    name = client(stack, "cloudformation").describe_stack_resource(StackName="vidpipe", LogicalResourceId=logical_id)[
+        "StackResourceDetail"
+    ]["PhysicalResourceId"]
     return client(stack, "events").describe_rule(Name=name, EventBusName="default")["EventPattern"]
 
 
@@ -90,8 +95,19 @@ def write_mediaconvert_outputs(s3: Any, bucket: str, job_id: str, scratch: Path)
 
     captures = scratch / "captures"
     captures.mkdir()
-    run_ffmpeg([*input_args(SAMPLE, probe_media(SAMPLE).demuxer), "-vf", "fps=1", "-start_number", "0",
-                "-q:v", "3", str(captures / "frame.%07d.jpg")], timeout_s=60)
+    run_ffmpeg(
+        [
+            *input_args(SAMPLE, probe_media(SAMPLE).demuxer),
+            "-vf",
+            "fps=1",
+            "-start_number",
+            "0",
+            "-q:v",
+            "3",
+            str(captures / "frame.%07d.jpg"),
+        ],
+        timeout_s=60,
+    )
     for capture in sorted(captures.glob("*.jpg")):
         s3.upload_file(str(capture), bucket, f"{prefix}captures/{capture.name}")
 
@@ -111,8 +127,9 @@ def test_GIVEN_the_deployed_rules_WHEN_MediaConvert_events_are_tested_THEN_only_
     local_stack,
 ) -> None:
     events = client(local_stack, "events")
-    state, captures = rule_pattern(local_stack, "MediaConvertStateRule"), rule_pattern(
-        local_stack, "MediaConvertCapturesRule"
+    state, captures = (
+        rule_pattern(local_stack, "MediaConvertStateRule"),
+        rule_pattern(local_stack, "MediaConvertCapturesRule"),
     )
 
     def matches(pattern: str, event: dict[str, Any]) -> bool:
@@ -181,8 +198,9 @@ def test_GIVEN_a_job_WHEN_MediaConvert_reports_progress_and_COMPLETE_THEN_it_is_
     sprite = Image.open(io.BytesIO(requests.get(outputs["sprite_url"], timeout=30).content))
     vtt = requests.get(outputs["storyboard_vtt_url"], timeout=30)
     assert vtt.status_code == 200
-    assert_storyboard_consistent(parse_vtt(vtt.text), sprite_width=sprite.width, sprite_height=sprite.height,
-                                 duration_s=6.0)
+    assert_storyboard_consistent(
+        parse_vtt(vtt.text), sprite_width=sprite.width, sprite_height=sprite.height, duration_s=6.0
+    )
     poster = requests.get(outputs["poster_url"], timeout=30)
     assert poster.status_code == 200 and Image.open(io.BytesIO(poster.content)).width == 1280
     assert len(outputs["thumbnail_urls"]) == 5

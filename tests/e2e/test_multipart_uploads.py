@@ -28,8 +28,11 @@ GIB = 1024**3
 
 def aws(stack: Any, service: str) -> Any:
     return boto3.client(
-        service, endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        service,
+        endpoint_url=stack.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
     )
 
@@ -49,8 +52,9 @@ def sha256_of_object(stack: Any, key: str) -> str:
 
 
 def start_multipart(stack: Any, size: int = 300 * 1024 * 1024) -> dict[str, Any]:
-    response = stack.http.post(f"{stack.api_url}/uploads", timeout=30,
-                             json={"filename": "big.mp4", "content_type": "video/mp4", "size": size})
+    response = stack.http.post(
+        f"{stack.api_url}/uploads", timeout=30, json={"filename": "big.mp4", "content_type": "video/mp4", "size": size}
+    )
     assert response.status_code == 201, response.text
     assert response.json()["upload"]["method"] == "MULTIPART"
     return response.json()
@@ -75,7 +79,10 @@ def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(lo
     # WHEN the CLI starts uploading and is killed after a few parts
     process = subprocess.Popen(
         [sys.executable, "-m", "vidpipe.cli.main", "submit", str(path), "--json", "--concurrency", "4"],
-        cwd=PROJECT_ROOT, env=local_stack.environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=PROJECT_ROOT,
+        env=local_stack.environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     job_id, parts_before = None, []
@@ -159,8 +166,9 @@ def test_a_part_url_cannot_write_another_jobs_upload(local_stack) -> None:
     assert requests.put(forged_upload, data=body, timeout=60).status_code == 403
     assert requests.put(forged_key, data=body, timeout=60).status_code == 403
     # AND asking the API for part URLs of a job signs that job's own upload only
-    fresh = local_stack.http.post(f"{local_stack.api_url}/uploads/{second['job_id']}/parts",
-                          json={"part_numbers": [1]}, timeout=30).json()
+    fresh = local_stack.http.post(
+        f"{local_stack.api_url}/uploads/{second['job_id']}/parts", json={"part_numbers": [1]}, timeout=30
+    ).json()
     assert second["upload"]["upload_id"] in fresh["parts"][0]["url"]
     assert first["upload"]["upload_id"] not in fresh["parts"][0]["url"]
 
@@ -174,8 +182,17 @@ def test_an_abandoned_upload_is_expired_by_the_scheduled_sweep(local_stack) -> N
     # WHEN the sweep runs as its schedule would, a day and a minute later
     # (a Scheduled Event carries the time it fired; the sweep expires by it)
     fired = (datetime.now(UTC) + timedelta(days=1, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    event = {"version": "0", "id": "test", "detail-type": "Scheduled Event", "source": "aws.events",
-             "account": "000000000000", "time": fired, "region": "us-east-1", "resources": [], "detail": {}}
+    event = {
+        "version": "0",
+        "id": "test",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": fired,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+    }
     answer = aws(local_stack, "lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
     result = json.loads(answer["Payload"].read())
     # THEN the job is EXPIRED with a reason, and its multipart upload is gone

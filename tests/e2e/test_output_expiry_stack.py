@@ -95,8 +95,12 @@ def test_output_urls_stop_working_once_expired(local_stack) -> None:
     # GIVEN the poster's presigned GET in the form the API makes it (SigV4), but with a 1 s lifetime
     assert "X-Amz-Expires" in query_of(poster_url)
     s3 = boto3.client(
-        "s3", endpoint_url=local_stack.aws_endpoint_url, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY, config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=local_stack.aws_endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
     short_lived = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=1)
     assert requests.get(short_lived, timeout=30).status_code == 200

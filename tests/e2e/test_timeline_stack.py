@@ -103,10 +103,17 @@ def test_GIVEN_a_transcode_killed_once_WHEN_its_timeline_is_read_THEN_the_failed
 
     # THEN attempt 1 started and failed (with the retry delay), attempt 2 started and completed, then READY
     assert_in_time_order(events)
-    transcode = [(e["what"], e["details"].get("attempt")) for e in events
-                 if e["what"].startswith("transcode.") and e["what"] != "transcode.progress"]
-    assert transcode == [("transcode.started", 1), ("transcode.attempt_failed", 1),
-                         ("transcode.started", 2), ("transcode.completed", 2)], transcode
+    transcode = [
+        (e["what"], e["details"].get("attempt"))
+        for e in events
+        if e["what"].startswith("transcode.") and e["what"] != "transcode.progress"
+    ]
+    assert transcode == [
+        ("transcode.started", 1),
+        ("transcode.attempt_failed", 1),
+        ("transcode.started", 2),
+        ("transcode.completed", 2),
+    ], transcode
     failed = next(e for e in events if e["what"] == "transcode.attempt_failed")
     assert failed["details"]["retry_in_s"] == 3 and failed["details"]["error"]["code"] == "FFMPEG_ERROR"
     assert whats(events)[-1] == "job.ready"
@@ -120,8 +127,11 @@ def test_GIVEN_stage_events_delivered_three_times_WHEN_the_timeline_is_read_THEN
     local_stack: Any,
 ) -> None:
     # GIVEN a job whose stage events we deliver ourselves, each three times, shuffled
-    created = local_stack.http.post(f"{local_stack.api_url}/uploads", timeout=30,
-                                    json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000}).json()
+    created = local_stack.http.post(
+        f"{local_stack.api_url}/uploads",
+        timeout=30,
+        json={"filename": "x.mp4", "content_type": "video/mp4", "size": 1000},
+    ).json()
     job_id = created["job_id"]
 
     # WHEN each of a successful run's stage events is delivered three times, shuffled
@@ -133,8 +143,13 @@ def test_GIVEN_stage_events_delivered_three_times_WHEN_the_timeline_is_read_THEN
     events = timeline(local_stack, job_id)
     assert_in_time_order(events)
     assert [e["what"] for e in events] == [
-        "job.created", "transcode.started", "transcode.progress", "transcode.completed",
-        "thumbnails.started", "thumbnails.completed", "job.ready",
+        "job.created",
+        "transcode.started",
+        "transcode.progress",
+        "transcode.completed",
+        "thumbnails.started",
+        "thumbnails.completed",
+        "job.ready",
     ]
     assert [e["deliveries"] for e in events[1:6]] == [3, 3, 3, 3, 3]
     assert events[6]["deliveries"] == 1

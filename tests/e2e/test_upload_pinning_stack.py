@@ -31,8 +31,7 @@ def create_upload(local_stack: Any) -> dict[str, Any]:
 def post_form(upload: dict[str, Any], data: bytes) -> requests.Response:
     """What a browser does with the presigned POST (again and again, if it likes)."""
     form = upload["upload"]
-    return requests.post(form["url"], data=form["fields"], files={"file": ("clip.mp4", data, "video/mp4")},
-                         timeout=60)
+    return requests.post(form["url"], data=form["fields"], files={"file": ("clip.mp4", data, "video/mp4")}, timeout=60)
 
 
 def job_of(local_stack: Any, job_id: str) -> dict[str, Any]:

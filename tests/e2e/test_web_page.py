@@ -187,7 +187,7 @@ def test_several_dropped_files_each_get_a_row(web_page: Page) -> None:
             zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
             zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
         }""",
-        [list(data[:64 * 1024]), ["first.mp4", "second.mp4"]],
+        [list(data[: 64 * 1024]), ["first.mp4", "second.mp4"]],
     )
     # THEN both upload, each in its own row with its own job
     rows = web_page.locator(".upload-item")

@@ -102,8 +102,11 @@ def page(browser: Browser, local_stack) -> Iterator[Page]:
 
 def s3(stack: Any) -> Any:
     return boto3.client(
-        "s3", endpoint_url=stack.aws_endpoint_url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "s3",
+        endpoint_url=stack.aws_endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         config=Config(s3={"addressing_style": "path"}),
     )
 
@@ -119,8 +122,9 @@ def stored_sha256(stack: Any, job_id: str) -> str:
 
 
 def get_job(page: Page, stack: Any, job_id: str) -> dict[str, Any]:
-    answer = page.request.get(f"{stack.api_url.rstrip('/')}/jobs/{job_id}",
-                              headers={"Authorization": f"Bearer {stack.api_token}"})
+    answer = page.request.get(
+        f"{stack.api_url.rstrip('/')}/jobs/{job_id}", headers={"Authorization": f"Bearer {stack.api_token}"}
+    )
     assert answer.ok, answer.text()
     return answer.json()
 

@@ -105,8 +105,9 @@ def test_GIVEN_a_registered_webhook_WHEN_one_job_is_ready_and_one_fails_THEN_one
     noise.write_bytes(random.Random(3).randbytes(20_000))
 
     # WHEN the tester submits a video that works and one that is not a video
-    submitted = local_stack.vidpipe("submit", str(SAMPLE), str(noise), "--wait", "--json", "--api-token", token,
-                                    timeout=600)
+    submitted = local_stack.vidpipe(
+        "submit", str(SAMPLE), str(noise), "--wait", "--json", "--api-token", token, timeout=600
+    )
     jobs = {job["status"]: job["job_id"] for job in json.loads(submitted.stdout)}
     assert set(jobs) == {"READY", "FAILED"}, submitted.stdout
 
@@ -130,8 +131,11 @@ def test_GIVEN_a_registered_webhook_WHEN_one_job_is_ready_and_one_fails_THEN_one
 
     # AND the ready job's timeline shows the refused attempt, then the delivery, after READY
     events = session.get(f"{local_stack.api_url}/jobs/{jobs['READY']}/events", timeout=30).json()["events"]
-    attempts = [(e["details"]["attempt"], e["details"].get("status_code"), e["details"]["outcome"])
-                for e in events if e["what"] == "webhook.attempt"]
+    attempts = [
+        (e["details"]["attempt"], e["details"].get("status_code"), e["details"]["outcome"])
+        for e in events
+        if e["what"] == "webhook.attempt"
+    ]
     assert attempts == [(1, 500, "failed"), (2, 200, "delivered")], attempts
     whats = [e["what"] for e in events]
     assert whats.index("job.ready") < whats.index("webhook.attempt")

@@ -369,67 +369,203 @@ VIDEO_MP4 = "video/mp4"
 
 CASES: tuple[HostileCase, ...] = (
     # Refused by the API before anything is uploaded.
-    HostileCase("zero_bytes", "empty.mp4", VIDEO_MP4, _zero_bytes, API_4XX,
-                "an empty file (size 0)", expected_http_status=400),
-    HostileCase("name_path_traversal", "../../etc/passwd.mp4", VIDEO_MP4, _small_video, API_4XX,
-                "a filename that is a relative path", expected_http_status=400),
-    HostileCase("name_control_characters", "clip\r\nX-Injected: 1\x1b[2J.mp4", VIDEO_MP4, _small_video, API_4XX,
-                "a filename with CR, LF and an escape sequence", expected_http_status=400),
-    HostileCase("name_bidi_override", "holiday\u202egnp.mp4", VIDEO_MP4, _small_video, API_4XX,
-                "a filename whose right-to-left override makes it display as '...mp4.png'",
-                expected_http_status=400),
-    HostileCase("name_300_unicode_chars", "é" * 296 + ".mp4", VIDEO_MP4, _small_video, API_4XX,
-                "a filename of 300 characters", expected_http_status=400),
-    HostileCase("type_text_plain", "notes.txt", "text/plain", _text, API_4XX,
-                "a content type that admits it is text", expected_http_status=415),
+    HostileCase(
+        "zero_bytes", "empty.mp4", VIDEO_MP4, _zero_bytes, API_4XX, "an empty file (size 0)", expected_http_status=400
+    ),
+    HostileCase(
+        "name_path_traversal",
+        "../../etc/passwd.mp4",
+        VIDEO_MP4,
+        _small_video,
+        API_4XX,
+        "a filename that is a relative path",
+        expected_http_status=400,
+    ),
+    HostileCase(
+        "name_control_characters",
+        "clip\r\nX-Injected: 1\x1b[2J.mp4",
+        VIDEO_MP4,
+        _small_video,
+        API_4XX,
+        "a filename with CR, LF and an escape sequence",
+        expected_http_status=400,
+    ),
+    HostileCase(
+        "name_bidi_override",
+        "holiday\u202egnp.mp4",
+        VIDEO_MP4,
+        _small_video,
+        API_4XX,
+        "a filename whose right-to-left override makes it display as '...mp4.png'",
+        expected_http_status=400,
+    ),
+    HostileCase(
+        "name_300_unicode_chars",
+        "é" * 296 + ".mp4",
+        VIDEO_MP4,
+        _small_video,
+        API_4XX,
+        "a filename of 300 characters",
+        expected_http_status=400,
+    ),
+    HostileCase(
+        "type_text_plain",
+        "notes.txt",
+        "text/plain",
+        _text,
+        API_4XX,
+        "a content type that admits it is text",
+        expected_http_status=415,
+    ),
     # Odd but legitimate.
-    HostileCase("name_200_cjk_chars", "夏休みの思い出" * 28 + ".mp4", VIDEO_MP4, _small_video, READY,
-                "a 200-character Japanese filename (592 bytes of UTF-8)"),
-    HostileCase("single_frame", "one_frame.mp4", VIDEO_MP4, _single_frame, READY,
-                "a video of exactly one frame (0.04 s)"),
-    HostileCase("avi_gab2_subtitles", "divx.avi", "video/x-msvideo", _avi_gab2_subtitles, READY,
-                "an AVI with SRT subtitles in a GAB2 chunk, what the pattern below abuses"),
+    HostileCase(
+        "name_200_cjk_chars",
+        "夏休みの思い出" * 28 + ".mp4",
+        VIDEO_MP4,
+        _small_video,
+        READY,
+        "a 200-character Japanese filename (592 bytes of UTF-8)",
+    ),
+    HostileCase(
+        "single_frame", "one_frame.mp4", VIDEO_MP4, _single_frame, READY, "a video of exactly one frame (0.04 s)"
+    ),
+    HostileCase(
+        "avi_gab2_subtitles",
+        "divx.avi",
+        "video/x-msvideo",
+        _avi_gab2_subtitles,
+        READY,
+        "an AVI with SRT subtitles in a GAB2 chunk, what the pattern below abuses",
+    ),
     # Not media, or not video.
-    HostileCase("random_bytes", "holiday.mp4", VIDEO_MP4, _random_bytes, "NOT_A_VIDEO",
-                "200 KB of random bytes named .mp4"),
+    HostileCase(
+        "random_bytes", "holiday.mp4", VIDEO_MP4, _random_bytes, "NOT_A_VIDEO", "200 KB of random bytes named .mp4"
+    ),
     HostileCase("html_page", "clip.mp4", VIDEO_MP4, _html, "NOT_A_VIDEO", "an HTML page sent as video/mp4"),
     HostileCase("plain_text", "notes.mp4", VIDEO_MP4, _text, "NOT_A_VIDEO", "plain text sent as video/mp4"),
-    HostileCase("png_as_mp4", "photo.mp4", VIDEO_MP4, _png, "NOT_A_VIDEO",
-                "a PNG picture sent as video/mp4 (the content type lies)"),
+    HostileCase(
+        "png_as_mp4",
+        "photo.mp4",
+        VIDEO_MP4,
+        _png,
+        "NOT_A_VIDEO",
+        "a PNG picture sent as video/mp4 (the content type lies)",
+    ),
     HostileCase("jpeg_as_mp4", "snapshot.mp4", VIDEO_MP4, _jpeg, "NOT_A_VIDEO", "a JPEG picture named .mp4"),
-    HostileCase("audio_only_m4a", "song.mp4", VIDEO_MP4, _audio_only, "NO_VIDEO_STREAM",
-                "an AAC-only MP4 (m4a) named .mp4"),
+    HostileCase(
+        "audio_only_m4a", "song.mp4", VIDEO_MP4, _audio_only, "NO_VIDEO_STREAM", "an AAC-only MP4 (m4a) named .mp4"
+    ),
     HostileCase("mp3_as_video", "track.mp4", VIDEO_MP4, _mp3, "NO_VIDEO_STREAM", "an MP3 file named .mp4"),
     # Broken.
-    HostileCase("mp4_without_index", "camera.mp4", VIDEO_MP4, _mp4_without_index, "CORRUPT_MEDIA",
-                "an MP4 cut before its index (moov box gone)"),
-    HostileCase("mp4_cut_mid_data", "upload_interrupted.mp4", VIDEO_MP4, _mp4_cut_mid_data, "CORRUPT_MEDIA",
-                "the first 40 % of a moov-first MP4: header intact, data missing", thumbnails_completes=True),
+    HostileCase(
+        "mp4_without_index",
+        "camera.mp4",
+        VIDEO_MP4,
+        _mp4_without_index,
+        "CORRUPT_MEDIA",
+        "an MP4 cut before its index (moov box gone)",
+    ),
+    HostileCase(
+        "mp4_cut_mid_data",
+        "upload_interrupted.mp4",
+        VIDEO_MP4,
+        _mp4_cut_mid_data,
+        "CORRUPT_MEDIA",
+        "the first 40 % of a moov-first MP4: header intact, data missing",
+        thumbnails_completes=True,
+    ),
     # Outside what we encode.
-    HostileCase("huge_dimensions", "panorama.mp4", VIDEO_MP4, _huge_dimensions, "UNSUPPORTED_DIMENSIONS",
-                "a genuine 16384x16 H.264 stream"),
-    HostileCase("zero_frame_rate", "frozen.mp4", VIDEO_MP4, _zero_frame_rate, "UNSUPPORTED_FRAME_RATE",
-                "an MP4 whose frames all have duration 0 (r_frame_rate 1/0)"),
-    HostileCase("absurd_frame_rate", "fast.mp4", VIDEO_MP4, _absurd_frame_rate, "UNSUPPORTED_FRAME_RATE",
-                "frames restamped to 100,000 per second (stream copy)"),
-    HostileCase("too_long", "lecture.mp4", VIDEO_MP4, _too_long, "MEDIA_TOO_LONG",
-                "31 minutes at 16x16, 1 fps (tens of KB), over the 30-minute limit",
-                thumbnails_completes=True),
-    HostileCase("forged_duration", "movie.mkv", "video/x-matroska", _forged_duration, "MEDIA_TOO_LONG",
-                "a 2 s Matroska file whose header claims 10 hours", thumbnails_completes=True),
+    HostileCase(
+        "huge_dimensions",
+        "panorama.mp4",
+        VIDEO_MP4,
+        _huge_dimensions,
+        "UNSUPPORTED_DIMENSIONS",
+        "a genuine 16384x16 H.264 stream",
+    ),
+    HostileCase(
+        "zero_frame_rate",
+        "frozen.mp4",
+        VIDEO_MP4,
+        _zero_frame_rate,
+        "UNSUPPORTED_FRAME_RATE",
+        "an MP4 whose frames all have duration 0 (r_frame_rate 1/0)",
+    ),
+    HostileCase(
+        "absurd_frame_rate",
+        "fast.mp4",
+        VIDEO_MP4,
+        _absurd_frame_rate,
+        "UNSUPPORTED_FRAME_RATE",
+        "frames restamped to 100,000 per second (stream copy)",
+    ),
+    HostileCase(
+        "too_long",
+        "lecture.mp4",
+        VIDEO_MP4,
+        _too_long,
+        "MEDIA_TOO_LONG",
+        "31 minutes at 16x16, 1 fps (tens of KB), over the 30-minute limit",
+        thumbnails_completes=True,
+    ),
+    HostileCase(
+        "forged_duration",
+        "movie.mkv",
+        "video/x-matroska",
+        _forged_duration,
+        "MEDIA_TOO_LONG",
+        "a 2 s Matroska file whose header claims 10 hours",
+        thumbnails_completes=True,
+    ),
     # Files that would make FFmpeg open other files or URLs.
-    HostileCase("hls_local_file", "playlist.mp4", VIDEO_MP4, _hls_local_file, "FORBIDDEN_REFERENCE",
-                "an HLS playlist whose segment is a local file"),
-    HostileCase("hls_http", "stream.mp4", VIDEO_MP4, _hls_http, "FORBIDDEN_REFERENCE",
-                "an HLS playlist whose segment is an http URL on localhost (SSRF)"),
-    HostileCase("ffconcat_local_file", "joined.mp4", VIDEO_MP4, _ffconcat, "FORBIDDEN_REFERENCE",
-                "an FFmpeg concat script naming a local file"),
-    HostileCase("sdp_rtp", "camera_feed.mp4", VIDEO_MP4, _sdp, "FORBIDDEN_REFERENCE",
-                "an SDP description that would make FFmpeg listen for RTP"),
-    HostileCase("dash_local_file", "manifest.mp4", VIDEO_MP4, _dash, "FORBIDDEN_REFERENCE",
-                "a DASH manifest whose BaseURL is a local file"),
-    HostileCase("avi_gab2_playlist", "film.avi", "video/x-msvideo", _avi_gab2_playlist, "FORBIDDEN_REFERENCE",
-                "an AVI whose GAB2 subtitle chunk holds an HLS playlist naming a local file"),
+    HostileCase(
+        "hls_local_file",
+        "playlist.mp4",
+        VIDEO_MP4,
+        _hls_local_file,
+        "FORBIDDEN_REFERENCE",
+        "an HLS playlist whose segment is a local file",
+    ),
+    HostileCase(
+        "hls_http",
+        "stream.mp4",
+        VIDEO_MP4,
+        _hls_http,
+        "FORBIDDEN_REFERENCE",
+        "an HLS playlist whose segment is an http URL on localhost (SSRF)",
+    ),
+    HostileCase(
+        "ffconcat_local_file",
+        "joined.mp4",
+        VIDEO_MP4,
+        _ffconcat,
+        "FORBIDDEN_REFERENCE",
+        "an FFmpeg concat script naming a local file",
+    ),
+    HostileCase(
+        "sdp_rtp",
+        "camera_feed.mp4",
+        VIDEO_MP4,
+        _sdp,
+        "FORBIDDEN_REFERENCE",
+        "an SDP description that would make FFmpeg listen for RTP",
+    ),
+    HostileCase(
+        "dash_local_file",
+        "manifest.mp4",
+        VIDEO_MP4,
+        _dash,
+        "FORBIDDEN_REFERENCE",
+        "a DASH manifest whose BaseURL is a local file",
+    ),
+    HostileCase(
+        "avi_gab2_playlist",
+        "film.avi",
+        "video/x-msvideo",
+        _avi_gab2_playlist,
+        "FORBIDDEN_REFERENCE",
+        "an AVI whose GAB2 subtitle chunk holds an HLS playlist naming a local file",
+    ),
 )
 
 
@@ -474,8 +610,15 @@ def run_corpus(
         for hostile in cases:
             path = hostile.make(Path(folder), targets)
             content = path.read_bytes()
-            row: dict[str, Any] = {"case": hostile.name, "expected": hostile.expected, "job_id": None,
-                                   "http_status": None, "code": None, "message": None, "status_history": []}
+            row: dict[str, Any] = {
+                "case": hostile.name,
+                "expected": hostile.expected,
+                "job_id": None,
+                "http_status": None,
+                "code": None,
+                "message": None,
+                "status_history": [],
+            }
             rows[hostile.name] = row
             started[hostile.name] = time.monotonic()
             response = session.post(
@@ -486,9 +629,12 @@ def run_corpus(
             row["http_status"] = response.status_code
             if response.status_code != 201:
                 error = _error_of(response)
-                row.update(outcome=API_4XX if 400 <= response.status_code < 500 else f"HTTP_{response.status_code}",
-                           code=error.get("code"), message=error.get("message"),
-                           seconds=round(time.monotonic() - started[hostile.name], 2))
+                row.update(
+                    outcome=API_4XX if 400 <= response.status_code < 500 else f"HTTP_{response.status_code}",
+                    code=error.get("code"),
+                    message=error.get("message"),
+                    seconds=round(time.monotonic() - started[hostile.name], 2),
+                )
                 continue
             created = response.json()
             row["job_id"] = created["job_id"]
@@ -501,8 +647,12 @@ def run_corpus(
                 timeout=60,
             )
             if sent.status_code not in (200, 201, 204):
-                row.update(outcome="UPLOAD_REFUSED", code=f"S3_{sent.status_code}", message=sent.text[:300],
-                           seconds=round(time.monotonic() - started[hostile.name], 2))
+                row.update(
+                    outcome="UPLOAD_REFUSED",
+                    code=f"S3_{sent.status_code}",
+                    message=sent.text[:300],
+                    seconds=round(time.monotonic() - started[hostile.name], 2),
+                )
         _wait_for_jobs(session, base, rows, started, timeout_s=timeout_s, poll_s=poll_s)
     return [rows[hostile.name] for hostile in cases]
 
@@ -528,8 +678,12 @@ def _wait_for_jobs(
                 row["status_history"].append(job["status"])
             if job["status"] in FINAL_STATUSES:
                 error = job.get("error") or {}
-                row.update(outcome=job["status"], code=error.get("code"), message=error.get("message"),
-                           seconds=round(time.monotonic() - started[name], 2))
+                row.update(
+                    outcome=job["status"],
+                    code=error.get("code"),
+                    message=error.get("message"),
+                    seconds=round(time.monotonic() - started[name], 2),
+                )
                 waiting.discard(name)
         if waiting and time.monotonic() > deadline:
             for name in waiting:
@@ -563,8 +717,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         outcome = f"{row['outcome']} ({row['http_status']})" if row["outcome"] == API_4XX else row["outcome"]
         message = (row.get("message") or "").replace("|", "\\|").replace("\n", " ")[:140]
-        lines.append(f"| {row['case']} | {row['expected']} | {outcome} | {row.get('code') or ''} | "
-                     f"{row.get('seconds', '')} | {message} |")
+        lines.append(
+            f"| {row['case']} | {row['expected']} | {outcome} | {row.get('code') or ''} | "
+            f"{row.get('seconds', '')} | {message} |"
+        )
     return "\n".join(lines)
 
 

@@ -76,4 +76,3 @@ def assert_readable(message: str | None) -> None:
     assert message and len(message) >= 15, message
     assert all(unicodedata.category(char) != "Cc" for char in message), repr(message)
     assert "/tmp/" not in message and "ministack" not in message, message
-

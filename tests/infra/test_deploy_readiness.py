@@ -162,10 +162,7 @@ def failing_pip(tmp_path: Path) -> tuple[str, ...]:
 def copying_pip(tmp_path: Path, wheel: Path) -> tuple[str, ...]:
     """A pip whose `download ... -d FOLDER` puts ``wheel`` in FOLDER, as the index would."""
     script = tmp_path / "index_pip.py"
-    script.write_text(
-        "import shutil, sys\n"
-        f"shutil.copy({str(wheel)!r}, sys.argv[sys.argv.index('-d') + 1])\n"
-    )
+    script.write_text(f"import shutil, sys\nshutil.copy({str(wheel)!r}, sys.argv[sys.argv.index('-d') + 1])\n")
     return (sys.executable, str(script))
 
 
@@ -245,8 +242,10 @@ def test_GIVEN_the_mediaconvert_role_WHEN_read_THEN_only_this_account_s_mediacon
     grants = {s["Action"]: s["Resource"] for s in policy["PolicyDocument"]["Statement"]}
     assert grants == {
         # The upload, or the copy of its accepted version that MediaConvert is given.
-        "s3:GetObject": [{"Fn::Sub": "${UploadsBucket.Arn}/uploads/*"},
-                         {"Fn::Sub": "${UploadsBucket.Arn}/chunks/*/mediaconvert-source"}],
+        "s3:GetObject": [
+            {"Fn::Sub": "${UploadsBucket.Arn}/uploads/*"},
+            {"Fn::Sub": "${UploadsBucket.Arn}/chunks/*/mediaconvert-source"},
+        ],
         "s3:PutObject": {"Fn::Sub": "${OutputsBucket.Arn}/jobs/*"},
     }
 

@@ -144,15 +144,18 @@ def test_GIVEN_the_api_function_WHEN_translated_THEN_the_http_api_integration_ta
 def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guards_it(
     translated: dict[str, Any],
 ) -> None:
-    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in
-              resources_of(translated, "AWS::ApiGatewayV2::Route").values()}
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in resources_of(translated, "AWS::ApiGatewayV2::Route").values()
+    }
     authorizer = translated["Resources"]["HttpApiAuthorizer"]
 
     default = routes["$default"]
     # The Lambda authorizer unless the stack is given an OIDC issuer (see the next test).
     assert default["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}
-    assert default["AuthorizerId"] == {"Fn::If": ["UseOidcIssuer", {"Ref": "HttpApiJwtAuthorizer"},
-                                                  {"Ref": "HttpApiAuthorizer"}]}
+    assert default["AuthorizerId"] == {
+        "Fn::If": ["UseOidcIssuer", {"Ref": "HttpApiJwtAuthorizer"}, {"Ref": "HttpApiAuthorizer"}]
+    }
     properties = authorizer["Properties"]
     assert properties["AuthorizerType"] == "REQUEST"
     # The authorizer answers {"isAuthorized": ..., "context": {"user": ...}}: the
@@ -165,14 +168,16 @@ def test_GIVEN_the_default_route_WHEN_translated_THEN_the_lambda_authorizer_guar
     assert "${AuthorizerFunction.Arn}" in uri
     assert translated["Resources"]["AuthorizerFunction"]["Properties"]["Handler"] == AUTHORIZER_HANDLER
     permissions = [
-        p["Properties"] for p in resources_of(translated, "AWS::Lambda::Permission").values()
+        p["Properties"]
+        for p in resources_of(translated, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Ref": "AuthorizerFunction"}
     ]
     assert [p["Principal"] for p in permissions] == ["apigateway.amazonaws.com"]
 
 
 def test_GIVEN_an_oidc_issuer_WHEN_translated_THEN_a_jwt_authorizer_checks_its_tokens_and_none_exists_without_one(
-    template: dict[str, Any], translated: dict[str, Any],
+    template: dict[str, Any],
+    translated: dict[str, Any],
 ) -> None:
     # The AWS option for deployments whose users sign in with Cognito or another
     # OIDC provider: API Gateway checks signature, audience and expiry itself.
@@ -183,8 +188,10 @@ def test_GIVEN_an_oidc_issuer_WHEN_translated_THEN_a_jwt_authorizer_checks_its_t
     assert template["Parameters"]["OidcIssuer"]["Default"] == ""
     assert jwt["Properties"]["AuthorizerType"] == "JWT"
     assert jwt["Properties"]["IdentitySource"] == ["$request.header.Authorization"]
-    assert jwt["Properties"]["JwtConfiguration"] == {"Issuer": {"Ref": "OidcIssuer"},
-                                                      "Audience": [{"Ref": "OidcAudience"}]}
+    assert jwt["Properties"]["JwtConfiguration"] == {
+        "Issuer": {"Ref": "OidcIssuer"},
+        "Audience": [{"Ref": "OidcAudience"}],
+    }
 
 
 def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_outputs_skip_the_authorizer(
@@ -193,8 +200,7 @@ def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_out
     routes = resources_of(translated, "AWS::ApiGatewayV2::Route").values()
     [integration_name] = resources_of(translated, "AWS::ApiGatewayV2::Integration")
 
-    public = {r["Properties"]["RouteKey"] for r in routes
-              if r["Properties"].get("AuthorizationType", "NONE") == "NONE"}
+    public = {r["Properties"]["RouteKey"] for r in routes if r["Properties"].get("AuthorizationType", "NONE") == "NONE"}
     assert public == PUBLIC_ROUTES
     for route in routes:
         properties = route["Properties"]
@@ -202,8 +208,9 @@ def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_out
         if properties["RouteKey"] in PUBLIC_ROUTES:
             assert "AuthorizerId" not in properties, properties["RouteKey"]
         else:
-            assert properties["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}, \
-                properties["RouteKey"]
+            assert properties["AuthorizationType"] == {"Fn::If": ["UseOidcIssuer", "JWT", "CUSTOM"]}, properties[
+                "RouteKey"
+            ]
 
 
 def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a_dead_letter_queue(
@@ -322,8 +329,10 @@ def _key_set_named_by(resource: Any, template: dict[str, Any]) -> str | None:
     Manager appends ``-`` and six random characters to a secret's name)."""
     for purpose, logical_id in KEY_SETS.items():
         name = template["Resources"][logical_id]["Properties"]["Name"]["Fn::Sub"]
-        if isinstance(resource, dict) and resource.get("Fn::Sub") in {f"{SECRET_ARN_PREFIX}{name}-*",
-                                                                     f"{SECRET_ARN_PREFIX}{name}-??????"}:
+        if isinstance(resource, dict) and resource.get("Fn::Sub") in {
+            f"{SECRET_ARN_PREFIX}{name}-*",
+            f"{SECRET_ARN_PREFIX}{name}-??????",
+        }:
             return purpose
     return None
 
@@ -338,15 +347,21 @@ def test_GIVEN_the_roles_WHEN_inspected_THEN_each_reads_only_the_key_sets_of_its
                 if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"])):
                     assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
                     readable.setdefault(name, set()).update(
-                        _key_set_named_by(resource, translated) for resource in as_list(statement["Resource"]))
+                        _key_set_named_by(resource, translated) for resource in as_list(statement["Resource"])
+                    )
 
     # The API function also reads the outputs CDN's signing key (stored by `vidpipe cdn-key`), and only there.
-    cdn_key = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-                          "${AWS::StackName}/cdn-signing-key-*"}
-    cdn_readers = {name for name, role in resources_of(translated, "AWS::IAM::Role").items()
-                   for policy in role["Properties"].get("Policies", [])
-                   for statement in policy["PolicyDocument"]["Statement"]
-                   if cdn_key in as_list(statement["Resource"])}
+    cdn_key = {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+        "${AWS::StackName}/cdn-signing-key-*"
+    }
+    cdn_readers = {
+        name
+        for name, role in resources_of(translated, "AWS::IAM::Role").items()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if cdn_key in as_list(statement["Resource"])
+    }
     assert cdn_readers == {"UploadApiFunctionRole"}
     readable["UploadApiFunctionRole"].discard(None)
 
@@ -376,7 +391,8 @@ def test_GIVEN_the_key_readers_WHEN_translated_THEN_their_prefix_names_the_key_s
 
 
 def test_GIVEN_the_authorizer_WHEN_translated_THEN_its_cached_answers_live_at_most_the_parameters_seconds(
-    template: dict[str, Any], translated: dict[str, Any],
+    template: dict[str, Any],
+    translated: dict[str, Any],
 ) -> None:
     # A revoked token gets in for as long as API Gateway reuses the authorizer's
     # answer for its Authorization header: that is the revocation's bound.
@@ -393,7 +409,8 @@ def test_GIVEN_the_revocation_list_WHEN_translated_THEN_its_items_expire_and_onl
 ) -> None:
     table = translated["Resources"]["RevokedTokensTable"]["Properties"]
     readers = {
-        name for name, role in resources_of(translated, "AWS::IAM::Role").items()
+        name
+        for name, role in resources_of(translated, "AWS::IAM::Role").items()
         for policy in role["Properties"].get("Policies", [])
         for statement in policy["PolicyDocument"]["Statement"]
         if {"Fn::GetAtt": ["RevokedTokensTable", "Arn"]} in as_list(statement["Resource"])
@@ -431,8 +448,10 @@ def test_GIVEN_the_uploads_bucket_WHEN_inspected_THEN_cors_lets_a_browser_post_p
 def test_GIVEN_both_buckets_WHEN_inspected_THEN_public_access_is_blocked(translated: dict[str, Any]) -> None:
     for name in ("UploadsBucket", "OutputsBucket"):
         block = translated["Resources"][name]["Properties"]["PublicAccessBlockConfiguration"]
-        assert all(block[key] is True for key in
-                   ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")), name
+        assert all(
+            block[key] is True
+            for key in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+        ), name
 
 
 def test_GIVEN_every_function_WHEN_translated_THEN_it_gets_every_setting_it_needs(translated: dict[str, Any]) -> None:
@@ -482,8 +501,9 @@ def test_GIVEN_every_function_of_the_template_WHEN_built_THEN_its_handler_import
             f"assert callable(getattr(m, {attribute!r})); "
             f"assert pathlib.Path(m.__file__).is_relative_to(pathlib.Path.cwd()), m.__file__"
         )
-        completed = subprocess.run([sys.executable, "-c", check], cwd=folder, capture_output=True, text=True,
-                                   timeout=120, check=False)
+        completed = subprocess.run(
+            [sys.executable, "-c", check], cwd=folder, capture_output=True, text=True, timeout=120, check=False
+        )
         assert completed.returncode == 0, f"{name}: {completed.stderr[-2000:]}"
 
 
@@ -529,8 +549,11 @@ def test_GIVEN_the_outputs_cdn_WHEN_inspected_THEN_only_the_distribution_reads_t
     # ...and the bucket policy lets that one distribution read the outputs, nothing more.
     # (Its other statement, the TLS-only deny, is tests/infra/test_template_security.py's.)
     policy = resources_of(template, "AWS::S3::BucketPolicy")["OutputsBucketPolicy"]
-    [statement] = [s["Fn::If"][1] for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                   if s["Fn::If"][0] == "DeliverThroughCloudFront"]
+    [statement] = [
+        s["Fn::If"][1]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Fn::If"][0] == "DeliverThroughCloudFront"
+    ]
     assert statement["Effect"] == "Allow"
     assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert statement["Action"] == "s3:GetObject"
@@ -653,8 +676,11 @@ def test_GIVEN_the_uploads_bucket_WHEN_read_THEN_it_keeps_versions_and_expires_t
 ) -> None:
     bucket = template["Resources"]["UploadsBucket"]["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
-    expiring = [rule for rule in bucket["LifecycleConfiguration"]["Rules"]
-                if "NoncurrentVersionExpiration" in rule and rule["Status"] == "Enabled"]
+    expiring = [
+        rule
+        for rule in bucket["LifecycleConfiguration"]["Rules"]
+        if "NoncurrentVersionExpiration" in rule and rule["Status"] == "Enabled"
+    ]
     assert expiring and expiring[0]["Prefix"] == UPLOAD_KEY_PREFIX
 
 
@@ -662,14 +688,20 @@ def test_GIVEN_the_stages_that_read_the_upload_WHEN_inspected_THEN_they_read_ver
     translated: dict[str, Any],
 ) -> None:
     for role in ("TranscodeFunctionRole", "ThumbnailsFunctionRole", "ChunkEncodeFunctionRole"):
-        statements = [s for p in translated["Resources"][role]["Properties"]["Policies"]
-                      for s in p["PolicyDocument"]["Statement"]]
+        statements = [
+            s for p in translated["Resources"][role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+        ]
         actions = {action for s in statements for action in as_list(s["Action"])}
-        on_jobs = {action for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"])
-                   and "Condition" not in s for action in as_list(s["Action"])}
+        on_jobs = {
+            action
+            for s in statements
+            if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"]) and "Condition" not in s
+            for action in as_list(s["Action"])
+        }
         # Besides: the owner's usage counters, and those only (vidpipe/usage_store.py).
-        on_usage = [s for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"])
-                    and "Condition" in s]
+        on_usage = [
+            s for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"]) and "Condition" in s
+        ]
         for statement in on_usage:
             assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["usage#*"]}}, role
         assert "s3:GetObjectVersion" in actions, role

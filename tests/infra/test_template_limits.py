@@ -65,7 +65,8 @@ def test_GIVEN_the_chunk_encode_function_WHEN_translated_THEN_its_queue_mapping_
     translated: dict[str, Any],
 ) -> None:
     [mapping] = [
-        r["Properties"] for r in translated["Resources"].values()
+        r["Properties"]
+        for r in translated["Resources"].values()
         if r["Type"] == "AWS::Lambda::EventSourceMapping"
         and r["Properties"]["FunctionName"] == {"Ref": "ChunkEncodeFunction"}
     ]

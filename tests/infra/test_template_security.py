@@ -29,8 +29,11 @@ def resources(translated: dict[str, Any]) -> dict[str, Any]:
 
 
 def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    return [statement for policy in role["Properties"].get("Policies", [])
-            for statement in policy["PolicyDocument"]["Statement"]]
+    return [
+        statement
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
 
 
 def put_events_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -48,9 +51,13 @@ def test_GIVEN_every_role_WHEN_it_may_put_events_THEN_only_under_its_own_sources
 
 
 def deny_without_tls(statement: dict[str, Any], bucket: str) -> bool:
-    return (statement.get("Effect") == "Deny" and statement.get("Principal") == "*" and statement["Action"] == "s3:*"
-            and statement["Condition"] == TLS_ONLY
-            and statement["Resource"] == [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}])
+    return (
+        statement.get("Effect") == "Deny"
+        and statement.get("Principal") == "*"
+        and statement["Action"] == "s3:*"
+        and statement["Condition"] == TLS_ONLY
+        and statement["Resource"] == [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}]
+    )
 
 
 def test_GIVEN_the_buckets_WHEN_their_policies_are_read_THEN_requests_without_tls_are_denied(
@@ -79,9 +86,13 @@ def test_GIVEN_the_local_stack_WHEN_it_deploys_THEN_it_turns_the_tls_deny_off_fo
 def test_GIVEN_a_dead_letter_queue_WHEN_a_message_waits_there_THEN_an_alarm_fires(
     resources: dict[str, Any], queue: str
 ) -> None:
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
-              and r["Properties"]["Dimensions"] == [
-                  {"Name": "QueueName", "Value": {"Fn::GetAtt": [f"{queue}DeadLetterQueue", "QueueName"]}}]]
+    alarms = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [f"{queue}DeadLetterQueue", "QueueName"]}}]
+    ]
 
     [alarm] = alarms
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
@@ -92,8 +103,11 @@ def test_GIVEN_a_dead_letter_queue_WHEN_a_message_waits_there_THEN_an_alarm_fire
 def test_GIVEN_every_queue_with_a_dead_letter_queue_WHEN_listed_THEN_each_dead_letter_queue_is_alarmed(
     resources: dict[str, Any],
 ) -> None:
-    targets = {r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-               for r in resources.values() if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]}
+    targets = {
+        r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for r in resources.values()
+        if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r["Properties"]
+    }
 
     assert targets == {f"{queue}DeadLetterQueue" for queue in DEAD_LETTER_QUEUES}
 

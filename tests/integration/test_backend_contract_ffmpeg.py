@@ -148,9 +148,7 @@ def test_GIVEN_one_clip_WHEN_each_backend_processes_it_THEN_GET_jobs_shows_the_s
         captures, tmp_path / "mc-thumbnails", interval_ms=1000, duration_s=source.duration_s
     ).to_outputs()
 
-    via_ffmpeg = ready_view(
-        completed(Stage.TRANSCODE, ffmpeg_hls), completed(Stage.THUMBNAILS, ffmpeg_thumbnails)
-    )
+    via_ffmpeg = ready_view(completed(Stage.TRANSCODE, ffmpeg_hls), completed(Stage.THUMBNAILS, ffmpeg_thumbnails))
     via_mediaconvert = ready_view(
         transcode_completed,
         completed(Stage.THUMBNAILS, {"prefix": f"jobs/{JOB_ID}/thumbnails/", **mediaconvert_thumbnails}),

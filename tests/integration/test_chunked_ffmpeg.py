@@ -33,8 +33,9 @@ def keyframe_times(playlist: Path) -> list[float]:
 
 
 def frame_count(target: Path) -> int:
-    data = media_checks.ffprobe_json(target, "-select_streams", "v:0", "-count_packets",
-                                     "-show_entries", "stream=nb_read_packets")
+    data = media_checks.ffprobe_json(
+        target, "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"
+    )
     return int(data["streams"][0]["nb_read_packets"])
 
 
@@ -43,8 +44,9 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Transco
     """The sample transcoded both ways, once for the module."""
     root = tmp_path_factory.mktemp("chunked")
     timings: list[ChunkedTimings] = []
-    chunked = transcode_chunked(SAMPLE, root / "chunked", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S,
-                                on_timings=timings.append)
+    chunked = transcode_chunked(
+        SAMPLE, root / "chunked", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S, on_timings=timings.append
+    )
     single = transcode_to_hls(SAMPLE, root / "single", timeout_s=TIMEOUT_S)
     assert len(timings) == 1 and len(timings[0].chunks_s) == 3  # GIVEN three chunks really were made
     return {"chunked": (chunked, root / "chunked"), "single": (single, root / "single")}
@@ -63,7 +65,9 @@ def test_GIVEN_the_sample_WHEN_planned_THEN_three_chunks_cut_a_quarter_frame_bef
     ]
     # 48 kHz: the first AAC frame at or after each cut (8 s is exactly frame 375)
     assert [(chunk.audio_start, chunk.audio_end) for chunk in plan.chunks] == [
-        (None, 375 * 1024), (375 * 1024, 750 * 1024), (750 * 1024, None)
+        (None, 375 * 1024),
+        (375 * 1024, 750 * 1024),
+        (750 * 1024, None),
     ]
 
 
@@ -125,8 +129,7 @@ def test_GIVEN_chunked_output_THEN_keyframes_are_aligned_across_renditions_and_e
     result, folder = outputs["chunked"]
 
     keyframes = {
-        rendition.name: keyframe_times(folder / rendition.name / MEDIA_PLAYLIST_NAME)
-        for rendition in result.renditions
+        rendition.name: keyframe_times(folder / rendition.name / MEDIA_PLAYLIST_NAME) for rendition in result.renditions
     }
 
     assert len({tuple(times) for times in keyframes.values()}) == 1, keyframes
@@ -172,8 +175,9 @@ def test_GIVEN_one_keyframe_in_the_whole_source_WHEN_chunked_THEN_every_boundary
     assert media_checks.keyframe_times(sparse_keyframes) == [0.0]
 
     timings: list[ChunkedTimings] = []
-    result = transcode_chunked(sparse_keyframes, tmp_path / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S,
-                               on_timings=timings.append)
+    result = transcode_chunked(
+        sparse_keyframes, tmp_path / "hls", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S, on_timings=timings.append
+    )
 
     assert len(timings[0].chunks_s) == 3
     for rendition in result.renditions:
@@ -220,8 +224,20 @@ def test_GIVEN_a_variable_frame_rate_source_WHEN_chunked_THEN_the_same_frames_an
     tmp_path: Path,
 ) -> None:
     # 30 fps for 10 s, then every other frame dropped (15 fps), kept as variable frame rate
-    variable = remade(tmp_path, "vfr.mp4", "-vf", r"select='lt(t\,10)+not(mod(n\,2))'", "-fps_mode", "vfr",
-                      "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy")
+    variable = remade(
+        tmp_path,
+        "vfr.mp4",
+        "-vf",
+        r"select='lt(t\,10)+not(mod(n\,2))'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "copy",
+    )
     assert frame_count(variable) == 450  # GIVEN really variable: 300 + 150 frames over 20 s
 
     chunked = transcode_chunked(variable, tmp_path / "chunked", timeout_s=TIMEOUT_S, chunk_s=CHUNK_S)
@@ -231,8 +247,9 @@ def test_GIVEN_a_variable_frame_rate_source_WHEN_chunked_THEN_the_same_frames_an
         chunked_playlist = tmp_path / "chunked" / rendition.name / MEDIA_PLAYLIST_NAME
         single_playlist = tmp_path / "single" / rendition.name / MEDIA_PLAYLIST_NAME
         assert frame_count(chunked_playlist) == frame_count(single_playlist), rendition.name
-        assert media_checks.duration_s(chunked_playlist) == pytest.approx(media_checks.duration_s(single_playlist),
-                                                                          abs=1 / 15)
+        assert media_checks.duration_s(chunked_playlist) == pytest.approx(
+            media_checks.duration_s(single_playlist), abs=1 / 15
+        )
         video = packet_times(chunked_playlist, "v:0")
         assert len(set(video)) == len(video)  # no frame twice across a join
 
@@ -240,5 +257,3 @@ def test_GIVEN_a_variable_frame_rate_source_WHEN_chunked_THEN_the_same_frames_an
 def test_GIVEN_a_chunk_length_not_a_multiple_of_the_segment_THEN_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="multiple"):
         transcode_chunked(SAMPLE, tmp_path, timeout_s=TIMEOUT_S, chunk_s=6)
-
-

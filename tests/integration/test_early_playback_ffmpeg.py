@@ -30,8 +30,9 @@ def test_GIVEN_early_playback_WHEN_transcoded_THEN_the_lowest_rung_alone_is_play
         duration = media_checks.duration_s(output_dir / rendition.name / MEDIA_PLAYLIST_NAME)
         seen.append((rendition.name, [v.uri for v in variants], folders, duration))
 
-    result = transcode_to_hls(SAMPLE, output_dir, timeout_s=120, on_lowest_rung=on_lowest_rung,
-                              on_progress=progress.append)
+    result = transcode_to_hls(
+        SAMPLE, output_dir, timeout_s=120, on_lowest_rung=on_lowest_rung, on_progress=progress.append
+    )
 
     # THEN the callback came once, with only the lowest rung written and listed, complete
     assert seen == [("240p", ["240p/index.m3u8"], ["240p"], pytest.approx(6.0, abs=0.1))]

@@ -126,8 +126,9 @@ def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_
     hls = outputs.root / hls_prefix(JOB_ID)
     for rendition in completed.outputs["renditions"]:
         playlist = hls / rendition["name"] / "index.m3u8"
-        data = media_checks.ffprobe_json(playlist, "-select_streams", "v:0", "-count_packets",
-                                         "-show_entries", "stream=nb_read_packets")
+        data = media_checks.ffprobe_json(
+            playlist, "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"
+        )
         assert int(data["streams"][0]["nb_read_packets"]) == 600
         assert not list((hls / rendition["name"]).glob("chunk_*.m3u8"))
     assert media_checks.master_variants(hls / "master.m3u8")

@@ -40,8 +40,9 @@ def test_GIVEN_the_functions_credentials_WHEN_ffmpeg_runs_THEN_its_process_envir
 
     monkeypatch.setattr(subprocess, "Popen", popen_and_read_environ)
 
-    run_ffmpeg(["-re", *input_args(SAMPLES / "long_20s_640x360.mp4", "mov"), "-t", "1", "-f", "null", "-"],
-               timeout_s=60)
+    run_ffmpeg(
+        ["-re", *input_args(SAMPLES / "long_20s_640x360.mp4", "mov"), "-t", "1", "-f", "null", "-"], timeout_s=60
+    )
 
     [environment] = seen
     assert environment["GCONV_PATH"] == "/dev/null"
@@ -67,8 +68,23 @@ def test_GIVEN_a_decoder_outside_the_list_WHEN_ffmpeg_reads_the_input_THEN_ffmpe
 
 
 def test_GIVEN_audio_in_a_codec_outside_the_list_WHEN_probed_THEN_unsupported_codec(tmp_path: Path) -> None:
-    upload = make(tmp_path / "source", "-f", "lavfi", "-i", "testsrc=s=64x64:d=1", "-f", "lavfi",
-                  "-i", "sine=d=1", "-c:v", "mpeg4", "-c:a", "adpcm_ima_wav", "-f", "avi")
+    upload = make(
+        tmp_path / "source",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x64:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "adpcm_ima_wav",
+        "-f",
+        "avi",
+    )
 
     with pytest.raises(UnsupportedCodec, match="adpcm_ima_wav"):
         probe_media(upload)
@@ -85,9 +101,25 @@ def test_GIVEN_the_sample_clips_WHEN_probed_and_decoded_under_the_allow_list_THE
     ("container", "codecs"),
     [
         ("mpegts", ["-c:v", "libx264", "-c:a", "aac"]),
-        ("matroska", ["-c:v", "libx265", "-x265-params", "log-level=none", "-pix_fmt", "yuv420p10le",
-                      "-color_trc", "arib-std-b67", "-color_primaries", "bt2020", "-colorspace", "bt2020nc",
-                      "-c:a", "libopus"]),
+        (
+            "matroska",
+            [
+                "-c:v",
+                "libx265",
+                "-x265-params",
+                "log-level=none",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-color_trc",
+                "arib-std-b67",
+                "-color_primaries",
+                "bt2020",
+                "-colorspace",
+                "bt2020nc",
+                "-c:a",
+                "libopus",
+            ],
+        ),
         ("webm", ["-c:v", "libvpx-vp9", "-c:a", "libopus"]),
         ("avi", ["-c:v", "mpeg4", "-c:a", "libmp3lame"]),
         ("mov", ["-c:v", "mjpeg", "-c:a", "pcm_s16le"]),
@@ -97,8 +129,22 @@ def test_GIVEN_the_sample_clips_WHEN_probed_and_decoded_under_the_allow_list_THE
 def test_GIVEN_accepted_formats_WHEN_probed_and_decoded_under_the_allow_list_THEN_they_pass(
     tmp_path: Path, container: str, codecs: list[str]
 ) -> None:
-    upload = make(tmp_path / "source", "-f", "lavfi", "-i", "testsrc=s=128x72:d=1", "-f", "lavfi", "-i", "sine=d=1",
-                  *codecs, "-t", "1", "-f", container)
+    upload = make(
+        tmp_path / "source",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=128x72:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        *codecs,
+        "-t",
+        "1",
+        "-f",
+        container,
+    )
 
     source = probe_media(upload)
     run_ffmpeg([*input_args(upload, source.demuxer), "-f", "null", "-"], timeout_s=60)

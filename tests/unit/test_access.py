@@ -76,11 +76,26 @@ def test_GIVEN_the_secret_the_template_generates_WHEN_parsed_THEN_one_current_ki
 
 @pytest.mark.parametrize(
     "text",
-    ["not json", "[]", json.dumps({"k1": KEY_1}), json.dumps({"current": "k2", "k1": KEY_1}),
-     json.dumps({"current": "k1", "k1": "short"}), json.dumps({"current": "k1", "k1": 12345}),
-     json.dumps({"current": "k 1", "k 1": KEY_1}), json.dumps({"current": "k1", "k1": KEY_1, "bad kid": KEY_2})],
-    ids=["not-json", "not-an-object", "no-current", "current-without-key", "short-key", "key-not-text",
-         "kid-with-space", "other-bad-kid"],
+    [
+        "not json",
+        "[]",
+        json.dumps({"k1": KEY_1}),
+        json.dumps({"current": "k2", "k1": KEY_1}),
+        json.dumps({"current": "k1", "k1": "short"}),
+        json.dumps({"current": "k1", "k1": 12345}),
+        json.dumps({"current": "k 1", "k 1": KEY_1}),
+        json.dumps({"current": "k1", "k1": KEY_1, "bad kid": KEY_2}),
+    ],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-current",
+        "current-without-key",
+        "short-key",
+        "key-not-text",
+        "kid-with-space",
+        "other-bad-kid",
+    ],
 )
 def test_GIVEN_a_malformed_key_set_WHEN_parsed_THEN_value_error_naming_the_purpose(text: str) -> None:
     with pytest.raises(ValueError, match=API_TOKENS):
@@ -150,8 +165,7 @@ def test_GIVEN_keys_of_another_purpose_WHEN_minting_or_reading_a_token_THEN_refu
     assert "signature" in refusal(SigningKeys(OUTPUT_GRANTS, "k1", {"k1": KEY_1}), token)
 
 
-def test_GIVEN_a_rotation_WHEN_tokens_of_the_old_and_new_kid_are_read_THEN_both_valid_until_the_old_kid_is_removed(
-) -> None:
+def test_GIVEN_a_rotation_WHEN_tokens_of_the_old_and_new_kid_are_read_THEN_both_valid_until_the_old_kid_goes() -> None:
     old_token = mint(SigningKeys(API_TOKENS, "k1", {"k1": KEY_1})).token
     rotated = SigningKeys(API_TOKENS, "k2", {"k1": KEY_1, "k2": KEY_2})
     new_token = mint(rotated).token
@@ -221,10 +235,30 @@ def _alices() -> str:
         "vp2.k1.{}.mac".format(base64.urlsafe_b64encode(b"not json").decode()),
     ],
     ids=[
-        "empty", "prefix-only", "prefix-dot", "no-claims", "empty-claims", "empty-claims-and-mac", "five-parts",
-        "prefix-case", "other-version", "mac-longer", "mac-shorter", "mac-padded", "trailing-part",
-        "trailing-space", "leading-space", "whole-header", "non-ascii-claims", "nul", "short-id",
-        "space-in-user", "expiry-not-a-number", "expiry-a-boolean", "no-expiry", "claims-not-an-object",
+        "empty",
+        "prefix-only",
+        "prefix-dot",
+        "no-claims",
+        "empty-claims",
+        "empty-claims-and-mac",
+        "five-parts",
+        "prefix-case",
+        "other-version",
+        "mac-longer",
+        "mac-shorter",
+        "mac-padded",
+        "trailing-part",
+        "trailing-space",
+        "leading-space",
+        "whole-header",
+        "non-ascii-claims",
+        "nul",
+        "short-id",
+        "space-in-user",
+        "expiry-not-a-number",
+        "expiry-a-boolean",
+        "no-expiry",
+        "claims-not-an-object",
         "claims-not-json",
     ],
 )
@@ -266,8 +300,18 @@ def test_GIVEN_a_token_WHEN_its_unverified_claims_are_read_THEN_its_id_and_expir
 @pytest.mark.parametrize(
     "user",
     ["", "a" * 65, "alice bob", "alice/bob", "alice:x", "alice\n", "\nalice", "ålice", "alice\x00", "al\tice"],
-    ids=["empty", "too-long", "space", "slash", "colon", "trailing-newline", "leading-newline", "non-ascii",
-         "nul", "tab"],
+    ids=[
+        "empty",
+        "too-long",
+        "space",
+        "slash",
+        "colon",
+        "trailing-newline",
+        "leading-newline",
+        "non-ascii",
+        "nul",
+        "tab",
+    ],
 )
 def test_GIVEN_a_user_name_we_do_not_accept_WHEN_minting_THEN_value_error(user: str) -> None:
     with pytest.raises(ValueError, match="user name"):
@@ -342,8 +386,9 @@ def test_GIVEN_a_grant_minted_in_the_past_WHEN_checked_now_THEN_expired() -> Non
     assert not grant_is_valid(GRANT_KEYS, JOB_ID, query)
 
 
-def test_GIVEN_a_grant_key_rotation_WHEN_grants_of_both_kids_are_checked_THEN_valid_until_the_old_kid_is_removed(
-) -> None:
+def test_GIVEN_a_grant_key_rotation_WHEN_grants_of_both_kids_are_checked_THEN_valid_until_the_old_kid_is_removed() -> (
+    None
+):
     old = as_query(output_grant(GRANT_KEYS, JOB_ID, ttl_s=600, now=NOW))
     rotated = SigningKeys(OUTPUT_GRANTS, "k2", {"k1": KEY_1, "k2": KEY_2})
     new = as_query(output_grant(rotated, JOB_ID, ttl_s=600, now=NOW))
@@ -386,9 +431,23 @@ def _flip_first(text: str) -> str:
         None,
     ],
     ids=[
-        "tampered-grant", "truncated-grant", "padded-grant", "empty-grant", "non-ascii-grant", "extended-expiry",
-        "expiry-not-a-number", "empty-expiry", "expiry-in-exponent-form", "unknown-kid", "empty-kid",
-        "no-kid-(old-format)", "no-grant", "no-expiry", "other-jobs-grant", "other-deployment", "empty-query",
+        "tampered-grant",
+        "truncated-grant",
+        "padded-grant",
+        "empty-grant",
+        "non-ascii-grant",
+        "extended-expiry",
+        "expiry-not-a-number",
+        "empty-expiry",
+        "expiry-in-exponent-form",
+        "unknown-kid",
+        "empty-kid",
+        "no-kid-(old-format)",
+        "no-grant",
+        "no-expiry",
+        "other-jobs-grant",
+        "other-deployment",
+        "empty-query",
         "no-query",
     ],
 )
@@ -420,8 +479,10 @@ class FakeSecrets:
 
     def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803 - boto3's parameter name
         self.calls.append(SecretId)
-        return {"ARN": f"arn:aws:secretsmanager:us-east-1:111122223333:secret:{SecretId}-AbCdEf",
-                "SecretString": json.dumps({"current": "k1", "k1": KEY_1 if "api" in SecretId else KEY_2})}
+        return {
+            "ARN": f"arn:aws:secretsmanager:us-east-1:111122223333:secret:{SecretId}-AbCdEf",
+            "SecretString": json.dumps({"current": "k1", "k1": KEY_1 if "api" in SecretId else KEY_2}),
+        }
 
 
 @pytest.fixture

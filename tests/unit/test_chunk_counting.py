@@ -34,8 +34,13 @@ def new_job() -> Job:
 
 
 def chunk_event(chunks: dict, second: int = 1) -> StageEvent:
-    return StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
-                      occurred_at=f"2025-01-01T10:00:{second:02d}.000000Z", chunks=chunks)
+    return StageEvent(
+        job_id=JOB_ID,
+        stage=Stage.TRANSCODE,
+        kind=StageEventKind.PROGRESS,
+        occurred_at=f"2025-01-01T10:00:{second:02d}.000000Z",
+        chunks=chunks,
+    )
 
 
 def apply_all(job: Job, events: list[StageEvent]) -> Job:
@@ -99,8 +104,9 @@ def test_GIVEN_the_last_chunk_WHEN_counted_THEN_a_stitch_is_requested_and_not_be
 def test_GIVEN_a_completed_or_failed_transcode_THEN_no_stitch_is_requested() -> None:
     job = apply_all(new_job(), [chunk_event({"total": 1, "finished": [0]})])
     for kind in (StageEventKind.COMPLETED, StageEventKind.FAILED):
-        ended = apply_event(job, StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=kind,
-                                            occurred_at="2025-01-01T10:01:00.000000Z"))
+        ended = apply_event(
+            job, StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=kind, occurred_at="2025-01-01T10:01:00.000000Z")
+        )
         assert ended is not None
         assert stitch_request(chunk_event({"total": 1, "finished": [0]}), JobUpdate(ended, False, False)) is None
 
@@ -135,8 +141,17 @@ def test_GIVEN_a_chunk_order_WHEN_encoded_THEN_it_reads_the_upload_version_the_j
 
     # WHEN the chunk function runs it
     with pytest.raises(StorageError):
-        run_work_order(order, tmp_path, receive_count=1, max_receive_count=3, timeout_s=60, locate=locate,
-                       work_store=None, output_store=None, publish=lambda event: None)  # type: ignore[arg-type]
+        run_work_order(
+            order,
+            tmp_path,
+            receive_count=1,
+            max_receive_count=3,
+            timeout_s=60,
+            locate=locate,
+            work_store=None,
+            output_store=None,
+            publish=lambda event: None,
+        )  # type: ignore[arg-type]
 
     # THEN FFmpeg is pointed at that version of the upload, never at whatever the key holds now
     assert asked == [(order.source_key, "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY")]
@@ -213,8 +228,13 @@ def test_GIVEN_playable_then_completed_in_any_order_THEN_playable_at_is_the_earl
 
 
 def test_GIVEN_a_transcode_that_fails_after_playing_early_THEN_not_playable_whatever_the_order() -> None:
-    failed = StageEvent(job_id=JOB_ID, stage=Stage.TRANSCODE, kind=StageEventKind.FAILED,
-                        occurred_at="2025-01-01T10:00:07.000000Z", error={"code": "FFMPEG_ERROR", "message": "x"})
+    failed = StageEvent(
+        job_id=JOB_ID,
+        stage=Stage.TRANSCODE,
+        kind=StageEventKind.FAILED,
+        occurred_at="2025-01-01T10:00:07.000000Z",
+        error={"code": "FFMPEG_ERROR", "message": "x"},
+    )
 
     for order in ([playable_event(5), failed], [failed, playable_event(5)]):
         job = apply_all(new_job(), order)

@@ -46,7 +46,9 @@ def test_GIVEN_100s_WHEN_planned_in_32s_chunks_THEN_cut_a_quarter_frame_early_an
     ]
     # audio: 48 kHz, 32 s is exactly AAC frame 1500
     assert [(c.audio_start, c.audio_end) for c in plan.chunks] == [
-        (None, 1500 * 1024), (1500 * 1024, 3000 * 1024), (3000 * 1024, None)
+        (None, 1500 * 1024),
+        (1500 * 1024, 3000 * 1024),
+        (3000 * 1024, None),
     ]
 
 
@@ -108,13 +110,20 @@ def test_GIVEN_chunks_THEN_audio_windows_keep_whole_frames_after_a_preroll_and_t
 
 
 def test_GIVEN_a_middle_chunk_WHEN_audio_args_built_THEN_seek_before_the_preroll_trim_to_the_window_and_pad() -> None:
-    args = build_chunk_audio_args(middle_task(), "https://s3/bucket/uploads/j/source?X-Amz-Signature=s",
-                                  Path("/w/a.aac"), bitrate_kbps=128, pad_to_samples=1500 * 1024 + 4096)
+    args = build_chunk_audio_args(
+        middle_task(),
+        "https://s3/bucket/uploads/j/source?X-Amz-Signature=s",
+        Path("/w/a.aac"),
+        bitrate_kbps=128,
+        pad_to_samples=1500 * 1024 + 4096,
+    )
 
     assert args[:4] == ["-copyts", "-noaccurate_seek", "-ss", f"{(1500 * 1024 - 2048) / 48000 - 1:.6f}"]
     assert args[args.index("-protocol_whitelist") + 1] == "https,tls,tcp"
-    assert args[args.index("-af") + 1] == f"atrim=start_pts={1500 * 1024 - 2048}:end_pts={3000 * 1024 + 2048}," \
-                                          f"apad=whole_len={1500 * 1024 + 4096}"
+    assert (
+        args[args.index("-af") + 1] == f"atrim=start_pts={1500 * 1024 - 2048}:end_pts={3000 * 1024 + 2048},"
+        f"apad=whole_len={1500 * 1024 + 4096}"
+    )
     assert args[-3:] == ["-f", "adts", "/w/a.aac"]
 
 
@@ -133,17 +142,18 @@ def test_GIVEN_a_chunk_WHEN_args_built_THEN_it_reads_its_part_trims_exactly_and_
     assert float(args[15]) == pytest.approx(1500 * 1024 / 48000)
     graph = args[args.index("-filter_complex") + 1]
     # constant rate on the whole file's grid from the last slot before the seek, then the chunk's exact frames
-    assert graph.startswith(f"[0:v:0]fps=fps=30/1:start_time={30 + 29 / 30:.6f},"
-                            f"trim=start={32 - EARLY:.6f}:end={64 - EARLY:.6f},split=")
-    assert args[args.index("-c:a"): args.index("-c:a") + 2] == ["-c:a", "copy"]
+    assert graph.startswith(
+        f"[0:v:0]fps=fps=30/1:start_time={30 + 29 / 30:.6f},trim=start={32 - EARLY:.6f}:end={64 - EARLY:.6f},split="
+    )
+    assert args[args.index("-c:a") : args.index("-c:a") + 2] == ["-c:a", "copy"]
     encoder = video_encoder_args(ladder, Fraction(30), 4, chunk_relative=True)
     start = args.index("-c:v")
-    assert args[start: start + len(encoder)] == encoder
+    assert args[start : start + len(encoder)] == encoder
     # the same rate control as the single-process ladder, keyframes counted from the chunk's first frame
     single = build_hls_args(Path("/s"), SOURCE, ladder, Path("/o"))
     single_start = single.index("-c:v")
     assert [a for a in encoder if not a.startswith("expr:")] == [
-        a for a in single[single_start: single_start + len(encoder)] if not a.startswith("expr:")
+        a for a in single[single_start : single_start + len(encoder)] if not a.startswith("expr:")
     ]
     assert args[-1] == "/w/out/%v/chunk_0001.m3u8"
     assert "/w/out/%v/c0001_%03d.ts" in args
@@ -182,8 +192,9 @@ def test_GIVEN_adts_WHEN_frames_kept_THEN_exactly_the_windows_frames_in_order(tm
 def test_GIVEN_chunk_outputs_WHEN_stitched_THEN_playlists_list_every_segment_in_chunk_order(tmp_path: Path) -> None:
     ladder = plan_ladder(SOURCE)[-2:]
     outputs = [
-        ChunkOutput(index, {r.name: [Segment(f"c{index:04d}_{n:03d}.ts", 4.0, 50_000) for n in range(2)]
-                            for r in ladder})
+        ChunkOutput(
+            index, {r.name: [Segment(f"c{index:04d}_{n:03d}.ts", 4.0, 50_000) for n in range(2)] for r in ladder}
+        )
         for index in (1, 0)  # arrival order does not matter
     ]
 
@@ -192,7 +203,10 @@ def test_GIVEN_chunk_outputs_WHEN_stitched_THEN_playlists_list_every_segment_in_
     playlist = tmp_path / ladder[0].name / "index.m3u8"
     text = playlist.read_text()
     assert [line for line in text.splitlines() if line.endswith(".ts")] == [
-        "c0000_000.ts", "c0000_001.ts", "c0001_000.ts", "c0001_001.ts"
+        "c0000_000.ts",
+        "c0000_001.ts",
+        "c0001_000.ts",
+        "c0001_001.ts",
     ]
     assert text.endswith("#EXT-X-ENDLIST\n") and "#EXT-X-PLAYLIST-TYPE:VOD" in text
     assert media_checks.segment_durations(playlist) == [4.0] * 4

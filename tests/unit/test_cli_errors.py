@@ -52,8 +52,16 @@ def test_GIVEN_the_gateway_refuses_the_token_WHEN_status_is_asked_THEN_one_line_
     server = HTTPServer(("127.0.0.1", 0), _GatewayRefusal)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        code = main(["status", "0f8fad5bd9cb469fa16570867728950e",
-                     "--api-url", f"http://127.0.0.1:{server.server_port}", "--api-token", "vp2.k1.x.y"])
+        code = main(
+            [
+                "status",
+                "0f8fad5bd9cb469fa16570867728950e",
+                "--api-url",
+                f"http://127.0.0.1:{server.server_port}",
+                "--api-token",
+                "vp2.k1.x.y",
+            ]
+        )
     finally:
         server.shutdown()
         server.server_close()

@@ -36,9 +36,14 @@ def environment_seen_by(tool: Path) -> dict[str, str]:
 
 def the_functions_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """What Lambda puts in a function's environment, and a setting of ours."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "ASIAFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret",
-                        "AWS_SESSION_TOKEN": "fake-token", "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1/x",
-                        "VIDPIPE_MARKER": "ours", "http_proxy": "http://127.0.0.1:9"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "ASIAFAKE",
+        "AWS_SECRET_ACCESS_KEY": "fake-secret",
+        "AWS_SESSION_TOKEN": "fake-token",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1/x",
+        "VIDPIPE_MARKER": "ours",
+        "http_proxy": "http://127.0.0.1:9",
+    }.items():
         monkeypatch.setenv(name, value)
 
 

@@ -46,8 +46,16 @@ class Bus:
         if self.failures:
             self.failures -= 1
             raise EventPublishError("PutEvents: ServiceUnavailable")
-        self.delivered.append({"version": "0", "id": str(uuid.uuid4()), "detail-type": event.detail_type,
-                               "source": "vidpipe.status", "time": event.occurred_at, "detail": event.detail()})
+        self.delivered.append(
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": event.detail_type,
+                "source": "vidpipe.status",
+                "time": event.occurred_at,
+                "detail": event.detail(),
+            }
+        )
 
 
 class OutboxStore(InMemoryJobStore):
@@ -101,9 +109,17 @@ def webhook_posts(bus: Bus) -> list[str]:
             return Job.new(job_id, filename="a", content_type="video/mp4", size=1, now="t", owner="alice")
 
     for n, event in enumerate(bus.delivered, start=1):
-        deliver(JobFinishedNotice.from_event(event), jobs=Jobs(), registry=registry, timeline=timeline,
-                sender=sender, signing_keys=WEBHOOK_KEYS, invocation=Invocation("webhooks", f"r{n}"), attempt=1,
-                last_attempt=False)
+        deliver(
+            JobFinishedNotice.from_event(event),
+            jobs=Jobs(),
+            registry=registry,
+            timeline=timeline,
+            sender=sender,
+            signing_keys=WEBHOOK_KEYS,
+            invocation=Invocation("webhooks", f"r{n}"),
+            attempt=1,
+            last_attempt=False,
+        )
     return [url for url, _, _ in sender.sent]
 
 
@@ -124,8 +140,9 @@ def test_GIVEN_the_publish_fails_after_the_save_WHEN_the_message_is_redelivered_
     assert webhook_posts(bus) == ["https://receiver.example/h"]
 
 
-def test_GIVEN_the_publish_succeeded_but_its_clearing_failed_WHEN_the_sweep_runs_THEN_same_id_and_one_webhook_post(
-) -> None:
+def test_GIVEN_the_publish_succeeded_but_its_clearing_failed_WHEN_the_sweep_runs_THEN_same_id_one_webhook_post() -> (
+    None
+):
     store, bus = OutboxStore(), Bus(failures=1)
     processing_job(store)
     with pytest.raises(EventPublishError):
@@ -223,8 +240,9 @@ def test_GIVEN_two_deliveries_holding_the_same_pending_job_WHEN_both_publish_THE
 def test_GIVEN_a_claim_whose_holder_died_WHEN_its_time_is_up_THEN_another_delivery_publishes() -> None:
     store, bus = OutboxStore(), Bus(failures=0)
     processing_job(store)
-    update = record_event(store, stage_event(Stage.TRANSCODE, StageEventKind.COMPLETED, outputs={"hls": "x"}),
-                          pause=lambda _: None)
+    update = record_event(
+        store, stage_event(Stage.TRANSCODE, StageEventKind.COMPLETED, outputs={"hls": "x"}), pause=lambda _: None
+    )
     assert update is not None
     job = store.jobs[JOB_ID]
     job.finished_event = {**(job.finished_event or {}), "claimed_until": int(NOW.timestamp()) + 60}

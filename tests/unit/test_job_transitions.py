@@ -247,13 +247,29 @@ def test_GIVEN_a_sweep_failure_WHEN_only_a_late_progress_or_started_arrives_THEN
 
 def rewrite_of_the_key(second: int, size: int = SIZE) -> UploadCompleted:
     """The presigned POST sent again: another write (version, ETag, sequencer) of the same key."""
-    return UploadCompleted(job_id=JOB_ID, bucket="uploads", key=f"uploads/{JOB_ID}/source", size=size,
-                           occurred_at=at(second), etag="f" * 32, version_id="later", sequencer="99")
+    return UploadCompleted(
+        job_id=JOB_ID,
+        bucket="uploads",
+        key=f"uploads/{JOB_ID}/source",
+        size=size,
+        occurred_at=at(second),
+        etag="f" * 32,
+        version_id="later",
+        sequencer="99",
+    )
 
 
 def test_GIVEN_a_job_awaiting_its_upload_WHEN_the_upload_arrives_THEN_that_write_is_accepted() -> None:
-    upload = UploadCompleted(job_id=JOB_ID, bucket="uploads", key=f"uploads/{JOB_ID}/source", size=SIZE,
-                             occurred_at=at(1), etag="a" * 32, version_id="v1", sequencer="01")
+    upload = UploadCompleted(
+        job_id=JOB_ID,
+        bucket="uploads",
+        key=f"uploads/{JOB_ID}/source",
+        size=SIZE,
+        occurred_at=at(1),
+        etag="a" * 32,
+        version_id="v1",
+        sequencer="01",
+    )
 
     job = apply_event(new_job(), upload)
 
@@ -273,8 +289,9 @@ def test_GIVEN_a_READY_job_WHEN_its_key_is_written_again_THEN_nothing_changes() 
 
 
 def test_GIVEN_a_cancelled_job_WHEN_its_upload_arrives_late_THEN_it_accepts_nothing_and_no_stage_may_run() -> None:
-    cancelled = end_upload(new_job(), status=JobStatus.FAILED, now=at(5),
-                           error={"code": "UPLOAD_CANCELLED", "message": "cancelled"})
+    cancelled = end_upload(
+        new_job(), status=JobStatus.FAILED, now=at(5), error={"code": "UPLOAD_CANCELLED", "message": "cancelled"}
+    )
     assert cancelled is not None
 
     assert apply_event(cancelled, upload_completed()) is None
@@ -289,4 +306,5 @@ def test_GIVEN_a_job_processing_its_upload_WHEN_asked_about_a_later_write_THEN_o
 
     assert why_no_stage_runs(job, upload_completed()) is None
     assert why_no_stage_runs(job, rewrite_of_the_key(4)) == (
-        "a later write to the upload key: the job keeps the upload it accepted")
+        "a later write to the upload key: the job keeps the upload it accepted"
+    )

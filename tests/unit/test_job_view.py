@@ -83,7 +83,9 @@ def test_GIVEN_a_ready_job_WHEN_viewed_THEN_images_are_presigned_under_the_thumb
     outputs = job_view(ready_job(), api_url=API, signer=signer, url_ttl_s=TTL)["outputs"]
 
     prefix = THUMBNAIL_OUTPUTS["prefix"]
-    assert outputs["poster_url"] == f"https://outputs.example.com/{prefix}poster.jpg?X-Amz-Expires=600&X-Amz-Signature=sig"
+    assert (
+        outputs["poster_url"] == f"https://outputs.example.com/{prefix}poster.jpg?X-Amz-Expires=600&X-Amz-Signature=sig"
+    )
     assert outputs["sprite_url"].startswith(f"https://outputs.example.com/{prefix}sprite.jpg?")
     assert outputs["thumbnail_urls"] == [
         f"https://outputs.example.com/{prefix}thumb_00{n}.jpg?X-Amz-Expires=600&X-Amz-Signature=sig" for n in range(3)

@@ -43,8 +43,16 @@ def probe(
 ) -> dict:
     streams = []
     if video:
-        streams.append({"codec_type": "video", "codec_name": "h264", "width": width, "height": height,
-                        "avg_frame_rate": avg_frame_rate, "r_frame_rate": r_frame_rate})
+        streams.append(
+            {
+                "codec_type": "video",
+                "codec_name": "h264",
+                "width": width,
+                "height": height,
+                "avg_frame_rate": avg_frame_rate,
+                "r_frame_rate": r_frame_rate,
+            }
+        )
     if audio:
         streams.append({"codec_type": "audio", "codec_name": "aac", "channels": 2})
     return {"format": {"format_name": format_name, "duration": duration}, "streams": streams}
@@ -269,8 +277,10 @@ def test_GIVEN_a_malformed_setting_WHEN_memory_limit_read_THEN_ffmpeg_error_nami
 def test_GIVEN_limits_WHEN_a_child_starts_THEN_it_runs_under_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FFMPEG_MEMORY_LIMIT_MB", "3000")
     limits = media._process_limits(timeout_s=10)
-    show = "import json, resource; print(json.dumps([resource.getrlimit(resource.RLIMIT_AS), " \
-           "resource.getrlimit(resource.RLIMIT_CPU)]))"
+    show = (
+        "import json, resource; print(json.dumps([resource.getrlimit(resource.RLIMIT_AS), "
+        "resource.getrlimit(resource.RLIMIT_CPU)]))"
+    )
 
     shown = subprocess.run(
         [sys.executable, "-c", show], preexec_fn=limits.apply, capture_output=True, text=True, check=True
@@ -305,8 +315,11 @@ ARGS = [*input_args(Path("/scratch/job/source"), "mov"), "-f", "null", "-"]
         ("kill -XCPU $$", FfmpegError, "CPU time limit"),
         ("echo '[hls @ 0x55d0] Format not on whitelist' >&2; exit 0", ForbiddenReference, "besides itself"),
         ("echo \"Protocol 'http' not on whitelist 'file'!\" >&2; exit 1", ForbiddenReference, "besides itself"),
-        ("echo 'file:/scratch/job/source: Invalid data found when processing input' >&2; exit 1", CorruptMedia,
-         "could not decode the file: the upload: Invalid data"),
+        (
+            "echo 'file:/scratch/job/source: Invalid data found when processing input' >&2; exit 1",
+            CorruptMedia,
+            "could not decode the file: the upload: Invalid data",
+        ),
         ("echo 'Unknown encoder libx264' >&2; exit 1", FfmpegError, "memory limit 2048 MiB"),
     ],
 )

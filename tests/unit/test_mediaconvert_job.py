@@ -68,9 +68,7 @@ def request_for(probed: SourceInfo, **overrides: object) -> dict:
 
 
 def mediaconvert() -> object:
-    return boto3.client(
-        "mediaconvert", region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test"
-    )
+    return boto3.client("mediaconvert", region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test")
 
 
 def created(mediaconvert_job_id: str) -> dict:
@@ -343,8 +341,7 @@ class _RecordingSubmitter:
 
 
 @pytest.mark.ffmpeg
-def test_GIVEN_a_real_clip_WHEN_submitted_THEN_it_is_probed_and_planned_like_the_ffmpeg_path(
-) -> None:
+def test_GIVEN_a_real_clip_WHEN_submitted_THEN_it_is_probed_and_planned_like_the_ffmpeg_path() -> None:
     submitter, probed = _RecordingSubmitter(), []
 
     mediaconvert_job = submit_ladder_job(
@@ -367,8 +364,7 @@ def test_GIVEN_a_real_clip_WHEN_submitted_THEN_it_is_probed_and_planned_like_the
 
 
 @pytest.mark.ffmpeg
-def test_GIVEN_a_clip_over_the_duration_limit_WHEN_submitted_THEN_MediaTooLong_and_nothing_is_submitted(
-) -> None:
+def test_GIVEN_a_clip_over_the_duration_limit_WHEN_submitted_THEN_MediaTooLong_and_nothing_is_submitted() -> None:
     submitter = _RecordingSubmitter()
 
     with pytest.raises(MediaTooLong):
@@ -395,9 +391,7 @@ def test_GIVEN_MediaConvert_refuses_WHEN_submitting_THEN_a_retryable_MediaConver
             MediaConvertJobs(client).submit(request_for(source()))
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"), [("TRANSCODE_BACKEND", "gpu"), ("MEDIACONVERT_RATE_CONTROL", "VBR")]
-)
+@pytest.mark.parametrize(("variable", "value"), [("TRANSCODE_BACKEND", "gpu"), ("MEDIACONVERT_RATE_CONTROL", "VBR")])
 def test_GIVEN_a_backend_setting_outside_its_choices_WHEN_settings_are_read_THEN_MISCONFIGURED(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:

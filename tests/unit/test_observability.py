@@ -59,8 +59,11 @@ def test_GIVEN_a_transcode_WHEN_recorded_THEN_seconds_and_realtime_factor_in_emf
     names = {m["Name"]: m["Unit"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert names == {"TranscodeSeconds": "Seconds", "TranscodeRealtimeFactor": "Count", "UploadBytes": "Bytes"}
     assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "vidpipe"
-    assert (line["TranscodeSeconds"], line["TranscodeRealtimeFactor"], line["UploadBytes"]) == ([4.0], [15.0],
-                                                                                         [7340032.0])
+    assert (line["TranscodeSeconds"], line["TranscodeRealtimeFactor"], line["UploadBytes"]) == (
+        [4.0],
+        [15.0],
+        [7340032.0],
+    )
 
 
 def test_GIVEN_an_unknown_duration_WHEN_a_transcode_is_recorded_THEN_no_realtime_factor(

@@ -155,9 +155,11 @@ def test_GIVEN_https_only_WHEN_an_http_url_is_checked_THEN_refused() -> None:
 
 @pytest.mark.parametrize(
     ("url", "host", "port", "target"),
-    [("https://Example.COM./hooks?a=1#frag", "example.com", 443, "/hooks?a=1"),
-     ("http://example.com:8080", "example.com", 8080, "/"),
-     ("https://bücher.example/h", "xn--bcher-kva.example", 443, "/h")],
+    [
+        ("https://Example.COM./hooks?a=1#frag", "example.com", 443, "/hooks?a=1"),
+        ("http://example.com:8080", "example.com", 8080, "/"),
+        ("https://bücher.example/h", "xn--bcher-kva.example", 443, "/h"),
+    ],
 )
 def test_GIVEN_a_public_name_WHEN_checked_THEN_its_resolved_address_and_request_target_come_back(
     url: str, host: str, port: int, target: str
@@ -176,9 +178,17 @@ def test_GIVEN_a_public_name_WHEN_checked_THEN_its_resolved_address_and_request_
 
 @pytest.mark.parametrize(
     ("answers", "reason"),
-    [(["127.0.0.1"], "loopback"), ([PUBLIC, "10.0.0.1"], "private"), (["::1", PUBLIC], "loopback"),
-     (["169.254.169.254"], "metadata"), (["fe80::1%eth0"], "link-local"), (["::ffff:10.0.0.1"], "IPv4-mapped"),
-     (["0.0.0.0"], "unspecified"), (["not-an-address"], "not an address"), ([], "cannot be resolved")],
+    [
+        (["127.0.0.1"], "loopback"),
+        ([PUBLIC, "10.0.0.1"], "private"),
+        (["::1", PUBLIC], "loopback"),
+        (["169.254.169.254"], "metadata"),
+        (["fe80::1%eth0"], "link-local"),
+        (["::ffff:10.0.0.1"], "IPv4-mapped"),
+        (["0.0.0.0"], "unspecified"),
+        (["not-an-address"], "not an address"),
+        ([], "cannot be resolved"),
+    ],
 )
 def test_GIVEN_a_name_with_any_answer_inside_WHEN_checked_THEN_refused(answers: list[str], reason: str) -> None:
     with pytest.raises(DestinationRefused, match=reason):
@@ -200,19 +210,33 @@ def test_GIVEN_an_allowed_host_and_port_WHEN_checked_THEN_its_loopback_address_p
     assert allowing.check("http://localhost:8123/h").addresses == ("127.0.0.1", "::1")
     assert allowing.check("http://2130706433:9000/").addresses == ("127.0.0.1",)  # the same place, spelled otherwise
     assert allowing.check("http://[0::1]:7000/").addresses == ("::1",)
-    for other in ("http://localhost:8124/", "http://127.0.0.1:8123/", "http://127.0.0.2:9000/", "http://10.0.0.1:8123/"):
+    for other in (
+        "http://localhost:8124/",
+        "http://127.0.0.1:8123/",
+        "http://127.0.0.2:9000/",
+        "http://10.0.0.1:8123/",
+    ):
         with pytest.raises(DestinationRefused):
             allowing.check(other)
 
 
 def test_GIVEN_the_stacks_own_endpoint_allowed_by_mistake_WHEN_checked_THEN_refused_in_every_spelling() -> None:
     resolver = StubResolver({"localhost": ["127.0.0.1"], "hooks.example": ["127.0.0.1"]})
-    allowing_itself = guard(resolver, allowed_hosts=["127.0.0.1:4566", "localhost:4566", "hooks.example:4566"],
-                            own_endpoint_urls=["http://127.0.0.1:4566", ""])
+    allowing_itself = guard(
+        resolver,
+        allowed_hosts=["127.0.0.1:4566", "localhost:4566", "hooks.example:4566"],
+        own_endpoint_urls=["http://127.0.0.1:4566", ""],
+    )
 
-    for url in ("http://127.0.0.1:4566/_ministack/reset", "http://localhost:4566/_ministack/reset",
-                "http://127.1:4566/", "http://[::1]:4566/", "http://0.0.0.0:4566/", "http://127.0.0.2:4566/",
-                "http://hooks.example:4566/"):
+    for url in (
+        "http://127.0.0.1:4566/_ministack/reset",
+        "http://localhost:4566/_ministack/reset",
+        "http://127.1:4566/",
+        "http://[::1]:4566/",
+        "http://0.0.0.0:4566/",
+        "http://127.0.0.2:4566/",
+        "http://hooks.example:4566/",
+    ):
         with pytest.raises(DestinationRefused, match="own endpoint"):
             allowing_itself.check(url)
 
@@ -231,9 +255,22 @@ def test_GIVEN_a_malformed_allowed_host_WHEN_the_policy_is_built_THEN_misconfigu
 
 # ------------------------------------------------------------------ properties
 
-REFUSED_V4_NETWORKS = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-                       "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-                       "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"]
+REFUSED_V4_NETWORKS = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+]
 
 
 @st.composite
@@ -264,8 +301,16 @@ def test_GIVEN_any_address_in_a_refused_range_WHEN_spelled_any_way_inet_aton_rea
 ) -> None:
     address = data.draw(refused_ipv4())
     spelling = data.draw(spelled(address))
-    as_url = data.draw(st.sampled_from([f"http://{spelling}/", f"http://{spelling}.:8080/x",
-                                        f"http://[::ffff:{address}]/", f"http://[64:ff9b::{address}]/"]))
+    as_url = data.draw(
+        st.sampled_from(
+            [
+                f"http://{spelling}/",
+                f"http://{spelling}.:8080/x",
+                f"http://[::ffff:{address}]/",
+                f"http://[64:ff9b::{address}]/",
+            ]
+        )
+    )
 
     with pytest.raises(DestinationRefused):
         guard().check(as_url)
@@ -302,5 +347,8 @@ def test_GIVEN_any_ipv4_address_WHEN_classified_THEN_refused_exactly_when_it_is_
     if not address.is_global or address.is_multicast:
         assert ours_refuses, address
     elif ours_refuses:
-        assert refusal_reason(address) in {"a cloud metadata service", "an IETF protocol assignment",
-                                           "a 6to4 relay address"}, address
+        assert refusal_reason(address) in {
+            "a cloud metadata service",
+            "an IETF protocol assignment",
+            "a 6to4 relay address",
+        }, address

@@ -89,8 +89,9 @@ class FakeJobs:
 
 
 def job(job_id: str, status: JobStatus = JobStatus.AWAITING_UPLOAD, owner: str = "alice") -> Job:
-    created = Job.new(job_id, filename="a.mp4", content_type="video/mp4", size=10, now="2026-12-03T21:00:00Z",
-                      owner=owner)
+    created = Job.new(
+        job_id, filename="a.mp4", content_type="video/mp4", size=10, now="2026-12-03T21:00:00Z", owner=owner
+    )
     created.status = status
     return created
 

@@ -192,8 +192,9 @@ def test_GIVEN_a_job_the_sweep_failed_WHEN_the_redriven_stage_completes_THEN_job
 
 def test_GIVEN_an_event_that_moves_the_job_WHEN_recorded_THEN_the_update_knows_the_status_before() -> None:
     store = InMemoryJobStore()
-    store.jobs[JOB_ID] = Job.new(JOB_ID, filename="a.mp4", content_type="video/mp4", size=10,
-                                 now="2025-01-01T10:00:00Z")
+    store.jobs[JOB_ID] = Job.new(
+        JOB_ID, filename="a.mp4", content_type="video/mp4", size=10, now="2025-01-01T10:00:00Z"
+    )
 
     update = record_event(store, uploaded())
 

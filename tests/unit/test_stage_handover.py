@@ -86,9 +86,7 @@ def test_GIVEN_a_MediaConvert_COMPLETE_WHEN_the_thumbnails_stage_runs_THEN_it_re
         read_input=captures_input,
     )
 
-    assert [key for key, _ in fakes.source.downloads] == [
-        f"jobs/{JOB_ID}/captures/frame.{i:07d}.jpg" for i in range(6)
-    ]
+    assert [key for key, _ in fakes.source.downloads] == [f"jobs/{JOB_ID}/captures/frame.{i:07d}.jpg" for i in range(6)]
     assert fakes.publisher.kinds == [StageEventKind.STARTED, StageEventKind.COMPLETED]
     completed = fakes.publisher.events[-1]
     assert completed.job_id == JOB_ID and completed.stage is Stage.THUMBNAILS

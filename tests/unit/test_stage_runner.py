@@ -192,9 +192,7 @@ def test_GIVEN_work_that_reports_the_probed_source_WHEN_run_THEN_a_progress_even
 # ------------------------------------------------------------------ failures
 
 
-@pytest.mark.parametrize(
-    "error", [NotAVideo("ffprobe found no video stream"), CorruptMedia("invalid NAL unit size")]
-)
+@pytest.mark.parametrize("error", [NotAVideo("ffprobe found no video stream"), CorruptMedia("invalid NAL unit size")])
 def test_GIVEN_work_that_meets_a_media_error_WHEN_run_THEN_failed_with_its_code_and_no_exception(
     tmp_path: Path, error: Exception
 ) -> None:
@@ -356,8 +354,11 @@ def test_GIVEN_frequent_progress_reports_WHEN_run_THEN_at_most_one_progress_even
 
     run(fakes, work, tmp_path)
 
-    progress = [(t, e.progress) for t, e in zip(fakes.publisher.times, fakes.publisher.events, strict=True)
-                if e.kind is StageEventKind.PROGRESS]
+    progress = [
+        (t, e.progress)
+        for t, e in zip(fakes.publisher.times, fakes.publisher.events, strict=True)
+        if e.kind is StageEventKind.PROGRESS
+    ]
     times = [t for t, _ in progress]
     assert len(progress) == 5  # 10 s of reports, one every 2 s
     assert all(later - earlier >= PROGRESS_MIN_INTERVAL_S for earlier, later in itertools.pairwise(times))
@@ -433,13 +434,30 @@ def accepted_job(event: dict[str, Any] | None = None) -> Job:
     return job
 
 
-def run_gated(fakes: Fakes, jobs: FakeJobStore, scratch: Path, *, event: dict[str, Any] | None = None,
-              free_bytes: Any = None, work: Any = hls_work, receive_count: int = 1) -> None:
+def run_gated(
+    fakes: Fakes,
+    jobs: FakeJobStore,
+    scratch: Path,
+    *,
+    event: dict[str, Any] | None = None,
+    free_bytes: Any = None,
+    work: Any = hls_work,
+    receive_count: int = 1,
+) -> None:
     run_stage(
-        stage=Stage.TRANSCODE, eventbridge_event=event if event is not None else object_created(),
-        receive_count=receive_count, max_receive_count=3, output_folder="hls", source_store=fakes.source,
-        output_store=fakes.output, publisher=fakes.publisher, work=work, scratch_root=scratch, jobs=jobs,
-        free_bytes=free_bytes or (lambda _folder: 100 * 1024**3), acceptance_wait_s=0.3,
+        stage=Stage.TRANSCODE,
+        eventbridge_event=event if event is not None else object_created(),
+        receive_count=receive_count,
+        max_receive_count=3,
+        output_folder="hls",
+        source_store=fakes.source,
+        output_store=fakes.output,
+        publisher=fakes.publisher,
+        work=work,
+        scratch_root=scratch,
+        jobs=jobs,
+        free_bytes=free_bytes or (lambda _folder: 100 * 1024**3),
+        acceptance_wait_s=0.3,
     )
 
 
@@ -490,8 +508,12 @@ def test_GIVEN_a_READY_job_WHEN_its_upload_is_sent_again_THEN_no_stage_runs_and_
 
     # WHEN other bytes are POSTed to its key (a new version) and, for good
     # measure, the accepted upload's own event is delivered once more
-    run_gated(fakes, jobs, tmp_path, event=rewritten(object_created(), version_id="later", etag="f" * 32,
-                                                     sequencer="0067D3F5DD3A2B9C99"))
+    run_gated(
+        fakes,
+        jobs,
+        tmp_path,
+        event=rewritten(object_created(), version_id="later", etag="f" * 32, sequencer="0067D3F5DD3A2B9C99"),
+    )
     run_gated(fakes, jobs, tmp_path)
 
     # THEN nothing runs: no event, no download, no upload, the job unchanged
@@ -510,8 +532,12 @@ def test_GIVEN_a_job_in_progress_WHEN_its_key_is_written_again_THEN_the_later_wr
     events_before = list(fakes.publisher.events)
 
     # WHEN other bytes land on the key while it is processing
-    run_gated(fakes, jobs, tmp_path, event=rewritten(object_created(), version_id="later", etag="f" * 32,
-                                                     sequencer="0067D3F5DD3A2B9C99"))
+    run_gated(
+        fakes,
+        jobs,
+        tmp_path,
+        event=rewritten(object_created(), version_id="later", etag="f" * 32, sequencer="0067D3F5DD3A2B9C99"),
+    )
 
     # THEN the later write is not worked on, and the job keeps the upload it accepted
     assert fakes.publisher.events == events_before

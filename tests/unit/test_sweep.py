@@ -81,10 +81,21 @@ class FakeDeadLetters:
         return dict(self.stranded)
 
 
-def run(jobs: FakeJobs, uploads: FakeUploads | None = None, publisher: FakePublisher | None = None,
-        dead_letters: FakeDeadLetters | None = None):
-    return sweep(jobs, uploads or FakeUploads(), publisher or FakePublisher(), now=NOW,
-                 upload_expiry_s=3600, stall_limit_s=7200, dead_letters=dead_letters)
+def run(
+    jobs: FakeJobs,
+    uploads: FakeUploads | None = None,
+    publisher: FakePublisher | None = None,
+    dead_letters: FakeDeadLetters | None = None,
+):
+    return sweep(
+        jobs,
+        uploads or FakeUploads(),
+        publisher or FakePublisher(),
+        now=NOW,
+        upload_expiry_s=3600,
+        stall_limit_s=7200,
+        dead_letters=dead_letters,
+    )
 
 
 def test_GIVEN_an_upload_older_than_the_expiry_WHEN_swept_THEN_it_is_expired_and_its_multipart_aborted() -> None:
@@ -179,8 +190,9 @@ def test_GIVEN_a_dead_lettered_job_already_failed_WHEN_swept_again_THEN_nothing_
     assert result.dead_lettered == [] and publisher.events == []
 
 
-def test_GIVEN_a_chunk_report_in_the_status_dead_letter_queue_WHEN_swept_THEN_the_job_fails_now_not_after_hours(
-) -> None:
+def test_GIVEN_a_chunk_report_in_the_status_dead_letter_queue_WHEN_swept_THEN_the_job_fails_now_not_after_hours() -> (
+    None
+):
     # GIVEN a job 20 minutes into its transcode, far from the stall limit, whose
     # finished-chunk report the status function could not record
     jobs = FakeJobs(job("lost-report", JobStatus.PROCESSING, age=timedelta(minutes=20)))
@@ -218,8 +230,16 @@ def test_GIVEN_expired_stalled_and_dead_lettered_jobs_WHEN_swept_THEN_each_frees
     )
     slots = FakeSlots("abandoned", "stuck", "dead", "moving")
 
-    sweep(jobs, FakeUploads(), FakePublisher(), now=NOW, upload_expiry_s=3600, stall_limit_s=7200,
-          dead_letters=FakeDeadLetters({"dead": "transcode"}), usage=slots)  # type: ignore[arg-type]
+    sweep(
+        jobs,
+        FakeUploads(),
+        FakePublisher(),
+        now=NOW,
+        upload_expiry_s=3600,
+        stall_limit_s=7200,
+        dead_letters=FakeDeadLetters({"dead": "transcode"}),
+        usage=slots,
+    )  # type: ignore[arg-type]
 
     assert slots.active["anonymous"] == {"moving"}
 
@@ -229,7 +249,15 @@ def test_GIVEN_a_dead_lettered_job_failed_by_a_pass_that_died_WHEN_swept_again_T
     jobs = FakeJobs(job("dead", JobStatus.FAILED, age=timedelta(minutes=5)))
     slots = FakeSlots("dead")
 
-    sweep(jobs, FakeUploads(), FakePublisher(), now=NOW, upload_expiry_s=3600, stall_limit_s=7200,
-          dead_letters=FakeDeadLetters({"dead": "transcode"}), usage=slots)  # type: ignore[arg-type]
+    sweep(
+        jobs,
+        FakeUploads(),
+        FakePublisher(),
+        now=NOW,
+        upload_expiry_s=3600,
+        stall_limit_s=7200,
+        dead_letters=FakeDeadLetters({"dead": "transcode"}),
+        usage=slots,
+    )  # type: ignore[arg-type]
 
     assert slots.active["anonymous"] == set()

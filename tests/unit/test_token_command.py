@@ -14,8 +14,10 @@ from vidpipe.cli.tokens import TokenCommandError, parse_ttl
 KEYS = SigningKeys(API_TOKENS, "k1", {"k1": "local-api-key-0123456789abcdefghijklmnop"})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("3600", 3600), ("90m", 5400), ("12h", 43200), ("30d", 2592000),
-                                               (" 7d ", 604800), ("366d", MAX_TOKEN_TTL_S)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("3600", 3600), ("90m", 5400), ("12h", 43200), ("30d", 2592000), (" 7d ", 604800), ("366d", MAX_TOKEN_TTL_S)],
+)
 def test_GIVEN_a_lifetime_WHEN_parsed_THEN_seconds(text: str, seconds: int) -> None:
     assert parse_ttl(text) == seconds
 
@@ -26,8 +28,7 @@ def test_GIVEN_a_lifetime_we_do_not_accept_WHEN_parsed_THEN_a_reason(text: str) 
         parse_ttl(text)
 
 
-def test_GIVEN_the_local_users_token_WHEN_up_runs_again_THEN_renewed_only_near_its_expiry_or_when_of_the_old_format(
-) -> None:
+def test_GIVEN_the_local_users_token_WHEN_up_runs_again_THEN_renewed_only_near_expiry_or_if_old_format() -> None:
     fresh = mint_api_token(KEYS, "local", ttl_s=30 * 86400).token
     nearly_gone = mint_api_token(KEYS, "local", ttl_s=LOCAL_TOKEN_RENEW_S - 60).token
     expired = mint_api_token(KEYS, "local", ttl_s=60, now=time.time() - 3600).token

@@ -9,8 +9,15 @@ from vidpipe.cli.trace import format_trace, stage_attempts, time_spent
 
 
 def entry(at: str, what: str, function: str = "", request_id: str = "", **details: Any) -> dict[str, Any]:
-    return {"at": f"2025-03-14T09:{at}Z", "what": what, "function": function, "request_id": request_id,
-            "details": details, "recorded_at": f"2025-03-14T09:{at}Z", "deliveries": 1}
+    return {
+        "at": f"2025-03-14T09:{at}Z",
+        "what": what,
+        "function": function,
+        "request_id": request_id,
+        "details": details,
+        "recorded_at": f"2025-03-14T09:{at}Z",
+        "deliveries": 1,
+    }
 
 
 def retried_job() -> list[dict[str, Any]]:
@@ -20,14 +27,29 @@ def retried_job() -> list[dict[str, Any]]:
         entry("00:00.000000", "job.created", "upload-api", "api-1", filename="a.mp4", size=1_000_000),
         entry("00:05.000000", "job.uploaded", "s3", size=1_000_000, recorded_by="status", job_status="UPLOADED"),
         entry("00:05.500000", "transcode.started", "transcode", "tr-1", attempt=1, queued_at="2025-03-14T09:00:05.1Z"),
-        entry("00:05.600000", "thumbnails.started", "thumbnails", "th-1", attempt=1,
-              queued_at="2025-03-14T09:00:05.1Z"),
-        entry("00:07.500000", "transcode.attempt_failed", "transcode", "tr-1", attempt=1, retry_in_s=3,
-              error={"code": "FFMPEG_ERROR", "message": "killed"}),
+        entry(
+            "00:05.600000", "thumbnails.started", "thumbnails", "th-1", attempt=1, queued_at="2025-03-14T09:00:05.1Z"
+        ),
+        entry(
+            "00:07.500000",
+            "transcode.attempt_failed",
+            "transcode",
+            "tr-1",
+            attempt=1,
+            retry_in_s=3,
+            error={"code": "FFMPEG_ERROR", "message": "killed"},
+        ),
         entry("00:08.600000", "thumbnails.completed", "thumbnails", "th-1", attempt=1),
         entry("00:10.500000", "transcode.started", "transcode", "tr-2", attempt=2, queued_at="2025-03-14T09:00:05.1Z"),
-        entry("00:14.500000", "transcode.completed", "transcode", "tr-2", attempt=2, job_status="READY",
-              outputs={"renditions": ["360p", "240p"]}),
+        entry(
+            "00:14.500000",
+            "transcode.completed",
+            "transcode",
+            "tr-2",
+            attempt=2,
+            job_status="READY",
+            outputs={"renditions": ["360p", "240p"]},
+        ),
         entry("00:14.700000", "job.ready", "status", "st-9", status="READY"),
         entry("00:15.000000", "webhook.attempt", "webhook", "wh-1", attempt=1, status_code=200, outcome="delivered"),
     ]
@@ -37,7 +59,9 @@ def test_GIVEN_a_retried_stage_WHEN_attempts_are_found_THEN_one_per_invocation_w
     attempts = stage_attempts(retried_job())
 
     assert [(a.stage, a.number, a.outcome) for a in attempts] == [
-        ("transcode", 1, "attempt_failed"), ("thumbnails", 1, "completed"), ("transcode", 2, "completed"),
+        ("transcode", 1, "attempt_failed"),
+        ("thumbnails", 1, "completed"),
+        ("transcode", 2, "completed"),
     ]
     first, _, second = attempts
     assert round(first.queue_wait_s or 0, 3) == 0.4 and round(first.work_s or 0, 3) == 2.0

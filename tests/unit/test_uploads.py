@@ -80,9 +80,24 @@ def test_GIVEN_a_filename_with_control_characters_WHEN_checked_THEN_validation_f
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text/plain", "image/png", "video/", "VIDEO/", "application/octet-stream", "videos/mp4", "",
-     "video/x;text/html", "video/mp4; codecs=avc1", "video/mp4 text/html", "video/mp4\r\nX: y", "video/mp4/x",
-     "video/.mp4", "video/" + "a" * 128, "video/mp4,text/html", "video/<script>"],
+    [
+        "text/plain",
+        "image/png",
+        "video/",
+        "VIDEO/",
+        "application/octet-stream",
+        "videos/mp4",
+        "",
+        "video/x;text/html",
+        "video/mp4; codecs=avc1",
+        "video/mp4 text/html",
+        "video/mp4\r\nX: y",
+        "video/mp4/x",
+        "video/.mp4",
+        "video/" + "a" * 128,
+        "video/mp4,text/html",
+        "video/<script>",
+    ],
 )
 def test_GIVEN_a_content_type_that_is_not_video_WHEN_checked_THEN_unsupported_media_type(content_type: str) -> None:
     with pytest.raises(UnsupportedMediaType) as caught:
@@ -127,8 +142,17 @@ def test_GIVEN_a_long_unicode_filename_within_255_characters_WHEN_checked_THEN_a
 
 
 @pytest.mark.parametrize(
-    "content_type", ["video/quicktime", "video/mp4", "Video/MP4", " video/webm ", "video/x-matroska", "video/mp2t",
-                     "video/vnd.dlna.mpeg-tts", "video/x-ms-wmv"]
+    "content_type",
+    [
+        "video/quicktime",
+        "video/mp4",
+        "Video/MP4",
+        " video/webm ",
+        "video/x-matroska",
+        "video/mp2t",
+        "video/vnd.dlna.mpeg-tts",
+        "video/x-ms-wmv",
+    ],
 )
 def test_GIVEN_a_video_content_type_WHEN_checked_THEN_accepted(content_type: str) -> None:
     check_upload_request(request(content_type=content_type), LIMITS)
@@ -161,8 +185,9 @@ def test_GIVEN_a_valid_request_WHEN_created_THEN_a_job_awaiting_upload_is_record
 def test_GIVEN_a_valid_request_WHEN_created_THEN_the_post_is_signed_for_the_upload_key_type_size_and_ttl() -> None:
     jobs, signer = FakeJobs(), FakeSigner()
 
-    created = create_upload(request(content_type="video/quicktime"), limits=LIMITS, jobs=jobs, signer=signer,
-                            new_job_id="job-2")
+    created = create_upload(
+        request(content_type="video/quicktime"), limits=LIMITS, jobs=jobs, signer=signer, new_job_id="job-2"
+    )
 
     assert signer.calls == [
         {"key": "uploads/job-2/source", "content_type": "video/quicktime", "size": 7_340_032, "expires_s": 900}

@@ -90,26 +90,43 @@ def test_GIVEN_webhooks_WHEN_secrets_are_derived_THEN_stable_per_webhook_and_dif
     first = signing_secret("deployment", "alice", "hook-1")
 
     assert first == signing_secret("deployment", "alice", "hook-1") and first.startswith("whsec_")
-    assert len({first, signing_secret("deployment", "alice", "hook-2"), signing_secret("deployment", "bob", "hook-1"),
-                signing_secret("rotated", "alice", "hook-1")}) == 4
+    assert (
+        len(
+            {
+                first,
+                signing_secret("deployment", "alice", "hook-2"),
+                signing_secret("deployment", "bob", "hook-1"),
+                signing_secret("rotated", "alice", "hook-1"),
+            }
+        )
+        == 4
+    )
 
 
-def test_GIVEN_a_rotation_of_the_webhook_keys_WHEN_a_delivery_is_signed_THEN_receivers_of_either_kid_verify_it(
-) -> None:
+def test_GIVEN_a_rotation_of_the_webhook_keys_WHEN_a_delivery_is_signed_THEN_receivers_of_either_kid_verify_it() -> (
+    None
+):
     # k1 -> k2: a receiver registered under k1 (or under the old deployment
     # secret, kept as kid "legacy") holds that secret until its owner re-registers.
     rotating = SigningKeys(WEBHOOK_SIGNING, "k2", {"legacy": LEGACY_KEY, "k1": KEY_1, "k2": KEY_2})
     header = sign(signing_secrets(rotating, "alice", "hook-1"), BODY, timestamp=NOW)
 
     assert current_signing_secret(rotating, "alice", "hook-1") == signing_secret(KEY_2, "alice", "hook-1")
-    for held in (signing_secret(KEY_1, "alice", "hook-1"), signing_secret(KEY_2, "alice", "hook-1"),
-                 signing_secret(LEGACY_KEY, "alice", "hook-1")):
+    for held in (
+        signing_secret(KEY_1, "alice", "hook-1"),
+        signing_secret(KEY_2, "alice", "hook-1"),
+        signing_secret(LEGACY_KEY, "alice", "hook-1"),
+    ):
         verify_signature(held, BODY, header, now=NOW)
     # ... and once k1 is removed, a receiver still holding its secret is refused
     removed = SigningKeys(WEBHOOK_SIGNING, "k2", {"k2": KEY_2})
     with pytest.raises(WebhookSignatureInvalid, match="does not match"):
-        verify_signature(signing_secret(KEY_1, "alice", "hook-1"), BODY,
-                         sign(signing_secrets(removed, "alice", "hook-1"), BODY, timestamp=NOW), now=NOW)
+        verify_signature(
+            signing_secret(KEY_1, "alice", "hook-1"),
+            BODY,
+            sign(signing_secrets(removed, "alice", "hook-1"), BODY, timestamp=NOW),
+            now=NOW,
+        )
 
 
 def test_GIVEN_keys_of_another_purpose_WHEN_a_webhook_secret_is_derived_THEN_value_error() -> None:
@@ -132,10 +149,18 @@ def test_GIVEN_an_https_url_WHEN_checked_THEN_accepted(url: str) -> None:
 
 @pytest.mark.parametrize(
     ("url", "reason"),
-    [("http://example.com/", "https://"), ("ftp://example.com/", "https://"), ("https:///path", "no host"),
-     ("https://user:pw@example.com/", "user name"), ("example.com/hooks", "https://"),
-     ("https://example.com/a b", "spaces"), ("https://169.254.169.254/latest/meta-data/", "metadata"),
-     ("https://[::1]/", "loopback"), ("https://2130706433/", "loopback"), ("https://10.1/", "private")],
+    [
+        ("http://example.com/", "https://"),
+        ("ftp://example.com/", "https://"),
+        ("https:///path", "no host"),
+        ("https://user:pw@example.com/", "user name"),
+        ("example.com/hooks", "https://"),
+        ("https://example.com/a b", "spaces"),
+        ("https://169.254.169.254/latest/meta-data/", "metadata"),
+        ("https://[::1]/", "loopback"),
+        ("https://2130706433/", "loopback"),
+        ("https://10.1/", "private"),
+    ],
 )
 def test_GIVEN_a_url_we_refuse_WHEN_checked_THEN_validation_failed(url: str, reason: str) -> None:
     with pytest.raises(ValidationFailed, match=reason):
@@ -144,7 +169,8 @@ def test_GIVEN_a_url_we_refuse_WHEN_checked_THEN_validation_failed(url: str, rea
 
 def test_GIVEN_http_allowed_WHEN_an_http_url_is_checked_THEN_accepted() -> None:
     assert check_webhook_url("http://example.com:8080/hook", guard=public_guard(allow_http=True)) == (
-        "http://example.com:8080/hook")
+        "http://example.com:8080/hook"
+    )
 
 
 def test_GIVEN_a_name_resolving_inside_WHEN_registered_THEN_refused_and_nothing_stored() -> None:
@@ -171,8 +197,9 @@ class FakeRegistry:
 def test_GIVEN_a_url_WHEN_registered_THEN_stored_and_its_secret_shown_once() -> None:
     registry = FakeRegistry()
 
-    answer = register_webhook("alice", "https://example.com/h", registry=registry, signing_keys=KEYS,
-                              guard=public_guard(), new_id="hook-1")
+    answer = register_webhook(
+        "alice", "https://example.com/h", registry=registry, signing_keys=KEYS, guard=public_guard(), new_id="hook-1"
+    )
 
     assert answer["secret"] == signing_secret(KEY_1, "alice", "hook-1")
     assert registry.hooks[0].to_dict() == {k: v for k, v in answer.items() if k != "secret"}
@@ -190,10 +217,20 @@ def test_GIVEN_a_user_at_the_limit_WHEN_registering_another_THEN_refused() -> No
 
 
 def finished_event(kind: str = "Job Ready") -> dict:
-    return {"version": "0", "id": "evt-1", "detail-type": kind, "source": "vidpipe.status",
-            "time": "2025-03-14T09:27:41Z",
-            "detail": {"version": 1, "job_id": "j1", "status": "READY" if kind == "Job Ready" else "FAILED",
-                       "error": None, "occurred_at": "2025-03-14T09:27:41.204518Z"}}
+    return {
+        "version": "0",
+        "id": "evt-1",
+        "detail-type": kind,
+        "source": "vidpipe.status",
+        "time": "2025-03-14T09:27:41Z",
+        "detail": {
+            "version": 1,
+            "job_id": "j1",
+            "status": "READY" if kind == "Job Ready" else "FAILED",
+            "error": None,
+            "occurred_at": "2025-03-14T09:27:41.204518Z",
+        },
+    }
 
 
 @dataclass
@@ -233,17 +270,30 @@ class FakeSender:
         return answer
 
 
-def run_delivery(sender: FakeSender, timeline: FakeTimeline, registry: FakeRegistry, attempt: int,
-                 last: bool = False) -> None:
-    deliver(JobFinishedNotice.from_event(finished_event()), jobs=FakeJobs(), registry=registry, timeline=timeline,
-            sender=sender, signing_keys=KEYS, invocation=Invocation("webhook", f"req-{attempt}"),
-            attempt=attempt, last_attempt=last)
+def run_delivery(
+    sender: FakeSender, timeline: FakeTimeline, registry: FakeRegistry, attempt: int, last: bool = False
+) -> None:
+    deliver(
+        JobFinishedNotice.from_event(finished_event()),
+        jobs=FakeJobs(),
+        registry=registry,
+        timeline=timeline,
+        sender=sender,
+        signing_keys=KEYS,
+        invocation=Invocation("webhook", f"req-{attempt}"),
+        attempt=attempt,
+        last_attempt=last,
+    )
 
 
 def two_hooks() -> FakeRegistry:
-    return FakeRegistry([Webhook("alice", "ok", "https://ok.example/h?token=s3cret", "t"),
-                         Webhook("alice", "flaky", "https://flaky.example/h", "t"),
-                         Webhook("bob", "bobs", "https://bob.example/h", "t")])
+    return FakeRegistry(
+        [
+            Webhook("alice", "ok", "https://ok.example/h?token=s3cret", "t"),
+            Webhook("alice", "flaky", "https://flaky.example/h", "t"),
+            Webhook("bob", "bobs", "https://bob.example/h", "t"),
+        ]
+    )
 
 
 def test_GIVEN_one_receiver_failing_once_WHEN_delivered_twice_THEN_each_receiver_took_it_exactly_once() -> None:
@@ -254,10 +304,16 @@ def test_GIVEN_one_receiver_failing_once_WHEN_delivered_twice_THEN_each_receiver
         run_delivery(sender, timeline, registry, attempt=1)
     run_delivery(sender, timeline, registry, attempt=2)
 
-    assert [url for url, _, _ in sender.sent] == ["https://ok.example/h?token=s3cret", "https://flaky.example/h",
-                                                  "https://flaky.example/h"]
+    assert [url for url, _, _ in sender.sent] == [
+        "https://ok.example/h?token=s3cret",
+        "https://flaky.example/h",
+        "https://flaky.example/h",
+    ]
     assert [(e.details["webhook_id"], e.details["attempt"], e.details["outcome"]) for e in timeline.recorded] == [
-        ("ok", 1, "delivered"), ("flaky", 1, "failed"), ("flaky", 2, "delivered")]
+        ("ok", 1, "delivered"),
+        ("flaky", 1, "failed"),
+        ("flaky", 2, "delivered"),
+    ]
     assert timeline.recorded[0].details["url"] == "https://ok.example/h"  # the query (a token) is not shown
     assert timeline.recorded[0].request_id == "req-1" and timeline.recorded[2].function == "webhook"
 
@@ -271,9 +327,12 @@ def test_GIVEN_a_delivery_WHEN_sent_THEN_the_body_is_the_same_each_time_and_sign
 
     bodies = {body for _, body, _ in sender.sent}
     assert len(bodies) == 1
-    assert json.loads(bodies.pop()) == {"id": "evt-1", "type": "job.ready",
-                                        "occurred_at": "2025-03-14T09:27:41.204518Z",
-                                        "job": {"job_id": "j1", "status": "READY", "error": None}}
+    assert json.loads(bodies.pop()) == {
+        "id": "evt-1",
+        "type": "job.ready",
+        "occurred_at": "2025-03-14T09:27:41.204518Z",
+        "job": {"job_id": "j1", "status": "READY", "error": None},
+    }
     for url, body, headers in sender.sent:
         hook_id = "ok" if "ok." in url else "flaky"
         verify_signature(signing_secret(KEY_1, "alice", hook_id), body, headers[SIGNATURE_HEADER])
@@ -285,8 +344,13 @@ def test_GIVEN_an_unreachable_receiver_on_the_last_attempt_WHEN_delivered_THEN_g
     timeline = FakeTimeline()
 
     with pytest.raises(WebhookDeliveryFailed, match="connection refused"):
-        run_delivery(sender, timeline, FakeRegistry([Webhook("alice", "only", "https://only.example/", "t")]),
-                     attempt=5, last=True)
+        run_delivery(
+            sender,
+            timeline,
+            FakeRegistry([Webhook("alice", "only", "https://only.example/", "t")]),
+            attempt=5,
+            last=True,
+        )
 
     [entry] = timeline.recorded
     assert entry.details["outcome"] == "gave_up" and entry.details["error"]["code"] == "WEBHOOK_DELIVERY_FAILED"
@@ -297,14 +361,24 @@ def test_GIVEN_a_job_that_is_gone_WHEN_delivered_THEN_nothing_is_sent() -> None:
     event = finished_event()
     event["detail"]["job_id"] = "gone"
 
-    deliver(JobFinishedNotice.from_event(event), jobs=FakeJobs(), registry=two_hooks(), timeline=timeline,
-            sender=sender, signing_keys=KEYS, invocation=Invocation("webhook", "r"), attempt=1, last_attempt=False)
+    deliver(
+        JobFinishedNotice.from_event(event),
+        jobs=FakeJobs(),
+        registry=two_hooks(),
+        timeline=timeline,
+        sender=sender,
+        signing_keys=KEYS,
+        invocation=Invocation("webhook", "r"),
+        attempt=1,
+        last_attempt=False,
+    )
 
     assert sender.sent == [] and timeline.recorded == []
 
 
-@pytest.mark.parametrize("change", [{"source": "vidpipe.transcode"}, {"detail-type": "Transcode Completed"},
-                                    {"detail": None}])
+@pytest.mark.parametrize(
+    "change", [{"source": "vidpipe.transcode"}, {"detail-type": "Transcode Completed"}, {"detail": None}]
+)
 def test_GIVEN_an_event_that_is_not_a_job_finishing_WHEN_read_THEN_validation_failed(change: dict) -> None:
     with pytest.raises(ValidationFailed):
         JobFinishedNotice.from_event({**finished_event(), **change})

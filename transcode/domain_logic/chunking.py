@@ -239,8 +239,14 @@ class ChunkTask:
         )
 
     @classmethod
-    def of(cls, plan: ChunkPlan, index: int, ladder: Sequence[Rendition], source: SourceInfo,
-           segment_s: int = DEFAULT_SEGMENT_S) -> ChunkTask:
+    def of(
+        cls,
+        plan: ChunkPlan,
+        index: int,
+        ladder: Sequence[Rendition],
+        source: SourceInfo,
+        segment_s: int = DEFAULT_SEGMENT_S,
+    ) -> ChunkTask:
         """Chunk ``index`` of ``plan`` for the (possibly remuxed) ``source``."""
         return cls(
             index=index, total=plan.total, ladder=tuple(ladder), frame_rate=output_frame_rate(source.frame_rate),
@@ -344,12 +350,14 @@ def audio_window(task: ChunkTask) -> AudioWindow:
         count = (bounds.audio_end - start) // frame + (1 if keep_from == 0 else 0)
         last = bounds.audio_end + AUDIO_POSTROLL_FRAMES * frame
     kept_start = start - frame if keep_from == 0 else start
-    return AudioWindow(first=start - preroll * frame, last=last, keep_from=keep_from, count=count,
-                       kept_start=kept_start)
+    return AudioWindow(
+        first=start - preroll * frame, last=last, keep_from=keep_from, count=count, kept_start=kept_start
+    )
 
 
-def build_chunk_audio_args(task: ChunkTask, source: Path | str, output_path: Path, *, bitrate_kbps: int,
-                           pad_to_samples: int | None) -> list[str]:
+def build_chunk_audio_args(
+    task: ChunkTask, source: Path | str, output_path: Path, *, bitrate_kbps: int, pad_to_samples: int | None
+) -> list[str]:
     """FFmpeg arguments encoding the chunk's audio window to raw AAC frames (ADTS).
 
     ``pad_to_samples``: silence after the source's audio until the window holds
@@ -374,13 +382,13 @@ def adts_frames(data: bytes) -> list[bytes]:
     FFmpeg writes it (one raw data block per frame)."""
     frames, position = [], 0
     while position < len(data):
-        header = data[position:position + 7]
+        header = data[position : position + 7]
         if len(header) < 7 or header[0] != 0xFF or header[1] & 0xF6 != 0xF0 or header[6] & 0x03:
             raise FfmpegError(f"the chunk's audio is not ADTS as expected at byte {position}")
         length = ((header[3] & 0x03) << 11) | (header[4] << 3) | (header[5] >> 5)
         if length < 7 or position + length > len(data):
             raise FfmpegError(f"the chunk's audio has a truncated ADTS frame at byte {position}")
-        frames.append(data[position:position + length])
+        frames.append(data[position : position + length])
         position += length
     return frames
 
@@ -390,7 +398,7 @@ def keep_adts_frames(encoded: Path, kept: Path, window: AudioWindow) -> int:
     how many. FfmpegError when the encode made fewer than the window needs."""
     frames = adts_frames(encoded.read_bytes())
     end = None if window.count is None else window.keep_from + window.count
-    wanted = frames[window.keep_from:end]
+    wanted = frames[window.keep_from : end]
     if not wanted or (window.count is not None and len(wanted) < window.count):
         raise FfmpegError(f"the chunk's audio encode made {len(frames)} AAC frames; {window.count} were needed")
     kept.write_bytes(b"".join(wanted))
@@ -409,8 +417,16 @@ def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | Non
     limits = ":".join(
         f"{name}={value:.6f}" for name, value in (("start", bounds.start_s), ("end", bounds.end_s)) if value is not None
     )
-    args += ["-filter_complex", ladder_filter_graph(ladder, task.frame_rate, grid_start_s=_grid_start_s(task),
-                                                    trim=f"trim={limits}" if limits else "", colour=task.colour)]
+    args += [
+        "-filter_complex",
+        ladder_filter_graph(
+            ladder,
+            task.frame_rate,
+            grid_start_s=_grid_start_s(task),
+            trim=f"trim={limits}" if limits else "",
+            colour=task.colour,
+        ),
+    ]
     for index in range(len(ladder)):
         args += ["-map", f"[video{index}]"]
         if audio_path is not None:
@@ -473,8 +489,10 @@ def encode_chunk(
         window = audio_window(task)
         pad_to = _audio_pad_samples(task, window)
         bitrate = task.ladder[0].audio_bitrate_kbps
-        run_ffmpeg(build_chunk_audio_args(task, source, encoded, bitrate_kbps=bitrate, pad_to_samples=pad_to),
-                   timeout_s=timeout_s)
+        run_ffmpeg(
+            build_chunk_audio_args(task, source, encoded, bitrate_kbps=bitrate, pad_to_samples=pad_to),
+            timeout_s=timeout_s,
+        )
         keep_adts_frames(encoded, audio_path, window)
         encoded.unlink()
     run_ffmpeg(build_chunk_args(task, source, audio_path, output_dir), timeout_s=max(1.0, deadline - time.monotonic()))
@@ -583,8 +601,9 @@ def stitch_playlists(
         measured[rendition.name] = measure_segments(
             [(segment.duration_s, segment.size_bytes * 8) for segment in segments], target
         )
-    write_master_playlist(ladder, has_audio, output_dir / MASTER_PLAYLIST_NAME, frame_rate=frame_rate,
-                          measured=measured)
+    write_master_playlist(
+        ladder, has_audio, output_dir / MASTER_PLAYLIST_NAME, frame_rate=frame_rate, measured=measured
+    )
     return measured
 
 
@@ -649,9 +668,13 @@ def transcode_chunked(
         outputs.append(encode_chunk(task, chunk_source, output_dir, timeout_s=_left(deadline)))
         chunk_times.append(time.monotonic() - started)
     started = time.monotonic()
-    measured = stitch_playlists(outputs, ladder, has_audio=source.has_audio,
-                                frame_rate=output_frame_rate(source.frame_rate),
-                                output_dir=output_dir)
+    measured = stitch_playlists(
+        outputs,
+        ladder,
+        has_audio=source.has_audio,
+        frame_rate=output_frame_rate(source.frame_rate),
+        output_dir=output_dir,
+    )
     check_complete(source.duration_s, measured)
     if on_timings is not None:
         on_timings(ChunkedTimings(plan_s, tuple(chunk_times), time.monotonic() - started))
@@ -666,4 +689,3 @@ def check_chunk_length(chunk_s: float, segment_s: int) -> None:
 
 def _left(deadline: float) -> float:
     return max(1.0, deadline - time.monotonic())
-

@@ -160,8 +160,14 @@ def fan_out(
     publish(StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
                        progress=0.05, chunks={"total": plan.total}))  # fmt: skip
     orders = [
-        ChunkRequested(job_id, index, plan.total, ChunkTask.of(plan, index, ladder, readable, segment_s).to_dict(),
-                       source_key, source_version=source_version)
+        ChunkRequested(
+            job_id,
+            index,
+            plan.total,
+            ChunkTask.of(plan, index, ladder, readable, segment_s).to_dict(),
+            source_key,
+            source_version=source_version,
+        )
         for index in range(plan.total)
     ]
     # In parallel: an hour in 32 s chunks is 113 PutEvents calls, a few seconds one after another.
@@ -203,8 +209,9 @@ def encode_one_chunk(
     output_store.upload_tree(out, hls_prefix(request.job_id))
     manifest = scratch / "done.json"
     manifest.write_text(json.dumps(output.to_dict()), encoding="utf-8")
-    work_store.upload_file(manifest, f"{work_prefix(request.job_id)}{done_name(task.index)}",
-                           content_type="application/json")
+    work_store.upload_file(
+        manifest, f"{work_prefix(request.job_id)}{done_name(task.index)}", content_type="application/json"
+    )
     publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
                        chunks={"total": task.total, "finished": [task.index]}))  # fmt: skip
     return output
@@ -284,9 +291,13 @@ def run_work_order(
     except Exception as exc:
         if receive_count < max_receive_count:
             raise
-        error = exc.to_dict() if isinstance(exc, VidpipeError) else {
-            "code": "INTERNAL_ERROR",
-            "message": f"{type(exc).__name__}: {exc}",
-        }
+        error = (
+            exc.to_dict()
+            if isinstance(exc, VidpipeError)
+            else {
+                "code": "INTERNAL_ERROR",
+                "message": f"{type(exc).__name__}: {exc}",
+            }
+        )
         fail({**error, "message": f"{what} gave up after {receive_count} attempts: {error['message']}"})
         raise

@@ -73,8 +73,14 @@ def charge_owner_minutes(job_id: str, duration_s: float) -> None:
         # the status function drops its events).
         logger.warning("no job for this upload; its minutes are not charged to anyone")
         return
-    charge_video_minutes(owner, job_id, duration_s, limits=settings.owner_limits(),
-                         usage=DynamoUsageStore(dynamodb_client(), settings.jobs_table), now=datetime.now(UTC))
+    charge_video_minutes(
+        owner,
+        job_id,
+        duration_s,
+        limits=settings.owner_limits(),
+        usage=DynamoUsageStore(dynamodb_client(), settings.jobs_table),
+        now=datetime.now(UTC),
+    )
 
 
 def deployment_ladder() -> LadderConfig:
@@ -229,8 +235,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     work: StageWork = (
         partial(submit_to_mediaconvert, timeout_s=timeout_s)
         if get_settings().transcode_backend == "mediaconvert"
-        else partial(transcode, timeout_s=timeout_s, max_duration_s=max_duration_s,
-                     memory_mb=int(context.memory_limit_in_mb), charge_minutes=charge_owner_minutes)
+        else partial(
+            transcode,
+            timeout_s=timeout_s,
+            max_duration_s=max_duration_s,
+            memory_mb=int(context.memory_limit_in_mb),
+            charge_minutes=charge_owner_minutes,
+        )
     )
 
     def handle(record: SQSRecord) -> None:

@@ -115,7 +115,11 @@ PUBLISH_CLAIM_S = 60
 
 
 def publish_finished_event(
-    store: JobStorePort, publisher: FinishedEventPublisher, job: Job, *, max_attempts: int = MAX_ATTEMPTS,
+    store: JobStorePort,
+    publisher: FinishedEventPublisher,
+    job: Job,
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
     now: Callable[[], float] = time.time,
 ) -> JobFinished | None:
     """Claim the event in ``job``'s outbox, publish it, then mark it published;
@@ -248,8 +252,10 @@ def stitch_request(event: StageEvent | UploadCompleted, update: JobUpdate) -> St
     while the stage is still not COMPLETED: had the status function died between
     saving the last chunk and publishing, nothing else would ever ask. The stitch
     is idempotent, so an extra request costs a few playlist writes."""
-    if not isinstance(event, StageEvent) or event.stage is not Stage.TRANSCODE or not (event.chunks or {}).get(
-        "finished"
+    if (
+        not isinstance(event, StageEvent)
+        or event.stage is not Stage.TRANSCODE
+        or not (event.chunks or {}).get("finished")
     ):
         return None
     stage = update.job.stages[Stage.TRANSCODE]

@@ -90,8 +90,7 @@ def sweep(
     cutoff = iso_utc(now - timedelta(seconds=upload_expiry_s))
     for job in jobs.list_open(AWAITING_UPLOAD, since_before=cutoff, limit=SWEEP_BATCH):
         try:
-            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now),
-                                usage=usage)
+            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now), usage=usage)
         except (UploadNotOpen, ConcurrentUpdate):
             continue  # the upload arrived meanwhile (or the index lagged): not abandoned
         result.expired.append(job.job_id)
@@ -107,8 +106,10 @@ def sweep(
             # could not record: without it the job would wait for the stall limit.
             what = "a report on the job could not be recorded (every attempt of the status function failed)"
         else:
-            what = f"the {stage} stage gave up after {max_attempts} attempts that ended without a report " \
-                   "(killed or timed out)"
+            what = (
+                f"the {stage} stage gave up after {max_attempts} attempts that ended without a report "
+                "(killed or timed out)"
+            )
         error = {
             "code": "DEAD_LETTERED",
             "message": f"{what}; its message waits in the dead-letter queue for `vidpipe redrive`",

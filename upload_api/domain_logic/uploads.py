@@ -78,6 +78,7 @@ class MultipartStore(Protocol):
 # presigned POST's policy and the object's Content-Type as it is.
 VIDEO_CONTENT_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
+
 @dataclass(frozen=True)
 class OwnerQuota:
     """The per-owner limits and where their usage is counted (vidpipe.quotas);
@@ -192,8 +193,14 @@ def _create_upload(
 ) -> dict[str, Any]:
     content_type = request.content_type.strip().lower()
     key = upload_key(job_id)
-    job = Job.new(job_id, filename=request.filename.strip(), content_type=content_type, size=request.size,
-                  now=utc_now(), owner=owner)
+    job = Job.new(
+        job_id,
+        filename=request.filename.strip(),
+        content_type=content_type,
+        size=request.size,
+        now=utc_now(),
+        owner=owner,
+    )
     if request.size <= limits.multipart_threshold_bytes:
         jobs.create(job)
         post = signer.presigned_post(  # type: ignore[union-attr]
@@ -230,8 +237,10 @@ def _open_multipart(job: Job) -> dict[str, Any]:
 def _part_urls(job: Job, numbers: Any, store: MultipartStore, ttl_s: int) -> list[dict[str, Any]]:
     upload_id = job.upload["upload_id"]
     return [
-        {"part_number": n, "url": store.presigned_part(upload_key(job.job_id), upload_id=upload_id,
-                                                       part_number=n, expires_s=ttl_s)}
+        {
+            "part_number": n,
+            "url": store.presigned_part(upload_key(job.job_id), upload_id=upload_id, part_number=n, expires_s=ttl_s),
+        }
         for n in numbers
     ]
 
@@ -270,8 +279,7 @@ def complete_upload(job: Job, claimed: list[dict[str, Any]], *, store: Multipart
     if set(claimed_etags) != expected_numbers or len(claimed) != len(expected_numbers):
         missing = sorted(expected_numbers - set(claimed_etags))[:5]
         raise UploadIncomplete(f"list every part 1..{plan['part_count']} exactly once (missing e.g. {missing})")
-    held = {part["part_number"]: part for part in store.list_parts(upload_key(job.job_id),
-                                                                  upload_id=plan["upload_id"])}
+    held = {part["part_number"]: part for part in store.list_parts(upload_key(job.job_id), upload_id=plan["upload_id"])}
     for number in sorted(expected_numbers):
         part = held.get(number)
         if part is None:
@@ -282,8 +290,9 @@ def complete_upload(job: Job, claimed: list[dict[str, Any]], *, store: Multipart
     declared = int(job.source.get("size", 0))
     if total != declared:
         raise UploadIncomplete(f"the parts hold {total} bytes, the upload was declared as {declared} bytes")
-    store.complete_multipart(upload_key(job.job_id), upload_id=plan["upload_id"],
-                             parts=[held[n] for n in sorted(expected_numbers)])
+    store.complete_multipart(
+        upload_key(job.job_id), upload_id=plan["upload_id"], parts=[held[n] for n in sorted(expected_numbers)]
+    )
     return {"job_id": job.job_id, "status": job.status.value}
 
 

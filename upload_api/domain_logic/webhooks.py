@@ -71,7 +71,12 @@ def check_webhook_url(url: str, *, guard: OutboundGuard) -> str:
 
 
 def register_webhook(
-    owner: str, url: str, *, registry: WebhookRegistry, signing_keys: SigningKeys, guard: OutboundGuard,
+    owner: str,
+    url: str,
+    *,
+    registry: WebhookRegistry,
+    signing_keys: SigningKeys,
+    guard: OutboundGuard,
     new_id: str | None = None,
 ) -> dict[str, Any]:
     """Register ``url`` for ``owner``; the answer carries the signing secret, shown this once."""
@@ -109,14 +114,25 @@ class JobFinishedNotice:
         # The job's outbox id first: the status function or the sweep may publish
         # the same "Job Ready" again (each PutEvents gets a new EventBridge id).
         identity = json.dumps(detail, sort_keys=True, default=str)
-        delivery_id = str(detail.get("event_id") or event.get("id")
-                           or hashlib.sha256(identity.encode()).hexdigest()[:32])
-        return cls(delivery_id=delivery_id, kind=kind, job_id=job_id, status=status,
-                   error=detail.get("error"), occurred_at=occurred_at)
+        delivery_id = str(
+            detail.get("event_id") or event.get("id") or hashlib.sha256(identity.encode()).hexdigest()[:32]
+        )
+        return cls(
+            delivery_id=delivery_id,
+            kind=kind,
+            job_id=job_id,
+            status=status,
+            error=detail.get("error"),
+            occurred_at=occurred_at,
+        )
 
     def body(self) -> bytes:
-        payload = {"id": self.delivery_id, "type": self.kind, "occurred_at": self.occurred_at,
-                   "job": {"job_id": self.job_id, "status": self.status, "error": self.error}}
+        payload = {
+            "id": self.delivery_id,
+            "type": self.kind,
+            "occurred_at": self.occurred_at,
+            "job": {"job_id": self.job_id, "status": self.status, "error": self.error},
+        }
         return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -148,8 +164,10 @@ def deliver(
     except JobNotFound:
         return outcome  # nobody to tell
     delivered_before = {
-        entry.details.get("webhook_id") for entry in timeline.entries(notice.job_id)
-        if entry.what == "webhook.attempt" and entry.details.get("delivery_id") == notice.delivery_id
+        entry.details.get("webhook_id")
+        for entry in timeline.entries(notice.job_id)
+        if entry.what == "webhook.attempt"
+        and entry.details.get("delivery_id") == notice.delivery_id
         and entry.details.get("outcome") == "delivered"
     }
     body = notice.body()
@@ -165,8 +183,13 @@ def deliver(
             SIGNATURE_HEADER: sign(signing_secrets(signing_keys, owner, hook.webhook_id), body),
         }
         started, started_at = time.monotonic(), utc_now()
-        details: dict[str, Any] = {"webhook_id": hook.webhook_id, "url": _shown_url(hook.url),
-                                   "delivery_id": notice.delivery_id, "event": notice.kind, "attempt": attempt}
+        details: dict[str, Any] = {
+            "webhook_id": hook.webhook_id,
+            "url": _shown_url(hook.url),
+            "delivery_id": notice.delivery_id,
+            "event": notice.kind,
+            "attempt": attempt,
+        }
         try:
             status = sender.post(hook.url, body, headers)
             details["status_code"] = status
@@ -177,11 +200,17 @@ def deliver(
             details["error"] = {"code": exc.code, "message": exc.message}
         details["duration_ms"] = round((time.monotonic() - started) * 1000)
         details["outcome"] = "delivered" if ok else ("gave_up" if last_attempt else "failed")
-        timeline.record(TimelineEntry(
-            job_id=notice.job_id, at=started_at, what="webhook.attempt", function=invocation.function,
-            request_id=invocation.request_id, identity=f"{notice.delivery_id}|{hook.webhook_id}|{attempt}",
-            details=details,
-        ))
+        timeline.record(
+            TimelineEntry(
+                job_id=notice.job_id,
+                at=started_at,
+                what="webhook.attempt",
+                function=invocation.function,
+                request_id=invocation.request_id,
+                identity=f"{notice.delivery_id}|{hook.webhook_id}|{attempt}",
+                details=details,
+            )
+        )
         if ok:
             outcome.delivered.append(hook.webhook_id)
         else:

@@ -187,17 +187,22 @@ def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
         quota=_owner_quota(),
     )
     correlate(created["job_id"])
-    logger.info("upload created", extra={"job_id": created["job_id"], "size": body.size,
-                                         "method": created["upload"]["method"]})
-    _record(created["job_id"], "job.created", {"filename": body.filename, "size": body.size,
-                                               "method": created["upload"]["method"]})
+    logger.info(
+        "upload created", extra={"job_id": created["job_id"], "size": body.size, "method": created["upload"]["method"]}
+    )
+    _record(
+        created["job_id"],
+        "job.created",
+        {"filename": body.filename, "size": body.size, "method": created["upload"]["method"]},
+    )
     return Response(status_code=201, content_type="application/json", body=created)
 
 
 @app.post("/uploads/<job_id>/parts")
 def post_upload_parts(job_id: str, body: PartNumbersBody) -> dict[str, Any]:
-    return sign_parts(_owned_job(job_id), body.part_numbers, store=_uploads_store(),
-                      ttl_s=get_settings().upload_url_ttl_s)
+    return sign_parts(
+        _owned_job(job_id), body.part_numbers, store=_uploads_store(), ttl_s=get_settings().upload_url_ttl_s
+    )
 
 
 @app.get("/uploads/<job_id>/parts")
@@ -216,8 +221,9 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
 
 @app.delete("/uploads/<job_id>")
 def delete_upload(job_id: str) -> dict[str, Any]:
-    ended = end_awaiting_upload(_owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store(),
-                                usage=_usage())
+    ended = end_awaiting_upload(
+        _owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store(), usage=_usage()
+    )
     logger.info("upload cancelled", extra={"job_id": job_id})
     _record(job_id, "upload.cancelled", {"status": ended.status.value, "error": ended.error})
     return {"job_id": ended.job_id, "status": ended.status.value}
@@ -259,15 +265,19 @@ resolve_host: Resolver = system_resolver
 
 def _webhook_guard() -> OutboundGuard:
     settings = get_settings()
-    policy = OutboundPolicy.build(allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts,
-                                  own_endpoint_urls=settings.own_endpoint_urls)
+    policy = OutboundPolicy.build(
+        allow_http=settings.webhook_allow_http,
+        allowed_hosts=settings.webhook_allowed_hosts,
+        own_endpoint_urls=settings.own_endpoint_urls,
+    )
     return OutboundGuard(policy, resolve_host)
 
 
 @app.post("/webhooks")
 def post_webhook(body: WebhookBody) -> Response[dict[str, Any]]:
-    registered = register_webhook(_caller(), body.url, registry=_webhooks(), signing_keys=signing_keys(WEBHOOK_SIGNING),
-                                  guard=_webhook_guard())
+    registered = register_webhook(
+        _caller(), body.url, registry=_webhooks(), signing_keys=signing_keys(WEBHOOK_SIGNING), guard=_webhook_guard()
+    )
     logger.info("webhook registered", extra={"webhook_id": registered["webhook_id"]})
     return Response(status_code=201, content_type="application/json", body=registered)
 
@@ -288,8 +298,15 @@ def delete_webhook(webhook_id: str) -> dict[str, Any]:
 def _record(job_id: str, what: str, details: dict[str, Any]) -> None:
     """Best effort: the caller's request has succeeded, a missing timeline entry must not fail it."""
     invocation = Invocation.of(app.lambda_context)
-    entry = TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
-                          request_id=invocation.request_id, identity=invocation.request_id, details=details)
+    entry = TimelineEntry(
+        job_id=job_id,
+        at=utc_now(),
+        what=what,
+        function=invocation.function,
+        request_id=invocation.request_id,
+        identity=invocation.request_id,
+        details=details,
+    )
     try:
         DynamoTimeline(dynamodb_client(), get_settings().job_events_table).record(entry)
     except VidpipeError:
@@ -361,8 +378,9 @@ def _granted_outputs(job_id: str, stage: Stage) -> tuple[str, str]:
 
 def _text(body: str, content_type: str) -> Response[str]:
     # Playlists carry presigned URLs that expire: never cache them for long.
-    return Response(status_code=200, content_type=content_type, body=body,
-                    headers={"Cache-Control": "private, max-age=60"})
+    return Response(
+        status_code=200, content_type=content_type, body=body, headers={"Cache-Control": "private, max-age=60"}
+    )
 
 
 # ------------------------------------------------------------------ web page
@@ -397,8 +415,9 @@ def _static_file(path: Path) -> Response[str]:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body={"error": {"code": code, "message": message}})
+    return Response(
+        status_code=status, content_type="application/json", body={"error": {"code": code, "message": message}}
+    )
 
 
 def _our_failure(status: int, code: str) -> Response:
@@ -406,10 +425,17 @@ def _our_failure(status: int, code: str) -> Response:
     exception text): the details go to the log, under the request id the answer
     carries (the log lines' correlation_id), for whoever looks into it."""
     request_id = app.current_event.request_context.request_id
-    return Response(status_code=status, content_type="application/json", body={"error": {
-        "code": code, "request_id": request_id,
-        "message": f"something went wrong on our side; try again later, or quote request id {request_id}",
-    }})
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body={
+            "error": {
+                "code": code,
+                "request_id": request_id,
+                "message": f"something went wrong on our side; try again later, or quote request id {request_id}",
+            }
+        },
+    )
 
 
 @app.exception_handler(VidpipeError)
@@ -424,14 +450,19 @@ def handle_vidpipe_error(exc: VidpipeError) -> Response:
 def handle_unexpected_error(exc: Exception) -> Response:
     logger.exception("request failed with an unexpected error")
     return _our_failure(500, VidpipeError.code)
+
+
 @app.exception_handler(QuotaExceeded)
 def handle_quota_exceeded(exc: QuotaExceeded) -> Response:
     # Retry-After: when asking again can succeed (the day's rollover, or a short
     # wait for an active job to end); the body says which limit and why.
     logger.info("request over a per-owner limit", extra={"limit": exc.limit, "retry_after_s": exc.retry_after_s})
-    return Response(status_code=429, content_type="application/json",
-                    headers={"Retry-After": str(exc.retry_after_s)},
-                    body={"error": {**exc.to_dict(), "limit": exc.limit, "retry_after_s": exc.retry_after_s}})
+    return Response(
+        status_code=429,
+        content_type="application/json",
+        headers={"Retry-After": str(exc.retry_after_s)},
+        body={"error": {**exc.to_dict(), "limit": exc.limit, "retry_after_s": exc.retry_after_s}},
+    )
 
 
 @app.exception_handler(ConcurrentUpdate)

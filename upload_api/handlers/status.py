@@ -66,11 +66,16 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             # Every delivery is recorded, duplicates included: they land on the
             # same entry (its deliveries count), so the timeline shows them once.
             # job_status marks the events that moved the job to a new status.
-            timeline.record(entry_for_event(
-                event, identity=event_identity(json.loads(record.body)), recorded_by=invocation,
-                job_status=update.job.status.value
-                if update.changed and update.job.status != update.previous_status else None,
-            ))
+            timeline.record(
+                entry_for_event(
+                    event,
+                    identity=event_identity(json.loads(record.body)),
+                    recorded_by=invocation,
+                    job_status=update.job.status.value
+                    if update.changed and update.job.status != update.previous_status
+                    else None,
+                )
+            )
         if not update.changed:
             logger.info("event changed nothing (duplicate or stale)", extra={"event": type(event).__name__})
         else:
@@ -95,5 +100,4 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor,
-                                    context=context)
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

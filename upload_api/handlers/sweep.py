@@ -70,11 +70,22 @@ def _record_on_timelines(result: SweepResult, invocation: Invocation) -> None:
     if not settings.job_events_table:
         return
     timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table)
-    for what, job_ids in (("job.expired", result.expired), ("job.dead_lettered", result.dead_lettered),
-                          ("job.stalled", result.stalled)):
+    for what, job_ids in (
+        ("job.expired", result.expired),
+        ("job.dead_lettered", result.dead_lettered),
+        ("job.stalled", result.stalled),
+    ):
         for job_id in job_ids:
             try:
-                timeline.record(TimelineEntry(job_id=job_id, at=utc_now(), what=what, function=invocation.function,
-                                              request_id=invocation.request_id, identity=what))
+                timeline.record(
+                    TimelineEntry(
+                        job_id=job_id,
+                        at=utc_now(),
+                        what=what,
+                        function=invocation.function,
+                        request_id=invocation.request_id,
+                        identity=what,
+                    )
+                )
             except VidpipeError:
                 logger.exception("could not write to the job's timeline", extra={"job_id": job_id})

@@ -31,8 +31,11 @@ resolve_host: Resolver = system_resolver
 
 def _sender() -> HttpWebhookSender:
     settings = get_settings()
-    policy = OutboundPolicy.build(allow_http=settings.webhook_allow_http, allowed_hosts=settings.webhook_allowed_hosts,
-                                  own_endpoint_urls=settings.own_endpoint_urls)
+    policy = OutboundPolicy.build(
+        allow_http=settings.webhook_allow_http,
+        allowed_hosts=settings.webhook_allowed_hosts,
+        own_endpoint_urls=settings.own_endpoint_urls,
+    )
     return HttpWebhookSender(OutboundGuard(policy, resolve_host), timeout_s=10)
 
 
@@ -57,13 +60,16 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             attempt=attempt,
             last_attempt=attempt >= settings.max_receive_count,
         )
-        logger.info("webhooks done", extra={"delivered": len(outcome.delivered),
-                                            "already_delivered": len(outcome.already_delivered)})
+        logger.info(
+            "webhooks done",
+            extra={"delivered": len(outcome.delivered), "already_delivered": len(outcome.already_delivered)},
+        )
     except WebhookDeliveryFailed as exc:
         last = attempt >= settings.max_receive_count
         delay = 0 if last else retry_delay_s(attempt, settings.retry_base_s)
-        logger.warning("webhook delivery failed",
-                       extra={"attempt": attempt, "retry_in_s": delay, "reason": exc.message})
+        logger.warning(
+            "webhook delivery failed", extra={"attempt": attempt, "retry_in_s": delay, "reason": exc.message}
+        )
         # Retry after our backoff rather than the queue's visibility timeout
         # (after the last attempt at once, so the message reaches the dead-letter queue).
         if settings.queue_url:
@@ -78,5 +84,4 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor,
-                                    context=context)
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

@@ -337,9 +337,12 @@ def _api_error(response: requests.Response) -> ApiError:
     if not error and response.status_code in (401, 403):
         # API Gateway's own refusal ({"message": "Unauthorized"|"Forbidden"}): the
         # authorizer can give no reason, so name the ones it may have had.
-        return ApiError(response.status_code, "UNAUTHENTICATED",
-                        "the API refused the token (missing, forged, expired, revoked, or of the old vp1 "
-                        "format): mint a new one with `vidpipe token USER` and pass it as --api-token")
+        return ApiError(
+            response.status_code,
+            "UNAUTHENTICATED",
+            "the API refused the token (missing, forged, expired, revoked, or of the old vp1 "
+            "format): mint a new one with `vidpipe token USER` and pass it as --api-token",
+        )
     code, message = error.get("code", "HTTP_ERROR"), error.get("message", response.text[:300])
     return ApiError(response.status_code, code, message)
 

@@ -21,10 +21,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 # powertools' own keys, shown as columns or left out; anything else is shown as key=value.
-_STANDARD_KEYS = frozenset({
-    "level", "location", "message", "timestamp", "service", "cold_start", "function_name", "function_memory_size",
-    "function_arn", "function_request_id", "xray_trace_id", "job_id", "correlation_id", "sampling_rate",
-})
+_STANDARD_KEYS = frozenset(
+    {
+        "level",
+        "location",
+        "message",
+        "timestamp",
+        "service",
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "xray_trace_id",
+        "job_id",
+        "correlation_id",
+        "sampling_rate",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,9 @@ def parse_log_event(group: str, event: dict[str, Any]) -> LogLine:
         names = [m["Name"] for spec in body["_aws"].get("CloudWatchMetrics", []) for m in spec.get("Metrics", [])]
         at = datetime.fromtimestamp(int(body["_aws"].get("Timestamp", 0)) / 1000, UTC)
         figures = {name: body.get(name) for name in names}
-        return LogLine(at=at, function=str(body.get("service") or function), level="METRIC", message="metrics",
-                       fields=figures)
+        return LogLine(
+            at=at, function=str(body.get("service") or function), level="METRIC", message="metrics", fields=figures
+        )
     fields = {key: value for key, value in body.items() if key not in _STANDARD_KEYS}
     return LogLine(
         at=parse_powertools_time(str(body.get("timestamp", ""))) or logged_at,

@@ -240,9 +240,7 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
             f"ministack's environment is missing ({settings.ministack_python}); run `make up` to create it"
         )
     if _port_in_use(settings.port):
-        raise LocalStackError(
-            f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port"
-        )
+        raise LocalStackError(f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port")
     # A fresh folder per run for ministack's Lambda workers: a previous run's
     # leftovers (or its cleanup) must not meet this run's workers.
     tmp_root = settings.data_dir / "tmp"
@@ -343,7 +341,8 @@ def _source_fingerprint(settings: LocalStackSettings) -> str:
     sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
     for package in ("vidpipe", "upload_api", "transcode", "thumbnails"):
         sources += sorted(
-            path for path in (PROJECT_ROOT / package).rglob("*")
+            path
+            for path in (PROJECT_ROOT / package).rglob("*")
             if path.is_file()
             and not {"__pycache__", "cli"} & set(path.relative_to(PROJECT_ROOT).parts)
             and path.suffix != ".pyc"
@@ -355,7 +354,6 @@ def _source_fingerprint(settings: LocalStackSettings) -> str:
 
 
 # ------------------------------------------------------------------ deploy
-
 
 
 def local_parameters(api_url: str, overrides: dict[str, str]) -> dict[str, str]:
@@ -377,6 +375,7 @@ def local_parameters(api_url: str, overrides: dict[str, str]) -> dict[str, str]:
         "AuthorizerCacheSeconds": "5",
         **overrides,
     }
+
 
 def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     """Upload the zips, translate the template and create or update the stack."""
@@ -425,8 +424,9 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     _apply_bucket_settings_ministack_ignores(s3, outputs["UploadsBucketName"], declared)
     if outputs["ApiId"] != STACK_NAME:
         raise LocalStackError(f"the HTTP API got id {outputs['ApiId']!r}, not {STACK_NAME!r}")
-    endpoints = Endpoints(api_url=api_url, web_url="", aws_endpoint_url=endpoint, api_token="",
-                          stack_name=STACK_NAME, outputs=outputs)
+    endpoints = Endpoints(
+        api_url=api_url, web_url="", aws_endpoint_url=endpoint, api_token="", stack_name=STACK_NAME, outputs=outputs
+    )
     return _with_token(endpoints, mint_token(settings, outputs, LOCAL_USER))
 
 
@@ -442,8 +442,7 @@ def _expires_soon(token: str) -> bool:
         return True  # a token of the old format: never accepted any more
 
 
-def mint_token(settings: LocalStackSettings, outputs: dict[str, str], user: str,
-               ttl_s: int = LOCAL_TOKEN_TTL_S) -> str:
+def mint_token(settings: LocalStackSettings, outputs: dict[str, str], user: str, ttl_s: int = LOCAL_TOKEN_TTL_S) -> str:
     """An API token for ``user``, signed with the stack's key (read with the admin keys)."""
     return mint_stack_token(aws_client("secretsmanager", settings.endpoint_url), outputs, user, ttl_s=ttl_s).token
 

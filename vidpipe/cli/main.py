@@ -109,8 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("user", nargs="?", help="whose token to mint")
     token.add_argument("--ttl", default="30d", help="how long it stays valid: seconds, or 90m, 12h, 30d (at most 366d)")
     token.add_argument("--revoke", metavar="TOKEN_ID", help="revoke this token (its id, or the token itself)")
-    token.add_argument("--stack", default=os.environ.get("VIDPIPE_STACK"),
-                       help="a stack deployed on AWS (read with your AWS credentials) instead of the local one")
+    token.add_argument(
+        "--stack",
+        default=os.environ.get("VIDPIPE_STACK"),
+        help="a stack deployed on AWS (read with your AWS credentials) instead of the local one",
+    )
     token.add_argument("--region", default=os.environ.get("AWS_REGION"), help="the AWS stack's region")
     token.set_defaults(run=command_token)
 
@@ -190,14 +193,19 @@ def command_token(args: argparse.Namespace) -> int:
         dynamodb = aws_client("dynamodb", endpoints.aws_endpoint_url)
     if args.revoke:
         token_id, until = revoke_token(dynamodb, outputs, args.revoke)
-        print(f"revoked token {token_id} (refused within the authorizer's cache time; "
-              f"kept on the list until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(until))})")
+        print(
+            f"revoked token {token_id} (refused within the authorizer's cache time; "
+            f"kept on the list until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(until))})"
+        )
         return 0
     issued = mint_token(secrets, outputs, args.user, ttl_s=ttl_s)
     # stdout carries the token alone (scripts capture it); the rest goes to stderr.
-    print(f"token {issued.claims.token_id} of {issued.claims.user}, valid until "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(issued.claims.expires_at))}; "
-          f"revoke it with: vidpipe token --revoke {issued.claims.token_id}", file=sys.stderr)
+    print(
+        f"token {issued.claims.token_id} of {issued.claims.user}, valid until "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(issued.claims.expires_at))}; "
+        f"revoke it with: vidpipe token --revoke {issued.claims.token_id}",
+        file=sys.stderr,
+    )
     print(issued.token)
     return 0
 
@@ -298,13 +306,12 @@ class _Progress:
     def upload(self, name: str, sent: int, total: int) -> None:
         started = self._started.setdefault(name, time.monotonic())
         rate = sent / max(time.monotonic() - started, 1e-6) / 1e6
-        self._line(f"{name}: uploading {_bar(sent / max(total, 1))} {sent / 1e6:.1f}/{total / 1e6:.1f} MB "
-                   f"{rate:.1f} MB/s")
+        self._line(
+            f"{name}: uploading {_bar(sent / max(total, 1))} {sent / 1e6:.1f}/{total / 1e6:.1f} MB {rate:.1f} MB/s"
+        )
 
     def job(self, name: str, job: dict[str, Any]) -> None:
-        stages = "  ".join(
-            f"{stage} {_bar(state['progress'], 10)}" for stage, state in job["stages"].items()
-        )
+        stages = "  ".join(f"{stage} {_bar(state['progress'], 10)}" for stage, state in job["stages"].items())
         self._line(f"{name}: {job['status']:<10} {stages}")
 
     def done(self, message: str) -> None:

@@ -58,8 +58,9 @@ def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
     missing = {"SigningKeysPrefix", "RevokedTokensTableName"} - set(outputs)
     if missing:
-        raise TokenCommandError(f"stack {stack_name} has no {', '.join(sorted(missing))} output: "
-                                "is it a vidpipe stack of this version?")
+        raise TokenCommandError(
+            f"stack {stack_name} has no {', '.join(sorted(missing))} output: is it a vidpipe stack of this version?"
+        )
     return outputs
 
 

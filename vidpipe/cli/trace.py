@@ -63,8 +63,18 @@ def stage_attempts(events: list[dict[str, Any]]) -> list[Attempt]:
         if stage in ("job", "upload", "webhook") or not step:
             continue
         key = (stage, event.get("request_id") or f"unknown-{len(found)}")
-        attempt = found.setdefault(key, {"stage": stage, "request_id": key[1], "number": None, "queued_at": None,
-                                         "started_at": None, "ended_at": None, "outcome": "running"})
+        attempt = found.setdefault(
+            key,
+            {
+                "stage": stage,
+                "request_id": key[1],
+                "number": None,
+                "queued_at": None,
+                "started_at": None,
+                "ended_at": None,
+                "outcome": "running",
+            },
+        )
         details = event.get("details") or {}
         attempt["number"] = attempt["number"] or details.get("attempt")
         attempt["queued_at"] = attempt["queued_at"] or details.get("queued_at")
@@ -80,8 +90,12 @@ def time_spent(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
     first = {event["what"]: event for event in reversed(events)}  # the first entry of each kind
     spent: list[tuple[str, float]] = []
     if "job.created" in first and "job.uploaded" in first:
-        spent.append(("upload (created → S3 has the file)", seconds_between(first["job.created"]["at"],
-                                                                            first["job.uploaded"]["at"])))
+        spent.append(
+            (
+                "upload (created → S3 has the file)",
+                seconds_between(first["job.created"]["at"], first["job.uploaded"]["at"]),
+            )
+        )
     for attempt in stage_attempts(events):
         label = f"{attempt.stage} attempt {attempt.number or '?'}"
         if attempt.queue_wait_s is not None:
@@ -89,19 +103,27 @@ def time_spent(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
             spent.append((f"{label}: queued until started", attempt.queue_wait_s))
         if attempt.work_s is not None:
             spent.append((f"{label}: work ({attempt.outcome.replace('_', ' ')})", attempt.work_s))
-    lags = [seconds_between(e["at"], e["recorded_at"]) for e in events
-            if (e.get("details") or {}).get("recorded_by") and e.get("recorded_at")]
+    lags = [
+        seconds_between(e["at"], e["recorded_at"])
+        for e in events
+        if (e.get("details") or {}).get("recorded_by") and e.get("recorded_at")
+    ]
     if lags:
         spent.append((f"status updates: event → job record (mean of {len(lags)})", sum(lags) / len(lags)))
         spent.append(("status updates: slowest", max(lags)))
     finished = first.get("job.ready") or first.get("job.failed")
     if finished and "job.created" in first:
-        spent.append((f"total: created → {finished['what'].split('.')[1]}",
-                      seconds_between(first["job.created"]["at"], finished["at"])))
+        spent.append(
+            (
+                f"total: created → {finished['what'].split('.')[1]}",
+                seconds_between(first["job.created"]["at"], finished["at"]),
+            )
+        )
     webhooks = [e for e in events if e["what"] == "webhook.attempt"]
     if finished and webhooks:
-        spent.append(("webhook: job finished → first delivery attempt", seconds_between(finished["at"],
-                                                                                       webhooks[0]["at"])))
+        spent.append(
+            ("webhook: job finished → first delivery attempt", seconds_between(finished["at"], webhooks[0]["at"]))
+        )
     return spent
 
 
@@ -155,8 +177,10 @@ def format_trace(answer: dict[str, Any]) -> str:
     for event in events:
         since, step = seconds_between(origin, event["at"]), seconds_between(previous, event["at"])
         request = (event.get("request_id") or "")[:8]
-        lines.append(f"  {since:>10.3f}s  {step:>7.3f}s  {event['what']:<26} {event.get('function', ''):<11} "
-                     f"{request:<8}  {describe(event)}".rstrip())
+        lines.append(
+            f"  {since:>10.3f}s  {step:>7.3f}s  {event['what']:<26} {event.get('function', ''):<11} "
+            f"{request:<8}  {describe(event)}".rstrip()
+        )
         previous = event["at"]
     spent = time_spent(events)
     if spent:
