@@ -20,6 +20,9 @@ from vidpipe.media import ffmpeg_environment, find_tool, probe_media
 pytestmark = pytest.mark.ffmpeg
 
 TIMEOUT_S = 180.0
+# The clips are 4 s at 360p, too short for the analysis to pay for itself in a
+# deployment (see worth_analysing); these tests want it to run anyway.
+ALWAYS_ANALYSE = replace(DEFAULT_LADDER, analysis_cost_share=float("inf"))
 
 
 def make_clip(path: Path, picture: str) -> Path:
@@ -68,7 +71,9 @@ def test_GIVEN_a_slide_and_noisy_motion_WHEN_analysed_THEN_the_slide_gets_a_far_
 def test_GIVEN_the_slide_WHEN_transcoded_per_title_THEN_far_fewer_bits_than_the_fixed_ladder_and_the_crf_in_the_stream(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    per_title = transcode_to_hls(clips["easy"], tmp_path / "per-title", timeout_s=TIMEOUT_S)
+    per_title = transcode_to_hls(
+        clips["easy"], tmp_path / "per-title", timeout_s=TIMEOUT_S, ladder_config=ALWAYS_ANALYSE
+    )
     fixed = transcode_to_hls(clips["easy"], tmp_path / "fixed", timeout_s=TIMEOUT_S,
                              ladder_config=replace(DEFAULT_LADDER, rate_control=RateControl.FIXED))  # fmt: skip
 
@@ -89,7 +94,9 @@ def test_GIVEN_the_slide_WHEN_transcoded_per_title_THEN_far_fewer_bits_than_the_
 def test_GIVEN_the_noisy_clip_WHEN_transcoded_chunked_THEN_every_chunk_uses_the_one_title_crf(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    result = transcode_chunked(clips["hard"], tmp_path / "out", timeout_s=TIMEOUT_S, chunk_s=2, segment_s=2)
+    result = transcode_chunked(
+        clips["hard"], tmp_path / "out", timeout_s=TIMEOUT_S, chunk_s=2, segment_s=2, ladder_config=ALWAYS_ANALYSE
+    )
 
     top = result.renditions[0]
     assert top.crf is not None and top.crf < MAX_CRF

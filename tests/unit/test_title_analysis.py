@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition
+from transcode.domain_logic import transcoding
+from transcode.domain_logic.ladder import DEFAULT_LADDER, MAX_CRF, MIN_CRF, Rendition, plan_ladder
 from transcode.domain_logic.title_analysis import (
+    FIXED_CPU_S,
     MAX_SAMPLE_S,
     ProbePoint,
     SampleWindow,
@@ -17,11 +20,13 @@ from transcode.domain_logic.title_analysis import (
     build_probe_encode_args,
     build_probe_score_args,
     crf_for_target,
+    expected_cpu_s,
     plan_samples,
     read_vmaf,
+    worth_analysing,
 )
 from vidpipe.errors import FfmpegError
-from vidpipe.media import CODEC_WHITELIST
+from vidpipe.media import CODEC_WHITELIST, SourceInfo
 
 SCRATCH = Path("/scratch/job/analysis")
 
@@ -122,3 +127,54 @@ def test_GIVEN_libvmaf_logs_WHEN_read_THEN_pooled_mean_or_a_clear_error(tmp_path
     assert read_vmaf(log) == 93.25
     with pytest.raises(FfmpegError, match="no usable score"):
         read_vmaf(tmp_path / "missing.json")
+
+
+def camera_source(width: int, height: int, duration_s: float) -> SourceInfo:
+    return SourceInfo(
+        duration_s=duration_s, width=width, height=height, rotation=0, frame_rate=Fraction(30), video_codec="h264",
+        audio_codec="aac", audio_channels=2, format_name="mov,mp4,m4a,3gp,3g2,mj2", audio_sample_rate=48000,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "duration_s", "expected"),
+    [
+        (1920, 1080, 600.0, True),  # a long title: the sample is 20 s of 600
+        (1920, 1080, 8.0, True),  # a short 1080p title still pays for its analysis
+        (1280, 720, 8.0, False),  # an 8 s 720p clip: the fixed cost alone is over a tenth
+        (640, 360, 60.0, False),  # a minute at 360p costs a few CPU-seconds in all
+        (426, 240, 30.0, False),  # half a minute at 240p
+        (426, 240, 3600.0, True),  # but an hour of it pays for the analysis
+    ],
+)
+def test_GIVEN_a_title_WHEN_asked_whether_worth_analysing_THEN_only_where_the_analysis_stays_within_a_tenth(
+    width: int, height: int, duration_s: float, expected: bool
+) -> None:
+    source = camera_source(width, height, duration_s)
+    ladder = plan_ladder(source)
+
+    analysis_cpu_s, ladder_cpu_s = expected_cpu_s(source, ladder)
+
+    assert worth_analysing(source, ladder, DEFAULT_LADDER.analysis_cost_share) is expected
+    assert (analysis_cpu_s <= 0.10 * ladder_cpu_s) is expected
+    assert analysis_cpu_s > FIXED_CPU_S
+
+
+def test_GIVEN_a_short_small_title_WHEN_its_ladder_planned_THEN_no_analysis_runs_and_the_default_crf_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def analysis_must_not_run(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the analysis ran for a title it cannot pay for")
+
+    monkeypatch.setattr(transcoding, "analyse_title", analysis_must_not_run)
+    source = camera_source(640, 360, 4.0)
+
+    ladder, analysis = transcoding.plan_title_ladder(Path("clip.mp4"), source, DEFAULT_LADDER, tmp_path, timeout_s=60)
+
+    assert analysis is None
+    assert ladder[0].crf == DEFAULT_LADDER.crf
+
+
+def test_GIVEN_a_negative_analysis_cost_share_WHEN_a_ladder_configured_THEN_refused() -> None:
+    with pytest.raises(ValueError, match="analysis_cost_share"):
+        replace(DEFAULT_LADDER, analysis_cost_share=-0.1)

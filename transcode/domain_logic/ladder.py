@@ -116,7 +116,11 @@ class LadderConfig:
     peak over a 4 s segment by much. Bitrates of non-16:9 pictures are scaled by
     their area relative to the 16:9 picture of the rung, within
     ``min_area_factor``..``max_area_factor`` so that a very thin or very wide
-    picture gets neither a starved nor an absurd bitrate."""
+    picture gets neither a starved nor an absurd bitrate.
+
+    ``analysis_cost_share`` is the most of the ladder's encode CPU a per-title
+    analysis may cost; a title whose analysis would cost more (a short or small
+    one: the analysis has a fixed cost) gets the ladder's default ``crf``."""
 
     rungs: tuple[Rung, ...] = DEFAULT_RUNGS
     rate_control: RateControl = RateControl.PER_TITLE
@@ -126,6 +130,7 @@ class LadderConfig:
     buffer_s: float = 2.0
     min_area_factor: float = 0.25
     max_area_factor: float = 2.0
+    analysis_cost_share: float = 0.10
 
     def __post_init__(self) -> None:
         if not self.rungs:
@@ -142,6 +147,8 @@ class LadderConfig:
             raise ValueError("area factors must bracket 1")
         if not MIN_CRF <= self.crf <= MAX_CRF:
             raise ValueError(f"crf must be within {MIN_CRF:g}..{MAX_CRF:g}, not {self.crf}")
+        if self.analysis_cost_share < 0:
+            raise ValueError(f"analysis_cost_share must not be negative, not {self.analysis_cost_share}")
 
 
 DEFAULT_LADDER = LadderConfig()

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from transcode.domain_logic.encode_cost import encode_cost
 from transcode.domain_logic.hls import X264_PRESET, gop_frames
 from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition, output_frame_rate, scaled_size
 from vidpipe.colour import SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
@@ -72,6 +73,10 @@ WINDOW_S = 2.0
 ANALYSIS_MAX_SHORT_SIDE = 540
 # Every second frame is scored: VMAF's pooled mean hardly moves, the cost halves.
 VMAF_SUBSAMPLE = 2
+# What an analysis costs whatever its sample's length: starting its two FFmpeg
+# runs, three x264 encoders and the VMAF model (about 0.65 CPU-s measured on a
+# one-frame sample of a 1080p source, the layer's FFmpeg).
+FIXED_CPU_S = 0.65
 PROBE_NAMES = ("probe_a.mp4", "probe_b.mp4")
 REFERENCE_NAME = "reference.mp4"
 SCORE_NAMES = ("vmaf_a.json", "vmaf_b.json")
@@ -127,6 +132,28 @@ def plan_samples(duration_s: float, start_s: float = 0.0) -> list[SampleWindow]:
         SampleWindow(round(start_s + share_s * (index + 0.5) - length_s / 2, 3), round(length_s, 3))
         for index in range(count)
     ]
+
+
+def expected_cpu_s(source: SourceInfo, ladder: Sequence[Rendition]) -> tuple[float, float]:
+    """What the analysis and the ladder's encode of ``source`` are expected to
+    cost, in CPU-seconds, from the pixel counts of
+    :func:`~transcode.domain_logic.encode_cost.encode_cost`. A sampled second
+    costs about what a second of the whole ladder does (it is decoded, encoded
+    three times and scored twice), on top of :data:`FIXED_CPU_S`."""
+    ladder_cpu_s = encode_cost(source, ladder, duration_s=source.duration_s).cpu_s
+    sampled_s = sum(window.length_s for window in plan_samples(source.duration_s))
+    share = min(1.0, sampled_s / source.duration_s) if source.duration_s > 0 else 1.0
+    return FIXED_CPU_S + share * ladder_cpu_s, ladder_cpu_s
+
+
+def worth_analysing(source: SourceInfo, ladder: Sequence[Rendition], max_cost_share: float) -> bool:
+    """Whether the analysis of ``source`` would cost at most ``max_cost_share`` of
+    its ladder's encode. The fixed part makes it too dear for a title whose whole
+    ladder costs a few CPU-seconds (an 8 s 720p clip, a minute at 360p); such a
+    title gets the default CRF, and the few bits the analysis might save there
+    are not worth a tenth of the encode."""
+    analysis_cpu_s, ladder_cpu_s = expected_cpu_s(source, ladder)
+    return analysis_cpu_s <= max_cost_share * ladder_cpu_s
 
 
 def analysis_size(top: Rendition) -> tuple[int, int]:

@@ -48,7 +48,7 @@ from transcode.domain_logic.ladder import (
     output_frame_rate,
     plan_ladder,
 )
-from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title
+from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title, worth_analysing
 from vidpipe.errors import CorruptMedia, FfmpegError, MediaError, MediaTooLong
 from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
 
@@ -107,9 +107,14 @@ def plan_title_ladder(
     fails an upload: when it fails (FFmpeg missing a filter, out of time, or a
     file its sampling cannot read, such as a picture too small for VMAF or a
     damaged stretch), the ladder uses its default CRF and ``on_fallback`` hears
-    why; the encode then decides, with its own error if the file is bad."""
+    why; the encode then decides, with its own error if the file is bad. A
+    title too short or small for the analysis to pay for itself
+    (:func:`~transcode.domain_logic.title_analysis.worth_analysing`) gets the
+    default CRF without one."""
     planned = plan_ladder(source, config)
     if config.rate_control is not RateControl.PER_TITLE:
+        return planned, None
+    if not worth_analysing(source, planned, config.analysis_cost_share):
         return planned, None
     try:
         analysis = analyse_title(source_ref, source, planned[0], scratch, timeout_s=timeout_s, segment_s=segment_s)
