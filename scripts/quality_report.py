@@ -181,7 +181,8 @@ def render(runs: list[RunResult], subsample: int, seconds: float) -> str:
         "# Quality per bit",
         "",
         f"Measured by `make quality` (scripts/quality_report.py) on {datetime.now(UTC):%Y-%m-%d}, "
-        f"{len(by_clip)} clips, in {seconds / 60:.0f} min on this machine. Every clip goes through the real "
+        f"{len(by_clip)} clips, in {seconds / 60:.0f} min on this machine (runs kept from an earlier invocation with "
+        "`--resume` or `--modes` not counted). Every clip goes through the real "
         "single-process transcode path (`transcode_to_hls`) with each rate control; every rung is scored with "
         f"VMAF (vmaf_v0.6.1, rendition scaled back to the source size with bicubic, every {subsample}. frame) and "
         "PSNR-Y against the source. kbit/s is video only. CPU is FFmpeg's (user + system) for the whole run, "
@@ -189,7 +190,8 @@ def render(runs: list[RunResult], subsample: int, seconds: float) -> str:
         "",
         "* **per-title** (default): capped CRF chosen per video from two probe encodes of sampled scenes "
         "scored with VMAF (`transcode/domain_logic/title_analysis.py`), caps at the fixed ladder's average rates and "
-        "never above the source's own rate;",
+        "never above the source's own rate; a title too short or small for the analysis to cost at most a tenth "
+        "of its encode (`worth_analysing`) gets the default CRF 23 instead (analysis 0.0 below);",
         "* **fixed**: the fixed ladder (5000/2800/1400/800/400 kbit/s at 16:9), `LadderRateControl=fixed`;",
         "* **capped-crf**: plain capped CRF 23 with the same caps, `LadderRateControl=capped-crf`.",
         "",
