@@ -10,7 +10,7 @@ SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
 BIN := $(VENV)/bin
 
-.PHONY: up down test test-quick lint bench quality reliability load dev clean system-deps pinned-ffmpeg aws-build
+.PHONY: up down test test-quick lint screenshots bench quality reliability load dev clean system-deps pinned-ffmpeg aws-build
 
 up: dev
 	$(BIN)/vidpipe up
@@ -28,6 +28,10 @@ test-quick: dev
 
 lint: dev
 	$(BIN)/ruff check .
+
+# The README's screenshots of the page (docs/images/), taken by the browser test on a READY job.
+screenshots: dev
+	VIDPIPE_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_web_page.py::test_uploaded_video_becomes_ready_plays_and_previews
 
 bench: dev
 	$(BIN)/python scripts/bench.py

@@ -55,7 +55,7 @@ def test_GIVEN_the_test_suite_WHEN_scanned_THEN_every_test_asserts_something() -
 
 
 def test_GIVEN_tests_with_and_without_assertions_WHEN_scanned_THEN_only_the_silent_one_is_named() -> None:
-    source = '''
+    source = """
 def test_silent():
     do_something()
 
@@ -75,6 +75,6 @@ class TestGrouped:
 
 def helper_not_a_test():
     do_something()
-'''
+"""
 
     assert find_silent_tests(source) == ["test_silent", "test_silent_in_a_class"]
