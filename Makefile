@@ -73,7 +73,7 @@ system-deps:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[cli,dev]"
 	touch $@
 
 # ministack runs from an environment of its own: its Lambda workers use that
