@@ -10,7 +10,7 @@ SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
 BIN := $(VENV)/bin
 
-.PHONY: up down test test-quick lint bench quality reliability load dev clean system-deps pinned-ffmpeg aws-build
+.PHONY: up down test test-quick lint screenshots bench quality reliability load dev clean system-deps pinned-ffmpeg aws-build
 
 up: dev
 	$(BIN)/vidpipe up
@@ -28,6 +28,10 @@ test-quick: dev
 
 lint: dev
 	$(BIN)/ruff check .
+
+# The README's screenshots of the page (docs/images/), taken by the browser test on a READY job.
+screenshots: dev
+	VIDPIPE_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/e2e/test_web_page.py::test_uploaded_video_becomes_ready_plays_and_previews
 
 bench: dev
 	$(BIN)/python scripts/bench.py
@@ -69,7 +73,7 @@ system-deps:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[cli,dev]"
 	touch $@
 
 # ministack runs from an environment of its own: its Lambda workers use that

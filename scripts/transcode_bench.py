@@ -52,6 +52,9 @@ SOURCE_S = int(os.environ.get("BENCH_SOURCE_S", "60"))
 CHUNK_S = int(os.environ.get("BENCH_CHUNK_S", "32" if SOURCE_S >= 64 else "8"))
 RUNS = int(os.environ.get("BENCH_RUNS", "2"))
 REPORT = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
+# From this heading on, PERFORMANCE.md is written by hand (the measurements behind constants and
+# choices in the code); a new benchmark run replaces what comes before it and keeps the rest.
+HAND_WRITTEN_HEADING = "## Measurements behind"
 TIMEOUT_S = 3600.0
 
 # Latency model assumptions (AWS facts and our own choices, not measurements).
@@ -108,6 +111,14 @@ def generate_source(folder: Path) -> Path:
         env=ffmpeg_environment(), check=True,
     )  # fmt: skip
     return path
+
+
+def with_hand_written_sections(report: str, previous: str) -> str:
+    """The new report followed by the previous file's hand-written sections, if it had any."""
+    start = previous.find(HAND_WRITTEN_HEADING)
+    if start < 0:
+        return report
+    return report.rstrip("\n") + "\n\n" + previous[start:]
 
 
 def main() -> None:
@@ -198,7 +209,8 @@ def main() -> None:
         thumbnails_path_s=thumbnails_path_s,
     )
     print(report)
-    REPORT.write_text(report, encoding="utf-8")
+    previous = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    REPORT.write_text(with_hand_written_sections(report, previous), encoding="utf-8")
     print(f"written to {REPORT.relative_to(PROJECT_ROOT)}")
 
 

@@ -8,6 +8,7 @@ previews show sprite tiles over the seek bar.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ SAMPLE_VIDEO = REPO_ROOT / "sample_media" / "landscape_16x9_stereo.mp4"
 
 # A phone-sized screen: the narrow layout is the one under test.
 PHONE_VIEWPORT = {"width": 375, "height": 812}
+# The README's screenshots: the phone view above and a laptop-sized one.
+DESKTOP_VIEWPORT = {"width": 1024, "height": 768}
+# `make screenshots` sets this so the test refreshes the README's pictures; otherwise they go
+# to a temporary folder (a test run must not leave the work tree changed).
+UPDATE_SCREENSHOTS = os.environ.get("VIDPIPE_UPDATE_SCREENSHOTS") == "1"
+README_IMAGES = REPO_ROOT / "docs" / "images"
 
 # Transcoding and thumbnails run in ministack's Lambda workers on a 2-core machine.
 READY_TIMEOUT_MS = 120_000
@@ -69,6 +76,17 @@ def wait_for_terminal_status(page: Page) -> str:
     return page.locator("#job-status").inner_text()
 
 
+def save_screenshots(page: Page, folder: Path) -> list[Path]:
+    """The page as it is now, full length, in the phone view and in a laptop-sized window."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mobile, desktop = folder / "page-mobile.png", folder / "page.png"
+    page.screenshot(path=mobile, full_page=True)
+    page.set_viewport_size(DESKTOP_VIEWPORT)
+    page.screenshot(path=desktop, full_page=True)
+    page.set_viewport_size(PHONE_VIEWPORT)
+    return [mobile, desktop]
+
+
 def hover_until_storyboard_tile(page: Page, timeout_s: float = 20) -> str:
     """Hover the seek bar (at a few places, as a user would) until the preview shows a sprite
     tile; the storyboard loads in the background, so the first hovers may show the time only."""
@@ -86,7 +104,7 @@ def hover_until_storyboard_tile(page: Page, timeout_s: float = 20) -> str:
     raise AssertionError("hovering the seek bar never showed a storyboard tile")
 
 
-def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_stack) -> None:
+def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_stack, tmp_path: Path) -> None:
     # GIVEN the page and a real stereo 16:9 video
     assert SAMPLE_VIDEO.is_file(), f"missing sample video {SAMPLE_VIDEO}"
 
@@ -130,6 +148,10 @@ def test_uploaded_video_becomes_ready_plays_and_previews(web_page: Page, local_s
     labels = quality.all_text_contents()
     assert labels[0].startswith("Auto"), labels
     assert [int(re.match(r"(\d+)p", label).group(1)) for label in labels[1:]] == heights, labels  # type: ignore[union-attr]
+
+    # AND the READY job, as shown, makes the README's screenshots (PNG images of some size)
+    for image in save_screenshots(web_page, README_IMAGES if UPDATE_SCREENSHOTS else tmp_path):
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 10_000, image
 
     # AND hovering the seek bar shows a storyboard tile cut from the sprite
     background = hover_until_storyboard_tile(web_page)

@@ -21,8 +21,9 @@ from tests.hostile.corpus import API_4XX, CASES, READY, STACK_MAX_DURATION_S, Ho
 from tests.hostile.traps import CANARY_CONTENT, CanaryPipe, TrapListener
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from transcode.domain_logic.transcoding import transcode_to_hls
-from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request
+from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request, create_upload
 from vidpipe.errors import MediaError, RequestError
+from vidpipe.jobs import Job, JobStatus
 from vidpipe.media import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
@@ -32,6 +33,19 @@ LIMITS = UploadLimits(max_bytes=50 * 1024**3, url_ttl_s=3600)
 API_CASES = [c for c in CASES if c.expected == API_4XX]
 MEDIA_CASES = [c for c in CASES if c.expected != API_4XX]
 REFERENCE_CASES = [c for c in CASES if c.expected == "FORBIDDEN_REFERENCE"]
+
+
+class RecordedJobs:
+    def __init__(self) -> None:
+        self.created: list[Job] = []
+
+    def create(self, job: Job) -> None:
+        self.created.append(job)
+
+
+class AnySigner:
+    def presigned_post(self, key: str, *, content_type: str, size: int, expires_s: int) -> dict[str, object]:
+        return {"url": "https://uploads.example.com/", "fields": {"key": key}}
 
 
 @dataclass
@@ -98,12 +112,19 @@ def test_GIVEN_a_request_the_api_refuses_WHEN_checked_THEN_its_4xx_with_a_reason
 
 
 @pytest.mark.parametrize("hostile", MEDIA_CASES, ids=lambda c: c.name)
-def test_GIVEN_an_upload_the_api_accepts_WHEN_checked_THEN_no_error(
+def test_GIVEN_an_upload_the_api_accepts_WHEN_created_THEN_a_job_awaits_it(
     hostile: HostileCase, corpus: dict[str, Path]
 ) -> None:
-    check_upload_request(
-        UploadRequest(hostile.filename, hostile.content_type, corpus[hostile.name].stat().st_size), LIMITS
+    size = corpus[hostile.name].stat().st_size
+    jobs = RecordedJobs()
+
+    create_upload(
+        UploadRequest(hostile.filename, hostile.content_type, size), limits=LIMITS, jobs=jobs, signer=AnySigner()
     )
+
+    [job] = jobs.created
+    assert job.status is JobStatus.AWAITING_UPLOAD
+    assert job.source["size"] == size
 
 
 # ------------------------------------------------------------------ the stages

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from vidpipe.errors import UnsupportedCodec
-from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg
+from vidpipe.media import CODEC_WHITELIST, find_tool, input_args, probe_media, run_ffmpeg
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -91,10 +91,21 @@ def test_GIVEN_audio_in_a_codec_outside_the_list_WHEN_probed_THEN_unsupported_co
 
 
 @pytest.mark.parametrize("clip", sorted(path.name for path in SAMPLES.glob("*.mp4")))
-def test_GIVEN_the_sample_clips_WHEN_probed_and_decoded_under_the_allow_list_THEN_they_pass(clip: str) -> None:
+def test_GIVEN_the_sample_clips_WHEN_probed_and_decoded_under_the_allow_list_THEN_they_pass(
+    clip: str, tmp_path: Path
+) -> None:
     source = probe_media(SAMPLES / clip)
+    # framecrc: one line per decoded frame, so the count proves the decoder really ran
+    frame_list = tmp_path / "frames.crc"
 
-    run_ffmpeg([*input_args(SAMPLES / clip, source.demuxer), "-t", "1", "-f", "null", "-"], timeout_s=60)
+    run_ffmpeg(
+        [*input_args(SAMPLES / clip, source.demuxer), "-map", "0:v:0", "-t", "1", "-f", "framecrc", str(frame_list)],
+        timeout_s=60,
+    )
+
+    assert source.video_codec in CODEC_WHITELIST.split(",")
+    frames = [line for line in frame_list.read_text().splitlines() if not line.startswith("#")]
+    assert len(frames) >= 1, f"{clip}: no video frame decoded"
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def frame_times(playlist: Path) -> list[float]:
     return sorted(float(packet["pts_time"]) for packet in packets["packets"])
 
 
-def check_60fps(result: TranscodeResult, folder: Path) -> None:
+def assert_60fps(result: TranscodeResult, folder: Path) -> None:
     """Every rendition: 120 frames one 60th of a second apart, declared 60.000 in the master."""
     assert result.source.frame_rate == 120  # GIVEN the source really is 120 fps
     variants = media_checks.master_variants(result.master_playlist)
@@ -61,7 +61,7 @@ def test_GIVEN_a_120_fps_clip_WHEN_transcoded_in_one_process_THEN_60_fps_renditi
 ) -> None:
     result = transcode_to_hls(clip_120fps, tmp_path / "hls", timeout_s=TIMEOUT_S, segment_s=SEGMENT_S)
 
-    check_60fps(result, tmp_path / "hls")
+    assert_60fps(result, tmp_path / "hls")
 
 
 def test_GIVEN_a_120_fps_clip_WHEN_chunked_THEN_60_fps_renditions_frame_exact_across_the_join(
@@ -73,7 +73,7 @@ def test_GIVEN_a_120_fps_clip_WHEN_chunked_THEN_60_fps_renditions_frame_exact_ac
                                on_timings=timings.append)  # fmt: skip
 
     assert len(timings[0].chunks_s) == 2  # GIVEN two chunks really were made
-    check_60fps(result, tmp_path / "hls")
+    assert_60fps(result, tmp_path / "hls")
 
 
 def test_GIVEN_a_budget_too_small_WHEN_transcoded_THEN_encode_too_costly_before_ffmpeg_runs(

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request
+from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request, create_upload
 from vidpipe.errors import ValidationFailed
+from vidpipe.jobs import Job
 
 LIMITS = UploadLimits(max_bytes=1024**3, url_ttl_s=3600)
 
 
 def request(filename: str) -> UploadRequest:
     return UploadRequest(filename=filename, content_type="video/mp4", size=1000)
+
+
+class RecordedJobs:
+    def __init__(self) -> None:
+        self.created: list[Job] = []
+
+    def create(self, job: Job) -> None:
+        self.created.append(job)
+
+
+class AnySigner:
+    def presigned_post(self, key: str, *, content_type: str, size: int, expires_s: int) -> dict[str, Any]:
+        return {"url": "https://uploads.example.com/", "fields": {"key": key}}
 
 
 @pytest.mark.parametrize(
@@ -52,5 +68,10 @@ def test_GIVEN_300_unicode_characters_WHEN_checked_THEN_validation_failed() -> N
         "C:clip.mp4",
     ],
 )
-def test_GIVEN_an_unusual_but_plain_name_WHEN_checked_THEN_accepted(filename: str) -> None:
-    check_upload_request(request(filename), LIMITS)
+def test_GIVEN_an_unusual_but_plain_name_WHEN_created_THEN_accepted_and_kept_as_given(filename: str) -> None:
+    jobs = RecordedJobs()
+
+    create_upload(request(filename), limits=LIMITS, jobs=jobs, signer=AnySigner(), new_job_id="job-1")
+
+    [job] = jobs.created
+    assert job.source["filename"] == filename

@@ -187,7 +187,9 @@ def test_GIVEN_media_or_text_without_a_leading_playlist_WHEN_checked_THEN_left_t
     upload = tmp_path / "source"
     upload.write_bytes(content)
 
-    refuse_references(upload)
+    # None is refuse_references' "not a playlist": the file goes on, untouched, to ffprobe's judgement
+    assert refuse_references(upload) is None
+    assert upload.read_bytes() == content
 
 
 # ------------------------------------------------------------------ inputs

@@ -48,6 +48,15 @@ class FakeSigner:
         }
 
 
+def accepted_source(upload: UploadRequest) -> dict[str, Any]:
+    """The source the job records when the request is accepted: create_upload checks it first and
+    raises for anything it refuses, so a recorded job is what acceptance means."""
+    jobs = FakeJobs()
+    create_upload(upload, limits=LIMITS, jobs=jobs, signer=FakeSigner(), new_job_id="job-accepted")
+    [job] = jobs.created
+    return job.source
+
+
 # ------------------------------------------------------------------ check_upload_request
 
 
@@ -69,7 +78,9 @@ def test_GIVEN_a_filename_one_char_over_the_limit_WHEN_checked_THEN_validation_f
 
 
 def test_GIVEN_a_filename_exactly_at_the_limit_WHEN_checked_THEN_accepted() -> None:
-    check_upload_request(request(filename="a" * (MAX_FILENAME_CHARS - 4) + ".mp4"), LIMITS)
+    name = "a" * (MAX_FILENAME_CHARS - 4) + ".mp4"
+
+    assert accepted_source(request(filename=name))["filename"] == name
 
 
 @pytest.mark.parametrize("filename", ["clip\x00.mp4", "clip\n.mp4", "a\rb.mp4", "bell\x07.mov", "del\x7f.mp4"])
@@ -123,7 +134,7 @@ def test_GIVEN_a_size_one_byte_over_the_limit_WHEN_checked_THEN_upload_too_large
 
 
 def test_GIVEN_a_size_exactly_at_the_limit_WHEN_checked_THEN_accepted() -> None:
-    check_upload_request(request(size=LIMITS.max_bytes), LIMITS)
+    assert accepted_source(request(size=LIMITS.max_bytes))["size"] == LIMITS.max_bytes
 
 
 @pytest.mark.parametrize(
@@ -138,7 +149,7 @@ def test_GIVEN_a_size_exactly_at_the_limit_WHEN_checked_THEN_accepted() -> None:
 def test_GIVEN_a_long_unicode_filename_within_255_characters_WHEN_checked_THEN_accepted(filename: str) -> None:
     assert len(filename) <= MAX_FILENAME_CHARS
 
-    check_upload_request(request(filename=filename), LIMITS)
+    assert accepted_source(request(filename=filename))["filename"] == filename
 
 
 @pytest.mark.parametrize(
@@ -154,8 +165,8 @@ def test_GIVEN_a_long_unicode_filename_within_255_characters_WHEN_checked_THEN_a
         "video/x-ms-wmv",
     ],
 )
-def test_GIVEN_a_video_content_type_WHEN_checked_THEN_accepted(content_type: str) -> None:
-    check_upload_request(request(content_type=content_type), LIMITS)
+def test_GIVEN_a_video_content_type_WHEN_checked_THEN_accepted_and_kept_in_lower_case(content_type: str) -> None:
+    assert accepted_source(request(content_type=content_type))["content_type"] == content_type.strip().lower()
 
 
 # ------------------------------------------------------------------ create_upload

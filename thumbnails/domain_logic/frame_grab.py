@@ -9,16 +9,12 @@ One FFmpeg process, one pass over the file, two outputs:
 
 Both hold raw frames back to back (:func:`split_frames` cuts them apart,
 :func:`planar_rgb_image` makes each a picture): one file per output rather
-than one image file per frame. On a 60 s 1080p clip, writing 65 BMP files and
-having Pillow decode them cost about 0.05 s of FFmpeg wall time (file
-creation, not instructions: callgrind counts the same) and 18 % of the
-Python side's instructions; raw frames need no decoding at all.
+than one image file per frame, so nothing is created per frame and nothing
+needs decoding.
 
-The frames are planar RGB (``gbrp``): it costs FFmpeg what the BMPs' packed
-``bgr24`` did, while packed ``rgb24`` takes a slow generic swscale path (8 %
-more FFmpeg instructions), and both packed formats shortcut chroma, where
-``gbrp`` gets every pixel's own (its tiles equal ``full_chroma_int`` rgb24
-byte for byte).
+The frames are planar RGB (``gbrp``): no dearer than a packed format, and
+every pixel gets its own chroma where packed formats shortcut it (the
+measurements behind both choices: docs/PERFORMANCE.md).
 
 Why one pass with ``-skip_frame nokey`` and the ``fps`` filter, rather than one
 fast seek (``-ss`` before ``-i``) per frame: a seek costs a process start or an
@@ -34,9 +30,9 @@ wrong, yet about a third less work than every frame on x264's default B-frames).
 
 We do not add ``-discard nokey`` (drop non-key packets in the demuxer): it was
 faster still, but with B-frames the kept packets got timestamps that put frames
-on the wrong tiles (FFmpeg 5.1, MP4; re-checked on a 29.97 fps clip: 17.117 s
-for the keyframe at 17.017 s, and the last tile lost). Under ``-filter_complex``
-FFmpeg ignores it anyway: a filter graph's input is read with nothing discarded.
+on the wrong tiles (the case seen: docs/PERFORMANCE.md). Under
+``-filter_complex`` FFmpeg ignores it anyway: a filter graph's input is read
+with nothing discarded.
 
 Everything here is pure: build the list, test the exact list.
 """
@@ -131,10 +127,8 @@ def build_frame_grab_args(
         # Decoder options, so they go before the input they apply to.
         "-skip_frame", skip.value,
         # Keyframes decode one by one: frame threads have nothing to overlap and
-        # only add start-up and hand-over cost (a quarter of the wall time on a
-        # 2-minute 720p clip; on a 60 s 1080p one 0.37 s instead of 0.30 s for
-        # the keyframe decode alone). The reference-frame pass is real decoding: let
-        # FFmpeg use every core.
+        # only add start-up and hand-over cost (measured: docs/PERFORMANCE.md).
+        # The reference-frame pass is real decoding: let FFmpeg use every core.
         *(["-threads", "1"] if skip is SkipFrames.NON_KEY else []),
         *input_args(input_path, demuxer),
         "-filter_complex", graph,

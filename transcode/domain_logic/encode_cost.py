@@ -20,12 +20,8 @@ What the stage can do is its vCPUs times its time limit: a Lambda function
 gets one vCPU per 1,769 MB of memory, at most 6. The check refuses only an
 encode that could not finish even with every vCPU busy the whole time, so an
 estimate off by a few tens of per cent never turns away an upload that would
-have made it; normal uploads sit far below the line (a 2-minute 1080p60
-source uses about half of the transcode function's budget, a 32 s chunk of
-1080p30 about 6 % of the chunk function's). The worst the probe lets through,
-8K at 240 fps, is refused on the transcode function (two minutes of it cost
-about five times its budget) but let through in 32 s chunks on the 10 GB
-chunk function (about 77 % of its budget): six vCPUs for four minutes can.
+have made it (where typical and extreme uploads sit against the line:
+docs/PERFORMANCE.md, "Measurements behind the slices").
 
 What can go wrong: :func:`check_encode_cost` raises EncodeTooCostly (final);
 :func:`lambda_vcpus` raises ValueError for memory that is not positive.
@@ -42,14 +38,8 @@ from transcode.domain_logic.ladder import Rendition, output_frame_rate
 from vidpipe.errors import EncodeTooCostly
 from vidpipe.media import SourceInfo
 
-# Throughputs in pixels per CPU-second (user + system time of FFmpeg), measured
-# with scripts/encode_throughput.py on 2026-12-02: the layer's static FFmpeg 6.0,
-# a generated 1080p30 camera-like source (testsrc2 with temporal grain, H.264 at
-# 20 Mbit/s), the default five-rung ladder with the pipeline's own arguments,
-# on a shared 2-core x86_64 machine (so rather low than high). Decoding: 391
-# Mpixel/CPU-s (an 8 Mbit/s grainless source decodes at ~900; a grainy 30 Mbit/s
-# 10-bit HEVC one at ~70). Scaling into the five rungs: 1,183 Mpixel of source
-# picture per rung. Encoding: 54.5 Mpixel of output (veryfast, capped VBR).
+# Throughputs in pixels per CPU-second of FFmpeg (user + system), rounded from a
+# run of scripts/encode_throughput.py (the run: docs/PERFORMANCE.md).
 DECODE_PIXELS_PER_CPU_S = 390_000_000
 SCALE_PIXELS_PER_CPU_S = 1_180_000_000
 ENCODE_PIXELS_PER_CPU_S = 55_000_000

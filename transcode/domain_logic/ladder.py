@@ -80,10 +80,8 @@ MAX_CRF = 32.0
 # Per title, each rung below the top gets a quality level this much lower
 # (a higher CRF, up to MAX_CRF): a small picture has already lost detail to
 # its size, so bits spent on its compression buy little that a viewer (or
-# VMAF of it scaled back up) can see. Measured by `make quality`: a better
-# level below (+1.0) spent 0.76x the fixed ladder's bits, its lower rungs
-# 2-4 VMAF above the fixed ones; -1.0 spent 0.63x but lost 1.2 VMAF at 480p;
-# -0.5 spends 0.66x within 0.7 of the fixed ladder on every rung.
+# VMAF of it scaled back up) can see. -0.5 was the best trade of the steps
+# `make quality` compared (docs/PERFORMANCE.md).
 LOWER_RUNG_CRF_STEP = -0.5
 
 

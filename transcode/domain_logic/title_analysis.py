@@ -193,9 +193,8 @@ def _window_inputs(source: Path | str, demuxer: str, windows: Sequence[SampleWin
     for window in windows:
         # Start at the keyframe at or before the window (-noaccurate_seek): any
         # stretch of the title samples it as well, and decoding from the keyframe
-        # up to an exact start costs more than the window itself on a source with
-        # sparse keyframes (measured: 2.9 against 0.9 CPU-s on a 100 Mbit/s
-        # 1080p clip). The graph's trim ends the window, and the input with it.
+        # up to an exact start can cost more than the window itself (measured:
+        # docs/PERFORMANCE.md). The graph's trim ends the window, and the input with it.
         args += ["-noaccurate_seek", "-ss", f"{window.start_s:.3f}", *source_input_args(source, demuxer)]
     return args
 
