@@ -6,9 +6,10 @@ links between filters, gives a ``split`` as many outputs as are used and escapes
 every filter option (a ``:`` or ``'`` in a path would otherwise end the option or
 the filter). We use it for the graph and nothing else. The inputs stay ours (only
 :func:`vidpipe.media.input_args` may open an upload: protocol, format and codec
-whitelists), output options stay plain arguments (ffmpeg-python 0.2.0 cannot
-spell per-stream options such as ``-b:v:1``, nor order them), and the graph runs
-under our runner (clean environment, limits), never ffmpeg-python's ``.run()``.
+whitelists), output options stay plain arguments (ffmpeg-python 0.2.0 writes
+them in alphabetical order and takes per-stream ones such as ``-b:v:1`` only as
+dictionary keys; our lists keep each option in order beside its reason), and the
+graph runs under our runner (clean environment, limits), never ffmpeg-python's ``.run()``.
 Callers import ffmpeg-python only through this module: a filter of one stream is
 that stream's ``.filter(name, *args, **options)``, ``.split()`` makes copies, and
 :func:`concat_video` and :func:`filter_of_streams` join streams.
@@ -95,7 +96,7 @@ class FilterGraph:
     def compile(self, outputs: Sequence[Stream]) -> CompiledGraph:
         """The arguments that read every input and run the graph whose results are
         ``outputs``. Raises ValueError when an input is not read by the graph (an
-        input FFmpeg only maps belongs after :attr:`CompiledGraph.args`), or when
+        input FFmpeg only maps belongs after :attr:`CompiledGraph.input_args`), or when
         ffmpeg-python does (one stream feeding two filters, for one)."""
         placeholders = [stream.output(f"{_OUTPUT_PREFIX}{index}") for index, stream in enumerate(outputs)]
         # ffmpeg-python writes a whole command: placeholder inputs, the graph and

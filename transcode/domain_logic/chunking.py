@@ -433,7 +433,7 @@ def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | Non
         args += ["-map", rung]
         if audio_path is not None:
             args += ["-map", audio_map]
-    # Plain arguments from here: ffmpeg-python 0.2.0 cannot spell -b:v:N, -var_stream_map or the HLS muxer's options.
+    # Plain arguments from here: ffmpeg-python 0.2.0 sorts output options and takes -b:v:N only as dict keys.
     # Keyframes every segment_s from the chunk's first frame: the chunk keeps the
     # source's timestamps (-copyts), so "t" does not start at 0 here.
     args += video_encoder_args(ladder, task.frame_rate, task.segment_s, chunk_relative=True)

@@ -153,7 +153,7 @@ def build_hls_args(
             # -var_stream_map counts audio outputs per type, so map it once per rung.
             args += ["-map", "0:a:0"]
 
-    # Plain arguments from here: ffmpeg-python 0.2.0 cannot spell -b:v:N, -var_stream_map or the HLS muxer's options.
+    # Plain arguments from here: ffmpeg-python 0.2.0 sorts output options and takes -b:v:N only as dict keys.
     args += video_encoder_args(ladder, rate, segment_s)
     if source.has_audio:
         # -ac 2: 5.1 is downmixed and mono upmixed, so every rendition is plain stereo.
