@@ -27,6 +27,7 @@ from pathlib import Path
 
 from transcode.domain_logic.hls import build_hls_args, ladder_filter_graph
 from transcode.domain_logic.ladder import plan_ladder
+from vidpipe.filter_graph import FilterGraph
 from vidpipe.media import ffmpeg_environment, find_tool, input_args, probe_media, run_ffmpeg
 
 SOURCE_S = 10
@@ -66,12 +67,14 @@ def main() -> None:
             lambda: run_ffmpeg([*input_args(source_path, source.demuxer), "-f", "null", "-"], timeout_s=TIMEOUT_S)
         )
 
-        graph = ladder_filter_graph(ladder, source.frame_rate)
-        outputs = [arg for index in range(len(ladder)) for arg in ("-map", f"[video{index}]")]
+        graph = FilterGraph()
+        video = graph.add_input(input_args(source_path, source.demuxer))["v:0"]
+        compiled = graph.compile(ladder_filter_graph(video, ladder, source.frame_rate))
+        outputs = [arg for rung in compiled.outputs for arg in ("-map", rung)]
         scale_cpu = (
             child_cpu_s(
                 lambda: run_ffmpeg(
-                    [*input_args(source_path, source.demuxer), "-filter_complex", graph, *outputs, "-f", "null", "-"],
+                    [*compiled.args, *outputs, "-f", "null", "-"],
                     timeout_s=TIMEOUT_S,
                 )
             )

@@ -11,7 +11,7 @@ The policy, one for every output (renditions, posters, thumbnails, sprites):
   authoring guidance asks for BT.709 SDR too.
 * **HLG and PQ** (``color_transfer`` ``arib-std-b67`` or ``smpte2084``:
   phones record HLG, HDR10 is PQ) are tone-mapped with zscale + tonemap
-  (:func:`tone_map_filters`, the recipe in ARCHITECTURE.md). Merely dropping to
+  (:func:`tone_map`, the recipe in ARCHITECTURE.md). Merely dropping to
   8 bits leaves BT.2020/HLG code values that a BT.709 screen shows washed out.
 * **SDR** sources are converted by the ``scale`` filter the ladder runs anyway
   (:func:`sdr_scale_options`): BT.601 (or other) matrix to BT.709 and full
@@ -22,7 +22,8 @@ The policy, one for every output (renditions, posters, thumbnails, sprites):
   BT.601 when SD, BT.709 when HD, limited range unless the pixel format is a
   JPEG one (``yuvj420p``), which is full range by definition.
 
-Everything here is pure: facts in, filter strings out, tested exactly. The
+Everything here is pure: facts in, filters out (ffmpeg-python streams and
+``scale`` options, see :mod:`vidpipe.filter_graph`), tested exactly. The
 probe (:func:`vidpipe.media.parse_probe`) fills :class:`VideoColour` from
 ffprobe; the transcode and thumbnails slices build their filters with it.
 """
@@ -31,7 +32,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vidpipe.filter_graph import Stream
 
 HLG = "arib-std-b67"
 PQ = "smpte2084"
@@ -145,10 +149,11 @@ def assume_untagged(colour: VideoColour, width: int, height: int) -> VideoColour
     return replace(colour, matrix=matrix, range=colour_range)
 
 
-def tone_map_filters(colour: VideoColour, *, pixel_format: str = "yuv420p") -> str:
-    """The filter chain that tone-maps HLG or PQ frames to SDR BT.709 and ends
-    in ``pixel_format``: ``yuv420p`` (limited range) for video, ``gbrp`` for
-    stills. ValueError for an SDR source (nothing to tone-map).
+def tone_map(video: Stream, colour: VideoColour, *, pixel_format: str = "yuv420p") -> Stream:
+    """``video`` (an ffmpeg-python stream, see :mod:`vidpipe.filter_graph`)
+    tone-mapped from HLG or PQ to SDR BT.709, ending in ``pixel_format``:
+    ``yuv420p`` (limited range) for video, ``gbrp`` for stills. ValueError for
+    an SDR source (nothing to tone-map).
 
     The source's transfer, primaries, matrix and range are given to zscale
     rather than read from the frames: a file whose container and bitstream
@@ -159,55 +164,64 @@ def tone_map_filters(colour: VideoColour, *, pixel_format: str = "yuv420p") -> s
         raise ValueError(f"transfer {colour.transfer!r} is not HDR: nothing to tone-map")
     primaries = colour.primaries if colour.primaries in ("bt2020", BT709) else "bt2020"
     matrix = colour.matrix if colour.matrix in (BT2020_MATRIX, "bt2020c", BT709) else BT2020_MATRIX
-    linear = (
-        f"zscale=tin={colour.transfer}:pin={primaries}:min={matrix}:rin={'pc' if colour.is_full_range else 'tv'}"
-        f":t=linear:npl={TONE_MAP_NOMINAL_PEAK_NITS}"
+    linear = video.filter(
+        "zscale",
+        tin=colour.transfer,
+        pin=primaries,
+        min=matrix,
+        rin="pc" if colour.is_full_range else "tv",
+        t="linear",
+        npl=TONE_MAP_NOMINAL_PEAK_NITS,
     )
     # tonemap works on linear float RGB; zscale converts the primaries there too.
-    steps = [linear, "format=gbrpf32le", f"zscale=p={BT709}", "tonemap=tonemap=hable:desat=0"]
+    sdr = linear.filter("format", "gbrpf32le").filter("zscale", p=BT709).filter("tonemap", tonemap="hable", desat=0)
     if pixel_format.startswith("gbr"):
-        steps += [f"zscale=t={BT709}", f"format={pixel_format}"]
+        sdr = sdr.filter("zscale", t=BT709)
     else:
-        steps += [f"zscale=t={BT709}:m={BT709}:r=tv", f"format={pixel_format}"]
-    return ",".join(steps)
+        sdr = sdr.filter("zscale", t=BT709, m=BT709, r="tv")
+    return sdr.filter("format", pixel_format)
 
 
-def sdr_scale_options(colour: VideoColour) -> str:
-    """Options for a ``scale`` filter (``in_color_matrix=...``, joined with
-    ``:``) that turn an SDR source's YUV into BT.709 limited range while it
-    resizes; ``""`` when there is nothing to convert (already BT.709 limited,
-    or HDR, whose tone-map ends in BT.709 limited). ``colour`` should have been
+def sdr_scale_options(colour: VideoColour) -> dict[str, str]:
+    """Options for a ``scale`` filter (``in_color_matrix=...``, as keyword
+    arguments) that turn an SDR source's YUV into BT.709 limited range while it
+    resizes; none when there is nothing to convert (already BT.709 limited, or
+    HDR, whose tone-map ends in BT.709 limited). ``colour`` should have been
     through :func:`assume_untagged`; an unstated matrix counts as BT.709.
 
     RGB sources get only the output side: swscale would otherwise make their
     YUV with its BT.601 default, which the BT.709 tag would then misdescribe."""
     if colour.is_hdr:
-        return ""
+        return {}
     if colour.is_rgb:
-        return f"out_color_matrix={BT709}:out_range=tv"
+        return {"out_color_matrix": BT709, "out_range": "tv"}
     matrix = _SCALE_MATRIX.get(colour.matrix or BT709, BT709)
     if matrix == BT709 and not colour.is_full_range:
-        return ""
-    in_range = "pc" if colour.is_full_range else "tv"
-    return f"in_color_matrix={matrix}:out_color_matrix={BT709}:in_range={in_range}:out_range=tv"
+        return {}
+    return {
+        "in_color_matrix": matrix,
+        "out_color_matrix": BT709,
+        "in_range": "pc" if colour.is_full_range else "tv",
+        "out_range": "tv",
+    }
 
 
-def rgb_scale_options(colour: VideoColour) -> str:
+def rgb_scale_options(colour: VideoColour) -> dict[str, str]:
     """Options for a ``scale`` filter that makes RGB stills (thumbnails) from
     an SDR source: its own matrix and range, not swscale's BT.601 default.
-    ``""`` for RGB sources, which need no matrix. Resolve untagged sources with
+    None for RGB sources, which need no matrix. Resolve untagged sources with
     :func:`assume_untagged` first."""
     if colour.is_rgb:
-        return ""
+        return {}
     matrix = _SCALE_MATRIX.get(colour.matrix or BT709, BT709)
-    return f"in_color_matrix={matrix}:in_range={'pc' if colour.is_full_range else 'tv'}"
+    return {"in_color_matrix": matrix, "in_range": "pc" if colour.is_full_range else "tv"}
 
 
-def ladder_prefilter(colour: VideoColour, size: tuple[int, int]) -> str:
-    """What the ladder's graph runs once, before it splits the picture into
-    rungs: for HDR, a resize to ``size`` (the top rung) and the tone-map; ``""``
-    for SDR, whose conversion rides each rung's own ``scale``
-    (:func:`sdr_scale_options`).
+def ladder_prefilter(video: Stream, colour: VideoColour, size: tuple[int, int]) -> Stream:
+    """What the ladder's graph runs once on ``video``, before it splits the
+    picture into rungs: for HDR, a resize to ``size`` (the top rung) and the
+    tone-map; nothing for SDR (``video`` comes back as it was), whose
+    conversion rides each rung's own ``scale`` (:func:`sdr_scale_options`).
 
     Once, at the top rung's size, because the tone-map is float32 work on every
     pixel. Measured on a 1080p HLG clip (60 frames, static FFmpeg 6.0, one
@@ -217,6 +231,6 @@ def ladder_prefilter(colour: VideoColour, size: tuple[int, int]) -> str:
     split and 8.0 s per rung. Resizing first keeps a 4K phone clip's tone-map
     at 1080p cost."""
     if not colour.is_hdr:
-        return ""
+        return video
     width, height = size
-    return f"scale={width}:{height},{tone_map_filters(colour)}"
+    return tone_map(video.filter("scale", width, height), colour)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import media_checks
+from tests.filter_graph_text import filters_in, graph_of
 from transcode.domain_logic.chunking import (
     ChunkBounds,
     ChunkOutput,
@@ -140,11 +141,12 @@ def test_GIVEN_a_chunk_WHEN_args_built_THEN_it_reads_its_part_trims_exactly_and_
         "-itsoffset",
     ]  # fmt: skip
     assert float(args[15]) == pytest.approx(1500 * 1024 / 48000)
-    graph = args[args.index("-filter_complex") + 1]
     # constant rate on the whole file's grid from the last slot before the seek, then the chunk's exact frames
-    assert graph.startswith(
-        f"[0:v:0]fps=fps=30/1:start_time={30 + 29 / 30:.6f},trim=start={32 - EARLY:.6f}:end={64 - EARLY:.6f},split="
-    )
+    assert filters_in(graph_of(args))[:3] == [
+        f"fps=fps=30/1:start_time={30 + 29 / 30:.6f}",
+        f"trim=end={64 - EARLY:.6f}:start={32 - EARLY:.6f}",
+        "split=4",
+    ]
     assert args[args.index("-c:a") : args.index("-c:a") + 2] == ["-c:a", "copy"]
     encoder = video_encoder_args(ladder, Fraction(30), 4, chunk_relative=True)
     start = args.index("-c:v")
@@ -163,7 +165,7 @@ def test_GIVEN_the_first_chunk_WHEN_args_built_THEN_no_seek_and_only_an_end_trim
     args = build_chunk_args(middle_task(0), Path("/w/source"), None, Path("/w/out"))
 
     assert "-ss" not in args and "-map" in args and "1:a:0" not in args
-    assert args[args.index("-filter_complex") + 1].startswith(f"[0:v:0]fps=fps=30/1,trim=end={32 - EARLY:.6f},split=")
+    assert filters_in(graph_of(args))[:3] == ["fps=fps=30/1", f"trim=end={32 - EARLY:.6f}", "split=4"]
 
 
 def adts_frame(payload: bytes) -> bytes:
@@ -240,10 +242,10 @@ def test_GIVEN_a_120_fps_source_WHEN_planned_and_tasked_THEN_cuts_and_grid_are_t
     assert plan.chunks[1].start_s == pytest.approx(0.5 + 32 - quarter_output_frame)
     assert task.frame_rate == Fraction(60)
     assert ChunkTask.from_dict(task.to_dict()).frame_rate == Fraction(60)
-    graph = build_chunk_args(task, Path("/w/source"), None, Path("/w/out"))
-    graph = graph[graph.index("-filter_complex") + 1]
+    graph = graph_of(build_chunk_args(task, Path("/w/source"), None, Path("/w/out")))
     # the grid starts on the whole file's 60 fps grid (from its first frame at 0.5 s),
     # at the last slot before the seek target (32.5 - 1/240 - 1 s)
-    assert graph.startswith(f"[0:v:0]fps=fps=60/1:start_time={0.5 + 1859 / 60:.6f},trim=")
+    assert filters_in(graph)[0] == f"fps=fps=60/1:start_time={0.5 + 1859 / 60:.6f}"
+    assert filters_in(graph)[1].startswith("trim=")
     encoder = build_chunk_args(task, Path("/w/source"), None, Path("/w/out"))
     assert encoder[encoder.index("-g") + 1] == "240"

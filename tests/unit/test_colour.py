@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.filter_graph_text import filters_applied, filters_in, graph_of
 from thumbnails.domain_logic.frame_grab import SkipFrames, build_frame_grab_args
 from transcode.domain_logic.chunking import ChunkTask, build_chunk_args, plan_chunks
 from transcode.domain_logic.hls import build_hls_args
@@ -21,9 +22,10 @@ from vidpipe.colour import (
     ladder_prefilter,
     rgb_scale_options,
     sdr_scale_options,
-    tone_map_filters,
+    tone_map,
 )
-from vidpipe.media import SourceInfo, parse_probe
+from vidpipe.filter_graph import FilterGraph
+from vidpipe.media import SourceInfo, input_args, parse_probe
 
 # What ffprobe reports for an iPhone's default recording (HEVC 10-bit, HLG) and an HDR10 file.
 IPHONE_HLG = VideoColour(
@@ -32,10 +34,16 @@ IPHONE_HLG = VideoColour(
 HDR10_PQ = VideoColour(
     transfer="smpte2084", primaries="bt2020", matrix="bt2020nc", range="tv", pixel_format="yuv420p10le"
 )
-HLG_TO_SDR = (
-    "zscale=tin=arib-std-b67:pin=bt2020:min=bt2020nc:rin=tv:t=linear:npl=100,format=gbrpf32le,"
-    "zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
-)
+# ffmpeg-python writes a filter's keyword options in alphabetical order.
+HLG_TO_SDR = [
+    "zscale=min=bt2020nc:npl=100:pin=bt2020:rin=tv:t=linear:tin=arib-std-b67",
+    "format=gbrpf32le",
+    "zscale=p=bt709",
+    "tonemap=desat=0:tonemap=hable",
+    "zscale=m=bt709:r=tv:t=bt709",
+    "format=yuv420p",
+]
+BT601_TO_BT709 = {"in_color_matrix": "bt601", "out_color_matrix": "bt709", "in_range": "tv", "out_range": "tv"}
 BT709_TAGS = ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv"]
 
 
@@ -55,8 +63,8 @@ def source_info(width: int, height: int, colour: VideoColour, *, rotation: int =
     )
 
 
-def graph_of(args: list[str]) -> str:
-    return args[args.index("-filter_complex") + 1]
+def rung(width: int, height: int, scale_options: str = "") -> list[str]:
+    return [f"scale={width}:{height}{scale_options}", "setsar=1", "format=yuv420p"]
 
 
 # ------------------------------------------------------------------ the probe
@@ -131,59 +139,65 @@ def test_GIVEN_tagged_sources_WHEN_assumed_THEN_their_own_tags_stand() -> None:
 
 
 def test_GIVEN_hlg_WHEN_tone_map_built_THEN_the_recipe_with_the_sources_own_properties() -> None:
-    assert tone_map_filters(IPHONE_HLG) == HLG_TO_SDR
+    assert filters_applied(lambda video: tone_map(video, IPHONE_HLG)) == HLG_TO_SDR
 
 
 def test_GIVEN_pq_for_stills_WHEN_tone_map_built_THEN_it_ends_in_planar_rgb() -> None:
-    assert tone_map_filters(HDR10_PQ, pixel_format="gbrp") == (
-        "zscale=tin=smpte2084:pin=bt2020:min=bt2020nc:rin=tv:t=linear:npl=100,format=gbrpf32le,"
-        "zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709,format=gbrp"
-    )
+    assert filters_applied(lambda video: tone_map(video, HDR10_PQ, pixel_format="gbrp")) == [
+        "zscale=min=bt2020nc:npl=100:pin=bt2020:rin=tv:t=linear:tin=smpte2084",
+        "format=gbrpf32le",
+        "zscale=p=bt709",
+        "tonemap=desat=0:tonemap=hable",
+        "zscale=t=bt709",
+        "format=gbrp",
+    ]
 
 
 def test_GIVEN_hdr_with_odd_tags_WHEN_tone_map_built_THEN_bt2020_assumed_and_full_range_read() -> None:
     colour = VideoColour(transfer="smpte2084", primaries="unknown-ish", matrix="gbr", range="pc")
 
-    assert tone_map_filters(colour).startswith("zscale=tin=smpte2084:pin=bt2020:min=bt2020nc:rin=pc:")
+    linear = filters_applied(lambda video: tone_map(video, colour))[0]
+    assert linear == "zscale=min=bt2020nc:npl=100:pin=bt2020:rin=pc:t=linear:tin=smpte2084"
 
 
 def test_GIVEN_sdr_WHEN_tone_map_asked_THEN_value_error() -> None:
     with pytest.raises(ValueError, match="not HDR"):
-        tone_map_filters(SDR_BT709)
+        filters_applied(lambda video: tone_map(video, SDR_BT709))
 
 
 @pytest.mark.parametrize(
     ("colour", "options"),
     [
-        (SDR_BT709, ""),
-        (VideoColour(matrix="bt709", range="tv"), ""),
-        (VideoColour(matrix="smpte170m", range="tv"),
-         "in_color_matrix=bt601:out_color_matrix=bt709:in_range=tv:out_range=tv"),
-        (VideoColour(matrix="bt470bg", range="tv"),
-         "in_color_matrix=bt601:out_color_matrix=bt709:in_range=tv:out_range=tv"),
-        (VideoColour(matrix="bt709", range="pc"),
-         "in_color_matrix=bt709:out_color_matrix=bt709:in_range=pc:out_range=tv"),
-        (VideoColour(matrix="smpte170m", range="pc", pixel_format="yuvj420p"),
-         "in_color_matrix=bt601:out_color_matrix=bt709:in_range=pc:out_range=tv"),
-        (VideoColour(matrix="gbr", pixel_format="gbrp"), "out_color_matrix=bt709:out_range=tv"),
-        (IPHONE_HLG, ""),  # the tone-map already ends in BT.709 limited
+        (SDR_BT709, {}),
+        (VideoColour(matrix="bt709", range="tv"), {}),
+        (VideoColour(matrix="smpte170m", range="tv"), BT601_TO_BT709),
+        (VideoColour(matrix="bt470bg", range="tv"), BT601_TO_BT709),
+        (VideoColour(matrix="bt709", range="pc"), {**BT601_TO_BT709, "in_color_matrix": "bt709", "in_range": "pc"}),
+        (VideoColour(matrix="smpte170m", range="pc", pixel_format="yuvj420p"), {**BT601_TO_BT709, "in_range": "pc"}),
+        (VideoColour(matrix="gbr", pixel_format="gbrp"), {"out_color_matrix": "bt709", "out_range": "tv"}),
+        (IPHONE_HLG, {}),  # the tone-map already ends in BT.709 limited
     ],
 )  # fmt: skip
 def test_GIVEN_a_source_WHEN_scale_options_built_THEN_converted_to_bt709_limited_only_when_needed(
-    colour: VideoColour, options: str
+    colour: VideoColour, options: dict[str, str]
 ) -> None:
     assert sdr_scale_options(colour) == options
 
 
 def test_GIVEN_sources_WHEN_rgb_options_built_THEN_their_own_matrix_and_range() -> None:
-    assert rgb_scale_options(VideoColour(matrix="smpte170m", range="pc")) == "in_color_matrix=bt601:in_range=pc"
-    assert rgb_scale_options(SDR_BT709) == "in_color_matrix=bt709:in_range=tv"
-    assert rgb_scale_options(VideoColour(pixel_format="gbrp")) == ""
+    assert rgb_scale_options(VideoColour(matrix="smpte170m", range="pc")) == {
+        "in_color_matrix": "bt601",
+        "in_range": "pc",
+    }
+    assert rgb_scale_options(SDR_BT709) == {"in_color_matrix": "bt709", "in_range": "tv"}
+    assert rgb_scale_options(VideoColour(pixel_format="gbrp")) == {}
 
 
 def test_GIVEN_hdr_WHEN_ladder_prefilter_built_THEN_resized_to_the_top_rung_then_tone_mapped_once() -> None:
-    assert ladder_prefilter(IPHONE_HLG, (1920, 1080)) == f"scale=1920:1080,{HLG_TO_SDR}"
-    assert ladder_prefilter(SDR_BT709, (1920, 1080)) == ""
+    resized_then_mapped = filters_applied(lambda video: ladder_prefilter(video, IPHONE_HLG, (1920, 1080)))
+    assert resized_then_mapped == ["scale=1920:1080", *HLG_TO_SDR]
+    video = FilterGraph().add_input(input_args(Path("/in/source"), "mov"))["v:0"]
+    assert ladder_prefilter(video, SDR_BT709, (1920, 1080)) is video  # SDR: nothing before the split
 
 
 # ------------------------------------------------------------------ where the filters go
@@ -194,14 +208,10 @@ def test_GIVEN_a_4k_hlg_phone_clip_WHEN_ladder_args_built_THEN_tone_mapped_once_
 
     args = build_hls_args(Path("/in/source"), info, plan_ladder(info), Path("/out"))
 
-    assert graph_of(args) == (
-        f"[0:v:0]fps=fps=30/1,scale=1920:1080,{HLG_TO_SDR},split=5[split0][split1][split2][split3][split4];"
-        "[split0]scale=1920:1080,setsar=1,format=yuv420p[video0];"
-        "[split1]scale=1280:720,setsar=1,format=yuv420p[video1];"
-        "[split2]scale=854:480,setsar=1,format=yuv420p[video2];"
-        "[split3]scale=640:360,setsar=1,format=yuv420p[video3];"
-        "[split4]scale=426:240,setsar=1,format=yuv420p[video4]"
-    )
+    assert filters_in(graph_of(args)) == [
+        "fps=fps=30/1", "scale=1920:1080", *HLG_TO_SDR, "split=5",
+        *rung(1920, 1080), *rung(1280, 720), *rung(854, 480), *rung(640, 360), *rung(426, 240),
+    ]  # fmt: skip
     position = args.index("-color_primaries")
     assert args[position : position + len(BT709_TAGS)] == BT709_TAGS
 
@@ -211,13 +221,8 @@ def test_GIVEN_an_untagged_sd_source_WHEN_ladder_args_built_THEN_each_rung_conve
 
     graph = graph_of(build_hls_args(Path("/in/source"), info, plan_ladder(info), Path("/out")))
 
-    assert graph == (
-        "[0:v:0]fps=fps=30/1,split=2[split0][split1];"
-        "[split0]scale=640:360:in_color_matrix=bt601:out_color_matrix=bt709:in_range=tv:out_range=tv,"
-        "setsar=1,format=yuv420p[video0];"
-        "[split1]scale=426:240:in_color_matrix=bt601:out_color_matrix=bt709:in_range=tv:out_range=tv,"
-        "setsar=1,format=yuv420p[video1]"
-    )
+    to_bt709 = ":in_color_matrix=bt601:in_range=tv:out_color_matrix=bt709:out_range=tv"
+    assert filters_in(graph) == ["fps=fps=30/1", "split=2", *rung(640, 360, to_bt709), *rung(426, 240, to_bt709)]
 
 
 def test_GIVEN_a_full_range_hd_source_WHEN_ladder_args_built_THEN_squeezed_to_limited_range() -> None:
@@ -225,7 +230,7 @@ def test_GIVEN_a_full_range_hd_source_WHEN_ladder_args_built_THEN_squeezed_to_li
 
     graph = graph_of(build_hls_args(Path("/in/source"), info, plan_ladder(info), Path("/out")))
 
-    assert "[split0]scale=1280:720:in_color_matrix=bt709:out_color_matrix=bt709:in_range=pc:out_range=tv," in graph
+    assert "scale=1280:720:in_color_matrix=bt709:in_range=pc:out_color_matrix=bt709:out_range=tv" in filters_in(graph)
 
 
 def test_GIVEN_a_pq_source_WHEN_chunked_THEN_every_chunk_tone_maps_like_the_single_pass() -> None:
@@ -238,9 +243,12 @@ def test_GIVEN_a_pq_source_WHEN_chunked_THEN_every_chunk_tone_maps_like_the_sing
     single_graph = graph_of(build_hls_args(Path("/in/source"), info, ladder, Path("/out")))
 
     assert task.colour == HDR10_PQ
-    tone_map = f"scale=1920:1080,{tone_map_filters(HDR10_PQ)},split=5"
-    assert tone_map in chunk_graph and tone_map in single_graph
-    assert chunk_graph.partition(tone_map)[2] == single_graph.partition(tone_map)[2]
+    to_sdr = ["scale=1920:1080", *filters_applied(lambda video: tone_map(video, HDR10_PQ)), "split=5"]
+    chunk_filters, single_filters = filters_in(chunk_graph), filters_in(single_graph)
+    # the chunk's fps and trim, then the very filters of the single pass
+    assert [name.partition("=")[0] for name in chunk_filters[:2]] == ["fps", "trim"]
+    assert chunk_filters[2:] == single_filters[1:]
+    assert single_filters[1 : 1 + len(to_sdr)] == to_sdr
 
 
 def test_GIVEN_a_chunk_task_from_before_colour_WHEN_read_THEN_plain_bt709() -> None:
@@ -268,12 +276,12 @@ def test_GIVEN_an_hlg_clip_WHEN_frame_grab_built_THEN_tiles_and_candidates_tone_
         colour=IPHONE_HLG,
     )
 
-    to_rgb = tone_map_filters(IPHONE_HLG, pixel_format="gbrp")
-    assert graph_of(args) == (
-        "[0:V:0]fps=fps=1:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"
-        f"[slots]scale=160:90:flags=area,{to_rgb}[tiles];"
-        f"[offered]select='eq(n,1)',scale=1280:720:flags=area,{to_rgb}[candidates]"
-    )
+    to_rgb = filters_applied(lambda video: tone_map(video, IPHONE_HLG, pixel_format="gbrp"))
+    assert filters_in(graph_of(args)) == [
+        "fps=eof_action=pass:fps=1:round=near:start_time=0", "split=2",
+        "scale=160:90:flags=area", *to_rgb,
+        "select=expr=eq(n\\,1)", "scale=1280:720:flags=area", *to_rgb,
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------ MediaConvert

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.filter_graph_text import filters_in, graph_of
 from transcode.domain_logic.hls import (
     PlaylistMeasurement,
     build_hls_args,
@@ -62,15 +63,15 @@ def test_GIVEN_720p_stereo_source_WHEN_args_built_THEN_one_decode_four_rungs_wit
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/scratch/job/source",
         "-filter_complex",
-        "[0:v:0]fps=fps=30/1,split=4[split0][split1][split2][split3];"
-        "[split0]scale=1280:720,setsar=1,format=yuv420p[video0];"
-        "[split1]scale=854:480,setsar=1,format=yuv420p[video1];"
-        "[split2]scale=640:360,setsar=1,format=yuv420p[video2];"
-        "[split3]scale=426:240,setsar=1,format=yuv420p[video3]",
-        "-map", "[video0]", "-map", "0:a:0",
-        "-map", "[video1]", "-map", "0:a:0",
-        "-map", "[video2]", "-map", "0:a:0",
-        "-map", "[video3]", "-map", "0:a:0",
+        "[0:v:0]fps=fps=30/1[s0];[s0]split=4[s1][s2][s3][s4];"
+        "[s1]scale=1280:720[s5];[s5]setsar=1[s6];[s6]format=yuv420p[s7];"
+        "[s2]scale=854:480[s8];[s8]setsar=1[s9];[s9]format=yuv420p[s10];"
+        "[s3]scale=640:360[s11];[s11]setsar=1[s12];[s12]format=yuv420p[s13];"
+        "[s4]scale=426:240[s14];[s14]setsar=1[s15];[s15]format=yuv420p[s16]",
+        "-map", "[s7]", "-map", "0:a:0",
+        "-map", "[s10]", "-map", "0:a:0",
+        "-map", "[s13]", "-map", "0:a:0",
+        "-map", "[s16]", "-map", "0:a:0",
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
         "-sc_threshold", "0", "-g", "120", "-force_key_frames", "expr:gte(t,n_forced*4)",
         "-b:v:0", "2800k", "-maxrate:v:0", "3500k", "-bufsize:v:0", "7000k", "-level:v:0", "3.1",
@@ -98,11 +99,11 @@ def test_GIVEN_source_without_audio_WHEN_args_built_THEN_no_audio_map_codec_or_s
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/scratch/job/source",
         "-filter_complex",
-        "[0:v:0]fps=fps=30/1,split=2[split0][split1];"
-        "[split0]scale=640:360,setsar=1,format=yuv420p[video0];"
-        "[split1]scale=426:240,setsar=1,format=yuv420p[video1]",
-        "-map", "[video0]",
-        "-map", "[video1]",
+        "[0:v:0]fps=fps=30/1[s0];[s0]split=2[s1][s2];"
+        "[s1]scale=640:360[s3];[s3]setsar=1[s4];[s4]format=yuv420p[s5];"
+        "[s2]scale=426:240[s6];[s6]setsar=1[s7];[s7]format=yuv420p[s8]",
+        "-map", "[s5]",
+        "-map", "[s8]",
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
         "-sc_threshold", "0", "-g", "120", "-force_key_frames", "expr:gte(t,n_forced*4)",
         "-b:v:0", "800k", "-maxrate:v:0", "1000k", "-bufsize:v:0", "2000k", "-level:v:0", "3.0",
@@ -126,13 +127,13 @@ def test_GIVEN_5_1_source_at_25_fps_WHEN_args_built_THEN_downmixed_to_stereo_and
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/scratch/job/source",
         "-filter_complex",
-        "[0:v:0]fps=fps=25/1,split=3[split0][split1][split2];"
-        "[split0]scale=854:480,setsar=1,format=yuv420p[video0];"
-        "[split1]scale=640:360,setsar=1,format=yuv420p[video1];"
-        "[split2]scale=428:240,setsar=1,format=yuv420p[video2]",
-        "-map", "[video0]", "-map", "0:a:0",
-        "-map", "[video1]", "-map", "0:a:0",
-        "-map", "[video2]", "-map", "0:a:0",
+        "[0:v:0]fps=fps=25/1[s0];[s0]split=3[s1][s2][s3];"
+        "[s1]scale=854:480[s4];[s4]setsar=1[s5];[s5]format=yuv420p[s6];"
+        "[s2]scale=640:360[s7];[s7]setsar=1[s8];[s8]format=yuv420p[s9];"
+        "[s3]scale=428:240[s10];[s10]setsar=1[s11];[s11]format=yuv420p[s12]",
+        "-map", "[s6]", "-map", "0:a:0",
+        "-map", "[s9]", "-map", "0:a:0",
+        "-map", "[s12]", "-map", "0:a:0",
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
         "-sc_threshold", "0", "-g", "150", "-force_key_frames", "expr:gte(t,n_forced*6)",
         "-b:v:0", "1400k", "-maxrate:v:0", "1750k", "-bufsize:v:0", "3500k", "-level:v:0", "3.0",
@@ -155,8 +156,8 @@ def test_GIVEN_rotated_phone_clip_WHEN_args_built_THEN_scaled_to_portrait_displa
 
     args = build_hls_args(INPUT, info, plan_ladder(info, FIXED), OUTPUT)
 
-    graph = args[args.index("-filter_complex") + 1]
-    assert "[split0]scale=1080:1920,setsar=1,format=yuv420p[video0]" in graph
+    # the top rung: fps, split, then its scale
+    assert filters_in(graph_of(args))[2:5] == ["scale=1080:1920", "setsar=1", "format=yuv420p"]
     assert args[args.index("-level:v:0") + 1] == "4.0"
 
 
@@ -304,10 +305,10 @@ def test_GIVEN_a_119_88_fps_1080p_source_WHEN_args_built_THEN_fps_gop_and_levels
 
     args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
 
-    graph = args[args.index("-filter_complex") + 1]
     # one fps filter before the split: every rung at 59.94, every second frame of the source
-    assert graph.startswith("[0:v:0]fps=fps=60000/1001,split=5[split0]")
-    assert graph.count("fps=fps=") == 1
+    filters = filters_in(graph_of(args))
+    assert filters[:2] == ["fps=fps=60000/1001", "split=5"]
+    assert sum(1 for name in filters if name.startswith("fps=")) == 1
     assert args[args.index("-g") + 1] == "240"  # 4 s at 59.94, rounded up (480 at the source's rate)
     levels = [args[index + 1] for index, arg in enumerate(args) if arg.startswith("-level:v:")]
     assert levels == ["4.2", "3.2", "3.1", "3.1", "3.0"]  # 1080p at 60 is 4.2; at 120 it would be 5.1
@@ -318,5 +319,5 @@ def test_GIVEN_a_60_fps_source_WHEN_args_built_THEN_its_rate_is_kept() -> None:
 
     args = build_hls_args(INPUT, info, plan_ladder(info), OUTPUT)
 
-    assert args[args.index("-filter_complex") + 1].startswith("[0:v:0]fps=fps=60/1,split=4")
+    assert filters_in(graph_of(args))[:2] == ["fps=fps=60/1", "split=4"]
     assert args[args.index("-g") + 1] == "240"

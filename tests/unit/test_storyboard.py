@@ -12,12 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from tests.filter_graph_text import filters_applied, filters_in, graph_of
 from tests.vtt_checks import assert_storyboard_consistent, parse_vtt
 from thumbnails.domain_logic.frame_grab import (
     SkipFrames,
-    build_fps_filter,
     build_frame_grab_args,
     count_unfilled_slots,
+    one_frame_per_interval,
     planar_rgb_image,
     split_frames,
 )
@@ -302,7 +303,8 @@ def test_given_no_candidates_when_choosing_the_poster_then_value_error() -> None
 def test_given_an_interval_when_building_the_fps_filter_then_one_frame_per_interval(
     interval_ms: int, rate: str
 ) -> None:
-    assert build_fps_filter(interval_ms) == f"fps=fps={rate}:start_time=0:round=near:eof_action=pass"
+    sampled = filters_applied(lambda video: one_frame_per_interval(video, interval_ms))
+    assert sampled == [f"fps=eof_action=pass:fps={rate}:round=near:start_time=0"]
 
 
 def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list() -> None:
@@ -323,13 +325,14 @@ def test_given_a_plan_when_building_the_keyframe_grab_then_exact_argument_list()
         "-protocol_whitelist", "file", "-f", "mov", "-format_whitelist", "mov", "-codec_whitelist", CODEC_WHITELIST,
         "-i", "file:/in/source",
         "-filter_complex",
-        "[0:V:0]fps=fps=1/2:start_time=0:round=near:eof_action=pass,split=2[slots][offered];"
+        "[0:V:0]fps=eof_action=pass:fps=1/2:round=near:start_time=0[s0];[s0]split=2[s1][s2];"
         # The matrix and range named: swscale would read an untagged frame as BT.601.
-        "[slots]scale=160:90:flags=area:in_color_matrix=bt709:in_range=tv,format=gbrp[tiles];"
-        "[offered]select='eq(n,6)+eq(n,18)+eq(n,30)',"
-        "scale=1280:720:flags=area:in_color_matrix=bt709:in_range=tv,format=gbrp[candidates]",
-        "-map", "[tiles]", "-frames:v", "60", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/tiles.rgb",
-        "-map", "[candidates]", "-frames:v", "3", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/candidates.rgb",
+        "[s1]scale=160:90:flags=area:in_color_matrix=bt709:in_range=tv[s3];[s3]format=gbrp[s4];"
+        # ffmpeg-python escapes the commas inside eq() so they do not split the chain.
+        "[s2]select=expr=eq(n\\,6)+eq(n\\,18)+eq(n\\,30)[s5];"
+        "[s5]scale=1280:720:flags=area:in_color_matrix=bt709:in_range=tv[s6];[s6]format=gbrp[s7]",
+        "-map", "[s4]", "-frames:v", "60", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/tiles.rgb",
+        "-map", "[s7]", "-frames:v", "3", "-fps_mode", "passthrough", "-f", "rawvideo", "/work/candidates.rgb",
     ]  # fmt: skip
 
 
@@ -351,7 +354,12 @@ def test_given_sparse_keyframes_when_building_the_fallback_grab_then_reference_f
         "-protocol_whitelist", "file", "-f", "matroska", "-format_whitelist", "matroska",
         "-codec_whitelist", CODEC_WHITELIST, "-i", "file:clip.mp4",
     ]  # fmt: skip
-    assert "select='eq(n,0)',scale=720:1280" in args[13]
+    assert filters_in(graph_of(args))[2:6] == [
+        "scale=90:160:flags=area:in_color_matrix=bt709:in_range=tv",
+        "format=gbrp",
+        "select=expr=eq(n\\,0)",
+        "scale=720:1280:flags=area:in_color_matrix=bt709:in_range=tv",
+    ]
 
 
 @pytest.mark.parametrize(("tile_count", "slots"), [(0, (0,)), (3, ()), (3, (3,)), (3, (-1,))])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.filter_graph_text import graph_of
 from transcode.domain_logic import transcoding
 from transcode.domain_logic.ladder import DEFAULT_LADDER, MAX_CRF, MIN_CRF, Rendition, plan_ladder
 from transcode.domain_logic.title_analysis import (
@@ -92,12 +93,14 @@ def test_GIVEN_windows_WHEN_probe_encode_args_built_THEN_one_decode_a_lossless_r
     # Each window trimmed to its length and put on the grid before the join (after
     # it, fps would repeat frames across the joined timestamps).
     assert graph == (
-        "[0:v:0]trim=duration=2.000,fps=fps=30000/1001,setpts=PTS-STARTPTS[window0];"
-        "[1:v:0]trim=duration=2.000,fps=fps=30000/1001,setpts=PTS-STARTPTS[window1];"
-        "[window0][window1]concat=n=2:v=1:a=0,scale=960:540,setsar=1,format=yuv420p,setpts=PTS-STARTPTS[sampled];"
-        "[sampled]split=3[reference][probe0][probe1]"
+        "[0:v:0]trim=duration=2.000[s0];[s0]fps=fps=30000/1001[s1];[s1]setpts=PTS-STARTPTS[s2];"
+        "[1:v:0]trim=duration=2.000[s3];[s3]fps=fps=30000/1001[s4];[s4]setpts=PTS-STARTPTS[s5];"
+        "[s2][s5]concat=a=0:n=2:v=1[s6];"
+        "[s6]scale=960:540[s7];[s7]setsar=1[s8];[s8]format=yuv420p[s9];[s9]setpts=PTS-STARTPTS[s10];"
+        "[s10]split=3[s11][s12][s13]"
     )
-    assert args[args.index("[reference]") + 1 : args.index("[reference]") + 7] == [
+    # the split's first copy is the reference
+    assert args[args.index("[s11]") + 1 : args.index("[s11]") + 7] == [
         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
     ]  # fmt: skip
     assert [args[i + 1] for i, arg in enumerate(args) if arg == "-crf"] == ["22", "28"]
@@ -109,15 +112,20 @@ def test_GIVEN_windows_WHEN_probe_encode_args_built_THEN_one_decode_a_lossless_r
 def test_GIVEN_probe_files_WHEN_score_args_built_THEN_each_probe_scored_against_the_reference() -> None:
     args = build_probe_score_args(SCRATCH, threads=2)
 
+    # ffmpeg-python numbers the inputs in the order the graph reaches them, and
+    # libvmaf reads the probe (the distorted picture) before the reference.
     assert [args[i + 1] for i, arg in enumerate(args) if arg == "-i"] == [
-        "file:/scratch/job/analysis/reference.mp4",
         "file:/scratch/job/analysis/probe_a.mp4",
+        "file:/scratch/job/analysis/reference.mp4",
         "file:/scratch/job/analysis/probe_b.mp4",
     ]
-    graph = args[args.index("-filter_complex") + 1]
-    assert "[probe0][reference0]libvmaf=n_threads=2:n_subsample=2:log_fmt=json:" in graph
-    assert "log_path=/scratch/job/analysis/vmaf_b.json[scored1]" in graph
-    assert args[-10:] == ["-map", "[scored0]", "-f", "null", "-", "-map", "[scored1]", "-f", "null", "-"]
+    assert graph_of(args) == (
+        "[0:v:0]setpts=PTS-STARTPTS[s0];[1:v:0]setpts=PTS-STARTPTS[s1];[s1]split=2[s2][s3];"
+        "[s0][s2]libvmaf=log_fmt=json:log_path=/scratch/job/analysis/vmaf_a.json:n_subsample=2:n_threads=2[s4];"
+        "[2:v:0]setpts=PTS-STARTPTS[s5];"
+        "[s5][s3]libvmaf=log_fmt=json:log_path=/scratch/job/analysis/vmaf_b.json:n_subsample=2:n_threads=2[s6]"
+    )
+    assert args[-10:] == ["-map", "[s4]", "-f", "null", "-", "-map", "[s6]", "-f", "null", "-"]
 
 
 def test_GIVEN_libvmaf_logs_WHEN_read_THEN_pooled_mean_or_a_clear_error(tmp_path: Path) -> None:

@@ -46,8 +46,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from vidpipe.colour import SDR_BT709, VideoColour, rgb_scale_options, tone_map_filters
+from vidpipe.colour import SDR_BT709, VideoColour, rgb_scale_options, tone_map
 from vidpipe.errors import FfmpegError
+from vidpipe.filter_graph import FilterGraph, Stream
 from vidpipe.media import input_args
 
 TILES_NAME = "tiles.rgb"
@@ -63,8 +64,10 @@ class SkipFrames(StrEnum):
     NON_REFERENCE = "noref"  # decode every frame another one depends on: the fallback
 
 
-def build_fps_filter(interval_ms: int) -> str:
-    """The ``fps`` filter that yields tile k for the cue starting at k * interval.
+def one_frame_per_interval(video: Stream, interval_ms: int) -> Stream:
+    """``video`` (an ffmpeg-python stream, see :mod:`vidpipe.filter_graph`)
+    through the ``fps`` filter that yields tile k for the cue starting at
+    k * interval.
 
     ``start_time=0`` anchors tile 0 at the start of the video even when the first
     frame is stamped a little later (B-frame delay). ``round=near`` makes tile k
@@ -78,7 +81,7 @@ def build_fps_filter(interval_ms: int) -> str:
     if interval_ms <= 0:
         raise ValueError(f"interval must be positive, not {interval_ms} ms")
     rate = Fraction(1000, interval_ms)
-    return f"fps=fps={rate}:start_time=0:round=near:eof_action=pass"
+    return video.filter("fps", fps=str(rate), start_time=0, round="near", eof_action="pass")
 
 
 def build_frame_grab_args(
@@ -112,50 +115,47 @@ def build_frame_grab_args(
         raise ValueError(f"candidate slots {list(candidate_slots)} not within 0..{tile_count - 1}")
     tile_width, tile_height = tile_size
     candidate_width, candidate_height = candidate_size
-    # After fps, the select filter's frame number n is the tile index. The
-    # quotes keep the commas inside eq() from splitting the filter chain.
-    wanted = "+".join(f"eq(n,{slot})" for slot in candidate_slots)
-    graph = ";".join(
-        [
-            # 0:V (capital) skips cover art and other attached pictures.
-            f"[0:V:0]{build_fps_filter(interval_ms)},split=2[slots][offered]",
-            f"[slots]{scaled_rgb(tile_width, tile_height, colour)}[tiles]",
-            f"[offered]select='{wanted}',{scaled_rgb(candidate_width, candidate_height, colour)}[candidates]",
-        ]
-    )
+    # Decoder options, so they go before the input they apply to. Keyframes
+    # decode one by one: frame threads have nothing to overlap and only add
+    # start-up and hand-over cost (measured: docs/PERFORMANCE.md). The
+    # reference-frame pass is real decoding: let FFmpeg use every core.
+    threads = ["-threads", "1"] if skip is SkipFrames.NON_KEY else []
+    graph = FilterGraph()
+    # 0:V (capital) skips cover art and other attached pictures.
+    video = graph.add_input(["-skip_frame", skip.value, *threads, *input_args(input_path, demuxer)])["V:0"]
+    slots = one_frame_per_interval(video, interval_ms).split()
+    tiles = scaled_rgb(slots[0], tile_width, tile_height, colour)
+    # After fps, the select filter's frame number n is the tile index.
+    offered = slots[1].filter("select", expr="+".join(f"eq(n,{slot})" for slot in candidate_slots))
+    candidates = scaled_rgb(offered, candidate_width, candidate_height, colour)
+    compiled = graph.compile([tiles, candidates])
+    tiles_label, candidates_label = compiled.outputs
     return [
-        # Decoder options, so they go before the input they apply to.
-        "-skip_frame", skip.value,
-        # Keyframes decode one by one: frame threads have nothing to overlap and
-        # only add start-up and hand-over cost (measured: docs/PERFORMANCE.md).
-        # The reference-frame pass is real decoding: let FFmpeg use every core.
-        *(["-threads", "1"] if skip is SkipFrames.NON_KEY else []),
-        *input_args(input_path, demuxer),
-        "-filter_complex", graph,
+        *compiled.args,
         # Raw frames: nothing to compress or decode. passthrough: the muxer
         # would otherwise duplicate frames to fill the gaps select leaves
         # between candidates.
-        "-map", "[tiles]", "-frames:v", str(tile_count), "-fps_mode", "passthrough",
+        "-map", tiles_label, "-frames:v", str(tile_count), "-fps_mode", "passthrough",
         "-f", "rawvideo", str(work_dir / TILES_NAME),
-        "-map", "[candidates]", "-frames:v", str(len(candidate_slots)), "-fps_mode", "passthrough",
+        "-map", candidates_label, "-frames:v", str(len(candidate_slots)), "-fps_mode", "passthrough",
         "-f", "rawvideo", str(work_dir / CANDIDATES_NAME),
     ]  # fmt: skip
 
 
-def scaled_rgb(width: int, height: int, colour: VideoColour) -> str:
-    """The filters that shrink a frame to ``width`` x ``height`` and make it
-    planar RGB in SDR BT.709 colours.
+def scaled_rgb(frames: Stream, width: int, height: int, colour: VideoColour) -> Stream:
+    """``frames`` shrunk to ``width`` x ``height`` and made planar RGB in SDR
+    BT.709 colours.
 
     Area averaging: a 1080p frame shrunk to 160 px with the default bicubic
     filter shimmers with aliasing. An HDR frame is tone-mapped after the
     resize, not before the split: the float32 tone-map then runs on tile-sized
     pictures and on the few candidates only. An SDR frame's matrix and range
     are named (not left to swscale, which reads an untagged frame as BT.601)."""
-    resize = f"scale={width}:{height}:flags=area"
     if colour.is_hdr:
-        return f"{resize},{tone_map_filters(colour, pixel_format=PIXEL_FORMAT)}"
-    options = rgb_scale_options(colour)
-    return f"{resize}{f':{options}' if options else ''},format={PIXEL_FORMAT}"
+        return tone_map(frames.filter("scale", width, height, flags="area"), colour, pixel_format=PIXEL_FORMAT)
+    return frames.filter("scale", width, height, flags="area", **rgb_scale_options(colour)).filter(
+        "format", PIXEL_FORMAT
+    )
 
 
 def count_unfilled_slots(tile_contents: Sequence[bytes | memoryview], tile_count: int) -> int:

@@ -73,6 +73,7 @@ from transcode.domain_logic.transcoding import (
 )
 from vidpipe.colour import VideoColour, assume_untagged
 from vidpipe.errors import FfmpegError
+from vidpipe.filter_graph import FilterGraph
 from vidpipe.media import SourceInfo, input_args, probe_media, run_ffmpeg, source_input_args
 
 # Default chunk length: 32 s of 1080p ladder encodes in about 15 s on a
@@ -409,28 +410,30 @@ def build_chunk_args(task: ChunkTask, source: Path | str, audio_path: Path | Non
     """FFmpeg arguments encoding the chunk's frames of ``source`` into every rung,
     muxed with the chunk's kept AAC frames (``audio_path``; None without audio)."""
     ladder, bounds = task.ladder, task.bounds
-    args = ["-copyts", *_seek_args(bounds.start_s), *source_input_args(source, task.demuxer)]
+    graph = FilterGraph()
+    video = graph.add_input([*_seek_args(bounds.start_s), *source_input_args(source, task.demuxer)])["v:0"]
+    rungs = ladder_filter_graph(
+        video,
+        ladder,
+        task.frame_rate,
+        grid_start_s=_grid_start_s(task),
+        trim_start_s=bounds.start_s,
+        trim_end_s=bounds.end_s,
+        colour=task.colour,
+    )
+    compiled = graph.compile(rungs)
+    args = ["-copyts", *compiled.input_args]
     if audio_path is not None:
         # The kept frames carry no timestamps: place the first where it starts in the source.
         first_s = audio_window(task).kept_start / task.sample_rate
         args += ["-itsoffset", f"{first_s:.9f}", *input_args(audio_path, "aac")]
-    limits = ":".join(
-        f"{name}={value:.6f}" for name, value in (("start", bounds.start_s), ("end", bounds.end_s)) if value is not None
-    )
-    args += [
-        "-filter_complex",
-        ladder_filter_graph(
-            ladder,
-            task.frame_rate,
-            grid_start_s=_grid_start_s(task),
-            trim=f"trim={limits}" if limits else "",
-            colour=task.colour,
-        ),
-    ]
-    for index in range(len(ladder)):
-        args += ["-map", f"[video{index}]"]
+    args += compiled.filter_args
+    audio_map = f"{compiled.input_count}:a:0"  # the input after the graph's
+    for rung in compiled.outputs:
+        args += ["-map", rung]
         if audio_path is not None:
-            args += ["-map", "1:a:0"]
+            args += ["-map", audio_map]
+    # Plain arguments from here: ffmpeg-python 0.2.0 sorts output options and takes -b:v:N only as dict keys.
     # Keyframes every segment_s from the chunk's first frame: the chunk keeps the
     # source's timestamps (-copyts), so "t" does not start at 0 here.
     args += video_encoder_args(ladder, task.frame_rate, task.segment_s, chunk_relative=True)

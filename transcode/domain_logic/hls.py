@@ -1,9 +1,7 @@
 """HLS output: the FFmpeg arguments for a whole ladder, and the master playlist.
 
-The argument list is built by hand rather than with ffmpeg-python: the list *is*
-the contract we test, ffmpeg-python 0.2.0 reorders options alphabetically and
-cannot express per-stream options such as ``-b:v:1`` or ``-var_stream_map``
-any more clearly, and a plain list keeps the library out of the Lambda path.
+The filter graph is written with ffmpeg-python (:mod:`vidpipe.filter_graph`),
+the rest of the list by hand.
 
 One FFmpeg process decodes the source once, ``split``s the picture into every
 rung, encodes each with libx264 (and the audio once per rung with AAC-LC
@@ -31,6 +29,7 @@ from pathlib import Path
 from transcode.domain_logic.ladder import Rendition, output_frame_rate
 from vidpipe.colour import BT709_TAG_ARGS, SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
 from vidpipe.errors import FfmpegError
+from vidpipe.filter_graph import FilterGraph, Stream
 from vidpipe.media import SourceInfo, input_args
 
 DEFAULT_SEGMENT_S = 4
@@ -140,19 +139,21 @@ def build_hls_args(
         raise ValueError("the ladder has no rendition")
     if "%" in str(output_dir):
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
-    count = len(ladder)
     rate = output_frame_rate(source.frame_rate)  # at most 60 fps: see the ladder module
-    # The demuxer the probe found, and only it: see vidpipe.media.input_args.
     colour = assume_untagged(source.colour, source.display_width, source.display_height)
-    graph = ladder_filter_graph(ladder, rate, colour=colour)
-    args = [*input_args(input_path, source.demuxer), "-filter_complex", graph]
-    for index in range(count):
-        args += ["-map", f"[video{index}]"]
+    graph = FilterGraph()
+    # The demuxer the probe found, and only it: see vidpipe.media.input_args.
+    video = graph.add_input(input_args(input_path, source.demuxer))["v:0"]
+    compiled = graph.compile(ladder_filter_graph(video, ladder, rate, colour=colour))
+    args = list(compiled.args)
+    for rung in compiled.outputs:
+        args += ["-map", rung]
         if source.has_audio:
             # Each rendition carries its own copy of the audio (muxed in its segments):
             # -var_stream_map counts audio outputs per type, so map it once per rung.
             args += ["-map", "0:a:0"]
 
+    # Plain arguments from here: ffmpeg-python 0.2.0 sorts output options and takes -b:v:N only as dict keys.
     args += video_encoder_args(ladder, rate, segment_s)
     if source.has_audio:
         # -ac 2: 5.1 is downmixed and mono upmixed, so every rendition is plain stereo.
@@ -181,46 +182,51 @@ def build_hls_args(
 
 
 def ladder_filter_graph(
+    video: Stream,
     ladder: Sequence[Rendition],
     frame_rate: Fraction,
     *,
     grid_start_s: float | None = None,
-    trim: str = "",
+    trim_start_s: float | None = None,
+    trim_end_s: float | None = None,
     colour: VideoColour = SDR_BT709,
-) -> str:
-    """The ``-filter_complex`` graph that makes the first video stream constant
-    rate, optionally trims it, and splits it into one scaled picture per rung,
-    labelled ``[video0]``, ``[video1]``... in ladder order.
+) -> list[Stream]:
+    """The ladder's filters on ``video`` (an ffmpeg-python stream, see
+    :mod:`vidpipe.filter_graph`): made constant rate, optionally trimmed, and
+    split into one scaled picture per rung, returned in ladder order.
 
     ``fps`` puts frames on the ``frame_rate`` grid (the rate the playlists
     declare), counted from the first frame or from ``grid_start_s``: a chunk
     starts its grid on the same instants as a single pass over the whole file,
     so both give the same frames even for a variable-rate source (left to the
     muxer, each chunk would lose the frames that fill the gap after its last).
+    ``trim_start_s`` and ``trim_end_s`` (source timestamps) keep a chunk's frames.
 
     ``colour`` is the source's (after :func:`vidpipe.colour.assume_untagged`;
     BT.709 limited if not given): every rung comes out SDR BT.709 limited
     range, see :mod:`vidpipe.colour` for how."""
-    count = len(ladder)
-    split_outputs = "".join(f"[split{index}]" for index in range(count))
-    constant_rate = f"fps=fps={frame_rate.numerator}/{frame_rate.denominator}"
+    grid = {"fps": f"{frame_rate.numerator}/{frame_rate.denominator}"}
     if grid_start_s is not None:
-        constant_rate += f":start_time={grid_start_s:.6f}"
+        grid["start_time"] = f"{grid_start_s:.6f}"
+    constant_rate = video.filter("fps", **grid)
+    bounds = {"start": trim_start_s, "end": trim_end_s}
+    limits = {name: f"{value:.6f}" for name, value in bounds.items() if value is not None}
+    kept = constant_rate.filter("trim", **limits) if limits else constant_rate
     # HDR is tone-mapped once, before the split (vidpipe.colour.ladder_prefilter says why).
-    to_sdr = ladder_prefilter(colour, (ladder[0].width, ladder[0].height))
-    chain = ",".join(part for part in (constant_rate, trim, to_sdr, f"split={count}") if part)
+    rungs = ladder_prefilter(kept, colour, (ladder[0].width, ladder[0].height)).split()
     # An SDR source's matrix and range are converted by each rung's own resize, for free.
     conversion = sdr_scale_options(colour)
-    scale_options = f":{conversion}" if conversion else ""
     # FFmpeg turns the picture upright (autorotate) before the graph, so the display
     # size is what we scale to. setsar=1: square pixels, so players show WxH as is.
     # format=yuv420p: a 4:4:4 or 10-bit source would otherwise make x264 choose a
     # profile (High 4:4:4, High 10) that players and our CODECS string do not match.
-    branches = [
-        f"[split{index}]scale={rendition.width}:{rendition.height}{scale_options},setsar=1,format=yuv420p[video{index}]"
+    return [
+        rungs[index]
+        .filter("scale", rendition.width, rendition.height, **conversion)
+        .filter("setsar", 1)
+        .filter("format", "yuv420p")
         for index, rendition in enumerate(ladder)
     ]
-    return ";".join([f"[0:v:0]{chain}{split_outputs}", *branches])
 
 
 def video_encoder_args(

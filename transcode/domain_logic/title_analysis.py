@@ -49,6 +49,7 @@ from transcode.domain_logic.hls import X264_PRESET, gop_frames
 from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition, output_frame_rate, scaled_size
 from vidpipe.colour import SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
 from vidpipe.errors import FfmpegError
+from vidpipe.filter_graph import FilterGraph, Stream, concat_video, filter_of_streams
 from vidpipe.media import SourceInfo, input_args, run_ffmpeg, source_input_args
 
 # The quality the top rung aims at: VMAF 93-95 is the usual target for a top
@@ -165,38 +166,42 @@ def analysis_size(top: Rendition) -> tuple[int, int]:
     return scaled_size(top.width, top.height, ANALYSIS_MAX_SHORT_SIDE)
 
 
-def _windows_graph(
-    windows: Sequence[SampleWindow], frame_rate: Fraction, size: tuple[int, int], label: str, colour: VideoColour
-) -> str:
-    """Each window (inputs 0..n-1) on the ladder's frame grid, then all of them
-    one after another at ``size``, made SDR BT.709 as the rungs are (an HDR
-    source's probes are judged on the tone-mapped picture its rungs will show).
-    The grid goes on each window before the concatenation: after it, ``fps``
-    would read the joined timestamps and repeat frames, and repeated frames
-    score and cost unlike the real video."""
+def _sampled_windows(
+    graph: FilterGraph,
+    source: Path | str,
+    demuxer: str,
+    windows: Sequence[SampleWindow],
+    frame_rate: Fraction,
+    size: tuple[int, int],
+    colour: VideoColour,
+) -> Stream:
+    """Each window, read as an input of its own, on the ladder's frame grid,
+    then all of them one after another at ``size``, made SDR BT.709 as the
+    rungs are (an HDR source's probes are judged on the tone-mapped picture its
+    rungs will show). The grid goes on each window before the concatenation:
+    after it, ``fps`` would read the joined timestamps and repeat frames, and
+    repeated frames score and cost unlike the real video."""
     rate = f"{frame_rate.numerator}/{frame_rate.denominator}"
-    parts = [
-        f"[{index}:v:0]trim=duration={window.length_s:.3f},fps=fps={rate},setpts=PTS-STARTPTS[window{index}]"
-        for index, window in enumerate(windows)
-    ]
-    joined = "".join(f"[window{index}]" for index in range(len(windows)))
-    to_sdr = ladder_prefilter(colour, size)
-    conversion = sdr_scale_options(colour)
-    scale = f"scale={size[0]}:{size[1]}" + (f":{conversion}" if conversion else "")
-    chain = ",".join(part for part in (f"concat=n={len(windows)}:v=1:a=0", to_sdr, scale) if part)
-    parts.append(f"{joined}{chain},setsar=1,format=yuv420p,setpts=PTS-STARTPTS[{label}]")
-    return ";".join(parts)
-
-
-def _window_inputs(source: Path | str, demuxer: str, windows: Sequence[SampleWindow]) -> list[str]:
-    args: list[str] = []
+    parts = []
     for window in windows:
         # Start at the keyframe at or before the window (-noaccurate_seek): any
         # stretch of the title samples it as well, and decoding from the keyframe
         # up to an exact start can cost more than the window itself (measured:
-        # docs/PERFORMANCE.md). The graph's trim ends the window, and the input with it.
-        args += ["-noaccurate_seek", "-ss", f"{window.start_s:.3f}", *source_input_args(source, demuxer)]
-    return args
+        # docs/PERFORMANCE.md). The trim ends the window, and the input with it.
+        seek = ["-noaccurate_seek", "-ss", f"{window.start_s:.3f}"]
+        video = graph.add_input([*seek, *source_input_args(source, demuxer)])["v:0"]
+        parts.append(
+            video.filter("trim", duration=f"{window.length_s:.3f}")
+            .filter("fps", fps=rate)
+            .filter("setpts", "PTS-STARTPTS")
+        )
+    joined = ladder_prefilter(concat_video(parts), colour, size)
+    return (
+        joined.filter("scale", size[0], size[1], **sdr_scale_options(colour))
+        .filter("setsar", 1)
+        .filter("format", "yuv420p")
+        .filter("setpts", "PTS-STARTPTS")
+    )
 
 
 def build_probe_encode_args(
@@ -213,21 +218,20 @@ def build_probe_encode_args(
     ``scratch / REFERENCE_NAME`` and at each of :data:`PROBE_CRFS` into
     :data:`PROBE_NAMES`, with the ladder's x264 preset, profile and GOP,
     uncapped: we want the quality each CRF gives."""
-    branches = "".join(f"[probe{index}]" for index in range(len(PROBE_CRFS)))
-    graph = (
-        _windows_graph(windows, frame_rate, size, "sampled", colour)
-        + f";[sampled]split={len(PROBE_CRFS) + 1}[reference]{branches}"
-    )
+    graph = FilterGraph()
+    sampled = _sampled_windows(graph, source, demuxer, windows, frame_rate, size, colour).split()
+    compiled = graph.compile([sampled[index] for index in range(len(PROBE_CRFS) + 1)])
+    reference, *probes = compiled.outputs
     args = [
-        *_window_inputs(source, demuxer, windows), "-filter_complex", graph,
+        *compiled.args,
         # Lossless (-qp 0) and the fastest preset: decoding this again is far
         # cheaper than decoding the upload again.
-        "-map", "[reference]", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
+        "-map", reference, "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0",
         "-an", "-f", "mp4", str(scratch / REFERENCE_NAME),
     ]  # fmt: skip
-    for index, (crf, name) in enumerate(zip(PROBE_CRFS, PROBE_NAMES, strict=True)):
+    for probe, crf, name in zip(probes, PROBE_CRFS, PROBE_NAMES, strict=True):
         args += [
-            "-map", f"[probe{index}]",
+            "-map", probe,
             "-c:v", "libx264", "-preset", X264_PRESET, "-profile:v", "high",
             "-sc_threshold", "0", "-g", str(gop_frames(frame_rate, segment_s)),
             "-crf", f"{crf:g}",
@@ -240,20 +244,27 @@ def build_probe_score_args(scratch: Path, threads: int) -> list[str]:
     """One FFmpeg run scoring each probe encode in ``scratch`` against the
     lossless reference with libvmaf, logs as JSON in ``scratch``
     (:data:`SCORE_NAMES`)."""
-    args = input_args(scratch / REFERENCE_NAME, "mov")
-    for name in PROBE_NAMES:
-        args += input_args(scratch / name, "mov")
-    references = "".join(f"[reference{index}]" for index in range(len(PROBE_NAMES)))
-    parts = [f"[0:v:0]setpts=PTS-STARTPTS,split={len(PROBE_NAMES)}{references}"]
-    for index, log_name in enumerate(SCORE_NAMES):
-        parts.append(
-            f"[{1 + index}:v:0]setpts=PTS-STARTPTS[probe{index}];"
-            f"[probe{index}][reference{index}]libvmaf=n_threads={threads}:n_subsample={VMAF_SUBSAMPLE}:"
-            f"log_fmt=json:log_path={scratch / log_name}[scored{index}]"
+    graph = FilterGraph()
+    reference = graph.add_input(input_args(scratch / REFERENCE_NAME, "mov"))["v:0"].filter("setpts", "PTS-STARTPTS")
+    reference_copies = reference.split()
+    scores = []
+    for index, (probe_name, log_name) in enumerate(zip(PROBE_NAMES, SCORE_NAMES, strict=True)):
+        probe = graph.add_input(input_args(scratch / probe_name, "mov"))["v:0"].filter("setpts", "PTS-STARTPTS")
+        # libvmaf reads the distorted picture first, the reference second.
+        scores.append(
+            filter_of_streams(
+                [probe, reference_copies[index]],
+                "libvmaf",
+                n_threads=threads,
+                n_subsample=VMAF_SUBSAMPLE,
+                log_fmt="json",
+                log_path=str(scratch / log_name),
+            )
         )
-    args += ["-filter_complex", ";".join(parts)]
-    for index in range(len(PROBE_NAMES)):
-        args += ["-map", f"[scored{index}]", "-f", "null", "-"]
+    compiled = graph.compile(scores)
+    args = list(compiled.args)
+    for score in compiled.outputs:
+        args += ["-map", score, "-f", "null", "-"]
     return args
 
 
