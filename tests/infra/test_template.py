@@ -19,7 +19,7 @@ from vidpipe.events import UPLOAD_KEY_PREFIX
 from vidpipe.scratch import OUTPUT_HEADROOM_BYTES
 
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
-SWEEP_HANDLER = "upload_api.handlers.sweep.lambda_handler"
+SWEEP_HANDLER = "job_lifecycle.handlers.sweep.lambda_handler"
 AUTHORIZER_HANDLER = "upload_api.handlers.authorizer.lambda_handler"
 # Invoked directly (HTTP API, authorizer, schedule): they read no queue.
 DIRECT_HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, SWEEP_HANDLER)
@@ -646,7 +646,7 @@ def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits
 
     from vidpipe.cli.template import load_template, with_artifact_locations
 
-    names = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
+    names = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "dependencies", "ffmpeg")
     locations = {name: ("vidpipe-deploy-artifacts", f"{name}/{'0' * 64}.zip") for name in names}
     translated = translate_sam(with_artifact_locations(load_template(), locations), "us-east-1")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from upload_api.domain_logic.status import record_event
+from job_lifecycle.domain_logic.status import record_event
 from vidpipe.errors import ConcurrentUpdate, JobNotFound
 from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
 from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled

@@ -25,9 +25,9 @@ from upload_api.domain_logic.uploads import (
     OwnerQuota,
     UploadLimits,
     UploadRequest,
+    cancel_upload,
     complete_upload,
     create_upload,
-    end_awaiting_upload,
     sign_parts,
     uploaded_parts,
 )
@@ -46,7 +46,7 @@ from vidpipe.errors import (
 )
 from vidpipe.events import Stage, utc_now
 from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus, StageStatus
+from vidpipe.jobs import Job, StageStatus
 from vidpipe.observability import Invocation, correlate, logger, tracer
 from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
 from vidpipe.settings import get_settings
@@ -221,9 +221,7 @@ def post_upload_complete(job_id: str, body: CompleteBody) -> dict[str, Any]:
 
 @app.delete("/uploads/<job_id>")
 def delete_upload(job_id: str) -> dict[str, Any]:
-    ended = end_awaiting_upload(
-        _owned_job(job_id), status=JobStatus.FAILED, jobs=_jobs(), store=_uploads_store(), usage=_usage()
-    )
+    ended = cancel_upload(_owned_job(job_id), jobs=_jobs(), store=_uploads_store(), usage=_usage())
     logger.info("upload cancelled", extra={"job_id": job_id})
     _record(job_id, "upload.cancelled", {"status": ended.status.value, "error": ended.error})
     return {"job_id": ended.job_id, "status": ended.status.value}

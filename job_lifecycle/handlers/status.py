@@ -1,7 +1,7 @@
 """Status Lambda: applies upload and stage events to the job record.
 
 Wiring only; the rules are in vidpipe.jobs (apply_event) and
-upload_api.domain_logic.status (read, apply, conditional write, retry)."""
+job_lifecycle.domain_logic.status (read, apply, conditional write, retry)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.status import publish_finished_event, record_event, stitch_request
+from job_lifecycle.domain_logic.status import publish_finished_event, record_event, stitch_request
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
