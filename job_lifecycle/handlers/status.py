@@ -66,14 +66,13 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             # Every delivery is recorded, duplicates included: they land on the
             # same entry (its deliveries count), so the timeline shows them once.
             # job_status marks the events that moved the job to a new status.
+            new_status = update.new_status()
             timeline.record(
                 entry_for_event(
                     event,
                     identity=event_identity(json.loads(record.body)),
                     recorded_by=invocation,
-                    job_status=update.job.status.value
-                    if update.changed and update.job.status != update.previous_status
-                    else None,
+                    job_status=new_status.value if new_status is not None else None,
                 )
             )
         if not update.changed:
