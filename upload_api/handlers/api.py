@@ -21,7 +21,6 @@ OPENAPI_PATH = "/openapi.json"
 # Validation: the routes' pydantic bodies are checked before a route runs (and
 # describe the bodies in the OpenAPI document).
 app = APIGatewayHttpResolver(enable_validation=True)
-# Order matters where paths overlap: outputs registers hls/master.m3u8 before hls/<playlist>.
 for resource in (uploads, jobs, webhooks, outputs, web_page, errors):
     app.include_router(resource.router)
 

@@ -43,7 +43,8 @@ def get_media_playlist(job_id: str, rendition: str) -> Response[str]:
 
 
 # The MediaConvert backend writes every media playlist next to the master
-# (hls/master_720p.m3u8): one folder per HLS group is all it can do.
+# (hls/master_720p.m3u8): one folder per HLS group is all it can do. Declared
+# after master.m3u8, which it would match too: the first route that matches wins.
 @router.get("/jobs/<job_id>/hls/<playlist>")
 def get_flat_media_playlist(job_id: str, playlist: str) -> Response[str]:
     name = playlist.removesuffix(".m3u8")
