@@ -93,7 +93,7 @@ PROVEN_BY_TESTS = [
         "webhooks never reach inside: loopback, private, shared, link-local, metadata, multicast, "
         "reserved and IPv4-mapped/NAT64/6to4/Teredo addresses in every spelling, and the stack's own endpoint, "
         "are refused at registration with 400 DESTINATION_REFUSED",
-        "tests/unit/test_outbound.py, tests/adapters/test_api_handler_moto.py, tests/e2e/test_webhooks_stack.py",
+        "tests/unit/test_outbound.py, tests/adapters/api/test_api_webhooks_moto.py, tests/e2e/test_webhooks_stack.py",
     ),
     (
         "security",
@@ -141,7 +141,7 @@ PROVEN_BY_TESTS = [
     (
         "security",
         "API 5xx bodies carry a code and a request id, never bucket/table names or exception text",
-        "tests/adapters/test_api_handler_moto.py",
+        "tests/adapters/api/test_api_jobs_moto.py",
     ),
     ("security", "content types only video/<subtype> (no parameters, ';' or spaces)", "tests/unit/test_uploads.py"),
     (

@@ -51,8 +51,8 @@ FINDINGS = [
         "ranges, every resolved address checked at registration and again at delivery, the connection made to "
         "the checked address (TLS by name), no redirects, the stack's own endpoint refused; 400 "
         "DESTINATION_REFUSED; local receivers only through WebhookAllowedHosts",
-        "tests/unit/test_outbound.py, tests/adapters/test_webhook_sender.py, tests/adapters/test_api_handler_moto.py, "
-        "tests/e2e/test_webhooks_stack.py",
+        "tests/unit/test_outbound.py, tests/adapters/test_webhook_sender.py, "
+        "tests/adapters/api/test_api_webhooks_moto.py, tests/e2e/test_webhooks_stack.py",
         "what Lambda's DNS answers in practice (NAT64 in IPv6-only VPCs); webhooks stored before the fix that point "
         "inside are refused at delivery, not deleted",
     ),
@@ -65,7 +65,7 @@ FINDINGS = [
         "per purpose with key ids; `vidpipe token --stack` on AWS; the HTTP API's JWT authorizer as an option "
         "(OidcIssuer)",
         "tests/unit/test_access.py, tests/adapters/test_token_revocations_moto.py, "
-        "tests/adapters/test_api_handler_moto.py, tests/e2e/test_api_access_stack.py",
+        "tests/adapters/api/test_api_access_moto.py, tests/e2e/test_api_access_stack.py",
         "API Gateway honouring the cache TTL; Secrets Manager generating the key sets; a real OIDC issuer",
     ),
     Finding(
@@ -74,8 +74,8 @@ FINDINGS = [
         "the distribution trusts a key group; the API signs one CloudFront custom policy per job and response "
         "(jobs/<id>/*, expiring); every playlist reference is rewritten; key pair from `vidpipe cdn-key`; locally "
         "outputs are SigV4 presigned GETs",
-        "tests/unit/test_cloudfront_signing.py, tests/unit/test_playlists.py, tests/adapters/test_api_handler_moto.py, "
-        "tests/e2e/test_output_expiry_stack.py",
+        "tests/unit/test_cloudfront_signing.py, tests/unit/test_playlists.py, "
+        "tests/adapters/api/test_api_output_expiry_moto.py, tests/e2e/test_output_expiry_stack.py",
         "CloudFront refusing unsigned or expired requests; key rotation is not automated",
     ),
     Finding(
@@ -110,7 +110,7 @@ FINDINGS = [
         "each fixed: the sweep reads the status DLQ; jittered retries; 5xx bodies carry a code and request id only; "
         "strict video/<subtype>; PutEvents per own source; TLS deny (BucketsRequireTls); one alarm per DLQ; lease "
         "gives up after three failures in a row; SourceRetentionDays (30)",
-        "tests/unit/test_sweep.py, tests/unit/test_message_lease.py, tests/adapters/test_api_handler_moto.py, "
+        "tests/unit/test_sweep.py, tests/unit/test_message_lease.py, tests/adapters/api/test_api_jobs_moto.py, "
         "tests/unit/test_uploads.py, tests/infra/test_template_security.py",
         "the events:source condition (ministack does not resolve it), the TLS deny, alarms and lifecycle expiry "
         "are checked as template structure only",

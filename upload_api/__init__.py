@@ -1,5 +1,6 @@
-"""The upload API and the status function: HTTP routes, the job record's updates and their wiring.
+"""The HTTP API and its authorizer: uploads, jobs, outputs, webhooks and the web page.
 
-``domain_logic`` holds the plain, typed work (it takes its ports as arguments
-and never imports boto3); handlers parse, call the domain and answer.
+``routes`` holds one powertools Router per resource, ``domain_logic`` the plain,
+typed work (it takes its ports as arguments and never imports boto3); the
+handlers include the routes, check tokens and answer.
 """

@@ -83,7 +83,7 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
 def test_GIVEN_the_completing_event_delivered_three_times_WHEN_handled_THEN_one_entry_and_one_job_ready(
     dynamodb: Any,
 ) -> None:
-    from upload_api.handlers.status import lambda_handler
+    from job_lifecycle.handlers.status import lambda_handler
 
     recorded = json.loads((EVENTS / "sqs_record_transcode_completed.json").read_text())
     body = recorded["Records"][0]["body"]
@@ -101,7 +101,7 @@ def test_GIVEN_the_completing_event_delivered_three_times_WHEN_handled_THEN_one_
 def test_GIVEN_a_stage_event_carrying_its_trace_WHEN_handled_THEN_the_entry_names_the_stage_invocation(
     dynamodb: Any,
 ) -> None:
-    from upload_api.handlers.status import lambda_handler
+    from job_lifecycle.handlers.status import lambda_handler
 
     event = StageEvent(
         job_id=JOB_ID,
@@ -148,7 +148,7 @@ class FlakyEventBridge:
 def test_GIVEN_job_ready_cannot_be_published_WHEN_the_message_is_redelivered_THEN_it_is_published_then_once(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from upload_api.handlers import status
+    from job_lifecycle.handlers import status
 
     bus = FlakyEventBridge()
     monkeypatch.setattr(status, "events_client", lambda: bus)
@@ -171,7 +171,7 @@ def test_GIVEN_job_ready_cannot_be_published_WHEN_the_message_is_redelivered_THE
 def test_GIVEN_a_job_holding_an_active_slot_WHEN_its_completing_event_is_handled_THEN_the_slot_is_free(
     dynamodb: Any,
 ) -> None:
-    from upload_api.handlers.status import lambda_handler
+    from job_lifecycle.handlers.status import lambda_handler
     from vidpipe.usage_store import DynamoUsageStore
 
     # GIVEN the job (owner "anonymous") and another of the same owner hold both slots
@@ -188,7 +188,7 @@ def test_GIVEN_a_job_holding_an_active_slot_WHEN_its_completing_event_is_handled
 
 
 def test_GIVEN_a_job_in_progress_WHEN_a_progress_event_is_handled_THEN_it_keeps_its_slot(dynamodb: Any) -> None:
-    from upload_api.handlers.status import lambda_handler
+    from job_lifecycle.handlers.status import lambda_handler
     from vidpipe.usage_store import DynamoUsageStore
 
     usage = DynamoUsageStore(dynamodb, JOBS)

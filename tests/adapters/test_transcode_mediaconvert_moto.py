@@ -18,7 +18,7 @@ from botocore.validate import ParamValidator
 from moto import mock_aws
 
 import transcode.handlers.transcode as transcode_handler
-from tests.adapters.test_api_handler_moto import FakeLambdaContext, _clear_caches
+from tests.adapters.api.api_requests import FakeLambdaContext, clear_caches
 from tests.moto_resources import REGION, create_jobs_table, use_fake_credentials
 from vidpipe.events import parse_object_created
 from vidpipe.job_store import DynamoJobStore
@@ -66,13 +66,13 @@ def mediaconvert(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingMediaConv
         "LADDER_RUNGS": "720:2800,360:800",
     }.items():
         monkeypatch.setenv(name, value)
-    _clear_caches()
+    clear_caches()
     recording = RecordingMediaConvert()
     monkeypatch.setattr(transcode_handler, "mediaconvert_client", lambda: recording)
     with mock_aws():
         create_jobs_table(boto3.client("dynamodb", region_name=REGION), "jobs")
         yield recording
-    _clear_caches()
+    clear_caches()
 
 
 def sqs_event_for_upload(written: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver, register_webhook
+from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
+from upload_api.domain_logic.webhooks import register_webhook
 from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import WebhookDeliveryFailed
 from vidpipe.observability import Invocation

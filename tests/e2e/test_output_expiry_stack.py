@@ -2,7 +2,7 @@
 
 The local stack has no CloudFront that can reach an S3 origin, so its segments
 and images are presigned S3 GETs; the CloudFront path is proven in
-tests/adapters/test_api_handler_moto.py and tests/unit/test_cloudfront_signing.py."""
+tests/adapters/api/test_api_output_expiry_moto.py and tests/unit/test_cloudfront_signing.py."""
 
 from __future__ import annotations
 

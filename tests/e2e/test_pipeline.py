@@ -146,3 +146,10 @@ def test_unknown_job_is_404(local_stack) -> None:
     response = local_stack.http.get(f"{local_stack.api_url}/jobs/does-not-exist", timeout=30)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "JOB_NOT_FOUND"
+
+
+def test_the_openapi_document_is_served_without_a_token(local_stack) -> None:
+    # A plain GET, not the stack's session: the template's route skips the authorizer.
+    response = requests.get(f"{local_stack.api_url}/openapi.json", timeout=30)
+    assert response.status_code == 200
+    assert {"/uploads", "/jobs", "/jobs/{job_id}"} <= set(response.json()["paths"])

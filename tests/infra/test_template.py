@@ -19,14 +19,16 @@ from vidpipe.events import UPLOAD_KEY_PREFIX
 from vidpipe.scratch import OUTPUT_HEADROOM_BYTES
 
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
-SWEEP_HANDLER = "upload_api.handlers.sweep.lambda_handler"
+SWEEP_HANDLER = "job_lifecycle.handlers.sweep.lambda_handler"
 AUTHORIZER_HANDLER = "upload_api.handlers.authorizer.lambda_handler"
 # Invoked directly (HTTP API, authorizer, schedule): they read no queue.
 DIRECT_HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, SWEEP_HANDLER)
-# Reached without an API token: the web page and its assets, and a job's
-# playlists and storyboard (which check the output grant in their URL).
+# Reached without an API token: the web page and its assets, the OpenAPI
+# document, and a job's playlists and storyboard (which check the output grant
+# in their URL).
 PUBLIC_ROUTES = {
     "GET /",
+    "GET /openapi.json",
     "GET /static/{proxy+}",
     "GET /jobs/{job_id}/hls/{proxy+}",
     "GET /jobs/{job_id}/thumbnails/{proxy+}",
@@ -194,7 +196,7 @@ def test_GIVEN_an_oidc_issuer_WHEN_translated_THEN_a_jwt_authorizer_checks_its_t
     }
 
 
-def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_and_the_granted_outputs_skip_the_authorizer(
+def test_GIVEN_the_routes_WHEN_translated_THEN_only_the_page_the_api_document_and_granted_outputs_skip_the_authorizer(
     translated: dict[str, Any],
 ) -> None:
     routes = resources_of(translated, "AWS::ApiGatewayV2::Route").values()
@@ -646,7 +648,7 @@ def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits
 
     from vidpipe.cli.template import load_template, with_artifact_locations
 
-    names = ("upload_api", "transcode", "thumbnails", "dependencies", "ffmpeg")
+    names = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "dependencies", "ffmpeg")
     locations = {name: ("vidpipe-deploy-artifacts", f"{name}/{'0' * 64}.zip") for name in names}
     translated = translate_sam(with_artifact_locations(load_template(), locations), "us-east-1")
 

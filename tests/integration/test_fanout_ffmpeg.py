@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from job_lifecycle.domain_logic.status import JobUpdate, stitch_request
 from tests import media_checks
 from transcode.domain_logic.fanout import fan_out, hls_prefix, run_work_order
-from upload_api.domain_logic.status import JobUpdate, stitch_request
 from vidpipe.errors import StorageError
 from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.jobs import Job, StageStatus, apply_event

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from job_lifecycle.domain_logic.status import JobUpdate, stitch_request
 from transcode.domain_logic.chunking import ChunkTask
 from transcode.domain_logic.fanout import run_work_order
 from upload_api.domain_logic.job_view import job_view
-from upload_api.domain_logic.status import JobUpdate, stitch_request
 from vidpipe.errors import StorageError, ValidationFailed
 from vidpipe.events import (
     ChunkRequested,

@@ -11,15 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.unit.test_record_event import JOB_ID, InMemoryJobStore, stage_event
-from tests.unit.test_webhooks import FakeRegistry, FakeSender, FakeTimeline
-from upload_api.domain_logic.status import (
+from job_lifecycle.domain_logic.status import (
     conflict_pause_s,
     publish_finished_event,
     record_event,
 )
-from upload_api.domain_logic.sweep import sweep
-from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver
+from job_lifecycle.domain_logic.sweep import sweep
+from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
+from tests.unit.test_record_event import JOB_ID, InMemoryJobStore, stage_event
+from tests.unit.test_webhooks import FakeRegistry, FakeSender, FakeTimeline
 from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import EventPublishError, JobStoreError
 from vidpipe.events import JobFinished, Stage, StageEventKind, iso_utc

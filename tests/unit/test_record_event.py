@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from upload_api.domain_logic.status import record_event
+from job_lifecycle.domain_logic.status import record_event
 from vidpipe.errors import ConcurrentUpdate, JobNotFound
 from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
 from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
@@ -200,3 +200,25 @@ def test_GIVEN_an_event_that_moves_the_job_WHEN_recorded_THEN_the_update_knows_t
 
     assert update is not None
     assert (update.previous_status, update.job.status) == (JobStatus.AWAITING_UPLOAD, JobStatus.UPLOADED)
+
+
+def test_GIVEN_the_upload_event_WHEN_recorded_then_delivered_again_THEN_only_the_first_moved_the_job(
+    store: InMemoryJobStore,
+) -> None:
+    first = record_event(store, uploaded())
+    again = record_event(store, uploaded())
+
+    assert first is not None and first.new_status() is JobStatus.UPLOADED
+    assert again is not None and again.new_status() is None
+
+
+def test_GIVEN_a_processing_job_WHEN_progress_is_recorded_THEN_it_changed_the_job_but_not_its_status(
+    store: InMemoryJobStore,
+) -> None:
+    record_event(store, uploaded())
+    record_event(store, stage_event(Stage.TRANSCODE, StageEventKind.STARTED))
+
+    update = record_event(store, stage_event(Stage.TRANSCODE, StageEventKind.PROGRESS, progress=0.5))
+
+    assert update is not None and update.changed
+    assert update.new_status() is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from upload_api.domain_logic.sweep import iso_utc, sweep
+from job_lifecycle.domain_logic.sweep import iso_utc, sweep
 from vidpipe.errors import ConcurrentUpdate, JobNotFound
 from vidpipe.events import Stage
 from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS

@@ -8,13 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from upload_api.domain_logic.webhooks import (
-    MAX_WEBHOOKS_PER_USER,
-    JobFinishedNotice,
-    check_webhook_url,
-    deliver,
-    register_webhook,
-)
+from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
+from upload_api.domain_logic.webhooks import MAX_WEBHOOKS_PER_USER, check_webhook_url, register_webhook
 from vidpipe.access import API_TOKENS, WEBHOOK_SIGNING, SigningKeys
 from vidpipe.errors import (
     DestinationRefused,

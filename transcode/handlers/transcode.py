@@ -14,12 +14,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
 from transcode.domain_logic.encode_cost import lambda_budget
 from transcode.domain_logic.fanout import WORK_PREFIX, fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
+from transcode.domain_logic.transcode_choices import Encoding, choose_encoding, url_probe_is_enough
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from transcode.handlers.chunk_encode import RESERVED_TIME_S as CHUNK_RESERVED_TIME_S
 from vidpipe.aws_clients import dynamodb_client, events_client, mediaconvert_client, s3_client, sqs_client
@@ -45,15 +45,14 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def probe_upload(context: StageContext) -> SourceInfo:
-    """What the upload is. An MP4/MOV is probed by its URL (ffprobe reads only
-    its index), so a long one is planned without a download; any other
-    container, or an answer ffprobe cannot give over HTTP, is downloaded and
-    probed in full (with the checks and precise errors of probe_media), as
-    is an upload already here."""
+    """What the upload is: probed by its URL when that answer is enough
+    (url_probe_is_enough); otherwise, or when ffprobe cannot answer over HTTP,
+    downloaded and probed in full (with the checks and precise errors of
+    probe_media), as is an upload already here."""
     if not context.source_path.exists():
         try:
             source = probe_media_url(context.input_url("source"), timeout_s=PROBE_TIMEOUT_S)
-            if source.demuxer in SEEKABLE_DEMUXERS:
+            if url_probe_is_enough(source.demuxer):
                 return source
         except (MediaError, FfmpegError) as exc:
             logger.info("probing the upload by URL failed; downloading it", extra={"reason": str(exc)})
@@ -106,46 +105,15 @@ def transcode(
     charge_owner_minutes; None charges nothing, for a caller without a jobs table)."""
     settings = get_settings()
     source = probe_upload(context)
-    # A video over the duration limit fails MEDIA_TOO_LONG below: it costs no minutes.
-    if charge_minutes is not None and source.duration_s <= max_duration_s:
+    encoding = choose_encoding(
+        source.duration_s, chunk_threshold_s=settings.chunk_threshold_s, max_duration_s=max_duration_s
+    )
+    if charge_minutes is not None and encoding.costs_minutes:
         charge_minutes(context.job_id, source.duration_s)
-    if settings.chunk_threshold_s < source.duration_s <= max_duration_s:
-        # Long: plan here, encode the chunks on many functions (chunk_encode), each
-        # reading its own part of the upload, and let the last stitch and report
-        # Transcode Completed.
-        context.report_source(source_summary(source))
-        work_store = S3ObjectStore(s3_client(), settings.uploads_bucket)
-        publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE)
-        stage_publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.transcode")
-
-        # Chunk orders go straight to the chunk queue, one message group per
-        # job, so jobs share the bounded chunk functions fairly (vidpipe.chunk_queue).
-        chunk_queue = SqsChunkQueue(sqs_client(), settings.chunk_queue_url) if settings.chunk_queue_url else None
-
-        def publish(event: Any) -> None:
-            if isinstance(event, ChunkRequested) and chunk_queue is not None:
-                chunk_queue.send(event)
-            else:
-                (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
-
-        # The chunks and the analysis read a copy of the accepted version by
-        # ranges: ministack 1.5.33 ignores Range on a GET by VersionId (it sends
-        # the whole object), and one copy per long upload costs little on AWS.
-        source_key = pinned_copy(context, work_store, CHUNKS_INPUT_NAME)
-        total = fan_out(
-            context.job_id, source, context.output_dir.parent,
-            source_key=source_key,
-            local_source=context.source_path if context.source_path.exists() else None,
-            chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
-            ladder_config=deployment_ladder(),
-            source_url=work_store.presigned_get(source_key, expires_s=INPUT_URL_EXPIRES_S),
-            on_analysis_fallback=log_analysis_fallback,
-            # What one chunk function can do in the time its handler gives FFmpeg.
-            chunk_budget=lambda_budget(settings.chunk_encode_memory_mb,
-                                       settings.chunk_encode_timeout_s - CHUNK_RESERVED_TIME_S),
-        )  # fmt: skip
-        logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
+    if encoding is Encoding.CHUNKED:
+        fan_out_to_chunks(context, source, timeout_s=timeout_s)
         return None
+    # One process; for a video over the limit, it reports the source and refuses it.
     context.fetch_inputs()
     probed: dict[str, Any] = {}
 
@@ -177,6 +145,45 @@ def transcode(
         "master_playlist": result.master_playlist.name,
         "renditions": [rendition_summary(r, result.measured.get(r.name)) for r in result.renditions],
     }
+
+
+def fan_out_to_chunks(context: StageContext, source: SourceInfo, *, timeout_s: float) -> None:
+    """Plan a long upload here and order its chunks: the chunk functions encode
+    them (chunk_encode), each reading its own part of the upload, and the last
+    one stitches and reports Transcode Completed."""
+    settings = get_settings()
+    context.report_source(source_summary(source))
+    work_store = S3ObjectStore(s3_client(), settings.uploads_bucket)
+    publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source=CHUNKS_SOURCE)
+    stage_publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.transcode")
+
+    # Chunk orders go straight to the chunk queue, one message group per
+    # job, so jobs share the bounded chunk functions fairly (vidpipe.chunk_queue).
+    chunk_queue = SqsChunkQueue(sqs_client(), settings.chunk_queue_url) if settings.chunk_queue_url else None
+
+    def publish(event: Any) -> None:
+        if isinstance(event, ChunkRequested) and chunk_queue is not None:
+            chunk_queue.send(event)
+        else:
+            (stage_publisher if isinstance(event, StageEvent) else publisher).publish(event)
+
+    # The chunks and the analysis read a copy of the accepted version by
+    # ranges: ministack 1.5.33 ignores Range on a GET by VersionId (it sends
+    # the whole object), and one copy per long upload costs little on AWS.
+    source_key = pinned_copy(context, work_store, CHUNKS_INPUT_NAME)
+    total = fan_out(
+        context.job_id, source, context.output_dir.parent,
+        source_key=source_key,
+        local_source=context.source_path if context.source_path.exists() else None,
+        chunk_s=settings.chunk_s, timeout_s=timeout_s, work_store=work_store, publish=publish,
+        ladder_config=deployment_ladder(),
+        source_url=work_store.presigned_get(source_key, expires_s=INPUT_URL_EXPIRES_S),
+        on_analysis_fallback=log_analysis_fallback,
+        # What one chunk function can do in the time its handler gives FFmpeg.
+        chunk_budget=lambda_budget(settings.chunk_encode_memory_mb,
+                                   settings.chunk_encode_timeout_s - CHUNK_RESERVED_TIME_S),
+    )  # fmt: skip
+    logger.info("transcode fanned out", extra={"chunks": total, "duration_s": source.duration_s})
 
 
 # Readers that cannot (MediaConvert: an s3:// input names no version) or had
@@ -232,9 +239,10 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     timeout_s = max(30.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
     max_duration_s = get_settings().max_duration_s
+    on_mediaconvert = get_settings().transcode_backend == "mediaconvert"
     work: StageWork = (
         partial(submit_to_mediaconvert, timeout_s=timeout_s)
-        if get_settings().transcode_backend == "mediaconvert"
+        if on_mediaconvert
         else partial(
             transcode,
             timeout_s=timeout_s,
@@ -255,7 +263,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             output_folder="hls",
             work=work,
             # The FFmpeg backend downloads only what it encodes here (see probe_upload).
-            fetch_inputs_first=get_settings().transcode_backend == "mediaconvert",
+            fetch_inputs_first=on_mediaconvert,
         )
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

@@ -1,1 +1,1 @@
-"""What the upload API and the status function do, free of AWS: ports in, results out."""
+"""What the upload API does, free of AWS: ports in, results out."""

@@ -297,28 +297,25 @@ def complete_upload(job: Job, claimed: list[dict[str, Any]], *, store: Multipart
 
 
 CANCELLED = {"code": UPLOAD_CANCELLED, "message": "the upload was cancelled before it finished"}
-EXPIRED = {"code": "UPLOAD_EXPIRED", "message": "the upload did not arrive in time"}
 
 
-def end_awaiting_upload(
+def cancel_upload(
     job: Job,
     *,
-    status: JobStatus,
     jobs: JobSaver,
     store: MultipartStore,
     now: str | None = None,
     usage: UsageStore | None = None,
 ) -> Job:
-    """Cancel (FAILED, UPLOAD_CANCELLED) or expire (EXPIRED) a job whose upload
-    has not arrived, aborting its multipart upload if it has one, and freeing
-    its active-job slot in ``usage``.
+    """FAIL (UPLOAD_CANCELLED) a job whose upload has not arrived, abort its
+    multipart upload if it has one, and free its active-job slot in ``usage``.
+    (The sweep EXPIREs the uploads nobody finished or cancelled.)
 
     Raises UploadNotOpen when the upload already arrived or the job ended;
     ConcurrentUpdate when the job changed meanwhile (the upload just arrived)."""
-    error = CANCELLED if status is JobStatus.FAILED else EXPIRED
-    ended = end_upload(job, status=status, error=error, now=now or utc_now())
+    ended = end_upload(job, status=JobStatus.FAILED, error=CANCELLED, now=now or utc_now())
     if ended is None:
-        raise UploadNotOpen(f"job {job.job_id} is {job.status.value}: there is no upload to end")
+        raise UploadNotOpen(f"job {job.job_id} is {job.status.value}: there is no upload to cancel")
     saved = jobs.save(ended, expected_version=job.version)
     if usage is not None:
         release_if_ended(saved, usage=usage)

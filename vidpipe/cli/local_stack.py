@@ -49,7 +49,7 @@ import requests
 from botocore.config import Config
 
 from vidpipe.access import TokenRefused, unverified_claims
-from vidpipe.cli.packaging import FFMPEG_WHEEL, PROJECT_ROOT, BuildOutput, build_all
+from vidpipe.cli.packaging import FFMPEG_WHEEL, FUNCTION_SLICES, PROJECT_ROOT, BuildOutput, build_all
 from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
 from vidpipe.cli.tokens import mint_token as mint_stack_token
 
@@ -339,7 +339,7 @@ def _source_fingerprint(settings: LocalStackSettings) -> str:
     digest = hashlib.sha256(settings.ministack_python.encode())
     digest.update(FFMPEG_WHEEL.sha256.encode())
     sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
-    for package in ("vidpipe", "upload_api", "transcode", "thumbnails"):
+    for package in ("vidpipe", *FUNCTION_SLICES):
         sources += sorted(
             path
             for path in (PROJECT_ROOT / package).rglob("*")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FUNCTION_SLICES = ("upload_api", "transcode", "thumbnails")
+FUNCTION_SLICES = ("upload_api", "job_lifecycle", "transcode", "thumbnails")
 SHARED_PACKAGE = "vidpipe"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "cli")
 # A fixed timestamp makes the zips byte-identical when nothing changed, so an

@@ -85,6 +85,12 @@ class JobUpdate:
     # The job's status before this event (for the timeline's "state change").
     previous_status: JobStatus | None = None
 
+    def new_status(self) -> JobStatus | None:
+        """The status this event moved the job to; None when it left the status as it was."""
+        if not self.changed or self.job.status == self.previous_status:
+            return None
+        return self.job.status
+
     def finished_event(self) -> JobFinished | None:
         """The "Job Ready" / "Job Failed" event to publish, only for the update that finished the job."""
         if not self.became_terminal:

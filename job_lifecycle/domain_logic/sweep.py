@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from upload_api.domain_logic.status import publish_finished_event
-from upload_api.domain_logic.uploads import JobSaver, MultipartStore, end_awaiting_upload
+from job_lifecycle.domain_logic.status import publish_finished_event
 from vidpipe.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
-from vidpipe.events import JobFinished, iso_utc
+from vidpipe.events import UPLOAD_KEY_PREFIX, JobFinished, iso_utc
 from vidpipe.job_store import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS
-from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled, mark_finished
+from vidpipe.jobs import Job, JobStatus, StageStatus, end_upload, fail_stalled, mark_finished
 from vidpipe.quotas import UsageStore, release_if_ended
 
 # The status function's own retries publish a pending "Job Ready" within
@@ -45,12 +44,19 @@ OUTBOX_GRACE_S = 15 * 60
 SWEEP_BATCH = 100
 # The name of the status function's dead-letter queue among the sweep's queues.
 STATUS_QUEUE = "status"
+UPLOAD_EXPIRED = {"code": "UPLOAD_EXPIRED", "message": "the upload did not arrive in time"}
 
 
-class OpenJobs(JobSaver, Protocol):
+class OpenJobs(Protocol):
+    def save(self, job: Job, *, expected_version: int) -> Job: ...
+
     def list_open(self, state: str, *, since_before: str, limit: int = SWEEP_BATCH) -> list[Job]: ...
 
     def get(self, job_id: str) -> Job: ...
+
+
+class MultipartUploads(Protocol):
+    def abort_multipart(self, key: str, *, upload_id: str) -> None: ...
 
 
 class DeadLetters(Protocol):
@@ -73,7 +79,7 @@ class SweepResult:
 
 def sweep(
     jobs: OpenJobs,
-    store: MultipartStore,
+    store: MultipartUploads,
     publisher: EventPublisher,
     *,
     now: datetime,
@@ -90,7 +96,7 @@ def sweep(
     cutoff = iso_utc(now - timedelta(seconds=upload_expiry_s))
     for job in jobs.list_open(AWAITING_UPLOAD, since_before=cutoff, limit=SWEEP_BATCH):
         try:
-            end_awaiting_upload(job, status=JobStatus.EXPIRED, jobs=jobs, store=store, now=iso_utc(now), usage=usage)
+            expire_upload(job, jobs=jobs, store=store, now=iso_utc(now), usage=usage)
         except (UploadNotOpen, ConcurrentUpdate):
             continue  # the upload arrived meanwhile (or the index lagged): not abandoned
         result.expired.append(job.job_id)
@@ -137,6 +143,25 @@ def sweep(
         except EventPublishError:
             continue  # the bus is still failing: the next sweep tries again
     return result
+
+
+def expire_upload(
+    job: Job, *, jobs: OpenJobs, store: MultipartUploads, now: str, usage: UsageStore | None = None
+) -> Job:
+    """EXPIRE a job whose upload never arrived, abort its multipart upload if
+    it has one, and free its owner's active-job slot in ``usage``.
+
+    Raises UploadNotOpen when the upload already arrived or the job ended;
+    ConcurrentUpdate when the job changed meanwhile (the upload just arrived)."""
+    ended = end_upload(job, status=JobStatus.EXPIRED, error=UPLOAD_EXPIRED, now=now)
+    if ended is None:
+        raise UploadNotOpen(f"job {job.job_id} is {job.status.value}: there is no upload to expire")
+    saved = jobs.save(ended, expected_version=job.version)
+    if usage is not None:
+        release_if_ended(saved, usage=usage)
+    if job.upload.get("upload_id"):
+        store.abort_multipart(f"{UPLOAD_KEY_PREFIX}{job.job_id}/source", upload_id=job.upload["upload_id"])
+    return saved
 
 
 def _fail(

@@ -1,7 +1,7 @@
 """Status Lambda: applies upload and stage events to the job record.
 
 Wiring only; the rules are in vidpipe.jobs (apply_event) and
-upload_api.domain_logic.status (read, apply, conditional write, retry)."""
+job_lifecycle.domain_logic.status (read, apply, conditional write, retry)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.status import publish_finished_event, record_event, stitch_request
+from job_lifecycle.domain_logic.status import publish_finished_event, record_event, stitch_request
 from vidpipe.aws_clients import dynamodb_client, events_client
 from vidpipe.errors import ValidationFailed
 from vidpipe.event_bus import EventBridgePublisher
@@ -66,14 +66,13 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             # Every delivery is recorded, duplicates included: they land on the
             # same entry (its deliveries count), so the timeline shows them once.
             # job_status marks the events that moved the job to a new status.
+            new_status = update.new_status()
             timeline.record(
                 entry_for_event(
                     event,
                     identity=event_identity(json.loads(record.body)),
                     recorded_by=invocation,
-                    job_status=update.job.status.value
-                    if update.changed and update.job.status != update.previous_status
-                    else None,
+                    job_status=new_status.value if new_status is not None else None,
                 )
             )
         if not update.changed:

@@ -1,7 +1,7 @@
 """Sweep Lambda: run by a scheduled EventBridge rule, it EXPIREs jobs whose
 upload never arrived and FAILs jobs whose stage was dead-lettered or that
 stopped moving. Wiring only; the rules
-are in upload_api.domain_logic.sweep."""
+are in job_lifecycle.domain_logic.sweep."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.sweep import SweepResult, sweep
+from job_lifecycle.domain_logic.sweep import SweepResult, sweep
 from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
 from vidpipe.dead_letters import DeadLetterQueues
 from vidpipe.errors import VidpipeError

@@ -1,6 +1,6 @@
 """Webhook Lambda: "Job Ready" / "Job Failed" from its queue → one signed POST
 to each URL the job's owner registered. Wiring only; the rules are in
-upload_api.domain_logic.webhooks, the signature in vidpipe.webhooks."""
+job_lifecycle.domain_logic.webhook_delivery, the signature in vidpipe.webhooks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver
+from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
 from vidpipe.access import WEBHOOK_SIGNING, signing_keys
 from vidpipe.aws_clients import dynamodb_client, sqs_client
 from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed

@@ -1,0 +1,1 @@
+"""The job's life after its upload is asked for, free of AWS: ports in, results out."""
