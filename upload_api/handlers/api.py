@@ -34,6 +34,7 @@ from upload_api.domain_logic.uploads import (
 from upload_api.domain_logic.webhooks import register_webhook
 from vidpipe.access import OUTPUT_GRANTS, WEBHOOK_SIGNING, grant_is_valid, output_grant, signing_keys
 from vidpipe.aws_clients import dynamodb_client, s3_client, secrets_client
+from vidpipe.adapters.secrets import secret_json
 from vidpipe.cloudfront_signing import CloudFrontOutputUrls, load_private_key
 from vidpipe.errors import (
     ConcurrentUpdate,
@@ -125,10 +126,9 @@ def _output_urls() -> S3ObjectStore | CloudFrontOutputUrls:
 def _cdn_signing_key(secret_id: str) -> Any:
     """The CloudFront signing key, read once per container (``vidpipe cdn-key``
     wrote it: JSON with ``private_key`` and ``public_key`` in PEM)."""
-    answer = secrets_client().get_secret_value(SecretId=secret_id)
     try:
-        pem = json.loads(answer["SecretString"])["private_key"]
-    except (KeyError, TypeError, ValueError) as exc:
+        pem = secret_json(secret_id)["private_key"]
+    except (KeyError, ValidationFailed) as exc:
         raise ValidationFailed(f"secret {secret_id} holds no private_key", code="MISCONFIGURED") from exc
     return load_private_key(pem)
 

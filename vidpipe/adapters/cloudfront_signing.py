@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from vidpipe.errors import ValidationFailed
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.storage_keys import job_of_output_key, job_outputs_prefix
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -97,7 +98,7 @@ class CloudFrontOutputUrls:
     def presigned_get(self, key: str, *, expires_s: int) -> str:
         if expires_s <= 0:
             raise ValidationFailed(f"bad output URL request: expires_s={expires_s}")
-        job_prefix = _job_prefix(key)
+        job_prefix = job_outputs_prefix(job_of_output_key(key))
         expires_at = self.issued_at + expires_s
         if (job_prefix, expires_at) not in self._grants:
             resource = f"{self.base_url.rstrip('/')}/{quote(job_prefix)}*"
@@ -105,16 +106,6 @@ class CloudFrontOutputUrls:
                 resource, expires_at=expires_at, key_pair_id=self.key_pair_id, key=self.key
             )
         return f"{self.base_url.rstrip('/')}/{quote(key)}?{self._grants[job_prefix, expires_at]}"
-
-
-def _job_prefix(key: str) -> str:
-    """``jobs/<job id>/`` of an output key: the widest thing one signature opens.
-    Refuses keys whose job part is empty or holds a wildcard character, which
-    would widen the policy's resource beyond one job."""
-    top, job_id, rest = (key.split("/", 2) + ["", ""])[:3]
-    if top != "jobs" or not job_id or not rest or set(job_id) & set("*?"):
-        raise ValidationFailed(f"not an output of a job: {key!r}")
-    return f"jobs/{job_id}/"
 
 
 @dataclass(frozen=True)

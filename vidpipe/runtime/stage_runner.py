@@ -11,7 +11,7 @@ For one SQS record holding S3's "Object Created" event:
    a scratch folder (refused with SOURCE_TOO_LARGE when the folder cannot hold it);
 4. call the stage's ``work`` function, which writes files into its output
    folder, reports progress and returns a description of the outputs;
-5. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` and publish
+5. upload what it wrote under ``jobs/{job_id}/{output_folder}/`` (vidpipe.domain.storage_keys) and publish
    "<Stage> Completed" with the outputs (file names relative to that ``prefix``).
 
 An event that is not an upload of ours is logged and dropped: retrying it
@@ -38,164 +38,41 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
-from vidpipe.errors import JobNotFound, MediaError, QuotaExceeded, UploadNotAccepted, ValidationFailed, VidpipeError
-from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import (
-    Stage,
-    StageEvent,
-    StageEventKind,
-    UploadCompleted,
-    iso_utc,
-    parse_object_created,
-    utc_now,
+from vidpipe.adapters.aws_clients import dynamodb_client, events_client, s3_client
+from vidpipe.adapters.event_bus import EventBridgePublisher
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.domain.delivery_attempts import gave_up_error, is_last_attempt, retry_delay_s
+from vidpipe.domain.errors import MediaError, QuotaExceeded, ValidationFailed, VidpipeError
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind, utc_now
+from vidpipe.domain.storage_keys import stage_outputs_prefix
+from vidpipe.domain.timeline import Invocation, TimelineEntry, TimelineRecorder
+from vidpipe.runtime.observability import correlate, logger
+from vidpipe.runtime.scratch import check_scratch_room
+from vidpipe.runtime.settings import get_settings
+from vidpipe.runtime.sqs_message_policy import StageAttempt, hold_message, queued_at_of, schedule_retry
+from vidpipe.runtime.stage_inputs import (
+    ACCEPTANCE_WAIT_S,
+    EventPublisher,
+    JobReader,
+    OutputStore,
+    SourceStore,
+    StageContext,
+    StageInput,
+    StageWork,
+    admit_upload,
+    upload_input,
 )
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, awaits_acceptance, why_no_stage_runs
-from vidpipe.message_lease import MessageLease
-from vidpipe.observability import Invocation, correlate, logger
-from vidpipe.scratch import check_scratch_room
-from vidpipe.settings import get_settings
-from vidpipe.storage import S3ObjectStore
-from vidpipe.timeline import DynamoTimeline, TimelineEntry, TimelineRecorder
 
 PROGRESS_MIN_INTERVAL_S = 2.0
 PROGRESS_MIN_STEP = 0.05
 # How long a stage's presigned input URL lives: past the longest FFmpeg run reading it.
 INPUT_URL_EXPIRES_S = 1200
-
-
-class EventPublisher(Protocol):
-    def publish(self, event: Any) -> None: ...
-
-
-class SourceStore(Protocol):
-    def download(self, key: str, path: Path, *, version_id: str | None = None, etag: str | None = None) -> None: ...
-    def presigned_get(self, key: str, *, expires_s: int, version_id: str | None = None) -> str: ...
-    def version_with_etag(self, key: str, etag: str) -> str | None: ...
-
-
-class JobReader(Protocol):
-    """What a stage reads of the job store (DynamoJobStore): the job, never a write.
-    Raises JobNotFound."""
-
-    def get(self, job_id: str) -> Job: ...
-
-
-class OutputStore(Protocol):
-    def upload_tree(self, local_dir: Path, prefix: str) -> list[str]: ...
-
-
-@dataclass
-class StageContext:
-    """What a stage's work function gets: where the source is, where to write,
-    and how to report progress (0..1; throttled before it reaches the bus)."""
-
-    job_id: str
-    source_path: Path
-    output_dir: Path
-    report_progress: Callable[[float], None]
-    report_source: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
-    # Early playback: upload what output_dir holds now and announce these outputs
-    # as playable (a Progress event with outputs and "playable": true).
-    publish_playable: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
-    # Every object fetched for the stage, by local name (``source`` for an upload).
-    inputs: dict[str, Path] = field(default_factory=dict)
-    # For a stage run with fetch_inputs_first=False: download the inputs now
-    # (once; later calls do nothing), or get a URL FFmpeg can read one by ranges.
-    fetch_inputs: Callable[[], None] = field(default=lambda: None)
-    input_url: Callable[[str], str] = field(default=lambda name: "")
-    # The version each input is read at (the accepted upload's), by local name;
-    # whoever reads an input some other way (chunk orders, MediaConvert) asks for it.
-    input_versions: dict[str, str] = field(default_factory=dict)
-
-
-# The outputs' description, or None when another service finishes the stage.
-StageWork = Callable[[StageContext], dict[str, Any] | None]
-
-
-@dataclass(frozen=True)
-class StageInput:
-    """The job a stage message is about, and the objects to fetch for it
-    (local file name → key in the stage's input bucket)."""
-
-    job_id: str
-    objects: dict[str, str]
-    # Set when the input is the user's upload: the job must accept it first.
-    upload: UploadCompleted | None = None
-
-
-def upload_input(eventbridge_event: dict[str, Any]) -> StageInput:
-    """S3's "Object Created" for an upload: fetch the source. Raises ValidationFailed otherwise."""
-    upload = parse_object_created(eventbridge_event)
-    return StageInput(job_id=upload.job_id, objects={"source": upload.key}, upload=upload)
-
-
-# The status function gets the same "Object Created" as the stages, at the same
-# moment, and is the job's one writer: a stage that reads the job first waits
-# this long for it to accept the upload, then leaves the message to SQS's retry.
-ACCEPTANCE_WAIT_S = 20.0
-ACCEPTANCE_POLL_S = 1.0
-
-
-def admit_upload(
-    jobs: JobReader,
-    upload: UploadCompleted,
-    *,
-    wait_s: float = ACCEPTANCE_WAIT_S,
-) -> str | None:
-    """None when a stage may work on ``upload``, otherwise why not (no such
-    job, another write of the key accepted, the job cancelled, expired or
-    finished: see vidpipe.jobs.why_no_stage_runs).
-
-    The job accepts its upload when the status function applies the upload's
-    event (vidpipe.jobs.accept_upload); until it has, this re-reads the job.
-    Raises UploadNotAccepted when it still has not after ``wait_s`` (SQS
-    delivers the message again), and whatever the store raises."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            job = jobs.get(upload.job_id)
-        except JobNotFound:
-            return "no such job (an object put in the bucket by hand?)"
-        if not awaits_acceptance(job):
-            return why_no_stage_runs(job, upload)
-        if time.monotonic() >= deadline:
-            raise UploadNotAccepted(f"job {upload.job_id} has not accepted its upload after {wait_s:.0f} s")
-        time.sleep(ACCEPTANCE_POLL_S)
-
-
-@dataclass(frozen=True)
-class StageAttempt:
-    """Which invocation runs this attempt, and since when its message waited:
-    carried on every event of the attempt (``trace``) so the job's timeline can
-    tell queue wait from work; ``retry_in_s`` is the backoff if it fails."""
-
-    function: str = ""
-    request_id: str = ""
-    number: int = 1
-    queued_at: str | None = None
-    retry_in_s: int | None = None
-
-    def trace(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"function": self.function, "request_id": self.request_id, "attempt": self.number}
-        if self.queued_at:
-            found["queued_at"] = self.queued_at
-        return found
-
-
-def queued_at_of(sent_timestamp_ms: str | int | None) -> str | None:
-    """SQS's SentTimestamp (epoch milliseconds) as ISO-8601 UTC, None when absent."""
-    try:
-        return iso_utc(datetime.fromtimestamp(int(sent_timestamp_ms) / 1000, UTC))  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 @dataclass
@@ -305,7 +182,7 @@ def run_stage(
             ),
             input_versions=versions,
         )
-        prefix = f"jobs/{job_id}/{output_folder}/"
+        prefix = stage_outputs_prefix(job_id, output_folder)
 
         def publish_playable(outputs: dict[str, Any]) -> None:
             output_store.upload_tree(context.output_dir, prefix)
@@ -327,18 +204,10 @@ def run_stage(
         publish(StageEventKind.FAILED, error=exc.to_dict())
     except Exception as exc:
         _record_failed_attempt(timeline, job_id, stage, attempt, exc, receive_count, max_receive_count)
-        if receive_count < max_receive_count:
+        if not is_last_attempt(receive_count, max_receive_count):
             logger.exception("stage failed; SQS will retry", extra={"attempt": receive_count})
             raise
-        error = (
-            exc.to_dict()
-            if isinstance(exc, VidpipeError)
-            else {
-                "code": "INTERNAL_ERROR",
-                "message": f"{type(exc).__name__}: {exc}",
-            }
-        )
-        error["message"] = f"gave up after {receive_count} attempts: {error['message']}"
+        error = gave_up_error(exc, receive_count)
         logger.exception("stage failed on its last attempt", extra={"error": error})
         publish(StageEventKind.FAILED, error=error)
         raise
@@ -360,7 +229,7 @@ def _record_failed_attempt(
     if timeline is None:
         return
     attempt = attempt or StageAttempt(number=receive_count)
-    last = receive_count >= max_receive_count
+    last = is_last_attempt(receive_count, max_receive_count)
     details: dict[str, Any] = {
         "attempt": receive_count,
         "error": exc.to_dict()
@@ -387,12 +256,6 @@ def _record_failed_attempt(
         logger.exception("could not write the failed attempt to the job's timeline")
 
 
-def retry_delay_s(attempt: int, base_s: int) -> int:
-    """How long a failed message waits before its next attempt: base, 4x base,
-    16x base..., at most 15 minutes."""
-    return int(min(900, base_s * 4 ** max(0, attempt - 1)))
-
-
 def run_stage_for_record(
     record_body: str,
     *,
@@ -414,7 +277,7 @@ def run_stage_for_record(
     (to zero after the last attempt, so it goes to the dead-letter queue at
     once): otherwise SQS would act on it only after the queue's visibility
     timeout, which must exceed the longest transcode (90 minutes). While the
-    attempt runs, the message is held in short leases (:mod:`vidpipe.message_lease`),
+    attempt runs, the message is held in short leases (:mod:`vidpipe.runtime.sqs_message_policy`),
     so an attempt that dies without a word is retried within one lease.
 
     ``input_bucket`` is where ``read_input``'s objects are (the uploads bucket
@@ -434,7 +297,7 @@ def run_stage_for_record(
     )
     timeline = DynamoTimeline(dynamodb_client(), settings.job_events_table) if settings.job_events_table else None
     try:
-        with message_lease(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+        with hold_message(receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
             run_stage(
                 stage=stage,
                 eventbridge_event=eventbridge_event,
@@ -457,35 +320,3 @@ def run_stage_for_record(
         if receipt_handle:
             schedule_retry(receipt_handle, receive_count)
         raise
-
-
-def schedule_retry(receipt_handle: str, receive_count: int) -> None:
-    """Cut a failed message's wait to the backoff of its attempt (to zero after
-    the last one, so SQS moves it to the dead-letter queue now rather than after
-    the visibility timeout). Never raises: the retry then simply comes later."""
-    settings = get_settings()
-    if not settings.queue_url:
-        return
-    last = receive_count >= settings.max_receive_count
-    delay = 0 if last else retry_delay_s(receive_count, settings.retry_base_s)
-    try:
-        sqs_client().change_message_visibility(
-            QueueUrl=settings.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
-        )
-        logger.info("retry scheduled", extra={"attempt": receive_count, "retry_in_s": delay})
-    except Exception:
-        logger.exception("could not shorten the retry delay")
-
-
-def message_lease(receipt_handle: str | None, *, queue_url: str, lease_s: int) -> AbstractContextManager[Any]:
-    """A lease on the record's message, or nothing when there is no message to
-    hold (a direct invocation, or leases turned off with lease_s=0)."""
-    if not (receipt_handle and queue_url and lease_s > 0):
-        return nullcontext()
-
-    def set_visibility(seconds: int) -> None:
-        sqs_client().change_message_visibility(
-            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )
-
-    return MessageLease(set_visibility, lease_s=lease_s)

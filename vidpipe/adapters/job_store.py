@@ -23,14 +23,13 @@ import base64
 import binascii
 import copy
 import json
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
-from vidpipe.jobs import Job, JobStatus
+from vidpipe.adapters.dynamo_codec import decode_item, encode_item, error_code
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
+from vidpipe.domain.jobs import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus
 
 OWNER_INDEX = "by_owner"
 # A sparse index of the jobs that are not finished: only they carry
@@ -38,41 +37,12 @@ OWNER_INDEX = "by_owner"
 # and ``open_since`` (creation time while awaiting the upload, last update
 # while in progress). The sweep reads just those, however many jobs the table
 # holds, to expire abandoned uploads and to fail jobs that stopped moving.
+# (FINISHED_EVENT_PENDING: a READY or FAILED job whose "Job Ready"/"Job Failed"
+# is still in its outbox, open_since when it finished: the sweep publishes it
+# if no retry did.)
 OPEN_JOBS_INDEX = "by_open_state"
-AWAITING_UPLOAD = "AWAITING_UPLOAD"
-IN_PROGRESS = "IN_PROGRESS"
-# A READY or FAILED job whose "Job Ready"/"Job Failed" is still in its outbox
-# (open_since: when it finished): the sweep publishes it if no retry did.
-FINISHED_EVENT_PENDING = "FINISHED_EVENT_PENDING"
 MAX_PAGE_SIZE = 100
 _KEY_ATTRIBUTES = frozenset({"job_id", "owner", "created_at"})
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def _to_dynamo_value(value: Any) -> Any:
-    """Floats become Decimals through their shortest text, so 0.1 stays 0.1."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {key: _to_dynamo_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_dynamo_value(item) for item in value]
-    return value
-
-
-def _from_dynamo_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _from_dynamo_value(item) for key, item in value.items()}
-    if isinstance(value, list | set):
-        return [_from_dynamo_value(item) for item in value]
-    return value
-
 
 def job_to_item(job: Job) -> dict[str, Any]:
     """The job as a DynamoDB item (attribute-value format).
@@ -87,14 +57,14 @@ def job_to_item(job: Job) -> dict[str, Any]:
         record["open_state"] = FINISHED_EVENT_PENDING
         record["open_since"] = str((job.finished_event or {}).get("occurred_at") or job.updated_at)
     try:
-        return {name: _serializer.serialize(_to_dynamo_value(value)) for name, value in record.items()}
+        return encode_item(record)
     except (TypeError, ArithmeticError) as exc:
         raise JobStoreError(f"job {job.job_id} holds a value DynamoDB cannot store: {exc}") from exc
 
 
 def item_to_job(item: dict[str, Any]) -> Job:
     """Read back an item written by :func:`job_to_item`."""
-    record = {name: _from_dynamo_value(_deserializer.deserialize(value)) for name, value in item.items()}
+    record = decode_item(item)
     record.pop("open_state", None)
     record.pop("open_since", None)
     return Job.from_dict(record)
@@ -123,12 +93,6 @@ def _decode_token(token: str, owner: str) -> dict[str, Any]:
     return key
 
 
-def _error_code(exc: BotoCoreError | ClientError) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return type(exc).__name__
-
-
 class DynamoJobStore:
     """The jobs table, reached through a boto3 DynamoDB client."""
 
@@ -148,9 +112,9 @@ class DynamoJobStore:
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except (BotoCoreError, ClientError) as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise ConcurrentUpdate(f"job {job.job_id} already exists") from exc
-            raise JobStoreError(f"cannot create job {job.job_id}: {_error_code(exc)}: {exc}") from exc
+            raise JobStoreError(f"cannot create job {job.job_id}: {error_code(exc)}: {exc}") from exc
 
     def get(self, job_id: str) -> Job:
         """The latest saved job.
@@ -165,7 +129,7 @@ class DynamoJobStore:
                 ConsistentRead=True,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise JobStoreError(f"cannot read job {job_id}: {_error_code(exc)}: {exc}") from exc
+            raise JobStoreError(f"cannot read job {job_id}: {error_code(exc)}: {exc}") from exc
         item = response.get("Item")
         # Usage counters (vidpipe.usage_store) share the table under keys no
         # job id has; whatever lacks a status is not a job.
@@ -196,7 +160,7 @@ class DynamoJobStore:
         try:
             response = self._client.query(**query)
         except (BotoCoreError, ClientError) as exc:
-            raise JobStoreError(f"cannot list jobs: {_error_code(exc)}: {exc}") from exc
+            raise JobStoreError(f"cannot list jobs: {error_code(exc)}: {exc}") from exc
         jobs = [item_to_job(item) for item in response.get("Items", [])]
         last_key = response.get("LastEvaluatedKey")
         return jobs, (_encode_token(last_key) if last_key else None)
@@ -214,7 +178,7 @@ class DynamoJobStore:
                 Limit=limit,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise JobStoreError(f"cannot list {state} jobs: {_error_code(exc)}: {exc}") from exc
+            raise JobStoreError(f"cannot list {state} jobs: {error_code(exc)}: {exc}") from exc
         return [item_to_job(item) for item in response.get("Items", [])]
 
     def save(self, job: Job, *, expected_version: int) -> Job:
@@ -235,7 +199,7 @@ class DynamoJobStore:
                 ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
             )
         except (BotoCoreError, ClientError) as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise ConcurrentUpdate(f"job {job.job_id} is no longer at version {expected_version}") from exc
-            raise JobStoreError(f"cannot save job {job.job_id}: {_error_code(exc)}: {exc}") from exc
+            raise JobStoreError(f"cannot save job {job.job_id}: {error_code(exc)}: {exc}") from exc
         return written

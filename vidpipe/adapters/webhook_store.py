@@ -1,29 +1,17 @@
 """Registered webhooks in DynamoDB: partition ``owner``, sort ``webhook_id``,
 so one Query finds everything a user wants told when a job ends.
 
-What can go wrong: :class:`~vidpipe.errors.JobStoreError` for any DynamoDB failure.
+What can go wrong: :class:`~vidpipe.domain.errors.JobStoreError` for any DynamoDB failure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import JobStoreError
-
-
-@dataclass(frozen=True)
-class Webhook:
-    owner: str
-    webhook_id: str
-    url: str
-    created_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """As the API shows it (never with its secret: that is shown once, at registration)."""
-        return {"webhook_id": self.webhook_id, "url": self.url, "created_at": self.created_at}
+from vidpipe.domain.errors import JobStoreError
+from vidpipe.domain.webhooks import Webhook
 
 
 class DynamoWebhookStore:

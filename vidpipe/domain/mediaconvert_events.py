@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vidpipe.errors import MediaConvertError, ValidationFailed
-from vidpipe.events import Stage, StageEvent, StageEventKind, iso_utc, utc_now
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind, iso_utc, utc_now
+from vidpipe.domain.storage_keys import is_job_output
 
 SOURCE = "aws.mediaconvert"
 DETAIL_TYPE = "MediaConvert Job State Change"
@@ -108,7 +109,7 @@ def completed_outputs(detail: dict[str, Any], metadata: dict[str, str]) -> dict[
         raise MediaConvertError("MediaConvert reported COMPLETE without an HLS playlist")
     master_key = _s3_key(str(group["playlistFilePaths"][0]))
     prefix, _, master_name = master_key.rpartition("/")
-    if not prefix.startswith(f"jobs/{job_id}/"):
+    if not is_job_output(prefix, job_id):
         raise ValidationFailed(f"HLS output {master_key!r} is outside the job's folder")
     written = {
         _s3_key(str(path)).rpartition("/")[2]
@@ -146,7 +147,7 @@ def parse_captures_ready(event: dict[str, Any]) -> CapturesReady:
         raise ValidationFailed("MediaConvert reported COMPLETE without frame captures")
     last_key, match = captures[0]
     folder = last_key.rpartition("/")[0]
-    if not folder.startswith(f"jobs/{job_id}/"):
+    if not is_job_output(folder, job_id):
         raise ValidationFailed(f"captures {last_key!r} are outside the job's folder")
     count = int(match["index"]) + 1
     try:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -60,19 +58,3 @@ def record_job_finished(status: str, error_code: str | None) -> None:
             name="JobFailuresByCode", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
         ) as failure:
             failure.add_dimension(name="ErrorCode", value=error_code or "UNKNOWN")
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """Which function ran and in which Lambda invocation: every timeline entry
-    names both, so an entry leads straight to its log lines."""
-
-    function: str
-    request_id: str
-
-    @classmethod
-    def of(cls, context: Any) -> Invocation:
-        # The service name (transcode, status...) rather than the deployed
-        # function name, which CloudFormation suffixes with a random id.
-        function = os.environ.get("POWERTOOLS_SERVICE_NAME") or str(getattr(context, "function_name", ""))
-        return cls(function=function, request_id=str(getattr(context, "aws_request_id", "")))

@@ -19,26 +19,35 @@ attempt...). A duplicate therefore lands on the same item; the write keeps the
 first copy (``if_not_exists``) and counts ``deliveries``. The ``at`` prefix,
 ISO-8601 UTC with microseconds, keeps the Query in time order.
 
-What can go wrong: :class:`~vidpipe.errors.JobStoreError` for any DynamoDB failure.
+The table itself: :mod:`vidpipe.adapters.timeline_store` (JobStoreError for
+any DynamoDB failure).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
+from vidpipe.domain.events import JobFinished, StageEvent, StageEventKind, UploadCompleted, utc_now
 
-from vidpipe.errors import JobStoreError
-from vidpipe.events import JobFinished, StageEvent, StageEventKind, UploadCompleted, utc_now
-from vidpipe.job_store import _from_dynamo_value, _to_dynamo_value
-from vidpipe.observability import Invocation
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+@dataclass(frozen=True)
+class Invocation:
+    """Which function ran and in which Lambda invocation: every timeline entry
+    names both, so an entry leads straight to its log lines."""
+
+    function: str
+    request_id: str
+
+    @classmethod
+    def of(cls, context: Any) -> Invocation:
+        # The service name (transcode, status...) rather than the deployed
+        # function name, which CloudFormation suffixes with a random id.
+        function = os.environ.get("POWERTOOLS_SERVICE_NAME") or str(getattr(context, "function_name", ""))
+        return cls(function=function, request_id=str(getattr(context, "aws_request_id", "")))
 
 
 @dataclass(frozen=True)
@@ -170,50 +179,3 @@ def _outputs_summary(outputs: dict[str, Any]) -> dict[str, Any]:
     if outputs.get("prefix"):
         summary["prefix"] = outputs["prefix"]
     return summary
-
-
-class DynamoTimeline:
-    """The job events table, reached through a boto3 DynamoDB client."""
-
-    def __init__(self, client: Any, table_name: str) -> None:
-        self._client = client
-        self.table_name = table_name
-
-    def record(self, entry: TimelineEntry) -> None:
-        """Write ``entry`` once: a second write of the same entry keeps the first
-        copy and adds one to its ``deliveries``. Raises JobStoreError."""
-        body = entry.to_dict()
-        body.pop("deliveries")
-        body["identity"] = entry.identity[:200]
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key={"job_id": {"S": entry.job_id}, "entry_key": {"S": entry.entry_key}},
-                UpdateExpression="SET #entry = if_not_exists(#entry, :entry) ADD deliveries :one",
-                ExpressionAttributeNames={"#entry": "entry"},
-                ExpressionAttributeValues={":entry": _SERIALIZER.serialize(_to_dynamo_value(body)), ":one": {"N": "1"}},
-            )
-        except (BotoCoreError, ClientError, TypeError, ArithmeticError) as exc:
-            raise JobStoreError(f"cannot record {entry.what} of job {entry.job_id}: {exc}") from exc
-
-    def entries(self, job_id: str) -> list[TimelineEntry]:
-        """Every entry of the job, oldest first. Raises JobStoreError."""
-        found: list[TimelineEntry] = []
-        query: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "job_id = :job",
-            "ExpressionAttributeValues": {":job": {"S": job_id}},
-            "ConsistentRead": True,
-        }
-        while True:
-            try:
-                response = self._client.query(**query)
-            except (BotoCoreError, ClientError) as exc:
-                raise JobStoreError(f"cannot read the timeline of job {job_id}: {exc}") from exc
-            for item in response.get("Items", []):
-                entry = _from_dynamo_value(_DESERIALIZER.deserialize(item["entry"]))
-                entry["deliveries"] = _from_dynamo_value(_DESERIALIZER.deserialize(item.get("deliveries", {"N": "1"})))
-                found.append(TimelineEntry.from_dict(job_id, entry))
-            if not response.get("LastEvaluatedKey"):
-                return found
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

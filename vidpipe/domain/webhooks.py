@@ -19,11 +19,11 @@ Registration shows the secret under the current kid; a delivery carries one
 ``v1`` per kid of the key set, so while a key is being rotated out the
 receivers that still hold its secret keep verifying (docs/WEBHOOKS.md).
 
+The POST itself: :mod:`vidpipe.adapters.webhook_sender`.
+
 What can go wrong: :func:`verify_signature` raises
-:class:`~vidpipe.errors.WebhookSignatureInvalid` with the reason; it never
-raises anything else. :meth:`HttpWebhookSender.post` raises
-:class:`~vidpipe.errors.WebhookDeliveryFailed` when no HTTP answer came back,
-or when the URL now reaches a destination vidpipe.outbound refuses.
+:class:`~vidpipe.domain.errors.WebhookSignatureInvalid` with the reason; it never
+raises anything else.
 """
 
 from __future__ import annotations
@@ -31,17 +31,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
-import ssl
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
-from vidpipe.errors import DestinationRefused, WebhookDeliveryFailed, WebhookSignatureInvalid
-from vidpipe.outbound import OutboundGuard
+from vidpipe.domain.access import WEBHOOK_SIGNING, SigningKeys
+from vidpipe.domain.errors import WebhookSignatureInvalid
 
 SIGNATURE_HEADER = "Vidpipe-Signature"
 SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 300
+
+
+@dataclass(frozen=True)
+class Webhook:
+    owner: str
+    webhook_id: str
+    url: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the API shows it (never with its secret: that is shown once, at registration)."""
+        return {"webhook_id": self.webhook_id, "url": self.url, "created_at": self.created_at}
 
 
 def signing_secret(root_key: str, owner: str, webhook_id: str) -> str:
@@ -107,35 +118,3 @@ def verify_signature(
     # Several v1 values are allowed, so a secret can be rolled over without a gap.
     if not any(hmac.compare_digest(expected.encode(), given.encode()) for given in fields["v1"]):
         raise WebhookSignatureInvalid("the signature does not match the body")
-
-
-class HttpWebhookSender:
-    """POSTs a delivery with the standard library (no extra dependency in the
-    Lambda layer), through an OutboundGuard: the URL is checked again at every
-    delivery, since the name may resolve somewhere else than at registration
-    (DNS rebinding), and the connection goes to the address just checked.
-
-    Redirects are not followed: a redirect is an answer, not a delivery, and
-    following it would send a signed body to a host the user never registered."""
-
-    def __init__(self, guard: OutboundGuard, timeout_s: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
-        self.guard = guard
-        self.timeout_s = timeout_s
-        self.tls = tls
-
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """The receiver's HTTP status. Raises WebhookDeliveryFailed when there is none:
-        code WEBHOOK_DESTINATION_REFUSED when the URL now reaches a refused address
-        (nothing was sent), WEBHOOK_DELIVERY_FAILED when refused, unreachable, timed out."""
-        try:
-            destination = self.guard.check(url)
-        except DestinationRefused as exc:
-            raise WebhookDeliveryFailed(f"not sent: {exc.message}", code="WEBHOOK_DESTINATION_REFUSED") from exc
-        connection = self.guard.connect(destination, timeout_s=self.timeout_s, tls=self.tls)
-        try:
-            connection.request("POST", destination.target, body=body, headers=headers)
-            return int(connection.getresponse().status)
-        except (OSError, http.client.HTTPException) as exc:
-            raise WebhookDeliveryFailed(f"no answer from the receiver: {exc}") from exc
-        finally:
-            connection.close()

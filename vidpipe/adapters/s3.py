@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import StorageError, UploadNotOpen, ValidationFailed
+from vidpipe.domain.errors import StorageError, UploadNotOpen, ValidationFailed
+from vidpipe.domain.stored_objects import ObjectInfo, UploadedPart
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -44,24 +44,6 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 # their own Boto3Error subclasses (S3UploadFailedError, RetriesExceededError).
 _S3_FAILURES = (BotoCoreError, ClientError, Boto3Error)
 _S3Failure = BotoCoreError | ClientError | Boto3Error
-
-
-class ObjectInfo(TypedDict):
-    """What :meth:`S3ObjectStore.head` tells about an object."""
-
-    size: int
-    content_type: str
-    etag: str
-    last_modified: datetime | None
-    metadata: dict[str, str]
-
-
-class UploadedPart(TypedDict):
-    """One part S3 already holds of a multipart upload."""
-
-    part_number: int
-    etag: str
-    size: int
 
 
 def content_type_for(path: Path | str) -> str:

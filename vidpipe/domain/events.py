@@ -6,27 +6,26 @@ Stages publish to the custom bus (``EVENT_BUS_NAME``) with
 (the correlation id of every log line and metric).
 
 The status function also reads S3's own "Object Created" event (from the
-default bus), which marks the upload as done, and MediaConvert's "MediaConvert
-Job State Change" events, read as transcode events (see
-:mod:`vidpipe.mediaconvert_events`).
+default bus), which marks the upload as done (:func:`parse_object_created`).
+Which of these, or of MediaConvert's events, an incoming message is:
+:mod:`vidpipe.domain.inbound_events`.
 
-What can go wrong: :func:`parse_event` raises ValidationFailed for an event it
-does not understand (a newer ``version``, a missing ``job_id``...).
+What can go wrong: the parsers raise ValidationFailed for an event they do not
+understand (a missing ``job_id``, a key outside the layout...).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from vidpipe.errors import ValidationFailed
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.storage_keys import job_id_from_upload_key
 
 EVENT_VERSION = 1
 SOURCE_PREFIX = "vidpipe."
-UPLOAD_KEY_PREFIX = "uploads/"
 
 
 class Stage(StrEnum):
@@ -143,49 +142,6 @@ class JobFinished:
         } | ({"event_id": self.event_id} if self.event_id else {})
 
 
-def job_id_from_upload_key(key: str) -> str:
-    """``uploads/{job_id}/source`` → job_id. Raises ValidationFailed otherwise."""
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] + "/" != UPLOAD_KEY_PREFIX or parts[2] != "source" or not parts[1]:
-        raise ValidationFailed(f"not an upload key: {key!r}")
-    return parts[1]
-
-
-def parse_event(event: dict[str, Any]) -> StageEvent | UploadCompleted:
-    """Parse one EventBridge event (as delivered in an SQS message body)."""
-    detail = event.get("detail")
-    if not isinstance(detail, dict):
-        raise ValidationFailed("event has no detail")
-    source = str(event.get("source", ""))
-    if source == "aws.s3" and event.get("detail-type") == "Object Created":
-        return parse_object_created(event)
-    if source == "aws.mediaconvert":
-        # The MediaConvert backend's state changes stand for transcode events.
-        # Imported here: that module builds on this one.
-        from vidpipe.mediaconvert_events import parse_state_change
-
-        return parse_state_change(event)
-    if not source.startswith(SOURCE_PREFIX):
-        raise ValidationFailed(f"unknown event source {source!r}")
-    if detail.get("version") != EVENT_VERSION:
-        raise ValidationFailed(f"unsupported event version {detail.get('version')!r}")
-    try:
-        return StageEvent(
-            job_id=str(detail["job_id"]),
-            stage=Stage(detail["stage"]),
-            kind=StageEventKind(detail["kind"]),
-            occurred_at=str(detail["occurred_at"]),
-            progress=float(detail["progress"]) if detail.get("progress") is not None else None,
-            source=detail.get("source"),
-            outputs=detail.get("outputs"),
-            error=detail.get("error"),
-            chunks=detail.get("chunks"),
-            trace=detail["trace"] if isinstance(detail.get("trace"), dict) else None,
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValidationFailed(f"malformed stage event: {exc}") from exc
-
-
 def parse_object_created(event: dict[str, Any]) -> UploadCompleted:
     """Parse S3's EventBridge "Object Created" event for an upload key."""
     detail = event.get("detail") or {}
@@ -206,17 +162,6 @@ def parse_object_created(event: dict[str, Any]) -> UploadCompleted:
         version_id=str(written.get("version-id") or ""),
         sequencer=str(written.get("sequencer") or ""),
     )
-
-
-def parse_sqs_body(body: str) -> StageEvent | UploadCompleted:
-    """An SQS record's body holds the EventBridge event as JSON."""
-    try:
-        event = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValidationFailed("SQS message body is not JSON") from exc
-    if not isinstance(event, dict):
-        raise ValidationFailed("SQS message body is not a JSON object")
-    return parse_event(event)
 
 
 # ---------------------------------------------------------------- chunked transcodes
