@@ -11,7 +11,7 @@ It makes a 2048-bit RSA key pair on this machine and stores both halves in one
 Secrets Manager secret, ``<stack>/cdn-signing-key``, as JSON ``{"private_key",
 "public_key"}`` (PEM): the private key never touches the disk. The template
 reads the public half from there (a dynamic reference); the API function reads
-the private half to sign URLs (vidpipe.cloudfront_signing).
+the private half to sign URLs (vidpipe.adapters.cloudfront_signing).
 
 What can go wrong: CdnKeyError when the secret already exists (a second key
 would not match the public key CloudFront already trusts; rotating needs a
@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.cloudfront_signing import generate_signing_key_pair
+from vidpipe.adapters.cloudfront_signing import generate_signing_key_pair
 
 
 class CdnKeyError(Exception):

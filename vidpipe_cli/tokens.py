@@ -18,18 +18,18 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.access import (
+from vidpipe.adapters.secrets import keys_secret_id
+from vidpipe.adapters.token_revocations import DynamoTokenRevocations
+from vidpipe.domain.access import (
     API_TOKENS,
     MAX_TOKEN_TTL_S,
     TOKEN_ID_PATTERN,
     IssuedToken,
     SigningKeys,
     TokenRefused,
-    keys_secret_id,
     mint_api_token,
     unverified_claims,
 )
-from vidpipe.token_revocations import DynamoTokenRevocations
 
 TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

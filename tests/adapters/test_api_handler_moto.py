@@ -35,8 +35,12 @@ from tests.moto_resources import (
     use_fake_credentials,
 )
 from upload_api.handlers import api
-from vidpipe import access, aws_clients, settings
-from vidpipe.access import (
+from vidpipe.adapters import aws_clients
+from vidpipe.adapters import secrets as secrets_module
+from vidpipe.adapters.cloudfront_signing import SigningKeyPair, generate_signing_key_pair
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.domain import access
+from vidpipe.domain.access import (
     API_TOKENS,
     OUTPUT_GRANTS,
     WEBHOOK_SIGNING,
@@ -45,12 +49,11 @@ from vidpipe.access import (
     mint_api_token,
     output_grant,
 )
-from vidpipe.cli.tokens import revoke_token
-from vidpipe.cloudfront_signing import SigningKeyPair, generate_signing_key_pair
-from vidpipe.events import Stage
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
-from vidpipe.webhooks import signing_secret
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import Job, JobStatus, StageState, StageStatus
+from vidpipe.domain.webhooks import signing_secret
+from vidpipe.runtime import settings
+from vidpipe_cli.tokens import revoke_token
 
 EVENTS = Path(__file__).parent.parent / "events"
 REGION = "us-east-1"
@@ -111,7 +114,7 @@ def _clear_caches() -> None:
     aws_clients.dynamodb_client.cache_clear()
     aws_clients.events_client.cache_clear()
     aws_clients.secrets_client.cache_clear()
-    access.forget_signing_keys()
+    secrets_module.forget_signing_keys()
     api._cdn_signing_key.cache_clear()
 
 
@@ -125,7 +128,7 @@ class Aws:
         return DynamoJobStore(self.dynamodb, TABLE)
 
     def job_count(self) -> int:
-        # Jobs only: the owners' usage counters share the table (vidpipe.usage_store).
+        # Jobs only: the owners' usage counters share the table (vidpipe.adapters.usage_store).
         return int(
             self.dynamodb.scan(
                 TableName=TABLE,
@@ -922,7 +925,7 @@ def test_GIVEN_a_rotated_api_key_WHEN_tokens_of_both_kids_are_authorized_THEN_bo
     secrets.put_secret_value(
         SecretId=KEYS_PREFIX + API_TOKENS, SecretString=json.dumps({"current": "k2", **rotated.keys})
     )
-    access.forget_signing_keys()  # what KEYS_CACHE_S seconds do in a running function
+    secrets_module.forget_signing_keys()  # what KEYS_CACHE_S seconds do in a running function
     new = mint_api_token(rotated, "bob")
 
     assert authorize({"authorization": f"Bearer {old.token}"})["isAuthorized"] is True
@@ -931,7 +934,7 @@ def test_GIVEN_a_rotated_api_key_WHEN_tokens_of_both_kids_are_authorized_THEN_bo
     secrets.put_secret_value(
         SecretId=KEYS_PREFIX + API_TOKENS, SecretString=json.dumps({"current": "k2", "k2": rotated.keys["k2"]})
     )
-    access.forget_signing_keys()
+    secrets_module.forget_signing_keys()
 
     assert authorize({"authorization": f"Bearer {old.token}"}) == {"isAuthorized": False}
     assert authorize({"authorization": f"Bearer {new.token}"})["isAuthorized"] is True

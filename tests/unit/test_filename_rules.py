@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request
-from vidpipe.errors import ValidationFailed
+from vidpipe.domain.errors import ValidationFailed
 
 LIMITS = UploadLimits(max_bytes=1024**3, url_ttl_s=3600)
 

@@ -20,8 +20,8 @@ from transcode.domain_logic.title_analysis import (
     plan_samples,
     read_vmaf,
 )
-from vidpipe.errors import FfmpegError
-from vidpipe.media import CODEC_WHITELIST
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.source_info import CODEC_WHITELIST
 
 SCRATCH = Path("/scratch/job/analysis")
 

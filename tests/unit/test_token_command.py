@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from vidpipe.access import API_TOKENS, MAX_TOKEN_TTL_S, SigningKeys, mint_api_token
-from vidpipe.cli.local_stack import LOCAL_TOKEN_RENEW_S, _expires_soon
-from vidpipe.cli.tokens import TokenCommandError, parse_ttl
+from vidpipe.domain.access import API_TOKENS, MAX_TOKEN_TTL_S, SigningKeys, mint_api_token
+from vidpipe_cli.local_stack import LOCAL_TOKEN_RENEW_S, _expires_soon
+from vidpipe_cli.tokens import TokenCommandError, parse_ttl
 
 KEYS = SigningKeys(API_TOKENS, "k1", {"k1": "local-api-key-0123456789abcdefghijklmnop"})
 

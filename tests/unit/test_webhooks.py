@@ -15,20 +15,19 @@ from upload_api.domain_logic.webhooks import (
     deliver,
     register_webhook,
 )
-from vidpipe.access import API_TOKENS, WEBHOOK_SIGNING, SigningKeys
-from vidpipe.errors import (
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy
+from vidpipe.domain.access import API_TOKENS, WEBHOOK_SIGNING, SigningKeys
+from vidpipe.domain.errors import (
     DestinationRefused,
     JobNotFound,
     ValidationFailed,
     WebhookDeliveryFailed,
     WebhookSignatureInvalid,
 )
-from vidpipe.observability import Invocation
-from vidpipe.outbound import OutboundGuard, OutboundPolicy
-from vidpipe.timeline import TimelineEntry
-from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import (
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.domain.webhooks import (
     SIGNATURE_HEADER,
+    Webhook,
     current_signing_secret,
     sign,
     signing_secret,

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from transcode.domain_logic.ladder import Rendition, output_frame_rate
-from vidpipe.errors import EncodeTooCostly
-from vidpipe.media import SourceInfo
+from vidpipe.domain.errors import EncodeTooCostly
+from vidpipe.domain.source_info import SourceInfo
 
 # Throughputs in pixels per CPU-second (user + system time of FFmpeg), measured
 # with scripts/encode_throughput.py on 2026-12-02: the layer's static FFmpeg 6.0,

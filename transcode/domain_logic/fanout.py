@@ -50,10 +50,10 @@ from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, d
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder
 from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
-from vidpipe.errors import MediaError, VidpipeError
-from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
-from vidpipe.media import SourceInfo
-from vidpipe.scratch import check_scratch_room
+from vidpipe.domain.errors import MediaError, VidpipeError
+from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
+from vidpipe.domain.source_info import SourceInfo
+from vidpipe.runtime.scratch import check_scratch_room
 
 WORK_PREFIX = "chunks/"
 PLAN_NAME = "plan.json"

@@ -29,9 +29,17 @@ from fractions import Fraction
 from pathlib import Path
 
 from transcode.domain_logic.ladder import Rendition, output_frame_rate
-from vidpipe.colour import BT709_TAG_ARGS, SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
-from vidpipe.errors import FfmpegError
-from vidpipe.media import SourceInfo, input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.domain.colour import (
+    BT709_TAG_ARGS,
+    SDR_BT709,
+    VideoColour,
+    assume_untagged,
+    ladder_prefilter,
+    sdr_scale_options,
+)
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.source_info import SourceInfo
 
 DEFAULT_SEGMENT_S = 4
 MASTER_PLAYLIST_NAME = "master.m3u8"
@@ -129,7 +137,7 @@ def build_hls_args(
     segment_s: int = DEFAULT_SEGMENT_S,
 ) -> list[str]:
     """Arguments for one FFmpeg run (everything after the binary and the global
-    options that :func:`vidpipe.media.run_ffmpeg` adds) that writes the whole
+    options that :func:`vidpipe.adapters.ffmpeg.process.run_ffmpeg` adds) that writes the whole
     ladder as HLS into ``output_dir``.
 
     ``output_dir`` should be absolute: FFmpeg reads ``name:rest`` as a protocol.
@@ -142,7 +150,7 @@ def build_hls_args(
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
     count = len(ladder)
     rate = output_frame_rate(source.frame_rate)  # at most 60 fps: see the ladder module
-    # The demuxer the probe found, and only it: see vidpipe.media.input_args.
+    # The demuxer the probe found, and only it: see vidpipe.adapters.ffmpeg.inputs.input_args.
     colour = assume_untagged(source.colour, source.display_width, source.display_height)
     graph = ladder_filter_graph(ladder, rate, colour=colour)
     args = [*input_args(input_path, source.demuxer), "-filter_complex", graph]
@@ -198,15 +206,15 @@ def ladder_filter_graph(
     so both give the same frames even for a variable-rate source (left to the
     muxer, each chunk would lose the frames that fill the gap after its last).
 
-    ``colour`` is the source's (after :func:`vidpipe.colour.assume_untagged`;
+    ``colour`` is the source's (after :func:`vidpipe.domain.colour.assume_untagged`;
     BT.709 limited if not given): every rung comes out SDR BT.709 limited
-    range, see :mod:`vidpipe.colour` for how."""
+    range, see :mod:`vidpipe.domain.colour` for how."""
     count = len(ladder)
     split_outputs = "".join(f"[split{index}]" for index in range(count))
     constant_rate = f"fps=fps={frame_rate.numerator}/{frame_rate.denominator}"
     if grid_start_s is not None:
         constant_rate += f":start_time={grid_start_s:.6f}"
-    # HDR is tone-mapped once, before the split (vidpipe.colour.ladder_prefilter says why).
+    # HDR is tone-mapped once, before the split (vidpipe.domain.colour.ladder_prefilter says why).
     to_sdr = ladder_prefilter(colour, (ladder[0].width, ladder[0].height))
     chain = ",".join(part for part in (constant_rate, trim, to_sdr, f"split={count}") if part)
     # An SDR source's matrix and range are converted by each rung's own resize, for free.

@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from vidpipe.access import SigningKeys
-from vidpipe.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
-from vidpipe.events import utc_now
-from vidpipe.observability import Invocation
-from vidpipe.outbound import OutboundGuard
-from vidpipe.timeline import TimelineEntry
-from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import SIGNATURE_HEADER, current_signing_secret, sign, signing_secrets
+from vidpipe.adapters.outbound_guard import OutboundGuard
+from vidpipe.domain.access import SigningKeys
+from vidpipe.domain.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
+from vidpipe.domain.events import utc_now
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.domain.webhooks import SIGNATURE_HEADER, Webhook, current_signing_secret, sign, signing_secrets
 
 MAX_WEBHOOKS_PER_USER = 5
 FINISHED_TYPES = {"Job Ready": "job.ready", "Job Failed": "job.failed"}
@@ -66,7 +64,7 @@ def check_webhook_url(url: str, *, guard: OutboundGuard) -> str:
     """The URL, stripped. Raises DestinationRefused (a ValidationFailed) for
     anything but an absolute https URL (http too where allowed: the local
     stack) without credentials whose host resolves only to public addresses
-    (see vidpipe.outbound). Delivery checks again: DNS answers change."""
+    (see vidpipe.adapters.outbound_guard). Delivery checks again: DNS answers change."""
     return guard.check(url).url
 
 

@@ -6,7 +6,6 @@ try/except in a route."""
 
 from __future__ import annotations
 
-import json
 import mimetypes
 from collections.abc import Callable
 from functools import lru_cache
@@ -32,11 +31,17 @@ from upload_api.domain_logic.uploads import (
     uploaded_parts,
 )
 from upload_api.domain_logic.webhooks import register_webhook
-from vidpipe.access import OUTPUT_GRANTS, WEBHOOK_SIGNING, grant_is_valid, output_grant, signing_keys
-from vidpipe.aws_clients import dynamodb_client, s3_client, secrets_client
-from vidpipe.adapters.secrets import secret_json
-from vidpipe.cloudfront_signing import CloudFrontOutputUrls, load_private_key
-from vidpipe.errors import (
+from vidpipe.adapters.aws_clients import dynamodb_client, s3_client
+from vidpipe.adapters.cloudfront_signing import CloudFrontOutputUrls, load_private_key
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy, Resolver, system_resolver
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.adapters.secrets import secret_json, signing_keys
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.adapters.usage_store import DynamoUsageStore
+from vidpipe.adapters.webhook_store import DynamoWebhookStore
+from vidpipe.domain.access import OUTPUT_GRANTS, WEBHOOK_SIGNING, grant_is_valid, output_grant
+from vidpipe.domain.errors import (
     ConcurrentUpdate,
     JobNotFound,
     QuotaExceeded,
@@ -45,16 +50,11 @@ from vidpipe.errors import (
     VidpipeError,
     WebhookNotFound,
 )
-from vidpipe.events import Stage, utc_now
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.observability import Invocation, correlate, logger, tracer
-from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
-from vidpipe.settings import get_settings
-from vidpipe.storage import S3ObjectStore
-from vidpipe.timeline import DynamoTimeline, TimelineEntry
-from vidpipe.usage_store import DynamoUsageStore
-from vidpipe.webhook_store import DynamoWebhookStore
+from vidpipe.domain.events import Stage, utc_now
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.runtime.observability import correlate, logger, tracer
+from vidpipe.runtime.settings import get_settings
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")

@@ -1,6 +1,6 @@
 """Webhook Lambda: "Job Ready" / "Job Failed" from its queue → one signed POST
 to each URL the job's owner registered. Wiring only; the rules are in
-upload_api.domain_logic.webhooks, the signature in vidpipe.webhooks."""
+upload_api.domain_logic.webhooks, the signature in vidpipe.domain.webhooks."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_api.domain_logic.webhooks import JobFinishedNotice, deliver
-from vidpipe.access import WEBHOOK_SIGNING, signing_keys
-from vidpipe.aws_clients import dynamodb_client, sqs_client
-from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, correlate, logger, tracer
-from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import retry_delay_s
-from vidpipe.timeline import DynamoTimeline
-from vidpipe.webhook_store import DynamoWebhookStore
-from vidpipe.webhooks import HttpWebhookSender
+from vidpipe.adapters.aws_clients import dynamodb_client, sqs_client
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy, Resolver, system_resolver
+from vidpipe.adapters.secrets import signing_keys
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.adapters.webhook_sender import HttpWebhookSender
+from vidpipe.adapters.webhook_store import DynamoWebhookStore
+from vidpipe.domain.access import WEBHOOK_SIGNING
+from vidpipe.domain.delivery_attempts import retry_delay_s
+from vidpipe.domain.errors import ValidationFailed, WebhookDeliveryFailed
+from vidpipe.domain.timeline import Invocation
+from vidpipe.runtime.observability import correlate, logger, tracer
+from vidpipe.runtime.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
 # getaddrinfo; a test puts a stub here (tests never resolve real names).

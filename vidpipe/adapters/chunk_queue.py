@@ -13,7 +13,7 @@ so the planner sends the orders itself. The message body is the envelope
 EventBridge would have delivered, so the chunk-encode function reads orders
 and stitch requests (which still come through the bus) the same way.
 
-What can go wrong: :class:`~vidpipe.errors.QueueError` when SQS refuses the
+What can go wrong: :class:`~vidpipe.domain.errors.QueueError` when SQS refuses the
 message (the transcode attempt then fails and is retried; orders are
 idempotent, so orders sent before the failure may be sent twice).
 """
@@ -25,8 +25,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import QueueError
-from vidpipe.events import CHUNKS_SOURCE, ChunkRequested
+from vidpipe.domain.errors import QueueError
+from vidpipe.domain.events import CHUNKS_SOURCE, ChunkRequested
 
 
 def chunk_order_message(order: ChunkRequested, queue_url: str) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import QueueError, ValidationFailed
-from vidpipe.events import parse_object_created
-from vidpipe.mediaconvert_events import META_JOB_ID
+from vidpipe.domain.errors import QueueError, ValidationFailed
+from vidpipe.domain.events import parse_object_created
+from vidpipe.domain.mediaconvert_events import META_JOB_ID
 
 # Each look receives at most 10 messages; a few looks see a small queue whole,
 # and the next sweep sees the rest of a large one.

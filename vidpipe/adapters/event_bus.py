@@ -1,6 +1,6 @@
 """Publishing our events to the EventBridge bus.
 
-What can go wrong: :class:`~vidpipe.errors.EventPublishError` when PutEvents
+What can go wrong: :class:`~vidpipe.domain.errors.EventPublishError` when PutEvents
 fails as a call (denied, throttled, unreachable, a detail over 256 KB) or
 accepts the call but rejects the entry (``FailedEntryCount`` > 0). Either way
 the event was not published, and the caller should let its SQS message be
@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import EventPublishError
-from vidpipe.events import SOURCE_PREFIX, ChunkRequested, JobFinished, StageEvent, StitchRequested
+from vidpipe.domain.errors import EventPublishError
+from vidpipe.domain.events import SOURCE_PREFIX, ChunkRequested, JobFinished, StageEvent, StitchRequested
 
 
 class EventBridgePublisher:

@@ -8,11 +8,11 @@ We use the low-level client, not the resource: the resource hands numbers back
 as ``Decimal`` and refuses ``float``. Here floats go in as ``Decimal(str(x))``
 and come back as ``int`` when whole, ``float`` otherwise.
 
-What can go wrong: :class:`~vidpipe.errors.JobNotFound` for an unknown id,
-:class:`~vidpipe.errors.ConcurrentUpdate` when another writer got there first
+What can go wrong: :class:`~vidpipe.domain.errors.JobNotFound` for an unknown id,
+:class:`~vidpipe.domain.errors.ConcurrentUpdate` when another writer got there first
 (the version moved on, or the job id already exists),
-:class:`~vidpipe.errors.ValidationFailed` for a paging token we did not issue
-or a bad limit, and :class:`~vidpipe.errors.JobStoreError` for any other
+:class:`~vidpipe.domain.errors.ValidationFailed` for a paging token we did not issue
+or a bad limit, and :class:`~vidpipe.domain.errors.JobStoreError` for any other
 DynamoDB or botocore failure (throttling, denied access, a value DynamoDB
 cannot store such as NaN).
 """
@@ -43,6 +43,7 @@ OWNER_INDEX = "by_owner"
 OPEN_JOBS_INDEX = "by_open_state"
 MAX_PAGE_SIZE = 100
 _KEY_ATTRIBUTES = frozenset({"job_id", "owner", "created_at"})
+
 
 def job_to_item(job: Job) -> dict[str, Any]:
     """The job as a DynamoDB item (attribute-value format).
@@ -131,7 +132,7 @@ class DynamoJobStore:
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot read job {job_id}: {error_code(exc)}: {exc}") from exc
         item = response.get("Item")
-        # Usage counters (vidpipe.usage_store) share the table under keys no
+        # Usage counters (vidpipe.adapters.usage_store) share the table under keys no
         # job id has; whatever lacks a status is not a job.
         if not item or "status" not in item:
             raise JobNotFound(f"no job {job_id}")

@@ -2,9 +2,9 @@
 
 The request itself is built by :mod:`transcode.domain_logic.mediaconvert_job`;
 this adapter only sends it. MediaConvert answers on its own later, through the
-"MediaConvert Job State Change" events (see :mod:`vidpipe.mediaconvert_events`).
+"MediaConvert Job State Change" events (see :mod:`vidpipe.domain.mediaconvert_events`).
 
-What can go wrong: :class:`~vidpipe.errors.MediaConvertError` (retryable, like
+What can go wrong: :class:`~vidpipe.domain.errors.MediaConvertError` (retryable, like
 every InfrastructureError) when CreateJob fails: refused, throttled, role not
 passable, service unreachable.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import MediaConvertError
+from vidpipe.domain.errors import MediaConvertError
 
 
 class MediaConvertJobs:

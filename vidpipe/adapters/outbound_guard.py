@@ -28,7 +28,7 @@ An operator can exempt exact ``host:port`` pairs from rule 2
 machine, for the local stack); the stack's own endpoints stay refused even then.
 
 What can go wrong: :meth:`OutboundGuard.check` raises
-:class:`~vidpipe.errors.DestinationRefused` (a 400 with the reason) for a URL
+:class:`~vidpipe.domain.errors.DestinationRefused` (a 400 with the reason) for a URL
 we will not call; :meth:`OutboundGuard.connect` raises ``OSError`` (including
 ``ssl.SSLError``) when no checked address takes the connection.
 :meth:`OutboundPolicy.build` raises ``ValidationFailed`` (code ``MISCONFIGURED``)
@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from vidpipe.errors import DestinationRefused, ValidationFailed
+from vidpipe.domain.errors import DestinationRefused, ValidationFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

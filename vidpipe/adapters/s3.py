@@ -1,9 +1,9 @@
 """S3 behind one small adapter: presigned uploads and downloads, files and folders.
 
 What can go wrong: every S3 or botocore failure (a missing key, a denied call,
-an unreachable endpoint) is raised as :class:`~vidpipe.errors.StorageError`
+an unreachable endpoint) is raised as :class:`~vidpipe.domain.errors.StorageError`
 naming the bucket and key, chained to the botocore error. A wrong argument
-(a negative size, an expiry of zero) is a :class:`~vidpipe.errors.ValidationFailed`.
+(a negative size, an expiry of zero) is a :class:`~vidpipe.domain.errors.ValidationFailed`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ else). ``expires_at`` is the table's TTL attribute and the token's own expiry:
 once the token has expired it is refused anyway, so DynamoDB may drop the item
 and the list never grows beyond the tokens still alive.
 
-What can go wrong: :class:`~vidpipe.errors.JobStoreError` for any DynamoDB
+What can go wrong: :class:`~vidpipe.domain.errors.JobStoreError` for any DynamoDB
 failure. The authorizer lets that propagate (API Gateway answers 500): a
 revocation list we cannot read must not let a revoked token in.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import JobStoreError
+from vidpipe.domain.errors import JobStoreError
 
 
 class DynamoTokenRevocations:

@@ -1,4 +1,4 @@
-"""Per-owner usage counters (vidpipe.quotas) as items of the jobs table.
+"""Per-owner usage counters (vidpipe.domain.quotas) as items of the jobs table.
 
 The table's key schema stays as it is (``job_id``, a string): usage items take
 keys no job id can have (job ids are hex), ``usage#active#{owner}`` for the
@@ -11,7 +11,7 @@ Every change is one UpdateItem with a condition, which DynamoDB applies
 atomically: two concurrent requests cannot both pass the last slot or the
 last bytes of the day.
 
-What can go wrong: :class:`~vidpipe.errors.JobStoreError` for any DynamoDB or
+What can go wrong: :class:`~vidpipe.domain.errors.JobStoreError` for any DynamoDB or
 botocore failure other than a refused condition (which is an answer: False).
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.errors import JobStoreError
-from vidpipe.quotas import DailyUsage, OwnerLimits
+from vidpipe.domain.errors import JobStoreError
+from vidpipe.domain.quotas import DailyUsage, OwnerLimits
 
 USAGE_KEY_PREFIX = "usage#"
 # A day's counters are kept a little past the day (for support questions), then

@@ -23,7 +23,7 @@ The policy, one for every output (renditions, posters, thumbnails, sprites):
   JPEG one (``yuvj420p``), which is full range by definition.
 
 Everything here is pure: facts in, filter strings out, tested exactly. The
-probe (:func:`vidpipe.media.parse_probe`) fills :class:`VideoColour` from
+probe (:func:`vidpipe.domain.source_info.parse_probe`) fills :class:`VideoColour` from
 ffprobe; the transcode and thumbnails slices build their filters with it.
 """
 

@@ -28,6 +28,10 @@ def gave_up_error(exc: BaseException, receive_count: int, *, what: str = "") -> 
     """The job's error when its last attempt failed with ``exc``: our own error's
     code, INTERNAL_ERROR for anything else, and how many attempts it took
     (``what`` names the piece of work, e.g. "chunk 3 of 10")."""
-    error = exc.to_dict() if isinstance(exc, VidpipeError) else {"code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
+    error = (
+        exc.to_dict()
+        if isinstance(exc, VidpipeError)
+        else {"code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}
+    )
     prefix = f"{what} gave up" if what else "gave up"
     return {**error, "message": f"{prefix} after {receive_count} attempts: {error['message']}"}

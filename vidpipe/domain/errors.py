@@ -6,7 +6,7 @@ contract: clients and tests match on it) and a readable ``message``::
     VidpipeError                      code, message, http_status
     ├── RequestError                  the caller sent something we refuse (HTTP 4xx)
     │   ├── ValidationFailed          a field is missing or invalid (400)
-    │   │   └── DestinationRefused    a URL we will not call: it reaches inside (vidpipe.outbound)
+    │   │   └── DestinationRefused    a URL we will not call: it reaches inside (vidpipe.adapters.outbound_guard)
     │   ├── UploadTooLarge            declared size above the limit (413)
     │   ├── UnsupportedMediaType      content type is not a video (415)
     │   ├── Unauthenticated           no valid API token or output grant (401)
@@ -121,7 +121,7 @@ class UploadIncomplete(RequestError):
 
 
 class QuotaExceeded(RequestError):
-    """The owner reached one of their limits (vidpipe.quotas): too many jobs
+    """The owner reached one of their limits (vidpipe.domain.quotas): too many jobs
     in progress, or the day's bytes or minutes of video used up.
 
     ``retry_after_s`` is when asking again can succeed: the seconds left until
@@ -142,7 +142,7 @@ class QuotaExceeded(RequestError):
 
 
 class WebhookSignatureInvalid(RequestError):
-    """Raised by vidpipe.webhooks.verify_signature, on the receiver's side."""
+    """Raised by vidpipe.domain.webhooks.verify_signature, on the receiver's side."""
 
     code = "WEBHOOK_SIGNATURE_INVALID"
     http_status = 401
@@ -178,7 +178,7 @@ class UnsupportedFrameRate(MediaError):
 
 
 class UnsupportedCodec(MediaError):
-    """A video or audio stream in a codec outside vidpipe.media's allow-list: FFmpeg
+    """A video or audio stream in a codec outside vidpipe.adapters.ffmpeg.process's allow-list: FFmpeg
     may open only the decoders of the formats we accept (less decoder code that
     hostile bytes can reach)."""
 

@@ -70,7 +70,7 @@ class StageEvent:
     # {"total": n, "finished": [index]} when a chunk's encode is done.
     chunks: dict[str, Any] | None = None
     # Who published it: {function, request_id, attempt, queued_at} of the stage
-    # invocation, for the job's timeline (vidpipe.timeline). Optional: events
+    # invocation, for the job's timeline (vidpipe.domain.timeline). Optional: events
     # without it are read as before.
     trace: dict[str, Any] | None = None
 
@@ -100,7 +100,7 @@ class UploadCompleted:
     ``etag``, ``version_id`` (only when the bucket keeps versions and S3 says
     which; ministack does not) and ``sequencer`` (orders the writes to one key)
     tell this write of the key from any later one: the job pins the first it
-    accepts and every stage reads exactly that (vidpipe.jobs.accept_upload)."""
+    accepts and every stage reads exactly that (vidpipe.domain.job_transitions.accept_upload)."""
 
     job_id: str
     bucket: str

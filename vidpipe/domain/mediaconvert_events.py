@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from vidpipe.errors import MediaConvertError, ValidationFailed
+from vidpipe.domain.errors import MediaConvertError, ValidationFailed
 from vidpipe.domain.events import Stage, StageEvent, StageEventKind, iso_utc, utc_now
 from vidpipe.domain.storage_keys import is_job_output
 

@@ -5,7 +5,7 @@ Why: without them one API token could submit twenty 30-minute videos and fan
 out past the account's Lambda concurrency, throttling every other user.
 
 Where each limit is counted (race-safe conditional writes on usage items of
-the jobs table, see vidpipe.usage_store):
+the jobs table, see vidpipe.adapters.usage_store):
 
 * active jobs: at ``POST /uploads`` the new job's id joins the owner's set of
   active jobs, on condition that the set is smaller than the limit, so two
@@ -28,8 +28,8 @@ Daily quotas are not given back when a job fails or is cancelled: they count
 what was sent and processed, and giving back would let a user loop
 upload-cancel without bound.
 
-What can go wrong: :class:`~vidpipe.errors.QuotaExceeded` (429, ``Retry-After``),
-:class:`~vidpipe.errors.UploadTooLarge` for an upload larger than a whole
+What can go wrong: :class:`~vidpipe.domain.errors.QuotaExceeded` (429, ``Retry-After``),
+:class:`~vidpipe.domain.errors.UploadTooLarge` for an upload larger than a whole
 day's allowance, and whatever the usage store raises (JobStoreError).
 """
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from vidpipe.errors import JobNotFound, QuotaExceeded, UploadTooLarge
-from vidpipe.jobs import Job, JobStatus
+from vidpipe.domain.errors import JobNotFound, QuotaExceeded, UploadTooLarge
+from vidpipe.domain.jobs import Job, JobStatus
 
 # One of the owner's jobs may end any moment: a short, honest wait.
 ACTIVE_JOBS_RETRY_AFTER_S = 30

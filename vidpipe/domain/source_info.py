@@ -195,7 +195,7 @@ class SourceInfo:
     # figure, else the container's less the audio's); None when it cannot be told.
     video_bitrate_kbps: int | None = None
     # Transfer, primaries, matrix, range and pixel format as the file states
-    # them (vidpipe.colour decides what they mean: HDR, BT.601, full range...).
+    # them (vidpipe.domain.colour decides what they mean: HDR, BT.601, full range...).
     colour: VideoColour = VideoColour()
 
     @property

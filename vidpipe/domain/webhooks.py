@@ -13,7 +13,7 @@ receiver can drop a delivery it already handled).
 
 A receiver verifies with :func:`verify_signature` before parsing the body
 (see docs/WEBHOOKS.md). Secrets look like ``whsec_...``; ours are derived, not
-stored: HMAC of a webhook-signing key (Secrets Manager, vidpipe.access) over
+stored: HMAC of a webhook-signing key (Secrets Manager, vidpipe.domain.access) over
 the owner and the webhook's id, so a copy of the webhooks table holds none.
 Registration shows the secret under the current kid; a delivery carries one
 ``v1`` per kid of the key set, so while a key is being rotated out the

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from vidpipe.errors import SourceTooLarge
+from vidpipe.domain.errors import SourceTooLarge
 
 # Kept free beside the input for what the stage writes (a ladder of two
 # minutes, thumbnails, a sprite): far below this.

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from vidpipe.errors import ValidationFailed
-from vidpipe.quotas import OwnerLimits
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.quotas import OwnerLimits
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,13 @@ class Settings:
     queue_url: str = ""
     retry_base_s: int = 30
     # How long a stage holds its message at a time (renewed while it works);
-    # 0 turns the lease off. See vidpipe.message_lease.
+    # 0 turns the lease off. See vidpipe.runtime.sqs_message_policy.
     lease_s: int = 120
     # Where clients reach the HTTP API (empty on AWS: taken from the request).
     public_api_url: str = ""
     # The CDN in front of the outputs bucket (empty: presigned S3 GETs instead),
     # the id of the public key its key group trusts, and the secret holding the
-    # private half (vidpipe.cloudfront_signing): its URLs are signed, never plain.
+    # private half (vidpipe.adapters.cloudfront_signing): its URLs are signed, never plain.
     outputs_cdn_url: str = ""
     outputs_cdn_key_pair_id: str = ""
     outputs_cdn_signing_key_secret_id: str = ""
@@ -67,28 +67,28 @@ class Settings:
     # in time (transcode.domain_logic.encode_cost).
     chunk_encode_timeout_s: float = 300.0
     chunk_encode_memory_mb: int = 10240
-    # The job events table (vidpipe.timeline); empty where a function keeps no timeline.
+    # The job events table (vidpipe.domain.timeline); empty where a function keeps no timeline.
     job_events_table: str = ""
-    # Registered webhooks (vidpipe.webhook_store), and whether plain http:// URLs
+    # Registered webhooks (vidpipe.adapters.webhook_store), and whether plain http:// URLs
     # are accepted (the local stack's receivers; https only on AWS by default).
     webhooks_table: str = ""
     webhook_allow_http: bool = False
     # host:port pairs a webhook may reach although they are loopback or private
     # (receivers on the developer's machine; empty on AWS), and the endpoints
     # our functions call themselves (the local stack's gateway, the API), which
-    # no webhook may reach. See vidpipe.outbound.
+    # no webhook may reach. See vidpipe.adapters.outbound_guard.
     webhook_allowed_hosts: tuple[str, ...] = ()
     own_endpoint_urls: tuple[str, ...] = ()
-    # Revoked API token ids (vidpipe.token_revocations); the authorizer's only table.
+    # Revoked API token ids (vidpipe.adapters.token_revocations); the authorizer's only table.
     revoked_tokens_table: str = ""
-    # Per-owner limits (vidpipe.quotas): jobs not yet finished at once, bytes
+    # Per-owner limits (vidpipe.domain.quotas): jobs not yet finished at once, bytes
     # declared at POST /uploads per UTC day, minutes of video (as probed by the
     # transcode stage) per UTC day.
     max_active_jobs_per_owner: int = 10
     max_upload_bytes_per_owner_per_day: int = 100 * 1024**3
     max_video_minutes_per_owner_per_day: float = 300.0
     # The chunk-encode queue, to which the planner sends "Chunk Requested"
-    # orders itself, one message group per job (vidpipe.chunk_queue); empty:
+    # orders itself, one message group per job (vidpipe.adapters.chunk_queue); empty:
     # the orders go through the bus.
     chunk_queue_url: str = ""
 

@@ -103,10 +103,10 @@ def admit_upload(
 ) -> str | None:
     """None when a stage may work on ``upload``, otherwise why not (no such
     job, another write of the key accepted, the job cancelled, expired or
-    finished: see vidpipe.jobs.why_no_stage_runs).
+    finished: see vidpipe.domain.job_transitions.why_no_stage_runs).
 
     The job accepts its upload when the status function applies the upload's
-    event (vidpipe.jobs.accept_upload); until it has, this re-reads the job.
+    event (vidpipe.domain.job_transitions.accept_upload); until it has, this re-reads the job.
     Raises UploadNotAccepted when it still has not after ``wait_s`` (SQS
     delivers the message again), and whatever the store raises."""
     deadline = time.monotonic() + wait_s

@@ -23,8 +23,8 @@ captures), and its work may hand the job to a service that reports completion
 on its own (``work`` returns None: the MediaConvert backend), in which case
 nothing is uploaded and no "Completed" is published here.
 
-A :class:`~vidpipe.errors.MediaError` is final (the same bytes fail the same
-way), and so is :class:`~vidpipe.errors.QuotaExceeded` (the owner's day has no
+A :class:`~vidpipe.domain.errors.MediaError` is final (the same bytes fail the same
+way), and so is :class:`~vidpipe.domain.errors.QuotaExceeded` (the owner's day has no
 room for the video until it rolls over): the stage publishes "<Stage> Failed"
 with its code and the record counts as handled. Any other error is raised so SQS delivers the record again, except
 on the last allowed attempt, where the job is failed with the reason rather

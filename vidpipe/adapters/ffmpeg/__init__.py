@@ -26,10 +26,10 @@ Everything that starts an FFmpeg process goes through :func:`~vidpipe.adapters.f
   build of the Lambda layer needs not to crash on MPEG-TS input;
 * stderr kept, and its tail put into the error message.
 
-What can go wrong: :class:`~vidpipe.errors.MediaError` subclasses when the input
+What can go wrong: :class:`~vidpipe.domain.errors.MediaError` subclasses when the input
 cannot become a video (final: NotAVideo, NoVideoStream, CorruptMedia,
 UnsupportedDimensions, UnsupportedFrameRate, ForbiddenReference,
-MemoryLimitExceeded, UnsupportedCodec), :class:`~vidpipe.errors.FfmpegError` when the binary is
+MemoryLimitExceeded, UnsupportedCodec), :class:`~vidpipe.domain.errors.FfmpegError` when the binary is
 missing, fails on our side or runs out of time (retryable), ValueError when a
 caller builds an FFmpeg input without the restrictions (a programming error).
 """

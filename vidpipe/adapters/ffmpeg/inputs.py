@@ -92,7 +92,9 @@ def check_inputs(args: Sequence[str]) -> list[str]:
             and _option_value(options, "-format_whitelist") == _format_whitelist(demuxer)
             and _option_value(options, "-codec_whitelist") == CODEC_WHITELIST
         ):
-            raise ValueError(f"FFmpeg input {source!r} is not restricted: build it with vidpipe.media.input_args")
+            raise ValueError(
+                f"FFmpeg input {source!r} is not restricted: build it with vidpipe.adapters.ffmpeg.inputs.input_args"
+            )
         paths.append(source.removeprefix("file:"))
         start = index + 2
     return paths

@@ -105,7 +105,7 @@ def find_tool(name: str) -> str:
     """Path of ``ffmpeg`` or ``ffprobe``, the first found of:
 
     1. the ``FFMPEG_PATH``/``FFPROBE_PATH`` setting (the local stack gives its
-       functions the layer's build so, see vidpipe.cli.local_stack);
+       functions the layer's build so, see vidpipe_cli.local_stack);
     2. the FFmpeg layer's ``bin/``, ``/opt/bin`` on AWS;
     3. beside the running interpreter: ``make dev`` installs the layer's build in
        the project's ``.venv/bin``, so the tests, the benchmarks and any tool run
