@@ -19,6 +19,7 @@ from thumbnails.domain_logic.captures import thumbnails_from_captures
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from vidpipe.domain.events import Stage
 from vidpipe.domain.mediaconvert_events import is_state_change, parse_captures_ready
+from vidpipe.domain.storage_keys import THUMBNAILS_FOLDER
 from vidpipe.domain.timeline import Invocation
 from vidpipe.runtime.observability import logger, tracer
 from vidpipe.runtime.settings import get_settings
@@ -73,7 +74,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             invocation=Invocation.of(context),
             sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.THUMBNAILS,
-            output_folder="thumbnails",
+            output_folder=THUMBNAILS_FOLDER,
             work=work,
             read_input=read_input,
             input_bucket=input_bucket,

@@ -48,6 +48,7 @@ from vidpipe.domain.mediaconvert_events import (
     META_STACK,
 )
 from vidpipe.domain.source_info import SourceInfo
+from vidpipe.domain.storage_keys import HLS_FOLDER
 
 RATE_CONTROLS = ("QVBR", "CBR")
 # QVBR level 7 is what AWS suggests for most content on most screens; MaxBitrate
@@ -158,7 +159,7 @@ def _hls_group(
         "OutputGroupSettings": {
             "Type": "HLS_GROUP_SETTINGS",
             "HlsGroupSettings": {
-                "Destination": f"{outputs_url}hls/{HLS_BASE_NAME}",
+                "Destination": f"{outputs_url}{HLS_FOLDER}/{HLS_BASE_NAME}",
                 "SegmentLength": segment_s,
                 "MinSegmentLength": 0,
                 "SegmentControl": "SEGMENTED_FILES",

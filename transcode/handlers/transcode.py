@@ -34,7 +34,7 @@ from vidpipe.domain.errors import FfmpegError, JobNotFound, MediaError
 from vidpipe.domain.events import CHUNKS_SOURCE, ChunkRequested, Stage, StageEvent
 from vidpipe.domain.quotas import charge_video_minutes
 from vidpipe.domain.source_info import SourceInfo
-from vidpipe.domain.storage_keys import UPLOAD_KEY_PREFIX, WORK_PREFIX
+from vidpipe.domain.storage_keys import HLS_FOLDER, job_outputs_prefix, upload_key, work_key
 from vidpipe.domain.timeline import Invocation
 from vidpipe.runtime.observability import logger, metrics, record_transcode, tracer
 from vidpipe.runtime.settings import get_settings
@@ -195,12 +195,12 @@ def pinned_copy(context: StageContext, uploads: S3ObjectStore, name: str) -> str
     """The key of a copy of the accepted version of the upload (``chunks/{job_id}/{name}``),
     or the upload itself when its version is unknown (a bucket without versioning).
     Raises StorageError."""
-    upload_key = f"{UPLOAD_KEY_PREFIX}{context.job_id}/source"
+    source_key = upload_key(context.job_id)
     version = context.input_versions.get("source")
     if not version:
-        return upload_key
-    pinned_key = f"{WORK_PREFIX}{context.job_id}/{name}"
-    uploads.copy_version(upload_key, version, pinned_key)
+        return source_key
+    pinned_key = work_key(context.job_id, name)
+    uploads.copy_version(source_key, version, pinned_key)
     return pinned_key
 
 
@@ -217,7 +217,7 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
         context.source_path,
         job_id=context.job_id,
         source_url=f"s3://{settings.uploads_bucket}/{input_key}",
-        outputs_url=f"s3://{settings.outputs_bucket}/jobs/{context.job_id}/",
+        outputs_url=f"s3://{settings.outputs_bucket}/{job_outputs_prefix(context.job_id)}",
         stack_name=settings.stack_name,
         role_arn=settings.mediaconvert_role_arn,
         submitter=MediaConvertJobs(mediaconvert_client()),
@@ -256,7 +256,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             invocation=Invocation.of(context),
             sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.TRANSCODE,
-            output_folder="hls",
+            output_folder=HLS_FOLDER,
             work=work,
             # The FFmpeg backend downloads only what it encodes here (see probe_upload).
             fetch_inputs_first=get_settings().transcode_backend == "mediaconvert",

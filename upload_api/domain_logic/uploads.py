@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from vidpipe.domain import storage_keys
 from vidpipe.domain.errors import (
     UnsupportedMediaType,
     UploadIncomplete,
@@ -34,7 +35,6 @@ from vidpipe.domain.events import utc_now
 from vidpipe.domain.job_transitions import UPLOAD_CANCELLED, end_upload
 from vidpipe.domain.jobs import Job, JobStatus
 from vidpipe.domain.quotas import JobReader, OwnerLimits, UsageStore, admit_upload, release_if_ended, undo_admission
-from vidpipe.domain.storage_keys import UPLOAD_KEY_PREFIX
 from vidpipe.domain.stored_objects import UploadedPart
 
 MAX_FILENAME_CHARS = 255
@@ -107,7 +107,7 @@ class UploadLimits:
 
 def upload_key(job_id: str) -> str:
     """The user's filename never goes into a key: it lives in the job record."""
-    return f"{UPLOAD_KEY_PREFIX}{job_id}/source"
+    return storage_keys.upload_key(job_id)
 
 
 def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
