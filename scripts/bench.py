@@ -57,7 +57,7 @@ def plain_ffmpeg_seconds(sample: Path) -> float:
 def multipart_vs_boto3(endpoints: dict, data_dir: str) -> tuple[float, float]:
     """Seconds for 1 GiB through our multipart upload, and through boto3's upload_file."""
     from vidpipe_cli.api_client import UploadJournal
-    from vidpipe_cli.local_stack import aws_client
+    from vidpipe_cli.local_stack_settings import aws_client
 
     path = Path(data_dir) / "bench-1gib.mp4"
     with path.open("wb") as handle:

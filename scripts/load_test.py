@@ -21,7 +21,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from vidpipe_cli.api_client import VidpipeClient  # noqa: E402
-from vidpipe_cli.local_stack import aws_client  # noqa: E402
+from vidpipe_cli.local_stack_settings import aws_client  # noqa: E402
 from vidpipe_cli.redrive import dead_letter_counts  # noqa: E402
 
 SAMPLE = PROJECT_ROOT / "sample_media" / "tiny_160x90.mp4"

@@ -29,16 +29,8 @@ from typing import Any, TextIO
 from vidpipe_cli.api_client import ApiError, UploadJournal, VidpipeClient
 from vidpipe_cli.cdn_key import CdnKeyError, create_cdn_signing_key
 from vidpipe_cli.job_logs import fetch_job_lines, format_line
-from vidpipe_cli.local_stack import (
-    LOCAL_USER,
-    Endpoints,
-    LocalStackError,
-    LocalStackSettings,
-    aws_client,
-    current_endpoints,
-    start,
-    stop,
-)
+from vidpipe_cli.local_stack import current_endpoints, start, stop
+from vidpipe_cli.local_stack_settings import LOCAL_USER, Endpoints, LocalStackError, LocalStackSettings, aws_client
 from vidpipe_cli.packaging import PackagingError
 from vidpipe_cli.redrive import QUEUES, dead_letter_counts, redrive
 from vidpipe_cli.tokens import TokenCommandError, mint_token, parse_ttl, revoke_token, stack_outputs

@@ -18,7 +18,7 @@ import requests
 from botocore.config import Config
 
 from vidpipe.domain import access
-from vidpipe_cli.local_stack import ACCESS_KEY, REGION, SECRET_KEY, STACK_NAME, aws_client
+from vidpipe_cli.local_stack_settings import ACCESS_KEY, REGION, SECRET_KEY, STACK_NAME, aws_client
 
 pytestmark = pytest.mark.stack
 
