@@ -210,12 +210,9 @@ def ladder_prefilter(colour: VideoColour, size: tuple[int, int]) -> str:
     (:func:`sdr_scale_options`).
 
     Once, at the top rung's size, because the tone-map is float32 work on every
-    pixel. Measured on a 1080p HLG clip (60 frames, static FFmpeg 6.0, one
-    thread): the filters alone cost 0.8 s without a tone-map, 2.6-3.0 s with
-    it before the split, 4.3-4.9 s with it on each of the five rungs after
-    scaling; with the five x264 encodes, 5.5 s of CPU became 6.3 s before the
-    split and 8.0 s per rung. Resizing first keeps a 4K phone clip's tone-map
-    at 1080p cost."""
+    pixel: once before the split costs a fraction of once per rung, and resizing
+    first keeps a 4K phone clip's tone-map at 1080p cost (figures:
+    docs/PERFORMANCE.md, "Measurements behind the shared package")."""
     if not colour.is_hdr:
         return ""
     width, height = size
