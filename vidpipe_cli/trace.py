@@ -1,6 +1,6 @@
 """`vidpipe trace JOB_ID`: what happened to a job, and where the time went.
 
-Reads the job's timeline (``GET /jobs/{id}/events``, see vidpipe/timeline.py)
+Reads the job's timeline (``GET /jobs/{id}/events``, see vidpipe/domain/timeline.py)
 and prints each entry with the time since the job was created and since the
 previous entry, then the time split into its parts: the upload, and for each
 attempt of each stage the wait in its queue (from the moment SQS got the

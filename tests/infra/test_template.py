@@ -698,7 +698,7 @@ def test_GIVEN_the_stages_that_read_the_upload_WHEN_inspected_THEN_they_read_ver
             if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"]) and "Condition" not in s
             for action in as_list(s["Action"])
         }
-        # Besides: the owner's usage counters, and those only (vidpipe/usage_store.py).
+        # Besides: the owner's usage counters, and those only (vidpipe/adapters/usage_store.py).
         on_usage = [
             s for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"]) and "Condition" in s
         ]
