@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.adapters.dynamo_codec import decode_item, encode_item, error_code
+from vidpipe.adapters.dynamo_codec import decode_item, encode_item, error_code, number, string
 from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
 from vidpipe.domain.jobs import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus
 
@@ -126,7 +126,7 @@ class DynamoJobStore:
         try:
             response = self._client.get_item(
                 TableName=self.table_name,
-                Key={"job_id": {"S": job_id}},
+                Key={"job_id": string(job_id)},
                 ConsistentRead=True,
             )
         except (BotoCoreError, ClientError) as exc:
@@ -152,7 +152,7 @@ class DynamoJobStore:
             "IndexName": OWNER_INDEX,
             "KeyConditionExpression": "#owner = :owner",
             "ExpressionAttributeNames": {"#owner": "owner"},
-            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ExpressionAttributeValues": {":owner": string(owner)},
             "ScanIndexForward": False,
             "Limit": limit,
         }
@@ -175,7 +175,7 @@ class DynamoJobStore:
                 TableName=self.table_name,
                 IndexName=OPEN_JOBS_INDEX,
                 KeyConditionExpression="open_state = :state AND open_since < :before",
-                ExpressionAttributeValues={":state": {"S": state}, ":before": {"S": since_before}},
+                ExpressionAttributeValues={":state": string(state), ":before": string(since_before)},
                 Limit=limit,
             )
         except (BotoCoreError, ClientError) as exc:
@@ -197,7 +197,7 @@ class DynamoJobStore:
                 TableName=self.table_name,
                 Item=job_to_item(written),
                 ConditionExpression="version = :expected",
-                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+                ExpressionAttributeValues={":expected": number(expected_version)},
             )
         except (BotoCoreError, ClientError) as exc:
             if error_code(exc) == "ConditionalCheckFailedException":

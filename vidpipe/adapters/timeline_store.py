@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidpipe.adapters.dynamo_codec import decode_value, encode_value, number
+from vidpipe.adapters.dynamo_codec import decode_value, encode_value, number, string
 from vidpipe.domain.errors import JobStoreError
 from vidpipe.domain.timeline import TimelineEntry
 
@@ -32,7 +32,7 @@ class DynamoTimeline:
         try:
             self._client.update_item(
                 TableName=self.table_name,
-                Key={"job_id": {"S": entry.job_id}, "entry_key": {"S": entry.entry_key}},
+                Key={"job_id": string(entry.job_id), "entry_key": string(entry.entry_key)},
                 UpdateExpression="SET #entry = if_not_exists(#entry, :entry) ADD deliveries :one",
                 ExpressionAttributeNames={"#entry": "entry"},
                 ExpressionAttributeValues={":entry": encode_value(body), ":one": number(1)},
@@ -46,7 +46,7 @@ class DynamoTimeline:
         query: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "job_id = :job",
-            "ExpressionAttributeValues": {":job": {"S": job_id}},
+            "ExpressionAttributeValues": {":job": string(job_id)},
             "ConsistentRead": True,
         }
         while True:

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from vidpipe.adapters.dynamo_codec import number, string
 from vidpipe.domain.errors import JobStoreError
 
 
@@ -29,9 +30,9 @@ class DynamoTokenRevocations:
         try:
             self._client.update_item(
                 TableName=self.table_name,
-                Key={"token_id": {"S": token_id}},
+                Key={"token_id": string(token_id)},
                 UpdateExpression="SET expires_at = if_not_exists(expires_at, :until)",
-                ExpressionAttributeValues={":until": {"N": str(int(until))}},
+                ExpressionAttributeValues={":until": number(int(until))},
             )
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot revoke token {token_id}: {exc}") from exc
@@ -41,7 +42,7 @@ class DynamoTokenRevocations:
             # Consistent: a revocation counts from the moment it was written.
             answer = self._client.get_item(
                 TableName=self.table_name,
-                Key={"token_id": {"S": token_id}},
+                Key={"token_id": string(token_id)},
                 ConsistentRead=True,
                 ProjectionExpression="token_id",
             )

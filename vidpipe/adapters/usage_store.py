@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from vidpipe.adapters.dynamo_codec import number, string
 from vidpipe.domain.errors import JobStoreError
 from vidpipe.domain.quotas import DailyUsage, OwnerLimits
 
@@ -73,7 +74,7 @@ class DynamoUsageStore:
             Key=active_key(owner),
             UpdateExpression="ADD active_jobs :job SET quota_owner = :owner",
             ConditionExpression="attribute_not_exists(active_jobs) OR size(active_jobs) < :limit",
-            ExpressionAttributeValues={":job": {"SS": [job_id]}, ":owner": {"S": owner}, ":limit": {"N": str(limit)}},
+            ExpressionAttributeValues={":job": {"SS": [job_id]}, ":owner": string(owner), ":limit": number(limit)},
         )
 
     def release_active_slot(self, owner: str, job_id: str) -> None:
@@ -97,10 +98,10 @@ class DynamoUsageStore:
             ConditionExpression="(attribute_not_exists(upload_bytes) OR upload_bytes <= :room) "
             "AND (attribute_not_exists(video_seconds) OR video_seconds < :seconds_limit)",
             ExpressionAttributeValues={
-                ":size": {"N": str(size)},
-                ":room": {"N": str(limits.upload_bytes_per_day - size)},
-                ":seconds_limit": {"N": str(limits.video_seconds_per_day)},
-                ":owner": {"S": owner},
+                ":size": number(size),
+                ":room": number(limits.upload_bytes_per_day - size),
+                ":seconds_limit": number(limits.video_seconds_per_day),
+                ":owner": string(owner),
                 ":expires": {"N": _expires_at(day)},
             },
         )
@@ -110,7 +111,7 @@ class DynamoUsageStore:
             f"refund {size} bytes to {owner}'s {day}",
             Key=daily_key(owner, day),
             UpdateExpression="ADD upload_bytes :minus",
-            ExpressionAttributeValues={":minus": {"N": str(-size)}},
+            ExpressionAttributeValues={":minus": number(-size)},
         )
 
     def add_video_seconds_once(self, owner: str, day: str, job_id: str, seconds: int, *, limit: int) -> bool:
@@ -122,11 +123,11 @@ class DynamoUsageStore:
             ConditionExpression="(attribute_not_exists(charged_jobs) OR NOT contains(charged_jobs, :job_id)) "
             "AND (attribute_not_exists(video_seconds) OR video_seconds <= :room)",
             ExpressionAttributeValues={
-                ":seconds": {"N": str(seconds)},
+                ":seconds": number(seconds),
                 ":job": {"SS": [job_id]},
-                ":job_id": {"S": job_id},
-                ":room": {"N": str(limit - seconds)},
-                ":owner": {"S": owner},
+                ":job_id": string(job_id),
+                ":room": number(limit - seconds),
+                ":owner": string(owner),
                 ":expires": {"N": _expires_at(day)},
             },
         )

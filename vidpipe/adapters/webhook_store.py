@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from vidpipe.adapters.dynamo_codec import string
 from vidpipe.domain.errors import JobStoreError
 from vidpipe.domain.webhooks import Webhook
 
@@ -21,7 +22,7 @@ class DynamoWebhookStore:
 
     def create(self, hook: Webhook) -> None:
         item = {
-            name: {"S": value}
+            name: string(value)
             for name, value in {
                 "owner": hook.owner,
                 "webhook_id": hook.webhook_id,
@@ -43,7 +44,7 @@ class DynamoWebhookStore:
                 TableName=self.table_name,
                 KeyConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}},
+                ExpressionAttributeValues={":owner": string(owner)},
                 ConsistentRead=True,
             )
         except (BotoCoreError, ClientError) as exc:
@@ -63,7 +64,7 @@ class DynamoWebhookStore:
         try:
             response = self._client.delete_item(
                 TableName=self.table_name,
-                Key={"owner": {"S": owner}, "webhook_id": {"S": webhook_id}},
+                Key={"owner": string(owner), "webhook_id": string(webhook_id)},
                 ReturnValues="ALL_OLD",
             )
         except (BotoCoreError, ClientError) as exc:
