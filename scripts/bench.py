@@ -32,8 +32,9 @@ from scripts import transcode_bench  # noqa: E402
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
-from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media  # noqa: E402
+from vidpipe.adapters.ffmpeg.probe import probe_media  # noqa: E402
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool  # noqa: E402
+from vidpipe_cli.api_client import VidpipeClient  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
@@ -55,8 +56,8 @@ def plain_ffmpeg_seconds(sample: Path) -> float:
 
 def multipart_vs_boto3(endpoints: dict, data_dir: str) -> tuple[float, float]:
     """Seconds for 1 GiB through our multipart upload, and through boto3's upload_file."""
-    from vidpipe.cli.api_client import UploadJournal
-    from vidpipe.cli.local_stack import aws_client
+    from vidpipe_cli.api_client import UploadJournal
+    from vidpipe_cli.local_stack_settings import aws_client
 
     path = Path(data_dir) / "bench-1gib.mp4"
     with path.open("wb") as handle:

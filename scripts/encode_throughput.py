@@ -27,8 +27,10 @@ from pathlib import Path
 
 from transcode.domain_logic.hls import build_hls_args, ladder_filter_graph
 from transcode.domain_logic.ladder import plan_ladder
-from vidpipe.filter_graph import FilterGraph
-from vidpipe.media import ffmpeg_environment, find_tool, input_args, probe_media, run_ffmpeg
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool, run_ffmpeg
+from vidpipe.domain.filter_graph import FilterGraph
 
 SOURCE_S = 10
 RUNS = 2

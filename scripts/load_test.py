@@ -20,9 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
-from vidpipe.cli.api_client import VidpipeClient  # noqa: E402
-from vidpipe.cli.local_stack import aws_client  # noqa: E402
-from vidpipe.cli.redrive import dead_letter_counts  # noqa: E402
+from vidpipe_cli.api_client import VidpipeClient  # noqa: E402
+from vidpipe_cli.local_stack_settings import aws_client  # noqa: E402
+from vidpipe_cli.redrive import dead_letter_counts  # noqa: E402
 
 SAMPLE = PROJECT_ROOT / "sample_media" / "tiny_160x90.mp4"
 

@@ -32,7 +32,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from vidpipe.media import ffmpeg_environment, find_tool  # noqa: E402
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool  # noqa: E402
 
 CLIP_S = 8
 FRAME_RATE = 30

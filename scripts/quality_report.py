@@ -46,7 +46,8 @@ from scripts.quality_corpus import CLIPS, ensure_corpus  # noqa: E402
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME  # noqa: E402
 from transcode.domain_logic.ladder import DEFAULT_LADDER, RateControl  # noqa: E402
 from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media  # noqa: E402
+from vidpipe.adapters.ffmpeg.probe import probe_media  # noqa: E402
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool  # noqa: E402
 
 REPORT = PROJECT_ROOT / "docs" / "QUALITY.md"
 RUNS_FILE = PROJECT_ROOT / "build" / "quality" / "runs.json"

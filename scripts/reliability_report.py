@@ -24,8 +24,8 @@ from scripts.load_test import run_load  # noqa: E402
 from scripts.security_review import findings_table  # noqa: E402
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from tests.hostile.corpus import case, format_table, outcome_matches, run_corpus  # noqa: E402
-from vidpipe.cli.local_stack import aws_client  # noqa: E402
-from vidpipe.cli.redrive import dead_letter_counts  # noqa: E402
+from vidpipe_cli.local_stack_settings import aws_client  # noqa: E402
+from vidpipe_cli.redrive import dead_letter_counts  # noqa: E402
 
 PROVEN_BY_TESTS = [
     (

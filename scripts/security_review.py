@@ -47,9 +47,9 @@ FINDINGS = [
     Finding(
         3,
         "webhooks reached inside: metadata, private, loopback, [::1] and the local stack's own /_ministack/reset",
-        "one outbound guard (vidpipe/outbound.py): every spelling read as getaddrinfo reads it, a table of refused "
-        "ranges, every resolved address checked at registration and again at delivery, the connection made to "
-        "the checked address (TLS by name), no redirects, the stack's own endpoint refused; 400 "
+        "one outbound guard (vidpipe/adapters/outbound_guard.py): every spelling read as getaddrinfo reads it, "
+        "a table of refused ranges, every resolved address checked at registration and again at delivery, "
+        "the connection made to the checked address (TLS by name), no redirects, the stack's own endpoint refused; 400 "
         "DESTINATION_REFUSED; local receivers only through WebhookAllowedHosts",
         "tests/unit/test_outbound.py, tests/adapters/test_webhook_sender.py, "
         "tests/adapters/api/test_api_webhooks_moto.py, tests/e2e/test_webhooks_stack.py",

@@ -27,7 +27,7 @@ class ThrowawayStack:
 
     def vidpipe(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "vidpipe.cli.main", *args],
+            [sys.executable, "-m", "vidpipe_cli.main", *args],
             cwd=PROJECT_ROOT,
             env=self.environment,
             capture_output=True,
@@ -51,7 +51,7 @@ def throwaway_stack(prefix: str = "vidpipe-script-", parameters: str = "") -> It
         if parameters:
             environment["VIDPIPE_PARAMETERS"] = parameters
         up = subprocess.run(
-            [sys.executable, "-m", "vidpipe.cli.main", "up", "--json"],
+            [sys.executable, "-m", "vidpipe_cli.main", "up", "--json"],
             cwd=PROJECT_ROOT,
             env=environment,
             capture_output=True,
@@ -64,7 +64,7 @@ def throwaway_stack(prefix: str = "vidpipe-script-", parameters: str = "") -> It
             yield stack
         finally:
             subprocess.run(
-                [sys.executable, "-m", "vidpipe.cli.main", "down"],
+                [sys.executable, "-m", "vidpipe_cli.main", "down"],
                 cwd=PROJECT_ROOT,
                 env=environment,
                 capture_output=True,

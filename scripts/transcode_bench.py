@@ -46,7 +46,9 @@ from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, build_hls_args  # noqa
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
 from transcode.domain_logic.title_analysis import analyse_title  # noqa: E402
 from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
-from vidpipe.media import ffmpeg_environment, find_tool, input_args, probe_media, probe_media_url, run_ffmpeg  # noqa: E402
+from vidpipe.adapters.ffmpeg.inputs import input_args  # noqa: E402
+from vidpipe.adapters.ffmpeg.probe import probe_media, probe_media_url  # noqa: E402
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool, run_ffmpeg  # noqa: E402
 
 SOURCE_S = int(os.environ.get("BENCH_SOURCE_S", "60"))
 CHUNK_S = int(os.environ.get("BENCH_CHUNK_S", "32" if SOURCE_S >= 64 else "8"))

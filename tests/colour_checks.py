@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.media_checks import TEST_PROBE_PROTOCOLS, Target
-from vidpipe.colour import HLG, PQ
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.colour import HLG, PQ
 
 # The goal: saturation and mean luma within 10 % of the reference tone-map.
 TOLERANCE = 0.10
@@ -33,7 +33,7 @@ BT709_LIMITED = {
 JPEG_AS_BT709 = "scale=in_color_matrix=bt601:out_color_matrix=bt709:in_range=pc:out_range=tv,format=yuv420p"
 
 # The tone-map of ARCHITECTURE.md ("FFmpeg facts"), written out independently of
-# vidpipe.colour: the yardstick our outputs are held to.
+# vidpipe.domain.colour: the yardstick our outputs are held to.
 REFERENCE_TONE_MAP = (
     "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
     "zscale=t=bt709:m=bt709:r=tv,format=yuv420p"

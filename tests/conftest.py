@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from vidpipe.cli.packaging import FFMPEG_WHEEL, is_pinned_install
-from vidpipe.errors import FfmpegError
-from vidpipe.media import find_tool
+from vidpipe.adapters.ffmpeg.process import find_tool
+from vidpipe.domain.errors import FfmpegError
+from vidpipe_cli.packaging import FFMPEG_WHEEL, is_pinned_install
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FFMPEG_MARKERS = ("ffmpeg", "stack")
@@ -40,9 +40,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pinned_ffmpeg_problem() -> str | None:
-    """Why the ffmpeg/ffprobe that vidpipe.media.find_tool picks are not the
+    """Why the ffmpeg/ffprobe that vidpipe.adapters.ffmpeg.process.find_tool picks are not the
     pinned build, or None when they are."""
-    fix = f"run `make dev` (or `{sys.executable} -m vidpipe.cli.ffmpeg_install`)"
+    fix = f"run `make dev` (or `{sys.executable} -m vidpipe_cli.ffmpeg_install`)"
     for tool in ("ffmpeg", "ffprobe"):
         try:
             found = Path(find_tool(tool))
@@ -75,7 +75,7 @@ class RunningStack:
     def vidpipe(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run the real command line against this stack."""
         return subprocess.run(
-            [sys.executable, "-m", "vidpipe.cli.main", *args],
+            [sys.executable, "-m", "vidpipe_cli.main", *args],
             cwd=PROJECT_ROOT,
             env=self.environment,
             capture_output=True,
@@ -113,7 +113,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
     }
     environment.pop("VIDPIPE_API_URL", None)
     up = subprocess.run(
-        [sys.executable, "-m", "vidpipe.cli.main", "up", "--json"],
+        [sys.executable, "-m", "vidpipe_cli.main", "up", "--json"],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,
@@ -142,7 +142,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
 
 @pytest.fixture(autouse=True)
 def keep_pythons_sigpipe_handling() -> Iterator[None]:
-    """vidpipe.cli.main.main() gives SIGPIPE its default action (a Unix tool piped
+    """vidpipe_cli.main.main() gives SIGPIPE its default action (a Unix tool piped
     into `head` stops quietly). A test that runs main() in-process would leave
     that in pytest, which then dies without a word the next time any test writes
     to a closed pipe or socket (the hostile tests' FIFO canaries do, now and then)."""

@@ -1,4 +1,4 @@
-"""Reading the filter graphs that ffmpeg-python wrote (vidpipe.filter_graph) in
+"""Reading the filter graphs that ffmpeg-python wrote (vidpipe.domain.filter_graph) in
 tests: every filter is its own chain there, linked by generated labels, so a
 test that cares about which filters run, in what order, reads them without the
 labels."""
@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vidpipe.filter_graph import FilterGraph, Stream
-from vidpipe.media import input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.domain.filter_graph import FilterGraph, Stream
 
 # One or more link labels ([0:v:0], [s12]) at the start or the end of a filter.
 _LABELS = re.compile(r"^(\[[^\]]+\])+|(\[[^\]]+\])+$")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 Target = str | Path
 TEST_PROBE_PROTOCOLS = "file,http,https,tcp,tls,crypto"

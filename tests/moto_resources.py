@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from vidpipe.cli.template import load_template
+from vidpipe_cli.template import load_template
 
 REGION = "us-east-1"
 

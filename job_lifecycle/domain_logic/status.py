@@ -3,13 +3,13 @@
 The status function gets every event at least once and in any order, while
 other copies of itself update the same job. :func:`record_event` does one
 read-modify-write under the job store's optimistic lock and retries it when
-another writer got there first; :func:`vidpipe.jobs.apply_event` makes the
+another writer got there first; :func:`vidpipe.domain.job_transitions.apply_event` makes the
 change itself idempotent and order-safe.
 
 Only the writer whose save moved the job to READY or FAILED sees
 ``became_terminal``: the version check lets exactly one save make that move.
 That save also puts "Job Ready" / "Job Failed" in the job's outbox (see
-:func:`vidpipe.jobs.mark_finished`); :func:`publish_finished_event` publishes
+:func:`vidpipe.domain.job_transitions.mark_finished`); :func:`publish_finished_event` publishes
 it and then clears it. If the publish fails, the message is redelivered: the
 event changes nothing this time, but the outbox is still pending, so the retry
 publishes it (and, failing that, the sweep does). What "once" means here: the
@@ -28,18 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from vidpipe.errors import ConcurrentUpdate, JobNotFound
-from vidpipe.events import JobFinished, Stage, StageEvent, StitchRequested, UploadCompleted, utc_now
-from vidpipe.jobs import (
-    FINISHED_STATUSES,
-    Job,
-    JobStatus,
-    StageStatus,
-    all_chunks_done,
-    apply_event,
-    mark_finished,
-    published,
-)
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound
+from vidpipe.domain.events import JobFinished, Stage, StageEvent, StitchRequested, UploadCompleted, utc_now
+from vidpipe.domain.job_transitions import FINISHED_STATUSES, all_chunks_done, apply_event, mark_finished, published
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
 
 # Enough for the few stage events of one job that land together; beyond it the
 # error goes back to SQS, which redelivers later when the burst is over.
@@ -243,7 +235,7 @@ def record_event(
                 raise
             pause(conflict_pause_s(attempt))
             continue
-        # (FAILED → READY is a move too: a stage finishing after the sweep's verdict, see vidpipe.jobs.)
+        # (FAILED → READY is a move too: a stage finishing after the sweep's verdict, see vidpipe.domain.jobs.)
         became_terminal = saved.status in FINISHED_STATUSES and saved.status is not current.status
         return JobUpdate(job=saved, changed=True, became_terminal=became_terminal, previous_status=current.status)
     raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")

@@ -10,7 +10,7 @@ first, and
   reported; or whose report is in the status function's dead-letter queue (a
   lost chunk report would otherwise leave the job waiting for the stall
   limit). The message stays there for ``vidpipe redrive``, and a redriven
-  report that completes the stage overrides this verdict (vidpipe.jobs);
+  report that completes the stage overrides this verdict (vidpipe.domain.jobs);
 * FAILs a job that has not moved for the stall limit (STAGE_STALLED), the
   backstop for whatever else leaves a job without news;
 * publishes the "Job Ready" / "Job Failed" still pending in the outbox of a job
@@ -19,7 +19,7 @@ first, and
 
 A job that moves while it is being swept keeps going: the conditional write
 loses and we skip it. Every job it ends frees its owner's active-job slot
-(vidpipe.quotas), including one it finds already ended by an earlier pass
+(vidpipe.domain.quotas), including one it finds already ended by an earlier pass
 that died before freeing it.
 """
 
@@ -31,11 +31,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from job_lifecycle.domain_logic.status import publish_finished_event
-from vidpipe.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
-from vidpipe.events import UPLOAD_KEY_PREFIX, JobFinished, iso_utc
-from vidpipe.job_store import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS
-from vidpipe.jobs import Job, JobStatus, StageStatus, end_upload, fail_stalled, mark_finished
-from vidpipe.quotas import UsageStore, release_if_ended
+from vidpipe.domain.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
+from vidpipe.domain.events import JobFinished, iso_utc
+from vidpipe.domain.job_transitions import end_upload, fail_stalled, mark_finished
+from vidpipe.domain.jobs import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus, StageStatus
+from vidpipe.domain.quotas import UsageStore, release_if_ended
+from vidpipe.domain.storage_keys import UPLOAD_KEY_PREFIX
 
 # The status function's own retries publish a pending "Job Ready" within
 # minutes; the sweep steps in only after that.

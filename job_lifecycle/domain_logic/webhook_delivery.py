@@ -29,13 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from vidpipe.access import SigningKeys
-from vidpipe.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
-from vidpipe.events import utc_now
-from vidpipe.observability import Invocation
-from vidpipe.timeline import TimelineEntry
-from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import SIGNATURE_HEADER, sign, signing_secrets
+from vidpipe.domain.access import SigningKeys
+from vidpipe.domain.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
+from vidpipe.domain.events import utc_now
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.domain.webhooks import SIGNATURE_HEADER, Webhook, sign, signing_secrets
 
 FINISHED_TYPES = {"Job Ready": "job.ready", "Job Failed": "job.failed"}
 

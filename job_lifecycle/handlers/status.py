@@ -1,6 +1,6 @@
 """Status Lambda: applies upload and stage events to the job record.
 
-Wiring only; the rules are in vidpipe.jobs (apply_event) and
+Wiring only; the rules are in vidpipe.domain.jobs (apply_event) and
 job_lifecycle.domain_logic.status (read, apply, conditional write, retry)."""
 
 from __future__ import annotations
@@ -13,24 +13,18 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from job_lifecycle.domain_logic.status import publish_finished_event, record_event, stitch_request
-from vidpipe.aws_clients import dynamodb_client, events_client
-from vidpipe.errors import ValidationFailed
-from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import CHUNKS_SOURCE, UploadCompleted, parse_sqs_body
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import (
-    Invocation,
-    correlate,
-    logger,
-    metrics,
-    record_job_finished,
-    record_upload_size,
-    tracer,
-)
-from vidpipe.quotas import release_if_ended
-from vidpipe.settings import get_settings
-from vidpipe.timeline import DynamoTimeline, entry_for_event, entry_for_finished, event_identity
-from vidpipe.usage_store import DynamoUsageStore
+from vidpipe.adapters.aws_clients import dynamodb_client, events_client
+from vidpipe.adapters.event_bus import EventBridgePublisher
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.adapters.usage_store import DynamoUsageStore
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.events import CHUNKS_SOURCE, UploadCompleted
+from vidpipe.domain.inbound_events import parse_sqs_body
+from vidpipe.domain.quotas import release_if_ended
+from vidpipe.domain.timeline import Invocation, entry_for_event, entry_for_finished, event_identity
+from vidpipe.runtime.observability import correlate, logger, metrics, record_job_finished, record_upload_size, tracer
+from vidpipe.runtime.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

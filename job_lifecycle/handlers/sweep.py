@@ -12,17 +12,18 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from job_lifecycle.domain_logic.sweep import SweepResult, sweep
-from vidpipe.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
-from vidpipe.dead_letters import DeadLetterQueues
-from vidpipe.errors import VidpipeError
-from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import utc_now
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, logger, metrics, record_job_finished, tracer
-from vidpipe.settings import get_settings
-from vidpipe.storage import S3ObjectStore
-from vidpipe.timeline import DynamoTimeline, TimelineEntry
-from vidpipe.usage_store import DynamoUsageStore
+from vidpipe.adapters.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
+from vidpipe.adapters.dead_letters import DeadLetterQueues
+from vidpipe.adapters.event_bus import EventBridgePublisher
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.adapters.usage_store import DynamoUsageStore
+from vidpipe.domain.errors import VidpipeError
+from vidpipe.domain.events import utc_now
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.runtime.observability import logger, metrics, record_job_finished, tracer
+from vidpipe.runtime.settings import get_settings
 
 
 def sweep_time(event: dict[str, Any]) -> datetime:

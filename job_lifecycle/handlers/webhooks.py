@@ -1,6 +1,6 @@
 """Webhook Lambda: "Job Ready" / "Job Failed" from its queue → one signed POST
 to each URL the job's owner registered. Wiring only; the rules are in
-job_lifecycle.domain_logic.webhook_delivery, the signature in vidpipe.webhooks."""
+job_lifecycle.domain_logic.webhook_delivery, the signature in vidpipe.domain.webhooks."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
-from vidpipe.access import WEBHOOK_SIGNING, signing_keys
-from vidpipe.aws_clients import dynamodb_client, sqs_client
-from vidpipe.errors import ValidationFailed, WebhookDeliveryFailed
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.observability import Invocation, correlate, logger, tracer
-from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import retry_delay_s
-from vidpipe.timeline import DynamoTimeline
-from vidpipe.webhook_store import DynamoWebhookStore
-from vidpipe.webhooks import HttpWebhookSender
+from vidpipe.adapters.aws_clients import dynamodb_client
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy, Resolver, system_resolver
+from vidpipe.adapters.secrets import signing_keys
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.adapters.webhook_sender import HttpWebhookSender
+from vidpipe.adapters.webhook_store import DynamoWebhookStore
+from vidpipe.domain.access import WEBHOOK_SIGNING
+from vidpipe.domain.delivery_attempts import is_last_attempt
+from vidpipe.domain.errors import ValidationFailed, WebhookDeliveryFailed
+from vidpipe.domain.timeline import Invocation
+from vidpipe.runtime.observability import correlate, logger, tracer
+from vidpipe.runtime.settings import get_settings
+from vidpipe.runtime.sqs_message_policy import schedule_retry
 
 processor = BatchProcessor(event_type=EventType.SQS)
 # getaddrinfo; a test puts a stub here (tests never resolve real names).
@@ -58,24 +61,15 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             signing_keys=signing_keys(WEBHOOK_SIGNING),
             invocation=Invocation.of(lambda_context),
             attempt=attempt,
-            last_attempt=attempt >= settings.max_receive_count,
+            last_attempt=is_last_attempt(attempt, settings.max_receive_count),
         )
         logger.info(
             "webhooks done",
             extra={"delivered": len(outcome.delivered), "already_delivered": len(outcome.already_delivered)},
         )
     except WebhookDeliveryFailed as exc:
-        last = attempt >= settings.max_receive_count
-        delay = 0 if last else retry_delay_s(attempt, settings.retry_base_s)
-        logger.warning(
-            "webhook delivery failed", extra={"attempt": attempt, "retry_in_s": delay, "reason": exc.message}
-        )
-        # Retry after our backoff rather than the queue's visibility timeout
-        # (after the last attempt at once, so the message reaches the dead-letter queue).
-        if settings.queue_url:
-            sqs_client().change_message_visibility(
-                QueueUrl=settings.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-            )
+        logger.warning("webhook delivery failed", extra={"attempt": attempt, "reason": exc.message})
+        schedule_retry(record.receipt_handle, attempt)
         raise
     finally:
         logger.remove_keys(["job_id", "correlation_id"])

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from moto import mock_aws
 
 from tests.moto_resources import use_fake_credentials
-from vidpipe.cli.cdn_key import CdnKeyError, create_cdn_signing_key
-from vidpipe.cli.main import main
-from vidpipe.cloudfront_signing import load_private_key
+from vidpipe.adapters.cloudfront_signing import load_private_key
+from vidpipe_cli.cdn_key import CdnKeyError, create_cdn_signing_key
+from vidpipe_cli.main import main
 
 REGION = "us-east-1"
 

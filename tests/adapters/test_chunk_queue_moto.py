@@ -1,4 +1,4 @@
-"""Chunk orders go to the chunk queue one message group per job (vidpipe.chunk_queue),
+"""Chunk orders go to the chunk queue one message group per job (vidpipe.adapters.chunk_queue),
 the tenant key SQS fair queues balance, and read back as the same orders."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import REGION, use_fake_credentials
-from vidpipe.chunk_queue import SqsChunkQueue, chunk_order_message
-from vidpipe.errors import QueueError
-from vidpipe.events import ChunkRequested, parse_chunk_work
+from vidpipe.adapters.chunk_queue import SqsChunkQueue, chunk_order_message
+from vidpipe.domain.errors import QueueError
+from vidpipe.domain.events import ChunkRequested, parse_chunk_work
 
 
 @pytest.fixture

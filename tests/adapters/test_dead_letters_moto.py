@@ -13,8 +13,8 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import use_fake_credentials
-from vidpipe.dead_letters import DeadLetterQueues
-from vidpipe.errors import QueueError
+from vidpipe.adapters.dead_letters import DeadLetterQueues
+from vidpipe.domain.errors import QueueError
 
 UPLOAD_EVENT = json.loads((Path(__file__).parents[1] / "events" / "s3_object_created.json").read_text())
 

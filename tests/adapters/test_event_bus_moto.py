@@ -12,9 +12,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from tests.moto_resources import use_fake_credentials
-from vidpipe.errors import EventPublishError
-from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import JobFinished, Stage, StageEvent, StageEventKind, parse_sqs_body
+from vidpipe.adapters.event_bus import EventBridgePublisher
+from vidpipe.domain.errors import EventPublishError
+from vidpipe.domain.events import JobFinished, Stage, StageEvent, StageEventKind
+from vidpipe.domain.inbound_events import parse_sqs_body
 
 BUS = "vidpipe-test"
 JOB_ID = "a4a7c0de-1f2e-4b3c-8d9e-0f1a2b3c4d5e"

@@ -12,10 +12,11 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import create_jobs_table, use_fake_credentials
-from vidpipe.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
-from vidpipe.events import Stage, StageEvent, StageEventKind
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
 
 TABLE = "vidpipe-test-jobs"
 

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import use_fake_credentials
-from vidpipe.cli.redrive import QUEUES, dead_letter_counts, redrive
+from vidpipe_cli.redrive import QUEUES, dead_letter_counts, redrive
 
 
 @pytest.fixture

@@ -17,11 +17,12 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from moto import mock_aws
 
 from tests.moto_resources import REGION, create_job_events_table, create_jobs_table, use_fake_credentials
-from vidpipe import aws_clients, settings
-from vidpipe.events import Stage, StageEvent, StageEventKind
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.timeline import DynamoTimeline
+from vidpipe.adapters import aws_clients
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
+from vidpipe.runtime import settings
 
 EVENTS = Path(__file__).parent.parent / "events"
 JOBS, TIMELINE, BUS = "vidpipe-test-jobs", "vidpipe-test-job-events", "vidpipe-test-events"
@@ -171,8 +172,9 @@ def test_GIVEN_job_ready_cannot_be_published_WHEN_the_message_is_redelivered_THE
 def test_GIVEN_a_job_holding_an_active_slot_WHEN_its_completing_event_is_handled_THEN_the_slot_is_free(
     dynamodb: Any,
 ) -> None:
+
     from job_lifecycle.handlers.status import lambda_handler
-    from vidpipe.usage_store import DynamoUsageStore
+    from vidpipe.adapters.usage_store import DynamoUsageStore
 
     # GIVEN the job (owner "anonymous") and another of the same owner hold both slots
     usage = DynamoUsageStore(dynamodb, JOBS)
@@ -188,8 +190,9 @@ def test_GIVEN_a_job_holding_an_active_slot_WHEN_its_completing_event_is_handled
 
 
 def test_GIVEN_a_job_in_progress_WHEN_a_progress_event_is_handled_THEN_it_keeps_its_slot(dynamodb: Any) -> None:
+
     from job_lifecycle.handlers.status import lambda_handler
-    from vidpipe.usage_store import DynamoUsageStore
+    from vidpipe.adapters.usage_store import DynamoUsageStore
 
     usage = DynamoUsageStore(dynamodb, JOBS)
     usage.take_active_slot("anonymous", JOB_ID, limit=2)

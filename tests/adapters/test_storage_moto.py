@@ -14,8 +14,8 @@ import requests
 from moto import mock_aws
 
 from tests.moto_resources import use_fake_credentials
-from vidpipe.errors import StorageError, UploadNotOpen, ValidationFailed
-from vidpipe.storage import S3ObjectStore
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.domain.errors import StorageError, UploadNotOpen, ValidationFailed
 
 BUCKET = "vidpipe-test-uploads"
 KEY = "uploads/8d0e7c1a-1b2c-4d5e-8f90-a1b2c3d4e5f6/source"

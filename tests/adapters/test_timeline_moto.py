@@ -11,8 +11,9 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import REGION, create_job_events_table, use_fake_credentials
-from vidpipe.errors import JobStoreError
-from vidpipe.timeline import DynamoTimeline, TimelineEntry
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.domain.errors import JobStoreError
+from vidpipe.domain.timeline import TimelineEntry
 
 TABLE = "vidpipe-test-job-events"
 JOB_ID = "3f2b8c1e7d4a4e2b9c612a5d8e0f4b17"

@@ -16,11 +16,11 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.moto_resources import REGION, create_revoked_tokens_table, use_fake_credentials
-from vidpipe.access import API_TOKENS, MAX_TOKEN_TTL_S, SigningKeys, mint_api_token, read_api_token
-from vidpipe.cli.main import main
-from vidpipe.cli.tokens import TokenCommandError, revoke_token, stack_outputs
-from vidpipe.errors import JobStoreError
-from vidpipe.token_revocations import DynamoTokenRevocations
+from vidpipe.adapters.token_revocations import DynamoTokenRevocations
+from vidpipe.domain.access import API_TOKENS, MAX_TOKEN_TTL_S, SigningKeys, mint_api_token, read_api_token
+from vidpipe.domain.errors import JobStoreError
+from vidpipe_cli.main import main
+from vidpipe_cli.tokens import TokenCommandError, revoke_token, stack_outputs
 
 TABLE = "vidpipe-prod-RevokedTokensTable-1X2Y3Z"
 STACK = "vidpipe-prod"

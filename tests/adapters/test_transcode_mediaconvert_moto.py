@@ -20,12 +20,13 @@ from moto import mock_aws
 import transcode.handlers.transcode as transcode_handler
 from tests.adapters.api.api_requests import FakeLambdaContext, clear_caches
 from tests.moto_resources import REGION, create_jobs_table, use_fake_credentials
-from vidpipe.events import parse_object_created
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, apply_event
-from vidpipe.mediaconvert_events import META_JOB_ID, META_STACK
-from vidpipe.settings import get_settings
-from vidpipe.usage_store import DynamoUsageStore
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.usage_store import DynamoUsageStore
+from vidpipe.domain.events import parse_object_created
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job
+from vidpipe.domain.mediaconvert_events import META_JOB_ID, META_STACK
+from vidpipe.runtime.settings import get_settings
 
 pytestmark = pytest.mark.ffmpeg
 

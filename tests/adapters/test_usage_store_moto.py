@@ -15,11 +15,11 @@ import pytest
 from moto import mock_aws
 
 from tests.moto_resources import create_jobs_table, use_fake_credentials
-from vidpipe.errors import JobNotFound, QuotaExceeded
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job
-from vidpipe.quotas import OwnerLimits, admit_upload, charge_video_minutes
-from vidpipe.usage_store import DynamoUsageStore, daily_key
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.usage_store import DynamoUsageStore, daily_key
+from vidpipe.domain.errors import JobNotFound, QuotaExceeded
+from vidpipe.domain.jobs import Job
+from vidpipe.domain.quotas import OwnerLimits, admit_upload, charge_video_minutes
 
 TABLE = "vidpipe-test-jobs"
 DAY = "2026-12-03"

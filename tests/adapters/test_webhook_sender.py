@@ -22,13 +22,12 @@ import pytest
 
 from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
 from upload_api.domain_logic.webhooks import register_webhook
-from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
-from vidpipe.errors import WebhookDeliveryFailed
-from vidpipe.observability import Invocation
-from vidpipe.outbound import OutboundGuard, OutboundPolicy
-from vidpipe.timeline import TimelineEntry
-from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import HttpWebhookSender
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy
+from vidpipe.adapters.webhook_sender import HttpWebhookSender
+from vidpipe.domain.access import WEBHOOK_SIGNING, SigningKeys
+from vidpipe.domain.errors import WebhookDeliveryFailed
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.domain.webhooks import Webhook
 
 WEBHOOK_KEYS = SigningKeys(WEBHOOK_SIGNING, "k1", {"k1": "webhook-key-for-the-sender-tests"})
 

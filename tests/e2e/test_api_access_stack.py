@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from vidpipe.access import unverified_claims
+from vidpipe.domain.access import unverified_claims
 
 pytestmark = pytest.mark.stack
-# The local stack deploys AuthorizerCacheSeconds=5 (vidpipe.cli.local_stack):
+# The local stack deploys AuthorizerCacheSeconds=5 (vidpipe_cli.local_stack):
 # a revoked or expired token may get in for that long after the fact, no longer.
 AUTHORIZER_CACHE_S = 5
 

@@ -3,7 +3,7 @@
 Every consumer is idempotent by construction rather than by a dedupe table:
 stages write the same keys again (same bytes, same names), and the status
 function applies events with a pure, monotonic rule under a conditional write
-(vidpipe.jobs.apply_event + the job's version). So duplicates and shuffles
+(vidpipe.domain.job_transitions.apply_event + the job's version). So duplicates and shuffles
 change nothing, and "Job Ready" is published once, by the one write that made
 the job READY."""
 
@@ -20,7 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from vidpipe.events import Stage, StageEvent, StageEventKind
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import media_checks
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 

@@ -24,7 +24,7 @@ from tests.colour_checks import (
     make_hdr_clip,
     signal_means,
 )
-from vidpipe.colour import HLG, PQ
+from vidpipe.domain.colour import HLG, PQ
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 

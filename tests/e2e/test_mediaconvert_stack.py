@@ -35,7 +35,9 @@ from tests.vtt_checks import assert_storyboard_consistent, parse_vtt
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.mediaconvert_job import hls_playlist_name
 from transcode.domain_logic.transcoding import transcode_to_hls
-from vidpipe.media import input_args, probe_media, run_ffmpeg
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 

@@ -2,7 +2,7 @@
 deployed functions did it with the FFmpeg layer's static build.
 
 MPEG-TS is the input on which that build crashed (SIGSEGV in its static glibc's
-gconv lookup, see vidpipe.media.NO_GCONV_MODULES) while Debian's FFmpeg did not;
+gconv lookup, see vidpipe.adapters.ffmpeg.process.NO_GCONV_MODULES) while Debian's FFmpeg did not;
 and the renditions carry the x264 build that encoded them, which tells the
 layer's FFmpeg from any other on this machine."""
 
@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests import media_checks
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 

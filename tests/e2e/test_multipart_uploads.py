@@ -78,7 +78,7 @@ def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(lo
     journal = Path(local_stack.environment["VIDPIPE_DATA_DIR"]) / "uploads-in-progress"
     # WHEN the CLI starts uploading and is killed after a few parts
     process = subprocess.Popen(
-        [sys.executable, "-m", "vidpipe.cli.main", "submit", str(path), "--json", "--concurrency", "4"],
+        [sys.executable, "-m", "vidpipe_cli.main", "submit", str(path), "--json", "--concurrency", "4"],
         cwd=PROJECT_ROOT,
         env=local_stack.environment,
         stdout=subprocess.PIPE,

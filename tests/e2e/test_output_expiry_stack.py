@@ -17,8 +17,8 @@ import pytest
 import requests
 from botocore.config import Config
 
-from vidpipe import access
-from vidpipe.cli.local_stack import ACCESS_KEY, REGION, SECRET_KEY, STACK_NAME, aws_client
+from vidpipe.domain import access
+from vidpipe_cli.local_stack_settings import ACCESS_KEY, REGION, SECRET_KEY, STACK_NAME, aws_client
 
 pytestmark = pytest.mark.stack
 

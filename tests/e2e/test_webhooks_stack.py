@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from vidpipe.errors import WebhookSignatureInvalid
-from vidpipe.webhooks import SIGNATURE_HEADER, verify_signature
+from vidpipe.domain.errors import WebhookSignatureInvalid
+from vidpipe.domain.webhooks import SIGNATURE_HEADER, verify_signature
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 

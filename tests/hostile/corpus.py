@@ -42,11 +42,11 @@ from typing import Any
 import requests
 from PIL import Image
 
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 API_4XX = "api_4xx"
 READY = "READY"
-# The stack's default MAX_DURATION_SECONDS (vidpipe.settings); the long cases exceed it.
+# The stack's default MAX_DURATION_SECONDS (vidpipe.runtime.settings); the long cases exceed it.
 STACK_MAX_DURATION_S = 1800.0
 FFMPEG_TIMEOUT_S = 60
 

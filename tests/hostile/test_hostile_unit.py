@@ -22,9 +22,9 @@ from tests.hostile.traps import CANARY_CONTENT, CanaryPipe, TrapListener
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
 from transcode.domain_logic.transcoding import transcode_to_hls
 from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request, create_upload
-from vidpipe.errors import MediaError, RequestError
-from vidpipe.jobs import Job, JobStatus
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.errors import MediaError, RequestError
+from vidpipe.domain.jobs import Job, JobStatus
 
 pytestmark = pytest.mark.ffmpeg
 

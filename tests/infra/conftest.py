@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vidpipe.cli.template import load_template, translate_sam, with_artifact_locations
+from vidpipe_cli.template import load_template, translate_sam, with_artifact_locations
 
 ARTEFACTS = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "dependencies", "ffmpeg")
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from vidpipe.cli.packaging import (
+from vidpipe.adapters.ffmpeg.process import find_tool
+from vidpipe_cli.packaging import (
     FFMPEG_WHEEL,
     FUNCTION_SLICES,
     PROJECT_ROOT,
@@ -32,8 +33,7 @@ from vidpipe.cli.packaging import (
     install_wheel_members,
     is_pinned_install,
 )
-from vidpipe.cli.template import TEMPLATE_PATH, load_template
-from vidpipe.media import find_tool
+from vidpipe_cli.template import TEMPLATE_PATH, load_template
 
 SAM = PROJECT_ROOT / ".venv-sam" / "bin" / "sam"
 SAM_ENVIRONMENT = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "eu-west-1"}

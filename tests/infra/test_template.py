@@ -13,10 +13,10 @@ from typing import Any
 import cfnlint.api
 import pytest
 
-from vidpipe.cli.packaging import FUNCTION_SLICES, build_function
-from vidpipe.cli.template import TEMPLATE_PATH, load_template, translate_sam, with_artifact_locations
-from vidpipe.events import UPLOAD_KEY_PREFIX
-from vidpipe.scratch import OUTPUT_HEADROOM_BYTES
+from vidpipe.domain.storage_keys import UPLOAD_KEY_PREFIX
+from vidpipe.runtime.scratch import OUTPUT_HEADROOM_BYTES
+from vidpipe_cli.packaging import FUNCTION_SLICES, build_function
+from vidpipe_cli.template import TEMPLATE_PATH, load_template, translate_sam, with_artifact_locations
 
 API_HANDLER = "upload_api.handlers.api.lambda_handler"
 SWEEP_HANDLER = "job_lifecycle.handlers.sweep.lambda_handler"
@@ -33,7 +33,7 @@ PUBLIC_ROUTES = {
     "GET /jobs/{job_id}/hls/{proxy+}",
     "GET /jobs/{job_id}/thumbnails/{proxy+}",
 }
-# Which role reads which purpose's key set (vidpipe.access), and nothing more:
+# Which role reads which purpose's key set (vidpipe.domain.access), and nothing more:
 # the authorizer checks tokens; the API signs grants and shows a new webhook its
 # secret; the webhook function signs deliveries.
 KEY_SETS = {"api-tokens": "ApiTokenKeys", "output-grants": "OutputGrantKeys", "webhook-signing": "WebhookSigningKeys"}
@@ -252,7 +252,7 @@ def test_GIVEN_the_stage_queues_WHEN_compared_with_the_settings_THEN_the_last_at
 ) -> None:
     # The stage runner fails the job on attempt max_receive_count: it must be
     # the queue's maxReceiveCount, or the job is failed too early or never.
-    from vidpipe.settings import Settings
+    from vidpipe.runtime.settings import Settings
 
     for name in SETTINGS_VARIABLES:
         monkeypatch.setenv(name, "x")
@@ -473,8 +473,8 @@ def test_GIVEN_a_slice_WHEN_built_THEN_its_folder_holds_the_slice_and_vidpipe_wi
     assert sorted(path.name for path in folder.iterdir()) == ["upload_api", "vidpipe"]
     assert (folder / "upload_api" / "handlers" / "api.py").is_file()
     assert (folder / "upload_api" / "web" / "index.html").is_file()
-    assert (folder / "vidpipe" / "stage_runner.py").is_file()
-    assert not (folder / "vidpipe" / "cli").exists()
+    assert (folder / "vidpipe" / "runtime" / "stage_runner.py").is_file()
+    assert not list(folder.rglob("vidpipe_cli")) and not (folder / "vidpipe" / "cli").exists()
     assert not list(folder.rglob("__pycache__")) and not list(folder.rglob("*.pyc"))
 
 
@@ -581,7 +581,7 @@ def test_GIVEN_the_outputs_cdn_WHEN_inspected_THEN_every_behaviour_serves_only_u
     assert (key_group["Type"], public_key["Type"]) == ("AWS::CloudFront::KeyGroup", "AWS::CloudFront::PublicKey")
     assert key_group["Condition"] == public_key["Condition"] == "DeliverThroughCloudFront"
     assert key_group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": "OutputsSigningPublicKey"}]
-    from vidpipe.cli.cdn_key import signing_key_secret_name
+    from vidpipe_cli.cdn_key import signing_key_secret_name
 
     secret = signing_key_secret_name("${AWS::StackName}")
     assert public_key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {
@@ -646,7 +646,7 @@ def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits
     # bytes there (51,200 inline, which the template has outgrown).
     import json
 
-    from vidpipe.cli.template import load_template, with_artifact_locations
+    from vidpipe_cli.template import load_template, with_artifact_locations
 
     names = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "dependencies", "ffmpeg")
     locations = {name: ("vidpipe-deploy-artifacts", f"{name}/{'0' * 64}.zip") for name in names}
@@ -700,7 +700,7 @@ def test_GIVEN_the_stages_that_read_the_upload_WHEN_inspected_THEN_they_read_ver
             if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"]) and "Condition" not in s
             for action in as_list(s["Action"])
         }
-        # Besides: the owner's usage counters, and those only (vidpipe/usage_store.py).
+        # Besides: the owner's usage counters, and those only (vidpipe/adapters/usage_store.py).
         on_usage = [
             s for s in statements if {"Fn::GetAtt": ["JobsTable", "Arn"]} in as_list(s["Resource"]) and "Condition" in s
         ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vidpipe.cli.template import load_template
+from vidpipe_cli.template import load_template
 
 # The sources each function's code publishes under (EventBridgePublisher(..., source=...)).
 EVENT_SOURCES = {
@@ -76,7 +76,7 @@ def test_GIVEN_the_buckets_WHEN_their_policies_are_read_THEN_requests_without_tl
 
 def test_GIVEN_the_local_stack_WHEN_it_deploys_THEN_it_turns_the_tls_deny_off_for_its_plain_http() -> None:
     # The local stack answers on http://127.0.0.1: with the deny, every S3 call would be refused.
-    from vidpipe.cli.local_stack import local_parameters
+    from vidpipe_cli.local_deploy import local_parameters
 
     assert local_parameters("http://127.0.0.1:1/api", {})["BucketsRequireTls"] == "false"
     assert load_template()["Parameters"]["BucketsRequireTls"]["Default"] == "true"

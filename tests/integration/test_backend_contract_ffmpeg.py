@@ -25,11 +25,15 @@ from transcode.domain_logic.ladder import plan_ladder
 from transcode.domain_logic.mediaconvert_job import build_create_job_request, hls_playlist_name
 from transcode.handlers.transcode import transcode
 from upload_api.domain_logic.job_view import job_view
-from vidpipe.events import Stage, StageEvent, StageEventKind, parse_sqs_body
-from vidpipe.jobs import Job, JobStatus, apply_event
-from vidpipe.media import input_args, probe_media, run_ffmpeg
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind
+from vidpipe.domain.inbound_events import parse_sqs_body
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job, JobStatus
+from vidpipe.runtime.settings import get_settings
+from vidpipe.runtime.stage_inputs import StageContext
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -21,7 +21,8 @@ from transcode.domain_logic import chunking
 from transcode.domain_logic.chunking import plan_chunks, transcode_chunked
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import ladder_from_text
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
 

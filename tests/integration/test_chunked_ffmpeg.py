@@ -13,7 +13,8 @@ from tests import media_checks
 from transcode.domain_logic.chunking import ChunkedTimings, plan_chunks, transcode_chunked
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
 

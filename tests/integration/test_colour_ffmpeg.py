@@ -33,8 +33,9 @@ from transcode.domain_logic.chunking import transcode_chunked
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import Rendition
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
-from vidpipe.colour import HLG, PQ
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.colour import HLG, PQ
 
 pytestmark = pytest.mark.ffmpeg
 

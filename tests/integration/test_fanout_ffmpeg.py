@@ -14,11 +14,14 @@ import pytest
 
 from job_lifecycle.domain_logic.status import JobUpdate, stitch_request
 from tests import media_checks
-from transcode.domain_logic.fanout import fan_out, hls_prefix, run_work_order
-from vidpipe.errors import StorageError
-from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
-from vidpipe.jobs import Job, StageStatus, apply_event
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media
+from transcode.domain_logic.fanout import fan_out, run_work_order
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.errors import StorageError
+from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job, StageStatus
+from vidpipe.domain.storage_keys import hls_prefix
 
 pytestmark = pytest.mark.ffmpeg
 

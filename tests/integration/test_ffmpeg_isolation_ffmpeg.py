@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from vidpipe.errors import UnsupportedCodec
-from vidpipe.media import CODEC_WHITELIST, find_tool, input_args, probe_media, run_ffmpeg
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import find_tool, run_ffmpeg
+from vidpipe.domain.errors import UnsupportedCodec
+from vidpipe.domain.source_info import CODEC_WHITELIST
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -1,4 +1,4 @@
-"""Real FFmpeg reads a graph that ffmpeg-python wrote (vidpipe.filter_graph),
+"""Real FFmpeg reads a graph that ffmpeg-python wrote (vidpipe.domain.filter_graph),
 through our runner, and unescapes its options to what we gave."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.filter_graph import FilterGraph
-from vidpipe.media import ffmpeg_environment, find_tool, input_args, run_ffmpeg
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool, run_ffmpeg
+from vidpipe.domain.filter_graph import FilterGraph
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -15,8 +15,8 @@ from transcode.domain_logic.chunking import ChunkedTimings, transcode_chunked
 from transcode.domain_logic.encode_cost import StageBudget
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
-from vidpipe.errors import EncodeTooCostly
-from vidpipe.media import ffmpeg_environment, find_tool
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.errors import EncodeTooCostly
 
 pytestmark = pytest.mark.ffmpeg
 

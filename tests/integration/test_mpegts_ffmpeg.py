@@ -2,7 +2,7 @@
 build: see tests/conftest.py).
 
 The static build's glibc crashes (SIGSEGV) on the DVB service name of an
-MPEG-TS file when it may load the host's gconv modules; vidpipe.media starts
+MPEG-TS file when it may load the host's gconv modules; vidpipe.adapters.ffmpeg.process starts
 every FFmpeg process with GCONV_PATH where no module can be. Without that,
 these tests fail: the probe ends CORRUPT_MEDIA ("ffprobe crashed (SIGSEGV)")."""
 
@@ -18,7 +18,8 @@ import pytest
 from tests import media_checks
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import transcode_to_hls
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
 

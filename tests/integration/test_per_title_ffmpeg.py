@@ -15,7 +15,8 @@ from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, MAX_CRF, RateControl, plan_ladder
 from transcode.domain_logic.title_analysis import analyse_title
 from transcode.domain_logic.transcoding import transcode_to_hls
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = pytest.mark.ffmpeg
 

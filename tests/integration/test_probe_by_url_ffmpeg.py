@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from transcode.handlers.transcode import probe_upload
-from vidpipe.errors import CorruptMedia
-from vidpipe.media import ffmpeg_environment, find_tool, probe_media_url
-from vidpipe.stage_runner import StageContext
+from vidpipe.adapters.ffmpeg.probe import probe_media_url
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.errors import CorruptMedia
+from vidpipe.runtime.stage_inputs import StageContext
 
 pytestmark = pytest.mark.ffmpeg
 

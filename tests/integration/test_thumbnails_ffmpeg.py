@@ -17,8 +17,10 @@ from PIL import Image, ImageStat
 
 from tests.vtt_checks import assert_storyboard_consistent, parse_vtt
 from thumbnails import ThumbnailResult, make_thumbnails
-from vidpipe.errors import CorruptMedia, FfmpegError, NotAVideo
-from vidpipe.media import SourceInfo, ffmpeg_environment, find_tool, probe_media
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
+from vidpipe.domain.errors import CorruptMedia, FfmpegError, NotAVideo
+from vidpipe.domain.source_info import SourceInfo
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -18,8 +18,9 @@ import pytest
 from tests import media_checks
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
-from vidpipe.errors import CorruptMedia, MediaTooLong, NotAVideo
-from vidpipe.media import input_args, run_ffmpeg
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
+from vidpipe.domain.errors import CorruptMedia, MediaTooLong, NotAVideo
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -1,4 +1,4 @@
-"""vidpipe.access: API tokens (id, expiry, revocation), output grants, the
+"""vidpipe.domain.access: API tokens (id, expiry, revocation), output grants, the
 Authorization header and the per-purpose key sets. Anything forged, malformed,
 expired, revoked or signed with a removed kid is refused with a reason."""
 
@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from vidpipe import access, aws_clients
-from vidpipe.access import (
+from vidpipe.adapters import aws_clients
+from vidpipe.adapters import secrets as secrets_module
+from vidpipe.domain import access
+from vidpipe.domain.access import (
     API_TOKENS,
     OUTPUT_GRANTS,
     WEBHOOK_SIGNING,
@@ -489,9 +491,9 @@ class FakeSecrets:
 def secrets(monkeypatch: pytest.MonkeyPatch) -> Any:
     fake = FakeSecrets()
     monkeypatch.setattr(aws_clients, "secrets_client", lambda: fake)
-    access.forget_signing_keys()
+    secrets_module.forget_signing_keys()
     yield fake
-    access.forget_signing_keys()
+    secrets_module.forget_signing_keys()
 
 
 def test_GIVEN_the_prefix_WHEN_each_purposes_keys_are_read_twice_THEN_each_secret_is_asked_once(
@@ -499,8 +501,8 @@ def test_GIVEN_the_prefix_WHEN_each_purposes_keys_are_read_twice_THEN_each_secre
 ) -> None:
     monkeypatch.setenv("SIGNING_KEYS_PREFIX", "vidpipe/keys/")
 
-    first, second = access.signing_keys(API_TOKENS), access.signing_keys(API_TOKENS)
-    grants = access.signing_keys(OUTPUT_GRANTS)
+    first, second = secrets_module.signing_keys(API_TOKENS), secrets_module.signing_keys(API_TOKENS)
+    grants = secrets_module.signing_keys(OUTPUT_GRANTS)
 
     assert first == second == SigningKeys(API_TOKENS, "k1", {"k1": KEY_1})
     assert grants == SigningKeys(OUTPUT_GRANTS, "k1", {"k1": KEY_2})
@@ -514,11 +516,11 @@ def test_GIVEN_cached_keys_WHEN_the_cache_time_has_passed_THEN_read_again_so_a_r
     clock = [1000.0]
     monkeypatch.setattr(access.time, "monotonic", lambda: clock[0])
 
-    access.signing_keys(API_TOKENS)
+    secrets_module.signing_keys(API_TOKENS)
     clock[0] += access.KEYS_CACHE_S - 1
-    access.signing_keys(API_TOKENS)
+    secrets_module.signing_keys(API_TOKENS)
     clock[0] += 2
-    access.signing_keys(API_TOKENS)
+    secrets_module.signing_keys(API_TOKENS)
 
     assert secrets.calls == ["vidpipe/keys/api-tokens"] * 2
 
@@ -529,6 +531,6 @@ def test_GIVEN_no_prefix_WHEN_keys_are_read_THEN_runtime_error_and_no_call(
     monkeypatch.delenv("SIGNING_KEYS_PREFIX", raising=False)
 
     with pytest.raises(RuntimeError, match="SIGNING_KEYS_PREFIX"):
-        access.signing_keys(API_TOKENS)
+        secrets_module.signing_keys(API_TOKENS)
 
     assert secrets.calls == []

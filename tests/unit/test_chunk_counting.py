@@ -13,17 +13,11 @@ from job_lifecycle.domain_logic.status import JobUpdate, stitch_request
 from transcode.domain_logic.chunking import ChunkTask
 from transcode.domain_logic.fanout import run_work_order
 from upload_api.domain_logic.job_view import job_view
-from vidpipe.errors import StorageError, ValidationFailed
-from vidpipe.events import (
-    ChunkRequested,
-    Stage,
-    StageEvent,
-    StageEventKind,
-    StitchRequested,
-    parse_chunk_work,
-    parse_event,
-)
-from vidpipe.jobs import Job, StageStatus, apply_event
+from vidpipe.domain.errors import StorageError, ValidationFailed
+from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested, parse_chunk_work
+from vidpipe.domain.inbound_events import parse_event
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job, StageStatus
 
 EVENTS = Path(__file__).parent.parent / "events"
 JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"

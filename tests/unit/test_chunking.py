@@ -26,8 +26,8 @@ from transcode.domain_logic.chunking import (
 )
 from transcode.domain_logic.hls import build_hls_args, video_encoder_args
 from transcode.domain_logic.ladder import plan_ladder
-from vidpipe.errors import FfmpegError
-from vidpipe.media import CODEC_WHITELIST, SourceInfo
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.source_info import CODEC_WHITELIST, SourceInfo
 
 SOURCE = SourceInfo(
     duration_s=100.0, width=1280, height=720, rotation=0, frame_rate=Fraction(30), video_codec="h264",

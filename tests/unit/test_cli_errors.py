@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from vidpipe.cli.main import main
+from vidpipe_cli.main import main
 
 
 def closed_port() -> int:

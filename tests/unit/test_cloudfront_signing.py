@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from vidpipe.cloudfront_signing import (
+from vidpipe.adapters.cloudfront_signing import (
     CloudFrontOutputUrls,
     cloudfront_base64,
     custom_policy,
@@ -22,7 +22,7 @@ from vidpipe.cloudfront_signing import (
     rsa_sha1_signature,
     signed_query,
 )
-from vidpipe.errors import ValidationFailed
+from vidpipe.domain.errors import ValidationFailed
 
 CDN = "https://d111111abcdef8.cloudfront.net"
 JOB = "3f2b8c1e9d7a4b6c8e0f1a2b3c4d5e6f"

@@ -15,7 +15,8 @@ from transcode.domain_logic.chunking import ChunkTask, build_chunk_args, plan_ch
 from transcode.domain_logic.hls import build_hls_args
 from transcode.domain_logic.ladder import plan_ladder
 from transcode.domain_logic.mediaconvert_job import build_create_job_request
-from vidpipe.colour import (
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.domain.colour import (
     SDR_BT709,
     VideoColour,
     assume_untagged,
@@ -24,8 +25,8 @@ from vidpipe.colour import (
     sdr_scale_options,
     tone_map,
 )
-from vidpipe.filter_graph import FilterGraph
-from vidpipe.media import SourceInfo, input_args, parse_probe
+from vidpipe.domain.filter_graph import FilterGraph
+from vidpipe.domain.source_info import SourceInfo, parse_probe
 
 # What ffprobe reports for an iPhone's default recording (HEVC 10-bit, HLG) and an HDR10 file.
 IPHONE_HLG = VideoColour(

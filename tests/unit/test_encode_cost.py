@@ -20,9 +20,9 @@ from transcode.domain_logic.encode_cost import (
 )
 from transcode.domain_logic.fanout import fan_out, longest_chunk_s
 from transcode.domain_logic.ladder import plan_ladder
-from vidpipe.errors import EncodeTooCostly, MediaError
-from vidpipe.events import ChunkRequested
-from vidpipe.media import SourceInfo
+from vidpipe.domain.errors import EncodeTooCostly, MediaError
+from vidpipe.domain.events import ChunkRequested
+from vidpipe.domain.source_info import SourceInfo
 
 HD_60 = SourceInfo(
     duration_s=120.0, width=1920, height=1080, rotation=0, frame_rate=Fraction(60), video_codec="h264",

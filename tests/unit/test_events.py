@@ -9,16 +9,9 @@ from typing import Any
 
 import pytest
 
-from vidpipe.errors import ValidationFailed
-from vidpipe.events import (
-    JobFinished,
-    Stage,
-    StageEvent,
-    StageEventKind,
-    UploadCompleted,
-    parse_event,
-    parse_sqs_body,
-)
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.events import JobFinished, Stage, StageEvent, StageEventKind, UploadCompleted
+from vidpipe.domain.inbound_events import parse_event, parse_sqs_body
 
 EVENTS = Path(__file__).parent.parent / "events"
 JOB_ID = "3f2b8c1e-7d4a-4e2b-9c61-2a5d8e0f4b17"

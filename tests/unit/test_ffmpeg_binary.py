@@ -1,4 +1,4 @@
-"""Which FFmpeg binary runs, and the environment it runs in (vidpipe.media).
+"""Which FFmpeg binary runs, and the environment it runs in (vidpipe.adapters.ffmpeg.process).
 
 Fake tools (shell scripts named by FFMPEG_PATH/FFPROBE_PATH or put where
 find_tool looks) record what they were given: no FFmpeg needed."""
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.media import find_tool, input_args, probe_media, run_ffmpeg
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import find_tool, run_ffmpeg
 
 PROBE_OF_A_TS_FILE = {
     "format": {"format_name": "mpegts", "duration": "2.0"},

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from upload_api.domain_logic.uploads import UploadLimits, UploadRequest, check_upload_request, create_upload
-from vidpipe.errors import ValidationFailed
-from vidpipe.jobs import Job
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.jobs import Job
 
 LIMITS = UploadLimits(max_bytes=1024**3, url_ttl_s=3600)
 

@@ -1,4 +1,4 @@
-"""vidpipe.filter_graph: graphs written with ffmpeg-python come out as our
+"""vidpipe.domain.filter_graph: graphs written with ffmpeg-python come out as our
 inputs, one -filter_complex and the labels to map (no FFmpeg needed;
 tests/integration/test_filter_graph_ffmpeg.py runs one)."""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.filter_graph import FilterGraph, concat_video, filter_of_streams
-from vidpipe.media import input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.domain.filter_graph import FilterGraph, concat_video, filter_of_streams
 
 SOURCE = input_args(Path("/in/source"), "mov")
 OTHER = input_args(Path("/in/other"), "matroska")

@@ -20,13 +20,13 @@ from job_lifecycle.domain_logic.sweep import sweep
 from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
 from tests.unit.test_record_event import JOB_ID, InMemoryJobStore, stage_event
 from tests.unit.test_webhooks import FakeRegistry, FakeSender, FakeTimeline
-from vidpipe.access import WEBHOOK_SIGNING, SigningKeys
-from vidpipe.errors import EventPublishError, JobStoreError
-from vidpipe.events import JobFinished, Stage, StageEventKind, iso_utc
-from vidpipe.job_store import FINISHED_EVENT_PENDING, item_to_job, job_to_item
-from vidpipe.jobs import Job, JobStatus, StageStatus
-from vidpipe.observability import Invocation
-from vidpipe.webhook_store import Webhook
+from vidpipe.adapters.job_store import item_to_job, job_to_item
+from vidpipe.domain.access import WEBHOOK_SIGNING, SigningKeys
+from vidpipe.domain.errors import EventPublishError, JobStoreError
+from vidpipe.domain.events import JobFinished, Stage, StageEventKind, iso_utc
+from vidpipe.domain.jobs import FINISHED_EVENT_PENDING, Job, JobStatus, StageStatus
+from vidpipe.domain.timeline import Invocation
+from vidpipe.domain.webhooks import Webhook
 
 # The status function stamps its verdicts with the real clock.
 NOW = datetime.now(UTC)

@@ -21,9 +21,9 @@ from transcode.domain_logic.hls import (
     write_master_playlist,
 )
 from transcode.domain_logic.ladder import DEFAULT_LADDER, RateControl, Rendition, plan_ladder
-from vidpipe.colour import SDR_BT709, VideoColour
-from vidpipe.errors import FfmpegError
-from vidpipe.media import CODEC_WHITELIST, SourceInfo
+from vidpipe.domain.colour import SDR_BT709, VideoColour
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.source_info import CODEC_WHITELIST, SourceInfo
 
 INPUT = Path("/scratch/job/source")
 OUTPUT = Path("/scratch/job/out")

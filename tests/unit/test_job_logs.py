@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from vidpipe.cli.job_logs import format_line, function_of_group, merge, parse_log_event
+from vidpipe_cli.job_logs import format_line, function_of_group, merge, parse_log_event
 
 STATUS = "/aws/lambda/vidpipe-StatusFunction-50765B94BC1EA"
 TRANSCODE = "/aws/lambda/vidpipe-TranscodeFunction-7C5DA51B831DE"

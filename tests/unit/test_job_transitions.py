@@ -7,17 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
-from vidpipe.jobs import (
-    Job,
-    JobStatus,
-    StageStatus,
-    accepted_upload,
-    apply_event,
-    end_upload,
-    fail_stalled,
-    why_no_stage_runs,
-)
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind, UploadCompleted
+from vidpipe.domain.job_transitions import accepted_upload, apply_event, end_upload, fail_stalled, why_no_stage_runs
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
 
 JOB_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 SIZE = 1_048_576

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from upload_api.domain_logic.job_view import job_view
-from vidpipe.events import Stage
-from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import Job, JobStatus, StageState, StageStatus
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com"
 JOB_ID = "3f2b8c1e7d4a4e2b9c612a5d8e0f4b17"
@@ -184,8 +184,8 @@ def test_GIVEN_outputs_through_cloudfront_WHEN_a_ready_job_is_viewed_THEN_every_
     import base64
     from urllib.parse import parse_qs, urlsplit
 
-    from vidpipe.access import OUTPUT_GRANTS, SigningKeys, output_grant
-    from vidpipe.cloudfront_signing import CloudFrontOutputUrls, generate_signing_key_pair, load_private_key
+    from vidpipe.adapters.cloudfront_signing import CloudFrontOutputUrls, generate_signing_key_pair, load_private_key
+    from vidpipe.domain.access import OUTPUT_GRANTS, SigningKeys, output_grant
 
     # GIVEN the CloudFront signer as the API wires it, and the output grant of the playlists
     cdn = "https://d111111abcdef8.cloudfront.net"

@@ -20,8 +20,8 @@ from transcode.domain_logic.ladder import (
     plan_ladder,
     scaled_size,
 )
-from vidpipe.errors import CorruptMedia
-from vidpipe.media import SourceInfo
+from vidpipe.domain.errors import CorruptMedia
+from vidpipe.domain.source_info import SourceInfo
 
 
 def source(width: int, height: int, *, rotation: int = 0, audio: bool = True) -> SourceInfo:

@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
-import vidpipe.media as media
-from vidpipe.errors import (
+import vidpipe.adapters.ffmpeg.process as media
+from vidpipe.adapters.ffmpeg import probe as probe_module
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.probe import refuse_references
+from vidpipe.adapters.ffmpeg.process import memory_limit_mb, run_ffmpeg
+from vidpipe.domain.errors import (
     CorruptMedia,
     FfmpegError,
     ForbiddenReference,
@@ -25,7 +29,7 @@ from vidpipe.errors import (
     UnsupportedDimensions,
     UnsupportedFrameRate,
 )
-from vidpipe.media import CODEC_WHITELIST, input_args, memory_limit_mb, parse_probe, refuse_references, run_ffmpeg
+from vidpipe.domain.source_info import CODEC_WHITELIST, parse_probe
 
 MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -163,7 +167,7 @@ def test_GIVEN_an_avi_with_a_playlist_across_a_read_boundary_WHEN_checked_THEN_f
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN reads of 64 bytes, and the signature straddling the second boundary
-    monkeypatch.setattr(media, "_SCAN_CHUNK_BYTES", 64)
+    monkeypatch.setattr(probe_module, "_SCAN_CHUNK_BYTES", 64)
     head = b"RIFF\x00\x01\x00\x00AVI LIST" + b"\x00" * (125 - 16)
     upload = tmp_path / "source"
     upload.write_bytes(head + b"#EXTM3U\nfile:///etc/passwd\n" + b"\x00" * 300)
@@ -278,7 +282,7 @@ def test_GIVEN_a_malformed_setting_WHEN_memory_limit_read_THEN_ffmpeg_error_nami
 
 def test_GIVEN_limits_WHEN_a_child_starts_THEN_it_runs_under_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FFMPEG_MEMORY_LIMIT_MB", "3000")
-    limits = media._process_limits(timeout_s=10)
+    limits = media.process_limits(timeout_s=10)
     show = (
         "import json, resource; print(json.dumps([resource.getrlimit(resource.RLIMIT_AS), "
         "resource.getrlimit(resource.RLIMIT_CPU)]))"
@@ -355,4 +359,4 @@ def test_GIVEN_an_ffprobe_that_runs_out_of_memory_WHEN_probing_THEN_memory_limit
     upload.write_bytes(b"\x00\x00\x00\x18ftypisom")
 
     with pytest.raises(MemoryLimitExceeded, match="ffprobe needed more than the 2048 MiB"):
-        media.probe_media(upload, timeout_s=10)
+        probe_module.probe_media(upload, timeout_s=10)

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from vidpipe.errors import ValidationFailed
-from vidpipe.events import Stage, StageEventKind, parse_sqs_body
-from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event
-from vidpipe.mediaconvert_events import parse_captures_ready, parse_state_change
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.events import Stage, StageEventKind
+from vidpipe.domain.inbound_events import parse_sqs_body
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
+from vidpipe.domain.mediaconvert_events import parse_captures_ready, parse_state_change
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 JOB_ID = "0b9f5a4c2d8e4f1a9c3b7d6e5f4a3b2c"

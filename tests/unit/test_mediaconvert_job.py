@@ -23,11 +23,11 @@ from transcode.domain_logic.mediaconvert_job import (
     stereo_remix,
 )
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
-from vidpipe.colour import SDR_BT709
-from vidpipe.errors import MediaConvertError, MediaTooLong, UnsupportedDimensions, ValidationFailed
-from vidpipe.media import SourceInfo
-from vidpipe.mediaconvert import MediaConvertJobs
-from vidpipe.settings import Settings
+from vidpipe.adapters.mediaconvert import MediaConvertJobs
+from vidpipe.domain.colour import SDR_BT709
+from vidpipe.domain.errors import MediaConvertError, MediaTooLong, UnsupportedDimensions, ValidationFailed
+from vidpipe.domain.source_info import SourceInfo
+from vidpipe.runtime.settings import Settings
 
 JOB_ID = "0b9f5a4c2d8e4f1a9c3b7d6e5f4a3b2c"
 SAMPLE_MEDIA = Path(__file__).resolve().parents[2] / "sample_media"

@@ -1,4 +1,4 @@
-"""The lease a stage holds on its SQS message while it works (vidpipe.message_lease)."""
+"""The lease a stage holds on its SQS message while it works (vidpipe.runtime.sqs_message_policy)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vidpipe.message_lease import MAX_FAILURES_IN_A_ROW, MessageLease
+from vidpipe.runtime.sqs_message_policy import MAX_FAILURES_IN_A_ROW, MessageLease
 
 
 class RecordedVisibility:

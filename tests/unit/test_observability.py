@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.unit.test_stage_runner import JOB_ID, Fakes, hls_work, run
-from vidpipe.observability import (
-    Invocation,
+from vidpipe.domain.timeline import Invocation
+from vidpipe.runtime.observability import (
     correlate,
     logger,
     metrics,

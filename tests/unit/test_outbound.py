@@ -1,4 +1,4 @@
-"""vidpipe.outbound: every spelling of an address inside is refused, every
+"""vidpipe.adapters.outbound_guard: every spelling of an address inside is refused, every
 resolved address is checked, the allow-list is exact, the stack's own endpoint
 is never reachable. No test resolves a real name: the resolver is a stub."""
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vidpipe.errors import DestinationRefused, ValidationFailed
-from vidpipe.outbound import OutboundGuard, OutboundPolicy, parse_ipv4, refusal_reason
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy, parse_ipv4, refusal_reason
+from vidpipe.domain.errors import DestinationRefused, ValidationFailed
 
 PUBLIC = "93.184.215.14"  # never connected to: these tests only check
 

@@ -1,4 +1,4 @@
-"""Per-owner limits (vidpipe.quotas): admission at POST /uploads, freeing a
+"""Per-owner limits (vidpipe.domain.quotas): admission at POST /uploads, freeing a
 slot when a job ends, the day's minutes charged once per job, and honest
 Retry-After values. A fake usage store with the real store's semantics (each
 call atomic); the conditional writes themselves are tested with moto in
@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from vidpipe.errors import JobNotFound, QuotaExceeded, UploadTooLarge
-from vidpipe.jobs import Job, JobStatus
-from vidpipe.quotas import (
+from vidpipe.domain.errors import JobNotFound, QuotaExceeded, UploadTooLarge
+from vidpipe.domain.jobs import Job, JobStatus
+from vidpipe.domain.quotas import (
     ACTIVE_JOBS_RETRY_AFTER_S,
     DailyUsage,
     OwnerLimits,

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from job_lifecycle.domain_logic.status import record_event
-from vidpipe.errors import ConcurrentUpdate, JobNotFound
-from vidpipe.events import Stage, StageEvent, StageEventKind, UploadCompleted
-from vidpipe.jobs import Job, JobStatus, StageStatus, fail_stalled
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind, UploadCompleted
+from vidpipe.domain.job_transitions import fail_stalled
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
 
 JOB_ID = "5b1c9a1e-4f0e-4d2c-9a57-0c4d1d0bb6a1"
 

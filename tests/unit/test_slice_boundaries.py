@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.cli.packaging import FUNCTION_SLICES, PROJECT_ROOT
+from vidpipe_cli.packaging import FUNCTION_SLICES, PROJECT_ROOT
 
 
 def imported_packages(path: Path) -> set[str]:

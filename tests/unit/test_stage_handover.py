@@ -14,8 +14,9 @@ from PIL import Image
 
 from tests.unit.test_stage_runner import Fakes, FakeSourceStore
 from thumbnails.handlers.thumbnails import captures_input, thumbnails_of_captures
-from vidpipe.events import Stage, StageEventKind
-from vidpipe.stage_runner import StageContext, run_stage
+from vidpipe.domain.events import Stage, StageEventKind
+from vidpipe.runtime.stage_inputs import StageContext
+from vidpipe.runtime.stage_runner import run_stage
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 JOB_ID = "0b9f5a4c2d8e4f1a9c3b7d6e5f4a3b2c"

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
-import vidpipe.stage_runner as stage_runner
-from vidpipe.errors import CorruptMedia, JobNotFound, NotAVideo, StorageError, UploadNotAccepted
-from vidpipe.events import Stage, StageEvent, StageEventKind, parse_object_created
-from vidpipe.jobs import Job, JobStatus, StageStatus, apply_event
-from vidpipe.observability import logger
-from vidpipe.stage_runner import PROGRESS_MIN_INTERVAL_S, StageContext, run_stage
+from vidpipe.domain.errors import CorruptMedia, JobNotFound, NotAVideo, StorageError, UploadNotAccepted
+from vidpipe.domain.events import Stage, StageEvent, StageEventKind, parse_object_created
+from vidpipe.domain.job_transitions import apply_event
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
+from vidpipe.runtime import stage_inputs, stage_runner
+from vidpipe.runtime.observability import logger
+from vidpipe.runtime.stage_inputs import StageContext
+from vidpipe.runtime.stage_runner import PROGRESS_MIN_INTERVAL_S, run_stage
 
 EVENTS = Path(__file__).parent.parent / "events"
 JOB_ID = "3f2b8c1e-7d4a-4e2b-9c61-2a5d8e0f4b17"
@@ -424,7 +426,7 @@ def rewritten(event: dict[str, Any], *, version_id: str, etag: str, sequencer: s
 @pytest.fixture(autouse=True)
 def quick_acceptance_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hardly any real waiting for the job's decision in unit tests."""
-    monkeypatch.setattr(stage_runner, "ACCEPTANCE_POLL_S", 0.01)
+    monkeypatch.setattr(stage_inputs, "ACCEPTANCE_POLL_S", 0.01)
 
 
 def accepted_job(event: dict[str, Any] | None = None) -> Job:

@@ -33,8 +33,8 @@ from thumbnails.domain_logic.storyboard import (
     render_vtt,
 )
 from thumbnails.domain_logic.thumbnail_set import ThumbnailResult, assemble_sprite
-from vidpipe.errors import FfmpegError
-from vidpipe.media import CODEC_WHITELIST
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.source_info import CODEC_WHITELIST
 
 # --- plan_storyboard ---------------------------------------------------------
 

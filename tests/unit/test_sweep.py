@@ -6,10 +6,9 @@ import copy
 from datetime import UTC, datetime, timedelta
 
 from job_lifecycle.domain_logic.sweep import iso_utc, sweep
-from vidpipe.errors import ConcurrentUpdate, JobNotFound
-from vidpipe.events import Stage
-from vidpipe.job_store import AWAITING_UPLOAD, IN_PROGRESS
-from vidpipe.jobs import Job, JobStatus, StageStatus
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import AWAITING_UPLOAD, IN_PROGRESS, Job, JobStatus, StageStatus
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -212,7 +211,7 @@ def test_GIVEN_a_chunk_report_in_the_status_dead_letter_queue_WHEN_swept_THEN_th
 
 
 class FakeSlots:
-    """The active-job part of a usage store (vidpipe.quotas.UsageStore)."""
+    """The active-job part of a usage store (vidpipe.domain.quotas.UsageStore)."""
 
     def __init__(self, *job_ids: str) -> None:
         self.active = {"anonymous": set(job_ids)}

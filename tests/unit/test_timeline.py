@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from tests.unit.test_stage_runner import JOB_ID, Fakes, FakeSourceStore, hls_work, object_created
-from vidpipe.errors import StorageError
-from vidpipe.events import JobFinished, Stage, StageEvent, StageEventKind, parse_event, parse_sqs_body
-from vidpipe.observability import Invocation
-from vidpipe.stage_runner import StageAttempt, queued_at_of, run_stage
-from vidpipe.timeline import TimelineEntry, entry_for_event, entry_for_finished, event_identity
+from vidpipe.domain.errors import StorageError
+from vidpipe.domain.events import JobFinished, Stage, StageEvent, StageEventKind
+from vidpipe.domain.inbound_events import parse_event, parse_sqs_body
+from vidpipe.domain.timeline import Invocation, TimelineEntry, entry_for_event, entry_for_finished, event_identity
+from vidpipe.runtime.sqs_message_policy import StageAttempt, queued_at_of
+from vidpipe.runtime.stage_runner import run_stage
 
 EVENTS = Path(__file__).parent.parent / "events"
 STATUS = Invocation(function="status", request_id="0b7e5c1a-status")

@@ -26,8 +26,8 @@ from transcode.domain_logic.title_analysis import (
     read_vmaf,
     worth_analysing,
 )
-from vidpipe.errors import FfmpegError
-from vidpipe.media import CODEC_WHITELIST, SourceInfo
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.source_info import CODEC_WHITELIST, SourceInfo
 
 SCRATCH = Path("/scratch/job/analysis")
 

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from vidpipe.access import API_TOKENS, MAX_TOKEN_TTL_S, SigningKeys, mint_api_token
-from vidpipe.cli.local_stack import LOCAL_TOKEN_RENEW_S, _expires_soon
-from vidpipe.cli.tokens import TokenCommandError, parse_ttl
+from vidpipe.domain.access import API_TOKENS, MAX_TOKEN_TTL_S, SigningKeys, mint_api_token
+from vidpipe_cli.local_deploy import expires_soon
+from vidpipe_cli.local_stack_settings import LOCAL_TOKEN_RENEW_S
+from vidpipe_cli.tokens import TokenCommandError, parse_ttl
 
 KEYS = SigningKeys(API_TOKENS, "k1", {"k1": "local-api-key-0123456789abcdefghijklmnop"})
 
@@ -33,6 +34,6 @@ def test_GIVEN_the_local_users_token_WHEN_up_runs_again_THEN_renewed_only_near_e
     nearly_gone = mint_api_token(KEYS, "local", ttl_s=LOCAL_TOKEN_RENEW_S - 60).token
     expired = mint_api_token(KEYS, "local", ttl_s=60, now=time.time() - 3600).token
 
-    assert not _expires_soon(fresh)
-    assert _expires_soon(nearly_gone) and _expires_soon(expired)
-    assert _expires_soon("vp1.local.IeAohi6T3dYmyXjLnJIg1wssKV297lEsK41e45vLtSk")
+    assert not expires_soon(fresh)
+    assert expires_soon(nearly_gone) and expires_soon(expired)
+    assert expires_soon("vp1.local.IeAohi6T3dYmyXjLnJIg1wssKV297lEsK41e45vLtSk")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vidpipe.cli.trace import format_trace, stage_attempts, time_spent
+from vidpipe_cli.trace import format_trace, stage_attempts, time_spent
 
 
 def entry(at: str, what: str, function: str = "", request_id: str = "", **details: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.cli.api_client import guess_content_type
+from vidpipe_cli.api_client import guess_content_type
 
 
 @pytest.mark.parametrize("name", ["broadcast.ts", "camera.MTS", "disc.m2ts"])

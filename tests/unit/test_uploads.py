@@ -17,8 +17,8 @@ from upload_api.domain_logic.uploads import (
     create_upload,
     upload_key,
 )
-from vidpipe.errors import UnsupportedMediaType, UploadTooLarge, ValidationFailed
-from vidpipe.jobs import Job, JobStatus, StageStatus
+from vidpipe.domain.errors import UnsupportedMediaType, UploadTooLarge, ValidationFailed
+from vidpipe.domain.jobs import Job, JobStatus, StageStatus
 
 LIMITS = UploadLimits(max_bytes=100 * 1024 * 1024, url_ttl_s=900)
 ISO_Z_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")

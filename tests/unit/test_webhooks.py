@@ -10,20 +10,19 @@ import pytest
 
 from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
 from upload_api.domain_logic.webhooks import MAX_WEBHOOKS_PER_USER, check_webhook_url, register_webhook
-from vidpipe.access import API_TOKENS, WEBHOOK_SIGNING, SigningKeys
-from vidpipe.errors import (
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy
+from vidpipe.domain.access import API_TOKENS, WEBHOOK_SIGNING, SigningKeys
+from vidpipe.domain.errors import (
     DestinationRefused,
     JobNotFound,
     ValidationFailed,
     WebhookDeliveryFailed,
     WebhookSignatureInvalid,
 )
-from vidpipe.observability import Invocation
-from vidpipe.outbound import OutboundGuard, OutboundPolicy
-from vidpipe.timeline import TimelineEntry
-from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import (
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.domain.webhooks import (
     SIGNATURE_HEADER,
+    Webhook,
     current_signing_secret,
     sign,
     signing_secret,

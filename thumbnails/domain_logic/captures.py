@@ -27,7 +27,7 @@ from thumbnails.domain_logic.thumbnail_set import (
     ThumbnailResult,
     write_thumbnail_set,
 )
-from vidpipe.errors import CorruptMedia, MediaConvertError
+from vidpipe.domain.errors import CorruptMedia, MediaConvertError
 
 
 def thumbnails_from_captures(

@@ -46,10 +46,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from vidpipe.colour import SDR_BT709, VideoColour, rgb_scale_options, tone_map
-from vidpipe.errors import FfmpegError
-from vidpipe.filter_graph import FilterGraph, Stream
-from vidpipe.media import input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.domain.colour import SDR_BT709, VideoColour, rgb_scale_options, tone_map
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.filter_graph import FilterGraph, Stream
 
 TILES_NAME = "tiles.rgb"
 CANDIDATES_NAME = "candidates.rgb"
@@ -65,7 +65,7 @@ class SkipFrames(StrEnum):
 
 
 def one_frame_per_interval(video: Stream, interval_ms: int) -> Stream:
-    """``video`` (an ffmpeg-python stream, see :mod:`vidpipe.filter_graph`)
+    """``video`` (an ffmpeg-python stream, see :mod:`vidpipe.domain.filter_graph`)
     through the ``fps`` filter that yields tile k for the cue starting at
     k * interval.
 
@@ -98,14 +98,14 @@ def build_frame_grab_args(
     colour: VideoColour = SDR_BT709,
 ) -> list[str]:
     """FFmpeg arguments (after the binary and global options that
-    :func:`vidpipe.media.run_ffmpeg` adds) writing ``tile_count`` tiles and one
+    :func:`vidpipe.adapters.ffmpeg.process.run_ffmpeg` adds) writing ``tile_count`` tiles and one
     candidate per slot in ``candidate_slots`` into ``work_dir``.
 
     FFmpeg rotates the picture by the file's display matrix before our filters
     run, so sizes are display sizes. ``demuxer`` is the one the probe found
-    (:attr:`vidpipe.media.SourceInfo.demuxer`); FFmpeg may use no other.
+    (:attr:`vidpipe.domain.source_info.SourceInfo.demuxer`); FFmpeg may use no other.
     ``colour`` is the source's, untagged properties assumed
-    (:func:`vidpipe.colour.assume_untagged`): HDR is tone-mapped to SDR BT.709.
+    (:func:`vidpipe.domain.colour.assume_untagged`): HDR is tone-mapped to SDR BT.709.
 
     Raises ValueError when there is no tile or no candidate slot, a slot is
     outside the tiles, or the demuxer is not one FFmpeg may use on uploads."""

@@ -5,7 +5,7 @@ Everything here is pure arithmetic on integers (milliseconds and pixels) so the
 sprite grid and the VTT cannot disagree: both are read from one plan.
 
 What can go wrong: :class:`ValueError` for a duration or picture size that is
-not a positive finite number (a probed :class:`~vidpipe.media.SourceInfo`
+not a positive finite number (a probed :class:`~vidpipe.domain.source_info.SourceInfo`
 never has one, so this is a programming error, not a media error).
 """
 

@@ -7,11 +7,11 @@ and the VTT follow.
 
 What can go wrong, from :func:`make_thumbnails`:
 
-* a :class:`~vidpipe.errors.MediaError` (final) when probing refuses the file
-  (see :func:`vidpipe.media.probe_media`: not a video, no video stream,
+* a :class:`~vidpipe.domain.errors.MediaError` (final) when probing refuses the file
+  (see :func:`vidpipe.adapters.ffmpeg.probe.probe_media`: not a video, no video stream,
   unsupported size or frame rate, a playlist or script), FFmpeg runs out of its
   memory limit on it, or no picture can be decoded;
-* :class:`~vidpipe.errors.FfmpegError` (retryable) when FFmpeg is missing,
+* :class:`~vidpipe.domain.errors.FfmpegError` (retryable) when FFmpeg is missing,
   crashes, runs out of time or writes a partial frame;
 * :class:`OSError` when ``output_dir`` cannot be written (full or read-only disk).
 """
@@ -43,9 +43,11 @@ from thumbnails.domain_logic.storyboard import (
     plan_storyboard,
     render_vtt,
 )
-from vidpipe.colour import VideoColour, assume_untagged
-from vidpipe.errors import CorruptMedia, FfmpegError
-from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
+from vidpipe.domain.colour import VideoColour, assume_untagged
+from vidpipe.domain.errors import CorruptMedia, FfmpegError
+from vidpipe.domain.source_info import SourceInfo
 
 POSTER_NAME = "poster.jpg"
 SPRITE_NAME = "sprite.jpg"

@@ -3,7 +3,7 @@ thumbnails, sprite sheet and WebVTT storyboard. With the MediaConvert backend
 the batch holds MediaConvert "COMPLETE" events instead, and the same files are
 made from the job's frame captures.
 
-Wiring only; the work is in thumbnails.domain_logic and vidpipe.stage_runner."""
+Wiring only; the work is in thumbnails.domain_logic and vidpipe.runtime.stage_runner."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from thumbnails.domain_logic.captures import thumbnails_from_captures
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails
-from vidpipe.events import Stage
-from vidpipe.mediaconvert_events import is_state_change, parse_captures_ready
-from vidpipe.observability import Invocation, logger, tracer
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import StageContext, StageInput, StageWork, run_stage_for_record, upload_input
+from vidpipe.domain.events import Stage
+from vidpipe.domain.mediaconvert_events import is_state_change, parse_captures_ready
+from vidpipe.domain.storage_keys import THUMBNAILS_FOLDER
+from vidpipe.domain.timeline import Invocation
+from vidpipe.runtime.observability import logger, tracer
+from vidpipe.runtime.settings import get_settings
+from vidpipe.runtime.stage_inputs import StageContext, StageInput, StageWork, upload_input
+from vidpipe.runtime.stage_runner import run_stage_for_record
 
 RESERVED_TIME_S = 30  # kept back from the Lambda timeout to upload and report
 
@@ -71,7 +74,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             invocation=Invocation.of(context),
             sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.THUMBNAILS,
-            output_folder="thumbnails",
+            output_folder=THUMBNAILS_FOLDER,
             work=work,
             read_input=read_input,
             input_bucket=input_bucket,

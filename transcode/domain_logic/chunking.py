@@ -37,7 +37,7 @@ Matroska with an index (:func:`remux_for_seeking`): MPEG-TS, AVI or a browser's
 WebM without cues cannot be seeked quickly, and every chunk would read the file
 from its start.
 
-What can go wrong: the MediaErrors of :func:`vidpipe.media.probe_media`,
+What can go wrong: the MediaErrors of :func:`vidpipe.adapters.ffmpeg.probe.probe_media`,
 FfmpegError when FFmpeg fails or runs out of time, or a chunk comes out
 shorter than planned; ValueError for a chunk length that is not a positive
 multiple of the segment length.
@@ -71,10 +71,13 @@ from transcode.domain_logic.transcoding import (
     plan_title_ladder,
     probe_source,
 )
-from vidpipe.colour import VideoColour, assume_untagged
-from vidpipe.errors import FfmpegError
-from vidpipe.filter_graph import FilterGraph
-from vidpipe.media import SourceInfo, input_args, probe_media, run_ffmpeg, source_input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args, source_input_args
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
+from vidpipe.domain.colour import VideoColour, assume_untagged
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.filter_graph import FilterGraph
+from vidpipe.domain.source_info import SourceInfo
 
 # Default chunk length: 32 s of 1080p ladder encodes in about 15 s on a
 # 6-vCPU function (see docs/PERFORMANCE.md), and 113 chunks cover an hour.
@@ -193,7 +196,7 @@ class ChunkTask:
     source_end_s: float | None = None
     # The first frame's time: every chunk's frame grid is counted from it.
     video_start_s: float = 0.0
-    # The source's colour, untagged properties assumed (vidpipe.colour.assume_untagged),
+    # The source's colour, untagged properties assumed (vidpipe.domain.colour.assume_untagged),
     # so every chunk converts it to BT.709 exactly as the single pass does.
     colour: VideoColour = VideoColour()
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from transcode.domain_logic.ladder import Rendition, output_frame_rate
-from vidpipe.errors import EncodeTooCostly
-from vidpipe.media import SourceInfo
+from vidpipe.domain.errors import EncodeTooCostly
+from vidpipe.domain.source_info import SourceInfo
 
 # Throughputs in pixels per CPU-second of FFmpeg (user + system), rounded from a
 # run of scripts/encode_throughput.py (the run: docs/PERFORMANCE.md).

@@ -50,12 +50,13 @@ from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, d
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder
 from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
-from vidpipe.errors import MediaError, VidpipeError
-from vidpipe.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
-from vidpipe.media import SourceInfo
-from vidpipe.scratch import check_scratch_room
+from vidpipe.domain.delivery_attempts import gave_up_error, is_last_attempt
+from vidpipe.domain.errors import MediaError
+from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
+from vidpipe.domain.source_info import SourceInfo
+from vidpipe.domain.storage_keys import hls_prefix, work_key, work_prefix
+from vidpipe.runtime.scratch import check_scratch_room
 
-WORK_PREFIX = "chunks/"
 PLAN_NAME = "plan.json"
 # Event publications and S3 reads the planner and the stitch make at once.
 PARALLEL_REQUESTS = 16
@@ -73,14 +74,6 @@ class OutputStore(Protocol):
 Publish = Callable[[Any], None]
 # Where FFmpeg reads (key, version) of the uploads bucket; version "" for our own work files.
 Locate = Callable[[str, str], Path | str]
-
-
-def work_prefix(job_id: str) -> str:
-    return f"{WORK_PREFIX}{job_id}/"
-
-
-def hls_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/hls/"
 
 
 def fan_out(
@@ -209,9 +202,7 @@ def encode_one_chunk(
     output_store.upload_tree(out, hls_prefix(request.job_id))
     manifest = scratch / "done.json"
     manifest.write_text(json.dumps(output.to_dict()), encoding="utf-8")
-    work_store.upload_file(
-        manifest, f"{work_prefix(request.job_id)}{done_name(task.index)}", content_type="application/json"
-    )
+    work_store.upload_file(manifest, work_key(request.job_id, done_name(task.index)), content_type="application/json")
     publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
                        chunks={"total": task.total, "finished": [task.index]}))  # fmt: skip
     return output
@@ -289,15 +280,7 @@ def run_work_order(
         error = exc.to_dict()
         fail({**error, "message": f"{what}: {error['message']}"})
     except Exception as exc:
-        if receive_count < max_receive_count:
+        if not is_last_attempt(receive_count, max_receive_count):
             raise
-        error = (
-            exc.to_dict()
-            if isinstance(exc, VidpipeError)
-            else {
-                "code": "INTERNAL_ERROR",
-                "message": f"{type(exc).__name__}: {exc}",
-            }
-        )
-        fail({**error, "message": f"{what} gave up after {receive_count} attempts: {error['message']}"})
+        fail(gave_up_error(exc, receive_count, what=what))
         raise

@@ -1,6 +1,6 @@
 """HLS output: the FFmpeg arguments for a whole ladder, and the master playlist.
 
-The filter graph is written with ffmpeg-python (:mod:`vidpipe.filter_graph`),
+The filter graph is written with ffmpeg-python (:mod:`vidpipe.domain.filter_graph`),
 the rest of the list by hand.
 
 One FFmpeg process decodes the source once, ``split``s the picture into every
@@ -27,10 +27,18 @@ from fractions import Fraction
 from pathlib import Path
 
 from transcode.domain_logic.ladder import Rendition, output_frame_rate
-from vidpipe.colour import BT709_TAG_ARGS, SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
-from vidpipe.errors import FfmpegError
-from vidpipe.filter_graph import FilterGraph, Stream
-from vidpipe.media import SourceInfo, input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.domain.colour import (
+    BT709_TAG_ARGS,
+    SDR_BT709,
+    VideoColour,
+    assume_untagged,
+    ladder_prefilter,
+    sdr_scale_options,
+)
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.filter_graph import FilterGraph, Stream
+from vidpipe.domain.source_info import SourceInfo
 
 DEFAULT_SEGMENT_S = 4
 MASTER_PLAYLIST_NAME = "master.m3u8"
@@ -128,7 +136,7 @@ def build_hls_args(
     segment_s: int = DEFAULT_SEGMENT_S,
 ) -> list[str]:
     """Arguments for one FFmpeg run (everything after the binary and the global
-    options that :func:`vidpipe.media.run_ffmpeg` adds) that writes the whole
+    options that :func:`vidpipe.adapters.ffmpeg.process.run_ffmpeg` adds) that writes the whole
     ladder as HLS into ``output_dir``.
 
     ``output_dir`` should be absolute: FFmpeg reads ``name:rest`` as a protocol.
@@ -140,9 +148,10 @@ def build_hls_args(
     if "%" in str(output_dir):
         raise ValueError(f"the output folder may not contain '%' (HLS muxer pattern): {output_dir}")
     rate = output_frame_rate(source.frame_rate)  # at most 60 fps: see the ladder module
+    # The demuxer the probe found, and only it: see vidpipe.adapters.ffmpeg.inputs.input_args.
     colour = assume_untagged(source.colour, source.display_width, source.display_height)
     graph = FilterGraph()
-    # The demuxer the probe found, and only it: see vidpipe.media.input_args.
+    # The demuxer the probe found, and only it: see vidpipe.adapters.ffmpeg.inputs.input_args.
     video = graph.add_input(input_args(input_path, source.demuxer))["v:0"]
     compiled = graph.compile(ladder_filter_graph(video, ladder, rate, colour=colour))
     args = list(compiled.args)
@@ -192,7 +201,7 @@ def ladder_filter_graph(
     colour: VideoColour = SDR_BT709,
 ) -> list[Stream]:
     """The ladder's filters on ``video`` (an ffmpeg-python stream, see
-    :mod:`vidpipe.filter_graph`): made constant rate, optionally trimmed, and
+    :mod:`vidpipe.domain.filter_graph`): made constant rate, optionally trimmed, and
     split into one scaled picture per rung, returned in ladder order.
 
     ``fps`` puts frames on the ``frame_rate`` grid (the rate the playlists
@@ -202,9 +211,9 @@ def ladder_filter_graph(
     muxer, each chunk would lose the frames that fill the gap after its last).
     ``trim_start_s`` and ``trim_end_s`` (source timestamps) keep a chunk's frames.
 
-    ``colour`` is the source's (after :func:`vidpipe.colour.assume_untagged`;
+    ``colour`` is the source's (after :func:`vidpipe.domain.colour.assume_untagged`;
     BT.709 limited if not given): every rung comes out SDR BT.709 limited
-    range, see :mod:`vidpipe.colour` for how."""
+    range, see :mod:`vidpipe.domain.colour` for how."""
     grid = {"fps": f"{frame_rate.numerator}/{frame_rate.denominator}"}
     if grid_start_s is not None:
         grid["start_time"] = f"{grid_start_s:.6f}"
@@ -212,7 +221,7 @@ def ladder_filter_graph(
     bounds = {"start": trim_start_s, "end": trim_end_s}
     limits = {name: f"{value:.6f}" for name, value in bounds.items() if value is not None}
     kept = constant_rate.filter("trim", **limits) if limits else constant_rate
-    # HDR is tone-mapped once, before the split (vidpipe.colour.ladder_prefilter says why).
+    # HDR is tone-mapped once, before the split (vidpipe.domain.colour.ladder_prefilter says why).
     rungs = ladder_prefilter(kept, colour, (ladder[0].width, ladder[0].height)).split()
     # An SDR source's matrix and range are converted by each rung's own resize, for free.
     conversion = sdr_scale_options(colour)

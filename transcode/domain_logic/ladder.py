@@ -48,8 +48,8 @@ from enum import StrEnum
 from fractions import Fraction
 from itertools import pairwise
 
-from vidpipe.errors import CorruptMedia
-from vidpipe.media import SourceInfo
+from vidpipe.domain.errors import CorruptMedia
+from vidpipe.domain.source_info import SourceInfo
 
 # The reference shape the rung bitrates are written for.
 REFERENCE_ASPECT = 16 / 9

@@ -4,7 +4,7 @@ The request is made from the same ladder plan as the FFmpeg path
 (:func:`transcode.domain_logic.ladder.plan_ladder`), so both backends give the
 same renditions: same names, sizes and nominal bitrates, H.264 + AAC-LC stereo,
 keyframes every segment on every rung. Pure functions, no AWS: the adapter in
-:mod:`vidpipe.mediaconvert` submits the request.
+:mod:`vidpipe.adapters.mediaconvert` submits the request.
 
 Layout MediaConvert writes under ``jobs/{job_id}/`` (one HLS group writes every
 file into one folder; MediaConvert names child playlists and segments after the
@@ -38,16 +38,17 @@ from typing import Any
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import Rendition
 from transcode.domain_logic.transcoding import rendition_summary
-from vidpipe.colour import HLG, VideoColour, assume_untagged
-from vidpipe.errors import UnsupportedDimensions
-from vidpipe.media import SourceInfo
-from vidpipe.mediaconvert_events import (
+from vidpipe.domain.colour import HLG, VideoColour, assume_untagged
+from vidpipe.domain.errors import UnsupportedDimensions
+from vidpipe.domain.mediaconvert_events import (
     META_CAPTURE_INTERVAL_MS,
     META_DURATION_MS,
     META_JOB_ID,
     META_RENDITIONS,
     META_STACK,
 )
+from vidpipe.domain.source_info import SourceInfo
+from vidpipe.domain.storage_keys import HLS_FOLDER
 
 RATE_CONTROLS = ("QVBR", "CBR")
 # QVBR level 7 is what AWS suggests for most content on most screens; MaxBitrate
@@ -158,7 +159,7 @@ def _hls_group(
         "OutputGroupSettings": {
             "Type": "HLS_GROUP_SETTINGS",
             "HlsGroupSettings": {
-                "Destination": f"{outputs_url}hls/{HLS_BASE_NAME}",
+                "Destination": f"{outputs_url}{HLS_FOLDER}/{HLS_BASE_NAME}",
                 "SegmentLength": segment_s,
                 "MinSegmentLength": 0,
                 "SegmentControl": "SEGMENTED_FILES",
@@ -184,7 +185,7 @@ def _hls_output(rendition: Rendition, source: SourceInfo, rate_control: str, seg
             # The ladder keeps the aspect ratio already: scale, never crop or pad.
             "ScalingBehavior": "DEFAULT",
             "CodecSettings": {"Codec": "H_264", "H264Settings": _h264_settings(rendition, rate_control, segment_s)},
-            # BT.709 limited range, tagged, like the FFmpeg path (see vidpipe.colour).
+            # BT.709 limited range, tagged, like the FFmpeg path (see vidpipe.domain.colour).
             "ColorMetadata": "INSERT",
             "VideoPreprocessors": {"ColorCorrector": _color_corrector(source.colour, limited_range=True)},
         },

@@ -5,7 +5,7 @@ downloaded source, the same duration limit, :func:`plan_ladder`), so a source
 gets the same renditions whichever backend a deployment uses. The job's
 progress and outputs come back later as "MediaConvert Job State Change" events.
 
-What can go wrong: the MediaError of :func:`vidpipe.media.probe_media`,
+What can go wrong: the MediaError of :func:`vidpipe.adapters.ffmpeg.probe.probe_media`,
 MediaTooLong, UnsupportedDimensions (final: the job FAILS); MediaConvertError
 and FfmpegError (retryable).
 """
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, RateControl, plan_ladder
 from transcode.domain_logic.mediaconvert_job import build_create_job_request
 from transcode.domain_logic.transcoding import probe_source
-from vidpipe.media import SourceInfo
+from vidpipe.domain.source_info import SourceInfo
 
 
 class JobSubmitter(Protocol):

@@ -47,10 +47,12 @@ from pathlib import Path
 from transcode.domain_logic.encode_cost import encode_cost
 from transcode.domain_logic.hls import X264_PRESET, gop_frames
 from transcode.domain_logic.ladder import MAX_CRF, MIN_CRF, Rendition, output_frame_rate, scaled_size
-from vidpipe.colour import SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
-from vidpipe.errors import FfmpegError
-from vidpipe.filter_graph import FilterGraph, Stream, concat_video, filter_of_streams
-from vidpipe.media import SourceInfo, input_args, run_ffmpeg, source_input_args
+from vidpipe.adapters.ffmpeg.inputs import input_args, source_input_args
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
+from vidpipe.domain.colour import SDR_BT709, VideoColour, assume_untagged, ladder_prefilter, sdr_scale_options
+from vidpipe.domain.errors import FfmpegError
+from vidpipe.domain.filter_graph import FilterGraph, Stream, concat_video, filter_of_streams
+from vidpipe.domain.source_info import SourceInfo
 
 # The quality the top rung aims at: VMAF 93-95 is the usual target for a top
 # rung (above 95 is mostly bits nobody sees; about 6 points is one

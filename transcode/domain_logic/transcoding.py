@@ -11,7 +11,7 @@ Layout written under ``output_dir``::
     {name}/seg_00000.ts ...
 
 What can go wrong: a MediaError (final) when the file cannot become a video:
-the ones :func:`vidpipe.media.probe_media` raises before anything is decoded
+the ones :func:`vidpipe.adapters.ffmpeg.probe.probe_media` raises before anything is decoded
 (NotAVideo, NoVideoStream, CorruptMedia, UnsupportedDimensions,
 UnsupportedFrameRate, ForbiddenReference), MediaTooLong (over
 ``max_duration_s``, read from the header), EncodeTooCostly (over the
@@ -49,8 +49,10 @@ from transcode.domain_logic.ladder import (
     plan_ladder,
 )
 from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title, worth_analysing
-from vidpipe.errors import CorruptMedia, FfmpegError, MediaError, MediaTooLong
-from vidpipe.media import SourceInfo, probe_media, run_ffmpeg
+from vidpipe.adapters.ffmpeg.probe import probe_media
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
+from vidpipe.domain.errors import CorruptMedia, FfmpegError, MediaError, MediaTooLong
+from vidpipe.domain.source_info import SourceInfo
 
 # ffprobe reads only the head of the file (and the index); a minute is generous, and
 # it must not eat the whole budget of a short Lambda.
@@ -77,7 +79,7 @@ class TranscodeResult:
 
 
 def probe_source(path: Path, *, timeout_s: float, max_duration_s: float | None) -> SourceInfo:
-    """:func:`vidpipe.media.probe_media` within the stage's time, and the
+    """:func:`vidpipe.adapters.ffmpeg.probe.probe_media` within the stage's time, and the
     deployment's duration limit read from the header, before anything decodes.
 
     Raises what probe_media raises, and MediaTooLong."""
@@ -163,7 +165,7 @@ def transcode_to_hls(
     with the source description before encoding starts; ``on_progress`` receives
     the encoded fraction, 0..1, never going backwards, and 1.0 at the end.
 
-    Raises the MediaError of :func:`vidpipe.media.probe_media` for unusable
+    Raises the MediaError of :func:`vidpipe.adapters.ffmpeg.probe.probe_media` for unusable
     input, CorruptMedia also when the outputs come out clearly shorter than the
     source (a truncated upload), MediaTooLong when the source is longer than
     ``max_duration_s`` (checked before encoding), EncodeTooCostly when the

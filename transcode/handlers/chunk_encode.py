@@ -16,14 +16,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.fanout import run_work_order
-from vidpipe.aws_clients import events_client, s3_client
-from vidpipe.errors import ValidationFailed
-from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import parse_chunk_work
-from vidpipe.observability import correlate, logger, tracer
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import INPUT_URL_EXPIRES_S, message_lease, schedule_retry
-from vidpipe.storage import S3ObjectStore
+from vidpipe.adapters.aws_clients import events_client, s3_client
+from vidpipe.adapters.event_bus import EventBridgePublisher
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.events import parse_chunk_work
+from vidpipe.runtime.observability import correlate, logger, tracer
+from vidpipe.runtime.settings import get_settings
+from vidpipe.runtime.sqs_message_policy import hold_message, schedule_retry
+from vidpipe.runtime.stage_runner import INPUT_URL_EXPIRES_S
 
 # Kept back from the Lambda timeout for uploading segments and reporting a failure.
 RESERVED_TIME_S = 60
@@ -50,7 +51,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             # Held in short leases, as the stages' messages are: a chunk whose
             # function dies without a word is offered again within one lease.
             uploads = S3ObjectStore(s3_client(), settings.uploads_bucket)
-            with message_lease(record.receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+            with hold_message(record.receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
                 run_work_order(
                     order, scratch,
                     receive_count=receive_count,

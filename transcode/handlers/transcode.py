@@ -1,6 +1,6 @@
 """Transcode Lambda: an SQS batch of "Object Created" events → HLS ladders.
 
-Wiring only; the work is in transcode.domain_logic and vidpipe.stage_runner."""
+Wiring only; the work is in transcode.domain_logic and vidpipe.runtime.stage_runner."""
 
 from __future__ import annotations
 
@@ -15,27 +15,31 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from transcode.domain_logic.encode_cost import lambda_budget
-from transcode.domain_logic.fanout import WORK_PREFIX, fan_out
+from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
 from transcode.domain_logic.transcode_choices import Encoding, choose_encoding, url_probe_is_enough
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from transcode.handlers.chunk_encode import RESERVED_TIME_S as CHUNK_RESERVED_TIME_S
-from vidpipe.aws_clients import dynamodb_client, events_client, mediaconvert_client, s3_client, sqs_client
-from vidpipe.chunk_queue import SqsChunkQueue
-from vidpipe.errors import FfmpegError, JobNotFound, MediaError
-from vidpipe.event_bus import EventBridgePublisher
-from vidpipe.events import CHUNKS_SOURCE, UPLOAD_KEY_PREFIX, ChunkRequested, Stage, StageEvent
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.media import SourceInfo, probe_media, probe_media_url
-from vidpipe.mediaconvert import MediaConvertJobs
-from vidpipe.observability import Invocation, logger, metrics, record_transcode, tracer
-from vidpipe.quotas import charge_video_minutes
-from vidpipe.settings import get_settings
-from vidpipe.stage_runner import INPUT_URL_EXPIRES_S, StageContext, StageWork, run_stage_for_record
-from vidpipe.storage import S3ObjectStore
-from vidpipe.usage_store import DynamoUsageStore
+from vidpipe.adapters.aws_clients import dynamodb_client, events_client, mediaconvert_client, s3_client, sqs_client
+from vidpipe.adapters.chunk_queue import SqsChunkQueue
+from vidpipe.adapters.event_bus import EventBridgePublisher
+from vidpipe.adapters.ffmpeg.probe import probe_media, probe_media_url
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.mediaconvert import MediaConvertJobs
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.adapters.usage_store import DynamoUsageStore
+from vidpipe.domain.errors import FfmpegError, JobNotFound, MediaError
+from vidpipe.domain.events import CHUNKS_SOURCE, ChunkRequested, Stage, StageEvent
+from vidpipe.domain.quotas import charge_video_minutes
+from vidpipe.domain.source_info import SourceInfo
+from vidpipe.domain.storage_keys import HLS_FOLDER, job_outputs_prefix, upload_key, work_key
+from vidpipe.domain.timeline import Invocation
+from vidpipe.runtime.observability import logger, metrics, record_transcode, tracer
+from vidpipe.runtime.settings import get_settings
+from vidpipe.runtime.stage_inputs import StageContext, StageWork
+from vidpipe.runtime.stage_runner import INPUT_URL_EXPIRES_S, run_stage_for_record
 
 # Time kept back from the Lambda timeout for uploading outputs and reporting a
 # failure: FFmpeg is stopped before Lambda would kill us without a word.
@@ -61,7 +65,7 @@ def probe_upload(context: StageContext) -> SourceInfo:
 
 
 def charge_owner_minutes(job_id: str, duration_s: float) -> None:
-    """Charge the probed duration to the job owner's day (vidpipe.quotas): the
+    """Charge the probed duration to the job owner's day (vidpipe.domain.quotas): the
     first moment the duration is known, before any encoding is spent on it.
     Raises QuotaExceeded (the stage fails the job QUOTA_EXCEEDED)."""
     settings = get_settings()
@@ -158,7 +162,7 @@ def fan_out_to_chunks(context: StageContext, source: SourceInfo, *, timeout_s: f
     stage_publisher = EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.transcode")
 
     # Chunk orders go straight to the chunk queue, one message group per
-    # job, so jobs share the bounded chunk functions fairly (vidpipe.chunk_queue).
+    # job, so jobs share the bounded chunk functions fairly (vidpipe.adapters.chunk_queue).
     chunk_queue = SqsChunkQueue(sqs_client(), settings.chunk_queue_url) if settings.chunk_queue_url else None
 
     def publish(event: Any) -> None:
@@ -198,12 +202,12 @@ def pinned_copy(context: StageContext, uploads: S3ObjectStore, name: str) -> str
     """The key of a copy of the accepted version of the upload (``chunks/{job_id}/{name}``),
     or the upload itself when its version is unknown (a bucket without versioning).
     Raises StorageError."""
-    upload_key = f"{UPLOAD_KEY_PREFIX}{context.job_id}/source"
+    source_key = upload_key(context.job_id)
     version = context.input_versions.get("source")
     if not version:
-        return upload_key
-    pinned_key = f"{WORK_PREFIX}{context.job_id}/{name}"
-    uploads.copy_version(upload_key, version, pinned_key)
+        return source_key
+    pinned_key = work_key(context.job_id, name)
+    uploads.copy_version(source_key, version, pinned_key)
     return pinned_key
 
 
@@ -220,7 +224,7 @@ def submit_to_mediaconvert(context: StageContext, *, timeout_s: float) -> None:
         context.source_path,
         job_id=context.job_id,
         source_url=f"s3://{settings.uploads_bucket}/{input_key}",
-        outputs_url=f"s3://{settings.outputs_bucket}/jobs/{context.job_id}/",
+        outputs_url=f"s3://{settings.outputs_bucket}/{job_outputs_prefix(context.job_id)}",
         stack_name=settings.stack_name,
         role_arn=settings.mediaconvert_role_arn,
         submitter=MediaConvertJobs(mediaconvert_client()),
@@ -260,7 +264,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             invocation=Invocation.of(context),
             sent_timestamp_ms=record.attributes.sent_timestamp,
             stage=Stage.TRANSCODE,
-            output_folder="hls",
+            output_folder=HLS_FOLDER,
             work=work,
             # The FFmpeg backend downloads only what it encodes here (see probe_upload).
             fetch_inputs_first=on_mediaconvert,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from vidpipe.events import Stage
-from vidpipe.jobs import Job, StageStatus
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import Job, StageStatus
 
 
 class UrlSigner(Protocol):
@@ -22,7 +22,7 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
     """JSON-ready job for ``GET /jobs/{id}`` (the contract in ARCHITECTURE.md).
 
     ``grant`` is the query string that lets a plain GET fetch the job's
-    playlists and storyboard through the API (see vidpipe.access)."""
+    playlists and storyboard through the API (see vidpipe.domain.access)."""
     record = job.to_dict()
     stages = {
         stage.value: {"status": state.status.value, "progress": round(state.progress, 3)}

@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from vidpipe.errors import (
+from vidpipe.domain import storage_keys
+from vidpipe.domain.errors import (
     UnsupportedMediaType,
     UploadIncomplete,
     UploadNotOpen,
     UploadTooLarge,
     ValidationFailed,
 )
-from vidpipe.events import UPLOAD_KEY_PREFIX, utc_now
-from vidpipe.jobs import UPLOAD_CANCELLED, Job, JobStatus, end_upload
-from vidpipe.quotas import JobReader, OwnerLimits, UsageStore, admit_upload, release_if_ended, undo_admission
-from vidpipe.storage import UploadedPart
+from vidpipe.domain.events import utc_now
+from vidpipe.domain.job_transitions import UPLOAD_CANCELLED, end_upload
+from vidpipe.domain.jobs import Job, JobStatus
+from vidpipe.domain.quotas import JobReader, OwnerLimits, UsageStore, admit_upload, release_if_ended, undo_admission
+from vidpipe.domain.stored_objects import UploadedPart
 
 MAX_FILENAME_CHARS = 255
 # Bidirectional overrides and isolates: "clip\u202Egnp.mp4" displays as "clipmp4.png".
@@ -81,7 +83,7 @@ VIDEO_CONTENT_TYPE = re.compile(r"video/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 @dataclass(frozen=True)
 class OwnerQuota:
-    """The per-owner limits and where their usage is counted (vidpipe.quotas);
+    """The per-owner limits and where their usage is counted (vidpipe.domain.quotas);
     ``jobs`` is read to take back slots of jobs that ended without freeing theirs."""
 
     limits: OwnerLimits
@@ -105,7 +107,7 @@ class UploadLimits:
 
 def upload_key(job_id: str) -> str:
     """The user's filename never goes into a key: it lives in the job record."""
-    return f"{UPLOAD_KEY_PREFIX}{job_id}/source"
+    return storage_keys.upload_key(job_id)
 
 
 def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
-from vidpipe.access import SigningKeys
-from vidpipe.errors import ValidationFailed
-from vidpipe.events import utc_now
-from vidpipe.outbound import OutboundGuard
-from vidpipe.webhook_store import Webhook
-from vidpipe.webhooks import current_signing_secret
+from vidpipe.adapters.outbound_guard import OutboundGuard
+from vidpipe.domain.access import SigningKeys
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.events import utc_now
+from vidpipe.domain.webhooks import Webhook, current_signing_secret
 
 MAX_WEBHOOKS_PER_USER = 5
 
@@ -30,7 +29,7 @@ def check_webhook_url(url: str, *, guard: OutboundGuard) -> str:
     """The URL, stripped. Raises DestinationRefused (a ValidationFailed) for
     anything but an absolute https URL (http too where allowed: the local
     stack) without credentials whose host resolves only to public addresses
-    (see vidpipe.outbound). Delivery checks again: DNS answers change."""
+    (see vidpipe.adapters.outbound_guard). Delivery checks again: DNS answers change."""
     return guard.check(url).url
 
 

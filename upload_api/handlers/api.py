@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from upload_api.routes import errors, jobs, outputs, uploads, web_page, webhooks
-from vidpipe.observability import logger, tracer
+from vidpipe.runtime.observability import logger, tracer
 
 OPENAPI_PATH = "/openapi.json"
 

@@ -1,6 +1,6 @@
 """HTTP API Lambda authorizer: lets a request in when it carries a valid,
 unexpired, unrevoked API token, and tells the API function whose request it
-is. Wiring only; the token rules are in vidpipe.access.
+is. Wiring only; the token rules are in vidpipe.domain.access.
 
 API Gateway caches the answer per Authorization header for the authorizer's
 result TTL (template parameter AuthorizerCacheSeconds): that is how long a
@@ -12,11 +12,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from vidpipe.access import API_TOKENS, TokenRefused, admit, bearer_token, signing_keys
-from vidpipe.aws_clients import dynamodb_client
-from vidpipe.observability import logger, tracer
-from vidpipe.settings import get_settings
-from vidpipe.token_revocations import DynamoTokenRevocations
+from vidpipe.adapters.aws_clients import dynamodb_client
+from vidpipe.adapters.secrets import signing_keys
+from vidpipe.adapters.token_revocations import DynamoTokenRevocations
+from vidpipe.domain.access import API_TOKENS, TokenRefused, admit, bearer_token
+from vidpipe.runtime.observability import logger, tracer
+from vidpipe.runtime.settings import get_settings
 
 
 @logger.inject_lambda_context

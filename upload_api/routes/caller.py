@@ -10,9 +10,9 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from upload_api.routes.stores import jobs_store
-from vidpipe.errors import JobNotFound, Unauthenticated
-from vidpipe.jobs import Job
-from vidpipe.observability import correlate
+from vidpipe.domain.errors import JobNotFound, Unauthenticated
+from vidpipe.domain.jobs import Job
+from vidpipe.runtime.observability import correlate
 
 # The OpenAPI security of the routes behind the authorizer (the API handler
 # declares the scheme); the document shows which routes need a token.

@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from vidpipe.errors import ConcurrentUpdate, QuotaExceeded, ValidationFailed, VidpipeError
-from vidpipe.observability import logger
+from vidpipe.domain.errors import ConcurrentUpdate, QuotaExceeded, ValidationFailed, VidpipeError
+from vidpipe.runtime.observability import logger
 
 # A router without routes: include_router hands its exception handlers to the API.
 router = APIGatewayHttpRouter()

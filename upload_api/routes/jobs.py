@@ -9,10 +9,11 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from upload_api.domain_logic.job_view import job_view
 from upload_api.routes.caller import API_TOKEN, caller, owned_job
 from upload_api.routes.stores import jobs_store, output_urls, timeline
-from vidpipe.access import OUTPUT_GRANTS, output_grant, signing_keys
-from vidpipe.errors import ValidationFailed
-from vidpipe.jobs import Job
-from vidpipe.settings import get_settings
+from vidpipe.adapters.secrets import signing_keys
+from vidpipe.domain.access import OUTPUT_GRANTS, output_grant
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.domain.jobs import Job
+from vidpipe.runtime.settings import get_settings
 
 router = APIGatewayHttpRouter()
 

@@ -11,11 +11,12 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from upload_api.domain_logic.playlists import sign_master_playlist, sign_media_playlist, sign_storyboard
 from upload_api.routes.stores import jobs_store, output_urls, outputs_store
-from vidpipe.access import OUTPUT_GRANTS, grant_is_valid, signing_keys
-from vidpipe.errors import JobNotFound, Unauthenticated
-from vidpipe.events import Stage
-from vidpipe.jobs import StageStatus
-from vidpipe.settings import get_settings
+from vidpipe.adapters.secrets import signing_keys
+from vidpipe.domain.access import OUTPUT_GRANTS, grant_is_valid
+from vidpipe.domain.errors import JobNotFound, Unauthenticated
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import StageStatus
+from vidpipe.runtime.settings import get_settings
 
 RENDITION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 PLAYLIST = "application/vnd.apple.mpegurl"

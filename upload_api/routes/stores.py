@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
 from upload_api.domain_logic.uploads import OwnerQuota
-from vidpipe.aws_clients import dynamodb_client, s3_client, secrets_client
-from vidpipe.cloudfront_signing import CloudFrontOutputUrls, load_private_key
-from vidpipe.errors import ValidationFailed
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.settings import get_settings
-from vidpipe.storage import S3ObjectStore
-from vidpipe.timeline import DynamoTimeline
-from vidpipe.usage_store import DynamoUsageStore
-from vidpipe.webhook_store import DynamoWebhookStore
+from vidpipe.adapters.aws_clients import dynamodb_client, s3_client
+from vidpipe.adapters.cloudfront_signing import CloudFrontOutputUrls, load_private_key
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.s3 import S3ObjectStore
+from vidpipe.adapters.secrets import secret_json
+from vidpipe.adapters.timeline_store import DynamoTimeline
+from vidpipe.adapters.usage_store import DynamoUsageStore
+from vidpipe.adapters.webhook_store import DynamoWebhookStore
+from vidpipe.domain.errors import ValidationFailed
+from vidpipe.runtime.settings import get_settings
 
 
 def jobs_store() -> DynamoJobStore:
@@ -66,9 +66,8 @@ def output_urls() -> S3ObjectStore | CloudFrontOutputUrls:
 def cdn_signing_key(secret_id: str) -> Any:
     """The CloudFront signing key, read once per container (``vidpipe cdn-key``
     wrote it: JSON with ``private_key`` and ``public_key`` in PEM)."""
-    answer = secrets_client().get_secret_value(SecretId=secret_id)
     try:
-        pem = json.loads(answer["SecretString"])["private_key"]
-    except (KeyError, TypeError, ValueError) as exc:
+        pem = secret_json(secret_id)["private_key"]
+    except (KeyError, ValidationFailed) as exc:
         raise ValidationFailed(f"secret {secret_id} holds no private_key", code="MISCONFIGURED") from exc
     return load_private_key(pem)

@@ -21,11 +21,11 @@ from upload_api.domain_logic.uploads import (
 )
 from upload_api.routes.caller import API_TOKEN, caller, owned_job
 from upload_api.routes.stores import jobs_store, owner_quota, timeline, uploads_store, usage_store
-from vidpipe.errors import VidpipeError
-from vidpipe.events import utc_now
-from vidpipe.observability import Invocation, correlate, logger
-from vidpipe.settings import get_settings
-from vidpipe.timeline import TimelineEntry
+from vidpipe.domain.errors import VidpipeError
+from vidpipe.domain.events import utc_now
+from vidpipe.domain.timeline import Invocation, TimelineEntry
+from vidpipe.runtime.observability import correlate, logger
+from vidpipe.runtime.settings import get_settings
 
 router = APIGatewayHttpRouter()
 

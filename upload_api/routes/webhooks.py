@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field, StrictStr
 from upload_api.domain_logic.webhooks import register_webhook
 from upload_api.routes.caller import API_TOKEN, caller
 from upload_api.routes.stores import webhooks_store
-from vidpipe.access import WEBHOOK_SIGNING, signing_keys
-from vidpipe.errors import WebhookNotFound
-from vidpipe.observability import logger
-from vidpipe.outbound import OutboundGuard, OutboundPolicy, Resolver, system_resolver
-from vidpipe.settings import get_settings
+from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy, Resolver, system_resolver
+from vidpipe.adapters.secrets import signing_keys
+from vidpipe.domain.access import WEBHOOK_SIGNING
+from vidpipe.domain.errors import WebhookNotFound
+from vidpipe.runtime.observability import logger
+from vidpipe.runtime.settings import get_settings
 
 router = APIGatewayHttpRouter()
 

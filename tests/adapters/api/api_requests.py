@@ -16,18 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import vidpipe.adapters.secrets as access
 from upload_api.routes import stores
-from vidpipe import access, aws_clients, settings
-from vidpipe.access import (
-    API_TOKENS,
-    OUTPUT_GRANTS,
-    WEBHOOK_SIGNING,
-    SigningKeys,
-    mint_api_token,
-)
-from vidpipe.events import Stage
-from vidpipe.job_store import DynamoJobStore
-from vidpipe.jobs import Job, JobStatus, StageState, StageStatus
+from vidpipe.adapters import aws_clients
+from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.domain.access import API_TOKENS, OUTPUT_GRANTS, WEBHOOK_SIGNING, SigningKeys, mint_api_token
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import Job, JobStatus, StageState, StageStatus
+from vidpipe.runtime import settings
 
 EVENTS = Path(__file__).parents[2] / "events"
 REGION = "us-east-1"
@@ -102,7 +98,7 @@ class Aws:
         return DynamoJobStore(self.dynamodb, TABLE)
 
     def job_count(self) -> int:
-        # Jobs only: the owners' usage counters share the table (vidpipe.usage_store).
+        # Jobs only: the owners' usage counters share the table (vidpipe.adapters.usage_store).
         return int(
             self.dynamodb.scan(
                 TableName=TABLE,

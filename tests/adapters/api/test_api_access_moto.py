@@ -26,14 +26,11 @@ from tests.adapters.api.api_requests import (
     new_job,
     post_upload,
 )
-from vidpipe import access
-from vidpipe.access import (
-    API_TOKENS,
-    SigningKeys,
-    mint_api_token,
-)
-from vidpipe.cli.tokens import revoke_token
-from vidpipe.jobs import JobStatus
+from vidpipe.adapters import secrets as secrets_module
+from vidpipe.domain import access
+from vidpipe.domain.access import API_TOKENS, SigningKeys, mint_api_token
+from vidpipe.domain.jobs import JobStatus
+from vidpipe_cli.tokens import revoke_token
 
 # ------------------------------------------------------------------ authentication and ownership
 
@@ -278,7 +275,7 @@ def test_GIVEN_a_rotated_api_key_WHEN_tokens_of_both_kids_are_authorized_THEN_bo
     secrets.put_secret_value(
         SecretId=KEYS_PREFIX + API_TOKENS, SecretString=json.dumps({"current": "k2", **rotated.keys})
     )
-    access.forget_signing_keys()  # what KEYS_CACHE_S seconds do in a running function
+    secrets_module.forget_signing_keys()  # what KEYS_CACHE_S seconds do in a running function
     new = mint_api_token(rotated, "bob")
 
     assert authorize({"authorization": f"Bearer {old.token}"})["isAuthorized"] is True
@@ -287,7 +284,7 @@ def test_GIVEN_a_rotated_api_key_WHEN_tokens_of_both_kids_are_authorized_THEN_bo
     secrets.put_secret_value(
         SecretId=KEYS_PREFIX + API_TOKENS, SecretString=json.dumps({"current": "k2", "k2": rotated.keys["k2"]})
     )
-    access.forget_signing_keys()
+    secrets_module.forget_signing_keys()
 
     assert authorize({"authorization": f"Bearer {old.token}"}) == {"isAuthorized": False}
     assert authorize({"authorization": f"Bearer {new.token}"})["isAuthorized"] is True

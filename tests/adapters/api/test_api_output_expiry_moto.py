@@ -33,9 +33,9 @@ from tests.adapters.api.api_requests import (
     thumbnailed_job,
     transcoded_job,
 )
-from vidpipe.cloudfront_signing import SigningKeyPair, generate_signing_key_pair
-from vidpipe.events import Stage
-from vidpipe.jobs import StageState, StageStatus
+from vidpipe.adapters.cloudfront_signing import SigningKeyPair, generate_signing_key_pair
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import StageState, StageStatus
 
 # ------------------------------------------------------------------ every output URL expires
 # On AWS the outputs come through CloudFront, whose key group refuses any URL

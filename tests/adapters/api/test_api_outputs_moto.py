@@ -30,14 +30,9 @@ from tests.adapters.api.api_requests import (
     thumbnailed_job,
     transcoded_job,
 )
-from vidpipe.access import (
-    OUTPUT_GRANTS,
-    SigningKeys,
-    grant_is_valid,
-    output_grant,
-)
-from vidpipe.events import Stage
-from vidpipe.jobs import JobStatus, StageState, StageStatus
+from vidpipe.domain.access import OUTPUT_GRANTS, SigningKeys, grant_is_valid, output_grant
+from vidpipe.domain.events import Stage
+from vidpipe.domain.jobs import JobStatus, StageState, StageStatus
 
 # ------------------------------------------------------------------ outputs
 

@@ -18,7 +18,7 @@ from tests.adapters.api.api_requests import (
     http_event,
     post_upload,
 )
-from vidpipe import settings
+from vidpipe.runtime import settings
 
 # ------------------------------------------------------------------ POST /uploads
 

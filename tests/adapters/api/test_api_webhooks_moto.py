@@ -12,7 +12,7 @@ from tests.adapters.api.api_requests import (
     http_event,
 )
 from upload_api.routes import webhooks
-from vidpipe.webhooks import signing_secret
+from vidpipe.domain.webhooks import signing_secret
 
 # ------------------------------------------------------------------ webhooks
 

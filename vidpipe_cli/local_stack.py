@@ -1,0 +1,271 @@
+"""The local stack: ministack on 127.0.0.1 with the project's template deployed in it.
+
+``start`` runs ministack (from its own environment, ``.venv-ministack``) in the
+background with ``AUTH=true`` and its state under the data folder, packages the
+functions, deploys ``infra/template.yaml`` through CloudFormation and writes the
+endpoints to ``<data>/stack.json``. ``stop`` sends SIGTERM, on which ministack
+saves its state; the next ``start`` finds the earlier jobs and outputs.
+
+Settings (environment): ``VIDPIPE_DATA_DIR`` (default ``<project>/.vidpipe``),
+``VIDPIPE_PORT`` (default 4566), ``VIDPIPE_MINISTACK_PYTHON`` (default
+``<project>/.venv-ministack/bin/python``), ``VIDPIPE_PARAMETERS`` (template
+parameter overrides, ``Key=Value,Key=Value``; the tests use it for faster retries).
+
+ministack gaps worked around here, each in one visible place:
+* the bucket properties ``NotificationConfiguration.EventBridgeConfiguration``
+  and ``LifecycleConfiguration`` are not applied by its CloudFormation:
+  :func:`_apply_bucket_settings_ministack_ignores` sets them, from the
+  template, after each deploy;
+* messages in flight when it stopped stay invisible for their visibility
+  timeout after a restart: :func:`_release_messages_in_flight`;
+* Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
+  their files lose the executable bit when ministack unzips them: the
+  functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
+  ``FFPROBE_PATH``, see vidpipe.adapters.ffmpeg.process.find_tool), the folder the layer is zipped
+  from, so they run the same pinned static build as on AWS.
+
+What can go wrong: ``LocalStackError`` with the reason (port taken, ministack
+not installed, deploy failed with the failing resource's status reason).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from vidpipe_cli.local_deploy import deploy, expires_soon, mint_token, stack_exists, with_token
+from vidpipe_cli.local_stack_settings import (
+    FFMPEG_LAYER_BIN,
+    LOCAL_USER,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    Endpoints,
+    LocalStackError,
+    LocalStackSettings,
+)
+from vidpipe_cli.packaging import FFMPEG_WHEEL, FUNCTION_SLICES, PROJECT_ROOT, build_all
+
+# ------------------------------------------------------------------ start / stop
+
+
+def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
+    """Start ministack if it is not running, deploy the template if it changed,
+    and return the endpoints."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not _is_healthy(settings):
+        _launch_ministack(settings, log=log)
+    # What was deployed is known by a hash of its sources, so an unchanged stack
+    # answers at once, without building anything.
+    fingerprint = f"{_source_fingerprint(settings)}:{settings.port}:{settings.parameters}"
+    previous = _read_endpoints_file(settings)
+    if previous and previous.get("fingerprint") == fingerprint and stack_exists(settings):
+        endpoints = Endpoints(**previous["endpoints"])
+        if expires_soon(endpoints.api_token):
+            endpoints = with_token(endpoints, mint_token(settings, endpoints.outputs, LOCAL_USER))
+            settings.endpoints_file.write_text(
+                json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
+            )
+    else:
+        log("deploying infra/template.yaml into the local stack ...")
+        build_dir = PROJECT_ROOT / "build"
+        build_dir.mkdir(exist_ok=True)
+        # Two stacks of one checkout (the user's and the tests', say) share the
+        # build folder: one builds and uploads its zips while the other waits.
+        with open(build_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            endpoints = deploy(settings, build_all(settings.ministack_python, build_dir))
+        settings.endpoints_file.write_text(
+            json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
+        )
+    return endpoints
+
+
+def stop(settings: LocalStackSettings) -> bool:
+    """SIGTERM ministack and wait for it to save its state. False when it was not running.
+
+    Stages running at that moment are cut off; their messages are released
+    again at the next start (see :func:`_release_messages_in_flight`)."""
+    pid = _read_pid(settings)
+    if pid is None or not _pid_alive(pid):
+        settings.pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        raise LocalStackError(f"ministack (pid {pid}) did not stop within {STOP_TIMEOUT_S} s")
+    settings.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _release_messages_in_flight(state_dir: Path) -> int:
+    """ministack gap, worked around here: it saves a message that was being
+    processed when it stopped as still in flight, so after a restart the message
+    would wait out its queue's visibility timeout (90 minutes for transcode)
+    although its consumer died with the old process. Before starting, we make
+    such messages visible again, as if that timeout had passed; consumers are
+    idempotent, so running them again is safe. Returns how many were released.
+
+    This edits ministack's own state file (format 2 of the pinned version) and
+    does nothing for a format it does not know."""
+    state_file = state_dir / "sqs.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return 0
+    if state.get("__ministack_format__") != 2:
+        return 0
+    released, now = 0, time.time()
+    for queue in state.get("payload", {}).get("queues", {}).get("data", {}).values():
+        for message in queue.get("messages", []) if isinstance(queue, dict) else []:
+            if message.get("receipt_handle") is not None:
+                message["receipt_handle"] = None
+                message["visible_at"] = min(float(message.get("visible_at") or now), now)
+                released += 1
+    if released:
+        state_file.write_text(json.dumps(state))
+    return released
+
+
+def current_endpoints(settings: LocalStackSettings) -> Endpoints | None:
+    previous = _read_endpoints_file(settings)
+    if previous is None or not _is_healthy(settings):
+        return None
+    return Endpoints(**previous["endpoints"])
+
+
+def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
+    if not Path(settings.ministack_python).exists():
+        raise LocalStackError(
+            f"ministack's environment is missing ({settings.ministack_python}); run `make up` to create it"
+        )
+    if _port_in_use(settings.port):
+        raise LocalStackError(f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port")
+    # A fresh folder per run for ministack's Lambda workers: a previous run's
+    # leftovers (or its cleanup) must not meet this run's workers.
+    tmp_root = settings.data_dir / "tmp"
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    tmp_dir = tmp_root / f"run-{int(time.time())}"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    environment = {
+        # Only what ministack needs: nothing of our environment leaks into
+        # the Lambda workers it spawns.
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        # The functions' FFmpeg: the layer's build, never one found on PATH.
+        "FFMPEG_PATH": str(FFMPEG_LAYER_BIN / "ffmpeg"),
+        "FFPROBE_PATH": str(FFMPEG_LAYER_BIN / "ffprobe"),
+        "HOME": os.environ.get("HOME", str(settings.data_dir)),
+        "LANG": "C.UTF-8",
+        "BIND_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(settings.port),
+        "AUTH": "true",
+        "PERSIST_STATE": "1",
+        "STATE_DIR": str(settings.data_dir / "state"),
+        "S3_PERSIST": "1",
+        "S3_DATA_DIR": str(settings.data_dir / "s3"),
+        "TMPDIR": str(tmp_dir),
+        "LOG_LEVEL": "INFO",
+    }
+    released = _release_messages_in_flight(settings.data_dir / "state")
+    if released:
+        log(f"released {released} message(s) that were being processed when the stack stopped")
+    log(f"starting ministack on {settings.endpoint_url} (data in {settings.data_dir}) ...")
+    with settings.log_file.open("ab") as log_handle:
+        process = subprocess.Popen(
+            [settings.ministack_python, "-m", "ministack"],
+            env=environment,
+            cwd=settings.data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # keeps running after `vidpipe up` returns
+        )
+    settings.pid_file.write_text(str(process.pid))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalStackError(f"ministack exited with {process.returncode}; see {settings.log_file}")
+        if _is_healthy(settings):
+            return
+        time.sleep(0.2)
+    raise LocalStackError(f"ministack did not answer within {START_TIMEOUT_S} s; see {settings.log_file}")
+
+
+def _is_healthy(settings: LocalStackSettings) -> bool:
+    try:
+        return requests.get(f"{settings.endpoint_url}/_ministack/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _read_pid(settings: LocalStackSettings) -> int | None:
+    try:
+        return int(settings.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by us as its parent) counts as stopped.
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def _read_endpoints_file(settings: LocalStackSettings) -> dict[str, Any] | None:
+    try:
+        return json.loads(settings.endpoints_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _source_fingerprint(settings: LocalStackSettings) -> str:
+    """A hash of everything a deploy is made from: the template, the packages
+    that go into the functions, the pinned Lambda requirements and FFmpeg, and the
+    interpreter the dependencies are built for."""
+    digest = hashlib.sha256(settings.ministack_python.encode())
+    digest.update(FFMPEG_WHEEL.sha256.encode())
+    sources = [PROJECT_ROOT / "infra" / "template.yaml", PROJECT_ROOT / "requirements" / "lambda.txt"]
+    for package in ("vidpipe", *FUNCTION_SLICES):
+        sources += sorted(
+            path
+            for path in (PROJECT_ROOT / package).rglob("*")
+            if path.is_file()
+            and not {"__pycache__", "cli"} & set(path.relative_to(PROJECT_ROOT).parts)
+            and path.suffix != ".pyc"
+        )
+    for path in sources:
+        digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":  # pragma: no cover - handy while developing
+    print(start(LocalStackSettings.from_environment()), file=sys.stderr)
