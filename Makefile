@@ -28,6 +28,8 @@ test-quick: dev
 
 lint: dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The README's screenshots of the page (docs/images/), taken by the browser test on a READY job.
 screenshots: dev

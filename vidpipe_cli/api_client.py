@@ -241,9 +241,10 @@ class VidpipeClient:
 
     def _session(self) -> requests.Session:
         """One requests session per thread (a Session is not thread-safe)."""
-        session = getattr(self._thread_sessions, "session", None)
+        session: requests.Session | None = getattr(self._thread_sessions, "session", None)
         if session is None:
-            session = self.session if threading.current_thread() is threading.main_thread() else requests.Session()
+            on_main_thread = threading.current_thread() is threading.main_thread()
+            session = self.session if on_main_thread and self.session else requests.Session()
             self._thread_sessions.session = session
         return session
 

@@ -95,7 +95,8 @@ def _parse_parameters(text: str) -> tuple[tuple[str, str], ...]:
 
 def aws_client(service: str, endpoint_url: str) -> Any:
     """A boto3 client for the local stack, signed with ministack's root keys."""
-    return boto3.client(
+    # The service is chosen at run time, which boto3-stubs' per-service overloads cannot type.
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,

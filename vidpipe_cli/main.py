@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -211,7 +212,7 @@ def command_submit(args: argparse.Namespace) -> int:
     progress = _Progress(enabled=sys.stderr.isatty(), messages=sys.stderr if args.json else sys.stdout)
     job_ids: list[str] = []
     for path in args.files:
-        job_id = client.submit(path, on_progress=lambda sent, total, p=path: progress.upload(p.name, sent, total))
+        job_id = client.submit(path, on_progress=partial(progress.upload, path.name))
         progress.done(f"{path.name}: uploaded, job {job_id}")
         job_ids.append(job_id)
     if not args.wait:
@@ -219,7 +220,7 @@ def command_submit(args: argparse.Namespace) -> int:
     else:
         jobs = []
         for path, job_id in zip(args.files, job_ids, strict=True):
-            job = client.wait(job_id, timeout_s=args.timeout, on_update=lambda j, p=path: progress.job(p.name, j))
+            job = client.wait(job_id, timeout_s=args.timeout, on_update=partial(progress.job, path.name))
             progress.done(f"{path.name}: {_summary(job)}")
             jobs.append(job)
     if args.json:

@@ -131,7 +131,8 @@ def publish_finished_event(
     event = pending_finished_event(job)
     if event is None or event.event_id is None:
         return None
-    claimed = _claim_outbox(store, job, event.event_id, max_attempts=max_attempts, now=now)
+    event_id = event.event_id
+    claimed = _claim_outbox(store, job, event_id, max_attempts=max_attempts, now=now)
     if claimed is None:
         return None
     try:
@@ -141,7 +142,7 @@ def publish_finished_event(
         raise
     # Marked published; if that keeps losing the version check it stays pending:
     # one more publish of the same id later, which receivers drop.
-    _save_change(store, claimed, lambda current: published(current, event.event_id), max_attempts=max_attempts)
+    _save_change(store, claimed, lambda current: published(current, event_id), max_attempts=max_attempts)
     return event
 
 

@@ -62,11 +62,21 @@ def command_line_folder() -> Path:
 
 def third_party_imports(files: list[Path]) -> dict[str, set[str]]:
     """Distribution name -> the files that import it, for every absolute import that is neither
-    the standard library nor one of our packages (imports inside functions included)."""
+    the standard library nor one of our packages (imports inside functions included; those under
+    ``if TYPE_CHECKING:`` never run, so type-only packages such as boto3-stubs are left out)."""
     ours = {folder.name for folder in our_packages()}
     found: dict[str, set[str]] = {}
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        type_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test) in {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
+            for inner in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

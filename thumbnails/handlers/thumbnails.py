@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -53,7 +54,7 @@ def thumbnails_of_captures(context: StageContext, eventbridge_event: dict[str, A
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     timeout_s = max(20.0, context.get_remaining_time_in_millis() / 1000 - RESERVED_TIME_S)
 
     def handle(record: SQSRecord) -> None:

@@ -24,7 +24,7 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
     ``grant`` is the query string that lets a plain GET fetch the job's
     playlists and storyboard through the API (see vidpipe.domain.access)."""
     record = job.to_dict()
-    stages = {
+    stages: dict[str, dict[str, Any]] = {
         stage.value: {"status": state.status.value, "progress": round(state.progress, 3)}
         for stage, state in job.stages.items()
     }

@@ -16,7 +16,7 @@ from vidpipe.runtime.observability import correlate
 
 # The OpenAPI security of the routes behind the authorizer (the API handler
 # declares the scheme); the document shows which routes need a token.
-API_TOKEN = [{"api_token": []}]
+API_TOKEN: list[dict[str, list[str]]] = [{"api_token": []}]
 
 
 def caller(event: APIGatewayProxyEventV2) -> str:

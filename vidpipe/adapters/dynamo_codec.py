@@ -46,11 +46,12 @@ def _from_stored(value: Any) -> Any:
 
 def encode_value(value: Any) -> dict[str, Any]:
     """One Python value as an attribute value (``{"M": ...}``, ``{"N": "1"}``...)."""
-    return _serializer.serialize(_to_storable(value))
+    encoded: dict[str, Any] = _serializer.serialize(_to_storable(value))  # type: ignore[assignment]
+    return encoded
 
 
 def decode_value(attribute: dict[str, Any]) -> Any:
-    return _from_stored(_deserializer.deserialize(attribute))
+    return _from_stored(_deserializer.deserialize(attribute))  # type: ignore[arg-type]
 
 
 def encode_item(record: dict[str, Any]) -> dict[str, Any]:

@@ -191,10 +191,10 @@ def parse_host(raw: str) -> tuple[str, IPAddress | None]:
         raise DestinationRefused(f"host {raw!r} is not a valid host name")
     if _NUMBER.fullmatch(host.rsplit(".", 1)[-1]):
         # Ends in a number: an address (in some spelling) or nothing we will guess at.
-        address = parse_ipv4(host)
-        if address is None:
+        ipv4 = parse_ipv4(host)
+        if ipv4 is None:
             raise DestinationRefused(f"host {raw!r} ends in a number but is not a valid IPv4 address")
-        return str(address), address
+        return str(ipv4), ipv4
     return host, None
 
 
@@ -350,19 +350,21 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, destination: Destination, timeout_s: float) -> None:
         super().__init__(destination.host, destination.port, timeout=timeout_s)
         self.destination = destination
+        self.timeout_s = timeout_s
 
     def connect(self) -> None:
-        self.sock = _open_socket(self.destination, self.timeout)
+        self.sock = _open_socket(self.destination, self.timeout_s)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, destination: Destination, timeout_s: float, tls: ssl.SSLContext) -> None:
         super().__init__(destination.host, destination.port, timeout=timeout_s, context=tls)
         self.destination = destination
+        self.timeout_s = timeout_s
         self.tls = tls
 
     def connect(self) -> None:
-        raw = _open_socket(self.destination, self.timeout)
+        raw = _open_socket(self.destination, self.timeout_s)
         try:
             self.sock = self.tls.wrap_socket(raw, server_hostname=self.destination.host)
         except BaseException:

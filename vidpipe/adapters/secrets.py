@@ -42,7 +42,7 @@ def signing_keys(purpose: str) -> SigningKeys:
     prefix = os.environ.get("SIGNING_KEYS_PREFIX", "")
     if not prefix:
         raise RuntimeError("SIGNING_KEYS_PREFIX is not set")
-    answer: dict[str, Any] = aws_clients.secrets_client().get_secret_value(SecretId=keys_secret_id(prefix, purpose))
+    answer = aws_clients.secrets_client().get_secret_value(SecretId=keys_secret_id(prefix, purpose))
     keys = SigningKeys.from_secret_string(purpose, str(answer["SecretString"]))
     with _cache_lock:
         _cache[purpose] = (time.monotonic(), keys)
@@ -58,7 +58,7 @@ def forget_signing_keys() -> None:
 def secret_json(secret_id: str) -> dict[str, Any]:
     """The JSON object a secret holds (``vidpipe cdn-key`` writes the CloudFront
     key pair so)."""
-    answer: dict[str, Any] = aws_clients.secrets_client().get_secret_value(SecretId=secret_id)
+    answer = aws_clients.secrets_client().get_secret_value(SecretId=secret_id)
     try:
         value = json.loads(answer["SecretString"])
     except (KeyError, ValueError) as exc:
