@@ -10,7 +10,7 @@ import pytest
 
 from tests import media_checks
 from tests.filter_graph_text import filters_in, graph_of
-from transcode.domain_logic.chunking import (
+from transcode.domain_logic.chunk_encoding import (
     ChunkBounds,
     ChunkOutput,
     ChunkTask,

@@ -16,7 +16,7 @@ Lambda, fakes in tests; ``publish`` puts an event on the bus; ``locate`` says
 where FFmpeg reads an object of the uploads bucket (a presigned URL in Lambda,
 a local path in tests).
 
-What can go wrong: what :mod:`transcode.domain_logic.chunking` raises,
+What can go wrong: what :mod:`transcode.domain_logic.chunk_encoding` raises,
 EncodeTooCostly from the planner when one chunk is more than a chunk function
 can encode in its time,
 StorageError from the stores, EventPublishError from ``publish``, and
@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from transcode.domain_logic.chunking import (
+from transcode.domain_logic.chunk_encoding import (
     REMUXED_NAME,
     SEEK_MARGIN_S,
     SEEKABLE_DEMUXERS,
