@@ -41,7 +41,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from thumbnails.domain_logic.thumbnail_set import make_thumbnails  # noqa: E402
-from transcode.domain_logic.chunk_encoding import ChunkedTimings, transcode_chunked  # noqa: E402
+from transcode.domain_logic.chunking import ChunkedTimings, transcode_chunked  # noqa: E402
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
 from transcode.domain_logic.title_analysis import analyse_title  # noqa: E402

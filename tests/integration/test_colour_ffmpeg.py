@@ -29,7 +29,7 @@ from tests.colour_checks import (
     signal_means,
 )
 from thumbnails import make_thumbnails
-from transcode.domain_logic.chunk_encoding import transcode_chunked
+from transcode.domain_logic.chunking import transcode_chunked
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import Rendition
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls

@@ -11,7 +11,7 @@ import pytest
 
 from tests import media_checks
 from transcode.domain_logic import transcoding
-from transcode.domain_logic.chunk_encoding import ChunkedTimings, transcode_chunked
+from transcode.domain_logic.chunking import ChunkedTimings, transcode_chunked
 from transcode.domain_logic.encode_cost import StageBudget
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from transcode.domain_logic.chunk_encoding import transcode_chunked
+from transcode.domain_logic.chunking import transcode_chunked
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, MAX_CRF, RateControl, plan_ladder
 from transcode.domain_logic.title_analysis import analyse_title
