@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from transcode.domain_logic import chunking
-from transcode.domain_logic.chunking import plan_chunks, transcode_chunked
+from transcode.domain_logic import chunk_audio
+from transcode.domain_logic.chunk_planning import plan_chunks
+from transcode.domain_logic.chunking import transcode_chunked
 from transcode.domain_logic.hls import MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.ladder import ladder_from_text
 from vidpipe.adapters.ffmpeg.probe import probe_media
@@ -118,7 +119,7 @@ def test_GIVEN_chunks_encoded_without_preroll_THEN_the_join_check_sees_the_click
 ) -> None:
     """The check above can fail: with each chunk's encoder started cold at its
     first sample (no pre-roll), the same measurement finds the joins."""
-    monkeypatch.setattr(chunking, "AUDIO_PREROLL_FRAMES", 0)
+    monkeypatch.setattr(chunk_audio, "AUDIO_PREROLL_FRAMES", 0)
     transcode_chunked(tone_source, tmp_path / "hls", timeout_s=300, chunk_s=CHUNK_S,
                       ladder_config=ladder_from_text("180:300"))  # fmt: skip
 

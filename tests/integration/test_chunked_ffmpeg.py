@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests import media_checks
-from transcode.domain_logic.chunking import ChunkedTimings, plan_chunks, transcode_chunked
+from transcode.domain_logic.chunk_planning import plan_chunks
+from transcode.domain_logic.chunking import ChunkedTimings, transcode_chunked
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcode.domain_logic.transcoding import TranscodeResult, transcode_to_hls
 from vidpipe.adapters.ffmpeg.probe import probe_media

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from job_lifecycle.domain_logic.status import JobUpdate, stitch_request
-from transcode.domain_logic.chunking import ChunkTask
+from transcode.domain_logic.chunk_planning import ChunkTask
 from transcode.domain_logic.fanout import run_work_order
 from upload_api.domain_logic.job_view import job_view
 from vidpipe.domain.errors import StorageError, ValidationFailed

@@ -10,20 +10,10 @@ import pytest
 
 from tests import media_checks
 from tests.filter_graph_text import filters_in, graph_of
-from transcode.domain_logic.chunking import (
-    ChunkBounds,
-    ChunkOutput,
-    ChunkTask,
-    Segment,
-    adts_frames,
-    audio_window,
-    build_chunk_args,
-    build_chunk_audio_args,
-    check_chunk_length,
-    keep_adts_frames,
-    plan_chunks,
-    stitch_playlists,
-)
+from transcode.domain_logic.chunk_audio import adts_frames, audio_window, keep_adts_frames
+from transcode.domain_logic.chunk_encoding import ChunkOutput, Segment, build_chunk_args, build_chunk_audio_args
+from transcode.domain_logic.chunk_planning import ChunkBounds, ChunkTask, check_chunk_length, plan_chunks
+from transcode.domain_logic.chunk_stitching import stitch_playlists
 from transcode.domain_logic.hls import build_hls_args, video_encoder_args
 from transcode.domain_logic.ladder import plan_ladder
 from vidpipe.domain.errors import FfmpegError

@@ -11,7 +11,8 @@ import pytest
 
 from tests.filter_graph_text import filters_applied, filters_in, graph_of
 from thumbnails.domain_logic.frame_grab import SkipFrames, build_frame_grab_args
-from transcode.domain_logic.chunking import ChunkTask, build_chunk_args, plan_chunks
+from transcode.domain_logic.chunk_encoding import build_chunk_args
+from transcode.domain_logic.chunk_planning import ChunkTask, plan_chunks
 from transcode.domain_logic.hls import build_hls_args
 from transcode.domain_logic.ladder import plan_ladder
 from transcode.domain_logic.mediaconvert_job import build_create_job_request

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transcode.domain_logic.chunking import plan_chunks
+from transcode.domain_logic.chunk_planning import plan_chunks
 from transcode.domain_logic.encode_cost import (
     EncodeCost,
     StageBudget,

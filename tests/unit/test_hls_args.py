@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.filter_graph_text import filters_in, graph_of
+from transcode.domain_logic.h264_levels import h264_level_idc
 from transcode.domain_logic.hls import (
     PlaylistMeasurement,
     build_hls_args,
     codecs_attribute,
     gop_frames,
-    h264_level_idc,
     measure_media_playlist,
     render_master_playlist,
     video_encoder_args,

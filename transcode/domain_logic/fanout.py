@@ -32,20 +32,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from transcode.domain_logic.chunking import (
+from transcode.domain_logic.chunk_encoding import SEEK_MARGIN_S, ChunkOutput, chunk_playlist_name, encode_chunk
+from transcode.domain_logic.chunk_planning import (
     REMUXED_NAME,
-    SEEK_MARGIN_S,
     SEEKABLE_DEMUXERS,
-    ChunkOutput,
     ChunkPlan,
     ChunkTask,
     check_chunk_length,
-    chunk_playlist_name,
-    encode_chunk,
     plan_chunks,
     seekable_source,
-    stitch_playlists,
 )
+from transcode.domain_logic.chunk_stitching import stitch_playlists
 from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, describe_source, encode_cost
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder

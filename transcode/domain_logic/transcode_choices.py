@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from transcode.domain_logic.chunking import SEEKABLE_DEMUXERS
+from transcode.domain_logic.chunk_planning import SEEKABLE_DEMUXERS
 
 
 def url_probe_is_enough(demuxer: str) -> bool:

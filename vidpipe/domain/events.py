@@ -174,7 +174,7 @@ CHUNKS_SOURCE = "vidpipe.chunks"
 class ChunkRequested:
     """Encode one chunk: published by the transcode planner, once per chunk.
 
-    ``task`` is the encoding task (transcode.domain_logic.chunking.ChunkTask as a
+    ``task`` is the encoding task (transcode.domain_logic.chunk_planning.ChunkTask as a
     dict: the chunk's bounds and the job's encoding parameters); ``source_key``
     names the file in the uploads bucket the chunk reads its part of (the upload
     itself, or its remux into an indexed container); ``source_version`` is the

@@ -40,7 +40,7 @@ SAFE_DEMUXERS = frozenset({"mov", "matroska", "avi", "mpegts", "flv", "mpeg", "o
 NESTED_DEMUXERS: dict[str, tuple[str, ...]] = {"avi": ("srt", "ass")}
 # Demuxers of files we wrote ourselves and read back, never of an upload (the
 # probe refuses audio-only files before anything else reads them): the chunk
-# encoder's raw AAC frames (transcode.domain_logic.chunking).
+# encoder's raw AAC frames (transcode.domain_logic.chunk_encoding).
 OWN_FILE_DEMUXERS = frozenset({"aac"})
 PROBE_FORMAT_WHITELIST = ",".join(sorted(SAFE_DEMUXERS.union(*NESTED_DEMUXERS.values())))
 # Demuxers whose input names other files or URLs to open: never allowed.
