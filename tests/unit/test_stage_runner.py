@@ -479,8 +479,9 @@ def test_GIVEN_a_stage_that_gets_the_upload_first_WHEN_the_job_accepts_it_THEN_o
     # WHEN the stage gets the upload's event
     run_gated(fakes, jobs, tmp_path, work=probe_by_url_then_encode)
 
-    # THEN it waited for the job's decision, and read the accepted version only
-    assert jobs.reads == 3
+    # THEN it waited for the job's decision (and read it once more after writing,
+    # in case it was deleted meanwhile), and read the accepted version only
+    assert jobs.reads == 4
     assert fakes.source.pins == [(ACCEPTED_VERSION, "9b2cf535f27731c974343645a3985328")]
     assert urls == [f"https://uploads.example/{SOURCE_KEY}?versionId={ACCEPTED_VERSION}"]
     assert fakes.publisher.kinds == [StageEventKind.STARTED, StageEventKind.COMPLETED]
