@@ -29,6 +29,12 @@ from typing import Any, BinaryIO
 import requests
 
 FINAL_STATUSES = frozenset({"READY", "FAILED", "EXPIRED"})
+# Answers that say "try again in a moment" while polling: no answer at all
+# (status 0: a dropped connection, a restarting stack), throttling, a gateway
+# or function that is briefly unwell.
+TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+# How long polling rides out such answers in a row before giving up.
+POLL_OUTAGE_S = 60.0
 UPLOAD_CHUNK_BYTES = 256 * 1024
 PART_ATTEMPTS = 5
 PART_URL_BATCH = 100
@@ -82,9 +88,18 @@ class VidpipeClient:
 
     # ------------------------------------------------------------- API calls
 
-    def create_upload(self, filename: str, content_type: str, size: int) -> dict[str, Any]:
-        payload = {"filename": filename, "content_type": content_type, "size": size}
+    def create_upload(self, filename: str, content_type: str, size: int, *, title: str | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"filename": filename, "content_type": content_type, "size": size}
+        if title is not None:
+            payload["title"] = title
         return self._call("POST", "/uploads", json=payload, expected=201)
+
+    def rename_job(self, job_id: str, title: str | None) -> dict[str, Any]:
+        return self._call("PATCH", f"/jobs/{job_id}", json={"title": title})
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete the job, its upload and its outputs (204; ApiError 404 when it is not there)."""
+        self._call("DELETE", f"/jobs/{job_id}", expected=204)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/jobs/{job_id}")
@@ -124,7 +139,7 @@ class VidpipeClient:
             raise ApiError(0, "API_UNREACHABLE", f"cannot reach {self.api_url}: {type(exc).__name__}") from exc
         if response.status_code != expected:
             raise _api_error(response)
-        return response.json()
+        return response.json() if response.content else {}
 
     # ------------------------------------------------------------- uploading
 
@@ -159,8 +174,8 @@ class VidpipeClient:
             return job_id
         with path.open("rb") as handle:
             body = _MultipartFormBody(upload["fields"], handle, size, path.name, content_type, on_progress)
-            assert self.session is not None
-            response = self.session.post(
+            # This thread's session: several files may be submitted at once.
+            response = self._session().post(
                 upload["url"], data=body, headers={"Content-Type": body.content_type}, timeout=None
             )
         if response.status_code not in (200, 201, 204):
@@ -256,10 +271,21 @@ class VidpipeClient:
         poll_s: float = 1.0,
         on_update: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll the job until READY, FAILED or EXPIRED (or the timeout)."""
+        """Poll the job until READY, FAILED or EXPIRED (or the timeout).
+
+        Rides out answers that say "in a moment" (no connection, 429, 5xx) for
+        up to POLL_OUTAGE_S in a row; then, or on any other error, raises ApiError."""
         deadline = time.monotonic() + timeout_s
+        last_answer = time.monotonic()
         while True:
-            job = self.get_job(job_id)
+            try:
+                job = self.get_job(job_id)
+            except ApiError as exc:
+                if exc.status not in TRANSIENT_STATUSES or time.monotonic() - last_answer > POLL_OUTAGE_S:
+                    raise
+                time.sleep(poll_s)
+                continue
+            last_answer = time.monotonic()
             if on_update:
                 on_update(job)
             if job["status"] in FINAL_STATUSES:

@@ -2,8 +2,12 @@
 
     vidpipe up [--json]                  start ministack and deploy the template
     vidpipe down                         stop it (its data is kept)
-    vidpipe submit FILE... [--wait] [--json]
+    vidpipe submit FILE... [--wait] [--json] [--parallel N]
     vidpipe status JOB_ID [--json]
+    vidpipe list [--limit N] [--json]    your jobs, newest first
+    vidpipe delete JOB_ID... [--json]    delete jobs: upload, outputs and record
+    vidpipe cancel JOB_ID [--json]       cancel a job whose upload has not arrived
+    vidpipe --version
     vidpipe redrive [--queue NAME] [--dry-run]  dead-lettered messages back to their queues
     vidpipe trace JOB_ID [--json]        what happened to a job, and where the time went
     vidpipe logs JOB_ID                  the job's log lines from every function, in time order
@@ -17,18 +21,20 @@ The API URL comes from the running local stack, or from ``--api-url`` /
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from vidpipe_cli.api_client import ApiError, UploadJournal, VidpipeClient
 from vidpipe_cli.cdn_key import CdnKeyError, create_cdn_signing_key
+from vidpipe_cli.job_commands import cancel_upload, delete_jobs, list_jobs
 from vidpipe_cli.job_logs import fetch_job_lines, format_line
 from vidpipe_cli.local_stack import current_endpoints, start, stop
 from vidpipe_cli.local_stack_settings import LOCAL_USER, Endpoints, LocalStackError, LocalStackSettings, aws_client
@@ -48,14 +54,38 @@ def main(argv: list[str] | None = None) -> int:
     # PackagingError: `vidpipe up` could not build the functions or layers (the
     # pinned FFmpeg not downloadable and not cached, say): a reason, not a traceback.
     except (LocalStackError, PackagingError, ApiError, CdnKeyError, TimeoutError, TokenCommandError) as exc:
-        print(f"vidpipe: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            # Whoever asked for JSON parses stdout: the error is a JSON document there too.
+            print(json.dumps({"error": _error_fields(exc)}))
+        else:
+            print(f"vidpipe: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
+def _error_fields(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, ApiError):
+        return {"code": exc.code, "message": exc.message, "http_status": exc.status}
+    code = "TIMEOUT" if isinstance(exc, TimeoutError) else type(exc).__name__
+    return {"code": code, "message": str(exc)}
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("vidpipe")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _api_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
+    command.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidpipe", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vidpipe {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="start the local stack (deploying the template if needed)")
@@ -71,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=float, default=900, help="seconds to wait for each job")
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
     submit.add_argument("--concurrency", type=int, default=4, help="parts uploaded at once (large files)")
+    submit.add_argument("--parallel", type=int, default=3, help="files uploaded and followed at once")
     submit.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
     submit.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
     submit.set_defaults(run=command_submit)
@@ -86,6 +117,24 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
     status.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
     status.set_defaults(run=command_status)
+
+    list_command = commands.add_parser("list", help="your jobs, newest first")
+    list_command.add_argument("--limit", type=int, default=20, help="how many jobs (newest first)")
+    list_command.add_argument("--json", action="store_true")
+    _api_arguments(list_command)
+    list_command.set_defaults(run=lambda args: list_jobs(_client(args), limit=max(1, args.limit), as_json=args.json))
+
+    delete = commands.add_parser("delete", help="delete jobs: their upload, outputs and record")
+    delete.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    delete.add_argument("--json", action="store_true")
+    _api_arguments(delete)
+    delete.set_defaults(run=lambda args: delete_jobs(_client(args), args.job_ids, as_json=args.json))
+
+    cancel = commands.add_parser("cancel", help="cancel a job whose upload has not arrived yet")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--json", action="store_true")
+    _api_arguments(cancel)
+    cancel.set_defaults(run=lambda args: cancel_upload(_client(args), args.job_id, as_json=args.json))
 
     trace = commands.add_parser("trace", help="a job's timeline, and where its time went")
     trace.add_argument("job_id")
@@ -209,20 +258,14 @@ def command_submit(args: argparse.Namespace) -> int:
     if missing:
         raise ApiError(0, "FILE_NOT_FOUND", f"no such file: {', '.join(missing)}")
     # With --json, stdout carries only the JSON document; messages go to stderr.
-    progress = _Progress(enabled=sys.stderr.isatty(), messages=sys.stderr if args.json else sys.stdout)
-    job_ids: list[str] = []
-    for path in args.files:
-        job_id = client.submit(path, on_progress=partial(progress.upload, path.name))
-        progress.done(f"{path.name}: uploaded, job {job_id}")
-        job_ids.append(job_id)
-    if not args.wait:
-        jobs = [client.get_job(job_id) for job_id in job_ids]
-    else:
-        jobs = []
-        for path, job_id in zip(args.files, job_ids, strict=True):
-            job = client.wait(job_id, timeout_s=args.timeout, on_update=partial(progress.job, path.name))
-            progress.done(f"{path.name}: {_summary(job)}")
-            jobs.append(job)
+    # The rewritten status line only for one file: several would overwrite each other.
+    progress = _Progress(
+        enabled=sys.stderr.isatty() and len(args.files) == 1, messages=sys.stderr if args.json else sys.stdout
+    )
+    # Several files at once, each in its own thread (and requests session);
+    # the answers come back in the order the files were given.
+    with ThreadPoolExecutor(max_workers=max(1, min(args.parallel, len(args.files)))) as pool:
+        jobs = list(pool.map(lambda path: _submit_one(client, path, args, progress), args.files))
     if args.json:
         print(json.dumps(jobs, indent=2))
     elif not args.wait:
@@ -230,6 +273,17 @@ def command_submit(args: argparse.Namespace) -> int:
             print(f"{path.name}: {job['job_id']} {job['status']}")
     failed = [job for job in jobs if job["status"] in ("FAILED", "EXPIRED")]
     return 1 if args.wait and failed else 0
+
+
+def _submit_one(client: VidpipeClient, path: Path, args: argparse.Namespace, progress: _Progress) -> dict[str, Any]:
+    """Upload one file and, with --wait, follow its job; the job as last seen."""
+    job_id = client.submit(path, on_progress=lambda sent, total: progress.upload(path.name, sent, total))
+    progress.done(f"{path.name}: uploaded, job {job_id}")
+    if not args.wait:
+        return client.get_job(job_id)
+    job = client.wait(job_id, timeout_s=args.timeout, on_update=lambda j: progress.job(path.name, j))
+    progress.done(f"{path.name}: {_summary(job)}")
+    return job
 
 
 def command_status(args: argparse.Namespace) -> int:

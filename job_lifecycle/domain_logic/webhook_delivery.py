@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from vidpipe.domain.access import SigningKeys
 from vidpipe.domain.errors import JobNotFound, ValidationFailed, WebhookDeliveryFailed
 from vidpipe.domain.events import utc_now
+from vidpipe.domain.jobs import Job
 from vidpipe.domain.timeline import Invocation, TimelineEntry
 from vidpipe.domain.webhooks import SIGNATURE_HEADER, Webhook, sign, signing_secrets
 
@@ -43,7 +44,7 @@ class WebhookList(Protocol):
 
 
 class OwnerLookup(Protocol):
-    def get(self, job_id: str) -> Any: ...
+    def get(self, job_id: str) -> Job: ...
 
 
 class Timeline(Protocol):
@@ -93,12 +94,19 @@ class JobFinishedNotice:
             occurred_at=occurred_at,
         )
 
-    def body(self) -> bytes:
+    def body(self, *, title: str | None = None, passthrough: str | None = None) -> bytes:
+        """The signed JSON body; ``title`` and ``passthrough`` are the job's as it is when sent."""
         payload = {
             "id": self.delivery_id,
             "type": self.kind,
             "occurred_at": self.occurred_at,
-            "job": {"job_id": self.job_id, "status": self.status, "error": self.error},
+            "job": {
+                "job_id": self.job_id,
+                "status": self.status,
+                "error": self.error,
+                "title": title,
+                "passthrough": passthrough,
+            },
         }
         return json.dumps(payload, separators=(",", ":")).encode()
 
@@ -127,9 +135,12 @@ def deliver(
     Raises WebhookDeliveryFailed when one did not, after writing each attempt to the timeline."""
     outcome = DeliveryOutcome()
     try:
-        owner = jobs.get(notice.job_id).owner
+        job = jobs.get(notice.job_id)
     except JobNotFound:
         return outcome  # nobody to tell
+    if job.is_deleting:
+        return outcome  # deleted since it finished: nothing to tell about it
+    owner = job.owner
     delivered_before = {
         entry.details.get("webhook_id")
         for entry in timeline.entries(notice.job_id)
@@ -137,7 +148,7 @@ def deliver(
         and entry.details.get("delivery_id") == notice.delivery_id
         and entry.details.get("outcome") == "delivered"
     }
-    body = notice.body()
+    body = notice.body(title=job.title, passthrough=job.passthrough)
     for hook in registry.list(owner):
         if hook.webhook_id in delivered_before:
             outcome.already_delivered.append(hook.webhook_id)

@@ -14,20 +14,31 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from job_lifecycle.domain_logic.status import publish_finished_event, record_event, stitch_request
-from vidpipe.adapters.aws_clients import dynamodb_client, events_client
+from vidpipe.adapters.aws_clients import dynamodb_client, events_client, s3_client
 from vidpipe.adapters.event_bus import EventBridgePublisher
 from vidpipe.adapters.job_store import DynamoJobStore
+from vidpipe.adapters.s3 import S3ObjectStore
 from vidpipe.adapters.timeline_store import DynamoTimeline
 from vidpipe.adapters.usage_store import DynamoUsageStore
 from vidpipe.domain.errors import ValidationFailed
 from vidpipe.domain.events import CHUNKS_SOURCE, UploadCompleted
 from vidpipe.domain.inbound_events import parse_sqs_body
 from vidpipe.domain.quotas import release_if_ended
+from vidpipe.domain.storage_keys import outputs_bucket_folders, uploads_bucket_folders
 from vidpipe.domain.timeline import Invocation, entry_for_event, entry_for_finished, event_identity
 from vidpipe.runtime.observability import correlate, logger, metrics, record_job_finished, record_upload_size, tracer
 from vidpipe.runtime.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def delete_job_folders(job_id: str, settings: Any) -> int:
+    """Delete every folder of the job in both buckets; how many objects went."""
+    uploads = S3ObjectStore(s3_client(), settings.uploads_bucket)
+    outputs = S3ObjectStore(s3_client(), settings.outputs_bucket)
+    return sum(uploads.delete_prefix(folder) for folder in uploads_bucket_folders(job_id)) + sum(
+        outputs.delete_prefix(folder) for folder in outputs_bucket_folders(job_id)
+    )
 
 
 def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
@@ -42,10 +53,16 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
     try:
         store = DynamoJobStore(dynamodb_client(), settings.jobs_table)
         update = record_event(store, event)
-        if update is None:
-            # Jobs are created before their upload URL exists, so this is an
-            # object someone put in the bucket by hand: nothing to update.
-            logger.warning("event for an unknown job", extra={"event": type(event).__name__})
+        if update is None or update.job.is_deleting:
+            # Jobs are created before their upload URL exists, so this job was
+            # deleted (or is being deleted) and something still came for it: a
+            # MediaConvert job finishing late, an upload sent with a URL handed
+            # out before the delete (or an object someone put in the bucket by
+            # hand). Nothing to update; whatever it left is deleted.
+            logger.warning("event for a deleted or unknown job", extra={"event": type(event).__name__})
+            removed = delete_job_folders(event.job_id, settings)
+            if removed:
+                logger.info("deleted what arrived after the job was deleted", extra={"objects": removed})
             return
         # Once the job has ended its owner's active-job slot is free. Also on a
         # duplicate that changed nothing: had we died between saving the end

@@ -26,6 +26,7 @@ from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy
 from vidpipe.adapters.webhook_sender import HttpWebhookSender
 from vidpipe.domain.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.domain.errors import WebhookDeliveryFailed
+from vidpipe.domain.jobs import Job
 from vidpipe.domain.timeline import Invocation, TimelineEntry
 from vidpipe.domain.webhooks import Webhook
 
@@ -206,7 +207,9 @@ class Registry:
 @dataclass
 class Jobs:
     def get(self, job_id: str) -> Any:
-        return type("Job", (), {"owner": "alice"})()
+        return Job.new(
+            job_id, filename="a.mp4", content_type="video/mp4", size=1, now="2025-03-14T09:00:00Z", owner="alice"
+        )
 
 
 @dataclass

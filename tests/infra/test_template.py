@@ -707,8 +707,9 @@ def test_GIVEN_the_stages_that_read_the_upload_WHEN_inspected_THEN_they_read_ver
         for statement in on_usage:
             assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["usage#*"]}}, role
         assert "s3:GetObjectVersion" in actions, role
-        # They read the job's decision; the status function is its one writer.
-        assert on_jobs == (set() if role == "ChunkEncodeFunctionRole" else {"dynamodb:GetItem"}), role
+        # They read the job's decision (the chunk function: whether it was deleted);
+        # the status function is its one writer.
+        assert on_jobs == {"dynamodb:GetItem"}, role
 
 
 def test_GIVEN_the_largest_upload_allowed_WHEN_compared_with_the_stages_scratch_space_THEN_it_fits_with_the_outputs(

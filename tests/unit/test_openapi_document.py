@@ -18,7 +18,7 @@ ARCHITECTURE_ROUTES = {
     "/uploads/{job_id}/complete": {"post"},
     "/uploads/{job_id}": {"delete"},
     "/jobs": {"get"},
-    "/jobs/{job_id}": {"get"},
+    "/jobs/{job_id}": {"get", "patch", "delete"},  # PATCH renames, DELETE deletes (issue 15)
     "/": {"get"},
 }
 # Ours on top: a job's timeline, webhooks, and the outputs players fetch with a grant.
@@ -72,3 +72,17 @@ def test_GIVEN_the_upload_route_WHEN_documented_THEN_its_body_names_the_fields_a
     schema = document["components"]["schemas"][body["$ref"].rpartition("/")[2]]
 
     assert set(schema["required"]) == {"filename", "content_type", "size"}
+
+
+def test_GIVEN_the_upload_route_WHEN_documented_THEN_title_and_passthrough_are_optional_and_bounded(
+    document: dict[str, Any],
+) -> None:
+    body = document["paths"]["/uploads"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = document["components"]["schemas"][body["$ref"].rpartition("/")[2]]
+
+    assert {"title", "passthrough"} <= set(schema["properties"]) and not {"title", "passthrough"} & set(
+        schema["required"]
+    )
+    assert "200" in json.dumps(schema["properties"]["title"]) and "255" in json.dumps(
+        schema["properties"]["passthrough"]
+    )

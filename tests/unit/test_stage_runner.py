@@ -67,6 +67,12 @@ class FakeOutputStore:
         self.files_at_upload.append(files)
         return sorted(prefix + name for name in files)
 
+    deleted_folders: list[str] = field(default_factory=list)
+
+    def delete_prefix(self, prefix: str) -> int:
+        self.deleted_folders.append(prefix)
+        return 0
+
 
 @dataclass
 class FakePublisher:
@@ -479,8 +485,9 @@ def test_GIVEN_a_stage_that_gets_the_upload_first_WHEN_the_job_accepts_it_THEN_o
     # WHEN the stage gets the upload's event
     run_gated(fakes, jobs, tmp_path, work=probe_by_url_then_encode)
 
-    # THEN it waited for the job's decision, and read the accepted version only
-    assert jobs.reads == 3
+    # THEN it waited for the job's decision (and read it once more after writing,
+    # in case it was deleted meanwhile), and read the accepted version only
+    assert jobs.reads == 4
     assert fakes.source.pins == [(ACCEPTED_VERSION, "9b2cf535f27731c974343645a3985328")]
     assert urls == [f"https://uploads.example/{SOURCE_KEY}?versionId={ACCEPTED_VERSION}"]
     assert fakes.publisher.kinds == [StageEventKind.STARTED, StageEventKind.COMPLETED]
@@ -608,3 +615,33 @@ def test_GIVEN_an_upload_larger_than_the_scratch_space_WHEN_staged_THEN_FAILED_S
     assert fakes.publisher.events[-1].error["code"] == "SOURCE_TOO_LARGE"
     assert "7340032 bytes" in fakes.publisher.events[-1].error["message"]
     assert fakes.source.downloads == []
+
+
+def test_GIVEN_the_job_deleted_while_the_stage_encodes_WHEN_it_uploads_THEN_it_removes_the_folder_and_reports_nothing(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a job accepted when the stage starts, deleted (DELETING) while it encodes
+    fakes = Fakes()
+    jobs = FakeJobStore({JOB_ID: accepted_job()})
+
+    def encode_then_deleted(context: StageContext) -> dict[str, Any]:
+        outputs = hls_work(context)
+        jobs.jobs[JOB_ID].status = JobStatus.DELETING
+        return outputs
+
+    # WHEN
+    run_gated(fakes, jobs, tmp_path, work=encode_then_deleted)
+
+    # THEN what it wrote is removed, no Completed is published, and nothing is retried (no raise)
+    assert fakes.output.deleted_folders == [f"jobs/{JOB_ID}/"]
+    assert fakes.publisher.kinds == [StageEventKind.STARTED]
+
+
+def test_GIVEN_a_job_being_deleted_WHEN_its_upload_event_arrives_THEN_the_stage_does_nothing(tmp_path: Path) -> None:
+    fakes = Fakes()
+    job = accepted_job()
+    job.status = JobStatus.DELETING
+
+    run_gated(fakes, FakeJobStore({JOB_ID: job}), tmp_path)
+
+    assert fakes.publisher.kinds == [] and fakes.output.calls == []

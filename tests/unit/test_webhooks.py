@@ -19,6 +19,7 @@ from vidpipe.domain.errors import (
     WebhookDeliveryFailed,
     WebhookSignatureInvalid,
 )
+from vidpipe.domain.jobs import Job, JobStatus
 from vidpipe.domain.timeline import Invocation, TimelineEntry
 from vidpipe.domain.webhooks import (
     SIGNATURE_HEADER,
@@ -232,16 +233,27 @@ def finished_event(kind: str = "Job Ready") -> dict:
 
 
 @dataclass
-class FakeJob:
-    owner: str
-
-
-@dataclass
 class FakeJobs:
-    def get(self, job_id: str) -> FakeJob:
+    title: str | None = "Holiday"
+    passthrough: str | None = "order-42"
+    deleting: bool = False
+
+    def get(self, job_id: str) -> Job:
         if job_id != "j1":
             raise JobNotFound(job_id)
-        return FakeJob(owner="alice")
+        job = Job.new(
+            "j1",
+            filename="a.mp4",
+            content_type="video/mp4",
+            size=1,
+            now="2026-01-01T00:00:00Z",
+            owner="alice",
+            title=self.title,
+            passthrough=self.passthrough,
+        )
+        if self.deleting:
+            job.status = JobStatus.DELETING
+        return job
 
 
 @dataclass
@@ -269,11 +281,16 @@ class FakeSender:
 
 
 def run_delivery(
-    sender: FakeSender, timeline: FakeTimeline, registry: FakeRegistry, attempt: int, last: bool = False
+    sender: FakeSender,
+    timeline: FakeTimeline,
+    registry: FakeRegistry,
+    attempt: int,
+    last: bool = False,
+    jobs: FakeJobs | None = None,
 ) -> None:
     deliver(
         JobFinishedNotice.from_event(finished_event()),
-        jobs=FakeJobs(),
+        jobs=jobs or FakeJobs(),
         registry=registry,
         timeline=timeline,
         sender=sender,
@@ -329,7 +346,7 @@ def test_GIVEN_a_delivery_WHEN_sent_THEN_the_body_is_the_same_each_time_and_sign
         "id": "evt-1",
         "type": "job.ready",
         "occurred_at": "2025-03-14T09:27:41.204518Z",
-        "job": {"job_id": "j1", "status": "READY", "error": None},
+        "job": {"job_id": "j1", "status": "READY", "error": None, "title": "Holiday", "passthrough": "order-42"},
     }
     for url, body, headers in sender.sent:
         hook_id = "ok" if "ok." in url else "flaky"
@@ -384,3 +401,32 @@ def test_GIVEN_an_event_that_is_not_a_job_finishing_WHEN_read_THEN_validation_fa
 
 def test_GIVEN_job_failed_WHEN_read_THEN_its_type_is_job_failed() -> None:
     assert JobFinishedNotice.from_event(finished_event("Job Failed")).kind == "job.failed"
+
+
+def test_GIVEN_a_job_with_a_title_and_passthrough_WHEN_delivered_THEN_the_body_carries_both() -> None:
+    sender = FakeSender({"https://ok.example/h": [200]})
+    registry = FakeRegistry([Webhook("alice", "ok", "https://ok.example/h", "t")])
+
+    run_delivery(sender, FakeTimeline(), registry, attempt=1)
+
+    job = json.loads(sender.sent[0][1])["job"]
+    assert (job["title"], job["passthrough"]) == ("Holiday", "order-42")
+
+
+def test_GIVEN_a_job_without_them_WHEN_delivered_THEN_the_body_says_null() -> None:
+    sender = FakeSender({"https://ok.example/h": [200]})
+    registry = FakeRegistry([Webhook("alice", "ok", "https://ok.example/h", "t")])
+
+    run_delivery(sender, FakeTimeline(), registry, attempt=1, jobs=FakeJobs(title=None, passthrough=None))
+
+    job = json.loads(sender.sent[0][1])["job"]
+    assert job["title"] is None and job["passthrough"] is None
+
+
+def test_GIVEN_a_job_being_deleted_WHEN_its_finished_event_is_delivered_THEN_nobody_is_called() -> None:
+    sender = FakeSender({"https://ok.example/h": [200]})
+    registry = FakeRegistry([Webhook("alice", "ok", "https://ok.example/h", "t")])
+
+    run_delivery(sender, FakeTimeline(), registry, attempt=1, jobs=FakeJobs(deleting=True))
+
+    assert sender.sent == []

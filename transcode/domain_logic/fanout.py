@@ -48,7 +48,7 @@ from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder
 from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
 from vidpipe.domain.delivery_attempts import gave_up_error, is_last_attempt
-from vidpipe.domain.errors import MediaError
+from vidpipe.domain.errors import JobDeleted, MediaError
 from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.domain.source_info import SourceInfo
 from vidpipe.domain.storage_keys import hls_prefix, work_key, work_prefix
@@ -273,6 +273,8 @@ def run_work_order(
                              output_store=output_store, publish=publish)  # fmt: skip
         else:
             stitch(order, scratch, work_store=work_store, output_store=output_store, publish=publish)
+    except JobDeleted:
+        raise  # the caller drops the order: nothing to fail, the job is gone
     except MediaError as exc:
         error = exc.to_dict()
         fail({**error, "message": f"{what}: {error['message']}"})

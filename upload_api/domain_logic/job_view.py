@@ -34,6 +34,8 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
     return {
         "job_id": job.job_id,
         "status": record["status"],
+        "title": job.title,
+        "passthrough": job.passthrough,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "source": job.source,

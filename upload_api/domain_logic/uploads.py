@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from upload_api.domain_logic.job_details import checked_passthrough, checked_title
 from vidpipe.domain import storage_keys
 from vidpipe.domain.errors import (
     UnsupportedMediaType,
@@ -96,6 +97,8 @@ class UploadRequest:
     filename: str
     content_type: str
     size: int
+    title: str | None = None
+    passthrough: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def check_upload_request(request: UploadRequest, limits: UploadLimits) -> None:
         raise UploadTooLarge(
             f"the file is {request.size} bytes; the largest accepted upload is {limits.max_bytes} bytes"
         )
+    checked_title(request.title)
+    checked_passthrough(request.passthrough)
 
 
 def plan_parts(size: int) -> tuple[int, int]:
@@ -202,6 +207,8 @@ def _create_upload(
         size=request.size,
         now=utc_now(),
         owner=owner,
+        title=checked_title(request.title),
+        passthrough=checked_passthrough(request.passthrough),
     )
     if request.size <= limits.multipart_threshold_bytes:
         jobs.create(job)

@@ -28,10 +28,11 @@ def caller(event: APIGatewayProxyEventV2) -> str:
     return str(user)
 
 
-def owned_job(event: APIGatewayProxyEventV2, job_id: str) -> Job:
-    """The caller's job; someone else's is as unknown as a missing one (JobNotFound)."""
+def owned_job(event: APIGatewayProxyEventV2, job_id: str, *, even_if_deleting: bool = False) -> Job:
+    """The caller's job; someone else's is as unknown as a missing one (JobNotFound),
+    and so is one being deleted (except to DELETE /jobs/{id}, which finishes it)."""
     job = jobs_store().get(job_id)
-    if job.owner != caller(event):
+    if job.owner != caller(event) or (job.is_deleting and not even_if_deleting):
         raise JobNotFound(f"no job {job_id}")
     correlate(job.job_id)
     return job

@@ -78,7 +78,10 @@ def _granted_outputs(job_id: str, stage: Stage) -> tuple[str, str]:
     query = router.current_event.query_string_parameters or {}
     if not grant_is_valid(signing_keys(OUTPUT_GRANTS), job_id, query):
         raise Unauthenticated("this output URL is not valid (or has expired): get a fresh one from GET /jobs/{id}")
-    state = jobs_store().get(job_id).stages[stage]
+    job = jobs_store().get(job_id)
+    if job.is_deleting:  # a grant outlives its job: the job decides
+        raise JobNotFound(f"no job {job_id}")
+    state = job.stages[stage]
     playable_early = state.status is StageStatus.RUNNING and state.outputs.get("playable")
     if state.status is not StageStatus.COMPLETED and not playable_early:
         raise JobNotFound(f"job {job_id} has no {stage.value} outputs yet")

@@ -20,10 +20,8 @@ from upload_api.domain_logic.uploads import (
     uploaded_parts,
 )
 from upload_api.routes.caller import API_TOKEN, caller, owned_job
-from upload_api.routes.stores import jobs_store, owner_quota, timeline, uploads_store, usage_store
-from vidpipe.domain.errors import VidpipeError
-from vidpipe.domain.events import utc_now
-from vidpipe.domain.timeline import Invocation, TimelineEntry
+from upload_api.routes.stores import jobs_store, owner_quota, uploads_store, usage_store
+from upload_api.routes.timeline_record import record_on_timeline
 from vidpipe.runtime.observability import correlate, logger
 from vidpipe.runtime.settings import get_settings
 
@@ -35,6 +33,10 @@ class UploadBody(BaseModel):
     filename: StrictStr = Field(min_length=1, max_length=255)
     content_type: StrictStr = Field(min_length=1, max_length=255)
     size: StrictInt = Field(gt=0)
+    # Optional: the user's name for the video, and their own opaque string
+    # (upload_api.domain_logic.job_details checks both).
+    title: StrictStr | None = Field(default=None, max_length=200)
+    passthrough: StrictStr | None = Field(default=None, max_length=255)
 
 
 class PartNumbersBody(BaseModel):
@@ -54,7 +56,13 @@ class CompleteBody(BaseModel):
 def post_upload(body: UploadBody) -> Response[dict[str, Any]]:
     settings = get_settings()
     created = create_upload(
-        UploadRequest(filename=body.filename, content_type=body.content_type, size=body.size),
+        UploadRequest(
+            filename=body.filename,
+            content_type=body.content_type,
+            size=body.size,
+            title=body.title,
+            passthrough=body.passthrough,
+        ),
         limits=UploadLimits(
             max_bytes=settings.max_upload_bytes,
             url_ttl_s=settings.upload_url_ttl_s,
@@ -102,18 +110,4 @@ def delete_upload(job_id: str) -> dict[str, Any]:
 
 
 def _record(job_id: str, what: str, details: dict[str, Any]) -> None:
-    """Best effort: the caller's request has succeeded, a missing timeline entry must not fail it."""
-    invocation = Invocation.of(router.lambda_context)
-    entry = TimelineEntry(
-        job_id=job_id,
-        at=utc_now(),
-        what=what,
-        function=invocation.function,
-        request_id=invocation.request_id,
-        identity=invocation.request_id,
-        details=details,
-    )
-    try:
-        timeline().record(entry)
-    except VidpipeError:
-        logger.exception("could not write to the job's timeline", extra={"job_id": job_id, "what": what})
+    record_on_timeline(router.lambda_context, job_id, what, details)

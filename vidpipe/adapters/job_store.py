@@ -162,7 +162,8 @@ class DynamoJobStore:
             response = self._client.query(**query)
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot list jobs: {error_code(exc)}: {exc}") from exc
-        jobs = [item_to_job(item) for item in response.get("Items", [])]
+        # A job being deleted is already gone for its owner (a page may come out one short).
+        jobs = [job for job in map(item_to_job, response.get("Items", [])) if not job.is_deleting]
         last_key = response.get("LastEvaluatedKey")
         return jobs, (_encode_token(last_key) if last_key else None)
 
@@ -181,6 +182,24 @@ class DynamoJobStore:
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot list {state} jobs: {error_code(exc)}: {exc}") from exc
         return [item_to_job(item) for item in response.get("Items", [])]
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job's record, only once it is DELETING (what
+        upload_api.domain_logic.job_deletion marks first); a record already gone
+        is fine. Raises ConcurrentUpdate when the job is not DELETING,
+        JobStoreError for any other failure."""
+        try:
+            self._client.delete_item(
+                TableName=self.table_name,
+                Key={"job_id": string(job_id)},
+                ConditionExpression="attribute_not_exists(job_id) OR #status = :deleting",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":deleting": string(JobStatus.DELETING.value)},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(f"job {job_id} is not being deleted: its record stays") from exc
+            raise JobStoreError(f"cannot delete job {job_id}: {error_code(exc)}: {exc}") from exc
 
     def save(self, job: Job, *, expected_version: int) -> Job:
         """Replace the stored job with ``job`` at version ``expected_version + 1``,

@@ -36,6 +36,8 @@ CONTENT_TYPES = {
 # thread-safe, so the workers share ours.
 UPLOAD_WORKERS = 8
 DOWNLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+# The most keys one DeleteObjects call takes.
+DELETE_BATCH = 1000
 
 # head_object answers a missing key with a bare HTTP status, get_object with NoSuchKey.
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -302,3 +304,37 @@ class S3ObjectStore:
             if _error_code(exc) == "NoSuchUpload":
                 return
             raise self._storage_error("abort the upload of", key, exc) from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete everything under the folder ``prefix``: every object, every
+        older version and every delete marker (a versioned bucket would
+        otherwise keep the bytes), in batches of 1000. Returns how many
+        versions went; an empty folder is fine (0).
+
+        Raises ValidationFailed for a prefix that is not one folder of a job
+        (empty, or without its trailing slash: "jobs/ab" would take "jobs/abc/"
+        too); StorageError for any S3 failure, some objects possibly deleted
+        already (deleting again finishes the job)."""
+        if not prefix.endswith("/") or prefix.count("/") < 2:
+            raise ValidationFailed(f"refusing to delete {prefix!r}: not a job's folder (e.g. jobs/{{job_id}}/)")
+        deleted = 0
+        try:
+            pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                versions = [
+                    {"Key": item["Key"], "VersionId": item["VersionId"]}
+                    for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                ]
+                for start in range(0, len(versions), DELETE_BATCH):
+                    batch = versions[start : start + DELETE_BATCH]
+                    answer = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                    if answer.get("Errors"):
+                        first = answer["Errors"][0]
+                        raise StorageError(
+                            f"cannot delete {self._where(first.get('Key', prefix))}: "
+                            f"{first.get('Code')}: {first.get('Message')}"
+                        )
+                    deleted += len(batch)
+        except _S3_FAILURES as exc:
+            raise self._storage_error("delete the folder", prefix, exc) from exc
+        return deleted

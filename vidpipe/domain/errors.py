@@ -32,6 +32,8 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
     │   │                             the stage's time limit, known from the probe before it starts
     │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold
+    ├── JobDeleted                    the job was deleted while a stage worked for it: the stage
+    │                                 drops its work (and what it wrote), nothing is retried
     └── InfrastructureError           our side failed; the message may be retried
         ├── StorageError              S3 call failed
         ├── JobStoreError             DynamoDB call failed
@@ -207,6 +209,14 @@ class EncodeTooCostly(MediaError):
     operator who wants to raise the limit (memory, timeout, shorter chunks)."""
 
     code = "ENCODE_TOO_COSTLY"
+
+
+class JobDeleted(VidpipeError):
+    """Raised inside a stage when its job turns out deleted (DELETE /jobs/{id}):
+    the stage has removed what it wrote and drops the message."""
+
+    code = "JOB_DELETED"
+    http_status = 404
 
 
 class InfrastructureError(VidpipeError):

@@ -51,6 +51,8 @@ _JOB_RANK = {
     JobStatus.READY: 3,
     JobStatus.FAILED: 3,
     JobStatus.EXPIRED: 3,
+    # Above everything: no event moves a job out of DELETING.
+    JobStatus.DELETING: 4,
 }
 _STAGE_RANK = {StageStatus.PENDING: 0, StageStatus.RUNNING: 1, StageStatus.COMPLETED: 2, StageStatus.FAILED: 2}
 
@@ -58,8 +60,8 @@ _STAGE_RANK = {StageStatus.PENDING: 0, StageStatus.RUNNING: 1, StageStatus.COMPL
 def apply_event(job: Job, event: StageEvent | UploadCompleted) -> Job | None:
     """The job after ``event``, or None when the event changes nothing
     (a duplicate, a stale progress report, an event for a finished stage,
-    anything after EXPIRED)."""
-    if job.status is JobStatus.EXPIRED:
+    anything after EXPIRED or once the job is being deleted)."""
+    if job.status in (JobStatus.EXPIRED, JobStatus.DELETING):
         return None
     updated = copy.deepcopy(job)
     if isinstance(event, UploadCompleted):
@@ -210,6 +212,8 @@ def why_no_stage_runs(job: Job, upload: UploadCompleted) -> str | None:
       EXPIRED, or FAILED. A failure the sweep inferred from silence
       (SWEEP_VERDICTS) is the exception: ``vidpipe redrive`` sends the stage's
       message back to finish the job after all."""
+    if job.is_deleting:
+        return "the job is being deleted"
     accepted = accepted_upload(job)
     if accepted is None and ended_before_upload(job):
         return f"the job is {job.status.value} and accepted no upload"

@@ -20,6 +20,9 @@ class JobStatus(StrEnum):
     READY = "READY"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    # DELETE /jobs/{id} has begun: the job is hidden from the API, every stage
+    # drops its work, and the record goes once the files are gone.
+    DELETING = "DELETING"
 
 
 class StageStatus(StrEnum):
@@ -93,10 +96,23 @@ class Job:
     # ``pending`` is cleared once the event is on the bus. The id stays the same
     # on every retry, so receivers can drop the copies (see mark_finished).
     finished_event: dict[str, Any] | None = None
+    # The user's name for the video (renamed with PATCH /jobs/{id}) and their
+    # own opaque string (Mux's passthrough): both shown back and sent with webhooks.
+    title: str | None = None
+    passthrough: str | None = None
 
     @classmethod
     def new(
-        cls, job_id: str, *, filename: str, content_type: str, size: int, now: str, owner: str = "anonymous"
+        cls,
+        job_id: str,
+        *,
+        filename: str,
+        content_type: str,
+        size: int,
+        now: str,
+        owner: str = "anonymous",
+        title: str | None = None,
+        passthrough: str | None = None,
     ) -> Job:
         return cls(
             job_id=job_id,
@@ -105,6 +121,8 @@ class Job:
             created_at=now,
             updated_at=now,
             source={"filename": filename, "content_type": content_type, "size": size},
+            title=title,
+            passthrough=passthrough,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +141,8 @@ class Job:
             }
             | ({"playable_at": self.playable_at} if self.playable_at else {})
             | ({"finished_event": self.finished_event} if self.finished_event else {})
+            | ({"title": self.title} if self.title is not None else {})
+            | ({"passthrough": self.passthrough} if self.passthrough is not None else {})
         )
 
     @classmethod
@@ -141,7 +161,14 @@ class Job:
             version=int(data.get("version", 0)),
             playable_at=data.get("playable_at"),
             finished_event=data.get("finished_event"),
+            title=data.get("title"),
+            passthrough=data.get("passthrough"),
         )
+
+    @property
+    def is_deleting(self) -> bool:
+        """DELETE /jobs/{id} has begun: no stage may write for this job any more."""
+        return self.status is JobStatus.DELETING
 
     @property
     def finished_event_pending(self) -> bool:

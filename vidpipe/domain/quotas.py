@@ -45,7 +45,8 @@ from vidpipe.domain.jobs import Job, JobStatus
 
 # One of the owner's jobs may end any moment: a short, honest wait.
 ACTIVE_JOBS_RETRY_AFTER_S = 30
-ENDED_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED, JobStatus.EXPIRED})
+# DELETING: a job being deleted holds no slot, whatever it was doing.
+ENDED_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.DELETING})
 
 
 @dataclass(frozen=True)

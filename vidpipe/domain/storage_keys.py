@@ -35,6 +35,11 @@ def upload_key(job_id: str) -> str:
     return f"{UPLOAD_KEY_PREFIX}{job_id}/{UPLOAD_OBJECT_NAME}"
 
 
+def upload_prefix(job_id: str) -> str:
+    """``uploads/{job_id}/``: the folder of the job's upload (every version of it)."""
+    return f"{UPLOAD_KEY_PREFIX}{job_id}/"
+
+
 def job_id_from_upload_key(key: str) -> str:
     """``uploads/{job_id}/source`` → job_id. Raises ValidationFailed otherwise."""
     parts = key.split("/")
@@ -64,6 +69,16 @@ def stage_outputs_prefix(job_id: str, folder: str) -> str:
 
 def hls_prefix(job_id: str) -> str:
     return stage_outputs_prefix(job_id, HLS_FOLDER)
+
+
+def uploads_bucket_folders(job_id: str) -> tuple[str, ...]:
+    """Every folder of the job in the uploads bucket: its upload and its work files."""
+    return (upload_prefix(job_id), work_prefix(job_id))
+
+
+def outputs_bucket_folders(job_id: str) -> tuple[str, ...]:
+    """Every folder of the job in the outputs bucket."""
+    return (job_outputs_prefix(job_id),)
 
 
 def is_job_output(key: str, job_id: str) -> bool:

@@ -41,6 +41,8 @@ class JobReader(Protocol):
 
 class OutputStore(Protocol):
     def upload_tree(self, local_dir: Path, prefix: str) -> list[str]: ...
+    # Removes a deleted job's folder (vidpipe.runtime.deletion_guard).
+    def delete_prefix(self, prefix: str) -> int: ...
 
 
 @dataclass

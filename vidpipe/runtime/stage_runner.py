@@ -48,10 +48,11 @@ from vidpipe.adapters.job_store import DynamoJobStore
 from vidpipe.adapters.s3 import S3ObjectStore
 from vidpipe.adapters.timeline_store import DynamoTimeline
 from vidpipe.domain.delivery_attempts import gave_up_error, is_last_attempt, retry_delay_s
-from vidpipe.domain.errors import MediaError, QuotaExceeded, ValidationFailed, VidpipeError
+from vidpipe.domain.errors import JobDeleted, MediaError, QuotaExceeded, ValidationFailed, VidpipeError
 from vidpipe.domain.events import Stage, StageEvent, StageEventKind, utc_now
-from vidpipe.domain.storage_keys import stage_outputs_prefix
+from vidpipe.domain.storage_keys import job_outputs_prefix, stage_outputs_prefix
 from vidpipe.domain.timeline import Invocation, TimelineEntry, TimelineRecorder
+from vidpipe.runtime.deletion_guard import WritesForLiveJob, job_is_gone
 from vidpipe.runtime.observability import correlate, logger
 from vidpipe.runtime.scratch import check_scratch_room
 from vidpipe.runtime.settings import get_settings
@@ -147,6 +148,14 @@ def run_stage(
                 # Dropped, not retried: the job's answer will not change.
                 logger.info("stage skipped: nothing to do for this upload", extra={"reason": why_not})
                 return
+        elif jobs is not None and job_is_gone(jobs, job_id):
+            # Not an upload (MediaConvert's frame captures): the job is read here instead.
+            logger.info("stage skipped: the job was deleted")
+            return
+        if jobs is not None:
+            # A delete while this stage works: what it writes afterwards is removed (vidpipe.runtime.deletion_guard).
+            output_store = WritesForLiveJob(output_store, jobs=jobs, job_id=job_id, folder=job_outputs_prefix(job_id))
+        if upload is not None and jobs is not None:
             version = upload.version_id or source_store.version_with_etag(upload.key, upload.etag)
             if version:
                 versions["source"] = version
@@ -199,6 +208,8 @@ def run_stage(
         outputs = {"prefix": prefix, **outputs}
         publish(StageEventKind.COMPLETED, outputs=outputs)
         logger.info("stage completed", extra={"outputs": outputs})
+    except JobDeleted:
+        logger.info("stage dropped: the job was deleted while it worked")
     except (MediaError, QuotaExceeded) as exc:
         logger.warning("media rejected", extra={"error": exc.to_dict()})
         publish(StageEventKind.FAILED, error=exc.to_dict())
