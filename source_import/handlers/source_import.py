@@ -20,10 +20,10 @@ from vidpipe.adapters.s3 import S3ObjectStore
 from vidpipe.adapters.source_fetcher import GuardedSourceFetcher, SourceUrlPolicy
 from vidpipe.adapters.usage_store import DynamoUsageStore
 from vidpipe.domain.delivery_attempts import is_last_attempt
-from vidpipe.domain.errors import SourceImportFailed
+from vidpipe.domain.errors import VidpipeError
 from vidpipe.runtime.observability import correlate, logger, tracer
 from vidpipe.runtime.settings import get_settings
-from vidpipe.runtime.sqs_message_policy import schedule_retry
+from vidpipe.runtime.sqs_message_policy import hold_message, schedule_retry
 
 processor = BatchProcessor(event_type=EventType.SQS)
 # getaddrinfo; a test puts a stub here (tests never resolve real names).
@@ -52,18 +52,24 @@ def handle_record(record: SQSRecord) -> None:
     correlate(job_id)
     attempt = int(record.attributes.approximate_receive_count)
     try:
-        outcome = import_source(
-            job_id,
-            jobs=DynamoJobStore(dynamodb_client(), settings.jobs_table),
-            fetcher=source_fetcher(),
-            store=S3ObjectStore(s3_client(), settings.uploads_bucket),
-            limits=ImportLimits(max_bytes=settings.max_upload_bytes, deadline_s=settings.import_deadline_s),
-            quota=ImportQuota(settings.owner_limits(), DynamoUsageStore(dynamodb_client(), settings.jobs_table)),
-            last_attempt=is_last_attempt(attempt, settings.max_receive_count),
-        )
+        # Held in short leases, as the stages hold theirs: a function killed mid-download
+        # gives its message back within one lease, not after the queue's 72 minutes.
+        with hold_message(record.receipt_handle, queue_url=settings.queue_url, lease_s=settings.lease_s):
+            outcome = import_source(
+                job_id,
+                jobs=DynamoJobStore(dynamodb_client(), settings.jobs_table),
+                fetcher=source_fetcher(),
+                store=S3ObjectStore(s3_client(), settings.uploads_bucket),
+                limits=ImportLimits(max_bytes=settings.max_upload_bytes, deadline_s=settings.import_deadline_s),
+                quota=ImportQuota(settings.owner_limits(), DynamoUsageStore(dynamodb_client(), settings.jobs_table)),
+                last_attempt=is_last_attempt(attempt, settings.max_receive_count),
+            )
         logger.info("import done", extra={"result": outcome.result, "detail": outcome.detail, "size": outcome.size})
-    except SourceImportFailed as exc:
-        logger.warning("import failed; it will be tried again", extra={"attempt": attempt, "reason": exc.message})
+    except Exception as exc:
+        # A source that may answer later, or our own failure (S3, DynamoDB): tried
+        # again after our backoff. What no retry can fix has already failed the job.
+        reason = exc.message if isinstance(exc, VidpipeError) else repr(exc)
+        logger.warning("import failed; it will be tried again", extra={"attempt": attempt, "reason": reason})
         schedule_retry(record.receipt_handle, attempt)
         raise
     finally:

@@ -62,7 +62,8 @@ def source_base(local_stack: Any) -> Iterator[str]:
 
 
 def import_url(local_stack: Any, url: str) -> requests.Response:
-    return local_stack.http.post(f"{local_stack.api_url}/uploads", json={"source_url": url}, timeout=30)
+    # 120 s: run alone, this module's first call meets the API and authorizer functions cold.
+    return local_stack.http.post(f"{local_stack.api_url}/uploads", json={"source_url": url}, timeout=120)
 
 
 def finished_job(local_stack: Any, job_id: str, timeout_s: float = 300) -> dict[str, Any]:
