@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FUNCTION_SLICES = ("upload_api", "job_lifecycle", "transcode", "thumbnails")
+FUNCTION_SLICES = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "source_import")
 SHARED_PACKAGE = "vidpipe"
 # The command line (vidpipe_cli) is a package of its own: nothing of it reaches a function.
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")

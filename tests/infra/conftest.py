@@ -8,7 +8,7 @@ import pytest
 
 from vidpipe_cli.template import load_template, translate_sam, with_artifact_locations
 
-ARTEFACTS = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "dependencies", "ffmpeg")
+ARTEFACTS = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "source_import", "dependencies", "ffmpeg")
 
 
 @pytest.fixture(scope="module")

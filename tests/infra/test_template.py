@@ -89,7 +89,7 @@ def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(tr
 
     assert not [t for t in types if t.startswith("AWS::Serverless::")]
     assert "Transform" not in translated
-    assert len(resources_of(translated, "AWS::Lambda::Function")) == 8
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 9
     assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
     assert cfnlint.api.lint(json.dumps(translated)) == []
 
@@ -223,7 +223,7 @@ def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a
         getatt_target(mapping["Properties"]["EventSourceArn"])
         for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "ChunkQueue", "WebhookQueue"}
+    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "ChunkQueue", "WebhookQueue", "ImportQueue"}
 
     for name in read:
         redrive = queues[name]["Properties"].get("RedrivePolicy")
@@ -291,7 +291,7 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_
     translated: dict[str, Any],
 ) -> None:
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert len(roles) == 9  # eight functions and the role MediaConvert assumes
+    assert len(roles) == 10  # nine functions and the role MediaConvert assumes
 
     for name, role in roles.items():
         policies = role["Properties"].get("Policies", [])
@@ -648,7 +648,7 @@ def test_GIVEN_the_translated_template_WHEN_sent_to_the_local_stack_THEN_it_fits
 
     from vidpipe_cli.template import load_template, with_artifact_locations
 
-    names = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "dependencies", "ffmpeg")
+    names = ("upload_api", "job_lifecycle", "transcode", "thumbnails", "source_import", "dependencies", "ffmpeg")
     locations = {name: ("vidpipe-deploy-artifacts", f"{name}/{'0' * 64}.zip") for name in names}
     translated = translate_sam(with_artifact_locations(load_template(), locations), "us-east-1")
 

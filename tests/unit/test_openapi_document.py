@@ -71,7 +71,12 @@ def test_GIVEN_the_upload_route_WHEN_documented_THEN_its_body_names_the_fields_a
     body = document["paths"]["/uploads"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     schema = document["components"]["schemas"][body["$ref"].rpartition("/")[2]]
 
-    assert set(schema["required"]) == {"filename", "content_type", "size"}
+    # A file to upload, or a video to import from a URL: one or the other.
+    assert [set(shape["required"]) for shape in schema["oneOf"]] == [
+        {"filename", "content_type", "size"},
+        {"source_url"},
+    ]
+    assert {"filename", "content_type", "size", "source_url"} <= set(schema["properties"])
 
 
 def test_GIVEN_the_upload_route_WHEN_documented_THEN_title_and_passthrough_are_optional_and_bounded(

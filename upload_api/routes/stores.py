@@ -6,8 +6,9 @@ from functools import lru_cache
 from typing import Any
 
 from upload_api.domain_logic.uploads import OwnerQuota
-from vidpipe.adapters.aws_clients import dynamodb_client, s3_client
+from vidpipe.adapters.aws_clients import dynamodb_client, s3_client, sqs_client
 from vidpipe.adapters.cloudfront_signing import CloudFrontOutputUrls, load_private_key
+from vidpipe.adapters.import_queue import SqsImportQueue
 from vidpipe.adapters.job_store import DynamoJobStore
 from vidpipe.adapters.s3 import S3ObjectStore
 from vidpipe.adapters.secrets import secret_json
@@ -36,6 +37,10 @@ def timeline() -> DynamoTimeline:
 
 def webhooks_store() -> DynamoWebhookStore:
     return DynamoWebhookStore(dynamodb_client(), get_settings().webhooks_table)
+
+
+def import_queue() -> SqsImportQueue:
+    return SqsImportQueue(sqs_client(), get_settings().import_queue_url)
 
 
 def uploads_store() -> S3ObjectStore:

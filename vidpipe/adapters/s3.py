@@ -256,6 +256,17 @@ class S3ObjectStore:
         except _S3_FAILURES as exc:
             raise self._storage_error("presign a part of", key, exc) from exc
 
+    def upload_part(self, key: str, *, upload_id: str, part_number: int, body: bytes) -> UploadedPart:
+        """PUT one part of this upload from memory (a URL import streams its
+        source this way, one part at a time). Raises StorageError."""
+        try:
+            response = self._client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
+            )
+        except _S3_FAILURES as exc:
+            raise self._storage_error("upload a part of", key, exc) from exc
+        return UploadedPart(part_number=part_number, etag=str(response["ETag"]), size=len(body))
+
     def list_parts(self, key: str, *, upload_id: str) -> list[UploadedPart]:
         """Every part S3 holds of this upload, by part number. Raises StorageError
         (also when the upload is unknown: completed or aborted)."""

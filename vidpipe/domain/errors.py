@@ -31,7 +31,12 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
     │   ├── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
     │   │                             the stage's time limit, known from the probe before it starts
-    │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold
+    │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold,
+    │                                 or a URL import is larger than the largest upload
+    ├── SourceImportFailed            a source URL could not be imported (job FAILED)
+    │   ├── SourceUnreachable         no usable answer: refused, timed out, an HTTP error,
+    │   │                             too many redirects, too slow on the whole
+    │   └── SourceNotVideo            the answer is a web page, text, an image or a playlist
     ├── JobDeleted                    the job was deleted while a stage worked for it: the stage
     │                                 drops its work (and what it wrote), nothing is retried
     └── InfrastructureError           our side failed; the message may be retried
@@ -217,6 +222,28 @@ class JobDeleted(VidpipeError):
 
     code = "JOB_DELETED"
     http_status = 404
+
+
+class SourceImportFailed(VidpipeError):
+    """The import function could not fetch a job's ``source_url``
+    (source_import.domain_logic.importing). ``retryable`` says whether the same
+    request may work later (a 503, a reset connection): the import is then tried
+    again, up to the queue's attempts, before the job fails with this code."""
+
+    code = "SOURCE_IMPORT_FAILED"
+    http_status = 422
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+
+
+class SourceUnreachable(SourceImportFailed):
+    code = "SOURCE_UNREACHABLE"
+
+
+class SourceNotVideo(SourceImportFailed):
+    code = "SOURCE_NOT_VIDEO"
 
 
 class InfrastructureError(VidpipeError):

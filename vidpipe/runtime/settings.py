@@ -91,6 +91,11 @@ class Settings:
     # orders itself, one message group per job (vidpipe.adapters.chunk_queue); empty:
     # the orders go through the bus.
     chunk_queue_url: str = ""
+    # Import from a URL: the queue POST /uploads {source_url} sends the job to
+    # (the API; empty elsewhere), and how long one import may download in all
+    # (the import function's timeout, less room to fail the job cleanly).
+    import_queue_url: str = ""
+    import_deadline_s: float = 600.0
 
     def owner_limits(self) -> OwnerLimits:
         return OwnerLimits(
@@ -147,6 +152,8 @@ class Settings:
             max_upload_bytes_per_owner_per_day=_positive_int("MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY", 100 * 1024**3),
             max_video_minutes_per_owner_per_day=float(_positive_int("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", 300)),
             chunk_queue_url=os.environ.get("CHUNK_QUEUE_URL", "").strip(),
+            import_queue_url=os.environ.get("IMPORT_QUEUE_URL", "").strip(),
+            import_deadline_s=_number("IMPORT_DEADLINE_SECONDS", 600.0),
         )
 
 

@@ -1,0 +1,1 @@
+"""What the import function does, free of AWS: ports in, results out."""
