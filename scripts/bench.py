@@ -13,7 +13,9 @@
 Runs on a stack of its own (free port, temporary data folder). Then the
 transcode benchmark (scripts/transcode_bench.py: single-process vs plain
 FFmpeg, chunked CPU, early playback, thumbnails, the latency model), which
-writes docs/PERFORMANCE.md."""
+writes docs/PERFORMANCE.md, and the API and page benchmark
+(scripts/api_bench.py: GET /jobs/{id}, GET /jobs, POST /uploads and the page's
+first load in Chromium, idle and under a 30-job load)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from scripts import transcode_bench  # noqa: E402
+from scripts import api_bench, transcode_bench  # noqa: E402
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
@@ -116,6 +118,7 @@ def main() -> None:
     print(f"1 GiB boto3 upload_file:            {theirs:6.1f} s ({1024 / theirs:5.0f} MiB/s)")
     print(f"ratio multipart throughput / boto3 upload_file: {theirs / ours:.2f}")
     transcode_bench.main()
+    api_bench.main([])
 
 
 if __name__ == "__main__":

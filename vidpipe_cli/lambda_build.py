@@ -39,6 +39,7 @@ from vidpipe_cli.packaging import (
     PROJECT_ROOT,
     PackagingError,
     build_function,
+    compile_bytecode,
     install_pinned_wheel,
     run_pip,
 )
@@ -52,11 +53,27 @@ LAMBDA_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
 def build_for_lambda(build_dir: Path | None = None, *, pip: tuple[str, ...] = (sys.executable, "-m", "pip")) -> Path:
     """Fill ``build_dir`` (``build/`` by default) with Lambda artefacts; return it."""
     build_dir = build_dir or PROJECT_ROOT / "build"
-    for name in FUNCTION_SLICES:
-        build_function(name, build_dir)
+    folders = [build_function(name, build_dir) for name in FUNCTION_SLICES]
     build_lambda_dependencies_layer(build_dir / "layers" / "dependencies", pip=pip)
+    folders.append(build_dir / "layers" / "dependencies" / "python")
     install_pinned_wheel(build_dir / "layers" / "ffmpeg", FFMPEG_WHEEL, pip=pip)
+    compile_for_lambda(folders)
     return build_dir
+
+
+def compile_for_lambda(folders: list[Path]) -> None:
+    """Bytecode for Lambda's python3.12, so cold starts do not compile every
+    module they import (see vidpipe_cli.packaging.compile_bytecode). Only a
+    python3.12 can write it: without one on this machine the artefacts go
+    without (they work, their cold starts are slower) and we say so."""
+    python = shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
+    try:
+        if python is None:
+            raise PackagingError(f"no python{LAMBDA_PYTHON_VERSION} on PATH")
+        for folder in folders:
+            compile_bytecode(folder, python)
+    except PackagingError as exc:
+        print(f"note: artefacts without bytecode (slower cold starts): {exc}", file=sys.stderr)
 
 
 def build_lambda_dependencies_layer(target: Path, *, pip: tuple[str, ...]) -> None:

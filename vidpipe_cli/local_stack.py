@@ -22,7 +22,9 @@ ministack gaps worked around here, each in one visible place:
   their files lose the executable bit when ministack unzips them: the
   functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
   ``FFPROBE_PATH``, see vidpipe.adapters.ffmpeg.process.find_tool), the folder the layer is zipped
-  from, so they run the same pinned static build as on AWS.
+  from, so they run the same pinned static build as on AWS;
+* there is no X-Ray daemon: the functions' tracing is switched off
+  (``POWERTOOLS_TRACE_DISABLED``, see vidpipe.runtime.observability).
 
 What can go wrong: ``LocalStackError`` with the reason (port taken, ministack
 not installed, deploy failed with the failing resource's status reason).
@@ -168,6 +170,9 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         # The functions' FFmpeg: the layer's build, never one found on PATH.
         "FFMPEG_PATH": str(FFMPEG_LAYER_BIN / "ffmpeg"),
         "FFPROBE_PATH": str(FFMPEG_LAYER_BIN / "ffprobe"),
+        # No X-Ray daemon here: a tracer would patch botocore and send every
+        # segment to nowhere, and importing the X-Ray SDK slows each cold start.
+        "POWERTOOLS_TRACE_DISABLED": "true",
         "HOME": os.environ.get("HOME", str(settings.data_dir)),
         "LANG": "C.UTF-8",
         "BIND_HOST": "127.0.0.1",

@@ -6,6 +6,7 @@ shell scripts standing in for ffmpeg and ffprobe)."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -296,6 +297,43 @@ def test_GIVEN_limits_WHEN_a_child_starts_THEN_it_runs_under_them(monkeypatch: p
     assert address_space == [3000 * 2**20, 3000 * 2**20]
     assert cpu[0] == limits.cpu_seconds >= 10
     assert resource.getrlimit(resource.RLIMIT_AS)[0] != 3000 * 2**20  # the parent is untouched
+
+
+def test_GIVEN_the_default_WHEN_a_child_starts_THEN_it_runs_19_nicer_than_its_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FFMPEG_NICENESS", raising=False)
+    limits = media.process_limits(timeout_s=10)
+
+    shown = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.nice(0))"],
+        preexec_fn=limits.apply,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    # The kernel caps niceness at 19: a function already running nicer gets no further.
+    assert int(shown.stdout) == min(19, os.nice(0) + 19)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("0", 0), ("7", 7), (" 19 ", 19)])
+def test_GIVEN_a_niceness_setting_WHEN_limits_made_THEN_it_is_used(
+    monkeypatch: pytest.MonkeyPatch, setting: str, expected: int
+) -> None:
+    monkeypatch.setenv("FFMPEG_NICENESS", setting)
+
+    assert media.process_limits(timeout_s=10).niceness == expected
+
+
+@pytest.mark.parametrize("setting", ["low", "-5", "20"])
+def test_GIVEN_a_bad_niceness_setting_WHEN_limits_made_THEN_ffmpeg_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    monkeypatch.setenv("FFMPEG_NICENESS", setting)
+
+    with pytest.raises(FfmpegError, match="FFMPEG_NICENESS"):
+        media.process_limits(timeout_s=10)
 
 
 # ------------------------------------------------------------------ failures, with stand-in binaries

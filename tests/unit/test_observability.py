@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +17,18 @@ import pytest
 from tests.unit.test_stage_runner import JOB_ID, Fakes, hls_work, run
 from vidpipe.domain.timeline import Invocation
 from vidpipe.runtime.observability import (
+    NoTracer,
     correlate,
     logger,
+    make_tracer,
     metrics,
     record_job_finished,
     record_transcode,
     record_upload_size,
+    tracing_wanted,
 )
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -120,3 +128,37 @@ def test_GIVEN_a_lambda_context_WHEN_read_THEN_the_service_name_and_request_id(m
     assert Invocation.of(Context()) == Invocation("status", "req-1")
     monkeypatch.delenv("POWERTOOLS_SERVICE_NAME")
     assert Invocation.of(Context()) == Invocation("vidpipe-StatusFunction-ABC", "req-1")
+
+
+@pytest.mark.parametrize(
+    ("environment", "traced"),
+    [
+        ({}, False),  # the command line, the tests
+        ({"LAMBDA_TASK_ROOT": "/var/task"}, True),  # a function on AWS
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, False),  # the local stack
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "0"}, True),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_SAM_LOCAL": "true"}, False),
+    ],
+)
+def test_GIVEN_where_a_function_runs_WHEN_tracing_decided_THEN_only_a_lambda_with_tracing_on_traces(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], traced: bool
+) -> None:
+    for name in ("LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert tracing_wanted() is traced
+
+
+def test_GIVEN_no_tracing_WHEN_the_api_handler_is_imported_THEN_the_xray_sdk_is_not() -> None:
+    # A fresh interpreter: this one may have imported the SDK for another test.
+    code = "import sys, upload_api.handlers.api; print('aws_xray_sdk.core' in sys.modules)"
+    environment = {name: value for name, value in os.environ.items() if name != "LAMBDA_TASK_ROOT"}
+
+    shown = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+
+    assert shown.stdout.strip() == "False"
+    assert isinstance(make_tracer(), NoTracer)

@@ -15,14 +15,46 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
 logger = Logger()
-# X-Ray on AWS (Tracing: Active): each invocation and its boto3 calls. It
-# switches itself off outside Lambda (tests, the command line).
-tracer = Tracer()
+
+
+class NoTracer:
+    """Stands in for the powertools Tracer where nothing traces: the command
+    line, the tests, the local stack (no X-Ray daemon; ``vidpipe up`` sets
+    POWERTOOLS_TRACE_DISABLED). The Tracer imports the X-Ray SDK (and patches
+    botocore) even when it is disabled: a third of the API function's cold start."""
+
+    def capture_lambda_handler(self, handler: Handler) -> Handler:
+        return handler
+
+
+def tracing_wanted() -> bool:
+    """The Tracer's own rule: in Lambda (not under `sam local`), unless
+    POWERTOOLS_TRACE_DISABLED says otherwise."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in {"1", "y", "yes", "t", "true", "on"}
+    in_lambda = bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL")
+    return in_lambda and not disabled
+
+
+def make_tracer() -> Any:
+    """X-Ray on AWS (Tracing: Active): each invocation and its boto3 calls.
+    Anywhere else a stand-in, and the X-Ray SDK is never imported."""
+    if not tracing_wanted():
+        return NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer()
+
+
+tracer = make_tracer()
 # The template sets the namespace; the default keeps tests and tools from failing on a missing one.
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "vidpipe"
 metrics = Metrics(namespace=METRICS_NAMESPACE)

@@ -78,6 +78,15 @@ MEMORY_LIMIT_HIT_RATIO = 0.93
 PEAK_SAMPLE_INTERVAL_S = 0.01
 PEAK_SAMPLE_START_INTERVAL_S = 0.001
 PEAK_SAMPLE_START_S = 2.0
+# FFmpeg and ffprobe run this much nicer than the function that starts them
+# (FFMPEG_NICENESS sets it, 0 keeps the function's own priority). On the local
+# stack every function shares the machine's cores: encoders at the same priority
+# as the API made every answer wait for a core (issue 18). At 19 the kernel gives
+# a waiting API worker the core at once, and an encoder still takes every cycle
+# nobody else wants, so throughput is kept. On AWS each function has its own
+# cores; there the only other work is our own Python beside FFmpeg.
+NICENESS_DEFAULT = 19
+NICENESS_SETTING = "FFMPEG_NICENESS"
 # RLIMIT_CPU is only the backstop for an FFmpeg that outlives us (our timer kills
 # it first): every core busy for the whole timeout, plus a margin. ffprobe dies of
 # SIGXCPU; ffmpeg catches it and exits with 255. Either way an FfmpegError.
@@ -141,10 +150,13 @@ class ProcessLimits:
 
     memory_bytes: int | None
     cpu_seconds: int
+    niceness: int = 0
 
     def apply(self) -> None:
-        # Runs in the child before exec: only setrlimit, which takes no lock, so it
-        # is safe even though the parent has other threads.
+        # Runs in the child before exec: only setrlimit and nice, system calls that
+        # take no lock, so it is safe even though the parent has other threads.
+        if self.niceness:
+            os.nice(self.niceness)
         if self.memory_bytes is not None:
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 5))
@@ -197,6 +209,22 @@ def memory_limit_mb() -> int | None:
     return value if value > 0 else None
 
 
+def niceness() -> int:
+    """FFMPEG_NICENESS, or NICENESS_DEFAULT: how much lower FFmpeg's CPU priority
+    is than its function's (0 to 19; only raising it needs no privilege).
+    Raises FfmpegError for a value that is not a whole number in that range."""
+    raw = os.environ.get(NICENESS_SETTING, "").strip()
+    if not raw:
+        return NICENESS_DEFAULT
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise FfmpegError(f"setting {NICENESS_SETTING}={raw!r} is not a whole number") from exc
+    if not 0 <= value <= 19:
+        raise FfmpegError(f"setting {NICENESS_SETTING}={value} is outside 0..19")
+    return value
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -215,7 +243,7 @@ def process_limits(timeout_s: float) -> ProcessLimits:
     cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     if cpu_hard != resource.RLIM_INFINITY:
         cpu_seconds = min(cpu_seconds, cpu_hard - 5)
-    return ProcessLimits(memory_bytes=memory_bytes, cpu_seconds=cpu_seconds)
+    return ProcessLimits(memory_bytes=memory_bytes, cpu_seconds=cpu_seconds, niceness=niceness())
 
 
 class PeakMemorySampler:
