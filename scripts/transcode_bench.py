@@ -199,7 +199,8 @@ def main(extra_sections: list[str] | None = None) -> None:
     model = latency_model(chunk_times, cores, startup_s, probe_m.wall_s)
     thumbnails_path_s = thumbnails_path_model(seeks_m.cpu_s / seeks_result.tile_count)
     usage = cost_model.usage_per_minute(
-        transcode_cpu_s=chunked_m.cpu_s * 60 / SOURCE_S, thumbnails_cpu_s=seeks_m.cpu_s * 60 / MODEL_SOURCE_S,
+        transcode_cpu_s=chunked_m.cpu_s * 60 / SOURCE_S,
+        thumbnails_cpu_s=seeks_m.cpu_s / seeks_result.tile_count * 100 * 60 / MODEL_SOURCE_S,  # 100 seeks an hour
         chunk_s=CHUNK_S, rungs=len(ladder), segment_s=DEFAULT_SEGMENT_S,
         output_mb=12 * 60 / 8, source_mb=MODEL_SOURCE_MBPS * 60 / 8,
     )  # fmt: skip
@@ -223,7 +224,7 @@ def main(extra_sections: list[str] | None = None) -> None:
         url_probe_s=probe_m.wall_s,
         thumbnails_path_s=thumbnails_path_s,
     )
-    report = report + "\n".join([*cost_lines, *(extra_sections or [])])
+    report = report.rstrip("\n") + "\n\n" + "\n".join([*cost_lines, *(extra_sections or [])])
     print(report)
     previous = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
     REPORT.write_text(with_hand_written_sections(report, previous), encoding="utf-8")
