@@ -11,7 +11,8 @@
    `upload_file` of the same file to the same endpoint.
 
 Runs on a stack of its own (free port, temporary data folder). Then the
-transcode benchmark (scripts/transcode_bench.py: single-process vs plain
+long-video stack run (scripts/stack_bench.py: 10-minute 720p, upload to READY ÷
+one plain FFmpeg ladder) and the transcode benchmark (scripts/transcode_bench.py: single-process vs plain
 FFmpeg, chunked CPU, early playback, thumbnails, the latency model), which
 writes docs/PERFORMANCE.md, and the API and page benchmark
 (scripts/api_bench.py: GET /jobs/{id}, GET /jobs, POST /uploads and the page's
@@ -30,7 +31,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from scripts import api_bench, transcode_bench  # noqa: E402
+from scripts import api_bench, stack_bench, transcode_bench  # noqa: E402
 from scripts.throwaway_stack import throwaway_stack  # noqa: E402
 from transcode.domain_logic.hls import build_hls_args  # noqa: E402
 from transcode.domain_logic.ladder import plan_ladder  # noqa: E402
@@ -117,7 +118,9 @@ def main() -> None:
     print(f"1 GiB multipart, 4 parallel parts:  {ours:6.1f} s ({1024 / ours:5.0f} MiB/s)")
     print(f"1 GiB boto3 upload_file:            {theirs:6.1f} s ({1024 / theirs:5.0f} MiB/s)")
     print(f"ratio multipart throughput / boto3 upload_file: {theirs / ours:.2f}")
-    transcode_bench.main()
+    # A 10-minute 720p source through a stack of its own, chunked, thumbnails included.
+    stack_lines = stack_bench.run()
+    transcode_bench.main(extra_sections=stack_lines)
     api_bench.main([])
 
 

@@ -4,13 +4,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
+from PIL import Image
 
 from tests import media_checks
+from tests.vtt_checks import assert_storyboard_consistent, parse_vtt
+from thumbnails.domain_logic.poster import detail_score
 from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
 pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
@@ -83,3 +88,19 @@ def test_single_process_job_is_playable_before_ready(local_stack) -> None:
     # THEN its lowest rung was playable before the job was READY (its last update)
     assert job["status"] == "READY", job.get("error")
     assert job["playable_at"] is not None and job["playable_at"] < job["updated_at"]
+
+
+def test_thumbnails_of_a_chunked_upload_agree_with_its_storyboard_and_the_poster_has_detail(chunked_job) -> None:
+    # THEN (made by seeks over the upload's URL: longer than the threshold) the
+    # sprite, the storyboard and the source's duration agree
+    outputs = chunked_job["outputs"]
+    assert chunked_job["stages"]["thumbnails"]["status"] == "COMPLETED"
+    sprite = Image.open(io.BytesIO(requests.get(outputs["sprite_url"], timeout=30).content))
+    cues = parse_vtt(requests.get(outputs["storyboard_vtt_url"], timeout=30).text)
+    assert len(cues) == 20  # one a second
+    assert_storyboard_consistent(
+        cues, sprite_width=sprite.width, sprite_height=sprite.height, duration_s=media_checks.duration_s(SAMPLE)
+    )
+    # AND the poster is a picture with detail, not a black frame
+    poster = Image.open(io.BytesIO(requests.get(outputs["poster_url"], timeout=30).content))
+    assert detail_score(poster) > 4.0

@@ -41,18 +41,18 @@ class StaticFile:
 # No return annotations on these routes: the resolver's response validation
 # would serialise a gzipped body as text. Unannotated, non-JSON answers pass as they are.
 @router.get("/")
-def get_web_page():  # type: ignore[no-untyped-def]
+def get_web_page():
     return _answer(WEB_ROOT / "index.html", PAGE_CACHE_CONTROL)
 
 
 # The page's own files are not part of the API's document.
 @router.get("/static/<name>", include_in_schema=False)
-def get_static(name: str):  # type: ignore[no-untyped-def]
+def get_static(name: str):
     return _answer(WEB_ROOT / "static" / name, STATIC_CACHE_CONTROL)
 
 
 @router.get("/static/vendor/<name>", include_in_schema=False)
-def get_vendor_static(name: str):  # type: ignore[no-untyped-def]
+def get_vendor_static(name: str):
     return _answer(WEB_ROOT / "static" / "vendor" / name, STATIC_CACHE_CONTROL)
 
 
