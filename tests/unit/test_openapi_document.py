@@ -86,8 +86,9 @@ def test_GIVEN_the_upload_route_WHEN_documented_THEN_title_and_passthrough_are_o
     schema = document["components"]["schemas"][body["$ref"].rpartition("/")[2]]
 
     assert {"title", "passthrough"} <= set(schema["properties"]) and not {"title", "passthrough"} & set(
-        schema["required"]
+        schema.get("required", [])
     )
+    assert all({"title", "passthrough"}.isdisjoint(shape["required"]) for shape in schema["oneOf"])
     assert "200" in json.dumps(schema["properties"]["title"]) and "255" in json.dumps(
         schema["properties"]["passthrough"]
     )
