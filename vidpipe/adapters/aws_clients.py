@@ -47,3 +47,10 @@ def mediaconvert_client() -> Any:
     # The regional endpoint: MediaConvert no longer needs the account-specific
     # one from DescribeEndpoints.
     return boto3.client("mediaconvert", config=Config(retries=_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def lambda_client() -> Any:
+    # A synchronous invoke waits for the image it asked for: no retry (it would
+    # make the image twice) and a read timeout within the API function's own.
+    return boto3.client("lambda", config=Config(retries={"max_attempts": 1}, read_timeout=25, connect_timeout=5))

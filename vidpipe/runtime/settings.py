@@ -91,6 +91,9 @@ class Settings:
     # orders itself, one message group per job (vidpipe.adapters.chunk_queue); empty:
     # the orders go through the bus.
     chunk_queue_url: str = ""
+    # The function that makes thumbnails and animated previews on demand, which
+    # the API invokes on a cache miss (thumbnails/handlers/on_demand.py).
+    on_demand_images_function: str = ""
 
     def owner_limits(self) -> OwnerLimits:
         return OwnerLimits(
@@ -147,6 +150,7 @@ class Settings:
             max_upload_bytes_per_owner_per_day=_positive_int("MAX_UPLOAD_BYTES_PER_OWNER_PER_DAY", 100 * 1024**3),
             max_video_minutes_per_owner_per_day=float(_positive_int("MAX_VIDEO_MINUTES_PER_OWNER_PER_DAY", 300)),
             chunk_queue_url=os.environ.get("CHUNK_QUEUE_URL", "").strip(),
+            on_demand_images_function=os.environ.get("ON_DEMAND_IMAGES_FUNCTION", "").strip(),
         )
 
 
