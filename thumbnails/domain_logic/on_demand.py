@@ -5,10 +5,13 @@ Why the segments: they are already small (a few seconds each), start on a
 keyframe (``independent_segments``), are square-pixel, upright and SDR BT.709
 (the transcode did that work once), and the upload may be gigabytes or gone
 (source retention). So a thumbnail costs one segment's download and the decode
-from its first keyframe to the moment: a fast seek (``-ss`` before the input),
-frame-accurate because FFmpeg decodes from that keyframe and drops the frames
-before the moment. An animated preview downloads the few segments its span
-covers, byte-joined (MPEG-TS joins as is; fMP4 after its init segment).
+from its first keyframe to the moment, frame-accurate. The seek is the choice
+of segment; within it FFmpeg decodes from the start and drops the frames before
+the moment (``-ss`` as an output option): a demuxer seek (``-ss`` before the
+input) lands past the moment in a short MPEG-TS file and yields no frame at all
+(seen with FFmpeg 6.0 on 2 s segments), and a segment is at most a few seconds
+to decode. An animated preview downloads the few segments its span covers,
+byte-joined (MPEG-TS joins as is; fMP4 after its init segment).
 
 We take the smallest rendition at least as large as the image asked for (less
 to download and decode), or the largest when none is.
@@ -126,10 +129,14 @@ def demuxer_for(uri: str) -> str:
 def frame_args(path: Path, demuxer: str, offset_s: float, output: Path) -> list[str]:
     """FFmpeg arguments writing the frame ``offset_s`` into ``path`` as an RGB PNG."""
     graph = FilterGraph()
-    video = graph.add_input(["-ss", f"{offset_s:.3f}", *input_args(path, demuxer)])["V:0"]
+    video = graph.add_input(input_args(path, demuxer))["V:0"]
     rgb = video.filter("scale", "iw", "ih", **rgb_scale_options(SDR_BT709)).filter("format", "rgb24")
     compiled = graph.compile([rgb])
-    return [*compiled.args, "-map", compiled.outputs[0], "-frames:v", "1", "-c:v", "png", "-f", "image2", str(output)]
+    return [
+        *compiled.args,
+        "-map", compiled.outputs[0], "-ss", f"{offset_s:.3f}", "-frames:v", "1",
+        "-c:v", "png", "-f", "image2", str(output),
+    ]  # fmt: skip
 
 
 def animation_args(
@@ -138,14 +145,18 @@ def animation_args(
     """FFmpeg arguments writing ``duration_s`` from ``offset_s`` at
     :data:`ANIMATED_FPS` frames a second, ``width`` wide, as numbered PNGs."""
     graph = FilterGraph()
-    video = graph.add_input(["-ss", f"{offset_s:.3f}", "-t", f"{duration_s:.3f}", *input_args(path, demuxer)])["V:0"]
+    video = graph.add_input(input_args(path, demuxer))["V:0"]
     frames = (
         video.filter("fps", ANIMATED_FPS)
         .filter("scale", width, -2, flags="area", **rgb_scale_options(SDR_BT709))
         .filter("format", "rgb24")
     )
     compiled = graph.compile([frames])
-    return [*compiled.args, "-map", compiled.outputs[0], "-c:v", "png", "-f", "image2", str(pattern)]
+    return [
+        *compiled.args,
+        "-map", compiled.outputs[0], "-ss", f"{offset_s:.3f}", "-t", f"{duration_s:.3f}",
+        "-c:v", "png", "-f", "image2", str(pattern),
+    ]  # fmt: skip
 
 
 def fit_image(image: Image.Image, request: ThumbnailRequest) -> Image.Image:
