@@ -15,7 +15,9 @@ Who may ask: the HTTP API routes these paths without the authorizer (as the
 playlists), so that an ``<img>`` works with the job's output grant in the query
 (from GET /jobs/{id}); without a grant, ``Authorization: Bearer`` with an API
 token is checked here, with the authorizer's rules, and the job must be the
-caller's. A job that is not READY is 409 JOB_NOT_READY; bad parameters 400."""
+caller's. A job that is not READY is 409 JOB_NOT_READY; bad parameters 400;
+an image still being made when our wait ends (the image function's cold
+start) 503 IMAGE_IN_PROGRESS with Retry-After."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from upload_api.routes.stores import jobs_store, output_urls, outputs_store
 from vidpipe.adapters.aws_clients import dynamodb_client, lambda_client
-from vidpipe.adapters.image_maker import LambdaImageMaker
+from vidpipe.adapters.image_maker import ImageInProgress, LambdaImageMaker
 from vidpipe.adapters.secrets import signing_keys
 from vidpipe.adapters.token_revocations import DynamoTokenRevocations
 from vidpipe.domain.access import API_TOKENS, OUTPUT_GRANTS, admit, bearer_token, grant_is_valid
@@ -85,6 +87,18 @@ def _image(job_id: str, parse: Parse) -> Response[str]:
         content_type="text/plain",
         body="",
         headers={"Location": url, "Cache-Control": f"private, max-age={REDIRECT_MAX_AGE_S}"},
+    )
+
+
+@router.exception_handler(ImageInProgress)
+def handle_image_in_progress(exc: ImageInProgress) -> Response[dict[str, Any]]:
+    # Not a failure: the image function is still at it (a cold start) and will
+    # store the image; the same URL answers with it shortly.
+    return Response(
+        status_code=exc.http_status,
+        content_type="application/json",
+        headers={"Retry-After": str(exc.retry_after_s)},
+        body={"error": exc.to_dict()},
     )
 
 

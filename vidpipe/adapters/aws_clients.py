@@ -52,5 +52,7 @@ def mediaconvert_client() -> Any:
 @lru_cache(maxsize=1)
 def lambda_client() -> Any:
     # A synchronous invoke waits for the image it asked for: no retry (it would
-    # make the image twice) and a read timeout within the API function's own.
-    return boto3.client("lambda", config=Config(retries={"max_attempts": 1}, read_timeout=25, connect_timeout=5))
+    # make the image twice) and a read timeout well within the API function's
+    # own 15 s, so that a slow first image (a cold start) is answered "in
+    # progress, ask again" rather than cut off (vidpipe.adapters.image_maker).
+    return boto3.client("lambda", config=Config(retries={"max_attempts": 1}, read_timeout=11, connect_timeout=3))

@@ -3,7 +3,10 @@ miss (thumbnails/handlers/on_demand.py says what it takes and answers).
 
 What can go wrong: a refusal the function answered becomes the error it named
 (RequestError or MediaError with its code and message, e.g. 422 CORRUPT_MEDIA);
-ImageNotMade (502) when the invoke fails, the function crashed or timed out.
+ImageInProgress (503, retry after a few seconds) when the function has not
+answered within our wait (a cold start): it goes on and stores the image, so
+the next request finds it; ImageNotMade (502) when the invoke fails or the
+function crashed or timed out.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from vidpipe.domain.errors import InfrastructureError, MediaError, RequestError, VidpipeError
 
@@ -19,6 +22,12 @@ from vidpipe.domain.errors import InfrastructureError, MediaError, RequestError,
 class ImageNotMade(InfrastructureError):
     code = "IMAGE_NOT_MADE"
     http_status = 502
+
+
+class ImageInProgress(InfrastructureError):
+    code = "IMAGE_IN_PROGRESS"
+    http_status = 503
+    retry_after_s = 5
 
 
 class LambdaImageMaker:
@@ -33,6 +42,10 @@ class LambdaImageMaker:
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(payload)
             )
             answer = json.loads(response["Payload"].read() or b"null")
+        except ReadTimeoutError as exc:
+            # The invocation carries on without us (a synchronous invoke is not
+            # cancelled by its caller leaving) and caches the image.
+            raise ImageInProgress("the image is being made; ask again in a few seconds") from exc
         except (BotoCoreError, ClientError, ValueError) as exc:
             raise ImageNotMade(f"cannot invoke {self.function_name}: {exc}") from exc
         if response.get("FunctionError") or not isinstance(answer, dict):

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from tests.adapters.api.api_requests import (
     API_KEYS,
@@ -21,6 +22,7 @@ from tests.adapters.api.api_requests import (
     transcoded_job,
 )
 from upload_api.routes import images
+from vidpipe.adapters.image_maker import LambdaImageMaker
 from vidpipe.domain.access import mint_api_token
 from vidpipe.domain.errors import MediaError
 from vidpipe.domain.jobs import Job, JobStatus
@@ -183,3 +185,21 @@ def test_GIVEN_the_image_function_refuses_WHEN_an_image_is_asked_THEN_its_error_
 
     assert status == 422
     assert "CORRUPT_MEDIA" in body
+
+
+def test_GIVEN_the_image_function_answers_too_late_WHEN_an_image_is_asked_THEN_503_says_when_to_ask_again(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready_job(aws)
+
+    class SlowLambda:
+        def invoke(self, **_: Any) -> dict[str, Any]:
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:4566/2015-03-31/functions/images/invocations")
+
+    monkeypatch.setattr(images, "_image_maker", lambda: LambdaImageMaker(SlowLambda(), "images"))
+
+    status, headers, body = call(image_event(f"/jobs/{JOB_ID}/thumbnail.jpg", granted()))
+
+    assert status == 503
+    assert headers["retry-after"] == "5"
+    assert "IMAGE_IN_PROGRESS" in body
