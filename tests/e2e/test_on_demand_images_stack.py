@@ -36,6 +36,21 @@ def image_redirect(url: str, params: dict[str, str], session: requests.Session |
     pytest.fail(f"{url} was still in progress after a minute")
 
 
+def test_a_job_not_ready_yet_answers_409_with_the_reason(local_stack) -> None:
+    # GIVEN a job whose upload has not arrived
+    created = local_stack.http.post(
+        f"{local_stack.api_url}/uploads",
+        json={"filename": "later.mp4", "content_type": "video/mp4", "size": 1000},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+
+    # WHEN its owner asks for a thumbnail THEN it is refused until the job is READY
+    answer = local_stack.http.get(f"{local_stack.api_url}/jobs/{created.json()['job_id']}/thumbnail.jpg", timeout=30)
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "JOB_NOT_READY" and "AWAITING_UPLOAD" in answer.text
+
+
 def test_a_ready_job_gives_a_thumbnail_of_any_moment_and_an_animated_preview(local_stack) -> None:
     # GIVEN a READY job, and the output grant its view carries
     result = local_stack.vidpipe("submit", str(SAMPLE), "--wait", "--json", timeout=600)
@@ -75,18 +90,3 @@ def test_a_ready_job_gives_a_thumbnail_of_any_moment_and_an_animated_preview(loc
     late = requests.get(f"{job_url}/thumbnail.jpg", params={**grant, "time": "600"}, timeout=60)
     assert late.status_code == 400 and "past the end" in late.json()["error"]["message"], late.text
     assert requests.get(f"{job_url}/thumbnail.jpg", timeout=60).status_code == 401
-
-
-def test_a_job_not_ready_yet_answers_409_with_the_reason(local_stack) -> None:
-    # GIVEN a job whose upload has not arrived
-    created = local_stack.http.post(
-        f"{local_stack.api_url}/uploads",
-        json={"filename": "later.mp4", "content_type": "video/mp4", "size": 1000},
-        timeout=30,
-    )
-    assert created.status_code == 201, created.text
-
-    # WHEN its owner asks for a thumbnail THEN it is refused until the job is READY
-    answer = local_stack.http.get(f"{local_stack.api_url}/jobs/{created.json()['job_id']}/thumbnail.jpg", timeout=30)
-    assert answer.status_code == 409
-    assert answer.json()["error"]["code"] == "JOB_NOT_READY" and "AWAITING_UPLOAD" in answer.text

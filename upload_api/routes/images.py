@@ -49,6 +49,11 @@ from vidpipe.runtime.settings import get_settings
 # The redirect may be reused for a while; the URL it points at lives longer (OutputUrlTtlSeconds).
 REDIRECT_MAX_AGE_S = 300
 
+# How long a request waits for an image being made, at most, and the time kept
+# back to answer "in progress" (503) rather than be cut off by the Lambda timeout.
+MAX_WAIT_S = 12
+ANSWER_RESERVE_S = 2.5
+
 router = APIGatewayHttpRouter()
 
 Parse = Callable[[Mapping[str, str], float], ImageRequest]
@@ -136,4 +141,8 @@ def _payload(job: Job, key: str, request: ImageRequest) -> dict[str, Any]:
 
 
 def _image_maker() -> LambdaImageMaker:
-    return LambdaImageMaker(lambda_client(), get_settings().on_demand_images_function)
+    """The image function, waited for until shortly before this function's own
+    time is up (what is left of its 15 s once the checks and reads are done)."""
+    remaining_s = router.lambda_context.get_remaining_time_in_millis() / 1000
+    wait_s = max(1, min(MAX_WAIT_S, int(remaining_s - ANSWER_RESERVE_S)))
+    return LambdaImageMaker(lambda_client(wait_s), get_settings().on_demand_images_function)

@@ -49,10 +49,12 @@ def mediaconvert_client() -> Any:
     return boto3.client("mediaconvert", config=Config(retries=_RETRIES))
 
 
-@lru_cache(maxsize=1)
-def lambda_client() -> Any:
+@lru_cache(maxsize=4)
+def lambda_client(read_timeout_s: int) -> Any:
     # A synchronous invoke waits for the image it asked for: no retry (it would
-    # make the image twice) and a read timeout well within the API function's
-    # own 15 s, so that a slow first image (a cold start) is answered "in
+    # make the image twice) and a read timeout that ends within the caller's own
+    # time limit, so that a slow first image (a cold start) is answered "in
     # progress, ask again" rather than cut off (vidpipe.adapters.image_maker).
-    return boto3.client("lambda", config=Config(retries={"max_attempts": 1}, read_timeout=11, connect_timeout=3))
+    return boto3.client(
+        "lambda", config=Config(retries={"max_attempts": 1}, read_timeout=read_timeout_s, connect_timeout=2)
+    )

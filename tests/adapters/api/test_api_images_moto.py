@@ -5,6 +5,8 @@ redirect to the cached image."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +28,7 @@ from vidpipe.adapters.image_maker import LambdaImageMaker
 from vidpipe.domain.access import mint_api_token
 from vidpipe.domain.errors import MediaError
 from vidpipe.domain.jobs import Job, JobStatus
+from vidpipe.runtime import settings
 
 DURATION_S = 7.48
 
@@ -203,3 +206,34 @@ def test_GIVEN_the_image_function_answers_too_late_WHEN_an_image_is_asked_THEN_5
     assert status == 503
     assert headers["retry-after"] == "5"
     assert "IMAGE_IN_PROGRESS" in body
+
+
+def test_GIVEN_a_cache_miss_WHEN_the_image_function_is_invoked_THEN_the_api_waits_less_than_its_own_time_left(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready_job(aws)
+    invoked: list[tuple[int, dict[str, Any]]] = []
+
+    class ImageFunction:
+        def __init__(self, read_timeout_s: int) -> None:
+            self.read_timeout_s = read_timeout_s
+
+        def invoke(self, **request: Any) -> dict[str, Any]:
+            payload = json.loads(request["Payload"])
+            invoked.append((self.read_timeout_s, {**request, "Payload": payload}))
+            aws.s3.put_object(Bucket=OUTPUTS_BUCKET, Key=payload["key"], Body=b"image")
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps({"key": payload["key"]}).encode())}
+
+    monkeypatch.setattr(images, "lambda_client", ImageFunction)
+    monkeypatch.setenv("ON_DEMAND_IMAGES_FUNCTION", "vidpipe-OnDemandImagesFunction-1A2B3C")
+    settings.get_settings.cache_clear()
+
+    status, _, _ = call(image_event(f"/jobs/{JOB_ID}/thumbnail.webp", {**granted(), "time": "1"}))
+
+    assert status == 302
+    [(read_timeout_s, request)] = invoked
+    # The fake context has 14 s left: the wait ends 2.5 s before, in whole seconds.
+    assert read_timeout_s == 11
+    assert request["FunctionName"] == "vidpipe-OnDemandImagesFunction-1A2B3C"
+    assert request["InvocationType"] == "RequestResponse"
+    assert request["Payload"]["key"] == f"jobs/{JOB_ID}/images/thumbnail_t1000_wauto_hauto_preserve.webp"
