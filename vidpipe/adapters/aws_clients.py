@@ -55,6 +55,11 @@ def lambda_client(read_timeout_s: int) -> Any:
     # make the image twice) and a read timeout that ends within the caller's own
     # time limit, so that a slow first image (a cold start) is answered "in
     # progress, ask again" rather than cut off (vidpipe.adapters.image_maker).
+    # total_max_attempts, not max_attempts: in botocore's default (legacy) mode
+    # max_attempts counts retries, so 1 meant a second invoke after a timeout.
     return boto3.client(
-        "lambda", config=Config(retries={"max_attempts": 1}, read_timeout=read_timeout_s, connect_timeout=2)
+        "lambda",
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout_s, connect_timeout=2
+        ),
     )
