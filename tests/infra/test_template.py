@@ -22,7 +22,9 @@ API_HANDLER = "upload_api.handlers.api.lambda_handler"
 SWEEP_HANDLER = "job_lifecycle.handlers.sweep.lambda_handler"
 AUTHORIZER_HANDLER = "upload_api.handlers.authorizer.lambda_handler"
 # Invoked directly (HTTP API, authorizer, schedule): they read no queue.
-DIRECT_HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, SWEEP_HANDLER)
+# The on-demand images function is invoked synchronously by the API function.
+ON_DEMAND_IMAGES_HANDLER = "thumbnails.handlers.on_demand.lambda_handler"
+DIRECT_HANDLERS = (API_HANDLER, AUTHORIZER_HANDLER, SWEEP_HANDLER, ON_DEMAND_IMAGES_HANDLER)
 # Reached without an API token: the web page and its assets, the OpenAPI
 # document, and a job's playlists and storyboard (which check the output grant
 # in their URL).
@@ -32,14 +34,19 @@ PUBLIC_ROUTES = {
     "GET /static/{proxy+}",
     "GET /jobs/{job_id}/hls/{proxy+}",
     "GET /jobs/{job_id}/thumbnails/{proxy+}",
+    "GET /jobs/{job_id}/thumbnail.jpg",
+    "GET /jobs/{job_id}/thumbnail.webp",
+    "GET /jobs/{job_id}/animated.webp",
 }
 # Which role reads which purpose's key set (vidpipe.domain.access), and nothing more:
 # the authorizer checks tokens; the API signs grants and shows a new webhook its
-# secret; the webhook function signs deliveries.
+# secret, and checks a Bearer token on the on-demand image routes (which skip the
+# authorizer so that an <img> can use the output grant); the webhook function
+# signs deliveries.
 KEY_SETS = {"api-tokens": "ApiTokenKeys", "output-grants": "OutputGrantKeys", "webhook-signing": "WebhookSigningKeys"}
 KEY_READERS = {
     "AuthorizerFunctionRole": {"api-tokens"},
-    "UploadApiFunctionRole": {"output-grants", "webhook-signing"},
+    "UploadApiFunctionRole": {"api-tokens", "output-grants", "webhook-signing"},
     "WebhookFunctionRole": {"webhook-signing"},
 }
 # The only managed policies SAM may attach: logs, reading the function's SQS queue,
@@ -125,7 +132,9 @@ def test_GIVEN_the_functions_WHEN_translated_THEN_each_not_invoked_directly_read
 
     for name, function in functions.items():
         if function["Properties"]["Handler"] in DIRECT_HANDLERS:
-            assert by_function[name] == [], f"{name} is invoked directly (HTTP API, authorizer, schedule): no queue"
+            assert by_function[name] == [], (
+                f"{name} is invoked directly (HTTP API, authorizer, schedule, the API): no queue"
+            )
             continue
         assert by_function[name], f"{name} has no event source mapping"
         for mapping in by_function[name]:
@@ -406,7 +415,7 @@ def test_GIVEN_the_authorizer_WHEN_translated_THEN_its_cached_answers_live_at_mo
     assert parameter["MinValue"] == 0
 
 
-def test_GIVEN_the_revocation_list_WHEN_translated_THEN_its_items_expire_and_only_the_authorizer_reads_it(
+def test_GIVEN_the_revocation_list_WHEN_translated_THEN_its_items_expire_and_only_the_token_checkers_read_it(
     translated: dict[str, Any],
 ) -> None:
     table = translated["Resources"]["RevokedTokensTable"]["Properties"]
@@ -419,7 +428,8 @@ def test_GIVEN_the_revocation_list_WHEN_translated_THEN_its_items_expire_and_onl
     }
 
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert readers == {"AuthorizerFunctionRole"}
+    # The API function checks a Bearer token itself on the on-demand image routes (no authorizer there).
+    assert readers == {"AuthorizerFunctionRole", "UploadApiFunctionRole"}
     authorizer = translated["Resources"]["AuthorizerFunction"]["Properties"]
     assert authorizer["Environment"]["Variables"]["REVOKED_TOKENS_TABLE"] == {"Ref": "RevokedTokensTable"}
 

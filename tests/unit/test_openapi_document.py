@@ -30,9 +30,14 @@ OUR_ROUTES = {
     "/jobs/{job_id}/hls/{rendition}/index.m3u8": {"get"},
     "/jobs/{job_id}/hls/{playlist}": {"get"},
     "/jobs/{job_id}/thumbnails/storyboard.vtt": {"get"},
+    "/jobs/{job_id}/thumbnail.jpg": {"get"},
+    "/jobs/{job_id}/thumbnail.webp": {"get"},
+    "/jobs/{job_id}/animated.webp": {"get"},
 }
-# Reached without a token (the template's public routes): the page and the granted outputs.
-PUBLIC_PATHS = {"/", *(path for path in OUR_ROUTES if "/hls/" in path or "/thumbnails/" in path)}
+# Reached without a token (the template's public routes): the page and the granted outputs
+# (the on-demand images take the grant or a Bearer token, checked by the API function).
+IMAGE_PATHS = {"/jobs/{job_id}/thumbnail.jpg", "/jobs/{job_id}/thumbnail.webp", "/jobs/{job_id}/animated.webp"}
+PUBLIC_PATHS = {"/", *IMAGE_PATHS, *(path for path in OUR_ROUTES if "/hls/" in path or "/thumbnails/" in path)}
 
 
 @pytest.fixture(scope="module")

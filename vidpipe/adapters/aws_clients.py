@@ -15,6 +15,7 @@ from botocore.config import Config
 if TYPE_CHECKING:  # the boto3-stubs service types: a development dependency, not in the Lambda layer
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_mediaconvert import MediaConvertClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -55,3 +56,19 @@ def mediaconvert_client() -> MediaConvertClient:
     # The regional endpoint: MediaConvert no longer needs the account-specific
     # one from DescribeEndpoints.
     return boto3.client("mediaconvert", config=_RETRYING)
+
+
+@lru_cache(maxsize=4)
+def lambda_client(read_timeout_s: int) -> LambdaClient:
+    # A synchronous invoke waits for the image it asked for: no retry (it would
+    # make the image twice) and a read timeout that ends within the caller's own
+    # time limit, so that a slow first image (a cold start) is answered "in
+    # progress, ask again" rather than cut off (vidpipe.adapters.image_maker).
+    # total_max_attempts, not max_attempts: in botocore's default (legacy) mode
+    # max_attempts counts retries, so 1 meant a second invoke after a timeout.
+    return boto3.client(
+        "lambda",
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout_s, connect_timeout=2
+        ),
+    )

@@ -14,6 +14,7 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── WebhookNotFound           no webhook with that id among the caller's (404)
     │   ├── UploadNotOpen             the job takes no more upload calls (409)
     │   ├── UploadIncomplete          completing with a part missing or changed (400)
+    │   ├── JobNotReady               what was asked needs a READY job (409)
     │   ├── QuotaExceeded             the owner is over a per-owner limit (429 with Retry-After;
     │   │                             in a stage, final: the job FAILED with QUOTA_EXCEEDED)
     │   └── WebhookSignatureInvalid   a webhook delivery's signature is wrong or stale (401, receivers)
@@ -125,6 +126,13 @@ class UploadNotOpen(RequestError):
 class UploadIncomplete(RequestError):
     code = "UPLOAD_INCOMPLETE"
     http_status = 400
+
+
+class JobNotReady(RequestError):
+    """What was asked needs a READY job (an image made on demand): the message says its status."""
+
+    code = "JOB_NOT_READY"
+    http_status = 409
 
 
 class QuotaExceeded(RequestError):

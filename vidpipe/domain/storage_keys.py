@@ -9,6 +9,7 @@ Outputs bucket::
 
     jobs/{job_id}/hls/master.m3u8, jobs/{job_id}/hls/{rendition}/...
     jobs/{job_id}/thumbnails/{poster.jpg, sprite.jpg, storyboard.vtt, ...}
+    jobs/{job_id}/images/{name}      images made on demand, named by their parameters (vidpipe.domain.image_requests)
 
 The template's lifecycle rules name the same prefixes (infra/template.yaml);
 change both together.
@@ -28,6 +29,7 @@ JOBS_PREFIX = "jobs/"
 # The output folder of each stage under jobs/{job_id}/.
 HLS_FOLDER = "hls"
 THUMBNAILS_FOLDER = "thumbnails"
+IMAGES_FOLDER = "images"
 
 
 def upload_key(job_id: str) -> str:
@@ -94,3 +96,9 @@ def job_of_output_key(key: str) -> str:
     if top + "/" != JOBS_PREFIX or not job_id or not rest or set(job_id) & set("*?"):
         raise ValidationFailed(f"not an output of a job: {key!r}")
     return job_id
+
+
+def on_demand_image_key(job_id: str, name: str) -> str:
+    """``jobs/{job_id}/images/{name}``: a thumbnail or animated preview made on demand
+    (``name`` from :meth:`~vidpipe.domain.image_requests.ThumbnailRequest.cache_name`)."""
+    return f"{stage_outputs_prefix(job_id, IMAGES_FOLDER)}{name}"

@@ -96,6 +96,9 @@ class Settings:
     # (the import function's timeout, less room to fail the job cleanly).
     import_queue_url: str = ""
     import_deadline_s: float = 600.0
+    # The function that makes thumbnails and animated previews on demand, which
+    # the API invokes on a cache miss (thumbnails/handlers/on_demand.py).
+    on_demand_images_function: str = ""
 
     def owner_limits(self) -> OwnerLimits:
         return OwnerLimits(
@@ -154,6 +157,7 @@ class Settings:
             chunk_queue_url=os.environ.get("CHUNK_QUEUE_URL", "").strip(),
             import_queue_url=os.environ.get("IMPORT_QUEUE_URL", "").strip(),
             import_deadline_s=_number("IMPORT_DEADLINE_SECONDS", 600.0),
+            on_demand_images_function=os.environ.get("ON_DEMAND_IMAGES_FUNCTION", "").strip(),
         )
 
 
