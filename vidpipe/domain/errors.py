@@ -31,7 +31,9 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
     │   ├── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
     │   │                             the stage's time limit, known from the probe before it starts
-    │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold
+    │   ├── SourceTooLarge            the upload is more than a stage's scratch space can hold
+    │   └── InvalidCaptions           a caption file (SubRip/WebVTT) that cannot be read: fails that
+    │                                 caption (captions[i].status FAILED), never the job
     └── InfrastructureError           our side failed; the message may be retried
         ├── StorageError              S3 call failed
         ├── JobStoreError             DynamoDB call failed
@@ -207,6 +209,13 @@ class EncodeTooCostly(MediaError):
     operator who wants to raise the limit (memory, timeout, shorter chunks)."""
 
     code = "ENCODE_TOO_COSTLY"
+
+
+class InvalidCaptions(MediaError):
+    """A caption file added to a job is not valid SubRip or WebVTT (or not
+    UTF-8, or too big). Final for that caption only: the job stays READY."""
+
+    code = "INVALID_CAPTIONS"
 
 
 class InfrastructureError(VidpipeError):
