@@ -93,6 +93,10 @@ class Job:
     # ``pending`` is cleared once the event is on the bus. The id stays the same
     # on every retry, so receivers can drop the copies (see mark_finished).
     finished_event: dict[str, Any] | None = None
+    # Caption files added to the READY job (POST /jobs/{id}/captions), in order:
+    # {caption_id, language, label, filename, content_type, size, status, error}
+    # with status AWAITING_UPLOAD, READY or FAILED (that caption only, never the job).
+    captions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def new(
@@ -123,6 +127,7 @@ class Job:
             }
             | ({"playable_at": self.playable_at} if self.playable_at else {})
             | ({"finished_event": self.finished_event} if self.finished_event else {})
+            | ({"captions": self.captions} if self.captions else {})
         )
 
     @classmethod
@@ -141,6 +146,7 @@ class Job:
             version=int(data.get("version", 0)),
             playable_at=data.get("playable_at"),
             finished_event=data.get("finished_event"),
+            captions=[dict(caption) for caption in data.get("captions") or []],
         )
 
     @property
