@@ -19,7 +19,7 @@ EVENT_SOURCES = {
     "ChunkEncodeFunctionRole": ["vidpipe.transcode"],
     "ThumbnailsFunctionRole": ["vidpipe.thumbnails"],
 }
-DEAD_LETTER_QUEUES = ("Transcode", "Thumbnails", "Status", "Webhook", "Chunk")
+DEAD_LETTER_QUEUES = ("Transcode", "Thumbnails", "Status", "Webhook", "Chunk", "Captions")
 TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 
 
