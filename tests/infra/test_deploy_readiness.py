@@ -72,7 +72,7 @@ def test_GIVEN_the_built_folders_WHEN_sam_build_runs_THEN_every_function_is_buil
     assert result.returncode == 0, result.stdout + result.stderr
     built = yaml.safe_load((tmp_path / ".aws-sam" / "build" / "template.yaml").read_text().replace("!", ""))
     functions = {n: r for n, r in built["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    assert len(functions) == 8  # the seven of the pipeline and the webhook function
+    assert len(functions) == 9  # the seven of the pipeline, the webhook and the captions functions
     for name, function in functions.items():
         handler_module = function["Properties"]["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py"
         assert (tmp_path / ".aws-sam" / "build" / function["Properties"]["CodeUri"] / handler_module).exists(), name
