@@ -72,7 +72,9 @@ def test_GIVEN_the_built_folders_WHEN_sam_build_runs_THEN_every_function_is_buil
     assert result.returncode == 0, result.stdout + result.stderr
     built = yaml.safe_load((tmp_path / ".aws-sam" / "build" / "template.yaml").read_text().replace("!", ""))
     functions = {n: r for n, r in built["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    assert len(functions) == 10  # the seven of the pipeline, the webhook, the import and the on-demand images functions
+    assert (
+        len(functions) == 11
+    )  # the seven of the pipeline, the webhook, import, on-demand images and captions functions
     for name, function in functions.items():
         handler_module = function["Properties"]["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py"
         assert (tmp_path / ".aws-sam" / "build" / function["Properties"]["CodeUri"] / handler_module).exists(), name

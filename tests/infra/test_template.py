@@ -13,7 +13,7 @@ from typing import Any
 import cfnlint.api
 import pytest
 
-from vidpipe.domain.storage_keys import UPLOAD_KEY_PREFIX
+from vidpipe.domain.storage_keys import CAPTIONS_PREFIX, UPLOAD_KEY_PREFIX
 from vidpipe.runtime.scratch import OUTPUT_HEADROOM_BYTES
 from vidpipe_cli.packaging import FUNCTION_SLICES, build_function
 from vidpipe_cli.template import TEMPLATE_PATH, load_template, translate_sam, with_artifact_locations
@@ -96,7 +96,7 @@ def test_GIVEN_the_template_WHEN_translated_THEN_plain_cloudformation_is_left(tr
 
     assert not [t for t in types if t.startswith("AWS::Serverless::")]
     assert "Transform" not in translated
-    assert len(resources_of(translated, "AWS::Lambda::Function")) == 9
+    assert len(resources_of(translated, "AWS::Lambda::Function")) == 11
     assert len(resources_of(translated, "AWS::Lambda::LayerVersion")) == 2
     assert cfnlint.api.lint(json.dumps(translated)) == []
 
@@ -232,7 +232,15 @@ def test_GIVEN_every_queue_a_function_reads_WHEN_inspected_THEN_it_redrives_to_a
         getatt_target(mapping["Properties"]["EventSourceArn"])
         for mapping in resources_of(translated, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert read == {"TranscodeQueue", "ThumbnailsQueue", "StatusQueue", "ChunkQueue", "WebhookQueue", "ImportQueue"}
+    assert read == {
+        "TranscodeQueue",
+        "ThumbnailsQueue",
+        "StatusQueue",
+        "ChunkQueue",
+        "WebhookQueue",
+        "ImportQueue",
+        "CaptionsQueue",
+    }
 
     for name in read:
         redrive = queues[name]["Properties"].get("RedrivePolicy")
@@ -300,7 +308,7 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_no_inline_statement_uses_
     translated: dict[str, Any],
 ) -> None:
     roles = resources_of(translated, "AWS::IAM::Role")
-    assert len(roles) == 10  # nine functions and the role MediaConvert assumes
+    assert len(roles) == 12  # eleven functions and the role MediaConvert assumes
 
     for name, role in roles.items():
         policies = role["Properties"].get("Policies", [])
@@ -323,13 +331,16 @@ def test_GIVEN_every_function_role_WHEN_inspected_THEN_only_the_sam_basic_manage
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= SAM_MANAGED_POLICIES, name
 
 
-def test_GIVEN_the_api_role_WHEN_inspected_THEN_it_may_put_only_under_the_upload_prefix_the_api_signs(
+def test_GIVEN_the_api_role_WHEN_inspected_THEN_it_may_put_only_under_the_upload_and_caption_prefixes_it_signs(
     translated: dict[str, Any],
 ) -> None:
     [policy] = translated["Resources"]["UploadApiFunctionRole"]["Properties"]["Policies"]
     puts = [s for s in policy["PolicyDocument"]["Statement"] if "s3:PutObject" in as_list(s["Action"])]
 
-    assert [s["Resource"] for s in puts] == [{"Fn::Sub": "${UploadsBucket.Arn}/" + UPLOAD_KEY_PREFIX + "*"}]
+    assert [s["Resource"] for s in puts] == [
+        {"Fn::Sub": "${UploadsBucket.Arn}/" + UPLOAD_KEY_PREFIX + "*"},
+        {"Fn::Sub": "${UploadsBucket.Arn}/" + CAPTIONS_PREFIX + "*"},
+    ]
 
 
 SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"

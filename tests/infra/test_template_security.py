@@ -19,7 +19,7 @@ EVENT_SOURCES = {
     "ChunkEncodeFunctionRole": ["vidpipe.transcode"],
     "ThumbnailsFunctionRole": ["vidpipe.thumbnails"],
 }
-DEAD_LETTER_QUEUES = ("Transcode", "Thumbnails", "Status", "Webhook", "Chunk", "Import")
+DEAD_LETTER_QUEUES = ("Transcode", "Thumbnails", "Status", "Webhook", "Chunk", "Import", "Captions")
 TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 
 

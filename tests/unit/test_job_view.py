@@ -137,7 +137,7 @@ def test_GIVEN_only_the_transcode_is_done_WHEN_viewed_THEN_the_hls_urls_are_ther
 
     outputs = job_view(job, api_url=API, signer=signer, url_ttl_s=TTL)["outputs"]
 
-    assert set(outputs) == {"hls_url", "renditions"}
+    assert set(outputs) == {"hls_url", "renditions", "subtitles"}
     assert signer.calls == []
 
 

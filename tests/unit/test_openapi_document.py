@@ -24,6 +24,7 @@ ARCHITECTURE_ROUTES = {
 # Ours on top: a job's timeline, webhooks, and the outputs players fetch with a grant.
 OUR_ROUTES = {
     "/jobs/{job_id}/events": {"get"},
+    "/jobs/{job_id}/captions": {"post"},
     "/webhooks": {"get", "post"},
     "/webhooks/{webhook_id}": {"delete"},
     "/jobs/{job_id}/hls/master.m3u8": {"get"},

@@ -24,6 +24,7 @@ from transcode.domain_logic.hls import (
     write_master_playlist,
 )
 from transcode.domain_logic.ladder import Rendition
+from vidpipe.domain.subtitles import SubtitleRendition
 
 
 def render_media_playlist(segments: Sequence[Segment]) -> str:
@@ -51,6 +52,7 @@ def stitch_playlists(
     has_audio: bool,
     frame_rate: Fraction,
     output_dir: Path,
+    subtitles: Sequence[SubtitleRendition] = (),
 ) -> dict[str, PlaylistMeasurement]:
     """Write ``{rendition}/index.m3u8`` (every chunk's segments, in chunk order)
     and ``master.m3u8`` into ``output_dir``; return what each rendition measures.
@@ -74,6 +76,7 @@ def stitch_playlists(
             [(segment.duration_s, segment.size_bytes * 8) for segment in segments], target
         )
     write_master_playlist(
-        ladder, has_audio, output_dir / MASTER_PLAYLIST_NAME, frame_rate=frame_rate, measured=measured
-    )
+        ladder, has_audio, output_dir / MASTER_PLAYLIST_NAME, frame_rate=frame_rate, measured=measured,
+        subtitles=subtitles,
+    )  # fmt: skip
     return measured

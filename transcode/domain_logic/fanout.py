@@ -46,6 +46,12 @@ from transcode.domain_logic.chunk_stitching import stitch_playlists
 from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, describe_source, encode_cost
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder
+from transcode.domain_logic.subtitle_extraction import (
+    ExtractedSubtitles,
+    extract_subtitle_texts,
+    subtitle_outputs,
+    write_subtitle_renditions,
+)
 from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
 from vidpipe.domain.delivery_attempts import gave_up_error, is_last_attempt
 from vidpipe.domain.errors import JobDeleted, MediaError
@@ -138,6 +144,14 @@ def fan_out(
         source_key, source_version = prefix + REMUXED_NAME, ""  # ours, written once per plan
         work_store.upload_file(remuxed, source_key, content_type="video/x-matroska")
     plan = plan_chunks(readable, chunk_s=chunk_s)
+    # Subtitles are tiny: extracted here, once, from the source, and kept in the
+    # plan for the stitch to segment (no chunk deals with them).
+    subtitle_source = local_source if local_source is not None else source_url
+    subtitles = (
+        extract_subtitle_texts(subtitle_source, source, scratch / "subtitles", timeout_s=timeout_s)
+        if subtitle_source is not None
+        else ExtractedSubtitles()
+    )
     plan_file = scratch / PLAN_NAME
     plan_file.write_text(json.dumps({
         "total": plan.total,
@@ -145,6 +159,8 @@ def fan_out(
         "frame_rate": str(output_frame_rate(source.frame_rate)),  # the renditions', for the master playlist
         "has_audio": source.has_audio,
         "duration_s": source.duration_s,
+        "segment_s": segment_s,
+        "subtitles": subtitles.to_dict(),
     }), encoding="utf-8")  # fmt: skip
     work_store.upload_file(plan_file, prefix + PLAN_NAME, content_type="application/json")
     publish(StageEvent(job_id=job_id, stage=Stage.TRANSCODE, kind=StageEventKind.PROGRESS,
@@ -232,8 +248,12 @@ def stitch(
     outputs = [ChunkOutput.from_dict(json.loads(manifest)) for manifest in manifests]
     out = scratch / "out"
     out.mkdir(parents=True, exist_ok=True)
+    extracted = ExtractedSubtitles.from_dict(plan.get("subtitles"))
+    subtitles = write_subtitle_renditions(extracted, out, duration_s=float(plan["duration_s"]),
+                                          segment_s=float(plan.get("segment_s", DEFAULT_SEGMENT_S)))  # fmt: skip
     measured = stitch_playlists(outputs, ladder, has_audio=bool(plan["has_audio"]),
-                                frame_rate=Fraction(plan["frame_rate"]), output_dir=out)  # fmt: skip
+                                frame_rate=Fraction(plan["frame_rate"]), output_dir=out,
+                                subtitles=subtitles)  # fmt: skip
     check_complete(float(plan["duration_s"]), measured)
     output_store.upload_tree(out, hls_prefix(request.job_id))
     result = {
@@ -241,6 +261,7 @@ def stitch(
         "master_playlist": MASTER_PLAYLIST_NAME,
         "renditions": [rendition_summary(rendition, measured.get(rendition.name)) for rendition in ladder],
         "chunks": int(plan["total"]),
+        **subtitle_outputs(subtitles, extracted.skipped),
     }
     publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=result))
     return result

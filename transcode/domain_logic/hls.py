@@ -40,6 +40,7 @@ from vidpipe.domain.colour import (
 from vidpipe.domain.errors import FfmpegError
 from vidpipe.domain.filter_graph import FilterGraph, Stream
 from vidpipe.domain.source_info import SourceInfo
+from vidpipe.domain.subtitles import SubtitleRendition, master_with_subtitles
 
 DEFAULT_SEGMENT_S = 4
 MASTER_PLAYLIST_NAME = "master.m3u8"
@@ -300,12 +301,14 @@ def render_master_playlist(
     *,
     frame_rate: Fraction,
     measured: Mapping[str, PlaylistMeasurement] | None = None,
+    subtitles: Sequence[SubtitleRendition] = (),
 ) -> str:
     """The master playlist text, renditions in ladder order (highest first).
 
     BANDWIDTH and AVERAGE-BANDWIDTH are the measured rates when ``measured`` has
     the rendition, else the nominal ones from the ladder (peak = VBV maxrate +
-    audio). Media playlists are at ``{name}/index.m3u8``."""
+    audio). Media playlists are at ``{name}/index.m3u8``. ``subtitles`` are
+    listed as EXT-X-MEDIA of one SUBTITLES group every variant names."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for rendition in ladder:
         rates = (measured or {}).get(rendition.name)
@@ -319,7 +322,8 @@ def render_master_playlist(
             f'CODECS="{codecs_attribute(rendition, frame_rate, has_audio)}"',
         ]
         lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{rendition.name}/{MEDIA_PLAYLIST_NAME}"]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return master_with_subtitles(text, subtitles) if subtitles else text
 
 
 def write_master_playlist(
@@ -329,12 +333,14 @@ def write_master_playlist(
     *,
     frame_rate: Fraction,
     measured: Mapping[str, PlaylistMeasurement] | None = None,
+    subtitles: Sequence[SubtitleRendition] = (),
 ) -> None:
     """Write (or replace FFmpeg's) master playlist at ``path``; see
     :func:`render_master_playlist`. The file is replaced atomically, so a reader
     never sees half of it. Raises OSError when the folder is not writable."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(
-        render_master_playlist(ladder, has_audio, frame_rate=frame_rate, measured=measured), encoding="utf-8"
+        render_master_playlist(ladder, has_audio, frame_rate=frame_rate, measured=measured, subtitles=subtitles),
+        encoding="utf-8",
     )
     os.replace(temporary, path)

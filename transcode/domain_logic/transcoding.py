@@ -48,6 +48,11 @@ from transcode.domain_logic.ladder import (
     output_frame_rate,
     plan_ladder,
 )
+from transcode.domain_logic.subtitle_extraction import (
+    ExtractedSubtitles,
+    extract_subtitle_texts,
+    write_subtitle_renditions,
+)
 from transcode.domain_logic.title_analysis import TitleAnalysis, analyse_title, worth_analysing
 from vidpipe.adapters.ffmpeg.probe import probe_media
 from vidpipe.adapters.ffmpeg.process import run_ffmpeg
@@ -76,6 +81,8 @@ class TranscodeResult:
     # The per-title decision (None for a fixed or constant-CRF ladder, or when
     # the analysis failed on our side and the ladder's default CRF was used).
     analysis: TitleAnalysis | None = None
+    # The text subtitle tracks written as SUBTITLES renditions, and those left out.
+    subtitles: ExtractedSubtitles = field(default_factory=ExtractedSubtitles)
 
 
 def probe_source(path: Path, *, timeout_s: float, max_duration_s: float | None) -> SourceInfo:
@@ -216,12 +223,23 @@ def transcode_to_hls(
         for rendition in ladder
     }
     check_complete(source.duration_s, measured)
+    # After the video: a track that cannot be extracted is reported, never fails the encode.
+    subtitles = extract_subtitle_texts(
+        input_path, source, output_dir.parent / f".{output_dir.name}-subtitles",
+        timeout_s=max(1.0, deadline - time.monotonic()),
+    )  # fmt: skip
+    written = write_subtitle_renditions(subtitles, output_dir, duration_s=source.duration_s, segment_s=segment_s)
     master = output_dir / MASTER_PLAYLIST_NAME
-    write_master_playlist(ladder, source.has_audio, master, frame_rate=rate, measured=measured)
+    write_master_playlist(ladder, source.has_audio, master, frame_rate=rate, measured=measured, subtitles=written)
     if on_progress is not None:
         on_progress(1.0)
     return TranscodeResult(
-        source=source, renditions=ladder, master_playlist=master, measured=measured, analysis=analysis
+        source=source,
+        renditions=ladder,
+        master_playlist=master,
+        measured=measured,
+        analysis=analysis,
+        subtitles=subtitles,
     )
 
 

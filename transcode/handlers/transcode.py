@@ -20,6 +20,7 @@ from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
+from transcode.domain_logic.subtitle_extraction import subtitle_outputs
 from transcode.domain_logic.transcode_choices import Encoding, choose_encoding, url_probe_is_enough
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
 from transcode.handlers.chunk_encode import RESERVED_TIME_S as CHUNK_RESERVED_TIME_S
@@ -149,6 +150,7 @@ def transcode(
     return {
         "master_playlist": result.master_playlist.name,
         "renditions": [rendition_summary(r, result.measured.get(r.name)) for r in result.renditions],
+        **subtitle_outputs(result.subtitles.renditions, result.subtitles.skipped),
     }
 
 

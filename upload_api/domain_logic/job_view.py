@@ -43,6 +43,10 @@ def job_view(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
         "outputs": _outputs(job, api_url=api_url.rstrip("/"), signer=signer, url_ttl_s=url_ttl_s, grant=grant),
         "error": job.error,
         "playable_at": job.playable_at,
+        "captions": [
+            _caption(caption, f"{api_url.rstrip('/')}/jobs/{job.job_id}", f"?{grant}" if grant else "")
+            for caption in job.captions
+        ],
     }
 
 
@@ -60,6 +64,12 @@ def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
             {**_public(rendition), "url": f"{job_url}/hls/{_media_playlist(rendition)}{query}"}
             for rendition in transcode.outputs.get("renditions", [])
         ]
+        outputs["subtitles"] = [
+            {**subtitle, "url": f"{job_url}/hls/{subtitle['name']}/index.m3u8{query}"}
+            for subtitle in transcode.outputs.get("subtitles", [])
+        ]
+        if transcode.outputs.get("subtitles_skipped"):
+            outputs["subtitles_skipped"] = transcode.outputs["subtitles_skipped"]
     thumbnails = job.stages[Stage.THUMBNAILS]
     if thumbnails.status is StageStatus.COMPLETED:
         prefix = thumbnails.outputs.get("prefix", "")
@@ -83,3 +93,11 @@ def _media_playlist(rendition: dict[str, Any]) -> str:
 def _public(rendition: dict[str, Any]) -> dict[str, Any]:
     # Where the playlist lives is ours to know; the contract gives its URL.
     return {key: value for key, value in rendition.items() if key != "playlist"}
+
+
+def _caption(caption: dict[str, Any], job_url: str, query: str) -> dict[str, Any]:
+    """An added caption as clients see it; a READY one with its playlist's URL."""
+    shown = {key: caption.get(key) for key in ("caption_id", "language", "label", "filename", "status", "error")}
+    if caption.get("status") == "READY":
+        shown["url"] = f"{job_url}/hls/captions-{caption['caption_id']}/index.m3u8{query}"
+    return shown

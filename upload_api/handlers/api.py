@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from upload_api.routes import errors, images, jobs, outputs, uploads, web_page, webhooks
+from upload_api.routes import captions, errors, images, jobs, outputs, uploads, web_page, webhooks
 from vidpipe.runtime.observability import logger, tracer
 
 OPENAPI_PATH = "/openapi.json"
@@ -21,7 +21,7 @@ OPENAPI_PATH = "/openapi.json"
 # Validation: the routes' pydantic bodies are checked before a route runs (and
 # describe the bodies in the OpenAPI document).
 app = APIGatewayHttpResolver(enable_validation=True)
-for resource in (uploads, jobs, webhooks, outputs, images, web_page, errors):
+for resource in (uploads, jobs, webhooks, outputs, images, web_page, captions, errors):
     app.include_router(resource.router)
 
 

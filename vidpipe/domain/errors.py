@@ -32,8 +32,10 @@ contract: clients and tests match on it) and a readable ``message``::
     │   ├── MemoryLimitExceeded       FFmpeg needed more memory than it may use for this file
     │   ├── EncodeTooCostly           the encode (pixels x frames x rungs) cannot finish within
     │   │                             the stage's time limit, known from the probe before it starts
-    │   └── SourceTooLarge            the upload is more than a stage's scratch space can hold,
-    │                                 or a URL import is larger than the largest upload
+    │   ├── SourceTooLarge            the upload is more than a stage's scratch space can hold,
+    │   │                             or a URL import is larger than the largest upload
+    │   └── InvalidCaptions           a caption file (SubRip/WebVTT) that cannot be read: fails that
+    │                                 caption (captions[i].status FAILED), never the job
     ├── SourceImportFailed            a source URL could not be imported (job FAILED)
     │   ├── SourceUnreachable         no usable answer: refused, timed out, an HTTP error,
     │   │                             too many redirects, too slow on the whole
@@ -252,6 +254,13 @@ class SourceUnreachable(SourceImportFailed):
 
 class SourceNotVideo(SourceImportFailed):
     code = "SOURCE_NOT_VIDEO"
+
+
+class InvalidCaptions(MediaError):
+    """A caption file added to a job is not valid SubRip or WebVTT (or not
+    UTF-8, or too big). Final for that caption only: the job stays READY."""
+
+    code = "INVALID_CAPTIONS"
 
 
 class InfrastructureError(VidpipeError):

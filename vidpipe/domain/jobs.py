@@ -100,6 +100,10 @@ class Job:
     # own opaque string (Mux's passthrough): both shown back and sent with webhooks.
     title: str | None = None
     passthrough: str | None = None
+    # Caption files added to the READY job (POST /jobs/{id}/captions), in order:
+    # {caption_id, language, label, filename, content_type, size, status, error}
+    # with status AWAITING_UPLOAD, READY or FAILED (that caption only, never the job).
+    captions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def new(
@@ -143,6 +147,7 @@ class Job:
             | ({"finished_event": self.finished_event} if self.finished_event else {})
             | ({"title": self.title} if self.title is not None else {})
             | ({"passthrough": self.passthrough} if self.passthrough is not None else {})
+            | ({"captions": self.captions} if self.captions else {})
         )
 
     @classmethod
@@ -163,6 +168,7 @@ class Job:
             finished_event=data.get("finished_event"),
             title=data.get("title"),
             passthrough=data.get("passthrough"),
+            captions=[dict(caption) for caption in data.get("captions") or []],
         )
 
     @property

@@ -26,6 +26,7 @@ from vidpipe.domain.errors import (
     UnsupportedDimensions,
     UnsupportedFrameRate,
 )
+from vidpipe.domain.subtitles import SubtitleTrack, subtitle_tracks
 
 # Demuxers we let FFmpeg use, by the first name ffprobe reports (``mov`` is the
 # demuxer of mp4, m4a, 3gp, 3g2 and mj2; ``matroska`` also reads webm). Each is a
@@ -158,6 +159,9 @@ ACCEPTED_OTHER_CODECS: dict[str, tuple[str, ...]] = {
     "mov_text": ("mov_text",),
     "webvtt": ("webvtt",),
     "dvb_subtitle": ("dvbsub",),
+    # Blu-ray and DVD bitmap subtitles: probed to report them skipped (vidpipe.domain.subtitles).
+    "hdmv_pgs_subtitle": ("pgssub",),
+    "dvd_subtitle": ("dvdsub",),
     "eia_608": ("cc_dec",),
     "png": ("png",),
 }
@@ -197,6 +201,8 @@ class SourceInfo:
     # Transfer, primaries, matrix, range and pixel format as the file states
     # them (vidpipe.domain.colour decides what they mean: HDR, BT.601, full range...).
     colour: VideoColour = VideoColour()
+    # Its subtitle streams, text and bitmap, in file order.
+    subtitles: tuple[SubtitleTrack, ...] = ()
 
     @property
     def has_audio(self) -> bool:
@@ -286,6 +292,7 @@ def parse_probe(probe: dict) -> SourceInfo:
         audio_sample_rate=int(_first_number(audio.get("sample_rate")) or 0) if audio else 0,
         video_bitrate_kbps=_video_bitrate_kbps(video, audio, fmt),
         colour=colour_from_stream(video),
+        subtitles=subtitle_tracks(streams),
     )
 
 

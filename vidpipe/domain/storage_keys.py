@@ -4,6 +4,7 @@ Uploads bucket::
 
     uploads/{job_id}/source          the user's file (its name lives in the job and in metadata, never in a key)
     chunks/{job_id}/...              work files of a chunked transcode (deleted by a lifecycle rule)
+    captions/{job_id}/{caption_id}   a caption file added to a READY job (SubRip or WebVTT)
 
 Outputs bucket::
 
@@ -25,6 +26,7 @@ from vidpipe.domain.errors import ValidationFailed
 UPLOAD_KEY_PREFIX = "uploads/"
 UPLOAD_OBJECT_NAME = "source"
 WORK_PREFIX = "chunks/"
+CAPTIONS_PREFIX = "captions/"
 JOBS_PREFIX = "jobs/"
 # The output folder of each stage under jobs/{job_id}/.
 HLS_FOLDER = "hls"
@@ -48,6 +50,24 @@ def job_id_from_upload_key(key: str) -> str:
     if len(parts) != 3 or parts[0] + "/" != UPLOAD_KEY_PREFIX or parts[2] != UPLOAD_OBJECT_NAME or not parts[1]:
         raise ValidationFailed(f"not an upload key: {key!r}")
     return parts[1]
+
+
+def caption_upload_key(job_id: str, caption_id: str) -> str:
+    """``captions/{job_id}/{caption_id}``: where the client uploads a caption file."""
+    return f"{CAPTIONS_PREFIX}{job_id}/{caption_id}"
+
+
+def caption_of_upload_key(key: str) -> tuple[str, str]:
+    """``captions/{job_id}/{caption_id}`` → (job_id, caption_id). Raises ValidationFailed otherwise."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != CAPTIONS_PREFIX or not parts[1] or not parts[2]:
+        raise ValidationFailed(f"not a caption upload key: {key!r}")
+    return parts[1], parts[2]
+
+
+def caption_folder(caption_id: str) -> str:
+    """The caption's rendition folder under the job's ``hls/``: ``captions-{caption_id}``."""
+    return f"captions-{caption_id}"
 
 
 def work_prefix(job_id: str) -> str:
