@@ -8,6 +8,7 @@ Uploads bucket::
 Outputs bucket::
 
     jobs/{job_id}/hls/master.m3u8, jobs/{job_id}/hls/{rendition}/...
+    jobs/{job_id}/hls/download.mp4   the progressive MP4 download (the transcode stage writes it)
     jobs/{job_id}/thumbnails/{poster.jpg, sprite.jpg, storyboard.vtt, ...}
 
 The template's lifecycle rules name the same prefixes (infra/template.yaml);
@@ -28,6 +29,8 @@ JOBS_PREFIX = "jobs/"
 # The output folder of each stage under jobs/{job_id}/.
 HLS_FOLDER = "hls"
 THUMBNAILS_FOLDER = "thumbnails"
+# The MP4 download, in the transcode stage's folder (it is made from a rung's segments).
+MP4_DOWNLOAD_NAME = "download.mp4"
 
 
 def upload_key(job_id: str) -> str:
@@ -64,6 +67,11 @@ def stage_outputs_prefix(job_id: str, folder: str) -> str:
 
 def hls_prefix(job_id: str) -> str:
     return stage_outputs_prefix(job_id, HLS_FOLDER)
+
+
+def mp4_download_key(job_id: str) -> str:
+    """``jobs/{job_id}/hls/download.mp4``: the job's progressive MP4."""
+    return f"{hls_prefix(job_id)}{MP4_DOWNLOAD_NAME}"
 
 
 def is_job_output(key: str, job_id: str) -> bool:
