@@ -26,7 +26,7 @@ the folder cannot be written, ValueError for an empty ladder or segment list.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from transcode.domain_logic.ladder import Rendition
@@ -97,14 +97,48 @@ def remux_segments_to_mp4(
     deleted afterwards; ``scratch`` must not be a folder that is uploaded.
 
     Raises what :func:`join_segments` and run_ffmpeg raise."""
-    scratch = scratch.absolute()
-    joined = scratch / "joined.ts"
+    joined = scratch.absolute() / "joined.ts"
     try:
         join_segments(segments, joined)
-        mp4_path.parent.mkdir(parents=True, exist_ok=True)
-        run_ffmpeg(build_mp4_remux_args(joined, mp4_path.absolute(), has_audio=has_audio), timeout_s=timeout_s)
+        remux_joined_to_mp4(joined, mp4_path, has_audio=has_audio, timeout_s=timeout_s)
     finally:
         joined.unlink(missing_ok=True)
+
+
+def remux_stored_segments_to_mp4(
+    keys: Sequence[str],
+    download: Callable[[str, Path], None],
+    mp4_path: Path,
+    *,
+    has_audio: bool,
+    scratch: Path,
+    timeout_s: float,
+) -> None:
+    """:func:`remux_segments_to_mp4` for segments in a bucket: each is
+    downloaded (``download(key, path)``) and appended to the joined file in
+    turn, so the scratch space holds the joined rung, one segment and the MP4,
+    never every segment twice. Raises what ``download`` and run_ffmpeg raise."""
+    if not keys:
+        raise ValueError("no segment to make an MP4 from")
+    scratch = scratch.absolute()
+    joined, part = scratch / "joined.ts", scratch / "segment.ts"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        with joined.open("wb") as out:
+            for key in keys:
+                download(key, part)
+                with part.open("rb") as segment:
+                    shutil.copyfileobj(segment, out)
+                part.unlink()
+        remux_joined_to_mp4(joined, mp4_path, has_audio=has_audio, timeout_s=timeout_s)
+    finally:
+        joined.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+
+
+def remux_joined_to_mp4(joined: Path, mp4_path: Path, *, has_audio: bool, timeout_s: float) -> None:
+    mp4_path.parent.mkdir(parents=True, exist_ok=True)
+    run_ffmpeg(build_mp4_remux_args(joined.absolute(), mp4_path.absolute(), has_audio=has_audio), timeout_s=timeout_s)
 
 
 def write_mp4_download(
