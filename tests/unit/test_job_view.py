@@ -59,8 +59,12 @@ def ready_job() -> Job:
         transcode=StageState(
             StageStatus.COMPLETED,
             1.0,
-            {"prefix": f"jobs/{JOB_ID}/hls/", "master_playlist": "master.m3u8", "renditions": RENDITIONS,
-             "mp4": "download.mp4"},  # fmt: skip
+            {
+                "prefix": f"jobs/{JOB_ID}/hls/",
+                "master_playlist": "master.m3u8",
+                "renditions": RENDITIONS,
+                "mp4": "download.mp4",
+            },  # fmt: skip
         ),
         thumbnails=StageState(StageStatus.COMPLETED, 1.0, dict(THUMBNAIL_OUTPUTS)),
     )
