@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import subprocess
 import urllib.request
 from dataclasses import dataclass
@@ -161,3 +162,18 @@ def segment_durations(media_playlist: Target) -> list[float]:
         for line in read_text(media_playlist).splitlines()
         if line.startswith("#EXTINF:")
     ]
+
+
+def mp4_top_level_boxes(data: bytes) -> list[str]:
+    """The types of the MP4's top-level boxes, in file order (ISO BMFF: a 32-bit
+    size, a 4-character type; size 1 means a 64-bit size follows)."""
+    types, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, offset)
+        if size == 1:
+            size = struct.unpack_from(">Q", data, offset + 8)[0]
+        types.append(kind.decode("ascii"))
+        if size < 8:  # 0: the box runs to the end of the file
+            break
+        offset += size
+    return types

@@ -174,6 +174,22 @@ def test_GIVEN_a_file_WHEN_uploaded_and_read_back_THEN_same_text_and_type_by_ext
     assert info is not None and info["content_type"] == "text/vtt"
 
 
+def test_GIVEN_the_MP4_download_WHEN_uploaded_THEN_a_GET_answers_it_as_an_attachment_and_segments_are_not(
+    store: S3ObjectStore, s3: Any, tmp_path: Path
+) -> None:
+    mp4, segment = tmp_path / "download.mp4", tmp_path / "seg_00000.ts"
+    mp4.write_bytes(b"mp4 bytes")
+    segment.write_bytes(b"ts bytes")
+
+    store.upload_file(mp4, "jobs/j/hls/download.mp4")
+    store.upload_file(segment, "jobs/j/hls/360p/seg_00000.ts")
+
+    answer = requests.get(store.presigned_get("jobs/j/hls/download.mp4", expires_s=60), timeout=10)
+    assert answer.headers["Content-Type"] == "video/mp4"
+    assert answer.headers["Content-Disposition"] == "attachment"
+    assert "ContentDisposition" not in s3.head_object(Bucket=store.bucket, Key="jobs/j/hls/360p/seg_00000.ts")
+
+
 def test_GIVEN_an_hls_folder_WHEN_uploaded_as_a_tree_THEN_every_file_lands_under_the_prefix_with_its_type(
     store: S3ObjectStore, tmp_path: Path
 ) -> None:

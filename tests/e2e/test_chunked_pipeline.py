@@ -75,6 +75,18 @@ def test_every_rendition_plays_frame_exact_over_http(chunked_job) -> None:
     assert len({tuple(times) for times in keyframes.values()}) == 1, keyframes
 
 
+def test_the_stitch_makes_a_fast_start_mp4_download_of_every_frame(chunked_job) -> None:
+    # THEN the stitch read the 360p rung back and remuxed it: every frame, moov first
+    url = chunked_job["outputs"]["mp4_url"]
+    boxes = media_checks.mp4_top_level_boxes(requests.get(url, timeout=30).content)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    packets = media_checks.ffprobe_json(
+        url, "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets,height"
+    )
+    assert packets["streams"][0] == {"height": 360, "nb_read_packets": str(SOURCE_FRAMES)}
+    assert abs(media_checks.duration_s(url) - media_checks.duration_s(SAMPLE)) <= 0.1
+
+
 def test_chunked_job_says_when_it_became_playable(chunked_job) -> None:
     assert chunked_job["playable_at"] is not None
     assert chunked_job["created_at"] < chunked_job["playable_at"] <= chunked_job["updated_at"]

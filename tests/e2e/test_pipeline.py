@@ -80,6 +80,19 @@ def test_sample_becomes_ready_with_a_checked_ladder(submitted, sample: Path) -> 
     # the storyboard's image references are fetchable as they are
     assert requests.get(cues[0].image, timeout=30).status_code == 200
 
+    # AND the MP4 download is a fast-start H.264 (+ AAC) file of the highest rung up
+    # to 720p, as long as the source, that a browser saves as a file
+    download = requests.get(outputs["mp4_url"], timeout=30)
+    assert download.status_code == 200 and download.headers["Content-Type"] == "video/mp4"
+    assert download.headers.get("Content-Disposition") == "attachment"
+    boxes = media_checks.mp4_top_level_boxes(download.content)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
+    mp4 = media_checks.probe(outputs["mp4_url"])
+    rung = max((r for r in renditions if min(r["width"], r["height"]) <= 720), key=lambda r: r["width"] * r["height"])
+    assert [(s["codec_name"], s["width"], s["height"]) for s in mp4.video] == [("h264", rung["width"], rung["height"])]
+    assert [s["codec_name"] for s in mp4.audio] == (["aac"] if has_audio else [])
+    assert abs(mp4.duration_s - duration) <= 0.1
+
     # AND the poster and thumbnails are real JPEG images
     for url in [outputs["poster_url"], *outputs["thumbnail_urls"]]:
         image = Image.open(io.BytesIO(requests.get(url, timeout=30).content))

@@ -90,7 +90,7 @@ def mediaconvert_complete_event(request: dict[str, Any], capture_count: int) -> 
     event = copy.deepcopy(json.loads((EVENTS / "mediaconvert_complete.json").read_text()))
     detail = event["detail"]
     detail["userMetadata"] = request["UserMetadata"]
-    hls_group, capture_group = request["Settings"]["OutputGroups"]
+    hls_group, capture_group, mp4_group = request["Settings"]["OutputGroups"]
     hls_destination = hls_group["OutputGroupSettings"]["HlsGroupSettings"]["Destination"]
     hls_details, capture_details = detail["outputGroupDetails"]
     hls_details["playlistFilePaths"] = [f"{hls_destination}.m3u8"]
@@ -107,6 +107,10 @@ def mediaconvert_complete_event(request: dict[str, Any], capture_count: int) -> 
     ]
     capture_destination = capture_group["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
     capture_details["outputDetails"][0]["outputFilePaths"] = [f"{capture_destination}.{capture_count - 1:07d}.jpg"]
+    mp4_destination = mp4_group["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
+    detail["outputGroupDetails"].append(
+        {"type": "FILE_GROUP", "outputDetails": [{"outputFilePaths": [f"{mp4_destination}.mp4"], "durationInMs": 6000}]}
+    )
     return event
 
 
@@ -162,8 +166,11 @@ def test_GIVEN_one_clip_WHEN_each_backend_processes_it_THEN_GET_jobs_shows_the_s
     assert via_ffmpeg.keys() == via_mediaconvert.keys()
     ffmpeg_outputs, mediaconvert_outputs = via_ffmpeg["outputs"], via_mediaconvert["outputs"]
     assert ffmpeg_outputs.keys() == mediaconvert_outputs.keys() >= {
-        "hls_url", "renditions", "poster_url", "sprite_url", "storyboard_vtt_url", "thumbnail_urls",
+        "hls_url", "renditions", "poster_url", "sprite_url", "storyboard_vtt_url", "thumbnail_urls", "mp4_url",
     }  # fmt: skip
+    # The MP4 download at the same key on both backends (MediaConvert names it by its destination).
+    assert mediaconvert_outputs["mp4_url"].split("?")[0] == ffmpeg_outputs["mp4_url"].split("?")[0]
+    assert ffmpeg_outputs["mp4_url"].split("?")[0].endswith(f"jobs/{JOB_ID}/hls/download.mp4")
 
     def shape(renditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k not in ("url", "bitrate")} for r in renditions]

@@ -21,7 +21,7 @@ from vidpipe.domain.errors import StorageError
 from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.domain.job_transitions import apply_event
 from vidpipe.domain.jobs import Job, StageStatus
-from vidpipe.domain.storage_keys import hls_prefix
+from vidpipe.domain.storage_keys import hls_prefix, mp4_download_key
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -49,6 +49,10 @@ class FolderStore:
 
     def read_text(self, key: str) -> str:
         return (self.root / key).read_text(encoding="utf-8")
+
+    def download(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.root / key, path)
 
     def upload_tree(self, local_dir: Path, prefix: str) -> list[str]:
         keys = []
@@ -135,6 +139,16 @@ def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_
         assert int(data["streams"][0]["nb_read_packets"]) == 600
         assert not list((hls / rendition["name"]).glob("chunk_*.m3u8"))
     assert media_checks.master_variants(hls / "master.m3u8")
+
+    # AND the stitch made the MP4 download from the 360p rung's segments: every frame, fast start
+    assert completed.outputs["mp4"] == "download.mp4"
+    mp4 = outputs.root / mp4_download_key(JOB_ID)
+    data = media_checks.ffprobe_json(mp4, "-show_streams", "-show_format")
+    assert [(s["codec_name"], s.get("height")) for s in data["streams"]] == [("h264", 360), ("aac", None)]
+    assert int(data["streams"][0]["nb_frames"]) == 600
+    assert abs(float(data["format"]["duration"]) - 20.0) <= 2 / 30
+    boxes = media_checks.mp4_top_level_boxes(mp4.read_bytes())
+    assert boxes.index("moov") < boxes.index("mdat"), boxes
 
 
 def test_GIVEN_orders_THEN_every_chunk_reads_the_upload_itself_and_nothing_was_split(fanned_out) -> None:

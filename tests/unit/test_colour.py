@@ -295,8 +295,9 @@ def mediaconvert_outputs(info: SourceInfo) -> tuple[list[dict], dict, dict]:
         source_url="s3://uploads/uploads/job-1/source", outputs_url="s3://outputs/jobs/job-1/",
         source=info, ladder=plan_ladder(info),
     )  # fmt: skip
-    hls_group, capture_group = request["Settings"]["OutputGroups"]
-    return hls_group["Outputs"], capture_group["Outputs"][0], request["Settings"]["Inputs"][0]
+    hls_group, capture_group, mp4_group = request["Settings"]["OutputGroups"]
+    # The MP4 download is one more encoded output: the same colour rules.
+    return hls_group["Outputs"] + mp4_group["Outputs"], capture_group["Outputs"][0], request["Settings"]["Inputs"][0]
 
 
 def test_GIVEN_an_hlg_source_WHEN_mediaconvert_job_built_THEN_every_output_tone_mapped_to_709_limited() -> None:

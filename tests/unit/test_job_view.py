@@ -59,7 +59,12 @@ def ready_job() -> Job:
         transcode=StageState(
             StageStatus.COMPLETED,
             1.0,
-            {"prefix": f"jobs/{JOB_ID}/hls/", "master_playlist": "master.m3u8", "renditions": RENDITIONS},
+            {
+                "prefix": f"jobs/{JOB_ID}/hls/",
+                "master_playlist": "master.m3u8",
+                "renditions": RENDITIONS,
+                "mp4": "download.mp4",
+            },  # fmt: skip
         ),
         thumbnails=StageState(StageStatus.COMPLETED, 1.0, dict(THUMBNAIL_OUTPUTS)),
     )
@@ -90,8 +95,9 @@ def test_GIVEN_a_ready_job_WHEN_viewed_THEN_images_are_presigned_under_the_thumb
     assert outputs["thumbnail_urls"] == [
         f"https://outputs.example.com/{prefix}thumb_00{n}.jpg?X-Amz-Expires=600&X-Amz-Signature=sig" for n in range(3)
     ]
-    assert sorted(signer.calls) == sorted(
-        (prefix + name, TTL) for name in ["poster.jpg", "sprite.jpg", "thumb_000.jpg", "thumb_001.jpg", "thumb_002.jpg"]
+    images = ["poster.jpg", "sprite.jpg", "thumb_000.jpg", "thumb_001.jpg", "thumb_002.jpg"]
+    assert sorted(call for call in signer.calls if call[0].startswith(prefix)) == sorted(
+        (prefix + name, TTL) for name in images
     )
 
 
@@ -129,7 +135,7 @@ def test_GIVEN_a_processing_job_WHEN_viewed_THEN_no_outputs_and_progress_rounded
     assert signer.calls == []
 
 
-def test_GIVEN_only_the_transcode_is_done_WHEN_viewed_THEN_the_hls_urls_are_there_and_no_images() -> None:
+def test_GIVEN_only_the_transcode_is_done_WHEN_viewed_THEN_the_hls_and_mp4_urls_are_there_and_no_images() -> None:
     job = ready_job()
     job.status = JobStatus.PROCESSING
     job.stages[Stage.THUMBNAILS] = StageState(StageStatus.RUNNING, 0.5)
@@ -137,8 +143,36 @@ def test_GIVEN_only_the_transcode_is_done_WHEN_viewed_THEN_the_hls_urls_are_ther
 
     outputs = job_view(job, api_url=API, signer=signer, url_ttl_s=TTL)["outputs"]
 
-    assert set(outputs) == {"hls_url", "renditions", "subtitles"}
-    assert signer.calls == []
+    assert set(outputs) == {"hls_url", "renditions", "subtitles", "mp4_url"}
+    assert signer.calls == [(f"jobs/{JOB_ID}/hls/download.mp4", TTL)]
+
+
+def test_GIVEN_a_ready_job_WHEN_viewed_THEN_the_mp4_download_is_signed_with_the_ttl() -> None:
+    outputs = job_view(ready_job(), api_url=API, signer=FakeSigner(), url_ttl_s=TTL)["outputs"]
+
+    assert outputs["mp4_url"] == (
+        f"https://outputs.example.com/jobs/{JOB_ID}/hls/download.mp4?X-Amz-Expires=600&X-Amz-Signature=sig"
+    )
+
+
+def test_GIVEN_a_job_playable_early_WHEN_viewed_THEN_no_mp4_url_until_the_whole_ladder_is_in() -> None:
+    job = ready_job()
+    job.status = JobStatus.PROCESSING
+    outputs_so_far = {**job.stages[Stage.TRANSCODE].outputs, "playable": True}
+    job.stages[Stage.TRANSCODE] = StageState(StageStatus.RUNNING, 0.4, outputs_so_far)
+
+    outputs = job_view(job, api_url=API, signer=FakeSigner(), url_ttl_s=TTL)["outputs"]
+
+    assert "hls_url" in outputs and "mp4_url" not in outputs
+
+
+def test_GIVEN_a_job_transcoded_before_mp4_downloads_WHEN_viewed_THEN_it_simply_has_no_mp4_url() -> None:
+    job = ready_job()
+    del job.stages[Stage.TRANSCODE].outputs["mp4"]
+
+    outputs = job_view(job, api_url=API, signer=FakeSigner(), url_ttl_s=TTL)["outputs"]
+
+    assert "mp4_url" not in outputs and "hls_url" in outputs
 
 
 def test_GIVEN_a_failed_job_WHEN_viewed_THEN_its_error_is_shown_and_the_failed_stage_gives_no_outputs() -> None:
@@ -200,6 +234,7 @@ def test_GIVEN_outputs_through_cloudfront_WHEN_a_ready_job_is_viewed_THEN_every_
 
     # THEN no URL in it lasts longer than the TTL: images by CloudFront policy, playlists by grant
     urls = [outputs["hls_url"], outputs["storyboard_vtt_url"], outputs["poster_url"], outputs["sprite_url"],
+            outputs["mp4_url"],
             *outputs["thumbnail_urls"], *(rendition["url"] for rendition in outputs["renditions"])]  # fmt: skip
     for url in urls:
         query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}

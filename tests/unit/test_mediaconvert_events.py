@@ -85,6 +85,20 @@ def test_GIVEN_COMPLETE_WHEN_parsed_THEN_the_outputs_are_the_planned_renditions_
     }
 
 
+def test_GIVEN_COMPLETE_with_the_MP4_file_group_WHEN_parsed_THEN_the_outputs_name_the_download() -> None:
+    raw = fixture("complete")
+    mp4_path = f"s3://amzn-s3-demo-bucket/jobs/{JOB_ID}/hls/download.mp4"
+    raw["detail"]["outputGroupDetails"].append(
+        {"type": "FILE_GROUP", "outputDetails": [{"outputFilePaths": [mp4_path], "durationInMs": 6000}]}
+    )
+
+    event = parse_state_change(raw)
+
+    assert event.kind is StageEventKind.COMPLETED
+    assert event.outputs is not None and event.outputs["mp4"] == "download.mp4"
+    assert "mp4" not in (parse_state_change(fixture("complete")).outputs or {})  # a job from before: none
+
+
 def test_GIVEN_COMPLETE_missing_a_planned_playlist_WHEN_parsed_THEN_the_stage_fails_not_a_broken_READY() -> None:
     raw = fixture("complete")
     raw["detail"]["outputGroupDetails"][0]["outputDetails"].pop(1)  # 480p

@@ -216,6 +216,24 @@ EXPECTED_720P_REQUEST = {
                     }
                 ],
             },
+            {
+                # The MP4 download: the 720p rung once more, progressive (moov first).
+                "Name": "MP4",
+                "OutputGroupSettings": {
+                    "Type": "FILE_GROUP_SETTINGS",
+                    "FileGroupSettings": {"Destination": f"{OUTPUTS_URL}hls/download"},
+                },
+                "Outputs": [
+                    {
+                        **{k: v for k, v in hls_output("720p", 1280, 720, 3500, 7000).items() if k != "NameModifier"},
+                        "Extension": "mp4",
+                        "ContainerSettings": {
+                            "Container": "MP4",
+                            "Mp4Settings": {"MoovPlacement": "PROGRESSIVE_DOWNLOAD"},
+                        },
+                    }
+                ],
+            },
         ],
     },
 }
@@ -232,6 +250,19 @@ def test_GIVEN_a_720p_stereo_source_WHEN_the_job_is_submitted_THEN_MediaConvert_
 
         stubber.assert_no_pending_responses()
     assert job_id == "1671476818694-phptj0"
+
+
+def test_GIVEN_a_1080p_source_WHEN_the_request_is_built_THEN_the_MP4_download_is_its_720p_rung_with_moov_first() -> (
+    None
+):
+    request = request_for(source(1920, 1080))
+
+    (mp4_group,) = [group for group in request["Settings"]["OutputGroups"] if group["Name"] == "MP4"]
+    (output,) = mp4_group["Outputs"]
+    assert (output["VideoDescription"]["Width"], output["VideoDescription"]["Height"]) == (1280, 720)
+    assert output["ContainerSettings"]["Mp4Settings"]["MoovPlacement"] == "PROGRESSIVE_DOWNLOAD"
+    assert output["AudioDescriptions"][0]["CodecSettings"]["Codec"] == "AAC"
+    assert mp4_group["OutputGroupSettings"]["FileGroupSettings"]["Destination"] == f"{OUTPUTS_URL}hls/download"
 
 
 @pytest.mark.parametrize(

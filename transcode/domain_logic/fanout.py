@@ -8,8 +8,9 @@ uploads bucket, under ``chunks/{job_id}/`` (deleted by a lifecycle rule):
 ``plan.json`` (what the stitch needs), ``done_NNNN.json`` (the segments a chunk
 wrote) and, for a source FFmpeg cannot seek in quickly, its remux
 ``seekable.mkv``. Segments go straight to their final place in the outputs
-bucket, ``jobs/{job_id}/hls/{rendition}/cNNNN_NNN.ts``; the stitch writes only
-playlists.
+bucket, ``jobs/{job_id}/hls/{rendition}/cNNNN_NNN.ts``; the stitch writes the
+playlists and the MP4 download (remuxed from one rung's segments, which it
+downloads: transcode.domain_logic.mp4_download).
 
 Ports, not boto3: ``work_store`` and ``output_store`` are S3ObjectStores in
 Lambda, fakes in tests; ``publish`` puts an event on the bus; ``locate`` says
@@ -46,6 +47,7 @@ from transcode.domain_logic.chunk_stitching import stitch_playlists
 from transcode.domain_logic.encode_cost import StageBudget, check_encode_cost, describe_source, encode_cost
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import DEFAULT_LADDER, LadderConfig, Rendition, output_frame_rate, plan_ladder
+from transcode.domain_logic.mp4_download import download_rung, remux_stored_segments_to_mp4
 from transcode.domain_logic.subtitle_extraction import (
     ExtractedSubtitles,
     extract_subtitle_texts,
@@ -54,10 +56,10 @@ from transcode.domain_logic.subtitle_extraction import (
 )
 from transcode.domain_logic.transcoding import check_complete, plan_title_ladder, rendition_summary
 from vidpipe.domain.delivery_attempts import gave_up_error, is_last_attempt
-from vidpipe.domain.errors import JobDeleted, MediaError
+from vidpipe.domain.errors import JobDeleted, MediaError, SourceTooLarge
 from vidpipe.domain.events import ChunkRequested, Stage, StageEvent, StageEventKind, StitchRequested
 from vidpipe.domain.source_info import SourceInfo
-from vidpipe.domain.storage_keys import hls_prefix, work_key, work_prefix
+from vidpipe.domain.storage_keys import MP4_DOWNLOAD_NAME, hls_prefix, mp4_download_key, work_key, work_prefix
 from vidpipe.runtime.scratch import check_scratch_room
 
 PLAN_NAME = "plan.json"
@@ -72,6 +74,8 @@ class WorkStore(Protocol):
 
 class OutputStore(Protocol):
     def upload_tree(self, local_dir: Path, prefix: str) -> list[str]: ...
+    def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> None: ...
+    def download(self, key: str, path: Path) -> None: ...
 
 
 Publish = Callable[[Any], None]
@@ -232,10 +236,12 @@ def stitch(
     work_store: WorkStore,
     output_store: OutputStore,
     publish: Publish,
+    timeout_s: float = 300.0,
 ) -> dict[str, Any]:
     """Write every rendition's media playlist and the master playlist from the
-    chunks' segment lists, upload them and publish "Transcode Completed" with the
-    same outputs as the single-process path; return those outputs.
+    chunks' segment lists, upload them, make the MP4 download and publish
+    "Transcode Completed" with the same outputs as the single-process path;
+    return those outputs.
 
     Raises CorruptMedia when the stitched renditions are clearly shorter than the
     source, StorageError when a chunk's segment list is missing."""
@@ -263,8 +269,42 @@ def stitch(
         "chunks": int(plan["total"]),
         **subtitle_outputs(subtitles, extracted.skipped),
     }
+    has_audio = bool(plan["has_audio"])
+    if make_mp4_download(request.job_id, outputs, ladder, has_audio, scratch / "mp4",
+                         output_store=output_store, timeout_s=timeout_s):  # fmt: skip
+        result["mp4"] = MP4_DOWNLOAD_NAME
     publish(StageEvent(job_id=request.job_id, stage=Stage.TRANSCODE, kind=StageEventKind.COMPLETED, outputs=result))
     return result
+
+
+def make_mp4_download(
+    job_id: str,
+    outputs: list[ChunkOutput],
+    ladder: list[Rendition],
+    has_audio: bool,
+    scratch: Path,
+    *,
+    output_store: OutputStore,
+    timeout_s: float,
+) -> bool:
+    """Remux the download rung's segments (every chunk's, in order) into the
+    job's MP4 and upload it; True when it was made. The rung is downloaded
+    into the scratch space, which must hold it twice (joined, then remuxed):
+    when it cannot, the job goes without an MP4 (False) rather than failing a
+    video whose playback is ready."""
+    rung = download_rung(ladder)
+    segments = [segment for output in outputs for segment in output.segments[rung.name]]
+    try:
+        check_scratch_room(scratch.parent, 2 * sum(segment.size_bytes for segment in segments),
+                           what="the MP4 download's rung")  # fmt: skip
+    except SourceTooLarge:
+        return False
+    folder = f"{hls_prefix(job_id)}{rung.name}/"
+    mp4 = scratch / MP4_DOWNLOAD_NAME
+    remux_stored_segments_to_mp4([folder + segment.uri for segment in segments], output_store.download, mp4,
+                                 has_audio=has_audio, scratch=scratch / "work", timeout_s=timeout_s)  # fmt: skip
+    output_store.upload_file(mp4, mp4_download_key(job_id))
+    return True
 
 
 def run_work_order(
@@ -293,7 +333,8 @@ def run_work_order(
             encode_one_chunk(order, scratch, timeout_s=timeout_s, locate=locate, work_store=work_store,
                              output_store=output_store, publish=publish)  # fmt: skip
         else:
-            stitch(order, scratch, work_store=work_store, output_store=output_store, publish=publish)
+            stitch(order, scratch, work_store=work_store, output_store=output_store, publish=publish,
+                   timeout_s=timeout_s)  # fmt: skip
     except JobDeleted:
         raise  # the caller drops the order: nothing to fail, the job is gone
     except MediaError as exc:

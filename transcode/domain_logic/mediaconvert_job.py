@@ -12,6 +12,7 @@ group's destination plus each output's name modifier)::
 
     hls/master.m3u8
     hls/master_{name}.m3u8, hls/master_{name}_00001.ts ...     e.g. master_720p.m3u8
+    hls/download.mp4                                            the MP4 download (a file group of its own)
     captures/frame.0000000.jpg, frame.0000001.jpg ...           one frame every capture interval
 
 The thumbnails function turns the captures into the poster, thumbnails, sprite
@@ -37,6 +38,7 @@ from typing import Any
 
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import Rendition
+from transcode.domain_logic.mp4_download import download_rung
 from transcode.domain_logic.transcoding import rendition_summary
 from vidpipe.domain.colour import HLG, VideoColour, assume_untagged
 from vidpipe.domain.errors import UnsupportedDimensions
@@ -48,7 +50,7 @@ from vidpipe.domain.mediaconvert_events import (
     META_STACK,
 )
 from vidpipe.domain.source_info import SourceInfo
-from vidpipe.domain.storage_keys import HLS_FOLDER
+from vidpipe.domain.storage_keys import HLS_FOLDER, MP4_DOWNLOAD_NAME
 
 RATE_CONTROLS = ("QVBR", "CBR")
 # QVBR level 7 is what AWS suggests for most content on most screens; MaxBitrate
@@ -146,6 +148,7 @@ def build_create_job_request(
             "OutputGroups": [
                 _hls_group(outputs_url, source, ladder, rate_control, segment_s),
                 _capture_group(outputs_url, source, interval_ms),
+                _mp4_group(outputs_url, source, download_rung(ladder), rate_control, segment_s),
             ],
         },
     }
@@ -195,6 +198,31 @@ def _hls_output(rendition: Rendition, source: SourceInfo, rate_control: str, seg
         # rungs do, so a player needs no separate audio rendition group.
         output["AudioDescriptions"] = [_stereo_aac(rendition.audio_bitrate_kbps, source.audio_channels)]
     return output
+
+
+def _mp4_group(
+    outputs_url: str, source: SourceInfo, rung: Rendition, rate_control: str, segment_s: int
+) -> dict[str, Any]:
+    """The MP4 download: the download rung's picture and sound again, in a
+    progressive MP4 with its moov first. MediaConvert cannot remux its own HLS
+    output, so this is one more encode of that rung (from the same decode); the
+    destination names the file, ``hls/download.mp4``, as on the FFmpeg path."""
+    rendition_output = _hls_output(rung, source, rate_control, segment_s)
+    del rendition_output["NameModifier"]
+    return {
+        "Name": "MP4",
+        "OutputGroupSettings": {
+            "Type": "FILE_GROUP_SETTINGS",
+            "FileGroupSettings": {"Destination": f"{outputs_url}{HLS_FOLDER}/{MP4_DOWNLOAD_NAME.removesuffix('.mp4')}"},
+        },
+        "Outputs": [
+            {
+                **rendition_output,
+                "Extension": "mp4",
+                "ContainerSettings": {"Container": "MP4", "Mp4Settings": {"MoovPlacement": "PROGRESSIVE_DOWNLOAD"}},
+            }
+        ],
+    }
 
 
 def _untagged_colour_space(source: SourceInfo) -> dict[str, Any]:

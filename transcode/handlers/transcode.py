@@ -20,6 +20,7 @@ from transcode.domain_logic.fanout import fan_out
 from transcode.domain_logic.hls import MASTER_PLAYLIST_NAME
 from transcode.domain_logic.ladder import LadderConfig, ladder_from_text
 from transcode.domain_logic.mediaconvert_submit import submit_ladder_job
+from transcode.domain_logic.mp4_download import write_mp4_download
 from transcode.domain_logic.subtitle_extraction import subtitle_outputs
 from transcode.domain_logic.transcode_choices import Encoding, choose_encoding, url_probe_is_enough
 from transcode.domain_logic.transcoding import PROBE_TIMEOUT_S, rendition_summary, source_summary, transcode_to_hls
@@ -36,7 +37,7 @@ from vidpipe.domain.errors import FfmpegError, JobNotFound, MediaError
 from vidpipe.domain.events import CHUNKS_SOURCE, ChunkRequested, Stage, StageEvent
 from vidpipe.domain.quotas import charge_video_minutes
 from vidpipe.domain.source_info import SourceInfo
-from vidpipe.domain.storage_keys import HLS_FOLDER, job_outputs_prefix, upload_key, work_key
+from vidpipe.domain.storage_keys import HLS_FOLDER, MP4_DOWNLOAD_NAME, job_outputs_prefix, upload_key, work_key
 from vidpipe.domain.timeline import Invocation
 from vidpipe.runtime.observability import logger, metrics, record_transcode, tracer
 from vidpipe.runtime.settings import get_settings
@@ -120,6 +121,7 @@ def transcode(
         fan_out_to_chunks(context, source, timeout_s=timeout_s)
         return None
     # One process; for a video over the limit, it reports the source and refuses it.
+    deadline = time.monotonic() + timeout_s
     context.fetch_inputs()
     probed: dict[str, Any] = {}
 
@@ -147,10 +149,17 @@ def transcode(
     record_transcode(time.monotonic() - started, probed.get("duration_s"))
     if result.analysis is not None:
         logger.info("per-title ladder", extra={"analysis": result.analysis.summary()})
+    # Remuxed from a rung just written (no decode): seconds, uploaded with the ladder.
+    write_mp4_download(
+        context.output_dir, result.renditions, context.output_dir / MP4_DOWNLOAD_NAME,
+        has_audio=result.source.has_audio, scratch=context.output_dir.parent / "mp4",
+        timeout_s=max(1.0, deadline - time.monotonic()),
+    )  # fmt: skip
     return {
         "master_playlist": result.master_playlist.name,
         "renditions": [rendition_summary(r, result.measured.get(r.name)) for r in result.renditions],
         **subtitle_outputs(result.subtitles.renditions, result.subtitles.skipped),
+        "mp4": MP4_DOWNLOAD_NAME,
     }
 
 

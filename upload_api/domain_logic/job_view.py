@@ -70,6 +70,11 @@ def _outputs(job: Job, *, api_url: str, signer: UrlSigner, url_ttl_s: int, grant
         ]
         if transcode.outputs.get("subtitles_skipped"):
             outputs["subtitles_skipped"] = transcode.outputs["subtitles_skipped"]
+    # The MP4 download: a plain file, signed like the images (it is saved as an
+    # attachment: the object carries Content-Disposition). Only once every rung is in.
+    if transcode.status is StageStatus.COMPLETED and transcode.outputs.get("mp4"):
+        mp4_key = str(transcode.outputs.get("prefix", "")) + str(transcode.outputs["mp4"])
+        outputs["mp4_url"] = signer.presigned_get(mp4_key, expires_s=url_ttl_s)
     thumbnails = job.stages[Stage.THUMBNAILS]
     if thumbnails.status is StageStatus.COMPLETED:
         prefix = thumbnails.outputs.get("prefix", "")

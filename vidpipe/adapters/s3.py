@@ -31,6 +31,11 @@ CONTENT_TYPES = {
     ".vtt": "text/vtt",
 }
 
+# Files a browser should save rather than show: the MP4 download is the only
+# .mp4 the stages write (segments are .ts). Stored on the object, so presigned
+# S3 URLs and CloudFront signed URLs both carry it; the name is the key's last part.
+CONTENT_DISPOSITIONS = {".mp4": "attachment"}
+
 # A ladder writes a few hundred small segments: a handful of parallel PUTs hides
 # the round trips without hammering a local endpoint. boto3 clients are
 # thread-safe, so the workers share ours.
@@ -173,6 +178,8 @@ class S3ObjectStore:
 
         Raises StorageError for any S3 failure; OSError when ``path`` cannot be read."""
         extra = {"ContentType": content_type or content_type_for(path)}
+        if disposition := CONTENT_DISPOSITIONS.get(Path(key).suffix.lower()):
+            extra["ContentDisposition"] = disposition
         try:
             self._client.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
         except _S3_FAILURES as exc:

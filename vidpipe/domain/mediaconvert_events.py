@@ -98,7 +98,8 @@ def parse_state_change(event: dict[str, Any]) -> StageEvent:
 def completed_outputs(detail: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
     """The ``outputs`` of "Transcode Completed" from a COMPLETE event: the HLS
     folder (``prefix``), the master playlist and the planned renditions, each
-    with the media playlist MediaConvert wrote for it.
+    with the media playlist MediaConvert wrote for it, and the MP4 download
+    (``mp4``, its name in that folder) when the file group wrote it.
 
     Raises MediaConvertError when the event lacks the HLS group or one of the
     planned playlists (a job that cannot be played must not be READY), and
@@ -123,7 +124,16 @@ def completed_outputs(detail: dict[str, Any], metadata: dict[str, str]) -> dict[
         if playlist not in written:
             raise MediaConvertError(f"MediaConvert wrote no playlist for the {planned['name']} rendition")
         renditions.append({**planned, "playlist": playlist})
-    return {"prefix": f"{prefix}/", "master_playlist": master_name, "renditions": renditions}
+    outputs: dict[str, Any] = {"prefix": f"{prefix}/", "master_playlist": master_name, "renditions": renditions}
+    # The MP4 download, when the job wrote one into the HLS folder (a job
+    # submitted before MP4 downloads existed did not: it stays without).
+    for group in detail.get("outputGroupDetails") or []:
+        for output in (group.get("outputDetails") or []) if isinstance(group, dict) else []:
+            for path in output.get("outputFilePaths") or []:
+                folder, _, name = _s3_key(str(path)).rpartition("/")
+                if folder == prefix and name.endswith(".mp4"):
+                    outputs["mp4"] = name
+    return outputs
 
 
 def parse_captures_ready(event: dict[str, Any]) -> CapturesReady:

@@ -9,6 +9,7 @@ Uploads bucket::
 Outputs bucket::
 
     jobs/{job_id}/hls/master.m3u8, jobs/{job_id}/hls/{rendition}/...
+    jobs/{job_id}/hls/download.mp4   the progressive MP4 download (the transcode stage writes it)
     jobs/{job_id}/thumbnails/{poster.jpg, sprite.jpg, storyboard.vtt, ...}
     jobs/{job_id}/images/{name}      images made on demand, named by their parameters (vidpipe.domain.image_requests)
 
@@ -32,6 +33,9 @@ JOBS_PREFIX = "jobs/"
 HLS_FOLDER = "hls"
 THUMBNAILS_FOLDER = "thumbnails"
 IMAGES_FOLDER = "images"
+
+# The MP4 download, in the transcode stage's folder (it is made from a rung's segments).
+MP4_DOWNLOAD_NAME = "download.mp4"
 
 
 def upload_key(job_id: str) -> str:
@@ -94,13 +98,19 @@ def hls_prefix(job_id: str) -> str:
 
 
 def uploads_bucket_folders(job_id: str) -> tuple[str, ...]:
-    """Every folder of the job in the uploads bucket: its upload and its work files."""
-    return (upload_prefix(job_id), work_prefix(job_id))
+    """Every folder of the job in the uploads bucket: its upload, its work files
+    and the caption files added to it."""
+    return (upload_prefix(job_id), work_prefix(job_id), f"{CAPTIONS_PREFIX}{job_id}/")
 
 
 def outputs_bucket_folders(job_id: str) -> tuple[str, ...]:
     """Every folder of the job in the outputs bucket."""
     return (job_outputs_prefix(job_id),)
+
+
+def mp4_download_key(job_id: str) -> str:
+    """``jobs/{job_id}/hls/download.mp4``: the job's progressive MP4."""
+    return f"{hls_prefix(job_id)}{MP4_DOWNLOAD_NAME}"
 
 
 def is_job_output(key: str, job_id: str) -> bool:

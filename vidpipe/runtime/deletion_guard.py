@@ -64,6 +64,9 @@ class WritesForLiveJob:
     def read_text(self, key: str) -> str:
         return self._store.read_text(key)
 
+    def download(self, key: str, path: Path) -> None:
+        self._store.download(key, path)
+
     def delete_prefix(self, prefix: str) -> int:
         return int(self._store.delete_prefix(prefix))
 
