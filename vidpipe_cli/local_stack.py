@@ -40,7 +40,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -174,7 +173,7 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> UncleanStop | Non
     # leftovers (or its cleanup) must not meet this run's workers.
     tmp_root = settings.data_dir / "tmp"
     workers_ended = end_leftover_workers(previous_pid, tmp_root) if previous_pid is not None else 0
-    shutil.rmtree(tmp_root, ignore_errors=True)
+    _discard_in_background(tmp_root)
     tmp_dir = tmp_root / f"run-{int(time.time())}"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     environment = {
@@ -228,6 +227,24 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> UncleanStop | Non
             )
         time.sleep(0.2)
     raise LocalStackError(f"ministack did not answer within {START_TIMEOUT_S} s; see {settings.log_file}")
+
+
+def _discard_in_background(folder: Path) -> None:
+    """Move ``folder`` aside at once and delete it (and what an earlier deletion
+    left) in a process of its own. After a kill it holds every Lambda worker's
+    unpacked layers (FFmpeg, botocore's data): deleting them took minutes on a
+    busy machine while `vidpipe up` waited."""
+    if folder.exists():
+        folder.rename(folder.with_name(f"{folder.name}-discarded-{time.time_ns()}"))
+    discarded = [str(path) for path in folder.parent.glob(f"{folder.name}-discarded-*")]
+    if discarded:
+        subprocess.Popen(
+            [sys.executable, "-c", "import shutil, sys\nfor p in sys.argv[1:]: shutil.rmtree(p, True)", *discarded],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # finishes after `vidpipe up` returns
+        )
 
 
 def _is_healthy(settings: LocalStackSettings) -> bool:

@@ -69,8 +69,10 @@ class RuntimeSnapshots:
         self.changed = True  # the first pass records what was loaded at start
         self._written: dict[str, bytes] = {}
         self._last_pass = 0.0
+        # What the snapshots cost, kept in the marker file (scripts/snapshot_cost.py reads it).
         self.snapshots = 0
         self.bytes_written = 0
+        self.cpu_s = 0.0
         # Held while files are written (in a worker thread); `close` waits for it
         # so no snapshot lands after ministack's own save at shutdown.
         self._write_lock = threading.Lock()
@@ -89,6 +91,7 @@ class RuntimeSnapshots:
 
     async def snapshot_now(self) -> None:
         self.changed, self._last_pass = False, time.monotonic()
+        started = time.thread_time()
         try:
             # On the event loop, between two requests: no handler is half-way.
             captured = {name: self._serialize(name) for name in RUNTIME_SERVICES}
@@ -97,6 +100,8 @@ class RuntimeSnapshots:
             # was copied: the previous files stand, the next pass tries again.
             self.changed = True
             return
+        finally:
+            self.cpu_s += time.thread_time() - started
         await asyncio.to_thread(self._write_changed, captured)
 
     def _serialize(self, service: str) -> bytes | None:
@@ -116,7 +121,7 @@ class RuntimeSnapshots:
                 self._write_changed_locked(captured)
 
     def _write_changed_locked(self, captured: dict[str, bytes | None]) -> None:
-        wrote = False
+        started, wrote = time.thread_time(), False
         for service, content in captured.items():
             if content is None or self._written.get(service) == content:
                 continue
@@ -126,7 +131,13 @@ class RuntimeSnapshots:
             wrote = True
         if wrote:
             self.snapshots += 1
-            marker = {"at": time.time(), "snapshots": self.snapshots, "bytes_written": self.bytes_written}
+            self.cpu_s += time.thread_time() - started
+            marker = {
+                "at": time.time(),
+                "snapshots": self.snapshots,
+                "bytes_written": self.bytes_written,
+                "cpu_s": round(self.cpu_s, 3),
+            }
             write_atomically(os.path.join(self.state_dir, MARKER_FILE), json.dumps(marker).encode())
 
 
