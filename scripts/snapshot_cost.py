@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import requests
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
@@ -80,14 +82,29 @@ def measured_snapshot_cost(stack: ThrowawayStack) -> Iterator[dict[str, Any]]:
     )
 
 
+def warm_up(stack: ThrowawayStack, timeout_s: float = 600) -> None:
+    """Wait until the API answers: its first calls start the functions' workers,
+    which on a busy machine outlast the load's per-call timeout."""
+    headers = {"Authorization": f"Bearer {stack.endpoints['api_token']}"}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{stack.endpoints['api_url']}/jobs", headers=headers, timeout=300).ok:
+                return
+        except requests.RequestException:
+            time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
     parameters = f"MaxActiveJobsPerOwner={max(10, args.jobs)}"
-    with throwaway_stack("vidpipe-snapshots-", parameters=parameters) as stack, measured_snapshot_cost(stack) as cost:
-        load = run_load(stack.endpoints["api_url"], stack.endpoints["api_token"], args.jobs, args.concurrency)
+    with throwaway_stack("vidpipe-snapshots-", parameters=parameters) as stack:
+        warm_up(stack)
+        with measured_snapshot_cost(stack) as cost:
+            load = run_load(stack.endpoints["api_url"], stack.endpoints["api_token"], args.jobs, args.concurrency)
     print(json.dumps({"jobs": args.jobs, "statuses": load["statuses"], **cost}, indent=2))
 
 

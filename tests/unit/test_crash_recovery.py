@@ -99,3 +99,21 @@ def test_GIVEN_leftover_processes_of_a_killed_stack_WHEN_ended_THEN_only_its_wor
         for process in (worker, stranger):
             process.kill()
             process.wait()
+
+
+def test_GIVEN_a_dead_runs_worker_folders_WHEN_discarded_THEN_moved_aside_at_once_and_deleted_in_the_background(
+    tmp_path: Path,
+) -> None:
+    from vidpipe_cli.local_stack import _discard_in_background
+
+    (tmp_path / "tmp" / "run-1" / "worker").mkdir(parents=True)
+    (tmp_path / "tmp" / "run-1" / "worker" / "ffmpeg").write_bytes(b"x" * 1000)
+    (tmp_path / "tmp-discarded-1").mkdir()  # what an interrupted deletion left
+
+    _discard_in_background(tmp_path / "tmp")
+
+    assert not (tmp_path / "tmp").exists()  # the new run's folder can be made at once
+    deadline = time.monotonic() + 30
+    while any(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.iterdir()) == []
