@@ -4,7 +4,8 @@
 background with ``AUTH=true`` and its state under the data folder, packages the
 functions, deploys ``infra/template.yaml`` through CloudFormation and writes the
 endpoints to ``<data>/stack.json``. ``stop`` sends SIGTERM, on which ministack
-saves its state; the next ``start`` finds the earlier jobs and outputs.
+saves its state; the next ``start`` finds the earlier jobs and outputs, after a
+hard kill too (see the snapshots below).
 
 Settings (environment): ``VIDPIPE_DATA_DIR`` (default ``<project>/.vidpipe``),
 ``VIDPIPE_PORT`` (default 4566), ``VIDPIPE_MINISTACK_PYTHON`` (default
@@ -17,7 +18,12 @@ ministack gaps worked around here, each in one visible place:
   :func:`_apply_bucket_settings_ministack_ignores` sets them, from the
   template, after each deploy;
 * messages in flight when it stopped stay invisible for their visibility
-  timeout after a restart: :func:`_release_messages_in_flight`;
+  timeout after a restart: vidpipe_cli.crash_recovery.release_messages_in_flight;
+* it saves its non-S3 state only on a clean shutdown: it runs under
+  vidpipe_cli.ministack_snapshots, which snapshots the services jobs change
+  shortly after they change, and saves everything after a deploy
+  (:func:`_save_everything`); after a hard kill, :func:`start` says what it
+  recovered (vidpipe_cli.crash_recovery);
 * Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
   their files lose the executable bit when ministack unzips them: the
   functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
@@ -36,7 +42,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -48,6 +53,15 @@ from typing import Any
 
 import requests
 
+from vidpipe.domain.jobs import JobStatus
+from vidpipe_cli.crash_recovery import (
+    UncleanStop,
+    describe_recovery,
+    end_leftover_workers,
+    jobs_by_status,
+    last_snapshot_at,
+    release_messages_in_flight,
+)
 from vidpipe_cli.local_deploy import deploy, expires_soon, mint_token, stack_exists, with_token
 from vidpipe_cli.local_stack_settings import (
     FFMPEG_LAYER_BIN,
@@ -57,8 +71,14 @@ from vidpipe_cli.local_stack_settings import (
     Endpoints,
     LocalStackError,
     LocalStackSettings,
+    aws_client,
 )
 from vidpipe_cli.packaging import FFMPEG_WHEEL, FUNCTION_SLICES, PROJECT_ROOT, build_all
+
+# ministack's entry point, wrapped so that its state survives a hard kill.
+MINISTACK_LAUNCHER = Path(__file__).resolve().parent / "ministack_snapshots.py"
+# What a job can be doing when the stack dies (it resumes on the next start).
+UNFINISHED = {JobStatus.UPLOADED.value, JobStatus.PROCESSING.value}
 
 # ------------------------------------------------------------------ start / stop
 
@@ -67,8 +87,9 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
     """Start ministack if it is not running, deploy the template if it changed,
     and return the endpoints."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    unclean_stop = None
     if not _is_healthy(settings):
-        _launch_ministack(settings, log=log)
+        unclean_stop = _launch_ministack(settings, log=log)
     # What was deployed is known by a hash of its sources, so an unchanged stack
     # answers at once, without building anything.
     fingerprint = f"{_source_fingerprint(settings)}:{settings.port}:{settings.parameters}"
@@ -89,17 +110,34 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
         with open(build_dir / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             endpoints = deploy(settings, build_all(settings.ministack_python, build_dir))
+        _save_everything(settings, log=log)
         settings.endpoints_file.write_text(
             json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
         )
+    if unclean_stop is not None:
+        jobs = jobs_by_status(aws_client("dynamodb", settings.endpoint_url), endpoints.outputs["JobsTableName"])
+        for line in describe_recovery(unclean_stop, jobs, UNFINISHED):
+            log(line)
     return endpoints
+
+
+def _save_everything(settings: LocalStackSettings, *, log) -> None:
+    """Have ministack save every service now, as it does on a clean shutdown:
+    a deploy changes services the runtime snapshots leave alone
+    (vidpipe_cli.ministack_snapshots). Lambda's file holds the layers (over
+    100 MB), so on a busy machine this can take a while; if it does not answer,
+    the stack still works and the next clean stop saves it."""
+    try:
+        requests.post(f"{settings.endpoint_url}/_vidpipe/save", timeout=600).raise_for_status()
+    except requests.RequestException as exc:
+        log(f"warning: ministack did not confirm saving the deployed stack ({exc}); `vidpipe down` saves it")
 
 
 def stop(settings: LocalStackSettings) -> bool:
     """SIGTERM ministack and wait for it to save its state. False when it was not running.
 
     Stages running at that moment are cut off; their messages are released
-    again at the next start (see :func:`_release_messages_in_flight`)."""
+    again at the next start (vidpipe_cli.crash_recovery.release_messages_in_flight)."""
     pid = _read_pid(settings)
     if pid is None or not _pid_alive(pid):
         settings.pid_file.unlink(missing_ok=True)
@@ -114,35 +152,6 @@ def stop(settings: LocalStackSettings) -> bool:
     return True
 
 
-def _release_messages_in_flight(state_dir: Path) -> int:
-    """ministack gap, worked around here: it saves a message that was being
-    processed when it stopped as still in flight, so after a restart the message
-    would wait out its queue's visibility timeout (90 minutes for transcode)
-    although its consumer died with the old process. Before starting, we make
-    such messages visible again, as if that timeout had passed; consumers are
-    idempotent, so running them again is safe. Returns how many were released.
-
-    This edits ministack's own state file (format 2 of the pinned version) and
-    does nothing for a format it does not know."""
-    state_file = state_dir / "sqs.json"
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError):
-        return 0
-    if state.get("__ministack_format__") != 2:
-        return 0
-    released, now = 0, time.time()
-    for queue in state.get("payload", {}).get("queues", {}).get("data", {}).values():
-        for message in queue.get("messages", []) if isinstance(queue, dict) else []:
-            if message.get("receipt_handle") is not None:
-                message["receipt_handle"] = None
-                message["visible_at"] = min(float(message.get("visible_at") or now), now)
-                released += 1
-    if released:
-        state_file.write_text(json.dumps(state))
-    return released
-
-
 def current_endpoints(settings: LocalStackSettings) -> Endpoints | None:
     previous = _read_endpoints_file(settings)
     if previous is None or not _is_healthy(settings):
@@ -150,17 +159,25 @@ def current_endpoints(settings: LocalStackSettings) -> Endpoints | None:
     return Endpoints(**previous["endpoints"])
 
 
-def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
+def _launch_ministack(settings: LocalStackSettings, *, log) -> UncleanStop | None:
+    """Start ministack; an UncleanStop when the previous one ended without
+    saving (its PID file is left: a clean stop removes it)."""
     if not Path(settings.ministack_python).exists():
         raise LocalStackError(
             f"ministack's environment is missing ({settings.ministack_python}); run `make up` to create it"
         )
     if _port_in_use(settings.port):
         raise LocalStackError(f"port {settings.port} is taken by another program; set VIDPIPE_PORT to a free port")
+    # A PID file whose process is gone: the last stop was not `vidpipe down`.
+    previous_pid = _read_pid(settings)
+    if previous_pid is not None and _pid_alive(previous_pid):
+        previous_pid = None  # still running but not answering: the port check below says so
+    state_dir = settings.data_dir / "state"
     # A fresh folder per run for ministack's Lambda workers: a previous run's
     # leftovers (or its cleanup) must not meet this run's workers.
     tmp_root = settings.data_dir / "tmp"
-    shutil.rmtree(tmp_root, ignore_errors=True)
+    workers_ended = end_leftover_workers(previous_pid, tmp_root) if previous_pid is not None else 0
+    _discard_in_background(tmp_root)
     tmp_dir = tmp_root / f"run-{int(time.time())}"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     environment = {
@@ -185,13 +202,15 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         "TMPDIR": str(tmp_dir),
         "LOG_LEVEL": "INFO",
     }
-    released = _release_messages_in_flight(settings.data_dir / "state")
-    if released:
-        log(f"released {released} message(s) that were being processed when the stack stopped")
+    released = release_messages_in_flight(state_dir)
+    if released and previous_pid is None:
+        log(f"released {sum(released.values())} message(s) that were being processed when the stack stopped")
     log(f"starting ministack on {settings.endpoint_url} (data in {settings.data_dir}) ...")
     with settings.log_file.open("ab") as log_handle:
         process = subprocess.Popen(
-            [settings.ministack_python, "-m", "ministack"],
+            # -P: the launcher's own folder (vidpipe_cli) is not put on
+            # sys.path, where its modules would shadow installed packages.
+            [settings.ministack_python, "-P", str(MINISTACK_LAUNCHER)],
             env=environment,
             cwd=settings.data_dir,
             stdin=subprocess.DEVNULL,
@@ -205,9 +224,34 @@ def _launch_ministack(settings: LocalStackSettings, *, log) -> None:
         if process.poll() is not None:
             raise LocalStackError(f"ministack exited with {process.returncode}; see {settings.log_file}")
         if _is_healthy(settings):
-            return
+            if previous_pid is None:
+                return None
+            return UncleanStop(
+                pid=previous_pid,
+                last_snapshot_at=last_snapshot_at(state_dir),
+                released=released,
+                workers_ended=workers_ended,
+            )
         time.sleep(0.2)
     raise LocalStackError(f"ministack did not answer within {START_TIMEOUT_S} s; see {settings.log_file}")
+
+
+def _discard_in_background(folder: Path) -> None:
+    """Move ``folder`` aside at once and delete it (and what an earlier deletion
+    left) in a process of its own. After a kill it holds every Lambda worker's
+    unpacked layers (FFmpeg, botocore's data): deleting them took minutes on a
+    busy machine while `vidpipe up` waited."""
+    if folder.exists():
+        folder.rename(folder.with_name(f"{folder.name}-discarded-{time.time_ns()}"))
+    discarded = [str(path) for path in folder.parent.glob(f"{folder.name}-discarded-*")]
+    if discarded:
+        subprocess.Popen(
+            [sys.executable, "-c", "import shutil, sys\nfor p in sys.argv[1:]: shutil.rmtree(p, True)", *discarded],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # finishes after `vidpipe up` returns
+        )
 
 
 def _is_healthy(settings: LocalStackSettings) -> bool:
@@ -236,7 +280,12 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (exited, not yet reaped by us as its parent) counts as stopped.
+    # A zombie (exited, not yet reaped) counts as stopped: a ministack killed
+    # after the `vidpipe up` that started it returned waits for whoever adopted it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        pass  # no /proc: ask waitpid, which knows our own children only
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
         return waited == 0

@@ -18,6 +18,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 LAMBDA_REQUIREMENTS = PROJECT_ROOT / "requirements" / "lambda.txt"
+MINISTACK_REQUIREMENTS = PROJECT_ROOT / "requirements" / "ministack.txt"
+# Run on ministack's own interpreter (.venv-ministack), not by the command line's.
+MINISTACK_SIDE = [PROJECT_ROOT / "vidpipe_cli" / "ministack_snapshots.py"]
 
 # Import names whose distribution is called something else. botocore is installed (and pinned) by
 # boto3, which is what we declare.
@@ -40,7 +43,11 @@ def requirement_names(requirements: list[str]) -> set[str]:
 
 
 def lambda_layer_requirements() -> list[str]:
-    lines = LAMBDA_REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+    return requirement_lines(LAMBDA_REQUIREMENTS)
+
+
+def requirement_lines(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -114,13 +121,33 @@ def test_GIVEN_the_command_line_WHEN_its_imports_are_read_THEN_each_is_declared_
 
     undeclared = {
         name: files
-        for name, files in third_party_imports(python_files(command_line_folder())).items()
+        for name, files in third_party_imports(
+            [path for path in python_files(command_line_folder()) if path not in MINISTACK_SIDE]
+        ).items()
         if name not in declared
     }
 
     assert undeclared == {}, (
         f"imported by the command line but in neither `dependencies` nor the `cli` extra: {undeclared}"
     )
+
+
+def test_GIVEN_the_ministack_launcher_WHEN_its_imports_are_read_THEN_only_what_its_environment_has() -> None:
+    # ministack's environment has ministack and the standard library, nothing of ours.
+    declared = requirement_names(requirement_lines(MINISTACK_REQUIREMENTS))
+    ours = {folder.name for folder in our_packages()}
+    our_imports = {
+        name.split(".")[0]
+        for path in MINISTACK_SIDE
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in ([alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""])
+    } & ours
+
+    undeclared = {name: files for name, files in third_party_imports(MINISTACK_SIDE).items() if name not in declared}
+
+    assert undeclared == {}, f"imported by the launcher but not in {MINISTACK_REQUIREMENTS.name}: {undeclared}"
+    assert our_imports == set(), f"the launcher imports our packages (absent there): {our_imports}"
 
 
 def test_GIVEN_pyproject_WHEN_read_THEN_its_dependencies_are_exactly_the_lambda_layers_pins() -> None:
