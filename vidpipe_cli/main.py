@@ -13,7 +13,7 @@
     vidpipe logs JOB_ID                  the job's log lines from every function, in time order
     vidpipe cdn-key --stack-name NAME    on AWS, once before the first deploy: the outputs CDN's signing key
     vidpipe token USER [--ttl 30d] [--stack NAME]   mint an API token (local stack, or on AWS)
-    vidpipe token --revoke TOKEN_ID [--stack NAME]  refuse one token from now on
+    vidpipe token --revoke=TOKEN_ID [--stack NAME]  refuse one token from now on
 
 The API URL comes from the running local stack, or from ``--api-url`` /
 ``VIDPIPE_API_URL`` (e.g. a stack deployed on AWS)."""
@@ -245,7 +245,8 @@ def command_token(args: argparse.Namespace) -> int:
     print(
         f"token {issued.claims.token_id} of {issued.claims.user}, valid until "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(issued.claims.expires_at))}; "
-        f"revoke it with: vidpipe token --revoke {issued.claims.token_id}",
+        # "=": a url-safe id may start with "-", which argparse would read as an option.
+        f"revoke it with: vidpipe token --revoke={issued.claims.token_id}",
         file=sys.stderr,
     )
     print(issued.token)

@@ -149,7 +149,7 @@ def test_GIVEN_a_deployed_stack_WHEN_a_token_is_minted_with_the_callers_credenti
     assert claims.user == "alice"
     assert 2 * 3600 - 60 <= claims.expires_at - time.time() <= 2 * 3600
     # The id, for a later --revoke, goes to stderr (stdout is the token alone, for scripts).
-    assert f"vidpipe token --revoke {claims.token_id}" in printed.err
+    assert f"vidpipe token --revoke={claims.token_id}" in printed.err
 
 
 def test_GIVEN_a_deployed_stack_WHEN_a_token_is_revoked_by_id_THEN_the_authorizers_table_lists_it(
@@ -157,7 +157,8 @@ def test_GIVEN_a_deployed_stack_WHEN_a_token_is_revoked_by_id_THEN_the_authorize
 ) -> None:
     issued = mint_api_token(API_KEYS, "alice")
 
-    assert main(["token", "--revoke", issued.claims.token_id, "--stack", STACK, "--region", REGION]) == 0
+    # The printed form: a token id may start with "-".
+    assert main(["token", f"--revoke={issued.claims.token_id}", "--stack", STACK, "--region", REGION]) == 0
 
     assert f"revoked token {issued.claims.token_id}" in capsys.readouterr().out
     assert DynamoTokenRevocations(deployed, TABLE).is_revoked(issued.claims.token_id)

@@ -129,6 +129,7 @@ def test_GIVEN_a_job_in_progress_WHEN_deleted_THEN_marked_first_then_slot_then_f
         "abort mpu-1",
         f"delete uploads:uploads/{JOB}/",
         f"delete uploads:chunks/{JOB}/",
+        f"delete uploads:captions/{JOB}/",
         f"delete outputs:jobs/{JOB}/",
         "delete record",
     ]
