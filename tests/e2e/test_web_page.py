@@ -280,6 +280,40 @@ def test_the_ladder_takes_over_from_the_early_preview_where_the_viewer_was(web_p
     assert web_page.script_errors == []  # type: ignore[attr-defined]
 
 
+SUBTITLE_PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXTINF:4.0,
+en0.vtt
+#EXT-X-ENDLIST
+"""
+SUBTITLE_SEGMENT = "WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nHello from the captions\n"
+
+
+def with_subtitles(route) -> None:
+    """The master playlist, as the API answers it, plus one WebVTT SUBTITLES rendition."""
+    response = route.fetch()
+    lines = []
+    for line in response.text().splitlines():
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            line += ',SUBTITLES="subs"'
+        lines.append(line)
+        if line.startswith("#EXTM3U"):
+            lines.append(
+                '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",'
+                'DEFAULT=NO,AUTOSELECT=YES,URI="subs/en.m3u8"'
+            )
+    route.fulfill(response=response, body="\n".join(lines) + "\n")
+
+
+def serve_subtitles(route) -> None:
+    if route.request.url.split("?", 1)[0].endswith(".m3u8"):
+        route.fulfill(status=200, content_type="application/vnd.apple.mpegurl", body=SUBTITLE_PLAYLIST)
+    else:
+        route.fulfill(status=200, content_type="text/vtt", body=SUBTITLE_SEGMENT)
+
+
 def test_a_job_in_the_poster_grid_is_renamed_downloaded_and_deleted_by_keyboard(web_page: Page, local_stack) -> None:
     # GIVEN a job uploaded from the page (the 3 s 160x90 clip: quick to make) and READY
     api = local_stack.api_url.rstrip("/")
@@ -302,6 +336,10 @@ def test_a_job_in_the_poster_grid_is_renamed_downloaded_and_deleted_by_keyboard(
     # AND nothing is wider than the 375 px screen
     assert web_page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
 
+    # AND its master playlist given an English SUBTITLES rendition (routed in, as captions make it)
+    web_page.route(re.compile(r".*/hls/master\.m3u8(\?.*)?$"), with_subtitles)
+    web_page.route(re.compile(r".*/hls/subs/.*"), serve_subtitles)
+
     # WHEN the card is opened from the keyboard
     card.focus()
     web_page.keyboard.press("Enter")
@@ -318,6 +356,18 @@ def test_a_job_in_the_poster_grid_is_renamed_downloaded_and_deleted_by_keyboard(
     expect(web_page.locator("#action-status")).to_have_text("Playback URL copied.")
     copied = web_page.evaluate("navigator.clipboard.readText()")
     assert "/hls/master.m3u8" in copied and copied == web_page.locator("#playback-url").input_value()
+
+    # AND the captions menu offers the subtitle track; choosing it shows it, "c" turns it off again
+    captions = web_page.locator("#captions-select")
+    expect(captions).to_be_visible(timeout=30_000)
+    assert captions.locator("option").all_text_contents() == ["Captions off", "English"]
+    captions.select_option(label="English")
+    showing = "() => [...document.getElementById('player').textTracks].some(t => t.mode === 'showing')"
+    web_page.wait_for_function(showing, timeout=10_000)
+    web_page.locator("#player").focus()
+    web_page.keyboard.press("c")
+    expect(captions).to_have_value("-1")
+    web_page.wait_for_function(f"() => !({showing})()")
 
     # AND the player answers its keyboard shortcuts once focused
     player = web_page.locator("#player")
