@@ -278,3 +278,156 @@ def test_the_ladder_takes_over_from_the_early_preview_where_the_viewer_was(web_p
     )
     assert player.evaluate("video => video.paused")
     assert web_page.script_errors == []  # type: ignore[attr-defined]
+
+
+SUBTITLE_PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXTINF:4.0,
+en0.vtt
+#EXT-X-ENDLIST
+"""
+SUBTITLE_SEGMENT = "WEBVTT\n\n00:00:00.000 --> 00:00:03.000\nHello from the captions\n"
+
+
+def with_subtitles(route) -> None:
+    """The master playlist, as the API answers it, plus one WebVTT SUBTITLES rendition."""
+    response = route.fetch()
+    lines = []
+    for line in response.text().splitlines():
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            line += ',SUBTITLES="subs"'
+        lines.append(line)
+        if line.startswith("#EXTM3U"):
+            lines.append(
+                '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",'
+                'DEFAULT=NO,AUTOSELECT=YES,URI="subs/en.m3u8"'
+            )
+    route.fulfill(response=response, body="\n".join(lines) + "\n")
+
+
+def serve_subtitles(route) -> None:
+    if route.request.url.split("?", 1)[0].endswith(".m3u8"):
+        route.fulfill(status=200, content_type="application/vnd.apple.mpegurl", body=SUBTITLE_PLAYLIST)
+    else:
+        route.fulfill(status=200, content_type="text/vtt", body=SUBTITLE_SEGMENT)
+
+
+def test_a_job_in_the_poster_grid_is_renamed_downloaded_and_deleted_by_keyboard(web_page: Page, local_stack) -> None:
+    # GIVEN a job uploaded from the page (the 3 s 160x90 clip: quick to make) and READY
+    api = local_stack.api_url.rstrip("/")
+    web_page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    web_page.set_input_files("#file-input", REPO_ROOT / "sample_media" / "tiny_160x90.mp4")
+    web_page.click("#upload-button")
+    assert wait_for_terminal_status(web_page) == "READY"
+    job_id = web_page.locator(".upload-item").first.get_attribute("data-job-id")
+    job = web_page.request.get(f"{api}/jobs/{job_id}", headers=auth(local_stack)).json()
+
+    # THEN the recent jobs grid shows it as a poster with its name, duration, resolution and status
+    card = web_page.locator(f"#recent-jobs li[data-job-id='{job_id}'] button")
+    expect(card.locator("img.job-poster")).to_have_attribute("src", re.compile(r"^https?://"), timeout=30_000)
+    web_page.wait_for_function(
+        "id => document.querySelector(`#recent-jobs li[data-job-id='${id}'] img`)?.naturalWidth > 0", arg=job_id
+    )
+    expect(card.locator(".job-name")).to_have_text("tiny_160x90.mp4")
+    expect(card.locator(".job-facts")).to_have_text(re.compile(r"^0:0\d · 160×90$"))
+    expect(card.locator(".status")).to_have_text("READY")
+    # AND nothing is wider than the 375 px screen
+    assert web_page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+
+    # AND its master playlist given an English SUBTITLES rendition (routed in, as captions make it)
+    web_page.route(re.compile(r".*/hls/master\.m3u8(\?.*)?$"), with_subtitles)
+    web_page.route(re.compile(r".*/hls/subs/.*"), serve_subtitles)
+
+    # WHEN the card is opened from the keyboard
+    card.focus()
+    web_page.keyboard.press("Enter")
+    expect(web_page.locator("#job-id")).to_have_text(job_id)  # type: ignore[arg-type]
+    # THEN the download link follows the job's mp4_url: hidden without one
+    download = web_page.locator("#download-mp4")
+    if job["outputs"].get("mp4_url"):
+        expect(download).to_have_attribute("href", re.compile(r"^https?://"))
+    else:
+        expect(download).to_be_hidden()
+
+    # AND Copy puts the playback URL (the master playlist) on the clipboard
+    web_page.click("#copy-url")
+    expect(web_page.locator("#action-status")).to_have_text("Playback URL copied.")
+    copied = web_page.evaluate("navigator.clipboard.readText()")
+    assert "/hls/master.m3u8" in copied and copied == web_page.locator("#playback-url").input_value()
+
+    # AND the captions menu offers the subtitle track; choosing it shows it, "c" turns it off again
+    captions = web_page.locator("#captions-select")
+    expect(captions).to_be_visible(timeout=30_000)
+    assert captions.locator("option").all_text_contents() == ["Captions off", "English"]
+    captions.select_option(label="English")
+    showing = "() => [...document.getElementById('player').textTracks].some(t => t.mode === 'showing')"
+    web_page.wait_for_function(showing, timeout=10_000)
+    web_page.locator("#player").focus()
+    web_page.keyboard.press("c")
+    expect(captions).to_have_value("-1")
+    web_page.wait_for_function(f"() => !({showing})()")
+
+    # AND the player answers its keyboard shortcuts once focused
+    player = web_page.locator("#player")
+    expect(player).to_have_attribute("poster", re.compile(r"^https?://"), timeout=30_000)
+    player.focus()
+    web_page.keyboard.press("m")
+    assert player.evaluate("video => video.muted")
+    web_page.keyboard.press(">")
+    assert player.evaluate("video => video.playbackRate") == 1.25
+    expect(web_page.locator("#speed-select")).to_have_value("1.25")
+    web_page.keyboard.press("k")
+    web_page.wait_for_function("() => document.getElementById('player').currentTime > 0.5", timeout=30_000)
+    web_page.keyboard.press("k")
+    assert player.evaluate("video => video.paused")
+
+    # WHEN it is renamed through the dialog (typed, then Enter)
+    web_page.click("#rename-job")
+    expect(web_page.locator("#rename-dialog")).to_be_visible()
+    expect(web_page.locator("#rename-input")).to_be_focused()
+    web_page.keyboard.type("Holiday clip")
+    web_page.keyboard.press("Enter")
+    # THEN the card, the grid and the API all carry the new title
+    expect(web_page.locator("#rename-dialog")).to_be_hidden()
+    expect(web_page.locator("#job-title")).to_have_text("Holiday clip")
+    expect(card.locator(".job-name")).to_have_text("Holiday clip")
+    assert web_page.request.get(f"{api}/jobs/{job_id}", headers=auth(local_stack)).json()["title"] == "Holiday clip"
+
+    # AND given an mp4_url (routed in where the API has none yet), the download link offers it
+    mp4_url = job["outputs"].get("mp4_url") or "http://127.0.0.1:9/download.mp4"
+
+    def with_mp4(route) -> None:
+        response = route.fetch()
+        answer = response.json()
+        answer["outputs"].setdefault("mp4_url", mp4_url)
+        route.fulfill(response=response, json=answer)
+
+    web_page.route(re.compile(rf".*/jobs/{job_id}$"), with_mp4)
+    card.click()
+    expect(download).to_be_visible()
+    assert download.get_attribute("href", timeout=5_000).startswith("http")  # type: ignore[union-attr]
+    web_page.unroute(re.compile(rf".*/jobs/{job_id}$"))
+
+    # WHEN Delete is pressed and the confirmation dismissed with Escape
+    web_page.click("#delete-job")
+    dialog = web_page.locator("#delete-dialog")
+    expect(dialog).to_be_visible()
+    expect(web_page.locator("#delete-name")).to_have_text("Holiday clip")
+    expect(web_page.locator("#delete-cancel")).to_be_focused()
+    web_page.keyboard.press("Escape")
+    # THEN nothing is deleted
+    expect(dialog).to_be_hidden()
+    assert web_page.request.get(f"{api}/jobs/{job_id}", headers=auth(local_stack)).status == 200
+
+    # WHEN Delete is pressed again and confirmed
+    web_page.click("#delete-job")
+    web_page.click("#delete-confirm")
+    # THEN the job card closes, the poster leaves the grid and the API no longer knows the job
+    expect(dialog).to_be_hidden()
+    expect(web_page.locator("#job")).to_be_hidden()
+    expect(web_page.locator(f"#recent-jobs li[data-job-id='{job_id}']")).to_have_count(0)
+    assert web_page.request.get(f"{api}/jobs/{job_id}", headers=auth(local_stack)).status == 404
+    expect(web_page.locator("#error")).to_be_hidden()
+    assert web_page.script_errors == []  # type: ignore[attr-defined]

@@ -107,7 +107,8 @@ export async function apiJson(path, { method = "GET", body, signal } = {}) {
     if (error.code === "UNAUTHENTICATED") window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
     throw error;
   }
-  return response.json();
+  // 204 No Content (a DELETE) has no body to parse.
+  return response.status === 204 ? null : response.json();
 }
 
 const job = (jobId) => encodeURIComponent(jobId);
@@ -131,6 +132,9 @@ export const api = {
     apiJson(`uploads/${job(jobId)}/complete`, { method: "POST", body: { parts }, signal }),
   abortUpload: (jobId) => apiJson(`uploads/${job(jobId)}`, { method: "DELETE" }),
   getJob: (jobId) => apiJson(`jobs/${job(jobId)}`),
+  // An empty title removes it (the API takes null for "no title").
+  renameJob: (jobId, title) => apiJson(`jobs/${job(jobId)}`, { method: "PATCH", body: { title: title || null } }),
+  deleteJob: (jobId) => apiJson(`jobs/${job(jobId)}`, { method: "DELETE" }),
   listJobs: (nextToken) =>
     apiJson(`jobs?limit=20${nextToken ? `&next_token=${encodeURIComponent(nextToken)}` : ""}`),
 };

@@ -5,8 +5,10 @@
 //   uploader.js      one file's upload (presigned POST or resumable multipart)
 //   upload-memory.js what survives a reload of an unfinished upload
 //   uploads-view.js  the upload rows and the current-upload panel
-//   jobs-view.js     the job card and the recent jobs list
+//   jobs-view.js     the job card and the recent jobs (a grid of posters)
+//   job-actions.js   copy playback URL, download MP4, rename, delete
 //   player.js        hls.js, quality menu, seek bar with storyboard previews
+//   player-options.js captions, speed, volume, picture-in-picture, shortcuts
 //   storyboard.js    the storyboard VTT
 
 import { UNAUTHORIZED_EVENT, adoptTokenFromUrl, setApiToken } from "./api.js";

@@ -2,6 +2,7 @@
 
 import { api } from "./api.js";
 import { formatBytes, formatClock, formatWhen } from "./format.js";
+import { displayName, initJobActions, renderJobActions } from "./job-actions.js";
 import { resetPlayer, showVideo } from "./player.js";
 
 const $ = (id) => document.getElementById(id);
@@ -37,6 +38,32 @@ export function initJobs(reporter) {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) scheduleRecentRefresh();
   });
+  initJobActions({ renamed: onRenamed, deleted: forgetJob });
+}
+
+function onRenamed(job) {
+  if (job.job_id === view.jobId) renderJob(job);
+  recent.jobs = recent.jobs.map((listed) => (listed.job_id === job.job_id ? job : listed));
+  renderRecentJobs();
+}
+
+/** The job is deleted: stop following it, empty the card, take it off the list. */
+function forgetJob(jobId) {
+  if (view.jobId === jobId) {
+    view.token += 1;
+    view.jobId = null;
+    view.playerJobId = null;
+    resetPlayer();
+    $("job").hidden = true;
+    report.clear();
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  recent.jobs = recent.jobs.filter((job) => job.job_id !== jobId);
+  renderRecentJobs();
+  // The card's buttons are gone: keyboard focus goes to the list the user returns to.
+  $("recent-heading").tabIndex = -1;
+  $("recent-heading").focus();
+  refreshRecentJobs();
 }
 
 export const shownJobId = () => view.jobId;
@@ -69,6 +96,7 @@ function renderJob(job) {
     $("job-status").dataset.status = job.status;
     $("job-status-hint").textContent = STATUS_HINTS[job.status] ? `(${STATUS_HINTS[job.status]})` : "";
   }
+  $("job-title").textContent = job.title || "—";
   $("job-filename").textContent = job.source?.filename || "—";
   $("job-source").textContent = describeSource(job.source) || "—";
   for (const name of STAGES) {
@@ -93,6 +121,7 @@ function renderJob(job) {
     showVideo(job.outputs || {});
     renderRenditions(job.outputs?.renditions || []);
   }
+  renderJobActions(job);
   markShownJob();
 }
 
@@ -169,6 +198,15 @@ function stageChip(name, stage) {
   return chip;
 }
 
+// Duration and resolution, as a poster's caption: "0:12 · 1280×720".
+function jobFacts(source) {
+  if (!source) return "";
+  const parts = [];
+  if (typeof source.duration_s === "number") parts.push(formatClock(source.duration_s));
+  if (source.width && source.height) parts.push(`${source.width}×${source.height}`);
+  return parts.join(" · ");
+}
+
 function recentItem(job) {
   const li = document.createElement("li");
   li.className = "recent-job";
@@ -176,9 +214,16 @@ function recentItem(job) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "job-link";
+  const poster = document.createElement(job.outputs?.poster_url ? "img" : "span");
+  poster.className = job.outputs?.poster_url ? "job-poster" : "job-poster empty";
+  // Decorative: the title next to it names the job for screen readers.
+  if (job.outputs?.poster_url) Object.assign(poster, { src: job.outputs.poster_url, alt: "", loading: "lazy" });
   const name = document.createElement("span");
   name.className = "job-name";
-  name.textContent = job.source?.filename || job.job_id;
+  name.textContent = displayName(job);
+  const facts = document.createElement("span");
+  facts.className = "job-facts";
+  facts.textContent = jobFacts(job.source);
   const status = document.createElement("span");
   status.className = "status";
   status.dataset.status = job.status;
@@ -189,7 +234,10 @@ function recentItem(job) {
   const when = document.createElement("span");
   when.className = "hint job-when";
   when.textContent = formatWhen(job.created_at);
-  button.append(name, status, stages, when);
+  button.append(poster, name, facts, status);
+  // Stage chips only while it moves: a finished job's status says it all.
+  if (!TERMINAL_STATUSES.has(job.status)) button.append(stages);
+  button.append(when);
   button.addEventListener("click", () => openJob(job.job_id));
   li.append(button);
   return li;

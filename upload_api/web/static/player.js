@@ -1,10 +1,14 @@
 // The player: hls.js (or native HLS where hls.js cannot run), a quality menu,
-// our own controls, and storyboard thumbnails above the seek bar.
+// our own controls, and storyboard thumbnails above the seek bar; captions,
+// speed, volume, picture-in-picture and shortcuts are in player-options.js.
 //
 // Our own controls rather than the browser's: the native seek bar cannot show
-// a preview, and two seek bars on one video would confuse.
+// a preview, and two seek bars on one video would confuse. Our own rather than
+// a player UI library's: the storyboard preview and the hls.js quality menu
+// would need this code around any of them, and the rest is ~150 lines.
 
 import { formatBitrate, formatClock } from "./format.js";
+import { initPlayerOptions, resetOptions, useHlsCaptions, useNativeCaptions } from "./player-options.js";
 import { cueAt, loadStoryboard } from "./storyboard.js";
 
 const $ = (id) => document.getElementById(id);
@@ -43,6 +47,7 @@ export function initPlayer(reportError) {
     video.addEventListener(name, renderControls);
   }
   document.addEventListener("fullscreenchange", renderControls);
+  initPlayerOptions({ togglePlay, toggleFullscreen, afterSeek: renderControls });
 
   seek.addEventListener("input", () => {
     video.currentTime = Number(seek.value);
@@ -61,6 +66,7 @@ export function resetPlayer() {
   if (current.hls) current.hls.destroy();
   if (current.storyboard) current.storyboard.abort();
   current = { hls: null, cues: [], storyboard: null, renditions: [], masterUrl: "" };
+  resetOptions();
   const { video } = els;
   video.pause();
   video.removeAttribute("src");
@@ -113,8 +119,10 @@ function attachHls(url, resume) {
       fillQualityMenu(hls.levels.map((level, index) => ({
         value: String(index), height: level.height, bitrate: level.bitrate,
       })));
+      useHlsCaptions(hls);
       carryOn();
     });
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => useHlsCaptions(hls));
     hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => labelAuto(hls.levels[data.level]));
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
@@ -141,6 +149,7 @@ function attachHls(url, resume) {
         carryOn();
       }, { once: true });
     }
+    useNativeCaptions();
     // Native HLS picks levels itself; a fixed quality plays that rendition's own playlist.
     fillQualityMenu(current.renditions.map((rendition) => ({
       value: rendition.url, height: rendition.height, bitrate: rendition.bitrate,
