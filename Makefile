@@ -20,7 +20,7 @@ down:
 
 test: dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not long_stack"
 
 # Unit and adapter tests only: seconds, no FFmpeg, no local stack.
 test-quick: dev
@@ -46,6 +46,7 @@ quality: dev
 
 # Hostile corpus + 100 concurrent jobs on a fresh stack; writes docs/RELIABILITY.md.
 reliability: dev
+	$(BIN)/pytest -m long_stack
 	$(BIN)/python scripts/reliability_report.py
 
 load: dev

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
+# Two hard kills and restarts take about two minutes on 2 cores: run by `make reliability`
+# (and `pytest -m long_stack`), not by `make test`, which must stay within CI's 15 minutes.
+pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg, pytest.mark.long_stack]
 
 SAMPLE_MEDIA = Path(__file__).resolve().parents[2] / "sample_media"
 # A batch of three small clips: enough to be caught mid-way by the kill.
