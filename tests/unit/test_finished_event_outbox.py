@@ -28,8 +28,13 @@ from vidpipe.domain.jobs import FINISHED_EVENT_PENDING, Job, JobStatus, StageSta
 from vidpipe.domain.timeline import Invocation
 from vidpipe.domain.webhooks import Webhook
 
-# The status function stamps its verdicts with the real clock.
-NOW = datetime.now(UTC)
+
+def current_time() -> datetime:
+    """The status function stamps its verdicts with the real clock, so every test
+    reads it when it runs: a time taken at import would be minutes old by the
+    end of a full run, and the sweep's grace would not have passed yet."""
+    return datetime.now(UTC)
+
 
 WEBHOOK_KEYS = SigningKeys(WEBHOOK_SIGNING, "k1", {"k1": "webhook-key-for-the-outbox-tests"})
 
@@ -84,7 +89,9 @@ class OutboxStore(InMemoryJobStore):
 
 
 def processing_job(store: OutboxStore) -> None:
-    job = Job.new(JOB_ID, filename="a.mp4", content_type="video/mp4", size=10, now=iso_utc(NOW - timedelta(hours=1)))
+    job = Job.new(
+        JOB_ID, filename="a.mp4", content_type="video/mp4", size=10, now=iso_utc(current_time() - timedelta(hours=1))
+    )
     job.status = JobStatus.PROCESSING
     job.owner = "alice"
     job.stages[Stage.THUMBNAILS].status = StageStatus.COMPLETED
@@ -143,6 +150,7 @@ def test_GIVEN_the_publish_fails_after_the_save_WHEN_the_message_is_redelivered_
 def test_GIVEN_the_publish_succeeded_but_its_clearing_failed_WHEN_the_sweep_runs_THEN_same_id_one_webhook_post() -> (
     None
 ):
+    now = current_time()
     store, bus = OutboxStore(), Bus(failures=1)
     processing_job(store)
     with pytest.raises(EventPublishError):
@@ -153,8 +161,8 @@ def test_GIVEN_the_publish_succeeded_but_its_clearing_failed_WHEN_the_sweep_runs
         status_function(store, bus)
     assert store.jobs[JOB_ID].finished_event_pending
 
-    early = sweep(store, None, bus, now=NOW, upload_expiry_s=3600, stall_limit_s=6 * 3600, outbox_grace_s=10**9)
-    result = sweep(store, None, bus, now=NOW + timedelta(minutes=30), upload_expiry_s=3600, stall_limit_s=6 * 3600)
+    early = sweep(store, None, bus, now=now, upload_expiry_s=3600, stall_limit_s=6 * 3600, outbox_grace_s=10**9)
+    result = sweep(store, None, bus, now=now + timedelta(minutes=30), upload_expiry_s=3600, stall_limit_s=6 * 3600)
 
     assert early.republished == [] and result.republished == [JOB_ID]
     first, second = bus.delivered
@@ -166,9 +174,10 @@ def test_GIVEN_the_publish_succeeded_but_its_clearing_failed_WHEN_the_sweep_runs
 
 
 def test_GIVEN_the_sweep_fails_a_stalled_job_WHEN_its_publish_fails_THEN_the_next_sweep_publishes_it() -> None:
+    now = current_time()
     store, bus = OutboxStore(), Bus(failures=1)
     processing_job(store)
-    stalled_at = NOW + timedelta(hours=7)
+    stalled_at = now + timedelta(hours=7)
 
     first = sweep(store, None, bus, now=stalled_at, upload_expiry_s=3600, stall_limit_s=6 * 3600)
     assert first.stalled == [JOB_ID] and bus.delivered == []
@@ -238,6 +247,7 @@ def test_GIVEN_two_deliveries_holding_the_same_pending_job_WHEN_both_publish_THE
 
 
 def test_GIVEN_a_claim_whose_holder_died_WHEN_its_time_is_up_THEN_another_delivery_publishes() -> None:
+    now = current_time()
     store, bus = OutboxStore(), Bus(failures=0)
     processing_job(store)
     update = record_event(
@@ -245,8 +255,8 @@ def test_GIVEN_a_claim_whose_holder_died_WHEN_its_time_is_up_THEN_another_delive
     )
     assert update is not None
     job = store.jobs[JOB_ID]
-    job.finished_event = {**(job.finished_event or {}), "claimed_until": int(NOW.timestamp()) + 60}
+    job.finished_event = {**(job.finished_event or {}), "claimed_until": int(now.timestamp()) + 60}
 
-    assert publish_finished_event(store, bus, job, now=lambda: NOW.timestamp()) is None
-    assert publish_finished_event(store, bus, store.jobs[JOB_ID], now=lambda: NOW.timestamp() + 61) is not None
+    assert publish_finished_event(store, bus, job, now=lambda: now.timestamp()) is None
+    assert publish_finished_event(store, bus, store.jobs[JOB_ID], now=lambda: now.timestamp() + 61) is not None
     assert len(bus.delivered) == 1
