@@ -94,6 +94,13 @@ class VidpipeClient:
             payload["title"] = title
         return self._call("POST", "/uploads", json=payload, expected=201)
 
+    def import_source(self, source_url: str, *, title: str | None = None) -> str:
+        """Ask the service to fetch ``source_url`` itself; the new job's id."""
+        payload: dict[str, Any] = {"source_url": source_url}
+        if title is not None:
+            payload["title"] = title
+        return str(self._call("POST", "/uploads", json=payload, expected=201)["job_id"])
+
     def rename_job(self, job_id: str, title: str | None) -> dict[str, Any]:
         return self._call("PATCH", f"/jobs/{job_id}", json={"title": title})
 

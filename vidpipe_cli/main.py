@@ -95,8 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="stop the local stack, keeping its data")
     down.set_defaults(run=command_down)
 
-    submit = commands.add_parser("submit", help="upload files through the HTTP API as a browser does")
-    submit.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    submit = commands.add_parser(
+        "submit", help="upload files through the HTTP API as a browser does (an https:// URL is imported instead)"
+    )
+    submit.add_argument("files", nargs="+", metavar="FILE_OR_URL")
     submit.add_argument("--wait", action="store_true", help="follow each job until it is READY or FAILED")
     submit.add_argument("--timeout", type=float, default=900, help="seconds to wait for each job")
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
@@ -255,7 +257,7 @@ def command_token(args: argparse.Namespace) -> int:
 
 def command_submit(args: argparse.Namespace) -> int:
     client = _client(args)
-    missing = [str(path) for path in args.files if not path.is_file()]
+    missing = [item for item in args.files if not _is_url(item) and not Path(item).is_file()]
     if missing:
         raise ApiError(0, "FILE_NOT_FOUND", f"no such file: {', '.join(missing)}")
     # With --json, stdout carries only the JSON document; messages go to stderr.
@@ -266,24 +268,41 @@ def command_submit(args: argparse.Namespace) -> int:
     # Several files at once, each in its own thread (and requests session);
     # the answers come back in the order the files were given.
     with ThreadPoolExecutor(max_workers=max(1, min(args.parallel, len(args.files)))) as pool:
-        jobs = list(pool.map(lambda path: _submit_one(client, path, args, progress), args.files))
+        jobs = list(pool.map(lambda item: _submit_one(client, item, args, progress), args.files))
     if args.json:
         print(json.dumps(jobs, indent=2))
     elif not args.wait:
-        for path, job in zip(args.files, jobs, strict=True):
-            print(f"{path.name}: {job['job_id']} {job['status']}")
+        for item, job in zip(args.files, jobs, strict=True):
+            print(f"{_display_name(item)}: {job['job_id']} {job['status']}")
     failed = [job for job in jobs if job["status"] in ("FAILED", "EXPIRED")]
     return 1 if args.wait and failed else 0
 
 
-def _submit_one(client: VidpipeClient, path: Path, args: argparse.Namespace, progress: _Progress) -> dict[str, Any]:
-    """Upload one file and, with --wait, follow its job; the job as last seen."""
-    job_id = client.submit(path, on_progress=lambda sent, total: progress.upload(path.name, sent, total))
-    progress.done(f"{path.name}: uploaded, job {job_id}")
+def _is_url(item: str) -> bool:
+    # Only https: the service refuses anything else with the reason, so an
+    # http:// argument is sent too and the user reads the API's answer.
+    return item.startswith(("https://", "http://"))
+
+
+def _display_name(item: str) -> str:
+    return item if _is_url(item) else Path(item).name
+
+
+def _submit_one(client: VidpipeClient, item: str, args: argparse.Namespace, progress: _Progress) -> dict[str, Any]:
+    """Upload one file (or have the service import one URL) and, with --wait,
+    follow its job; the job as last seen."""
+    name = _display_name(item)
+    if _is_url(item):
+        job_id = client.import_source(item)
+        progress.done(f"{name}: import asked, job {job_id}")
+    else:
+        path = Path(item)
+        job_id = client.submit(path, on_progress=lambda sent, total: progress.upload(name, sent, total))
+        progress.done(f"{name}: uploaded, job {job_id}")
     if not args.wait:
         return client.get_job(job_id)
-    job = client.wait(job_id, timeout_s=args.timeout, on_update=lambda j: progress.job(path.name, j))
-    progress.done(f"{path.name}: {_summary(job)}")
+    job = client.wait(job_id, timeout_s=args.timeout, on_update=lambda j: progress.job(name, j))
+    progress.done(f"{name}: {_summary(job)}")
     return job
 
 

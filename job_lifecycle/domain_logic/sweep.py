@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from job_lifecycle.domain_logic.status import publish_finished_event
 from vidpipe.domain.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
 from vidpipe.domain.events import JobFinished, iso_utc
+from vidpipe.domain.finished_event_outbox import publish_finished_event
 from vidpipe.domain.job_transitions import end_upload, fail_stalled, mark_finished
 from vidpipe.domain.jobs import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus, StageStatus
 from vidpipe.domain.quotas import UsageStore, release_if_ended

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from job_lifecycle.domain_logic.status import publish_finished_event, record_event, stitch_request
+from job_lifecycle.domain_logic.status import record_event, stitch_request
 from vidpipe.adapters.aws_clients import dynamodb_client, events_client, s3_client
 from vidpipe.adapters.event_bus import EventBridgePublisher
 from vidpipe.adapters.job_store import DynamoJobStore
@@ -22,6 +22,7 @@ from vidpipe.adapters.timeline_store import DynamoTimeline
 from vidpipe.adapters.usage_store import DynamoUsageStore
 from vidpipe.domain.errors import ValidationFailed
 from vidpipe.domain.events import CHUNKS_SOURCE, UploadCompleted
+from vidpipe.domain.finished_event_outbox import publish_finished_event
 from vidpipe.domain.inbound_events import parse_sqs_body
 from vidpipe.domain.quotas import release_if_ended
 from vidpipe.domain.storage_keys import outputs_bucket_folders, uploads_bucket_folders

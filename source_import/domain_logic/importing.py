@@ -13,6 +13,9 @@ Bounds: at most ``max_bytes`` (the largest upload: the stages' scratch space),
 the whole download within ``deadline_s``, and the owner's daily bytes charged
 before the object is completed (the size is known only then).
 
+A job it fails gets its "Job Failed" in the outbox and, given a ``publisher``,
+published at once (webhooks go out now, not when the sweep finds it).
+
 What can go wrong, each ending the job FAILED with the error's code:
 SourceUnreachable (no usable answer; retried first when ``retryable``),
 SourceNotVideo (a web page, text, an image, a playlist), SourceTooLarge,
@@ -34,6 +37,7 @@ from typing import Protocol
 from vidpipe.domain import storage_keys
 from vidpipe.domain.errors import (
     DestinationRefused,
+    EventPublishError,
     QuotaExceeded,
     SourceImportFailed,
     SourceNotVideo,
@@ -42,6 +46,7 @@ from vidpipe.domain.errors import (
     UploadNotOpen,
 )
 from vidpipe.domain.events import iso_utc
+from vidpipe.domain.finished_event_outbox import FinishedEventPublisher, publish_finished_event
 from vidpipe.domain.job_transitions import end_upload, mark_finished
 from vidpipe.domain.jobs import Job, JobStatus
 from vidpipe.domain.quotas import OwnerLimits, UsageStore, release_if_ended, usage_day
@@ -132,6 +137,7 @@ def import_source(
     store: StreamingUploads,
     limits: ImportLimits,
     quota: ImportQuota | None = None,
+    publisher: FinishedEventPublisher | None = None,
     last_attempt: bool = True,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -152,9 +158,9 @@ def import_source(
     except SourceImportFailed as exc:
         if exc.retryable and not last_attempt:
             raise
-        return _fail(job, exc.to_dict(), jobs=jobs, quota=quota, now=now())
+        return _fail(job, exc.to_dict(), jobs=jobs, quota=quota, publisher=publisher, now=now())
     except (DestinationRefused, SourceTooLarge, QuotaExceeded) as exc:
-        return _fail(job, exc.to_dict(), jobs=jobs, quota=quota, now=now())
+        return _fail(job, exc.to_dict(), jobs=jobs, quota=quota, publisher=publisher, now=now())
     return ImportOutcome(job_id, "imported", size=size)
 
 
@@ -267,11 +273,18 @@ def _charge_bytes(job: Job, size: int, quota: ImportQuota, moment: datetime) -> 
 
 
 def _fail(
-    job: Job, error: dict[str, str], *, jobs: JobStore, quota: ImportQuota | None, now: datetime
+    job: Job,
+    error: dict[str, str],
+    *,
+    jobs: JobStore,
+    quota: ImportQuota | None,
+    publisher: FinishedEventPublisher | None,
+    now: datetime,
 ) -> ImportOutcome:
     """End the job FAILED with ``error`` (unless it moved meanwhile: cancelled,
-    or its source arrived), put "Job Failed" in its outbox (the sweep publishes
-    it) and free the owner's active-job slot."""
+    or its source arrived), put "Job Failed" in its outbox and publish it, and
+    free the owner's active-job slot. A publish that fails is not retried here:
+    the event stays in the outbox, and the sweep publishes it (same id)."""
     moment = iso_utc(now)
     ended = end_upload(job, status=JobStatus.FAILED, error=error, now=moment)
     if ended is None:
@@ -281,4 +294,10 @@ def _fail(
     saved = jobs.save(failed, expected_version=job.version)
     if quota is not None:
         release_if_ended(saved, usage=quota.usage)
-    return ImportOutcome(job.job_id, "failed", f"{error['code']}: {error['message']}")
+    detail = f"{error['code']}: {error['message']}"
+    if publisher is not None:
+        try:
+            publish_finished_event(jobs, publisher, saved)
+        except EventPublishError as exc:
+            detail += f" (its Job Failed event waits for the sweep: {exc.message})"
+    return ImportOutcome(job.job_id, "failed", detail)

@@ -9,11 +9,13 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from source_import.domain_logic.importing import ImportLimits, ImportQuota, import_source
-from vidpipe.adapters.aws_clients import dynamodb_client, s3_client
+from vidpipe.adapters.aws_clients import dynamodb_client, events_client, s3_client
+from vidpipe.adapters.event_bus import EventBridgePublisher
 from vidpipe.adapters.job_store import DynamoJobStore
 from vidpipe.adapters.outbound_guard import OutboundGuard, OutboundPolicy, Resolver, system_resolver
 from vidpipe.adapters.s3 import S3ObjectStore
@@ -62,6 +64,8 @@ def handle_record(record: SQSRecord) -> None:
                 store=S3ObjectStore(s3_client(), settings.uploads_bucket),
                 limits=ImportLimits(max_bytes=settings.max_upload_bytes, deadline_s=settings.import_deadline_s),
                 quota=ImportQuota(settings.owner_limits(), DynamoUsageStore(dynamodb_client(), settings.jobs_table)),
+                # The status function's source: webhooks and subscribers see one kind of "Job Failed".
+                publisher=EventBridgePublisher(events_client(), settings.event_bus_name, source="vidpipe.status"),
                 last_attempt=is_last_attempt(attempt, settings.max_receive_count),
             )
         logger.info("import done", extra={"result": outcome.result, "detail": outcome.detail, "size": outcome.size})
@@ -78,5 +82,5 @@ def handle_record(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

@@ -7,6 +7,7 @@ refused at registration (400), so nothing ever connects to them."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -79,11 +80,10 @@ def finished_job(local_stack: Any, job_id: str, timeout_s: float = 300) -> dict[
 def test_GIVEN_a_clip_behind_a_redirect_WHEN_imported_THEN_the_job_becomes_ready_like_an_upload(
     local_stack: Any, source_base: str
 ) -> None:
-    created = import_url(local_stack, f"{source_base}/share/tiny")
-
-    assert created.status_code == 201, created.text
-    assert created.json()["upload"]["method"] == "IMPORT"
-    job = finished_job(local_stack, created.json()["job_id"])
+    # `vidpipe submit URL` asks the API for the import (POST /uploads {source_url}) and follows the job
+    submitted = local_stack.vidpipe("submit", f"{source_base}/share/tiny", "--wait", "--json", timeout=600)
+    assert submitted.returncode == 0, submitted.stderr + submitted.stdout
+    [job] = json.loads(submitted.stdout)
 
     assert job["status"] == "READY", job["error"]
     assert job["source"]["size"] == SAMPLE.stat().st_size

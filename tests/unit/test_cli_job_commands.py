@@ -28,8 +28,12 @@ JOB = {
 class FakeApi(BaseHTTPRequestHandler):
     # (method, path) -> list of (status, body) answered in turn (the last one repeats)
     answers: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+    bodies: list[Any] = []
 
     def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            FakeApi.bodies.append(json.loads(self.rfile.read(length)))
         queue = self.answers.get((self.command, self.path.split("?")[0])) or [(404, {"error": {"code": "X"}})]
         status, body = queue.pop(0) if len(queue) > 1 else queue[0]
         payload = b"" if body is None else json.dumps(body).encode()
@@ -53,6 +57,7 @@ def api() -> Iterator[str]:
     server.shutdown()
     server.server_close()
     FakeApi.answers = {}
+    FakeApi.bodies = []
 
 
 def run(*argv: str, api: str) -> int:
@@ -146,3 +151,28 @@ def test_GIVEN_a_real_error_WHEN_a_job_is_followed_THEN_polling_stops_at_once(ap
 
     with pytest.raises(Exception, match="JOB_NOT_FOUND"):
         VidpipeClient(api, token="t").wait("j1", timeout_s=30, poll_s=0.01)
+
+
+def test_GIVEN_an_https_url_WHEN_submitted_THEN_the_service_is_asked_to_import_it_and_the_job_printed(
+    api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    FakeApi.answers = {
+        ("POST", "/uploads"): [(201, {"job_id": "j1", "status": "AWAITING_UPLOAD", "upload": {"method": "IMPORT"}})],
+        ("GET", "/jobs/j1"): [(200, {**JOB, "job_id": "j1", "status": "AWAITING_UPLOAD"})],
+    }
+
+    code = run("submit", "https://media.example/clip.mp4", "--json", api=api)
+
+    assert code == 0
+    assert FakeApi.bodies == [{"source_url": "https://media.example/clip.mp4"}]
+    assert [job["job_id"] for job in json.loads(capsys.readouterr().out)] == ["j1"]
+
+
+def test_GIVEN_a_missing_file_among_urls_WHEN_submitted_THEN_nothing_is_sent_and_the_file_named(
+    api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run("submit", "https://media.example/clip.mp4", "no-such-file.mp4", "--json", api=api)
+
+    assert code == 1 and FakeApi.bodies == []
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "FILE_NOT_FOUND" and "no-such-file.mp4" in error["message"]

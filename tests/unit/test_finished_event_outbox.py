@@ -11,11 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from job_lifecycle.domain_logic.status import (
-    conflict_pause_s,
-    publish_finished_event,
-    record_event,
-)
+from job_lifecycle.domain_logic.status import record_event
 from job_lifecycle.domain_logic.sweep import sweep
 from job_lifecycle.domain_logic.webhook_delivery import JobFinishedNotice, deliver
 from tests.unit.test_record_event import JOB_ID, InMemoryJobStore, stage_event
@@ -24,6 +20,7 @@ from vidpipe.adapters.job_store import item_to_job, job_to_item
 from vidpipe.domain.access import WEBHOOK_SIGNING, SigningKeys
 from vidpipe.domain.errors import EventPublishError, JobStoreError
 from vidpipe.domain.events import JobFinished, Stage, StageEventKind, iso_utc
+from vidpipe.domain.finished_event_outbox import conflict_pause_s, publish_finished_event
 from vidpipe.domain.jobs import FINISHED_EVENT_PENDING, Job, JobStatus, StageStatus
 from vidpipe.domain.timeline import Invocation
 from vidpipe.domain.webhooks import Webhook

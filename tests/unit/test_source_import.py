@@ -21,9 +21,11 @@ from upload_api.domain_logic.imports import FALLBACK_FILENAME, filename_from_url
 from vidpipe.domain.errors import (
     ConcurrentUpdate,
     DestinationRefused,
+    EventPublishError,
     SourceUnreachable,
     UploadNotOpen,
 )
+from vidpipe.domain.events import JobFinished
 from vidpipe.domain.jobs import Job, JobStatus
 from vidpipe.domain.quotas import OwnerLimits
 from vidpipe.domain.stored_objects import UploadedPart
@@ -132,6 +134,17 @@ class FakeUsage:
         self.released.append(job_id)
 
 
+@dataclass
+class FakeBus:
+    failing: bool = False
+    published: list[JobFinished] = field(default_factory=list)
+
+    def publish(self, event: JobFinished) -> None:
+        if self.failing:
+            raise EventPublishError("PutEvents: ServiceUnavailable")
+        self.published.append(event)
+
+
 def run(
     answer: FakeSource | Exception,
     *,
@@ -141,6 +154,7 @@ def run(
     usage: FakeUsage | None = None,
     last_attempt: bool = True,
     clock: list[float] | None = None,
+    publisher: FakeBus | None = None,
 ) -> tuple[str, FakeJobs, FakeUploads]:
     jobs = jobs or FakeJobs(awaiting_import())
     uploads = uploads or FakeUploads()
@@ -153,6 +167,7 @@ def run(
         store=uploads,
         limits=limits,
         quota=quota,
+        publisher=publisher,
         last_attempt=last_attempt,
         clock=lambda: next(ticks),
         now=lambda: NOW,
@@ -316,3 +331,22 @@ def test_GIVEN_an_answer_WHEN_sniffed_THEN_only_what_is_certainly_no_video_is_re
 )
 def test_GIVEN_a_source_url_WHEN_its_job_is_named_THEN_only_a_plausible_file_name_is_taken(url: str, name: str) -> None:
     assert filename_from_url(url) == name
+
+
+def test_GIVEN_a_bus_WHEN_an_import_fails_THEN_job_failed_is_published_at_once_and_cleared() -> None:
+    bus = FakeBus()
+
+    result, jobs, _ = run(SourceUnreachable("videos.example answered HTTP 404 Not Found"), publisher=bus)
+
+    assert result == "failed"
+    [event] = bus.published
+    assert (event.status, event.job_id) == ("FAILED", JOB_ID)
+    assert event.error is not None and event.error["code"] == "SOURCE_UNREACHABLE"
+    assert jobs.job.finished_event is not None and not jobs.job.finished_event["pending"]
+
+
+def test_GIVEN_the_bus_down_WHEN_an_import_fails_THEN_the_job_fails_and_its_event_waits_for_the_sweep() -> None:
+    result, jobs, _ = run(SourceUnreachable("videos.example answered HTTP 404 Not Found"), publisher=FakeBus(True))
+
+    assert result == "failed" and jobs.job.status is JobStatus.FAILED
+    assert jobs.job.finished_event is not None and jobs.job.finished_event["pending"]
