@@ -15,7 +15,10 @@ first, and
   backstop for whatever else leaves a job without news;
 * publishes the "Job Ready" / "Job Failed" still pending in the outbox of a job
   that finished more than ``outbox_grace_s`` ago (its publish failed and no
-  retry got through), with the event's own id, so receivers drop a copy.
+  retry got through), with the event's own id, so receivers drop a copy;
+* finishes the delete of a job left DELETING for ``delete_grace_s`` (the API
+  call stopped half way and the client never asked again): every step of
+  :func:`vidpipe.domain.job_deletion.delete_job` can be repeated.
 
 A job that moves while it is being swept keeps going: the conditional write
 loses and we skip it. Every job it ends frees its owner's active-job slot
@@ -30,17 +33,35 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from vidpipe.domain.errors import ConcurrentUpdate, EventPublishError, JobNotFound, UploadNotOpen
+from vidpipe.domain.errors import (
+    ConcurrentUpdate,
+    EventPublishError,
+    JobNotFound,
+    JobStoreError,
+    StorageError,
+    UploadNotOpen,
+)
 from vidpipe.domain.events import JobFinished, iso_utc
 from vidpipe.domain.finished_event_outbox import publish_finished_event
+from vidpipe.domain.job_deletion import DeletableJobs, Folders, UploadsFolders, delete_job
 from vidpipe.domain.job_transitions import end_upload, fail_stalled, mark_finished
-from vidpipe.domain.jobs import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus, StageStatus
+from vidpipe.domain.jobs import (
+    AWAITING_UPLOAD,
+    BEING_DELETED,
+    FINISHED_EVENT_PENDING,
+    IN_PROGRESS,
+    Job,
+    JobStatus,
+    StageStatus,
+)
 from vidpipe.domain.quotas import UsageStore, release_if_ended
 from vidpipe.domain.storage_keys import UPLOAD_KEY_PREFIX
 
 # The status function's own retries publish a pending "Job Ready" within
 # minutes; the sweep steps in only after that.
 OUTBOX_GRACE_S = 15 * 60
+# A DELETE takes seconds; one still DELETING after this was interrupted.
+DELETE_GRACE_S = 10 * 60
 
 SWEEP_BATCH = 100
 # The name of the status function's dead-letter queue among the sweep's queues.
@@ -48,7 +69,7 @@ STATUS_QUEUE = "status"
 UPLOAD_EXPIRED = {"code": "UPLOAD_EXPIRED", "message": "the upload did not arrive in time"}
 
 
-class OpenJobs(Protocol):
+class OpenJobs(DeletableJobs, Protocol):
     def save(self, job: Job, *, expected_version: int) -> Job: ...
 
     def list_open(self, state: str, *, since_before: str, limit: int = SWEEP_BATCH) -> list[Job]: ...
@@ -70,12 +91,21 @@ class EventPublisher(Protocol):
     def publish(self, event: JobFinished) -> None: ...
 
 
+@dataclass(frozen=True)
+class JobFolders:
+    """The two buckets' folders of a job, for finishing a delete."""
+
+    uploads: UploadsFolders
+    outputs: Folders
+
+
 @dataclass
 class SweepResult:
     expired: list[str] = field(default_factory=list)
     dead_lettered: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
     republished: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
 def sweep(
@@ -90,6 +120,8 @@ def sweep(
     max_attempts: int = 3,
     outbox_grace_s: int = OUTBOX_GRACE_S,
     usage: UsageStore | None = None,
+    folders: JobFolders | None = None,
+    delete_grace_s: int = DELETE_GRACE_S,
 ) -> SweepResult:
     """One pass: expire abandoned uploads, fail dead-lettered and stalled jobs
     (at most SWEEP_BATCH of each kind; the next run takes the rest)."""
@@ -143,6 +175,17 @@ def sweep(
                 result.republished.append(job.job_id)
         except EventPublishError:
             continue  # the bus is still failing: the next sweep tries again
+
+    if folders is not None:
+        cutoff = iso_utc(now - timedelta(seconds=delete_grace_s))
+        for job in jobs.list_open(BEING_DELETED, since_before=cutoff, limit=SWEEP_BATCH):
+            try:
+                delete_job(
+                    job, jobs=jobs, uploads=folders.uploads, outputs=folders.outputs, usage=usage, now=iso_utc(now)
+                )
+            except (StorageError, JobStoreError, ConcurrentUpdate):
+                continue  # still DELETING: the next sweep tries again
+            result.deleted.append(job.job_id)
     return result
 
 

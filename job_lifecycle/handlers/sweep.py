@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from job_lifecycle.domain_logic.sweep import SweepResult, sweep
+from job_lifecycle.domain_logic.sweep import JobFolders, SweepResult, sweep
 from vidpipe.adapters.aws_clients import dynamodb_client, events_client, s3_client, sqs_client
 from vidpipe.adapters.dead_letters import DeadLetterQueues
 from vidpipe.adapters.event_bus import EventBridgePublisher
@@ -52,6 +52,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         dead_letters=DeadLetterQueues(sqs_client(), settings.stage_dead_letter_queues),
         max_attempts=settings.max_receive_count,
         usage=DynamoUsageStore(dynamodb_client(), settings.jobs_table),
+        folders=JobFolders(
+            uploads=S3ObjectStore(s3_client(), settings.uploads_bucket),
+            outputs=S3ObjectStore(s3_client(), settings.outputs_bucket),
+        ),
     )
     for job_id in result.expired:
         logger.info("upload expired", extra={"job_id": job_id})
@@ -61,6 +65,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for job_id in result.stalled:
         logger.warning("stalled job failed", extra={"job_id": job_id})
         record_job_finished("FAILED", "STAGE_STALLED")
+    for job_id in result.deleted:
+        logger.warning("an interrupted delete finished", extra={"job_id": job_id})
     _record_on_timelines(result, Invocation.of(context))
     return asdict(result)
 
@@ -75,6 +81,7 @@ def _record_on_timelines(result: SweepResult, invocation: Invocation) -> None:
         ("job.expired", result.expired),
         ("job.dead_lettered", result.dead_lettered),
         ("job.stalled", result.stalled),
+        ("job.deleted", result.deleted),
     ):
         for job_id in job_ids:
             try:

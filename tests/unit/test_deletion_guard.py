@@ -1,5 +1,5 @@
 """A stage that writes after its job was deleted removes what it wrote (vidpipe.runtime.deletion_guard),
-and the delete itself goes in the order that makes that safe (upload_api.domain_logic.job_deletion)."""
+and the delete itself goes in the order that makes that safe (vidpipe.domain.job_deletion)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from upload_api.domain_logic.job_deletion import delete_job
+from vidpipe.domain.job_deletion import delete_job
 from vidpipe.domain.errors import ConcurrentUpdate, JobDeleted, JobNotFound
 from vidpipe.domain.jobs import Job, JobStatus
 from vidpipe.runtime.deletion_guard import WritesForLiveJob, job_is_gone

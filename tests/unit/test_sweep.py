@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from job_lifecycle.domain_logic.sweep import iso_utc, sweep
-from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound
+from job_lifecycle.domain_logic.sweep import JobFolders, iso_utc, sweep
+from vidpipe.adapters.job_store import job_to_item
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound, StorageError
 from vidpipe.domain.events import Stage
-from vidpipe.domain.jobs import AWAITING_UPLOAD, IN_PROGRESS, Job, JobStatus, StageStatus
+from vidpipe.domain.jobs import IN_PROGRESS, Job, JobStatus, StageStatus
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -20,15 +21,20 @@ class FakeJobs:
         self.jobs = {job.job_id: copy.deepcopy(job) for job in jobs}
 
     def list_open(self, state: str, *, since_before: str, limit: int = 100) -> list[Job]:
+        """The sparse index's answer, from the attributes the real store writes."""
+
         def open_since(job: Job) -> str | None:
-            if state == AWAITING_UPLOAD and job.status is JobStatus.AWAITING_UPLOAD:
-                return job.created_at
-            if state == IN_PROGRESS and job.status in (JobStatus.UPLOADED, JobStatus.PROCESSING):
-                return job.updated_at
-            return None
+            item = job_to_item(job)
+            if item.get("open_state", {}).get("S") != state:
+                return None
+            return str(item["open_since"]["S"])
 
         found = [j for j in self.jobs.values() if (since := open_since(j)) is not None and since < since_before]
         return [copy.deepcopy(j) for j in found][:limit]
+
+    def delete(self, job_id: str) -> None:
+        assert self.jobs[job_id].is_deleting, "the store deletes only a DELETING job"
+        del self.jobs[job_id]
 
     def get(self, job_id: str) -> Job:
         if job_id not in self.jobs:
@@ -260,3 +266,59 @@ def test_GIVEN_a_dead_lettered_job_failed_by_a_pass_that_died_WHEN_swept_again_T
     )  # type: ignore[arg-type]
 
     assert slots.active["anonymous"] == set()
+
+
+class FakeBucket:
+    """A bucket's folders: objects by key; ``fail`` makes every delete raise."""
+
+    def __init__(self, *keys: str, fail: bool = False) -> None:
+        self.keys = set(keys)
+        self.fail = fail
+        self.aborted: list[str] = []
+
+    def delete_prefix(self, prefix: str) -> int:
+        if self.fail:
+            raise StorageError("S3: SlowDown")
+        gone = {key for key in self.keys if key.startswith(prefix)}
+        self.keys -= gone
+        return len(gone)
+
+    def abort_multipart(self, key: str, *, upload_id: str) -> None:
+        self.aborted.append(upload_id)
+
+
+def deleting(job_id: str, *, age: timedelta) -> Job:
+    made = job(job_id, JobStatus.DELETING, age=age)
+    made.owner = "alice"
+    return made
+
+
+def test_GIVEN_a_delete_that_stopped_half_way_WHEN_swept_after_the_grace_THEN_it_is_finished() -> None:
+    jobs = FakeJobs(deleting("old", age=timedelta(minutes=30)), deleting("new", age=timedelta(minutes=2)))
+    uploads = FakeBucket("uploads/old/source", "captions/old/c1", "uploads/new/source", "uploads/other/source")
+    outputs = FakeBucket("jobs/old/hls/master.m3u8", "jobs/new/hls/master.m3u8")
+
+    result = sweep(
+        jobs, uploads, FakePublisher(), now=NOW, upload_expiry_s=3600, stall_limit_s=7200,
+        folders=JobFolders(uploads=uploads, outputs=outputs),
+    )  # fmt: skip
+
+    # the old one is finished (record and every folder), the recent one is left to its own DELETE
+    assert result.deleted == ["old"]
+    assert set(jobs.jobs) == {"new"}
+    assert uploads.keys == {"uploads/new/source", "uploads/other/source"}
+    assert outputs.keys == {"jobs/new/hls/master.m3u8"}
+
+
+def test_GIVEN_storage_failing_WHEN_an_interrupted_delete_is_swept_THEN_the_job_stays_deleting_for_the_next_pass() -> (
+    None
+):
+    jobs = FakeJobs(deleting("old", age=timedelta(minutes=30)))
+    broken = FakeBucket("uploads/old/source", fail=True)
+
+    result = sweep(
+        jobs, broken, FakePublisher(), now=NOW, upload_expiry_s=3600, stall_limit_s=7200,
+        folders=JobFolders(uploads=broken, outputs=FakeBucket()),
+    )  # fmt: skip
+
+    assert result.deleted == [] and jobs.jobs["old"].is_deleting

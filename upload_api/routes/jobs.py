@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, Field, StrictStr
 
-from upload_api.domain_logic.job_deletion import delete_job
+from vidpipe.domain.job_deletion import delete_job
 from upload_api.domain_logic.job_details import renamed
 from upload_api.domain_logic.job_view import job_view
 from upload_api.routes.caller import API_TOKEN, caller, owned_job

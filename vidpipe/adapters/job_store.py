@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from vidpipe.adapters.dynamo_codec import decode_item, encode_item, error_code, number, string
 from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound, JobStoreError, ValidationFailed
-from vidpipe.domain.jobs import AWAITING_UPLOAD, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus
+from vidpipe.domain.jobs import AWAITING_UPLOAD, BEING_DELETED, FINISHED_EVENT_PENDING, IN_PROGRESS, Job, JobStatus
 
 OWNER_INDEX = "by_owner"
 # A sparse index of the jobs that are not finished: only they carry
@@ -39,7 +39,8 @@ OWNER_INDEX = "by_owner"
 # holds, to expire abandoned uploads and to fail jobs that stopped moving.
 # (FINISHED_EVENT_PENDING: a READY or FAILED job whose "Job Ready"/"Job Failed"
 # is still in its outbox, open_since when it finished: the sweep publishes it
-# if no retry did.)
+# if no retry did. BEING_DELETED: a DELETING job, open_since when it was
+# marked: the sweep finishes a delete that stopped half way.)
 OPEN_JOBS_INDEX = "by_open_state"
 MAX_PAGE_SIZE = 100
 _KEY_ATTRIBUTES = frozenset({"job_id", "owner", "created_at"})
@@ -54,6 +55,8 @@ def job_to_item(job: Job) -> dict[str, Any]:
         record["open_state"], record["open_since"] = AWAITING_UPLOAD, job.created_at
     elif job.status in (JobStatus.UPLOADED, JobStatus.PROCESSING):
         record["open_state"], record["open_since"] = IN_PROGRESS, job.updated_at
+    elif job.status is JobStatus.DELETING:
+        record["open_state"], record["open_since"] = BEING_DELETED, job.updated_at
     elif job.finished_event_pending:
         record["open_state"] = FINISHED_EVENT_PENDING
         record["open_since"] = str((job.finished_event or {}).get("occurred_at") or job.updated_at)
@@ -185,7 +188,7 @@ class DynamoJobStore:
 
     def delete(self, job_id: str) -> None:
         """Remove the job's record, only once it is DELETING (what
-        upload_api.domain_logic.job_deletion marks first); a record already gone
+        vidpipe.domain.job_deletion marks first); a record already gone
         is fine. Raises ConcurrentUpdate when the job is not DELETING,
         JobStoreError for any other failure."""
         try:

@@ -37,11 +37,12 @@ TERMINAL_JOB_STATUSES = frozenset({JobStatus.READY, JobStatus.FAILED, JobStatus.
 SWEEP_VERDICTS = frozenset({"DEAD_LETTERED", "STAGE_STALLED"})
 # The open states the job store indexes (``open_state``), by which the sweep
 # asks for the jobs that are not finished: awaiting the upload, in progress
-# (UPLOADED or PROCESSING), or READY/FAILED with "Job Ready"/"Job Failed" still
-# in the outbox.
+# (UPLOADED or PROCESSING), READY/FAILED with "Job Ready"/"Job Failed" still
+# in the outbox, or being deleted (a DELETE that stopped half way).
 AWAITING_UPLOAD = "AWAITING_UPLOAD"
 IN_PROGRESS = "IN_PROGRESS"
 FINISHED_EVENT_PENDING = "FINISHED_EVENT_PENDING"
+BEING_DELETED = "BEING_DELETED"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Stages must not leave files behind for a job that was deleted while they worked.
 
 DELETE /jobs/{id} first marks the job DELETING, then deletes its folders, then
-its record (upload_api.domain_logic.job_deletion). A stage reads the job before
+its record (vidpipe.domain.job_deletion). A stage reads the job before
 it starts, but it may still be writing when the delete comes. So every write a
 stage makes goes through :class:`WritesForLiveJob`, which reads the job again
 AFTER the write:
