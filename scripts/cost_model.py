@@ -23,11 +23,13 @@ DYNAMODB_READ_USD = 0.125 / 1e6
 LAMBDA_MB_PER_VCPU = 1769
 X264_SCALING = 0.8  # as in the latency model: x264 gains 80 % of each added core
 
-# MediaConvert on-demand, per output minute, AVC up to 30 fps, single pass with QVBR,
-# from the per-tier table AWS published until its 2024 move to "normalized minutes"
-# (aws.amazon.com/mediaconvert/pricing, as read in 2023; the figures could not be
-# re-read from a current copy here, so they carry that date). SD < 720 lines, HD 720-1080.
-MEDIACONVERT_DATE = "2023 (per-tier list prices before normalized minutes)"
+# MediaConvert on-demand, per output minute, AVC up to 30 fps, single pass with QVBR: the
+# per-tier list prices (aws.amazon.com/mediaconvert/pricing) in force until AWS moved on-demand
+# billing to "normalized minutes" with monthly volume discounts on 2024-09-17 (up to 75 % off
+# at large volume; AWS Media blog "Optimize costs with tiered pricing in AWS Elemental
+# MediaConvert"). The current per-normalized-minute rates could not be read here, so these
+# carry their date. SD < 720 lines, HD 720-1080.
+MEDIACONVERT_DATE = "list prices before 2024-09-17 (since then: normalized minutes, volume discounts up to 75 %)"
 MEDIACONVERT_BASIC = {"SD": 0.0075, "HD": 0.015}
 MEDIACONVERT_PROFESSIONAL = {"SD": 0.012, "HD": 0.024}
 # Mux Video "plus" quality input (encoding), per source minute at 1080p, all renditions

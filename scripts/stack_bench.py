@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.bench_sources import generate_test_pattern
 from scripts.throwaway_stack import throwaway_stack
 from transcode.domain_logic.hls import build_hls_args
 from transcode.domain_logic.ladder import plan_ladder
@@ -25,16 +26,9 @@ GOAL = 1.15
 
 def generate_720p(folder: Path) -> Path:
     """720p30 at 4 Mbit/s, stereo, a keyframe every two seconds: a screen or phone recording."""
-    path = folder / f"stack_bench_720p_{SOURCE_S}s.mp4"
-    subprocess.run(
-        [find_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=s=1280x720:r=30:d={SOURCE_S}",
-         "-f", "lavfi", "-i", f"sine=f=440:r=48000:d={SOURCE_S}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "4M", "-g", "60", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-ac", "2", "-b:a", "128k", "-movflags", "+faststart", str(path)],
-        env=ffmpeg_environment(), check=True,
-    )  # fmt: skip
-    return path
+    return generate_test_pattern(
+        folder, width=1280, height=720, seconds=SOURCE_S, video_bitrate="4M", keyframe_every=60
+    )
 
 
 def plain_ladder_command(source_path: Path, output: Path) -> list[str]:
