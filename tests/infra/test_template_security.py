@@ -14,6 +14,8 @@ from vidpipe_cli.template import load_template
 # The sources each function's code publishes under (EventBridgePublisher(..., source=...)).
 EVENT_SOURCES = {
     "SweepFunctionRole": ["vidpipe.status"],
+    # A failed import's "Job Failed", published as the status function's.
+    "SourceImportFunctionRole": ["vidpipe.status"],
     "StatusFunctionRole": ["vidpipe.status", "vidpipe.chunks"],
     "TranscodeFunctionRole": ["vidpipe.transcode", "vidpipe.chunks"],
     "ChunkEncodeFunctionRole": ["vidpipe.transcode"],
