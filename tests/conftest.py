@@ -7,10 +7,13 @@ passes on another FFmpeg (Debian's 5.1, say) than the one AWS runs.
 
 The local stack: a free port and a temporary data folder, so the tests never
 touch a stack the user has running. Started once per test session with the real
-`vidpipe up --json` and stopped with `vidpipe down`."""
+`vidpipe up --json` and stopped with `vidpipe down`.
+
+botocore's service models: parsed once per test run (see pytest_configure)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import botocore.loaders
 import pytest
 import requests
 
@@ -30,6 +34,19 @@ from vidpipe_cli.packaging import FFMPEG_WHEEL, is_pinned_install
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FFMPEG_MARKERS = ("ffmpeg", "stack")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep botocore's parsed JSON models for the whole run. botocore caches them
+    per session, and every moto test starts new sessions: the adapter tests
+    spent most of their time decoding the same service models again (about
+    9 s for 40 API route tests). botocore only reads the parsed models, as it
+    already shares them between the clients of one session."""
+    parse = botocore.loaders.JSONFileLoader._load_file
+    cached = functools.cache(lambda loader, full_path, open_method: parse(loader, full_path, open_method))
+    botocore.loaders.JSONFileLoader._load_file = lambda loader, full_path, open_method: cached(  # type: ignore[method-assign]
+        None, full_path, open_method
+    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -23,7 +23,7 @@ from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
 
-GIB = 1024**3
+BIG_FILE_BYTES = 256 * 1024**2
 
 
 def aws(stack: Any, service: str) -> Any:
@@ -61,20 +61,21 @@ def start_multipart(stack: Any, size: int = 300 * 1024 * 1024) -> dict[str, Any]
 
 
 @pytest.fixture
-def one_gib_file(tmp_path: Path) -> tuple[Path, str]:
-    """GIVEN a 1 GiB file made on the fly (random bytes: nothing compresses or dedupes it)."""
+def big_file(tmp_path: Path) -> tuple[Path, str]:
+    """GIVEN a 256 MiB file made on the fly (random bytes: nothing compresses or dedupes
+    it): 32 parts of 8 MiB, enough to interrupt part-way. (`make bench` sends 1 GiB.)"""
     path = tmp_path / "camera-original.mp4"
     digest = hashlib.sha256()
     with path.open("wb") as handle:
-        for _ in range(GIB // (16 * 1024 * 1024)):
+        for _ in range(BIG_FILE_BYTES // (16 * 1024 * 1024)):
             chunk = os.urandom(16 * 1024 * 1024)
             digest.update(chunk)
             handle.write(chunk)
     return path, digest.hexdigest()
 
 
-def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(local_stack, one_gib_file) -> None:
-    path, expected_sha256 = one_gib_file
+def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(local_stack, big_file) -> None:
+    path, expected_sha256 = big_file
     journal = Path(local_stack.environment["VIDPIPE_DATA_DIR"]) / "uploads-in-progress"
     # WHEN the CLI starts uploading and is killed after a few parts
     process = subprocess.Popen(
@@ -117,7 +118,7 @@ def test_cli_multipart_upload_interrupted_then_resumed_stores_identical_bytes(lo
         time.sleep(2)
         final = local_stack.http.get(f"{local_stack.api_url}/jobs/{job_id}", timeout=30).json()
     assert final["status"] == "FAILED" and final["error"]["code"] == "NOT_A_VIDEO", final
-    assert final["source"]["size"] == GIB
+    assert final["source"]["size"] == BIG_FILE_BYTES
 
 
 def test_cancel_aborts_the_multipart_upload_and_fails_the_job(local_stack) -> None:
