@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.domain.job_deletion import delete_job
 from vidpipe.domain.errors import ConcurrentUpdate, JobDeleted, JobNotFound
+from vidpipe.domain.job_deletion import delete_job
 from vidpipe.domain.jobs import Job, JobStatus
 from vidpipe.runtime.deletion_guard import WritesForLiveJob, job_is_gone
 

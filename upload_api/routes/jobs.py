@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, Field, StrictStr
 
-from vidpipe.domain.job_deletion import delete_job
 from upload_api.domain_logic.job_details import renamed
 from upload_api.domain_logic.job_view import job_view
 from upload_api.routes.caller import API_TOKEN, caller, owned_job
@@ -26,6 +25,7 @@ from vidpipe.adapters.secrets import signing_keys
 from vidpipe.domain.access import OUTPUT_GRANTS, output_grant
 from vidpipe.domain.errors import ConcurrentUpdate, ValidationFailed
 from vidpipe.domain.events import utc_now
+from vidpipe.domain.job_deletion import delete_job
 from vidpipe.domain.jobs import Job
 from vidpipe.runtime.observability import logger
 from vidpipe.runtime.settings import get_settings
