@@ -129,6 +129,17 @@ def test_GIVEN_the_uploads_bucket_WHEN_its_lifecycle_is_read_THEN_sources_expire
     assert template["Parameters"]["SourceRetentionDays"]["Default"] == 30
 
 
+def test_GIVEN_the_uploads_bucket_WHEN_its_lifecycle_is_read_THEN_caption_uploads_and_chunk_work_do_not_stay(
+    resources: dict[str, Any],
+) -> None:
+    rules = resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    by_prefix = {rule["Prefix"]: rule for rule in rules if "Prefix" in rule and "ExpirationInDays" in rule}
+
+    assert by_prefix["captions/"]["ExpirationInDays"] == 7
+    assert by_prefix["captions/"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 7}
+    assert by_prefix["chunks/"]["ExpirationInDays"] == 2
+
+
 def test_GIVEN_the_sweep_WHEN_it_looks_for_stranded_jobs_THEN_it_reads_the_status_dead_letter_queue_too(
     resources: dict[str, Any],
 ) -> None:

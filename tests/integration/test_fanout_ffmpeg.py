@@ -4,8 +4,12 @@ with the failure policy of the chunk-encode function."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,18 +78,49 @@ class Bus:
         return [event for event in self.events if isinstance(event, kind)]
 
 
+# Cues of the subtitle track muxed into the sample: one in the first chunk, one in the last.
+SUBTITLES_SRT = "1\n00:00:01,000 --> 00:00:02,500\nAt the start\n\n2\n00:00:17,500 --> 00:00:19,000\nNear the end\n"
+
+
+def with_english_subtitles(folder: Path) -> Path:
+    """The sample with a mov_text track tagged English (audio and video copied)."""
+    (folder / "subs.srt").write_text(SUBTITLES_SRT, encoding="utf-8")
+    subtitled = folder / "long_with_subtitles.mp4"
+    subprocess.run(
+        [find_tool("ffmpeg"), "-v", "error", "-y", "-i", str(SAMPLE), "-i", str(folder / "subs.srt"),
+         "-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng",
+         "-movflags", "+faststart",  # read front to back: the test server answers no ranges
+         str(subtitled)],
+        env=ffmpeg_environment(), check=True,
+    )  # fmt: skip
+    return subtitled
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def fanned_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[FolderStore, FolderStore, Bus]:
-    """GIVEN the 20 s sample WHEN the planner fans it out in 8 s chunks."""
+def fanned_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FolderStore, FolderStore, Bus]]:
+    """GIVEN the 20 s sample with a subtitle track WHEN the planner fans it out in 8 s chunks."""
     root = tmp_path_factory.mktemp("fanout")
     work, outputs, bus = FolderStore(root / "uploads"), FolderStore(root / "outputs"), Bus()
-    work.upload_file(SAMPLE, SOURCE_KEY)
+    source = with_english_subtitles(root)
+    work.upload_file(source, SOURCE_KEY)
     scratch = root / "planner"
     scratch.mkdir()
-    # an MP4 probed by its URL: nothing downloaded (local_source None)
-    fan_out(JOB_ID, probe_media(SAMPLE), scratch, source_key=SOURCE_KEY, local_source=None, chunk_s=8,
-            timeout_s=120, work_store=work, publish=bus.publish)  # fmt: skip
-    return work, outputs, bus
+    # The upload's presigned URL, as the planner gets it: the uploads folder over HTTP on loopback.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=work.root))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # an MP4 probed by its URL: nothing downloaded (local_source None); the planner
+    # reads the subtitle track over that URL
+    fan_out(JOB_ID, probe_media(source), scratch, source_key=SOURCE_KEY, local_source=None, chunk_s=8,
+            timeout_s=120, work_store=work, publish=bus.publish,
+            source_url=f"http://127.0.0.1:{server.server_address[1]}/{SOURCE_KEY}")  # fmt: skip
+    yield work, outputs, bus
+    server.shutdown()
+    server.server_close()
 
 
 def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_stitch_and_a_playable_ladder(
@@ -138,6 +173,23 @@ def test_GIVEN_a_fanned_out_source_WHEN_every_order_is_run_and_counted_THEN_one_
         )
         assert int(data["streams"][0]["nb_read_packets"]) == 600
         assert not list((hls / rendition["name"]).glob("chunk_*.m3u8"))
+
+    # AND the subtitle track is a SUBTITLES rendition whose cues keep the source's times:
+    # the cue at 17.5 s is in the 16-20 s WebVTT segment, and that window's video segment
+    # starts at 16 s on the same MPEG-TS clock the segments' X-TIMESTAMP-MAP names
+    [subtitles] = completed.outputs["subtitles"]
+    assert subtitles["language"] == "en"
+    master = (hls / "master.m3u8").read_text(encoding="utf-8")
+    assert "TYPE=SUBTITLES" in master and f'URI="{subtitles["name"]}/index.m3u8"' in master
+    folder = hls / subtitles["name"]
+    segments = {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("seg_*.vtt"))}
+    assert [name for name, text in segments.items() if "Near the end" in text] == ["seg_00004.vtt"]
+    assert "00:00:17.500 --> 00:00:19.000" in segments["seg_00004.vtt"]
+    time_zero = completed.outputs["mpegts_time_zero"]
+    assert f"X-TIMESTAMP-MAP=MPEGTS:{time_zero},LOCAL:00:00:00.000" in segments["seg_00004.vtt"]
+    video_segments = [line for line in (hls / "360p" / "index.m3u8").read_text().splitlines() if line.endswith(".ts")]
+    window = media_checks.ffprobe_json(hls / "360p" / video_segments[4], "-show_entries", "format=start_time")
+    assert float(window["format"]["start_time"]) == pytest.approx(16 + time_zero / 90000, abs=0.05)
     assert media_checks.master_variants(hls / "master.m3u8")
 
     # AND the stitch made the MP4 download from the 360p rung's segments: every frame, fast start

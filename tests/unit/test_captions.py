@@ -196,6 +196,29 @@ def test_GIVEN_an_uploaded_caption_WHEN_processed_THEN_only_that_caption_changes
         assert master == MASTER
 
 
+@pytest.mark.parametrize(
+    ("transcode_outputs", "time_zero"),
+    [
+        ({"mpegts_time_zero": 1026000}, 1026000),  # as a chunked transcode records it
+        ({"mpegts_time_zero": 126000}, 126000),  # a single pass
+        ({"chunks": 3}, 1026000),  # chunked before the value was recorded
+        ({}, 126000),  # single pass before it
+    ],
+)
+def test_GIVEN_a_job_WHEN_a_caption_is_processed_THEN_its_segments_map_time_zero_where_the_videos_segments_have_it(
+    tmp_path: Path, transcode_outputs: dict[str, Any], time_zero: int
+) -> None:
+    job = ready_job_with_caption()
+    job.stages[Stage.TRANSCODE].outputs.update(transcode_outputs)
+    outputs = FakeStore({"jobs/j1/hls/master.m3u8": MASTER.encode()})
+
+    process_caption("j1", "c1", tmp_path, jobs=FakeJobs(job), uploads=FakeStore({"captions/j1/c1": SRT.encode()}),
+                    outputs=outputs)  # fmt: skip
+
+    segment = outputs.files["jobs/j1/hls/captions-c1/seg_00000.vtt"].decode()
+    assert f"X-TIMESTAMP-MAP=MPEGTS:{time_zero},LOCAL:00:00:00.000" in segment
+
+
 def plan_ladder_for_test() -> list[Any]:
     return plan_ladder(source(1280, 720, channels=2), DEFAULT_LADDER)
 

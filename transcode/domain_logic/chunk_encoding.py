@@ -38,11 +38,15 @@ from vidpipe.adapters.ffmpeg.inputs import input_args, source_input_args
 from vidpipe.adapters.ffmpeg.process import run_ffmpeg
 from vidpipe.domain.errors import FfmpegError
 from vidpipe.domain.filter_graph import FilterGraph
+from vidpipe.domain.webvtt import MPEGTS_CLOCK_HZ, MPEGTS_TIME_ZERO
 
 # Every timestamp of the chunks' segments is the source's plus this: the source's
 # first frames may have negative decode times (B-frames) and the audio starts one
 # AAC frame early (the encoder's priming), which the MPEG-TS muxer cannot write.
 TIMELINE_OFFSET_S = 10.0
+# So media time 0 is here on the chunked ladder's MPEG-TS clock, not at
+# MPEGTS_TIME_ZERO: its subtitle segments' X-TIMESTAMP-MAP must say so.
+CHUNKED_MPEGTS_TIME_ZERO = MPEGTS_TIME_ZERO + round(TIMELINE_OFFSET_S * MPEGTS_CLOCK_HZ)
 # FFmpeg seeks this much before a chunk's first frame: the container's start
 # offset and the seek's own rounding must not land it after the frame.
 SEEK_MARGIN_S = 1.0

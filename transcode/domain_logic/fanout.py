@@ -33,7 +33,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from transcode.domain_logic.chunk_encoding import SEEK_MARGIN_S, ChunkOutput, chunk_playlist_name, encode_chunk
+from transcode.domain_logic.chunk_encoding import (
+    CHUNKED_MPEGTS_TIME_ZERO,
+    SEEK_MARGIN_S,
+    ChunkOutput,
+    chunk_playlist_name,
+    encode_chunk,
+)
 from transcode.domain_logic.chunk_planning import (
     REMUXED_NAME,
     SEEKABLE_DEMUXERS,
@@ -256,7 +262,8 @@ def stitch(
     out.mkdir(parents=True, exist_ok=True)
     extracted = ExtractedSubtitles.from_dict(plan.get("subtitles"))
     subtitles = write_subtitle_renditions(extracted, out, duration_s=float(plan["duration_s"]),
-                                          segment_s=float(plan.get("segment_s", DEFAULT_SEGMENT_S)))  # fmt: skip
+                                          segment_s=float(plan.get("segment_s", DEFAULT_SEGMENT_S)),
+                                          mpegts_time_zero=CHUNKED_MPEGTS_TIME_ZERO)  # fmt: skip
     measured = stitch_playlists(outputs, ladder, has_audio=bool(plan["has_audio"]),
                                 frame_rate=Fraction(plan["frame_rate"]), output_dir=out,
                                 subtitles=subtitles)  # fmt: skip
@@ -267,6 +274,8 @@ def stitch(
         "master_playlist": MASTER_PLAYLIST_NAME,
         "renditions": [rendition_summary(rendition, measured.get(rendition.name)) for rendition in ladder],
         "chunks": int(plan["total"]),
+        # Where captions added later put media time 0 (transcode.domain_logic.sidecar_captions).
+        "mpegts_time_zero": CHUNKED_MPEGTS_TIME_ZERO,
         **subtitle_outputs(subtitles, extracted.skipped),
     }
     has_audio = bool(plan["has_audio"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from transcode.domain_logic.chunk_encoding import CHUNKED_MPEGTS_TIME_ZERO
 from transcode.domain_logic.hls import DEFAULT_SEGMENT_S, MASTER_PLAYLIST_NAME
 from transcode.domain_logic.subtitle_extraction import write_rendition_files
 from vidpipe.domain.errors import ConcurrentUpdate, InvalidCaptions
@@ -30,7 +31,7 @@ from vidpipe.domain.events import Stage, utc_now
 from vidpipe.domain.jobs import Job
 from vidpipe.domain.storage_keys import caption_folder, caption_upload_key
 from vidpipe.domain.subtitles import SubtitleRendition, master_with_subtitles
-from vidpipe.domain.webvtt import read_caption_file, render_webvtt
+from vidpipe.domain.webvtt import MPEGTS_TIME_ZERO, read_caption_file, render_webvtt
 
 CAPTION_READY = "READY"
 CAPTION_FAILED = "FAILED"
@@ -76,11 +77,26 @@ def process_caption(
         return _mark(job_id, caption_id, jobs, status=CAPTION_FAILED, error=exc.to_dict())
     duration_s = float(job.source.get("duration_s") or max(cue.end_s for cue in cues))
     folder = scratch / caption_folder(caption_id)
-    write_rendition_files(folder, render_webvtt(cues), duration_s=duration_s, segment_s=DEFAULT_SEGMENT_S)
+    write_rendition_files(
+        folder,
+        render_webvtt(cues),
+        duration_s=duration_s,
+        segment_s=DEFAULT_SEGMENT_S,
+        mpegts_time_zero=mpegts_time_zero(job.stages[Stage.TRANSCODE].outputs),
+    )
     outputs.upload_tree(folder, hls + caption_folder(caption_id))
     stored = _mark(job_id, caption_id, jobs, status=CAPTION_READY, error=None)
     publish_master(job_id, scratch, jobs=jobs, outputs=outputs)
     return stored
+
+
+def mpegts_time_zero(transcode_outputs: dict[str, Any]) -> int:
+    """Where media time 0 is on the job's video segments' MPEG-TS clock: as the
+    transcode recorded it; a job transcoded before it did tells by its chunks."""
+    recorded = transcode_outputs.get("mpegts_time_zero")
+    if recorded is not None:
+        return int(recorded)
+    return CHUNKED_MPEGTS_TIME_ZERO if transcode_outputs.get("chunks") else MPEGTS_TIME_ZERO
 
 
 def publish_master(job_id: str, scratch: Path, *, jobs: JobStore, outputs: OutputStore) -> None:

@@ -27,7 +27,13 @@ from vidpipe.adapters.ffmpeg.process import run_ffmpeg
 from vidpipe.domain.errors import FfmpegError, InvalidCaptions, MediaError
 from vidpipe.domain.source_info import SourceInfo
 from vidpipe.domain.subtitles import SubtitleRendition, renditions_for
-from vidpipe.domain.webvtt import SEGMENT_NAME, parse_webvtt, render_subtitle_playlist, segment_cues
+from vidpipe.domain.webvtt import (
+    MPEGTS_TIME_ZERO,
+    SEGMENT_NAME,
+    parse_webvtt,
+    render_subtitle_playlist,
+    segment_cues,
+)
 
 # Extraction reads the whole file but decodes no picture: seconds even for an hour.
 EXTRACT_TIMEOUT_S = 300.0
@@ -97,22 +103,35 @@ def extract_subtitle_texts(
 
 
 def write_subtitle_renditions(
-    extracted: ExtractedSubtitles, output_dir: Path, *, duration_s: float, segment_s: float
+    extracted: ExtractedSubtitles,
+    output_dir: Path,
+    *,
+    duration_s: float,
+    segment_s: float,
+    mpegts_time_zero: int = MPEGTS_TIME_ZERO,
 ) -> list[SubtitleRendition]:
     """Write each extracted track as segmented WebVTT with its media playlist
     under ``output_dir/{name}/``; return the renditions written."""
     for rendition in extracted.renditions:
         write_rendition_files(
-            output_dir / rendition.name, extracted.texts[rendition.name], duration_s=duration_s, segment_s=segment_s
+            output_dir / rendition.name,
+            extracted.texts[rendition.name],
+            duration_s=duration_s,
+            segment_s=segment_s,
+            mpegts_time_zero=mpegts_time_zero,
         )
     return list(extracted.renditions)
 
 
-def write_rendition_files(folder: Path, webvtt_text: str, *, duration_s: float, segment_s: float) -> None:
-    """``index.m3u8`` and its ``seg_NNNNN.vtt`` segments for one rendition's cues."""
+def write_rendition_files(
+    folder: Path, webvtt_text: str, *, duration_s: float, segment_s: float, mpegts_time_zero: int = MPEGTS_TIME_ZERO
+) -> None:
+    """``index.m3u8`` and its ``seg_NNNNN.vtt`` segments for one rendition's cues
+    (``mpegts_time_zero``: where media time 0 is on the video segments' clock)."""
     cues = parse_webvtt(webvtt_text)
     folder.mkdir(parents=True, exist_ok=True)
-    for index, segment in enumerate(segment_cues(cues, duration_s=duration_s, segment_s=segment_s)):
+    segments = segment_cues(cues, duration_s=duration_s, segment_s=segment_s, mpegts_time_zero=mpegts_time_zero)
+    for index, segment in enumerate(segments):
         (folder / SEGMENT_NAME.format(index=index)).write_text(segment, encoding="utf-8")
     playlist = render_subtitle_playlist(duration_s=duration_s, segment_s=segment_s)
     (folder / "index.m3u8").write_text(playlist, encoding="utf-8")

@@ -39,6 +39,7 @@ from vidpipe.domain.quotas import charge_video_minutes
 from vidpipe.domain.source_info import SourceInfo
 from vidpipe.domain.storage_keys import HLS_FOLDER, MP4_DOWNLOAD_NAME, job_outputs_prefix, upload_key, work_key
 from vidpipe.domain.timeline import Invocation
+from vidpipe.domain.webvtt import MPEGTS_TIME_ZERO
 from vidpipe.runtime.observability import logger, metrics, record_transcode, tracer
 from vidpipe.runtime.settings import get_settings
 from vidpipe.runtime.stage_inputs import StageContext, StageWork
@@ -160,6 +161,8 @@ def transcode(
         "renditions": [rendition_summary(r, result.measured.get(r.name)) for r in result.renditions],
         **subtitle_outputs(result.subtitles.renditions, result.subtitles.skipped),
         "mp4": MP4_DOWNLOAD_NAME,
+        # Where captions added later put media time 0 (transcode.domain_logic.sidecar_captions).
+        "mpegts_time_zero": MPEGTS_TIME_ZERO,
     }
 
 

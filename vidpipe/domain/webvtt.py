@@ -24,8 +24,12 @@ from dataclasses import dataclass
 
 from vidpipe.domain.errors import InvalidCaptions
 
-# FFmpeg's MPEG-TS muxer puts media time 0 at 1.4 s (its default mux delay, twice).
+# FFmpeg's MPEG-TS muxer puts media time 0 at 1.4 s (its default mux delay, twice):
+# where a single-pass ladder's segments start. (The chunked path's start later:
+# transcode.domain_logic.chunk_encoding.CHUNKED_MPEGTS_TIME_ZERO.) Each subtitle
+# segment's X-TIMESTAMP-MAP names the video's value, or players show the cues off by the difference.
 MPEGTS_TIME_ZERO = 126000
+MPEGTS_CLOCK_HZ = 90_000
 SEGMENT_NAME = "seg_{index:05d}.vtt"
 # A caption file users add: the biggest we read, and the most cues (a feature film has ~2,000).
 MAX_CAPTION_BYTES = 1024 * 1024
@@ -112,11 +116,12 @@ def read_caption_file(data: bytes) -> list[Cue]:
     return parse_srt(text)
 
 
-def render_webvtt(cues: Sequence[Cue], *, timestamp_map: bool = True) -> str:
-    """A WebVTT file of ``cues``, with the HLS ``X-TIMESTAMP-MAP`` header unless told not to."""
+def render_webvtt(cues: Sequence[Cue], *, timestamp_map: bool = True, mpegts_time_zero: int = MPEGTS_TIME_ZERO) -> str:
+    """A WebVTT file of ``cues``, with the HLS ``X-TIMESTAMP-MAP`` header (media time 0
+    is ``mpegts_time_zero`` on the video segments' clock) unless told not to."""
     lines = ["WEBVTT"]
     if timestamp_map:
-        lines.append(f"X-TIMESTAMP-MAP=MPEGTS:{MPEGTS_TIME_ZERO},LOCAL:00:00:00.000")
+        lines.append(f"X-TIMESTAMP-MAP=MPEGTS:{mpegts_time_zero},LOCAL:00:00:00.000")
     lines.append("")
     for cue in cues:
         timing = f"{format_timestamp(cue.start_s)} --> {format_timestamp(cue.end_s)}"
@@ -132,7 +137,9 @@ def format_timestamp(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
 
 
-def segment_cues(cues: Sequence[Cue], *, duration_s: float, segment_s: float) -> list[str]:
+def segment_cues(
+    cues: Sequence[Cue], *, duration_s: float, segment_s: float, mpegts_time_zero: int = MPEGTS_TIME_ZERO
+) -> list[str]:
     """The WebVTT segments of a rendition lasting ``duration_s``: one per
     ``segment_s`` window (the last one shorter), each with every cue that
     overlaps its window, whole (players drop the copies: same times, same text).
@@ -143,7 +150,7 @@ def segment_cues(cues: Sequence[Cue], *, duration_s: float, segment_s: float) ->
         start, end = index * segment_s, (index + 1) * segment_s
         last = index == count - 1
         inside = [cue for cue in cues if cue.end_s > start and (cue.start_s < end or last)]
-        segments.append(render_webvtt(inside))
+        segments.append(render_webvtt(inside, mpegts_time_zero=mpegts_time_zero))
     return segments
 
 
