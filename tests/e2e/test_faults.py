@@ -144,6 +144,9 @@ def test_a_transcode_whose_function_dies_without_a_word_is_retried_within_one_le
     assert job["stages"]["transcode"]["status"] == "COMPLETED"
 
 
+# Three attempts and their backoff (~30 s): run by `make reliability`, not `make test` (CI's
+# 15 minutes). The sweep test below covers the dead-letter queue and redrive in `make test`.
+@pytest.mark.long_stack
 def test_a_transcode_killed_on_every_attempt_fails_the_job_and_lands_in_the_dlq(local_stack) -> None:
     job_id = upload(local_stack)
     killer = FfmpegKiller(job_id, times=3)  # maxReceiveCount of the transcode queue
