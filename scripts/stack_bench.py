@@ -70,5 +70,7 @@ def run() -> list[str]:
         f"| ratio | {ratio:.2f} (goal ≤ {GOAL}: {'met' if ratio <= GOAL else 'NOT met'}) |",
         "",
     ]
+    if job.get("status") != "READY":
+        lines += [f"The job did not become READY: {job.get('error')}", ""]
     print("\n".join(lines))
     return lines

@@ -1,6 +1,7 @@
 """Deploying infra/template.yaml into the running local stack (CloudFormation,
 after SAM translation), with the bucket settings ministack's CloudFormation
 does not apply set afterwards (:func:`_apply_bucket_settings_ministack_ignores`),
+the chunk functions held to the machine's cores (:func:`with_local_concurrency`),
 and the local API token minted for the endpoints.
 
 What can go wrong: ``LocalStackError`` with the failing resource's status reason.
@@ -8,8 +9,10 @@ What can go wrong: ``LocalStackError`` with the failing resource's status reason
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -54,6 +57,30 @@ def local_parameters(api_url: str, overrides: dict[str, str]) -> dict[str, str]:
     }
 
 
+# AWS's floor for an SQS mapping's MaximumConcurrency.
+MIN_MAPPING_CONCURRENCY = 2
+
+
+def with_local_concurrency(template: dict[str, Any], cores: int) -> dict[str, Any]:
+    """``template`` with every SQS mapping's MaximumConcurrency at most ``cores``.
+
+    On AWS each chunk function gets its own vCPUs, so 20 at once is 20 times
+    the work. Here every function is a process on this machine: 19 chunk
+    encodes of a 10-minute upload at once each got a tenth of a core, ran past
+    the chunk function's 300 s timeout and failed the job (make bench). Bounded
+    to the cores, they take turns and each finishes in seconds. The handlers
+    and the rest of the template are unchanged."""
+    bounded = copy.deepcopy(template)
+    limit = max(MIN_MAPPING_CONCURRENCY, cores)
+    for resource in bounded.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        scaling = resource.get("Properties", {}).get("ScalingConfig") or {}
+        if int(scaling.get("MaximumConcurrency", 0)) > limit:
+            scaling["MaximumConcurrency"] = limit
+    return bounded
+
+
 def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
     """Upload the zips, translate the template and create or update the stack."""
     endpoint = settings.endpoint_url
@@ -66,7 +93,9 @@ def deploy(settings: LocalStackSettings, build: BuildOutput) -> Endpoints:
         s3.upload_file(str(path), ARTIFACT_BUCKET, key)
         locations[name] = (ARTIFACT_BUCKET, key)
     declared = load_template()
-    template = translate_sam(with_artifact_locations(declared, locations), REGION)
+    template = with_local_concurrency(
+        translate_sam(with_artifact_locations(declared, locations), REGION), os.cpu_count() or 2
+    )
     cloudformation = aws_client("cloudformation", endpoint)
     # Through S3, as `sam deploy` does: CloudFormation takes at most 51,200
     # bytes inline, 1 MB behind a TemplateURL, and the translated template

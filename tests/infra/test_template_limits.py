@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vidpipe_cli.local_deploy import with_local_concurrency
+
 
 def statements(translated: dict[str, Any], role: str) -> list[dict[str, Any]]:
     policies = translated["Resources"][role]["Properties"]["Policies"]
@@ -77,6 +79,20 @@ def test_GIVEN_the_chunk_encode_function_WHEN_translated_THEN_its_queue_mapping_
     assert isinstance(maximum, int) and 2 <= maximum <= 1000
     # A bound per mapping, not concurrency reserved out of the account's pool.
     assert "ReservedConcurrentExecutions" not in translated["Resources"]["ChunkEncodeFunction"]["Properties"]
+
+
+def test_GIVEN_the_local_stack_WHEN_it_deploys_on_few_cores_THEN_the_chunk_mapping_takes_turns_and_nothing_else_changes(
+    translated: dict[str, Any],
+) -> None:
+    local = with_local_concurrency(translated, cores=2)
+
+    changed = {name for name, resource in translated["Resources"].items() if resource != local["Resources"][name]}
+    [chunk_mapping] = changed
+    assert local["Resources"][chunk_mapping]["Properties"]["FunctionName"] == {"Ref": "ChunkEncodeFunction"}
+    assert local["Resources"][chunk_mapping]["Properties"]["ScalingConfig"]["MaximumConcurrency"] == 2
+    # the template deployed to AWS keeps its bound
+    assert translated["Resources"][chunk_mapping]["Properties"]["ScalingConfig"]["MaximumConcurrency"] == 20
+    assert with_local_concurrency(translated, cores=64) == translated
 
 
 def test_GIVEN_the_planner_WHEN_translated_THEN_it_sends_chunk_orders_to_the_chunk_queue_itself(
