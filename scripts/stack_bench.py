@@ -74,3 +74,8 @@ def run() -> list[str]:
         lines += [f"The job did not become READY: {job.get('error')}", ""]
     print("\n".join(lines))
     return lines
+
+
+if __name__ == "__main__":
+    # Alone: prints the section; `make bench` also writes it to docs/PERFORMANCE.md.
+    run()
