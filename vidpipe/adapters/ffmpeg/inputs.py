@@ -51,7 +51,10 @@ def url_input_args(url: str, demuxer: str) -> list[str]:
     Raises ValueError for another scheme or a demuxer outside :data:`SAFE_DEMUXERS`."""
     return [
         # S3 may drop a long-lived connection; FFmpeg then asks again from where it was.
-        "-reconnect", "1", "-reconnect_on_network_error", "1",
+        # Waiting 0, 1, 3 then 7 s between tries, then failing (the stage retries):
+        # FFmpeg's default goes on to 15, 31 and 63 s, and a thumbnail seek sat two
+        # minutes in that backoff against a stalled local S3 until its stage timed out.
+        "-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "7",
         "-protocol_whitelist", url_protocols(url),
         "-f", demuxer,
         "-format_whitelist", _format_whitelist(demuxer),
