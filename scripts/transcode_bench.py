@@ -50,6 +50,7 @@ from transcode.domain_logic.transcoding import transcode_to_hls  # noqa: E402
 from vidpipe.adapters.ffmpeg.inputs import input_args  # noqa: E402
 from vidpipe.adapters.ffmpeg.probe import probe_media  # noqa: E402
 from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool, run_ffmpeg  # noqa: E402
+from vidpipe_cli.template import load_template  # noqa: E402
 
 SOURCE_S = int(os.environ.get("BENCH_SOURCE_S", "60"))
 CHUNK_S = int(os.environ.get("BENCH_CHUNK_S", "32" if SOURCE_S >= 64 else "8"))
@@ -74,8 +75,10 @@ MODEL_CHUNK_S = (8, 16, 32)
 MODEL_PARALLEL = (10, 120, 500)
 # The chunk function's memory and the chunk length in infra/template.yaml, chosen
 # from the cost and latency tables (template_choice_lines says why, with the figures).
-CHOSEN_MEMORY_MB = 10240
-CHOSEN_CHUNK_S = 32
+# Read from the template, so the report explains what is deployed and cannot drift from it.
+_TEMPLATE = load_template()
+CHOSEN_MEMORY_MB = int(_TEMPLATE["Resources"]["ChunkEncodeFunction"]["Properties"]["MemorySize"])
+CHOSEN_CHUNK_S = int(_TEMPLATE["Parameters"]["ChunkSeconds"]["Default"])
 # Chunk functions one upload may take at once: AWS gives an account 1,000
 # concurrent executions by default, shared by every upload and function.
 SHARE_OF_CONCURRENCY = 120
