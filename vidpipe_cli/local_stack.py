@@ -24,6 +24,10 @@ ministack gaps worked around here, each in one visible place:
   shortly after they change, and saves everything after a deploy
   (:func:`_save_everything`); after a hard kill, :func:`start` says what it
   recovered (vidpipe_cli.crash_recovery);
+* its S3 reads the whole object into memory for every GetObject, ranged or
+  not, on its only event loop: vidpipe_cli.ministack_streaming_reads sends
+  the asked-for bytes from disk in pieces (both run by
+  vidpipe_cli/ministack_launcher.py);
 * Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
   their files lose the executable bit when ministack unzips them: the
   functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
@@ -75,8 +79,8 @@ from vidpipe_cli.local_stack_settings import (
 )
 from vidpipe_cli.packaging import FFMPEG_WHEEL, FUNCTION_SLICES, PROJECT_ROOT, build_all
 
-# ministack's entry point, wrapped so that its state survives a hard kill.
-MINISTACK_LAUNCHER = Path(__file__).resolve().parent / "ministack_snapshots.py"
+# ministack's entry point, with our workarounds (state through a hard kill, streamed S3 reads).
+MINISTACK_LAUNCHER = Path(__file__).resolve().parent / "ministack_launcher.py"
 # What a job can be doing when the stack dies (it resumes on the next start).
 UNFINISHED = {JobStatus.UPLOADED.value, JobStatus.PROCESSING.value}
 

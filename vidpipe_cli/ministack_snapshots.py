@@ -3,7 +3,7 @@
 Why (issue 17): the pinned ministack (1.5.33) writes the state of every service
 but S3 only on a clean shutdown, so a ``kill -9``, an out-of-memory kill or a
 machine that loses power forgot every job since the last ``vidpipe down``.
-This launcher is the whole workaround, in one visible place. It runs the
+This module is the whole workaround, in one visible place. It runs the
 emulator unchanged (the functions and their handlers see exactly what they saw
 before) and wraps its ASGI app to add:
 
@@ -25,9 +25,9 @@ before) and wraps its ASGI app to add:
 Not kept through a hard kill: CloudWatch Logs lines written since the last
 clean stop (``vidpipe logs`` then misses them; the jobs are unaffected).
 
-It runs on ministack's own interpreter (``.venv-ministack``), started with
-``python -P`` so this folder's modules never shadow an installed package, and
-imports only the standard library and ministack. It uses two names private to
+It runs on ministack's own interpreter (``.venv-ministack``), loaded by
+vidpipe_cli/ministack_launcher.py, and imports only the standard library and
+ministack. It uses two names private to
 ministack 1.5.33 (``app.app`` and ``persistence._json_default``); a ministack
 that saves on its own (upstream pull request #1032 proposes
 ``/_ministack/state/save``) makes it unnecessary.
@@ -192,23 +192,3 @@ async def _save_everything(send: Any) -> None:
     ministack_app.save_all(ministack_app._build_persistence_save_dict())
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
-
-
-def main() -> None:
-    if not persistence.PERSIST_STATE:
-        raise SystemExit("ministack_snapshots: PERSIST_STATE=1 is required")
-    os.makedirs(persistence.STATE_DIR, exist_ok=True)
-    snapshots = RuntimeSnapshots(persistence.STATE_DIR)
-    print(
-        f"vidpipe: snapshots of {', '.join(RUNTIME_SERVICES)} within {SNAPSHOT_DELAY_S} s of a change "
-        f"(see vidpipe_cli/ministack_snapshots.py)",
-        file=sys.stderr,
-        flush=True,
-    )
-    # ministack's main() serves the module's `app`: serve ours around it.
-    ministack_app.app = with_snapshots(ministack_app.app, snapshots)
-    ministack_app.main()
-
-
-if __name__ == "__main__":
-    main()

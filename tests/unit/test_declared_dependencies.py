@@ -20,7 +20,10 @@ PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="
 LAMBDA_REQUIREMENTS = PROJECT_ROOT / "requirements" / "lambda.txt"
 MINISTACK_REQUIREMENTS = PROJECT_ROOT / "requirements" / "ministack.txt"
 # Run on ministack's own interpreter (.venv-ministack), not by the command line's.
-MINISTACK_SIDE = [PROJECT_ROOT / "vidpipe_cli" / "ministack_snapshots.py"]
+MINISTACK_SIDE = [
+    PROJECT_ROOT / "vidpipe_cli" / name
+    for name in ("ministack_launcher.py", "ministack_snapshots.py", "ministack_streaming_reads.py")
+]
 
 # Import names whose distribution is called something else. botocore is installed (and pinned) by
 # boto3, which is what we declare.

@@ -1,0 +1,59 @@
+"""ministack as the local stack runs it: the pinned emulator, unchanged, with
+our two workarounds around it, each in a module of its own that says why:
+
+* vidpipe_cli/ministack_snapshots.py: the state survives a hard kill (issue 17);
+* vidpipe_cli/ministack_streaming_reads.py: S3 reads send only the bytes asked
+  for, from disk, in pieces, instead of the whole object at once (issue 16).
+
+Started by ``vidpipe up`` on ministack's own interpreter (``.venv-ministack``)
+as ``python -P``, so this folder's modules never shadow an installed package
+(vidpipe_cli/packaging.py would): the two modules are loaded by their paths.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_beside(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"vidpipe_{name}", HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    import ministack.app as ministack_app  # type: ignore[import-not-found]  # ministack's own venv
+    from ministack.core import persistence  # type: ignore[import-not-found]
+    from ministack.services import s3  # type: ignore[import-not-found]
+
+    snapshots_module = load_beside("ministack_snapshots")
+    streaming_reads = load_beside("ministack_streaming_reads")
+    if not persistence.PERSIST_STATE:
+        raise SystemExit("ministack_launcher: PERSIST_STATE=1 is required")
+    os.makedirs(persistence.STATE_DIR, exist_ok=True)
+    snapshots = snapshots_module.RuntimeSnapshots(persistence.STATE_DIR)
+    streaming_reads.install(s3, ministack_app)
+    print(
+        f"vidpipe: snapshots of {', '.join(snapshots_module.RUNTIME_SERVICES)} within "
+        f"{snapshots_module.SNAPSHOT_DELAY_S} s of a change, S3 reads streamed from disk "
+        "(see vidpipe_cli/ministack_launcher.py)",
+        file=sys.stderr,
+        flush=True,
+    )
+    # ministack's main() serves the module's `app`: serve ours around it.
+    app = snapshots_module.with_snapshots(ministack_app.app, snapshots)
+    ministack_app.app = streaming_reads.remembering_receive(app)
+    ministack_app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""S3 reads of ministack that send only what was asked for, from disk, in pieces.
+
+Why (issue 16): the pinned ministack (1.5.33) answers every GetObject by reading
+the whole object into memory on its event loop, then copying out the slice a
+``Range`` header asks for. FFmpeg reads a source over HTTP with open-ended
+ranges (``bytes=N-``: "from here on"), one per seek, so each thumbnail seek or
+chunk of a 300 MB upload cost ministack a 300 MB read and copy, about 0.8 s
+during which it answered nothing else. Measured with eight such readers on a
+304 MB object: a 1 KB GET waited 3.4 s (median) and up to 15.6 s, and the
+10-minute local-stack benchmark lost the API for over a minute. S3 itself
+streams, so on AWS none of this exists.
+
+What changes, and nothing else: while ministack's S3 handler serves a GetObject
+of an object kept on disk, the object's body is an open file instead of its
+bytes (:class:`ObjectFileSlice`), and the response sends the asked-for bytes in
+1 MiB pieces, as fast as the client takes them, stopping when it hangs up.
+Authentication, IAM, preconditions, ranges and headers are still ministack's
+own code. Copies, CloudFront origin reads and in-memory objects are untouched.
+
+Loaded by vidpipe_cli/ministack_launcher.py on ministack's own interpreter; it
+imports only the standard library and is given ministack's modules by
+:func:`install`. It replaces four names private to ministack 1.5.33:
+``services.s3.handle_request``, ``services.s3._get_object``,
+``services.s3._read_body`` and ``app._send_response``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+PIECE_BYTES = 1 << 20
+
+# Set while ministack's S3 front door serves a request, and while its
+# GetObject runs inside one: only then may a body be a file.
+_serving_s3_request: contextvars.ContextVar[bool] = contextvars.ContextVar("serving_s3_request", default=False)
+_serving_get_object: contextvars.ContextVar[bool] = contextvars.ContextVar("serving_get_object", default=False)
+# The request's ASGI receive channel, to notice a client that hung up.
+_receive: contextvars.ContextVar[Callable[[], Awaitable[dict[str, Any]]] | None] = contextvars.ContextVar(
+    "asgi_receive", default=None
+)
+
+
+class ObjectFileSlice:
+    """Bytes ``[start, stop)`` of an object's file, read only when sent.
+
+    The file is opened when the object is looked up, so a PUT that replaces
+    the object meanwhile (ministack writes a new file and renames it over the
+    old one) does not change what this response sends."""
+
+    def __init__(self, handle: Any, start: int, stop: int) -> None:
+        self._handle = handle
+        self.start, self.stop = start, stop
+
+    @classmethod
+    def open(cls, path: str) -> ObjectFileSlice:
+        handle = open(path, "rb")  # noqa: SIM115 - closed when the response ends (or by the collector)
+        return cls(handle, 0, os.fstat(handle.fileno()).st_size)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: slice) -> ObjectFileSlice:
+        # ministack slices the body as body[start:end + 1] for a range.
+        if not isinstance(index, slice):
+            raise TypeError("an object's file is sliced, not indexed")
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            raise ValueError("an object's file is sliced with step 1")
+        stop = max(start, stop)
+        return ObjectFileSlice(self._handle, self.start + start, self.start + stop)
+
+    def pieces(self, piece_bytes: int = PIECE_BYTES) -> Iterator[bytes]:
+        position = self.start
+        while position < self.stop:
+            piece = os.pread(self._handle.fileno(), min(piece_bytes, self.stop - position), position)
+            if not piece:  # the file is shorter than its record says: end the body short
+                return
+            yield piece
+            position += len(piece)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+async def send_object_file(send: Any, status: int, headers: dict, body: ObjectFileSlice, *, head: bool) -> None:
+    """The asked-for bytes in pieces; hypercorn's send waits while the client's
+    socket is full, so at most a few pieces are in memory per response."""
+    if "content-length" not in {name.lower() for name in headers}:
+        headers["Content-Length"] = str(len(body))
+    receive = _receive.get()
+    hung_up = asyncio.ensure_future(_wait_for_hang_up(receive)) if receive is not None else None
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": _header_list(headers)})
+        if not head:
+            for piece in body.pieces():
+                if hung_up is not None and hung_up.done():
+                    return  # FFmpeg read what it needed and closed: stop reading the file
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                await asyncio.sleep(0)  # let the loop notice a hang-up and serve other requests
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        body.close()
+        if hung_up is not None:
+            hung_up.cancel()
+
+
+async def _wait_for_hang_up(receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    # ministack has read the request's body already; what comes next is the hang-up.
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _header_list(headers: dict) -> list[tuple[bytes, bytes]]:
+    encoded = []
+    for name, value in headers.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            text = str(item)
+            try:
+                raw = text.encode("latin-1")
+            except UnicodeEncodeError:
+                raw = text.encode("utf-8")
+            encoded.append((name.encode("latin-1"), raw))
+    return encoded
+
+
+def install(s3: Any, app: Any) -> None:
+    """Replace ministack's whole-object reads by file slices (see the module's docstring)."""
+    handle_request, get_object, read_body, send_response = (
+        s3.handle_request,
+        s3._get_object,
+        s3._read_body,
+        app._send_response,
+    )
+
+    async def handle_request_serving(*args: Any, **kwargs: Any) -> Any:
+        token = _serving_s3_request.set(True)
+        try:
+            return await handle_request(*args, **kwargs)
+        finally:
+            _serving_s3_request.reset(token)
+
+    def get_object_serving(*args: Any, **kwargs: Any) -> Any:
+        token = _serving_get_object.set(_serving_s3_request.get())
+        try:
+            return get_object(*args, **kwargs)
+        finally:
+            _serving_get_object.reset(token)
+
+    def read_body_from_file(bucket_name: str, key: str, obj: dict) -> Any:
+        if obj.get("body") is not None or not (s3.S3_PERSIST and _serving_get_object.get()):
+            return read_body(bucket_name, key, obj)
+        path = s3._object_disk_path(bucket_name, key)
+        if path is None or not os.path.exists(path):
+            return read_body(bucket_name, key, obj)
+        return ObjectFileSlice.open(path)
+
+    async def send_response_streaming(send: Any, status: int, headers: dict, body: Any, *, head: bool = False) -> None:
+        if isinstance(body, ObjectFileSlice):
+            await send_object_file(send, status, headers, body, head=head)
+        else:
+            await send_response(send, status, headers, body, head=head)
+
+    s3.handle_request = handle_request_serving
+    s3._get_object = get_object_serving
+    s3._read_body = read_body_from_file
+    app._send_response = send_response_streaming
+
+
+def remembering_receive(asgi_app: Any) -> Any:
+    """The ASGI app, with each request's receive channel at hand for
+    :func:`send_object_file` (ministack does not pass it down)."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        token = _receive.set(receive)
+        try:
+            await asgi_app(scope, receive, send)
+        finally:
+            _receive.reset(token)
+
+    return wrapped
