@@ -42,6 +42,7 @@ not installed, deploy failed with the failing resource's status reason).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -152,6 +153,12 @@ def stop(settings: LocalStackSettings) -> bool:
         time.sleep(0.2)
     if _pid_alive(pid):
         raise LocalStackError(f"ministack (pid {pid}) did not stop within {STOP_TIMEOUT_S} s")
+    # ministack does not wait for its Lambda workers: a worker started while it
+    # shut down went on encoding a chunk, with no stack to report to, on the
+    # cores of whatever ran next. They are in its process group (started with
+    # start_new_session below): end what is left of it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
     settings.pid_file.unlink(missing_ok=True)
     return True
 

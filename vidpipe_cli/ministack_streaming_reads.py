@@ -10,18 +10,36 @@ during which it answered nothing else. Measured with eight such readers on a
 10-minute local-stack benchmark lost the API for over a minute. S3 itself
 streams, so on AWS none of this exists.
 
-What changes, and nothing else: while ministack's S3 handler serves a GetObject
-of an object kept on disk, the object's body is an open file instead of its
-bytes (:class:`ObjectFileSlice`), and the response sends the asked-for bytes in
-1 MiB pieces, as fast as the client takes them, stopping when it hangs up.
-Authentication, IAM, preconditions, ranges and headers are still ministack's
-own code. Copies, CloudFront origin reads and in-memory objects are untouched.
+Two more things of the same reads, found on the way: a GetObject of a
+version (``?versionId=``, how every stage reads its pinned upload) ignored the
+``Range`` header and sent the whole object with a 200, so each FFmpeg seek read
+the upload again from its first byte; and every version of an object kept its
+bytes in memory for as long as it lived (ministack drops them when it restarts;
+an hour of uploads held gigabytes).
+
+What changes, and nothing else:
+
+* while ministack's S3 handler serves a GetObject, an object's body is its
+  open file (:class:`ObjectFileSlice`) or, when ministack holds it in memory, a
+  view of those bytes, so taking the range copies nothing; the response sends
+  the asked-for bytes in 1 MiB pieces, as fast as the client takes them,
+  stopping when it hangs up;
+* a GetObject of a version with a ``Range`` answers 206 with that range (or
+  416), as S3 does and as ministack does for the current object;
+* once an object's bytes are on disk, the version record of the same bytes
+  lets go of its copy in memory; ministack then reads them from disk, as it
+  does after a restart.
+
+Authentication, IAM, preconditions and headers are still ministack's own code.
+Copies, CloudFront origin reads and everything else are untouched.
 
 Loaded by vidpipe_cli/ministack_launcher.py on ministack's own interpreter; it
 imports only the standard library and is given ministack's modules by
-:func:`install`. It replaces four names private to ministack 1.5.33:
-``services.s3.handle_request``, ``services.s3._get_object``,
-``services.s3._read_body`` and ``app._send_response``.
+:func:`install`. It replaces names private to ministack 1.5.33 (in
+``services.s3``: ``handle_request``, ``_get_object``, ``_read_body``,
+``_version_body``, ``_persist_object``; and ``app._send_response``) and reads
+``S3_PERSIST``, ``_object_disk_path``, ``_version_disk_path``,
+``_version_file_exists``, ``_object_versions`` and ``_parse_range``.
 """
 
 from __future__ import annotations
@@ -86,7 +104,17 @@ class ObjectFileSlice:
         self._handle.close()
 
 
-async def send_object_file(send: Any, status: int, headers: dict, body: ObjectFileSlice, *, head: bool) -> None:
+def pieces_of(body: ObjectFileSlice | memoryview, piece_bytes: int = PIECE_BYTES) -> Iterator[bytes]:
+    if isinstance(body, memoryview):
+        for offset in range(0, len(body), piece_bytes):
+            yield bytes(body[offset : offset + piece_bytes])
+    else:
+        yield from body.pieces(piece_bytes)
+
+
+async def send_object_body(
+    send: Any, status: int, headers: dict, body: ObjectFileSlice | memoryview, *, head: bool
+) -> None:
     """The asked-for bytes in pieces; hypercorn's send waits while the client's
     socket is full, so at most a few pieces are in memory per response."""
     if "content-length" not in {name.lower() for name in headers}:
@@ -96,14 +124,15 @@ async def send_object_file(send: Any, status: int, headers: dict, body: ObjectFi
     try:
         await send({"type": "http.response.start", "status": status, "headers": _header_list(headers)})
         if not head:
-            for piece in body.pieces():
+            for piece in pieces_of(body):
                 if hung_up is not None and hung_up.done():
                     return  # FFmpeg read what it needed and closed: stop reading the file
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
                 await asyncio.sleep(0)  # let the loop notice a hang-up and serve other requests
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
-        body.close()
+        if isinstance(body, ObjectFileSlice):
+            body.close()
         if hung_up is not None:
             hung_up.cancel()
 
@@ -128,11 +157,13 @@ def _header_list(headers: dict) -> list[tuple[bytes, bytes]]:
 
 
 def install(s3: Any, app: Any) -> None:
-    """Replace ministack's whole-object reads by file slices (see the module's docstring)."""
-    handle_request, get_object, read_body, send_response = (
+    """Replace ministack's whole-object reads by slices (see the module's docstring)."""
+    handle_request, get_object, read_body, version_body, persist_object, send_response = (
         s3.handle_request,
         s3._get_object,
         s3._read_body,
+        s3._version_body,
+        s3._persist_object,
         app._send_response,
     )
 
@@ -143,31 +174,85 @@ def install(s3: Any, app: Any) -> None:
         finally:
             _serving_s3_request.reset(token)
 
-    def get_object_serving(*args: Any, **kwargs: Any) -> Any:
+    def get_object_serving(bucket_name: str, key: str, headers: dict, query_params: dict | None = None) -> Any:
         token = _serving_get_object.set(_serving_s3_request.get())
         try:
-            return get_object(*args, **kwargs)
+            response = get_object(bucket_name, key, headers, query_params)
         finally:
             _serving_get_object.reset(token)
+        if (query_params or {}).get("versionId") and headers.get("range"):
+            return with_range(response, headers["range"], s3._parse_range)
+        return response
 
-    def read_body_from_file(bucket_name: str, key: str, obj: dict) -> Any:
-        if obj.get("body") is not None or not (s3.S3_PERSIST and _serving_get_object.get()):
+    def read_body_sliceable(bucket_name: str, key: str, obj: dict) -> Any:
+        if not _serving_get_object.get():
             return read_body(bucket_name, key, obj)
-        path = s3._object_disk_path(bucket_name, key)
+        if obj.get("body") is not None:
+            return memoryview(obj["body"])
+        path = s3._object_disk_path(bucket_name, key) if s3.S3_PERSIST else None
         if path is None or not os.path.exists(path):
             return read_body(bucket_name, key, obj)
         return ObjectFileSlice.open(path)
 
+    def version_body_sliceable(bucket: dict, bucket_name: str, key: str, version: dict) -> Any:
+        if not _serving_get_object.get():
+            return version_body(bucket, bucket_name, key, version)
+        if version.get("data") is not None:
+            return memoryview(version["data"])
+        if s3.S3_PERSIST and s3._version_file_exists(bucket_name, key, version["version_id"]):
+            return ObjectFileSlice.open(s3._version_disk_path(bucket_name, key, version["version_id"]))
+        return version_body(bucket, bucket_name, key, version)  # the current object's: read_body_sliceable
+
+    def persist_object_then_forget_version_bytes(bucket_name: str, key: str, obj: Any) -> None:
+        persist_object(bucket_name, key, obj)
+        if not isinstance(obj, dict) or not obj.get("version_id"):
+            return
+        path = s3._object_disk_path(bucket_name, key)
+        if path is None or not os.path.exists(path):
+            return  # not on disk after all: the version keeps the only copy
+        for version in s3._object_versions.get((bucket_name, key), []):
+            if version["version_id"] == obj["version_id"]:
+                version["data"] = None
+
     async def send_response_streaming(send: Any, status: int, headers: dict, body: Any, *, head: bool = False) -> None:
-        if isinstance(body, ObjectFileSlice):
-            await send_object_file(send, status, headers, body, head=head)
+        if isinstance(body, (ObjectFileSlice, memoryview)):
+            await send_object_body(send, status, headers, body, head=head)
         else:
             await send_response(send, status, headers, body, head=head)
 
     s3.handle_request = handle_request_serving
     s3._get_object = get_object_serving
-    s3._read_body = read_body_from_file
+    s3._read_body = read_body_sliceable
+    s3._version_body = version_body_sliceable
+    s3._persist_object = persist_object_then_forget_version_bytes
     app._send_response = send_response_streaming
+
+
+def with_range(response: tuple, range_header: str, parse_range: Callable[[str, int], Any]) -> tuple:
+    """A whole-object answer cut to ``range_header``, as S3 answers a ranged GET
+    of a version: 206 with the range, or 416 when none of it exists."""
+    status, headers, body = response
+    if status != 200 or not isinstance(body, (ObjectFileSlice, memoryview, bytes)):
+        return response
+    total = len(body)
+    bounds = parse_range(range_header, total)
+    if bounds is None:
+        if isinstance(body, ObjectFileSlice):
+            body.close()
+        return (
+            416,
+            {"Content-Type": "application/xml", "Content-Range": f"bytes */{total}"},
+            (
+                b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>InvalidRange</Code>"
+                b"<Message>The requested range is not satisfiable</Message></Error>"
+            ),
+        )
+    start, end = bounds
+    cut = body[start : end + 1]
+    headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
+    headers["Content-Length"] = str(len(cut))
+    headers["Content-Range"] = f"bytes {start}-{end}/{total}"
+    return 206, headers, cut
 
 
 def remembering_receive(asgi_app: Any) -> Any:

@@ -1,7 +1,8 @@
 """ministack's S3 reads, streamed from disk by vidpipe_cli/ministack_streaming_reads.py,
 still answer every GetObject as S3 does: whole objects, open-ended, closed and
 suffix ranges, unsatisfiable ranges, a reader that hangs up, an object replaced
-while it is being read."""
+while it is being read; of the current object and of a version (the stages read
+their pinned upload by its version id, where ministack ignored the range)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,23 @@ pytestmark = [pytest.mark.stack]
 OBJECT_BYTES = 5 * (1 << 20) + 12345  # several 1 MiB pieces and a remainder
 
 
-@pytest.fixture(scope="module")
-def stored_object(local_stack: Any) -> tuple[Any, str, bytes]:
+@pytest.fixture(scope="module", params=["current object", "by version id"])
+def stored_object(local_stack: Any, request: pytest.FixtureRequest) -> tuple[Any, str, bytes]:
     s3 = aws_client("s3", local_stack.aws_endpoint_url)
-    bucket = f"streamed-reads-{os.getpid()}"
+    bucket = f"streamed-reads-{os.getpid()}-{'versioned' if request.param == 'by version id' else 'plain'}"
     s3.create_bucket(Bucket=bucket)
+    if request.param == "by version id":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     content = os.urandom(OBJECT_BYTES)
     s3.put_object(Bucket=bucket, Key="object.bin", Body=content)
     return s3, bucket, content
 
 
 def presigned(s3: Any, bucket: str) -> str:
-    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "object.bin"}, ExpiresIn=600)
+    params = {"Bucket": bucket, "Key": "object.bin"}
+    if bucket.endswith("-versioned"):
+        params["VersionId"] = s3.head_object(**params)["VersionId"]
+    return s3.generate_presigned_url("get_object", Params=params, ExpiresIn=600)
 
 
 @pytest.mark.parametrize(
@@ -60,6 +66,9 @@ def test_a_range_read_returns_exactly_the_asked_for_bytes(
 
 def test_a_whole_read_through_boto3_matches_what_was_stored(stored_object: tuple[Any, str, bytes]) -> None:
     s3, bucket, content = stored_object
+    answer = requests.get(presigned(s3, bucket), timeout=60)
+    assert answer.status_code == 200
+    assert hashlib.sha256(answer.content).digest() == hashlib.sha256(content).digest()
     answer = s3.get_object(Bucket=bucket, Key="object.bin")
     assert answer["ContentLength"] == OBJECT_BYTES
     assert hashlib.sha256(answer["Body"].read()).digest() == hashlib.sha256(content).digest()

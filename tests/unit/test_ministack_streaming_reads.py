@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vidpipe_cli.ministack_streaming_reads import ObjectFileSlice, send_object_file
+from vidpipe_cli.ministack_streaming_reads import ObjectFileSlice, send_object_body
 
 CONTENT = bytes(range(256)) * 10000  # 2.56 MB: three pieces of 1 MiB
 
@@ -53,7 +53,7 @@ def test_the_response_is_sent_in_pieces_with_its_length(object_file: Path) -> No
         sent.append(message)
 
     body = ObjectFileSlice.open(str(object_file))[7:]
-    asyncio.run(send_object_file(send, 206, {"Content-Range": "x"}, body, head=False))
+    asyncio.run(send_object_body(send, 206, {"Content-Range": "x"}, body, head=False))
     start, *pieces = sent
     assert start["status"] == 206
     assert (b"Content-Length", str(len(CONTENT) - 7).encode()) in start["headers"]
