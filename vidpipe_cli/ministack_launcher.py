@@ -1,9 +1,11 @@
 """ministack as the local stack runs it: the pinned emulator, unchanged, with
-our two workarounds around it, each in a module of its own that says why:
+our workarounds around it, each in a module of its own that says why:
 
 * vidpipe_cli/ministack_snapshots.py: the state survives a hard kill (issue 17);
 * vidpipe_cli/ministack_streaming_reads.py: S3 reads send only the bytes asked
-  for, from disk, in pieces, instead of the whole object at once (issue 16).
+  for, from disk, in pieces, instead of the whole object at once (issue 16);
+* vidpipe_cli/ministack_quick_invocations.py: a warm invocation answers as soon
+  as its function does, not 50 ms later when it logged nothing (issue 18).
 
 Started by ``vidpipe up`` on ministack's own interpreter (``.venv-ministack``)
 as ``python -P``, so this folder's modules never shadow an installed package
@@ -32,19 +34,22 @@ def load_beside(name: str) -> ModuleType:
 
 def main() -> None:
     import ministack.app as ministack_app  # type: ignore[import-not-found]  # ministack's own venv
-    from ministack.core import persistence  # type: ignore[import-not-found]
+    from ministack.core import lambda_runtime, persistence  # type: ignore[import-not-found]
     from ministack.services import s3  # type: ignore[import-not-found]
 
     snapshots_module = load_beside("ministack_snapshots")
     streaming_reads = load_beside("ministack_streaming_reads")
+    quick_invocations = load_beside("ministack_quick_invocations")
     if not persistence.PERSIST_STATE:
         raise SystemExit("ministack_launcher: PERSIST_STATE=1 is required")
     os.makedirs(persistence.STATE_DIR, exist_ok=True)
     snapshots = snapshots_module.RuntimeSnapshots(persistence.STATE_DIR)
     streaming_reads.install(s3, ministack_app)
+    quick_invocations.install(lambda_runtime)
     print(
         f"vidpipe: snapshots of {', '.join(snapshots_module.RUNTIME_SERVICES)} within "
-        f"{snapshots_module.SNAPSHOT_DELAY_S} s of a change, S3 reads streamed from disk "
+        f"{snapshots_module.SNAPSHOT_DELAY_S} s of a change, S3 reads streamed from disk, "
+        "warm invocations not held for logs "
         "(see vidpipe_cli/ministack_launcher.py)",
         file=sys.stderr,
         flush=True,

@@ -22,7 +22,12 @@ MINISTACK_REQUIREMENTS = PROJECT_ROOT / "requirements" / "ministack.txt"
 # Run on ministack's own interpreter (.venv-ministack), not by the command line's.
 MINISTACK_SIDE = [
     PROJECT_ROOT / "vidpipe_cli" / name
-    for name in ("ministack_launcher.py", "ministack_snapshots.py", "ministack_streaming_reads.py")
+    for name in (
+        "ministack_launcher.py",
+        "ministack_snapshots.py",
+        "ministack_streaming_reads.py",
+        "ministack_quick_invocations.py",
+    )
 ]
 
 # Import names whose distribution is called something else. botocore is installed (and pinned) by
