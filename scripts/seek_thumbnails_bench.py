@@ -11,6 +11,7 @@ are the same, the network's share is not counted.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 import time
@@ -73,10 +74,12 @@ def main() -> None:
             )
             source = probe_media(source_path)
             one_pass_s, _ = peak_ffmpeg_memory(
-                lambda: make_thumbnails(source_path, folder / "one-pass", timeout_s=600, source=source)
+                functools.partial(make_thumbnails, source_path, folder / "one-pass", timeout_s=600, source=source)
             )
             seeks_s, peak = peak_ffmpeg_memory(
-                lambda: make_thumbnails_by_seeks(str(source_path), folder / "seeks", source=source, timeout_s=600)
+                functools.partial(
+                    make_thumbnails_by_seeks, str(source_path), folder / "seeks", source=source, timeout_s=600
+                )
             )
             print(f"| {height}p, {seconds} s | {one_pass_s:.2f} | {seeks_s:.2f} | {peak / 1e6:.0f} |")
             source_path.unlink()

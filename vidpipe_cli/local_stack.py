@@ -52,6 +52,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,8 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
     and return the endpoints."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     unclean_stop = None
-    if not _is_healthy(settings):
+    launched = not _is_healthy(settings)
+    if launched:
         unclean_stop = _launch_ministack(settings, log=log)
     # What was deployed is known by a hash of its sources, so an unchanged stack
     # answers at once, without building anything.
@@ -119,11 +121,38 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
         settings.endpoints_file.write_text(
             json.dumps({"fingerprint": fingerprint, "endpoints": asdict(endpoints)}, indent=2)
         )
+        launched = True
+    if launched:
+        _warm_the_api(endpoints, log=log)
     if unclean_stop is not None:
         jobs = jobs_by_status(aws_client("dynamodb", settings.endpoint_url), endpoints.outputs["JobsTableName"])
         for line in describe_recovery(unclean_stop, jobs, UNFINISHED):
             log(line)
     return endpoints
+
+
+def _warm_the_api(endpoints: Endpoints, *, log) -> None:
+    """Call the API as many times at once as there are cores, so that that
+    many of its workers and the authorizer's are running (and the dependencies
+    layer unzipped) when `vidpipe up` returns. Otherwise the page's first load
+    waits about 5 s for them, and a batch's first uploads start workers while
+    the encodes hold both cores (vidpipe_cli/ministack_worker_reuse.py then
+    lets calls wait for these warm ones rather than start more). Nothing is
+    wrong if a call fails: the first real call starts a worker instead."""
+
+    def first_call(_: int) -> None:
+        requests.get(
+            f"{endpoints.api_url}/jobs",
+            params={"limit": "1"},
+            headers={"Authorization": f"Bearer {endpoints.api_token}"},
+            timeout=120,
+        ).raise_for_status()
+
+    try:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(first_call, range(os.cpu_count() or 1)))
+    except requests.RequestException as exc:
+        log(f"warning: the API did not answer its first calls ({exc}); it starts on the next one")
 
 
 def _save_everything(settings: LocalStackSettings, *, log) -> None:

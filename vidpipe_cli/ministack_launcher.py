@@ -5,7 +5,11 @@ our workarounds around it, each in a module of its own that says why:
 * vidpipe_cli/ministack_streaming_reads.py: S3 reads send only the bytes asked
   for, from disk, in pieces, instead of the whole object at once (issue 16);
 * vidpipe_cli/ministack_quick_invocations.py: a warm invocation answers as soon
-  as its function does, not 50 ms later when it logged nothing (issue 18).
+  as its function does, not 50 ms later when it logged nothing (issue 18);
+* vidpipe_cli/ministack_layer_cache.py: a Lambda layer is unzipped once per run,
+  not once per cold worker (issue 18);
+* vidpipe_cli/ministack_worker_reuse.py: a burst of calls waits a moment for a
+  warm worker rather than starting more workers than there are cores (issue 18).
 
 Started by ``vidpipe up`` on ministack's own interpreter (``.venv-ministack``)
 as ``python -P``, so this folder's modules never shadow an installed package
@@ -35,21 +39,25 @@ def load_beside(name: str) -> ModuleType:
 def main() -> None:
     import ministack.app as ministack_app  # type: ignore[import-not-found]  # ministack's own venv
     from ministack.core import lambda_runtime, persistence  # type: ignore[import-not-found]
-    from ministack.services import s3  # type: ignore[import-not-found]
+    from ministack.services import lambda_svc, s3  # type: ignore[import-not-found]
 
     snapshots_module = load_beside("ministack_snapshots")
     streaming_reads = load_beside("ministack_streaming_reads")
     quick_invocations = load_beside("ministack_quick_invocations")
+    layer_cache = load_beside("ministack_layer_cache")
+    worker_reuse = load_beside("ministack_worker_reuse")
     if not persistence.PERSIST_STATE:
         raise SystemExit("ministack_launcher: PERSIST_STATE=1 is required")
     os.makedirs(persistence.STATE_DIR, exist_ok=True)
     snapshots = snapshots_module.RuntimeSnapshots(persistence.STATE_DIR)
     streaming_reads.install(s3, ministack_app)
     quick_invocations.install(lambda_runtime)
+    layer_cache.install(lambda_runtime)
+    worker_reuse.install(lambda_runtime, lambda_svc)
     print(
         f"vidpipe: snapshots of {', '.join(snapshots_module.RUNTIME_SERVICES)} within "
         f"{snapshots_module.SNAPSHOT_DELAY_S} s of a change, S3 reads streamed from disk, "
-        "warm invocations not held for logs "
+        "warm invocations not held for logs, layers unzipped once, warm workers first "
         "(see vidpipe_cli/ministack_launcher.py)",
         file=sys.stderr,
         flush=True,

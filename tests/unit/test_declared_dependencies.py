@@ -27,6 +27,8 @@ MINISTACK_SIDE = [
         "ministack_snapshots.py",
         "ministack_streaming_reads.py",
         "ministack_quick_invocations.py",
+        "ministack_layer_cache.py",
+        "ministack_worker_reuse.py",
     )
 ]
 
