@@ -11,7 +11,8 @@ POST /uploads, which started ten API and ten authorizer workers at once, took
 9-13 s, while a warm call takes about 20 ms.
 
 What changes: when a function already has as many workers as the machine has
-cores and all are busy, an invocation waits up to ``WAIT_FOR_WARM_S`` for one
+cores (twice as many was tried: the extra cold starts under load put the
+100-job load's API p99 at 2.5 s instead of 1.1 s) and all are busy, an invocation waits up to ``WAIT_FOR_WARM_S`` for one
 to come free before ministack starts another. The SQS-driven functions are
 held to the cores already (their mappings' MaximumConcurrency, see
 vidpipe_cli/local_deploy.py), so this mostly shapes the HTTP API's and the
