@@ -12,8 +12,9 @@ POST /uploads, which started ten API and ten authorizer workers at once, took
 
 What changes: when a function already has as many workers as the machine has
 cores (twice as many was tried: the extra cold starts under load put the
-100-job load's API p99 at 2.5 s instead of 1.1 s) and all are busy, an invocation waits up to ``WAIT_FOR_WARM_S`` for one
-to come free before ministack starts another. The SQS-driven functions are
+100-job load's API p99 at 2.5 s instead of 1.1 s) and all are busy, an
+invocation waits up to ``WAIT_FOR_WARM_S`` for one to come free before
+ministack starts another. The SQS-driven functions are
 held to the cores already (their mappings' MaximumConcurrency, see
 vidpipe_cli/local_deploy.py), so this mostly shapes the HTTP API's and the
 authorizer's bursts. A call that waits longer (a slow route holding every
