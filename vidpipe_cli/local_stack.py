@@ -24,10 +24,11 @@ ministack gaps worked around here, each in one visible place:
   shortly after they change, and saves everything after a deploy
   (:func:`_save_everything`); after a hard kill, :func:`start` says what it
   recovered (vidpipe_cli.crash_recovery);
-* its S3 reads the whole object into memory for every GetObject, ranged or
-  not, on its only event loop: vidpipe_cli.ministack_streaming_reads sends
-  the asked-for bytes from disk in pieces (both run by
-  vidpipe_cli/ministack_launcher.py);
+* its S3 reads whole objects on its only event loop, a warm invocation waits
+  50 ms for log lines, every new Lambda worker unzips its layers, and a burst
+  starts a worker per call: vidpipe_cli/ministack_launcher.py runs it with a
+  module for each (streamed reads, quick invocations, a layer cache, worker
+  reuse), and :func:`start` calls the API once per core so its workers run;
 * Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
   their files lose the executable bit when ministack unzips them: the
   functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
@@ -81,7 +82,7 @@ from vidpipe_cli.local_stack_settings import (
 )
 from vidpipe_cli.packaging import FFMPEG_WHEEL, FUNCTION_SLICES, PROJECT_ROOT, build_all
 
-# ministack's entry point, with our workarounds (state through a hard kill, streamed S3 reads).
+# ministack's entry point, with our workarounds around it (listed in that file).
 MINISTACK_LAUNCHER = Path(__file__).resolve().parent / "ministack_launcher.py"
 # What a job can be doing when the stack dies (it resumes on the next start).
 UNFINISHED = {JobStatus.UPLOADED.value, JobStatus.PROCESSING.value}
@@ -148,9 +149,10 @@ def _warm_the_api(endpoints: Endpoints, *, log) -> None:
             timeout=120,
         ).raise_for_status()
 
+    cores = os.cpu_count() or 1
     try:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            list(pool.map(first_call, range(os.cpu_count() or 1)))
+        with ThreadPoolExecutor(max_workers=cores) as pool:
+            list(pool.map(first_call, range(cores)))
     except requests.RequestException as exc:
         log(f"warning: the API did not answer its first calls ({exc}); it starts on the next one")
 

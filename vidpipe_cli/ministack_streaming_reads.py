@@ -37,9 +37,10 @@ Loaded by vidpipe_cli/ministack_launcher.py on ministack's own interpreter; it
 imports only the standard library and is given ministack's modules by
 :func:`install`. It replaces names private to ministack 1.5.33 (in
 ``services.s3``: ``handle_request``, ``_get_object``, ``_read_body``,
-``_version_body``, ``_persist_object``; and ``app._send_response``) and reads
+``_version_body``, ``_persist_object``; and ``app._send_response``) and uses
 ``S3_PERSIST``, ``_object_disk_path``, ``_version_disk_path``,
-``_version_file_exists``, ``_object_versions`` and ``_parse_range``.
+``_version_file_exists``, ``_object_versions``, ``_parse_range``,
+``_range_error_xml``, ``_xml_body`` and ``app._asgi_header_list``.
 """
 
 from __future__ import annotations
@@ -113,16 +114,23 @@ def pieces_of(body: ObjectFileSlice | memoryview, piece_bytes: int = PIECE_BYTES
 
 
 async def send_object_body(
-    send: Any, status: int, headers: dict, body: ObjectFileSlice | memoryview, *, head: bool
+    send: Any,
+    status: int,
+    headers: dict,
+    body: ObjectFileSlice | memoryview,
+    *,
+    head: bool,
+    header_list: Callable[[dict], list[tuple[bytes, bytes]]],
 ) -> None:
     """The asked-for bytes in pieces; hypercorn's send waits while the client's
-    socket is full, so at most a few pieces are in memory per response."""
+    socket is full, so at most a few pieces are in memory per response.
+    ``header_list`` encodes the headers for ASGI (ministack's own function)."""
     if "content-length" not in {name.lower() for name in headers}:
         headers["Content-Length"] = str(len(body))
     receive = _receive.get()
     hung_up = asyncio.ensure_future(_wait_for_hang_up(receive)) if receive is not None else None
     try:
-        await send({"type": "http.response.start", "status": status, "headers": _header_list(headers)})
+        await send({"type": "http.response.start", "status": status, "headers": header_list(headers)})
         if not head:
             for piece in pieces_of(body):
                 if hung_up is not None and hung_up.done():
@@ -141,19 +149,6 @@ async def _wait_for_hang_up(receive: Callable[[], Awaitable[dict[str, Any]]]) ->
     # ministack has read the request's body already; what comes next is the hang-up.
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def _header_list(headers: dict) -> list[tuple[bytes, bytes]]:
-    encoded = []
-    for name, value in headers.items():
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            text = str(item)
-            try:
-                raw = text.encode("latin-1")
-            except UnicodeEncodeError:
-                raw = text.encode("utf-8")
-            encoded.append((name.encode("latin-1"), raw))
-    return encoded
 
 
 def install(s3: Any, app: Any) -> None:
@@ -181,7 +176,12 @@ def install(s3: Any, app: Any) -> None:
         finally:
             _serving_get_object.reset(token)
         if (query_params or {}).get("versionId") and headers.get("range"):
-            return with_range(response, headers["range"], s3._parse_range)
+            return with_range(
+                response,
+                headers["range"],
+                parse_range=s3._parse_range,
+                refusal_body=lambda: s3._xml_body(s3._range_error_xml(bucket_name, key)),
+            )
         return response
 
     def read_body_sliceable(bucket_name: str, key: str, obj: dict) -> Any:
@@ -216,7 +216,7 @@ def install(s3: Any, app: Any) -> None:
 
     async def send_response_streaming(send: Any, status: int, headers: dict, body: Any, *, head: bool = False) -> None:
         if isinstance(body, (ObjectFileSlice, memoryview)):
-            await send_object_body(send, status, headers, body, head=head)
+            await send_object_body(send, status, headers, body, head=head, header_list=app._asgi_header_list)
         else:
             await send_response(send, status, headers, body, head=head)
 
@@ -228,9 +228,16 @@ def install(s3: Any, app: Any) -> None:
     app._send_response = send_response_streaming
 
 
-def with_range(response: tuple, range_header: str, parse_range: Callable[[str, int], Any]) -> tuple:
+def with_range(
+    response: tuple,
+    range_header: str,
+    *,
+    parse_range: Callable[[str, int], Any],
+    refusal_body: Callable[[], bytes],
+) -> tuple:
     """A whole-object answer cut to ``range_header``, as S3 answers a ranged GET
-    of a version: 206 with the range, or 416 when none of it exists."""
+    of a version: 206 with the range, or 416 with ``refusal_body`` (ministack's
+    InvalidRange document) when none of it exists."""
     status, headers, body = response
     if status != 200 or not isinstance(body, (ObjectFileSlice, memoryview, bytes)):
         return response
@@ -239,14 +246,7 @@ def with_range(response: tuple, range_header: str, parse_range: Callable[[str, i
     if bounds is None:
         if isinstance(body, ObjectFileSlice):
             body.close()
-        return (
-            416,
-            {"Content-Type": "application/xml", "Content-Range": f"bytes */{total}"},
-            (
-                b"<?xml version='1.0' encoding='UTF-8'?>\n<Error><Code>InvalidRange</Code>"
-                b"<Message>The requested range is not satisfiable</Message></Error>"
-            ),
-        )
+        return 416, {"Content-Type": "application/xml", "Content-Range": f"bytes */{total}"}, refusal_body()
     start, end = bounds
     cut = body[start : end + 1]
     headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
@@ -257,7 +257,7 @@ def with_range(response: tuple, range_header: str, parse_range: Callable[[str, i
 
 def remembering_receive(asgi_app: Any) -> Any:
     """The ASGI app, with each request's receive channel at hand for
-    :func:`send_object_file` (ministack does not pass it down)."""
+    :func:`send_object_body` (ministack does not pass it down)."""
 
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         token = _receive.set(receive)

@@ -52,8 +52,11 @@ def test_the_response_is_sent_in_pieces_with_its_length(object_file: Path) -> No
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
+    def header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:  # ministack's, in short
+        return [(name.encode(), value.encode()) for name, value in headers.items()]
+
     body = ObjectFileSlice.open(str(object_file))[7:]
-    asyncio.run(send_object_body(send, 206, {"Content-Range": "x"}, body, head=False))
+    asyncio.run(send_object_body(send, 206, {"Content-Range": "x"}, body, head=False, header_list=header_list))
     start, *pieces = sent
     assert start["status"] == 206
     assert (b"Content-Length", str(len(CONTENT) - 7).encode()) in start["headers"]
