@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from vidpipe_cli.api_client import ApiError, UploadJournal, VidpipeClient
 from vidpipe_cli.cdn_key import CdnKeyError, create_cdn_signing_key
@@ -39,6 +39,7 @@ from vidpipe_cli.job_logs import fetch_job_lines, format_line
 from vidpipe_cli.local_stack import current_endpoints, start, stop
 from vidpipe_cli.local_stack_settings import LOCAL_USER, Endpoints, LocalStackError, LocalStackSettings, aws_client
 from vidpipe_cli.packaging import PackagingError
+from vidpipe_cli.progress import Progress, job_summary
 from vidpipe_cli.redrive import QUEUES, dead_letter_counts, redrive
 from vidpipe_cli.tokens import TokenCommandError, mint_token, parse_ttl, revoke_token, stack_outputs
 from vidpipe_cli.trace import format_trace
@@ -104,8 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
     submit.add_argument("--concurrency", type=int, default=4, help="parts uploaded at once (large files)")
     submit.add_argument("--parallel", type=int, default=3, help="files uploaded and followed at once")
-    submit.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
-    submit.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
+    _api_arguments(submit)
     submit.set_defaults(run=command_submit)
 
     redrive_command = commands.add_parser("redrive", help="send dead-lettered messages back to their queues")
@@ -116,8 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show one job")
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true")
-    status.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
-    status.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
+    _api_arguments(status)
     status.set_defaults(run=command_status)
 
     list_command = commands.add_parser("list", help="your jobs, newest first")
@@ -141,8 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     trace = commands.add_parser("trace", help="a job's timeline, and where its time went")
     trace.add_argument("job_id")
     trace.add_argument("--json", action="store_true", help="print the timeline as the API returns it")
-    trace.add_argument("--api-url", default=os.environ.get("VIDPIPE_API_URL"))
-    trace.add_argument("--api-token", default=os.environ.get("VIDPIPE_API_TOKEN"))
+    _api_arguments(trace)
     trace.set_defaults(run=command_trace)
 
     logs = commands.add_parser("logs", help="a job's log lines from every function of the local stack")
@@ -262,7 +260,7 @@ def command_submit(args: argparse.Namespace) -> int:
         raise ApiError(0, "FILE_NOT_FOUND", f"no such file: {', '.join(missing)}")
     # With --json, stdout carries only the JSON document; messages go to stderr.
     # The rewritten status line only for one file: several would overwrite each other.
-    progress = _Progress(
+    progress = Progress(
         enabled=sys.stderr.isatty() and len(args.files) == 1, messages=sys.stderr if args.json else sys.stdout
     )
     # Several files at once, each in its own thread (and requests session);
@@ -288,7 +286,7 @@ def _display_name(item: str) -> str:
     return item if _is_url(item) else Path(item).name
 
 
-def _submit_one(client: VidpipeClient, item: str, args: argparse.Namespace, progress: _Progress) -> dict[str, Any]:
+def _submit_one(client: VidpipeClient, item: str, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """Upload one file (or have the service import one URL) and, with --wait,
     follow its job; the job as last seen."""
     name = _display_name(item)
@@ -302,7 +300,7 @@ def _submit_one(client: VidpipeClient, item: str, args: argparse.Namespace, prog
     if not args.wait:
         return client.get_job(job_id)
     job = client.wait(job_id, timeout_s=args.timeout, on_update=lambda j: progress.job(name, j))
-    progress.done(f"{name}: {_summary(job)}")
+    progress.done(f"{name}: {job_summary(job)}")
     return job
 
 
@@ -351,50 +349,6 @@ def command_redrive(args: argparse.Namespace) -> int:
         for result in redrive(sqs, endpoints.outputs, queues):
             print(f"{result.queue}: {result.moved} message(s) sent back")
     return 0
-
-
-def _summary(job: dict[str, Any]) -> str:
-    if job["status"] == "READY":
-        names = ", ".join(r["name"] for r in job["outputs"].get("renditions", []))
-        return f"READY ({names}) {job['outputs'].get('hls_url', '')}"
-    if job.get("error"):
-        return f"{job['status']} {job['error']['code']}: {job['error']['message']}"
-    return str(job["status"])
-
-
-class _Progress:
-    """One status line on the terminal, rewritten in place."""
-
-    def __init__(self, enabled: bool, messages: TextIO) -> None:
-        self.enabled = enabled
-        self.messages = messages
-        self._started: dict[str, float] = {}
-
-    def upload(self, name: str, sent: int, total: int) -> None:
-        started = self._started.setdefault(name, time.monotonic())
-        rate = sent / max(time.monotonic() - started, 1e-6) / 1e6
-        self._line(
-            f"{name}: uploading {_bar(sent / max(total, 1))} {sent / 1e6:.1f}/{total / 1e6:.1f} MB {rate:.1f} MB/s"
-        )
-
-    def job(self, name: str, job: dict[str, Any]) -> None:
-        stages = "  ".join(f"{stage} {_bar(state['progress'], 10)}" for stage, state in job["stages"].items())
-        self._line(f"{name}: {job['status']:<10} {stages}")
-
-    def done(self, message: str) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-        print(message, file=self.messages, flush=True)
-
-    def _line(self, text: str) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K" + text[:150])
-            sys.stderr.flush()
-
-
-def _bar(fraction: float, width: int = 20) -> str:
-    filled = int(max(0.0, min(1.0, fraction)) * width)
-    return "[" + "#" * filled + "." * (width - filled) + f"] {fraction * 100:3.0f}%"
 
 
 if __name__ == "__main__":

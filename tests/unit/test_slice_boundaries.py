@@ -43,3 +43,19 @@ def test_GIVEN_a_slice_WHEN_its_imports_are_read_THEN_it_imports_no_other_slice(
     }
 
     assert {module: slices for module, slices in crossings.items() if slices} == {}
+
+
+# The house rule of issue 14: a newcomer reads any product module in one sitting.
+LONGEST_MODULE_LINES = 400
+PRODUCT_PACKAGES = ("vidpipe", "vidpipe_cli", *FUNCTION_SLICES)
+
+
+def test_GIVEN_the_product_code_WHEN_its_modules_are_measured_THEN_none_reaches_400_lines() -> None:
+    too_long = {
+        str(path.relative_to(PROJECT_ROOT)): length
+        for package in PRODUCT_PACKAGES
+        for path in (PROJECT_ROOT / package).rglob("*.py")
+        if (length := len(path.read_text(encoding="utf-8").splitlines())) >= LONGEST_MODULE_LINES
+    }
+
+    assert too_long == {}
