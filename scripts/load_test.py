@@ -32,19 +32,36 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
+def route_of(method: str, path: str) -> str:
+    """The API route a call went to, its ids replaced (``GET /jobs/{id}``)."""
+    parts = [part if index != 1 else "{id}" for index, part in enumerate(path.split("?")[0].strip("/").split("/"))]
+    return f"{method.upper()} /{'/'.join(parts)}"
+
+
+def latency_figures(latencies: list[float]) -> dict[str, Any]:
+    return {
+        "calls": len(latencies),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+    }
+
+
 def run_load(api_url: str, api_token: str, jobs: int, concurrency: int) -> dict[str, Any]:
     # A generous timeout: on a 2-core machine the first burst makes ministack
     # start a Lambda worker per concurrent call, each importing its packages.
     client = VidpipeClient(api_url, token=api_token, timeout_s=180)
-    api_latencies: list[float] = []
+    # (route, seconds since the load began, latency in seconds) of every API call:
+    # the slowest calls, with when they happened, say where a p99 comes from.
+    calls: list[tuple[str, float, float]] = []
     original_call = client._call
 
-    def timed_call(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        started = time.perf_counter()
+    def timed_call(method: str, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        called = time.perf_counter()
         try:
-            return original_call(*args, **kwargs)
+            return original_call(method, path, *args, **kwargs)
         finally:
-            api_latencies.append(time.perf_counter() - started)
+            calls.append((route_of(method, path), called - started, time.perf_counter() - called))
 
     client._call = timed_call  # type: ignore[method-assign]
     started = time.perf_counter()
@@ -57,6 +74,11 @@ def run_load(api_url: str, api_token: str, jobs: int, concurrency: int) -> dict[
     statuses: dict[str, int] = {}
     for job in finals:
         statuses[job["status"]] = statuses.get(job["status"], 0) + 1
+    api_latencies = [latency for _, _, latency in calls]
+    by_route: dict[str, list[float]] = {}
+    for route, _, latency in calls:
+        by_route.setdefault(route, []).append(latency)
+    slowest = sorted(calls, key=lambda call: call[2], reverse=True)[:10]
     return {
         "jobs": jobs,
         "concurrency": concurrency,
@@ -67,6 +89,10 @@ def run_load(api_url: str, api_token: str, jobs: int, concurrency: int) -> dict[
         "api_calls": len(api_latencies),
         "api_p50_ms": round(statistics.median(api_latencies) * 1000, 1),
         "api_p99_ms": round(percentile(api_latencies, 0.99) * 1000, 1),
+        "api_by_route": {route: latency_figures(values) for route, values in sorted(by_route.items())},
+        "api_slowest": [
+            {"route": route, "at_s": round(at_s, 1), "ms": round(latency * 1000, 1)} for route, at_s, latency in slowest
+        ],
     }
 
 

@@ -226,6 +226,23 @@ def snapshot_cost_table(cost: dict[str, Any]) -> str:
     return "\n".join(["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
 
 
+def latency_by_route_section(load: dict[str, Any]) -> str:
+    """The load's API latency per route, and its slowest calls with when they
+    came: where the p99 comes from (the first burst, or the polling)."""
+    routes = "\n".join(
+        f"| `{route}` | {figures['calls']} | {figures['p50_ms']} | {figures['p99_ms']} | {figures['max_ms']} |"
+        for route, figures in load["api_by_route"].items()
+    )
+    slowest = ", ".join(f"`{call['route']}` {call['ms']} ms at {call['at_s']} s" for call in load["api_slowest"])
+    return f"""The API's latency per route during the load (ms):
+
+| route | calls | p50 | p99 | max |
+|---|---:|---:|---:|---:|
+{routes}
+
+The ten slowest calls, with seconds since the load began: {slowest}."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
@@ -270,6 +287,8 @@ with its own stable code and a readable message. None got stuck (seconds = uploa
 | API latency p50 | {load["api_p50_ms"]} ms |
 | API latency p99 | {load["api_p99_ms"]} ms |
 | messages in dead-letter queues afterwards | {dead_letters} |
+
+{latency_by_route_section(load)}
 
 {hard_kill_section(snapshots)}
 

@@ -12,14 +12,16 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.moto_resources import create_jobs_table, use_fake_credentials
+from vidpipe.adapters import usage_store
 from vidpipe.adapters.job_store import DynamoJobStore
 from vidpipe.adapters.usage_store import DynamoUsageStore, daily_key
-from vidpipe.domain.errors import JobNotFound, QuotaExceeded
+from vidpipe.domain.errors import ConcurrentUpdate, JobNotFound, JobStoreError, QuotaExceeded
 from vidpipe.domain.jobs import Job
-from vidpipe.domain.quotas import OwnerLimits, admit_upload, charge_video_minutes
+from vidpipe.domain.quotas import OwnerLimits, admit_and_record, admit_upload, charge_video_minutes
 
 TABLE = "vidpipe-test-jobs"
 DAY = "2026-12-03"
@@ -163,3 +165,120 @@ def test_GIVEN_usage_items_in_the_jobs_table_WHEN_read_as_jobs_or_listed_THEN_th
     assert [job.job_id for job in listed] == ["j1"]
     item = dynamodb.get_item(TableName=TABLE, Key=daily_key("alice", DAY))["Item"]
     assert int(item["usage_expires_at"]["N"]) > int(NOW.timestamp())  # the table's TTL removes it later
+
+
+# ------------------------------------------------------------------ slot, bytes and job in one transaction
+
+
+def new_job(job_id: str, owner: str = "alice") -> Job:
+    return Job.new(
+        job_id, filename="a.mp4", content_type="video/mp4", size=100, now="2026-12-03T12:00:00Z", owner=owner
+    )
+
+
+def test_GIVEN_room_WHEN_a_job_is_recorded_with_its_usage_THEN_job_slot_and_bytes_are_written_together(
+    dynamodb: Any, usage: DynamoUsageStore
+) -> None:
+    assert usage.record_admitted_job(new_job("j1"), 100, day=DAY, limits=LIMITS) is None
+
+    assert DynamoJobStore(dynamodb, TABLE).get("j1").owner == "alice"
+    assert usage.active_job_ids("alice") == {"j1"}
+    assert usage.daily_usage("alice", DAY).upload_bytes == 100
+
+
+def test_GIVEN_a_refusing_limit_WHEN_a_job_is_recorded_THEN_the_limit_is_named_and_nothing_is_written(
+    dynamodb: Any, usage: DynamoUsageStore
+) -> None:
+    for n in range(LIMITS.active_jobs):
+        assert usage.record_admitted_job(new_job(f"j{n}"), 100, day=DAY, limits=LIMITS) is None
+
+    assert usage.record_admitted_job(new_job("full"), 100, day=DAY, limits=LIMITS) == "active_jobs"
+    usage.release_active_slot("alice", "j0")
+    assert usage.record_admitted_job(new_job("big"), 9_701, day=DAY, limits=LIMITS) == "daily_allowance"
+
+    jobs = DynamoJobStore(dynamodb, TABLE)
+    for refused in ("full", "big"):
+        with pytest.raises(JobNotFound):
+            jobs.get(refused)
+    assert usage.active_job_ids("alice") == {"j1", "j2"}
+    assert usage.daily_usage("alice", DAY).upload_bytes == 100 * LIMITS.active_jobs
+
+
+def test_GIVEN_a_job_id_taken_WHEN_recorded_again_THEN_concurrent_update_and_nothing_charged_twice(
+    usage: DynamoUsageStore,
+) -> None:
+    usage.record_admitted_job(new_job("j1"), 100, day=DAY, limits=LIMITS)
+    usage.release_active_slot("alice", "j1")
+
+    with pytest.raises(ConcurrentUpdate):
+        usage.record_admitted_job(new_job("j1"), 100, day=DAY, limits=LIMITS)
+
+    assert usage.active_job_ids("alice") == set()
+    assert usage.daily_usage("alice", DAY).upload_bytes == 100
+
+
+def test_GIVEN_twelve_concurrent_uploads_WHEN_admitted_and_recorded_THEN_exactly_the_limit_have_jobs(
+    dynamodb: Any,
+) -> None:
+    usage = DynamoUsageStore(OneRequestAtATime(dynamodb), TABLE)
+    jobs = DynamoJobStore(dynamodb, TABLE)
+    start = threading.Barrier(12)
+    admitted: list[str] = []
+
+    def upload(n: int) -> None:
+        start.wait()
+        try:
+            admit_and_record(new_job(f"job-{n}"), 100, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
+            admitted.append(f"job-{n}")
+        except QuotaExceeded:
+            pass
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(admitted) == LIMITS.active_jobs
+    assert usage.active_job_ids("alice") == set(admitted)
+    assert {job.job_id for job in jobs.list_recent("alice")[0]} == set(admitted)
+    assert usage.daily_usage("alice", DAY).upload_bytes == 100 * LIMITS.active_jobs
+
+
+class ConflictsFirst:
+    """A client whose transactions meet another write in flight ``conflicts``
+    times (DynamoDB's TransactionConflict) before they go through."""
+
+    def __init__(self, client: Any, conflicts: int) -> None:
+        self._client = client
+        self.conflicts = conflicts
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self.attempts += 1
+        if self.attempts <= self.conflicts:
+            reasons = [{"Code": "TransactionConflict"}, {"Code": "None"}, {"Code": "None"}]
+            raise ClientError(
+                {"Error": {"Code": "TransactionCanceledException"}, "CancellationReasons": reasons},
+                "TransactWriteItems",
+            )
+        return self._client.transact_write_items(**request)
+
+
+def test_GIVEN_transaction_conflicts_WHEN_recording_THEN_retried_until_written_or_a_store_error(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(usage_store, "TRANSACTION_RETRY_WAIT_S", 0.0)
+    twice = ConflictsFirst(dynamodb, conflicts=2)
+
+    assert DynamoUsageStore(twice, TABLE).record_admitted_job(new_job("j1"), 100, day=DAY, limits=LIMITS) is None
+    assert twice.attempts == 3
+    assert DynamoJobStore(dynamodb, TABLE).get("j1").job_id == "j1"
+
+    always = ConflictsFirst(dynamodb, conflicts=1_000)
+    with pytest.raises(JobStoreError):
+        DynamoUsageStore(always, TABLE).record_admitted_job(new_job("j2"), 100, day=DAY, limits=LIMITS)
+    assert always.attempts == usage_store.TRANSACTION_ATTEMPTS

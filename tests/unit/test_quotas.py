@@ -17,6 +17,8 @@ from vidpipe.domain.quotas import (
     ACTIVE_JOBS_RETRY_AFTER_S,
     DailyUsage,
     OwnerLimits,
+    Refusal,
+    admit_and_record,
     admit_upload,
     charge_video_minutes,
     release_if_ended,
@@ -35,6 +37,7 @@ class FakeUsage:
     def __init__(self) -> None:
         self.active: dict[str, set[str]] = {}
         self.days: dict[tuple[str, str], dict] = {}
+        self.recorded: dict[str, Job] = {}
 
     def _day(self, owner: str, day: str) -> dict:
         return self.days.setdefault((owner, day), {"bytes": 0, "seconds": 0, "charged": set()})
@@ -76,6 +79,19 @@ class FakeUsage:
     def daily_usage(self, owner: str, day: str) -> DailyUsage:
         counters = self._day(owner, day)
         return DailyUsage(upload_bytes=counters["bytes"], video_seconds=counters["seconds"])
+
+    def record_admitted_job(self, job: Job, size: int, *, day: str, limits: OwnerLimits) -> Refusal | None:
+        # All or nothing, as the store's transaction: check every condition first.
+        counters = self._day(job.owner, day)
+        if len(self.active.get(job.owner, set())) >= limits.active_jobs:
+            return "active_jobs"
+        over_bytes = counters["bytes"] + size > limits.upload_bytes_per_day
+        if over_bytes or counters["seconds"] >= limits.video_seconds_per_day:
+            return "daily_allowance"
+        self.active.setdefault(job.owner, set()).add(job.job_id)
+        counters["bytes"] += size
+        self.recorded[job.job_id] = job
+        return None
 
 
 class FakeJobs:
@@ -232,6 +248,76 @@ def test_GIVEN_a_job_that_could_not_be_recorded_WHEN_admission_is_undone_THEN_sl
 
     assert usage.active_job_ids("alice") == set()
     assert usage.daily_usage("alice", "2026-12-03").upload_bytes == 0
+
+
+# ------------------------------------------------------------------ admission and record in one write
+
+
+def record(usage: FakeUsage, jobs: FakeJobs, job_id: str, size: int = 10) -> None:
+    admit_and_record(job(job_id), size, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
+
+
+def test_GIVEN_room_WHEN_an_upload_is_admitted_and_recorded_THEN_job_slot_and_bytes_are_all_there() -> None:
+    usage = FakeUsage()
+
+    record(usage, FakeJobs(), "j1", size=300)
+
+    assert set(usage.recorded) == {"j1"}
+    assert usage.active_job_ids("alice") == {"j1"}
+    assert usage.daily_usage("alice", "2026-12-03").upload_bytes == 300
+
+
+def test_GIVEN_an_owner_at_the_limit_WHEN_recorded_THEN_429_and_nothing_written() -> None:
+    usage, jobs = FakeUsage(), FakeJobs(job("j1", JobStatus.PROCESSING), job("j2", JobStatus.PROCESSING))
+    record(usage, jobs, "j1")
+    record(usage, jobs, "j2")
+
+    with pytest.raises(QuotaExceeded) as refused:
+        record(usage, jobs, "j3")
+
+    assert refused.value.limit == "active_jobs"
+    assert refused.value.retry_after_s == ACTIVE_JOBS_RETRY_AFTER_S
+    assert set(usage.recorded) == {"j1", "j2"}
+    assert usage.daily_usage("alice", "2026-12-03").upload_bytes == 20
+
+
+def test_GIVEN_a_slot_whose_release_was_lost_WHEN_recording_at_the_limit_THEN_the_slot_is_taken_back() -> None:
+    usage = FakeUsage()
+    record(usage, FakeJobs(), "j1")
+    record(usage, FakeJobs(), "j2")
+
+    record(usage, FakeJobs(job("j1", JobStatus.READY), job("j2", JobStatus.PROCESSING)), "j3")
+
+    assert usage.active_job_ids("alice") == {"j2", "j3"}
+    assert "j3" in usage.recorded
+
+
+@pytest.mark.parametrize("used_up", ["bytes", "minutes"])
+def test_GIVEN_the_days_allowance_used_WHEN_recording_THEN_429_naming_it_and_no_slot_or_job(used_up: str) -> None:
+    usage, jobs = FakeUsage(), FakeJobs()
+    if used_up == "bytes":
+        record(usage, jobs, "j0", size=950)
+        usage.release_active_slot("alice", "j0")
+    else:
+        charge_video_minutes("alice", "j0", 600, limits=LIMITS, usage=usage, now=NOW)
+
+    with pytest.raises(QuotaExceeded) as refused:
+        record(usage, jobs, "j1", size=100)
+
+    assert refused.value.limit == {"bytes": "upload_bytes_per_day", "minutes": "video_minutes_per_day"}[used_up]
+    assert refused.value.retry_after_s == 2 * 3600
+    assert "j1" not in usage.recorded
+    assert usage.active_job_ids("alice") == set()
+
+
+def test_GIVEN_an_upload_larger_than_a_day_WHEN_recording_THEN_413_and_nothing_written() -> None:
+    usage = FakeUsage()
+
+    with pytest.raises(UploadTooLarge):
+        record(usage, FakeJobs(), "j1", size=1001)
+
+    assert usage.recorded == {}
+    assert usage.active_job_ids("alice") == set()
 
 
 # ------------------------------------------------------------------ minutes per day

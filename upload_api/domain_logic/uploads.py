@@ -19,6 +19,7 @@ import math
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from upload_api.domain_logic.job_details import checked_passthrough, checked_title
 from vidpipe.domain import storage_keys
 from vidpipe.domain.errors import (
+    QuotaExceeded,
     UnsupportedMediaType,
     UploadIncomplete,
     UploadNotOpen,
@@ -35,7 +37,7 @@ from vidpipe.domain.errors import (
 from vidpipe.domain.events import utc_now
 from vidpipe.domain.job_transitions import UPLOAD_CANCELLED, end_upload
 from vidpipe.domain.jobs import Job, JobStatus
-from vidpipe.domain.quotas import JobReader, OwnerLimits, UsageStore, admit_upload, release_if_ended, undo_admission
+from vidpipe.domain.quotas import JobReader, OwnerLimits, UsageStore, admit_and_record, release_if_ended
 from vidpipe.domain.stored_objects import UploadedPart
 
 MAX_FILENAME_CHARS = 255
@@ -173,20 +175,19 @@ def create_upload(
     """Record a job AWAITING_UPLOAD and return ``{job_id, upload}`` for the client:
     a presigned POST, or above the threshold a multipart plan with the first part URLs.
 
-    With ``quota``, the job first takes one of the owner's active-job slots and
-    charges its size to the owner's day (QuotaExceeded otherwise, nothing
-    recorded); both are given back if the job cannot be recorded."""
+    With ``quota``, the job is recorded in one write with one of the owner's
+    active-job slots and its size charged to the owner's day (QuotaExceeded
+    otherwise, and nothing is recorded)."""
     check_upload_request(request, limits)
     job_id = new_job_id or uuid.uuid4().hex
-    if quota is None:
-        return _create_upload(request, job_id, limits=limits, jobs=jobs, signer=signer, owner=owner)
-    now = datetime.now(UTC)
-    admit_upload(owner, job_id, request.size, limits=quota.limits, usage=quota.usage, jobs=quota.jobs, now=now)
-    try:
-        return _create_upload(request, job_id, limits=limits, jobs=jobs, signer=signer, owner=owner)
-    except Exception:
-        undo_admission(owner, job_id, request.size, usage=quota.usage, now=now)
-        raise
+    record: Callable[[Job], None] = jobs.create
+    if quota is not None:
+        now = datetime.now(UTC)
+
+        def record(job: Job) -> None:
+            admit_and_record(job, request.size, limits=quota.limits, usage=quota.usage, jobs=quota.jobs, now=now)
+
+    return _create_upload(request, job_id, limits=limits, record=record, signer=signer, owner=owner)
 
 
 def _create_upload(
@@ -194,7 +195,7 @@ def _create_upload(
     job_id: str,
     *,
     limits: UploadLimits,
-    jobs: JobCreator,
+    record: Callable[[Job], None],
     signer: UploadSigner | MultipartStore,
     owner: str,
 ) -> dict[str, Any]:
@@ -211,18 +212,23 @@ def _create_upload(
         passthrough=checked_passthrough(request.passthrough),
     )
     if request.size <= limits.multipart_threshold_bytes:
-        jobs.create(job)
+        record(job)
         post = signer.presigned_post(  # type: ignore[union-attr]
             key, content_type=content_type, size=request.size, expires_s=limits.url_ttl_s
         )
         upload = {"method": "POST", "url": post["url"], "fields": post["fields"]}
     else:
         part_size, part_count = plan_parts(request.size)
-        # Started before the job is recorded: if recording fails, the bucket's
-        # lifecycle rule aborts the orphan upload.
+        # Started before the job is recorded (the job holds its id). Refused by
+        # a limit, it is aborted at once; if recording fails otherwise, the
+        # bucket's lifecycle rule aborts the orphan upload.
         upload_id = signer.start_multipart(key, content_type=content_type)  # type: ignore[union-attr]
         job.upload = {"upload_id": upload_id, "part_size": part_size, "part_count": part_count}
-        jobs.create(job)
+        try:
+            record(job)
+        except (QuotaExceeded, UploadTooLarge):
+            signer.abort_multipart(key, upload_id=upload_id)  # type: ignore[union-attr]
+            raise
         first = range(1, min(part_count, FIRST_PART_BATCH) + 1)
         upload = {
             "method": "MULTIPART",

@@ -9,7 +9,9 @@ lets the table's TTL delete a day's item a few days after it ended.
 
 Every change is one UpdateItem with a condition, which DynamoDB applies
 atomically: two concurrent requests cannot both pass the last slot or the
-last bytes of the day.
+last bytes of the day. A new upload's slot, bytes and job record are one
+TransactWriteItems of those same conditional writes plus the job's PutItem
+(:meth:`DynamoUsageStore.record_admitted_job`).
 
 What can go wrong: :class:`~vidpipe.domain.errors.JobStoreError` for any DynamoDB or
 botocore failure other than a refused condition (which is an answer: False).
@@ -18,19 +20,28 @@ botocore failure other than a refused condition (which is an answer: False).
 from __future__ import annotations
 
 import calendar
+import random
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from vidpipe.adapters.dynamo_codec import number, string
-from vidpipe.domain.errors import JobStoreError
-from vidpipe.domain.quotas import DailyUsage, OwnerLimits
+from vidpipe.adapters.job_store import job_to_item
+from vidpipe.domain.errors import ConcurrentUpdate, JobStoreError
+from vidpipe.domain.jobs import Job
+from vidpipe.domain.quotas import DailyUsage, OwnerLimits, Refusal
 
 USAGE_KEY_PREFIX = "usage#"
 # A day's counters are kept a little past the day (for support questions), then
 # the table's TTL removes them.
 DAILY_USAGE_KEPT_DAYS = 3
+# DynamoDB cancels a transaction that meets another write of the same item in
+# flight (TransactionConflict): one owner's parallel uploads all write their
+# active-jobs item. Tried again after a short random wait, a few times.
+TRANSACTION_ATTEMPTS = 5
+TRANSACTION_RETRY_WAIT_S = 0.02
 
 
 def active_key(owner: str) -> dict[str, Any]:
@@ -69,13 +80,7 @@ class DynamoUsageStore:
         return True
 
     def take_active_slot(self, owner: str, job_id: str, *, limit: int) -> bool:
-        return self._update(
-            f"take an active-job slot for {owner}",
-            Key=active_key(owner),
-            UpdateExpression="ADD active_jobs :job SET quota_owner = :owner",
-            ConditionExpression="attribute_not_exists(active_jobs) OR size(active_jobs) < :limit",
-            ExpressionAttributeValues={":job": {"SS": [job_id]}, ":owner": string(owner), ":limit": number(limit)},
-        )
+        return self._update(f"take an active-job slot for {owner}", **_take_slot_request(owner, job_id, limit))
 
     def release_active_slot(self, owner: str, job_id: str) -> None:
         # DELETE from a set is a no-op for a missing element: a repeat frees nothing more.
@@ -91,20 +96,8 @@ class DynamoUsageStore:
         return set(item.get("active_jobs", {}).get("SS", []))
 
     def add_upload_bytes(self, owner: str, day: str, size: int, *, limits: OwnerLimits) -> bool:
-        return self._update(
-            f"charge {size} bytes to {owner}'s {day}",
-            Key=daily_key(owner, day),
-            UpdateExpression="ADD upload_bytes :size SET quota_owner = :owner, usage_expires_at = :expires",
-            ConditionExpression="(attribute_not_exists(upload_bytes) OR upload_bytes <= :room) "
-            "AND (attribute_not_exists(video_seconds) OR video_seconds < :seconds_limit)",
-            ExpressionAttributeValues={
-                ":size": number(size),
-                ":room": number(limits.upload_bytes_per_day - size),
-                ":seconds_limit": number(limits.video_seconds_per_day),
-                ":owner": string(owner),
-                ":expires": {"N": _expires_at(day)},
-            },
-        )
+        request = _charge_bytes_request(owner, day, size, limits)
+        return self._update(f"charge {size} bytes to {owner}'s {day}", **request)
 
     def refund_upload_bytes(self, owner: str, day: str, size: int) -> None:
         self._update(
@@ -145,9 +138,74 @@ class DynamoUsageStore:
             video_seconds=int(item.get("video_seconds", {}).get("N", "0")),
         )
 
+    def record_admitted_job(self, job: Job, size: int, *, day: str, limits: OwnerLimits) -> Refusal | None:
+        writes = [
+            {"Update": {"TableName": self.table_name, **_take_slot_request(job.owner, job.job_id, limits.active_jobs)}},
+            {"Update": {"TableName": self.table_name, **_charge_bytes_request(job.owner, day, size, limits)}},
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": job_to_item(job),
+                    "ConditionExpression": "attribute_not_exists(job_id)",
+                }
+            },
+        ]
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                self._client.transact_write_items(TransactItems=writes)
+                return None
+            except (BotoCoreError, ClientError) as exc:
+                reasons = _cancellation_reasons(exc)
+                if reasons[:1] == ["ConditionalCheckFailed"]:
+                    return "active_jobs"
+                if reasons[1:2] == ["ConditionalCheckFailed"]:
+                    return "daily_allowance"
+                if reasons[2:3] == ["ConditionalCheckFailed"]:
+                    raise ConcurrentUpdate(f"job {job.job_id} already exists") from exc
+                if "TransactionConflict" not in reasons or attempt == TRANSACTION_ATTEMPTS:
+                    raise JobStoreError(f"cannot record job {job.job_id} with its usage: {exc}") from exc
+            time.sleep(random.uniform(1, 2) * attempt * TRANSACTION_RETRY_WAIT_S)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def _get(self, key: dict[str, Any], what: str) -> dict[str, Any]:
         try:
             response = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
         except (BotoCoreError, ClientError) as exc:
             raise JobStoreError(f"cannot {what}: {exc}") from exc
         return dict(response.get("Item") or {})
+
+
+def _take_slot_request(owner: str, job_id: str, limit: int) -> dict[str, Any]:
+    """The conditional UpdateItem adding ``job_id`` to the owner's active jobs."""
+    return {
+        "Key": active_key(owner),
+        "UpdateExpression": "ADD active_jobs :job SET quota_owner = :owner",
+        "ConditionExpression": "attribute_not_exists(active_jobs) OR size(active_jobs) < :limit",
+        "ExpressionAttributeValues": {":job": {"SS": [job_id]}, ":owner": string(owner), ":limit": number(limit)},
+    }
+
+
+def _charge_bytes_request(owner: str, day: str, size: int, limits: OwnerLimits) -> dict[str, Any]:
+    """The conditional UpdateItem adding ``size`` to the day's bytes (refused
+    past the limit, or when the day's minutes are used up)."""
+    return {
+        "Key": daily_key(owner, day),
+        "UpdateExpression": "ADD upload_bytes :size SET quota_owner = :owner, usage_expires_at = :expires",
+        "ConditionExpression": "(attribute_not_exists(upload_bytes) OR upload_bytes <= :room) "
+        "AND (attribute_not_exists(video_seconds) OR video_seconds < :seconds_limit)",
+        "ExpressionAttributeValues": {
+            ":size": number(size),
+            ":room": number(limits.upload_bytes_per_day - size),
+            ":seconds_limit": number(limits.video_seconds_per_day),
+            ":owner": string(owner),
+            ":expires": {"N": _expires_at(day)},
+        },
+    }
+
+
+def _cancellation_reasons(exc: BotoCoreError | ClientError) -> list[str]:
+    """The per-write codes of a cancelled transaction ("None" for a write that
+    was fine), in the order of the writes; empty for any other failure."""
+    if not isinstance(exc, ClientError):
+        return []
+    return [str(reason.get("Code", "None")) for reason in exc.response.get("CancellationReasons", [])]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.adapters.api.api_requests import (
+    MULTIPART_THRESHOLD,
     UPLOADS_BUCKET,
     Aws,
     MiB,
@@ -143,6 +144,22 @@ def test_GIVEN_an_owner_at_the_active_jobs_limit_WHEN_posting_THEN_429_with_retr
     assert aws.job_count() == 2
     # Another owner is not held back by alice's jobs.
     assert post_upload(user="bob")[0] == 201
+
+
+def test_GIVEN_an_owner_at_the_limit_WHEN_a_large_file_is_posted_THEN_429_and_no_multipart_upload_left_open(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_limits(monkeypatch, MAX_ACTIVE_JOBS_PER_OWNER="1")
+    status, created = post_upload(size=MULTIPART_THRESHOLD + 1)
+    assert status == 201
+    assert created["upload"]["method"] == "MULTIPART"
+
+    assert post_upload(size=MULTIPART_THRESHOLD + 1)[0] == 429
+
+    # Only the admitted job's multipart upload is open: the refused one was aborted.
+    open_uploads = aws.s3.list_multipart_uploads(Bucket=UPLOADS_BUCKET).get("Uploads", [])
+    assert [upload["UploadId"] for upload in open_uploads] == [created["upload"]["upload_id"]]
+    assert aws.job_count() == 1
 
 
 def test_GIVEN_an_owner_at_the_limit_WHEN_an_upload_is_cancelled_THEN_its_slot_is_free_again(
