@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from transcode.domain_logic.ladder import (
     DEFAULT_LADDER,
+    LOWER_RUNG_MAX_CRF,
     LadderConfig,
     RateControl,
     Rendition,
@@ -211,19 +212,33 @@ def test_GIVEN_square_source_WHEN_scaled_THEN_square() -> None:
 
 
 def test_GIVEN_per_title_ladder_WHEN_planned_with_a_title_crf_THEN_top_gets_it_and_lower_rungs_coarser() -> None:
-    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=27.0)
+    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=21.0)
 
-    assert [r.crf for r in ladder] == [27.0, 27.5, 28.0, 28.5, 29.0]
+    assert [r.crf for r in ladder] == [21.0, 21.5, 22.0, 22.5, 23.0]
     # The caps are the fixed ladder's averages, with two seconds of them as the buffer.
     assert [(r.max_bitrate_kbps, r.buffer_kbps) for r in ladder] == [
         (r.video_bitrate_kbps, 2 * r.video_bitrate_kbps) for r in plan_ladder(source(1920, 1080), FIXED)
     ]
 
 
-def test_GIVEN_a_title_crf_near_the_top_bound_WHEN_planned_THEN_no_lower_rung_passes_it() -> None:
-    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=31.5)
+@pytest.mark.parametrize("title_crf", [LOWER_RUNG_MAX_CRF, 27.0, 31.5])
+def test_GIVEN_easy_content_WHEN_planned_THEN_the_top_keeps_its_level_and_no_lower_rung_is_coarser_than_the_ceiling(
+    title_crf: float,
+) -> None:
+    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=title_crf)
 
-    assert [r.crf for r in ladder] == [31.5, 32.0, 32.0, 32.0, 32.0]
+    assert ladder[0].crf == title_crf
+    assert [r.crf for r in ladder[1:]] == [LOWER_RUNG_MAX_CRF] * 4
+
+
+def test_GIVEN_a_title_crf_just_under_the_ceiling_WHEN_planned_THEN_lower_rungs_step_up_to_it_and_stop() -> None:
+    title_crf = LOWER_RUNG_MAX_CRF - 0.9
+
+    ladder = plan_ladder(source(1920, 1080), DEFAULT_LADDER, title_crf=title_crf)
+
+    assert [r.crf for r in ladder] == pytest.approx(
+        [title_crf, title_crf + 0.5, LOWER_RUNG_MAX_CRF, LOWER_RUNG_MAX_CRF, LOWER_RUNG_MAX_CRF]
+    )
 
 
 def test_GIVEN_per_title_ladder_WHEN_planned_before_the_analysis_THEN_the_default_crf_held_within_bounds() -> None:

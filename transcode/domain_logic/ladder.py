@@ -83,6 +83,11 @@ MAX_CRF = 32.0
 # VMAF of it scaled back up) can see. -0.5 was the best trade of the steps
 # `make quality` compared (docs/PERFORMANCE.md).
 LOWER_RUNG_CRF_STEP = -0.5
+# ...but never coarser than this: on easy content the title's level is high
+# (CRF 31 for a slide), and at 480p and below that starves the rung of the few
+# bits it needs (VMAF 12 points under the fixed ladder's at 240p) while saving
+# almost nothing. Measured by `make quality` (docs/PERFORMANCE.md).
+LOWER_RUNG_MAX_CRF = 23.5
 
 
 @dataclass(frozen=True)
@@ -215,12 +220,19 @@ def plan_ladder(
         # Round down, not to nearest: rounding up would be a (one-pixel) upscale.
         own_short_side = short_side - short_side % 2
         return [_rendition(width, height, own_short_side, lowest, audio_kbps, config, crf, source_cap)]
-    step = LOWER_RUNG_CRF_STEP if config.rate_control is RateControl.PER_TITLE else 0.0
     return [
         _rendition(width, height, rung.short_side, rung, audio_kbps, config,
-                   None if crf is None else min(MAX_CRF, max(MIN_CRF, crf - step * index)), source_cap)
+                   None if crf is None else _rung_crf(crf, index, config.rate_control), source_cap)
         for index, rung in enumerate(fitting)
     ]  # fmt: skip
+
+
+def _rung_crf(title_crf: float, index: int, rate_control: RateControl) -> float:
+    """The quality level of the ``index``-th rung (0 = top) of a CRF ladder."""
+    if rate_control is not RateControl.PER_TITLE or index == 0:
+        return title_crf
+    lower = min(title_crf - LOWER_RUNG_CRF_STEP * index, LOWER_RUNG_MAX_CRF)
+    return min(MAX_CRF, max(MIN_CRF, lower))
 
 
 def _rendition(
