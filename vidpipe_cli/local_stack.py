@@ -25,10 +25,12 @@ ministack gaps worked around here, each in one visible place:
   (:func:`_save_everything`); after a hard kill, :func:`start` says what it
   recovered (vidpipe_cli.crash_recovery);
 * its S3 reads whole objects on its only event loop, a warm invocation waits
-  50 ms for log lines, every new Lambda worker unzips its layers, and a burst
-  starts a worker per call: vidpipe_cli/ministack_launcher.py runs it with a
-  module for each (streamed reads, quick invocations, a layer cache, worker
-  reuse), and :func:`start` calls the API once per core so its workers run;
+  50 ms for log lines, every new Lambda worker unzips its layers, a burst
+  starts a worker per call, and every function shares the same cores at the
+  same priority: vidpipe_cli/ministack_launcher.py runs it with a module for
+  each (streamed reads, quick invocations, a layer cache, worker reuse,
+  background priority), and :func:`start` has the API's and the stages'
+  workers start before it returns (vidpipe_cli.local_warm_up);
 * Lambda layers are not mounted at /opt, their ``bin/`` is not on PATH, and
   their files lose the executable bit when ministack unzips them: the
   functions are told where the FFmpeg layer's build is (``FFMPEG_PATH``,
@@ -53,7 +55,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ from vidpipe_cli.local_stack_settings import (
     LocalStackSettings,
     aws_client,
 )
+from vidpipe_cli.local_warm_up import warm_up
 from vidpipe_cli.packaging import FFMPEG_WHEEL, FUNCTION_SLICES, PROJECT_ROOT, build_all
 
 # ministack's entry point, with our workarounds around it (listed in that file).
@@ -124,37 +126,12 @@ def start(settings: LocalStackSettings, *, log=print) -> Endpoints:
         )
         launched = True
     if launched:
-        _warm_the_api(endpoints, log=log)
+        warm_up(settings, endpoints, log=log)
     if unclean_stop is not None:
         jobs = jobs_by_status(aws_client("dynamodb", settings.endpoint_url), endpoints.outputs["JobsTableName"])
         for line in describe_recovery(unclean_stop, jobs, UNFINISHED):
             log(line)
     return endpoints
-
-
-def _warm_the_api(endpoints: Endpoints, *, log) -> None:
-    """Call the API as many times at once as there are cores, so that that
-    many of its workers and the authorizer's are running (and the dependencies
-    layer unzipped) when `vidpipe up` returns. Otherwise the page's first load
-    waits about 5 s for them, and a batch's first uploads start workers while
-    the encodes hold both cores (vidpipe_cli/ministack_worker_reuse.py then
-    lets calls wait for these warm ones rather than start more). Nothing is
-    wrong if a call fails: the first real call starts a worker instead."""
-
-    def first_call(_: int) -> None:
-        requests.get(
-            f"{endpoints.api_url}/jobs",
-            params={"limit": "1"},
-            headers={"Authorization": f"Bearer {endpoints.api_token}"},
-            timeout=120,
-        ).raise_for_status()
-
-    cores = os.cpu_count() or 1
-    try:
-        with ThreadPoolExecutor(max_workers=cores) as pool:
-            list(pool.map(first_call, range(cores)))
-    except requests.RequestException as exc:
-        log(f"warning: the API did not answer its first calls ({exc}); it starts on the next one")
 
 
 def _save_everything(settings: LocalStackSettings, *, log) -> None:

@@ -9,7 +9,11 @@ our workarounds around it, each in a module of its own that says why:
 * vidpipe_cli/ministack_layer_cache.py: a Lambda layer is unzipped once per run,
   not once per cold worker (issue 18);
 * vidpipe_cli/ministack_worker_reuse.py: a burst of calls waits a moment for a
-  warm worker rather than starting more workers than there are cores (issue 18).
+  warm worker rather than starting more workers than there are cores (issue 18);
+* vidpipe_cli/ministack_background_priority.py: the functions that work in the
+  background run below those that answer people (issue 18);
+* vidpipe_cli/ministack_prewarm.py: ``vidpipe up`` starts the workers of the
+  functions every upload runs before the first upload (issue 18).
 
 Started by ``vidpipe up`` on ministack's own interpreter (``.venv-ministack``)
 as ``python -P``, so this folder's modules never shadow an installed package
@@ -46,6 +50,8 @@ def main() -> None:
     quick_invocations = load_beside("ministack_quick_invocations")
     layer_cache = load_beside("ministack_layer_cache")
     worker_reuse = load_beside("ministack_worker_reuse")
+    background_priority = load_beside("ministack_background_priority")
+    prewarm = load_beside("ministack_prewarm")
     if not persistence.PERSIST_STATE:
         raise SystemExit("ministack_launcher: PERSIST_STATE=1 is required")
     os.makedirs(persistence.STATE_DIR, exist_ok=True)
@@ -54,16 +60,19 @@ def main() -> None:
     quick_invocations.install(lambda_runtime)
     layer_cache.install(lambda_runtime)
     worker_reuse.install(lambda_runtime, lambda_svc)
+    background_priority.install(lambda_runtime)
     print(
         f"vidpipe: snapshots of {', '.join(snapshots_module.RUNTIME_SERVICES)} within "
         f"{snapshots_module.SNAPSHOT_DELAY_S} s of a change, S3 reads streamed from disk, "
-        "warm invocations not held for logs, layers unzipped once, warm workers first "
+        "warm invocations not held for logs, layers unzipped once, warm workers first, "
+        f"background functions at niceness {background_priority.BACKGROUND_NICENESS} "
         "(see vidpipe_cli/ministack_launcher.py)",
         file=sys.stderr,
         flush=True,
     )
     # ministack's main() serves the module's `app`: serve ours around it.
     app = snapshots_module.with_snapshots(ministack_app.app, snapshots)
+    app = prewarm.with_prewarm(app, lambda_svc, lambda_runtime)
     ministack_app.app = streaming_reads.remembering_receive(app)
     ministack_app.main()
 

@@ -29,6 +29,8 @@ MINISTACK_SIDE = [
         "ministack_quick_invocations.py",
         "ministack_layer_cache.py",
         "ministack_worker_reuse.py",
+        "ministack_background_priority.py",
+        "ministack_prewarm.py",
     )
 ]
 
