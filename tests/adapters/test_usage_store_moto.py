@@ -6,7 +6,7 @@ the usage items never look like jobs."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +62,30 @@ class OneRequestAtATime:
         return atomic
 
 
+def new_job(job_id: str, owner: str = "alice") -> Job:
+    return Job.new(
+        job_id, filename="a.mp4", content_type="video/mp4", size=100, now="2026-12-03T12:00:00Z", owner=owner
+    )
+
+
+def all_at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
+    """``call(0)`` .. ``call(count - 1)``, each on its own thread, released
+    together; their results in that order."""
+    start = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(n: int) -> None:
+        start.wait()
+        results[n] = call(n)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def test_GIVEN_an_owner_with_free_slots_WHEN_slots_are_taken_and_released_THEN_the_set_follows(
     usage: DynamoUsageStore,
 ) -> None:
@@ -78,50 +102,38 @@ def test_GIVEN_an_owner_with_free_slots_WHEN_slots_are_taken_and_released_THEN_t
     assert usage.active_job_ids("bob") == set()
 
 
+@pytest.mark.parametrize("records_the_job", [False, True], ids=["slot and bytes", "slot, bytes and job at once"])
 def test_GIVEN_twelve_concurrent_uploads_of_one_owner_WHEN_admitted_THEN_exactly_the_limit_pass(
-    dynamodb: Any,
+    dynamodb: Any, records_the_job: bool
 ) -> None:
     usage = DynamoUsageStore(OneRequestAtATime(dynamodb), TABLE)
     jobs = DynamoJobStore(dynamodb, TABLE)
-    start = threading.Barrier(12)
-    admitted: list[str] = []
-    refused: list[str] = []
 
-    def upload(n: int) -> None:
-        start.wait()
+    def upload(n: int) -> str | None:
+        job = new_job(f"job-{n}")
         try:
-            admit_upload("alice", f"job-{n}", 100, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
-            admitted.append(f"job-{n}")
+            if records_the_job:
+                admit_and_record(job, 100, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
+            else:
+                admit_upload("alice", job.job_id, 100, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
         except QuotaExceeded:
-            refused.append(f"job-{n}")
+            return None
+        return job.job_id
 
-    threads = [threading.Thread(target=upload, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    admitted = [job_id for job_id in all_at_once(12, upload) if job_id is not None]
 
     assert len(admitted) == LIMITS.active_jobs
-    assert len(refused) == 12 - LIMITS.active_jobs
     assert usage.active_job_ids("alice") == set(admitted)
-    # Only the admitted uploads were charged.
+    # Only the admitted uploads were charged (and, at once, recorded).
     assert usage.daily_usage("alice", DAY).upload_bytes == 100 * LIMITS.active_jobs
+    recorded = {job.job_id for job in jobs.list_recent("alice")[0]}
+    assert recorded == (set(admitted) if records_the_job else set())
 
 
 def test_GIVEN_the_days_bytes_WHEN_charged_concurrently_THEN_the_limit_is_never_passed(dynamodb: Any) -> None:
     usage = DynamoUsageStore(OneRequestAtATime(dynamodb), TABLE)
-    start = threading.Barrier(8)
-    results: list[bool] = []
 
-    def charge() -> None:
-        start.wait()
-        results.append(usage.add_upload_bytes("alice", DAY, 3_000, limits=LIMITS))
-
-    threads = [threading.Thread(target=charge) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = all_at_once(8, lambda _: usage.add_upload_bytes("alice", DAY, 3_000, limits=LIMITS))
 
     assert results.count(True) == 3  # 3 x 3,000 fits in 10,000; a fourth would not
     assert usage.daily_usage("alice", DAY).upload_bytes == 9_000
@@ -170,12 +182,6 @@ def test_GIVEN_usage_items_in_the_jobs_table_WHEN_read_as_jobs_or_listed_THEN_th
 # ------------------------------------------------------------------ slot, bytes and job in one transaction
 
 
-def new_job(job_id: str, owner: str = "alice") -> Job:
-    return Job.new(
-        job_id, filename="a.mp4", content_type="video/mp4", size=100, now="2026-12-03T12:00:00Z", owner=owner
-    )
-
-
 def test_GIVEN_room_WHEN_a_job_is_recorded_with_its_usage_THEN_job_slot_and_bytes_are_written_together(
     dynamodb: Any, usage: DynamoUsageStore
 ) -> None:
@@ -215,34 +221,6 @@ def test_GIVEN_a_job_id_taken_WHEN_recorded_again_THEN_concurrent_update_and_not
 
     assert usage.active_job_ids("alice") == set()
     assert usage.daily_usage("alice", DAY).upload_bytes == 100
-
-
-def test_GIVEN_twelve_concurrent_uploads_WHEN_admitted_and_recorded_THEN_exactly_the_limit_have_jobs(
-    dynamodb: Any,
-) -> None:
-    usage = DynamoUsageStore(OneRequestAtATime(dynamodb), TABLE)
-    jobs = DynamoJobStore(dynamodb, TABLE)
-    start = threading.Barrier(12)
-    admitted: list[str] = []
-
-    def upload(n: int) -> None:
-        start.wait()
-        try:
-            admit_and_record(new_job(f"job-{n}"), 100, limits=LIMITS, usage=usage, jobs=jobs, now=NOW)
-            admitted.append(f"job-{n}")
-        except QuotaExceeded:
-            pass
-
-    threads = [threading.Thread(target=upload, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert len(admitted) == LIMITS.active_jobs
-    assert usage.active_job_ids("alice") == set(admitted)
-    assert {job.job_id for job in jobs.list_recent("alice")[0]} == set(admitted)
-    assert usage.daily_usage("alice", DAY).upload_bytes == 100 * LIMITS.active_jobs
 
 
 class ConflictsFirst:
