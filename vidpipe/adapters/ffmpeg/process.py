@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -291,12 +291,9 @@ def run_ffmpeg(
     *,
     timeout_s: float,
     on_progress: ProgressCallback | None = None,
-    niceness_change: int = 0,
 ) -> None:
     """Run ``ffmpeg`` with ``args`` (everything after the binary's name), whose
-    every input must come from :func:`input_args`. ``niceness_change`` moves its
-    niceness from the configured one (negative: ahead of other FFmpeg runs of
-    the function), held within 0..19: never ahead of the function itself.
+    every input must come from :func:`input_args`.
 
     Global options are added in front, and the process runs under the time and
     memory limits. When ``on_progress`` is given, FFmpeg's ``-progress`` output
@@ -309,8 +306,6 @@ def run_ffmpeg(
     (stderr tail included)."""
     inputs = check_inputs(args)
     limits = process_limits(timeout_s)
-    if niceness_change:
-        limits = replace(limits, niceness=min(19, max(0, limits.niceness + niceness_change)))
     command = [
         find_tool("ffmpeg"),
         "-hide_banner",
