@@ -390,7 +390,7 @@ def render(**m: Any) -> str:
     for name, key in (
         ("plain FFmpeg ladder", "plain"),
         ("per-title analysis", "analysis"),
-        ("pipeline (analysis, lowest rung first, then the rest)", "pipeline"),
+        ("pipeline (analysis, then the lowest rung and the rest at once)", "pipeline"),
         ("chunked (plan + chunks + stitch, one after another)", "chunked"),
         ("thumbnails + sprite", "thumbs"),
         ("full-rate decode", "decode"),

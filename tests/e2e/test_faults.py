@@ -43,8 +43,26 @@ def ffmpeg_pids_of(job_id: str) -> list[int]:
     return found
 
 
+def wait_until_no_ffmpeg_of(job_id: str, *, quiet_s: float = 1.0, timeout_s: float = 30.0) -> None:
+    """Until none of the job's FFmpeg processes has run for ``quiet_s``: an
+    attempt with early playback runs two at once, and after one is killed the
+    other stops at its next progress line. The retry comes only after the
+    queue's backoff or lease (seconds), so a quiet second ends the attempt."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if ffmpeg_pids_of(job_id):
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"FFmpeg of job {job_id} still running after {timeout_s} s")
+
+
 class FfmpegKiller(threading.Thread):
-    """Kills the job's transcoding FFmpeg each time one appears, up to ``times``."""
+    """Kills the job's transcoding FFmpeg processes (one or two: early playback
+    runs the lowest rung's pass beside the rest) on each attempt that starts
+    them, up to ``times`` attempts; ``killed`` counts the attempts."""
 
     def __init__(self, job_id: str, times: int) -> None:
         super().__init__(daemon=True)
@@ -52,12 +70,17 @@ class FfmpegKiller(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set() and self.killed < self.times:
+            hit = False
             for pid in ffmpeg_pids_of(self.job_id):
                 try:
                     os.kill(pid, signal.SIGKILL)
-                    self.killed += 1
+                    hit = True
                 except ProcessLookupError:
                     pass
+            if hit:
+                self.killed += 1
+                # the same attempt's other pass, if it was starting, ends on its own
+                wait_until_no_ffmpeg_of(self.job_id)
             time.sleep(0.02)
 
 
@@ -90,6 +113,8 @@ class WorkerKiller(threading.Thread):
             for pid in ffmpeg_pids_of(self.job_id):
                 try:
                     worker = parent_of(pid)
+                    if worker == 1:
+                        continue  # an FFmpeg whose worker has just been killed, about to die with it
                     self.worker_command = Path(f"/proc/{worker}/cmdline").read_bytes()
                     os.kill(worker, signal.SIGKILL)
                     os.kill(pid, signal.SIGKILL)
@@ -178,6 +203,8 @@ def test_a_transcode_that_dies_on_every_attempt_is_failed_by_the_sweep_and_redri
         killer.start()
         killer.join(timeout=120)
         killers.append(killer)
+        # the killed worker's FFmpeg processes die with it (not orphans the next killer would find)
+        wait_until_no_ffmpeg_of(job_id)
     assert all(k.killed_at for k in killers), "an attempt was never caught running"
     cloudformation = aws(local_stack, "cloudformation")
 

@@ -5,6 +5,8 @@ may open only the decoders of the codecs we accept."""
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +166,54 @@ def test_GIVEN_accepted_formats_WHEN_probed_and_decoded_under_the_allow_list_THE
     run_ffmpeg([*input_args(upload, source.demuxer), "-f", "null", "-"], timeout_s=60)
 
     assert source.has_audio
+
+
+# A parent that starts a 60-second FFmpeg (read at the clip's own pace) with
+# run_ffmpeg, prints the FFmpeg's pid, and waits for it.
+_PARENT_OF_A_SLOW_FFMPEG = """
+import subprocess, sys
+from vidpipe.adapters.ffmpeg import process
+from vidpipe.adapters.ffmpeg.inputs import input_args
+real_popen = subprocess.Popen
+def popen_and_tell(*args, **kwargs):
+    child = real_popen(*args, **kwargs)
+    print(child.pid, flush=True)
+    return child
+subprocess.Popen = popen_and_tell
+process.run_ffmpeg(["-re", "-stream_loop", "-1", *input_args(sys.argv[1], "mov"), "-t", "60", "-f", "null", "-"],
+                   timeout_s=120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status is left
+
+
+def test_GIVEN_a_running_ffmpeg_WHEN_the_process_that_started_it_is_killed_THEN_ffmpeg_dies_with_it() -> None:
+    # On AWS Lambda ends the whole sandbox; on the local stack a killed function
+    # worker would otherwise leave its FFmpeg running beside the retry.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT_OF_A_SLOW_FFMPEG, str(SAMPLES / "long_20s_640x360.mp4")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert parent.stdout is not None
+        ffmpeg_pid = int(parent.stdout.readline())
+        assert _alive(ffmpeg_pid)
+
+        parent.kill()
+        parent.wait(timeout=10)
+
+        deadline = time.monotonic() + 10
+        while _alive(ffmpeg_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(ffmpeg_pid)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)

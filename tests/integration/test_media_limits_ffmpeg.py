@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from transcode.domain_logic.transcoding import transcode_to_hls
-from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool, memory_limit_mb
+from vidpipe.adapters.ffmpeg.limits import memory_limit_mb
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 from vidpipe.domain.errors import MemoryLimitExceeded
 
 pytestmark = pytest.mark.ffmpeg

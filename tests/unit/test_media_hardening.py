@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-import vidpipe.adapters.ffmpeg.process as media
+import vidpipe.adapters.ffmpeg.limits as limits_module
 from vidpipe.adapters.ffmpeg import probe as probe_module
 from vidpipe.adapters.ffmpeg.inputs import input_args
+from vidpipe.adapters.ffmpeg.limits import memory_limit_mb
 from vidpipe.adapters.ffmpeg.probe import refuse_references
-from vidpipe.adapters.ffmpeg.process import memory_limit_mb, run_ffmpeg
+from vidpipe.adapters.ffmpeg.process import run_ffmpeg
 from vidpipe.domain.errors import (
     CorruptMedia,
     FfmpegError,
@@ -247,7 +248,7 @@ def test_GIVEN_no_setting_WHEN_memory_limit_read_THEN_base_plus_a_share_per_core
 ) -> None:
     monkeypatch.delenv("FFMPEG_MEMORY_LIMIT_MB", raising=False)
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
-    monkeypatch.setattr(media, "_cpu_count", lambda: 6)
+    monkeypatch.setattr(limits_module, "_cpu_count", lambda: 6)
 
     assert memory_limit_mb() == 1536 + 6 * 512
 
@@ -258,7 +259,7 @@ def test_GIVEN_a_lambda_function_WHEN_memory_limit_read_THEN_never_above_its_mem
 ) -> None:
     monkeypatch.delenv("FFMPEG_MEMORY_LIMIT_MB", raising=False)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", function_mb)
-    monkeypatch.setattr(media, "_cpu_count", lambda: 6)
+    monkeypatch.setattr(limits_module, "_cpu_count", lambda: 6)
 
     assert memory_limit_mb() == expected
 
@@ -283,7 +284,7 @@ def test_GIVEN_a_malformed_setting_WHEN_memory_limit_read_THEN_ffmpeg_error_nami
 
 def test_GIVEN_limits_WHEN_a_child_starts_THEN_it_runs_under_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FFMPEG_MEMORY_LIMIT_MB", "3000")
-    limits = media.process_limits(timeout_s=10)
+    limits = limits_module.process_limits(timeout_s=10)
     show = (
         "import json, resource; print(json.dumps([resource.getrlimit(resource.RLIMIT_AS), "
         "resource.getrlimit(resource.RLIMIT_CPU)]))"
@@ -303,7 +304,7 @@ def test_GIVEN_the_default_WHEN_a_child_starts_THEN_it_runs_19_nicer_than_its_fu
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("FFMPEG_NICENESS", raising=False)
-    limits = media.process_limits(timeout_s=10)
+    limits = limits_module.process_limits(timeout_s=10)
 
     shown = subprocess.run(
         [sys.executable, "-c", "import os; print(os.nice(0))"],
@@ -323,7 +324,7 @@ def test_GIVEN_a_niceness_setting_WHEN_limits_made_THEN_it_is_used(
 ) -> None:
     monkeypatch.setenv("FFMPEG_NICENESS", setting)
 
-    assert media.process_limits(timeout_s=10).niceness == expected
+    assert limits_module.process_limits(timeout_s=10).niceness == expected
 
 
 @pytest.mark.parametrize("setting", ["low", "-5", "20"])
@@ -333,7 +334,7 @@ def test_GIVEN_a_bad_niceness_setting_WHEN_limits_made_THEN_ffmpeg_error_naming_
     monkeypatch.setenv("FFMPEG_NICENESS", setting)
 
     with pytest.raises(FfmpegError, match="FFMPEG_NICENESS"):
-        media.process_limits(timeout_s=10)
+        limits_module.process_limits(timeout_s=10)
 
 
 # ------------------------------------------------------------------ failures, with stand-in binaries

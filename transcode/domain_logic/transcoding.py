@@ -24,8 +24,10 @@ written.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,14 @@ PROBE_TIMEOUT_S = 60.0
 # How much shorter than the source the renditions may come out before we call the
 # file truncated: audio and video often end a few frames apart.
 MISSING_TAIL_TOLERANCE_S = 1.0
+# Early playback's first pass (the lowest rung) runs this much less nice than
+# the configured FFmpeg niceness, so the second pass (the other rungs, started
+# at the same moment) uses only the cores the first leaves idle. On the 60 s
+# 1080p bench source, with the passes 10 apart: the lowest rung after 11.1 s
+# instead of 8.9 s alone, the ladder in 60.3 s instead of 68.0 s one pass after
+# the other (one plain command: 60.8 s); at equal niceness the lowest rung
+# took 18.5 s. docs/PERFORMANCE.md.
+LOWEST_PASS_AHEAD_BY = 10
 MISSING_TAIL_TOLERANCE_RATIO = 0.05
 
 
@@ -154,11 +164,12 @@ def transcode_to_hls(
     (created if missing; files of an earlier attempt are overwritten) with one
     FFmpeg process.
 
-    With ``on_lowest_rung`` (early playback), the lowest rung is encoded first,
-    on its own, and the callback is called with it once ``output_dir`` holds that
-    rendition and a master playlist listing it alone; the other rungs follow in
-    a second FFmpeg process (one more decode of the source: the price of
-    playing early).
+    With ``on_lowest_rung`` (early playback), the lowest rung is encoded by an
+    FFmpeg process of its own, and the callback is called with it once
+    ``output_dir`` holds that rendition and a master playlist listing it alone;
+    the other rungs are encoded at the same time by a second, nicer process
+    (one more decode of the source: the price of playing early), see
+    :func:`_encode_lowest_rung_first`.
 
     A per-title ladder is planned by :func:`plan_title_ladder` first (its
     scratch files go beside ``output_dir``, and ``on_analysis_fallback`` hears
@@ -197,26 +208,16 @@ def transcode_to_hls(
         input_path, source, ladder_config, output_dir.parent / f".{output_dir.name}-analysis",
         timeout_s=max(1.0, deadline - time.monotonic()), segment_s=segment_s, on_fallback=on_analysis_fallback,
     )  # fmt: skip
-    passes = [ladder]
-    if on_lowest_rung is not None and len(ladder) > 1:
-        passes = [ladder[-1:], ladder[:-1]]
-    rate = output_frame_rate(source.frame_rate)
-    done_share = 0.0
-    for rungs in passes:
-        # Each pass's share of the progress bar, by the pixels it encodes.
-        share = sum(r.width * r.height for r in rungs) / sum(r.width * r.height for r in ladder)
-        args = build_hls_args(input_path, source, rungs, output_dir, segment_s)
-        progress = (
-            _FractionProgress(source.duration_s, on_progress, start=done_share, share=share) if on_progress else None
-        )
-        run_ffmpeg(args, timeout_s=max(1.0, deadline - time.monotonic()), on_progress=progress)
-        done_share += share
-        if on_lowest_rung is not None and len(passes) > 1 and rungs is passes[0]:
-            lowest = rungs[0]
-            measured_lowest = {lowest.name: measure_media_playlist(output_dir / lowest.name / MEDIA_PLAYLIST_NAME)}
-            write_master_playlist(rungs, source.has_audio, output_dir / MASTER_PLAYLIST_NAME,
-                                  frame_rate=rate, measured=measured_lowest)  # fmt: skip
-            on_lowest_rung(lowest)
+    timeout_left_s = max(1.0, deadline - time.monotonic())
+    if on_lowest_rung is None or len(ladder) == 1:
+        progress = _PassesProgress(source.duration_s, on_progress, [ladder]).of_pass(0) if on_progress else None
+        run_ffmpeg(build_hls_args(input_path, source, ladder, output_dir, segment_s), timeout_s=timeout_left_s,
+                   on_progress=progress)  # fmt: skip
+    else:
+        _encode_lowest_rung_first(
+            input_path, source, ladder, output_dir, segment_s,
+            timeout_s=timeout_left_s, on_progress=on_progress, on_lowest_rung=on_lowest_rung,
+        )  # fmt: skip
 
     measured = {
         rendition.name: measure_media_playlist(output_dir / rendition.name / MEDIA_PLAYLIST_NAME)
@@ -230,7 +231,8 @@ def transcode_to_hls(
     )  # fmt: skip
     written = write_subtitle_renditions(subtitles, output_dir, duration_s=source.duration_s, segment_s=segment_s)
     master = output_dir / MASTER_PLAYLIST_NAME
-    write_master_playlist(ladder, source.has_audio, master, frame_rate=rate, measured=measured, subtitles=written)
+    write_master_playlist(ladder, source.has_audio, master, frame_rate=output_frame_rate(source.frame_rate),
+                          measured=measured, subtitles=written)  # fmt: skip
     if on_progress is not None:
         on_progress(1.0)
     return TranscodeResult(
@@ -241,6 +243,71 @@ def transcode_to_hls(
         analysis=analysis,
         subtitles=subtitles,
     )
+
+
+def _encode_lowest_rung_first(
+    input_path: Path,
+    source: SourceInfo,
+    ladder: list[Rendition],
+    output_dir: Path,
+    segment_s: int,
+    *,
+    timeout_s: float,
+    on_progress: Callable[[float], None] | None,
+    on_lowest_rung: Callable[[Rendition], None],
+) -> None:
+    """Early playback: the lowest rung in one FFmpeg process, the other rungs in
+    a second one started at the same moment, ``LOWEST_PASS_AHEAD_BY`` nicer.
+    The lowest rung's pass (one decode, one small encode) leaves cores idle; the
+    second pass takes what it leaves, so the lowest rung is playable almost as
+    early as on its own and the whole ladder is done about when one process
+    would have done it (the price is one more decode of the source).
+
+    ``on_lowest_rung`` is called once the lowest rendition and a master playlist
+    listing it alone are written. When either pass fails, the other is stopped
+    at its next progress line (within about half a second: the attempt has
+    failed, its cores are better spent on the retry) and the first failure is
+    raised."""
+    lowest, rest = ladder[-1:], ladder[:-1]
+    progress = _PassesProgress(source.duration_s, on_progress or (lambda _fraction: None), [lowest, rest])
+    failed = threading.Event()
+
+    def run_pass(rungs: list[Rendition], index: int, niceness_change: int = 0) -> None:
+        def report_unless_failed(encoded_s: float) -> None:
+            if failed.is_set():
+                raise _PassAbandoned
+            progress.of_pass(index)(encoded_s)
+
+        try:
+            run_ffmpeg(build_hls_args(input_path, source, rungs, output_dir, segment_s), timeout_s=timeout_s,
+                       on_progress=report_unless_failed, niceness_change=niceness_change)  # fmt: skip
+        except _PassAbandoned:
+            raise
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=1) as second_process:
+        rest_done = second_process.submit(run_pass, rest, 1)
+        try:
+            run_pass(lowest, 0, niceness_change=-LOWEST_PASS_AHEAD_BY)
+            measured = {lowest[0].name: measure_media_playlist(output_dir / lowest[0].name / MEDIA_PLAYLIST_NAME)}
+            write_master_playlist(lowest, source.has_audio, output_dir / MASTER_PLAYLIST_NAME,
+                                  frame_rate=output_frame_rate(source.frame_rate), measured=measured)  # fmt: skip
+            on_lowest_rung(lowest[0])
+        except _PassAbandoned:
+            rest_done.result()  # raises the other pass's own failure
+            raise
+        except BaseException:
+            failed.set()
+            raise
+        rest_done.result()
+
+
+class _PassAbandoned(Exception):
+    """Raised inside one early-playback pass when the other has failed, to stop
+    its FFmpeg; never leaves :func:`_encode_lowest_rung_first`, which raises the
+    failure that caused it instead."""
 
 
 def check_complete(source_duration_s: float, measured: Mapping[str, PlaylistMeasurement]) -> None:
@@ -258,25 +325,37 @@ def check_complete(source_duration_s: float, measured: Mapping[str, PlaylistMeas
         )
 
 
-class _FractionProgress:
-    """Turns FFmpeg's output time (seconds) into a fraction of the source duration.
+class _PassesProgress:
+    """FFmpeg's output time (seconds) of one or more passes that run at once,
+    as a fraction of the work: each pass's share of the source, weighted by the
+    pixels it encodes, summed. Clamped to 0..0.99 and never decreasing: the
+    last percent is announced only once the master playlist is written, so
+    "1.0" means the outputs are complete."""
 
-    Clamped to 0..0.99 and never decreasing: the last percent is announced only
-    once the master playlist is written, so "1.0" means the outputs are complete."""
-
-    def __init__(
-        self, duration_s: float, on_progress: Callable[[float], None], *, start: float = 0.0, share: float = 1.0
-    ) -> None:
+    def __init__(self, duration_s: float, on_progress: Callable[[float], None], passes: list[list[Rendition]]) -> None:
+        total = sum(r.width * r.height for rungs in passes for r in rungs)
+        self._shares = [sum(r.width * r.height for r in rungs) / total for rungs in passes]
+        self._encoded_s = [0.0] * len(passes)
         self._duration_s = duration_s
         self._on_progress = on_progress
-        self._start, self._share = start, share
         self._last = 0.0
+        self._lock = threading.Lock()
 
-    def __call__(self, encoded_s: float) -> None:
-        fraction = min(max(self._start + self._share * encoded_s / self._duration_s, 0.0), 0.99)
-        if fraction > self._last:
-            self._last = fraction
+    def of_pass(self, index: int) -> Callable[[float], None]:
+        def report(encoded_s: float) -> None:
+            with self._lock:
+                self._encoded_s[index] = max(self._encoded_s[index], encoded_s)
+                fraction = sum(
+                    share * min(encoded, self._duration_s) / self._duration_s
+                    for share, encoded in zip(self._shares, self._encoded_s, strict=True)
+                )
+                fraction = min(max(fraction, 0.0), 0.99)
+                if fraction <= self._last:
+                    return
+                self._last = fraction
             self._on_progress(fraction)
+
+        return report
 
 
 def source_summary(source: SourceInfo) -> dict[str, Any]:

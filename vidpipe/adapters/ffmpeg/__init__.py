@@ -17,8 +17,9 @@ Everything that starts an FFmpeg process goes through :func:`~vidpipe.adapters.f
   allows only it with ``-format_whitelist``, which FFmpeg also hands to any
   nested demuxer (an AVI's GAB2 subtitles), so none can be reached;
 * a time limit (our timer kills FFmpeg; ``RLIMIT_CPU`` stops it too should we
-  die first) and a memory limit (``RLIMIT_AS``, ``FFMPEG_MEMORY_LIMIT_MB``) on
-  every process, set in the child before FFmpeg starts;
+  die first), a memory limit (``RLIMIT_AS``, ``FFMPEG_MEMORY_LIMIT_MB``) and
+  death with the process that started it (``PR_SET_PDEATHSIG``) on every
+  process, set in the child before FFmpeg starts;
 * only the decoders of :data:`ACCEPTED_CODECS` (``-codec_whitelist`` on the
   probe and on every input), so hostile bytes reach no rarely used decoder;
 * the environment of :func:`ffmpeg_environment`: a few variables it needs and
@@ -34,7 +35,7 @@ missing, fails on our side or runs out of time (retryable), ValueError when a
 caller builds an FFmpeg input without the restrictions (a programming error).
 """
 
-# Three modules: ``probe`` decides what an upload is (before anything decodes
+# Four modules: ``probe`` decides what an upload is (before anything decodes
 # it), ``inputs`` builds the restricted ``-i`` options, ``process`` starts FFmpeg
-# under its limits. The accepted containers and codecs are domain rules:
+# under the limits that ``limits`` sets in the child. The accepted containers and codecs are domain rules:
 # vidpipe.domain.source_info.

@@ -17,15 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidpipe.adapters.ffmpeg.inputs import url_protocols
-from vidpipe.adapters.ffmpeg.process import (
-    CRASH_SIGNALS,
-    PeakMemorySampler,
-    ProcessLimits,
-    ffmpeg_environment,
-    find_tool,
-    process_limits,
-    readable_stderr,
-)
+from vidpipe.adapters.ffmpeg.limits import PeakMemorySampler, ProcessLimits, process_limits
+from vidpipe.adapters.ffmpeg.process import CRASH_SIGNALS, ffmpeg_environment, find_tool, readable_stderr
 from vidpipe.domain.errors import CorruptMedia, FfmpegError, ForbiddenReference, NotAVideo
 from vidpipe.domain.source_info import (
     CODEC_WHITELIST,

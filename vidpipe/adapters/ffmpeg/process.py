@@ -10,24 +10,22 @@ input, the final MediaErrors when the bytes are at fault, FfmpegError
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
 from vidpipe.adapters.ffmpeg.inputs import check_inputs
-from vidpipe.domain.errors import CorruptMedia, FfmpegError, ForbiddenReference, MemoryLimitExceeded
+from vidpipe.adapters.ffmpeg.limits import PeakMemorySampler, process_limits
+from vidpipe.domain.errors import CorruptMedia, FfmpegError, ForbiddenReference
 from vidpipe.domain.source_info import raise_if_codec_refused
 
 # Where the FFmpeg layer puts its binaries on AWS. The local stack, where
@@ -63,46 +61,6 @@ FFMPEG_ENVIRONMENT_VARIABLES = (
 )
 STDERR_TAIL_CHARS = 2000
 
-# The memory limit (address space, RLIMIT_AS) of every FFmpeg and ffprobe process,
-# unless FFMPEG_MEMORY_LIMIT_MB sets it (0 turns it off). Address space, not
-# resident memory: thread stacks and malloc arenas reserve far more than they
-# use, and they grow with the threads FFmpeg starts, one set per core. Base plus a
-# share per core keeps a margin of about 1.7 over the peaks we measured (the
-# figures: docs/PERFORMANCE.md, "Measurements behind the shared package").
-MEMORY_LIMIT_BASE_MB = 1536
-MEMORY_LIMIT_PER_CPU_MB = 512
-MEMORY_LIMIT_SETTING = "FFMPEG_MEMORY_LIMIT_MB"
-# A failed run whose sampled peak address space came this close to the limit ran
-# into it (measured: failures peak at 0.95-1.0 of the limit, successes stayed below 0.89).
-MEMORY_LIMIT_HIT_RATIO = 0.93
-PEAK_SAMPLE_INTERVAL_S = 0.01
-PEAK_SAMPLE_START_INTERVAL_S = 0.001
-PEAK_SAMPLE_START_S = 2.0
-# FFmpeg and ffprobe run this much nicer than the function that starts them
-# (FFMPEG_NICENESS sets it, 0 keeps the function's own priority). On the local
-# stack every function shares the machine's cores: encoders at the same priority
-# as the API made every answer wait for a core (issue 18). At 19 the kernel gives
-# a waiting API worker the core at once, and an encoder still takes every cycle
-# nobody else wants, so throughput is kept. On AWS each function has its own
-# cores; there the only other work is our own Python beside FFmpeg.
-NICENESS_DEFAULT = 19
-NICENESS_SETTING = "FFMPEG_NICENESS"
-# RLIMIT_CPU is only the backstop for an FFmpeg that outlives us (our timer kills
-# it first): every core busy for the whole timeout, plus a margin. ffprobe dies of
-# SIGXCPU; ffmpeg catches it and exits with 255. Either way an FfmpegError.
-CPU_LIMIT_MARGIN_S = 30
-
-# What FFmpeg and the libraries it loads print when an allocation fails.
-_OUT_OF_MEMORY_MARKERS = (
-    "Cannot allocate memory",
-    "malloc of size",
-    "failed to allocate",
-    "out of memory",
-    "std::bad_alloc",
-    "failed to map segment",
-    "get_buffer() failed",
-    "Resource temporarily unavailable",
-)
 # Signals of a process that crashed on its own (a decoder bug hit by the input);
 # SIGKILL is not among them: that is our timer, the OS or Lambda.
 CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT})
@@ -144,145 +102,6 @@ def ffmpeg_environment() -> dict[str, str]:
     return {**kept, "GCONV_PATH": NO_GCONV_MODULES}
 
 
-@dataclass(frozen=True)
-class ProcessLimits:
-    """Resource limits for one FFmpeg/ffprobe child, applied between fork and exec."""
-
-    memory_bytes: int | None
-    cpu_seconds: int
-    niceness: int = 0
-
-    def apply(self) -> None:
-        # Runs in the child before exec: only setrlimit and nice, system calls that
-        # take no lock, so it is safe even though the parent has other threads.
-        if self.niceness:
-            os.nice(self.niceness)
-        if self.memory_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds + 5))
-
-    def describe(self, peak_memory_bytes: int) -> str:
-        """`` (memory limit N MiB, peak seen M MiB)`` for an error message, so an
-        operator can tell a limit set too low from a real FFmpeg failure."""
-        if self.memory_bytes is None:
-            return ""
-        return (
-            f" (memory limit {self.memory_bytes // 2**20} MiB, {MEMORY_LIMIT_SETTING}; "
-            f"peak seen {peak_memory_bytes // 2**20} MiB)"
-        )
-
-    def raise_if_exceeded(self, returncode: int, stderr: str, peak_memory_bytes: int, *, tool: str) -> None:
-        """MemoryLimitExceeded or FfmpegError when a failed process hit one of our limits.
-
-        Hitting the memory limit shows in two ways, and neither alone is enough:
-        FFmpeg reports a failed allocation in its own words only sometimes ("get_buffer()
-        failed", "Resource temporarily unavailable" from a thread that got no stack, or
-        just "Error while opening encoder"), and the sampled peak address space can
-        miss one huge failed request that stopped well short of the limit. So: an
-        allocation message, or a peak within MEMORY_LIMIT_HIT_RATIO of the limit."""
-        near_limit = self.memory_bytes is not None and peak_memory_bytes >= MEMORY_LIMIT_HIT_RATIO * self.memory_bytes
-        said_so = self.memory_bytes is not None and any(marker in stderr for marker in _OUT_OF_MEMORY_MARKERS)
-        if near_limit or said_so:
-            raise MemoryLimitExceeded(
-                f"{tool} needed more than the {(self.memory_bytes or 0) // 2**20} MiB of memory it may use "
-                f"({MEMORY_LIMIT_SETTING}) to read this file: {stderr}"
-            )
-        if -returncode == signal.SIGXCPU:
-            raise FfmpegError(f"{tool} used up its CPU time limit of {self.cpu_seconds} s")
-
-
-def memory_limit_mb() -> int | None:
-    """FFMPEG_MEMORY_LIMIT_MB, or the default: base plus a share per core, and in
-    Lambda never more than the function's memory (address space bounds resident
-    memory, so FFmpeg alone cannot get the function killed for running out of
-    it). None when set to 0 (no limit). Raises FfmpegError for a value that is
-    not a whole number."""
-    raw = os.environ.get(MEMORY_LIMIT_SETTING, "").strip()
-    if not raw:
-        default = MEMORY_LIMIT_BASE_MB + MEMORY_LIMIT_PER_CPU_MB * _cpu_count()
-        function_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
-        return min(default, int(function_mb)) if function_mb.isdigit() else default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise FfmpegError(f"setting {MEMORY_LIMIT_SETTING}={raw!r} is not a whole number of MiB") from exc
-    return value if value > 0 else None
-
-
-def niceness() -> int:
-    """FFMPEG_NICENESS, or NICENESS_DEFAULT: how much lower FFmpeg's CPU priority
-    is than its function's (0 to 19; only raising it needs no privilege).
-    Raises FfmpegError for a value that is not a whole number in that range."""
-    raw = os.environ.get(NICENESS_SETTING, "").strip()
-    if not raw:
-        return NICENESS_DEFAULT
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise FfmpegError(f"setting {NICENESS_SETTING}={raw!r} is not a whole number") from exc
-    if not 0 <= value <= 19:
-        raise FfmpegError(f"setting {NICENESS_SETTING}={value} is outside 0..19")
-    return value
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def process_limits(timeout_s: float) -> ProcessLimits:
-    limit_mb = memory_limit_mb()
-    memory_bytes = None
-    if limit_mb is not None:
-        # Never above the hard limit we run under: setrlimit in the child would fail.
-        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        memory_bytes = limit_mb * 2**20 if hard == resource.RLIM_INFINITY else min(limit_mb * 2**20, hard)
-    cpu_seconds = math.ceil(timeout_s * _cpu_count()) + CPU_LIMIT_MARGIN_S
-    cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    if cpu_hard != resource.RLIM_INFINITY:
-        cpu_seconds = min(cpu_seconds, cpu_hard - 5)
-    return ProcessLimits(memory_bytes=memory_bytes, cpu_seconds=cpu_seconds, niceness=niceness())
-
-
-class PeakMemorySampler:
-    """Reads a child's VmPeak (its address-space high-water mark, which the kernel
-    keeps) every PEAK_SAMPLE_INTERVAL_S while it runs. Being a high-water mark, a
-    late sample still sees an early peak; only growth in the last few
-    milliseconds before exit can be missed. Zero where /proc is missing."""
-
-    def __init__(self, pid: int) -> None:
-        self._status = Path(f"/proc/{pid}/status")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name=f"vmpeak:{pid}", daemon=True)
-        self.peak_bytes = 0
-
-    def _sample(self) -> None:
-        started = time.monotonic()
-        while True:
-            try:
-                for line in self._status.read_text().splitlines():
-                    if line.startswith("VmPeak:"):
-                        self.peak_bytes = max(self.peak_bytes, int(line.split()[1]) * 1024)
-                        break
-            except (OSError, ValueError, IndexError):
-                pass  # not started yet, or gone: the last good sample stands
-            # Fast while FFmpeg starts (demuxer, decoder, encoders and their threads all
-            # allocate in its first moments, and a process that fails there exits at once).
-            starting = time.monotonic() - started < PEAK_SAMPLE_START_S
-            if self._stop.wait(PEAK_SAMPLE_START_INTERVAL_S if starting else PEAK_SAMPLE_INTERVAL_S):
-                return
-
-    def __enter__(self) -> PeakMemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 ProgressCallback = Callable[[float], None]
 
 
@@ -291,9 +110,12 @@ def run_ffmpeg(
     *,
     timeout_s: float,
     on_progress: ProgressCallback | None = None,
+    niceness_change: int = 0,
 ) -> None:
     """Run ``ffmpeg`` with ``args`` (everything after the binary's name), whose
-    every input must come from :func:`input_args`.
+    every input must come from :func:`input_args`. ``niceness_change`` moves its
+    niceness from the configured one (negative: ahead of other FFmpeg runs of
+    the function), held within 0..19: never ahead of the function itself.
 
     Global options are added in front, and the process runs under the time and
     memory limits. When ``on_progress`` is given, FFmpeg's ``-progress`` output
@@ -306,6 +128,8 @@ def run_ffmpeg(
     (stderr tail included)."""
     inputs = check_inputs(args)
     limits = process_limits(timeout_s)
+    if niceness_change:
+        limits = replace(limits, niceness=min(19, max(0, limits.niceness + niceness_change)))
     command = [
         find_tool("ffmpeg"),
         "-hide_banner",
