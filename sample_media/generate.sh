@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the sample clips in this folder from FFmpeg's built-in test sources.
 #
-# Usage: sample_media/generate.sh            (FFMPEG / FFPROBE override the binaries)
+# Usage: sample_media/generate.sh            (FFMPEG / FFPROBE override the pinned binaries)
 #
 # Every clip is synthetic (lavfi testsrc2, smptehdbars, mandelbrot, aevalsrc), so the
 # script needs no input files and gives the same bytes on the same FFmpeg build:
@@ -10,9 +10,10 @@
 # Clips are small on purpose (low bitrates): they are committed to the repository.
 set -euo pipefail
 
-FFMPEG="${FFMPEG:-ffmpeg}"
-FFPROBE="${FFPROBE:-ffprobe}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# The pinned FFmpeg that `make dev` puts in the project's .venv/bin, as everywhere else.
+FFMPEG="${FFMPEG:-$HERE/../.venv/bin/ffmpeg}"
+FFPROBE="${FFPROBE:-$HERE/../.venv/bin/ffprobe}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 

@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from tests.e2e.test_asset_basics_stack import upload, wait_for
+from vidpipe.adapters.ffmpeg.process import ffmpeg_environment, find_tool
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.ffmpeg]
 
 EMBEDDED_SRT = "1\n00:00:00,500 --> 00:00:01,500\nBonjour\n\n2\n00:00:02,000 --> 00:00:02,800\nAu revoir\n"
 ADDED_SRT = b"1\n00:00:00,200 --> 00:00:01,800\nHello from a sidecar\n"
@@ -28,10 +29,10 @@ def clip_with_french_subtitles(folder: Path) -> Path:
     (folder / "subs.srt").write_text(EMBEDDED_SRT, encoding="utf-8")
     clip = folder / "subtitled.mp4"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3",
+        [find_tool("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3",
          "-i", str(folder / "subs.srt"), "-map", "0", "-map", "1", "-c:v", "libx264", "-preset", "ultrafast",
          "-c:s", "mov_text", "-metadata:s:s:0", "language=fra", str(clip)],
-        check=True,
+        check=True, env=ffmpeg_environment(),
     )  # fmt: skip
     return clip
 

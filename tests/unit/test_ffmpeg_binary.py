@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -119,3 +120,23 @@ def test_GIVEN_only_path_has_it_WHEN_looked_for_THEN_found_on_path(
     places["interpreter"].unlink()
 
     assert find_tool("ffmpeg") == str(places["path"])
+
+
+# A command list that starts FFmpeg by its bare name, or a check for one on PATH:
+# either runs (or waits for) whatever FFmpeg the machine has, not the pinned one.
+_BARE_FFMPEG = re.compile(r"""\[\s*["']ff(mpeg|probe)["']\s*,\s*["']-|which\(\s*["']ff(mpeg|probe)["']""")
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_OWN_FOLDERS = ("tests", "scripts", "vidpipe", "vidpipe_cli", "transcode", "thumbnails", "upload_api",
+                "job_lifecycle", "source_import")  # fmt: skip
+
+
+def test_GIVEN_the_project_WHEN_its_python_starts_ffmpeg_THEN_always_the_pinned_build_through_find_tool() -> None:
+    offenders = [
+        f"{path.relative_to(_PROJECT_ROOT)}:{number}"
+        for folder in _OWN_FOLDERS
+        for path in sorted((_PROJECT_ROOT / folder).rglob("*.py"))
+        if path != Path(__file__).resolve()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if _BARE_FFMPEG.search(line)
+    ]
+    assert offenders == []
