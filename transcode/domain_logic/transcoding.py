@@ -67,6 +67,7 @@ PROBE_TIMEOUT_S = 60.0
 # How much shorter than the source the renditions may come out before we call the
 # file truncated: audio and video often end a few frames apart.
 MISSING_TAIL_TOLERANCE_S = 1.0
+MISSING_TAIL_TOLERANCE_RATIO = 0.05
 # Early playback's first pass (the lowest rung) runs this much less nice than
 # the configured FFmpeg niceness, so the second pass (the other rungs, started
 # at the same moment) uses only the cores the first leaves idle. On the 60 s
@@ -75,7 +76,6 @@ MISSING_TAIL_TOLERANCE_S = 1.0
 # the other (one plain command: 60.8 s); at equal niceness the lowest rung
 # took 18.5 s. docs/PERFORMANCE.md.
 LOWEST_PASS_AHEAD_BY = 10
-MISSING_TAIL_TOLERANCE_RATIO = 0.05
 
 
 @dataclass(frozen=True)
