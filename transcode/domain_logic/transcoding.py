@@ -273,10 +273,12 @@ def _encode_lowest_rung_first(
     failed = threading.Event()
 
     def run_pass(rungs: list[Rendition], index: int, niceness_change: int = 0) -> None:
+        report = progress.of_pass(index)
+
         def report_unless_failed(encoded_s: float) -> None:
             if failed.is_set():
                 raise _PassAbandoned
-            progress.of_pass(index)(encoded_s)
+            report(encoded_s)
 
         try:
             run_ffmpeg(build_hls_args(input_path, source, rungs, output_dir, segment_s), timeout_s=timeout_s,
