@@ -16,6 +16,7 @@ import pytest
 from vidpipe.adapters.ffmpeg.inputs import input_args
 from vidpipe.adapters.ffmpeg.probe import probe_media
 from vidpipe.adapters.ffmpeg.process import find_tool, run_ffmpeg
+from vidpipe_cli.packaging import FUNCTION_SLICES, PROJECT_ROOT
 
 PROBE_OF_A_TS_FILE = {
     "format": {"format_name": "mpegts", "duration": "2.0"},
@@ -125,16 +126,14 @@ def test_GIVEN_only_path_has_it_WHEN_looked_for_THEN_found_on_path(
 # A command list that starts FFmpeg by its bare name, or a check for one on PATH:
 # either runs (or waits for) whatever FFmpeg the machine has, not the pinned one.
 _BARE_FFMPEG = re.compile(r"""\[\s*["']ff(mpeg|probe)["']\s*,\s*["']-|which\(\s*["']ff(mpeg|probe)["']""")
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_OWN_FOLDERS = ("tests", "scripts", "vidpipe", "vidpipe_cli", "transcode", "thumbnails", "upload_api",
-                "job_lifecycle", "source_import")  # fmt: skip
+_OWN_FOLDERS = ("vidpipe", "vidpipe_cli", *FUNCTION_SLICES, "tests", "scripts")
 
 
 def test_GIVEN_the_project_WHEN_its_python_starts_ffmpeg_THEN_always_the_pinned_build_through_find_tool() -> None:
     offenders = [
-        f"{path.relative_to(_PROJECT_ROOT)}:{number}"
+        f"{path.relative_to(PROJECT_ROOT)}:{number}"
         for folder in _OWN_FOLDERS
-        for path in sorted((_PROJECT_ROOT / folder).rglob("*.py"))
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
         if path != Path(__file__).resolve()
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
         if _BARE_FFMPEG.search(line)
